@@ -1,0 +1,53 @@
+//! `chorus`: one binary for every role of a Chorus network.
+//!
+//! Parses flags with clap, turns them into validated inputs in one step, runs the command, and
+//! prints errors as one line with their cause chain (exit code 1, or 2 for bad input).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod output;
+
+/// Chorus: a peer-to-peer, self-improving inference network (Allora's mechanism, no chain).
+#[derive(Debug, Parser)]
+#[command(name = "chorus", version, about, long_about = None)]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or show ed25519 keys (one key is a node's whole identity).
+    #[command(subcommand)]
+    Key(cmd::key::KeyCommand),
+    /// Create a network's genesis.
+    #[command(subcommand)]
+    Genesis(cmd::genesis::GenesisCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = output::Output { json: cli.json };
+    let result = match cli.command {
+        Command::Key(c) => cmd::key::run(c, &out),
+        Command::Genesis(c) => cmd::genesis::run(c, &out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = if err.downcast_ref::<output::BadInput>().is_some() {
+                2
+            } else {
+                1
+            };
+            out.error(&err);
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Topics: the definition of a prediction problem and its wall-clock schedule.
+//!
+//! Epochs are wall-clock: epoch `e` of a topic starts at `start_ms + e · epoch_length_ms`.
+//! Workers submit in `[start(e), start(e) + submission_window_ms)`; reputers submit losses in
+//! `[start(e) + lag, start(e) + lag + epoch_length)` (Allora closes the reputer nonce at
+//! `nonce + lag + EpochLength`). Validation widens both by the network's clock-skew allowance.
+
+use bincode::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+use crate::params::ModuleParams;
+
+/// Longest topic name or metadata string (Allora's MaxStringLength).
+pub const MAX_STRING_LEN: usize = 255;
+
+/// The loss function reputers apply to each value against the ground truth.
+#[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LossMethod {
+    /// Squared error (Allora's `sqe`; the mean over one sample is the MSE).
+    Mse,
+    /// Absolute error.
+    Mae,
+    /// Huber loss with threshold `delta`.
+    Huber {
+        /// Quadratic below, linear above this absolute error.
+        delta: f64,
+    },
+    /// Z-score tanh absolute error with a reference mean and standard deviation.
+    Ztae {
+        /// Reference mean of the target.
+        mean: f64,
+        /// Reference standard deviation of the target.
+        std: f64,
+    },
+    /// Z-score power-tanh absolute error (Allora research forum: α = 0.25, β = 2).
+    Zptae {
+        /// Reference mean of the target.
+        mean: f64,
+        /// Reference standard deviation of the target.
+        std: f64,
+        /// Power-tanh α.
+        alpha: f64,
+        /// Power-tanh β.
+        beta: f64,
+    },
+}
+
+impl LossMethod {
+    /// Check the options (finite, positive scales).
+    pub fn validate(&self) -> Result<(), TopicError> {
+        let ok = match self {
+            LossMethod::Mse | LossMethod::Mae => true,
+            LossMethod::Huber { delta } => delta.is_finite() && *delta > 0.0,
+            LossMethod::Ztae { mean, std } => mean.is_finite() && std.is_finite() && *std > 0.0,
+            LossMethod::Zptae {
+                mean,
+                std,
+                alpha,
+                beta,
+            } => {
+                mean.is_finite()
+                    && std.is_finite()
+                    && *std > 0.0
+                    && alpha.is_finite()
+                    && beta.is_finite()
+                    && *beta > 0.0
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(TopicError::Invalid {
+                field: "loss",
+                reason: format!("bad options {self:?}"),
+            })
+        }
+    }
+}
+
+/// A topic definition, with Allora's fields (times in milliseconds instead of blocks).
+#[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSpec {
+    /// Short name.
+    pub name: String,
+    /// Free-form description (Allora's `metadata`).
+    #[serde(default)]
+    pub metadata: String,
+    /// Loss function reputers use.
+    pub loss: LossMethod,
+    /// Unix time (ms) at which epoch 0 starts.
+    pub start_ms: u64,
+    /// Epoch length (ms).
+    pub epoch_length_ms: u64,
+    /// Worker submission window after each epoch start (ms), `0 < w ≤ epoch_length`.
+    pub submission_window_ms: u64,
+    /// Time until the ground truth of an epoch is known (ms), `≥ epoch_length`.
+    pub ground_truth_lag_ms: u64,
+    /// p of the weight function φ′_p, in [2.5, 4.5].
+    pub p_norm: f64,
+    /// Regret EMA α, in (0, 1].
+    pub alpha_regret: f64,
+    /// ε of regret normalisation and reward mapping, > 0.
+    pub epsilon: f64,
+    /// EMA α of actor scores, in [0, 1].
+    pub merit_sortition_alpha: f64,
+    /// Quantile of instant inferer scores that passive EMAs move toward.
+    pub active_inferer_quantile: f64,
+    /// Same for forecasters.
+    pub active_forecaster_quantile: f64,
+    /// Same for reputers.
+    pub active_reputer_quantile: f64,
+    /// Stored for compatibility; `false` means reputers report log10 losses.
+    #[serde(default)]
+    pub allow_negative: bool,
+}
+
+/// Why a topic definition was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// A field is out of range.
+    #[error("topic field `{field}`: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> TopicError {
+    TopicError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn in_range(field: &'static str, v: f64, lo: f64, hi: f64) -> Result<(), TopicError> {
+    if v.is_finite() && v >= lo && v <= hi {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{v} is not in [{lo}, {hi}]")))
+    }
+}
+
+impl TopicSpec {
+    /// Check every field against Allora's rules (`CreateNewTopicRequest.Validate`).
+    pub fn validate(&self, params: &ModuleParams) -> Result<(), TopicError> {
+        if self.name.is_empty() || self.name.len() > MAX_STRING_LEN {
+            return Err(invalid("name", "must be 1..=255 bytes"));
+        }
+        if self.metadata.len() > MAX_STRING_LEN {
+            return Err(invalid("metadata", "must be at most 255 bytes"));
+        }
+        self.loss.validate()?;
+        if self.epoch_length_ms < params.min_epoch_length_ms.max(1) {
+            return Err(invalid(
+                "epoch_length_ms",
+                format!("must be ≥ {}", params.min_epoch_length_ms.max(1)),
+            ));
+        }
+        if self.submission_window_ms == 0 || self.submission_window_ms > self.epoch_length_ms {
+            return Err(invalid(
+                "submission_window_ms",
+                "must be in (0, epoch_length_ms]",
+            ));
+        }
+        let max_lag = self
+            .epoch_length_ms
+            .saturating_mul(params.max_unfulfilled_reputer_requests);
+        if self.ground_truth_lag_ms < self.epoch_length_ms || self.ground_truth_lag_ms > max_lag {
+            return Err(invalid(
+                "ground_truth_lag_ms",
+                "must be in [epoch_length_ms, max_unfulfilled_reputer_requests · epoch_length_ms]",
+            ));
+        }
+        in_range("p_norm", self.p_norm, 2.5, 4.5)?;
+        if !(self.alpha_regret.is_finite() && self.alpha_regret > 0.0 && self.alpha_regret <= 1.0) {
+            return Err(invalid("alpha_regret", "must be in (0, 1]"));
+        }
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return Err(invalid("epsilon", "must be > 0"));
+        }
+        in_range(
+            "merit_sortition_alpha",
+            self.merit_sortition_alpha,
+            0.0,
+            1.0,
+        )?;
+        in_range(
+            "active_inferer_quantile",
+            self.active_inferer_quantile,
+            0.0,
+            1.0,
+        )?;
+        in_range(
+            "active_forecaster_quantile",
+            self.active_forecaster_quantile,
+            0.0,
+            1.0,
+        )?;
+        in_range(
+            "active_reputer_quantile",
+            self.active_reputer_quantile,
+            0.0,
+            1.0,
+        )?;
+        Ok(())
+    }
+
+    /// Start (ms) of epoch `e`, saturating.
+    pub fn epoch_start(&self, epoch: u64) -> u64 {
+        self.start_ms
+            .saturating_add(epoch.saturating_mul(self.epoch_length_ms))
+    }
+
+    /// The epoch that contains time `now_ms` (`None` before epoch 0).
+    pub fn epoch_at(&self, now_ms: u64) -> Option<u64> {
+        if now_ms < self.start_ms || self.epoch_length_ms == 0 {
+            return None;
+        }
+        Some((now_ms - self.start_ms) / self.epoch_length_ms)
+    }
+
+    /// `[open, close)` of the worker submission window of epoch `e` (no skew).
+    pub fn worker_window(&self, epoch: u64) -> (u64, u64) {
+        let open = self.epoch_start(epoch);
+        (open, open.saturating_add(self.submission_window_ms))
+    }
+
+    /// `[open, close)` of the reputer window of epoch `e` (no skew).
+    pub fn reputer_window(&self, epoch: u64) -> (u64, u64) {
+        let open = self
+            .epoch_start(epoch)
+            .saturating_add(self.ground_truth_lag_ms);
+        (open, open.saturating_add(self.epoch_length_ms))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A valid spec for tests.
+    pub(crate) fn spec() -> TopicSpec {
+        TopicSpec {
+            name: "ETH 10min".into(),
+            metadata: String::new(),
+            loss: LossMethod::Mse,
+            start_ms: 1_000_000,
+            epoch_length_ms: 60_000,
+            submission_window_ms: 30_000,
+            ground_truth_lag_ms: 60_000,
+            p_norm: 3.0,
+            alpha_regret: 0.1,
+            epsilon: 0.01,
+            merit_sortition_alpha: 0.1,
+            active_inferer_quantile: 0.25,
+            active_forecaster_quantile: 0.25,
+            active_reputer_quantile: 0.25,
+            allow_negative: false,
+        }
+    }
+
+    #[test]
+    fn schedule() {
+        let s = spec();
+        assert_eq!(s.epoch_start(2), 1_120_000);
+        assert_eq!(s.epoch_at(1_119_999), Some(1));
+        assert_eq!(s.epoch_at(999_999), None);
+        assert_eq!(s.worker_window(1), (1_060_000, 1_090_000));
+        assert_eq!(s.reputer_window(1), (1_120_000, 1_180_000));
+    }
+
+    #[test]
+    fn validation_rules() {
+        let p = ModuleParams::default();
+        assert!(spec().validate(&p).is_ok());
+        let mut s = spec();
+        s.p_norm = 5.0;
+        assert!(s.validate(&p).is_err());
+        let mut s = spec();
+        s.ground_truth_lag_ms = 1;
+        assert!(s.validate(&p).is_err());
+        let mut s = spec();
+        s.submission_window_ms = 0;
+        assert!(s.validate(&p).is_err());
+        let mut s = spec();
+        s.alpha_regret = f64::NAN;
+        assert!(s.validate(&p).is_err());
+        let mut s = spec();
+        s.loss = LossMethod::Huber { delta: -1.0 };
+        assert!(s.validate(&p).is_err());
+    }
+}

@@ -1,0 +1,689 @@
+//! Gossip validation as a pure function.
+//!
+//! `(envelope bytes, channel, now, read-only view) → Accept | Ignore(reason) | Reject(reason)`.
+//! Checks run cheapest first: size → decode → network and channel match → epoch window or
+//! nonce range → registration and stake → uniqueness → signature → semantics.
+//!
+//! IGNORE means "maybe valid, but not now or not new" (stale, early, duplicate, unknown yet):
+//! the message is dropped without penalising the peer that relayed it. REJECT means provably
+//! invalid: the relaying peer is penalised by gossip scoring. This follows Ethereum's gossip
+//! rules. Nothing is relayed before `Accept`.
+//!
+//! A second, different, validly signed message for a slot that already holds one is
+//! `Ignore(Equivocation)`; the caller keeps both as evidence (see [`Verdict::Ignore`]).
+
+use std::fmt;
+
+use crate::codec::{self, DecodeError};
+use crate::envelope::{Envelope, MAX_ENVELOPE_SIZE};
+use crate::ids::{Amount, Hash32, MessageId, NetworkId, TopicId};
+use crate::keys::PublicKey;
+use crate::messages::{
+    EvidenceKind, MAX_BUNDLE_VALUES, MAX_BUNDLE_WORKERS, MAX_FORECAST_ELEMENTS, Payload, Role,
+    ValueBundle, WorkerValue,
+};
+use crate::params::ModuleParams;
+use crate::topic::TopicSpec;
+
+/// What a gossip channel carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChannelKind {
+    /// Worker bundles of one topic.
+    Workers(TopicId),
+    /// Reputer loss bundles of one topic.
+    Reputers(TopicId),
+    /// Ledger messages (transfers, stakes, registrations, topics, governance, evidence).
+    Ledger,
+    /// Checkpoint consensus messages (validated by the consensus layer, not here).
+    Consensus,
+}
+
+/// A gossip channel: a kind within a network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Channel {
+    /// The network.
+    pub network: NetworkId,
+    /// What it carries.
+    pub kind: ChannelKind,
+}
+
+impl Channel {
+    /// The gossipsub topic name: `chorus/<network id hex>/<kind>`.
+    pub fn name(&self) -> String {
+        let kind = match self.kind {
+            ChannelKind::Workers(t) => format!("topic/{}/workers", t.0),
+            ChannelKind::Reputers(t) => format!("topic/{}/reputers", t.0),
+            ChannelKind::Ledger => "ledger".to_string(),
+            ChannelKind::Consensus => "consensus".to_string(),
+        };
+        format!("chorus/{}/{kind}", self.network.to_hex())
+    }
+
+    /// Parse a name made by [`Channel::name`].
+    pub fn parse(name: &str) -> Option<Channel> {
+        let rest = name.strip_prefix("chorus/")?;
+        let (net, kind) = rest.split_once('/')?;
+        let network: NetworkId = net.parse().ok()?;
+        let kind = match kind {
+            "ledger" => ChannelKind::Ledger,
+            "consensus" => ChannelKind::Consensus,
+            other => {
+                let rest = other.strip_prefix("topic/")?;
+                let (id, what) = rest.split_once('/')?;
+                let id = TopicId(id.parse().ok()?);
+                match what {
+                    "workers" => ChannelKind::Workers(id),
+                    "reputers" => ChannelKind::Reputers(id),
+                    _ => return None,
+                }
+            }
+        };
+        Some(Channel { network, kind })
+    }
+}
+
+/// The uniqueness key of a message: at most one message per slot counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Slot {
+    /// One worker bundle per (topic, epoch, author).
+    Worker {
+        /// Topic.
+        topic: TopicId,
+        /// Epoch.
+        epoch: u64,
+        /// Author.
+        author: PublicKey,
+    },
+    /// One reputer bundle per (topic, epoch, author).
+    Reputer {
+        /// Topic.
+        topic: TopicId,
+        /// Epoch.
+        epoch: u64,
+        /// Author.
+        author: PublicKey,
+    },
+    /// One ledger message per (author, nonce).
+    Ledger {
+        /// Author.
+        author: PublicKey,
+        /// Nonce.
+        nonce: u64,
+    },
+    /// Evidence is unique by content.
+    Evidence(Hash32),
+}
+
+impl Slot {
+    /// The slot of a payload signed by `author`.
+    pub fn of(author: PublicKey, payload: &Payload) -> Slot {
+        match payload {
+            Payload::WorkerBundle(b) => Slot::Worker {
+                topic: b.topic,
+                epoch: b.epoch,
+                author,
+            },
+            Payload::ReputerBundle(b) => Slot::Reputer {
+                topic: b.topic,
+                epoch: b.epoch,
+                author,
+            },
+            Payload::Evidence(e) => {
+                let (a, b) = if e.first <= e.second {
+                    (&e.first, &e.second)
+                } else {
+                    (&e.second, &e.first)
+                };
+                Slot::Evidence(Hash32::of_parts("chorus/evidence/v1", &[a, b]))
+            }
+            other => Slot::Ledger {
+                author,
+                nonce: other.nonce().unwrap_or(0),
+            },
+        }
+    }
+}
+
+/// Read-only state validation needs. The node implements it over its finalized state plus
+/// what it has seen; tests implement it over fixed data.
+pub trait ValidationView {
+    /// This node's network.
+    fn network(&self) -> NetworkId;
+    /// Current module parameters.
+    fn params(&self) -> &ModuleParams;
+    /// A known topic.
+    fn topic(&self, id: TopicId) -> Option<&TopicSpec>;
+    /// Whether `key` is registered for `role` in `topic`.
+    fn is_registered(&self, topic: TopicId, role: Role, key: &PublicKey) -> bool;
+    /// The reputer's stake authority in `topic` (own + delegated).
+    fn reputer_stake(&self, topic: TopicId, key: &PublicKey) -> Amount;
+    /// The id of the message already held for `slot`, if any.
+    fn seen(&self, slot: &Slot) -> Option<MessageId>;
+    /// The author's last finalized ledger nonce (0 if none).
+    fn last_nonce(&self, author: &PublicKey) -> u64;
+}
+
+/// Why a message was ignored (not penalised).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IgnoreReason {
+    /// Already held, same bytes.
+    Duplicate,
+    /// A different validly signed message for a held slot: keep both as evidence.
+    Equivocation,
+    /// Topic unknown here (maybe not finalized yet).
+    UnknownTopic,
+    /// Before its window opens.
+    TooEarly,
+    /// After its window closed.
+    TooLate,
+    /// Author not registered (maybe not finalized yet).
+    NotRegistered,
+    /// Reputer stake below the minimum (maybe not finalized yet).
+    InsufficientStake,
+    /// A named worker is not registered (maybe not finalized yet).
+    UnknownWorker,
+    /// Nonce already used.
+    StaleNonce,
+    /// Nonce too far ahead of the last finalized one.
+    NonceTooFarAhead,
+}
+
+/// Why a message was rejected (provably invalid; the relayer is penalised).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RejectReason {
+    /// Larger than the cap of its kind.
+    TooLarge,
+    /// Bytes do not decode.
+    Malformed,
+    /// Bytes decode but are not canonical.
+    NonCanonical,
+    /// Arrived on another network's channel.
+    WrongNetwork,
+    /// The payload does not belong on this channel.
+    WrongChannel,
+    /// The signature does not verify.
+    BadSignature,
+    /// A value is NaN or infinite.
+    NonFinite,
+    /// A bundle with nothing in it.
+    EmptyBundle,
+    /// More elements than allowed.
+    TooManyElements,
+    /// A list is not strictly sorted by key (or repeats a key).
+    Unsorted,
+    /// A topic definition is invalid.
+    InvalidTopic,
+    /// A fee below the required minimum.
+    FeeTooLow,
+    /// A zero amount.
+    ZeroAmount,
+    /// A transfer to oneself.
+    SelfTransfer,
+    /// A governance proposal that is malformed.
+    InvalidProposal,
+    /// Evidence that proves nothing.
+    BadEvidence,
+    /// Nonce 0 is never valid.
+    ZeroNonce,
+}
+
+macro_rules! reason_names {
+    ($ty:ty { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// Stable snake_case name (metrics labels, test vectors).
+            pub fn as_str(&self) -> &'static str {
+                match self { $(Self::$variant => $name),* }
+            }
+            /// Parse a name made by `as_str`.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name { $($name => Some(Self::$variant),)* _ => None }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+reason_names!(IgnoreReason {
+    Duplicate => "duplicate",
+    Equivocation => "equivocation",
+    UnknownTopic => "unknown_topic",
+    TooEarly => "too_early",
+    TooLate => "too_late",
+    NotRegistered => "not_registered",
+    InsufficientStake => "insufficient_stake",
+    UnknownWorker => "unknown_worker",
+    StaleNonce => "stale_nonce",
+    NonceTooFarAhead => "nonce_too_far_ahead",
+});
+
+reason_names!(RejectReason {
+    TooLarge => "too_large",
+    Malformed => "malformed",
+    NonCanonical => "non_canonical",
+    WrongNetwork => "wrong_network",
+    WrongChannel => "wrong_channel",
+    BadSignature => "bad_signature",
+    NonFinite => "non_finite",
+    EmptyBundle => "empty_bundle",
+    TooManyElements => "too_many_elements",
+    Unsorted => "unsorted",
+    InvalidTopic => "invalid_topic",
+    FeeTooLow => "fee_too_low",
+    ZeroAmount => "zero_amount",
+    SelfTransfer => "self_transfer",
+    InvalidProposal => "invalid_proposal",
+    BadEvidence => "bad_evidence",
+    ZeroNonce => "zero_nonce",
+});
+
+/// A message that passed every check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Accepted {
+    /// Its id.
+    pub id: MessageId,
+    /// Its slot.
+    pub slot: Slot,
+    /// The envelope.
+    pub envelope: Envelope,
+    /// The decoded payload.
+    pub payload: Payload,
+}
+
+/// The outcome of validation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Valid: store, merge, relay.
+    Accept(Box<Accepted>),
+    /// Drop without penalty. For `Equivocation` the validly signed envelope is attached.
+    Ignore(IgnoreReason, Option<Box<Envelope>>),
+    /// Drop and penalise the relaying peer.
+    Reject(RejectReason),
+}
+
+impl Verdict {
+    /// `"accept"`, `"ignore"` or `"reject"`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Verdict::Accept(_) => "accept",
+            Verdict::Ignore(..) => "ignore",
+            Verdict::Reject(_) => "reject",
+        }
+    }
+
+    /// The reason name (`""` for accept).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Verdict::Accept(_) => "",
+            Verdict::Ignore(r, _) => r.as_str(),
+            Verdict::Reject(r) => r.as_str(),
+        }
+    }
+}
+
+fn decode_reject(e: &DecodeError) -> RejectReason {
+    match e {
+        DecodeError::TooLarge { .. } => RejectReason::TooLarge,
+        DecodeError::NonCanonical { .. } => RejectReason::NonCanonical,
+        _ => RejectReason::Malformed,
+    }
+}
+
+/// Validate one gossip message. Pure: no clock (`now_ms` is given), no IO.
+pub fn validate(
+    bytes: &[u8],
+    channel: &Channel,
+    now_ms: u64,
+    view: &impl ValidationView,
+) -> Verdict {
+    use Verdict::{Ignore, Reject};
+
+    // 1. size, 2. decode
+    if bytes.len() > MAX_ENVELOPE_SIZE {
+        return Reject(RejectReason::TooLarge);
+    }
+    let envelope = match Envelope::from_bytes(bytes) {
+        Ok(e) => e,
+        Err(e) => return Reject(decode_reject(&e)),
+    };
+    let payload: Payload = match codec::decode(&envelope.payload) {
+        Ok(p) => p,
+        Err(e) => return Reject(decode_reject(&e)),
+    };
+    if envelope.payload.len() > payload.max_size() {
+        return Reject(RejectReason::TooLarge);
+    }
+    // 3. network and channel
+    if channel.network != view.network() {
+        return Reject(RejectReason::WrongNetwork);
+    }
+    let channel_ok = match (&payload, channel.kind) {
+        (Payload::WorkerBundle(b), ChannelKind::Workers(t)) => b.topic == t,
+        (Payload::ReputerBundle(b), ChannelKind::Reputers(t)) => b.topic == t,
+        (Payload::WorkerBundle(_) | Payload::ReputerBundle(_), _) => false,
+        (_, kind) => kind == ChannelKind::Ledger,
+    };
+    if !channel_ok {
+        return Reject(RejectReason::WrongChannel);
+    }
+    let params = view.params();
+    let author = envelope.signer;
+    // 4. window or nonce range, 5. registration and stake
+    if let Some(reason) = check_timing_and_standing(&payload, &author, now_ms, view, params) {
+        return reason;
+    }
+    // 6. uniqueness
+    let slot = Slot::of(author, &payload);
+    let id = Hash32::of(bytes);
+    if let Some(held) = view.seen(&slot) {
+        if held == id {
+            return Ignore(IgnoreReason::Duplicate, None);
+        }
+        return match envelope.verify(&view.network()) {
+            Ok(()) => Ignore(IgnoreReason::Equivocation, Some(Box::new(envelope))),
+            Err(_) => Reject(RejectReason::BadSignature),
+        };
+    }
+    // 7. signature
+    if envelope.verify(&view.network()).is_err() {
+        return Reject(RejectReason::BadSignature);
+    }
+    // 8. semantics
+    if let Some(v) = check_semantics(&payload, &author, view, params) {
+        return v;
+    }
+    Verdict::Accept(Box::new(Accepted {
+        id,
+        slot,
+        envelope,
+        payload,
+    }))
+}
+
+fn check_timing_and_standing(
+    payload: &Payload,
+    author: &PublicKey,
+    now_ms: u64,
+    view: &impl ValidationView,
+    params: &ModuleParams,
+) -> Option<Verdict> {
+    use Verdict::{Ignore, Reject};
+    let skew = params.max_clock_skew_ms;
+    let in_window = |(open, close): (u64, u64)| -> Option<Verdict> {
+        if now_ms.saturating_add(skew) < open {
+            Some(Ignore(IgnoreReason::TooEarly, None))
+        } else if now_ms >= close.saturating_add(skew) {
+            Some(Ignore(IgnoreReason::TooLate, None))
+        } else {
+            None
+        }
+    };
+    match payload {
+        Payload::WorkerBundle(b) => {
+            let Some(spec) = view.topic(b.topic) else {
+                return Some(Ignore(IgnoreReason::UnknownTopic, None));
+            };
+            if let Some(v) = in_window(spec.worker_window(b.epoch)) {
+                return Some(v);
+            }
+            if !view.is_registered(b.topic, Role::Worker, author) {
+                return Some(Ignore(IgnoreReason::NotRegistered, None));
+            }
+            None
+        }
+        Payload::ReputerBundle(b) => {
+            let Some(spec) = view.topic(b.topic) else {
+                return Some(Ignore(IgnoreReason::UnknownTopic, None));
+            };
+            if let Some(v) = in_window(spec.reputer_window(b.epoch)) {
+                return Some(v);
+            }
+            if !view.is_registered(b.topic, Role::Reputer, author) {
+                return Some(Ignore(IgnoreReason::NotRegistered, None));
+            }
+            if view.reputer_stake(b.topic, author) < params.required_minimum_stake {
+                return Some(Ignore(IgnoreReason::InsufficientStake, None));
+            }
+            None
+        }
+        Payload::Evidence(_) => None,
+        other => {
+            let nonce = other.nonce().unwrap_or(0);
+            if nonce == 0 {
+                return Some(Reject(RejectReason::ZeroNonce));
+            }
+            let last = view.last_nonce(author);
+            if nonce <= last {
+                return Some(Ignore(IgnoreReason::StaleNonce, None));
+            }
+            if nonce - last > params.max_nonce_gap {
+                return Some(Ignore(IgnoreReason::NonceTooFarAhead, None));
+            }
+            None
+        }
+    }
+}
+
+fn strictly_sorted(values: &[WorkerValue]) -> bool {
+    values.windows(2).all(|w| w[0].worker < w[1].worker)
+}
+
+fn check_value_bundle(
+    losses: &ValueBundle,
+    topic: TopicId,
+    view: &impl ValidationView,
+) -> Option<Verdict> {
+    use Verdict::{Ignore, Reject};
+    if losses.values().any(|v| !v.is_finite()) {
+        return Some(Reject(RejectReason::NonFinite));
+    }
+    let lists = [
+        &losses.inferer_values,
+        &losses.forecaster_values,
+        &losses.one_out_inferer_values,
+        &losses.one_out_forecaster_values,
+        &losses.one_in_forecaster_values,
+    ];
+    if lists.iter().any(|l| l.len() > MAX_BUNDLE_WORKERS)
+        || losses.one_out_inferer_forecaster_values.len() > MAX_BUNDLE_WORKERS
+        || losses.len() > MAX_BUNDLE_VALUES
+    {
+        return Some(Reject(RejectReason::TooManyElements));
+    }
+    let oo = &losses.one_out_inferer_forecaster_values;
+    if !lists.iter().all(|l| strictly_sorted(l))
+        || !oo.windows(2).all(|w| w[0].forecaster < w[1].forecaster)
+        || !oo.iter().all(|f| strictly_sorted(&f.values))
+    {
+        return Some(Reject(RejectReason::Unsorted));
+    }
+    let unknown = lists
+        .iter()
+        .flat_map(|l| l.iter().map(|v| &v.worker))
+        .chain(oo.iter().map(|f| &f.forecaster))
+        .chain(oo.iter().flat_map(|f| f.values.iter().map(|v| &v.worker)))
+        .any(|w| !view.is_registered(topic, Role::Worker, w));
+    if unknown {
+        return Some(Ignore(IgnoreReason::UnknownWorker, None));
+    }
+    None
+}
+
+fn check_semantics(
+    payload: &Payload,
+    author: &PublicKey,
+    view: &impl ValidationView,
+    params: &ModuleParams,
+) -> Option<Verdict> {
+    use Verdict::{Ignore, Reject};
+    let reject = |r| Some(Reject(r));
+    match payload {
+        Payload::WorkerBundle(b) => {
+            if b.inference.is_none() && b.forecasts.is_empty() {
+                return reject(RejectReason::EmptyBundle);
+            }
+            if b.inference.is_some_and(|v| !v.is_finite())
+                || b.forecasts.iter().any(|f| !f.value.is_finite())
+            {
+                return reject(RejectReason::NonFinite);
+            }
+            let cap = usize::try_from(params.max_elements_per_forecast)
+                .unwrap_or(usize::MAX)
+                .min(MAX_FORECAST_ELEMENTS);
+            if b.forecasts.len() > cap {
+                return reject(RejectReason::TooManyElements);
+            }
+            if !b.forecasts.windows(2).all(|w| w[0].inferer < w[1].inferer) {
+                return reject(RejectReason::Unsorted);
+            }
+            if b.forecasts
+                .iter()
+                .any(|f| !view.is_registered(b.topic, Role::Worker, &f.inferer))
+            {
+                return Some(Ignore(IgnoreReason::UnknownWorker, None));
+            }
+            None
+        }
+        Payload::ReputerBundle(b) => {
+            if !b.ground_truth.is_finite() {
+                return reject(RejectReason::NonFinite);
+            }
+            check_value_bundle(&b.losses, b.topic, view)
+        }
+        Payload::CreateTopic(m) => {
+            if m.spec.validate(params).is_err() {
+                return reject(RejectReason::InvalidTopic);
+            }
+            if m.fee < params.create_topic_fee {
+                return reject(RejectReason::FeeTooLow);
+            }
+            None
+        }
+        Payload::Register(m) | Payload::Unregister(m) => {
+            if view.topic(m.topic).is_none() {
+                return Some(Ignore(IgnoreReason::UnknownTopic, None));
+            }
+            None
+        }
+        Payload::Transfer(m) => {
+            if m.amount == Amount::ZERO {
+                return reject(RejectReason::ZeroAmount);
+            }
+            if m.to == *author {
+                return reject(RejectReason::SelfTransfer);
+            }
+            None
+        }
+        Payload::FundTopic(m) => {
+            if m.amount == Amount::ZERO {
+                return reject(RejectReason::ZeroAmount);
+            }
+            if view.topic(m.topic).is_none() {
+                return Some(Ignore(IgnoreReason::UnknownTopic, None));
+            }
+            None
+        }
+        Payload::Stake(m) | Payload::Unstake(m) => {
+            if m.amount == Amount::ZERO {
+                return reject(RejectReason::ZeroAmount);
+            }
+            if view.topic(m.topic).is_none() {
+                return Some(Ignore(IgnoreReason::UnknownTopic, None));
+            }
+            None
+        }
+        Payload::Bond(m) | Payload::Unbond(m) => {
+            if m.amount == Amount::ZERO {
+                return reject(RejectReason::ZeroAmount);
+            }
+            None
+        }
+        Payload::Propose(m) => {
+            let bad_text = m.title.is_empty() || m.title.len() > 255 || m.description.len() > 8192;
+            let bad_action = match &m.action {
+                crate::messages::GovernanceAction::Text => false,
+                crate::messages::GovernanceAction::SetParams { changes }
+                | crate::messages::GovernanceAction::UpdateTopic { changes, .. } => {
+                    changes.is_empty() || changes.len() > 64
+                }
+            };
+            if bad_text || bad_action {
+                return reject(RejectReason::InvalidProposal);
+            }
+            None
+        }
+        Payload::Vote(_) => None,
+        Payload::Evidence(e) => check_evidence(e, view),
+    }
+}
+
+fn check_evidence(e: &crate::messages::Evidence, view: &impl ValidationView) -> Option<Verdict> {
+    let bad = Some(Verdict::Reject(RejectReason::BadEvidence));
+    if e.first == e.second || e.first.is_empty() || e.second.is_empty() {
+        return bad;
+    }
+    if e.kind == EvidenceKind::ConsensusVote {
+        // Consensus votes are checked by the consensus layer that understands them.
+        return None;
+    }
+    let (Ok(a), Ok(b)) = (
+        Envelope::from_bytes(&e.first),
+        Envelope::from_bytes(&e.second),
+    ) else {
+        return bad;
+    };
+    if a.signer != b.signer
+        || a.verify(&view.network()).is_err()
+        || b.verify(&view.network()).is_err()
+    {
+        return bad;
+    }
+    let (Ok(pa), Ok(pb)) = (a.payload_unverified(), b.payload_unverified()) else {
+        return bad;
+    };
+    let kind_ok = match e.kind {
+        EvidenceKind::WorkerBundle => matches!(pa, Payload::WorkerBundle(_)),
+        EvidenceKind::ReputerBundle => matches!(pa, Payload::ReputerBundle(_)),
+        EvidenceKind::LedgerNonce => pa.nonce().is_some(),
+        EvidenceKind::ConsensusVote => false,
+    };
+    if !kind_ok || Slot::of(a.signer, &pa) != Slot::of(b.signer, &pb) {
+        return bad;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_round_trip() {
+        let net = Hash32([7; 32]);
+        for kind in [
+            ChannelKind::Workers(TopicId(3)),
+            ChannelKind::Reputers(TopicId(u64::MAX)),
+            ChannelKind::Ledger,
+            ChannelKind::Consensus,
+        ] {
+            let c = Channel { network: net, kind };
+            assert_eq!(Channel::parse(&c.name()), Some(c));
+        }
+        assert_eq!(Channel::parse("chorus/zz/ledger"), None);
+        assert_eq!(Channel::parse("other"), None);
+    }
+
+    #[test]
+    fn reason_names_round_trip() {
+        for r in [RejectReason::BadSignature, RejectReason::ZeroNonce] {
+            assert_eq!(RejectReason::from_name(r.as_str()), Some(r));
+        }
+        assert_eq!(
+            IgnoreReason::from_name("too_late"),
+            Some(IgnoreReason::TooLate)
+        );
+    }
+}
