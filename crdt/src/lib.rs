@@ -1,7 +1,12 @@
 //! # chorus-crdt
 //!
-//! Replicated state without a chain: per-window automerge documents of signed entries, the
-//! deterministic ledger derived from finalized windows, and stake-weighted checkpoints.
-//! Pure: no tokio, libp2p or redb; time comes in as an argument.
+//! Replicated state without a chain. What flows in: validated envelopes from gossip, sync
+//! messages from peers, finalized checkpoints, the time as an argument. What flows out: window
+//! roots and sync messages, the ledger's state and root, checkpoint decisions.
 //!
-//! (Under construction: see the project's issues.)
+//! - [`window`]: one automerge document per (topic, epoch, phase) and per ledger period, of
+//!   single-writer entries derived from signed envelopes; change validation; anti-entropy.
+//!
+//! Pure: no tokio, libp2p or redb; no clock or RNG.
+
+pub mod window;
