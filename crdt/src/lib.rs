@@ -6,7 +6,10 @@
 //!
 //! - [`window`]: one automerge document per (topic, epoch, phase) and per ledger period, of
 //!   single-writer entries derived from signed envelopes; change validation; anti-entropy.
+//! - [`ledger`]: the deterministic state machine over finalized windows (balances, stakes,
+//!   bonds, registrations, topics, governance, emission, slashing), with its root.
 //!
 //! Pure: no tokio, libp2p or redb; no clock or RNG.
 
+pub mod ledger;
 pub mod window;

@@ -1,0 +1,434 @@
+//! The ledger: a deterministic state machine over finalized windows.
+//!
+//! Each checkpoint height `h` covers the checkpoint period `[t_h, t_h + P)` with
+//! `t_h = genesis_time + h·P`. Applying height `h` ([`Ledger::apply`]) takes the finalized
+//! content of the windows that [`Ledger::windows_due`] named before the height started and
+//! applies, in this fixed order:
+//! 1. ledger messages, sorted by (author, nonce) — transfers, fees, stakes, bonds,
+//!    registrations, topics, governance; then evidence, sorted by id (slashing);
+//! 2. worker windows (inferences of an epoch, recorded for its settlement);
+//! 3. reputer windows (the epoch's settlement: losses, regrets, scores, rewards);
+//! 4. emission for the period (validators by bond, topics by weight) and fee-revenue drip;
+//! 5. releases of unbonded stake that are due; governance tallies that are due.
+//!
+//! Its root is blake3 over its canonical encoding. Invariants: total supply = genesis +
+//! minted − slashed (checked by [`Ledger::check_supply`]); balances never go negative (amounts
+//! are unsigned and every debit is checked).
+
+mod emission;
+mod governance;
+pub mod split;
+pub mod state;
+mod tx;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chorus_protocol::genesis::Genesis;
+use chorus_protocol::ids::{Amount, Hash32, TopicId};
+use chorus_protocol::keys::PublicKey;
+use chorus_protocol::messages::{Evidence, Payload, Role};
+use chorus_protocol::params::ModuleParams;
+use serde::{Deserialize, Serialize};
+
+pub use state::{
+    Account, Proposal, ProposalOutcome, Release, ReputerStake, Supply, TopicState, Validator,
+};
+
+use crate::window::{Phase, WindowKey};
+
+/// One finalized, signed entry as the ledger sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignedEntry {
+    /// Its author.
+    pub author: PublicKey,
+    /// Its message id.
+    pub id: Hash32,
+    /// Its payload.
+    pub payload: Payload,
+}
+
+/// The finalized content of one checkpoint height.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HeightInput {
+    /// Effective entries of the ledger window of this period.
+    pub ledger: Vec<SignedEntry>,
+    /// Effective entries of each finalized topic window.
+    pub windows: BTreeMap<WindowKey, Vec<SignedEntry>>,
+}
+
+/// Verifies consensus-vote evidence (implemented by the checkpoint module): returns the
+/// validator that signed both votes if the evidence proves a double vote.
+pub trait EvidenceVerifier {
+    /// The offender, if `evidence` is a valid proof.
+    fn offender(&self, evidence: &Evidence) -> Option<PublicKey>;
+}
+
+/// A verifier that accepts no consensus evidence (for tests without consensus).
+pub struct NoConsensusEvidence;
+
+impl EvidenceVerifier for NoConsensusEvidence {
+    fn offender(&self, _: &Evidence) -> Option<PublicKey> {
+        None
+    }
+}
+
+/// Something the ledger did, for logs, the REST API and reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LedgerEvent {
+    /// A ledger message took effect.
+    Applied {
+        /// Author.
+        author: PublicKey,
+        /// Message id.
+        id: Hash32,
+        /// Kind.
+        kind: String,
+    },
+    /// A ledger message was refused (its nonce is still consumed).
+    Refused {
+        /// Author.
+        author: PublicKey,
+        /// Message id.
+        id: Hash32,
+        /// Why.
+        reason: String,
+    },
+    /// A bond or stake was slashed.
+    Slashed {
+        /// Offender.
+        offender: PublicKey,
+        /// Amount burned.
+        amount: Amount,
+    },
+    /// Emission of a period.
+    Emission {
+        /// Minted.
+        minted: Amount,
+        /// Paid to validators.
+        validators: Amount,
+        /// Allocated to topics.
+        topics: Amount,
+    },
+    /// A reward was paid.
+    Reward {
+        /// Topic.
+        topic: TopicId,
+        /// Epoch.
+        epoch: u64,
+        /// Recipient.
+        to: PublicKey,
+        /// Amount.
+        amount: Amount,
+        /// Role it was paid for (`inferer`, `forecaster`, `reputer`, `delegator`).
+        role: String,
+    },
+    /// A governance proposal was tallied.
+    Tallied {
+        /// Proposal id.
+        proposal: Hash32,
+        /// Whether it passed.
+        passed: bool,
+    },
+}
+
+/// Why a height could not be applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// Heights must be applied in order.
+    #[error("expected height {expected}, got {got}")]
+    WrongHeight {
+        /// Next height.
+        expected: u64,
+        /// Offered height.
+        got: u64,
+    },
+    /// The input names windows that are not due at this height.
+    #[error("window {0:?} is not due at this height")]
+    UnexpectedWindow(WindowKey),
+    /// The genesis is inconsistent.
+    #[error("genesis: {0}")]
+    Genesis(String),
+}
+
+/// The whole replicated ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// The network (verifies evidence envelopes).
+    pub network: Hash32,
+    /// Genesis time (ms).
+    pub genesis_time_ms: u64,
+    /// Next height to apply.
+    pub next_height: u64,
+    /// Module parameters (governance may change them).
+    pub params: ModuleParams,
+    /// Accounts.
+    pub accounts: BTreeMap<PublicKey, Account>,
+    /// Validators.
+    pub validators: BTreeMap<PublicKey, Validator>,
+    /// Topics.
+    pub topics: BTreeMap<TopicId, TopicState>,
+    /// Pending releases of unbonded stake, in order of arrival.
+    pub releases: Vec<Release>,
+    /// Fees collected and not yet distributed (Allora's ecosystem account).
+    pub treasury: Amount,
+    /// Governance proposals by id.
+    pub proposals: BTreeMap<Hash32, Proposal>,
+    /// Evidence already acted upon.
+    pub evidence: BTreeSet<Hash32>,
+    /// Supply accounting.
+    pub supply: Supply,
+}
+
+impl Ledger {
+    /// The ledger at genesis.
+    pub fn from_genesis(g: &Genesis) -> Result<Ledger, LedgerError> {
+        g.validate()
+            .map_err(|e| LedgerError::Genesis(e.to_string()))?;
+        let mut l = Ledger {
+            network: g.network_id(),
+            genesis_time_ms: g.genesis_time_ms,
+            next_height: 0,
+            params: g.params.clone(),
+            accounts: BTreeMap::new(),
+            validators: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            releases: vec![],
+            treasury: Amount::ZERO,
+            proposals: BTreeMap::new(),
+            evidence: BTreeSet::new(),
+            supply: Supply {
+                genesis: g.total_supply().unwrap_or_default(),
+                ..Supply::default()
+            },
+        };
+        for b in &g.balances {
+            l.accounts.entry(b.address).or_default().balance = b.amount;
+        }
+        for v in &g.validators {
+            l.validators.insert(
+                v.address,
+                Validator {
+                    bond: v.bond,
+                    name: v.name.clone(),
+                    slashed_count: 0,
+                },
+            );
+        }
+        for t in &g.topics {
+            l.topics.insert(
+                t.id,
+                TopicState {
+                    spec: t.spec.clone(),
+                    creator: t.creator,
+                    workers: BTreeSet::new(),
+                    reputers: BTreeSet::new(),
+                    stakes: BTreeMap::new(),
+                    fee_revenue: t.fee_revenue,
+                    weight: None,
+                    reward_pool: Amount::ZERO,
+                    next_worker_epoch: 0,
+                    next_reputer_epoch: 0,
+                    active: true,
+                },
+            );
+        }
+        for r in &g.registrations {
+            if let Some(t) = l.topics.get_mut(&r.topic) {
+                match r.role {
+                    Role::Worker => t.workers.insert(r.address),
+                    Role::Reputer => t.reputers.insert(r.address),
+                };
+            }
+        }
+        for s in &g.reputer_stakes {
+            if let Some(t) = l.topics.get_mut(&s.topic) {
+                let stake = t.stakes.entry(s.reputer).or_default();
+                match s.delegator {
+                    None => stake.own = Amount(stake.own.0 + s.amount.0),
+                    Some(d) => {
+                        let e = stake.delegated.entry(d).or_default();
+                        *e = Amount(e.0 + s.amount.0);
+                    }
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    /// Start (ms) of checkpoint period `h`.
+    pub fn period_start(&self, h: u64) -> u64 {
+        self.genesis_time_ms
+            .saturating_add(h.saturating_mul(self.params.checkpoint_period_ms))
+    }
+
+    /// End (ms) of checkpoint period `h`: the ledger's clock while applying `h`.
+    pub fn period_end(&self, h: u64) -> u64 {
+        self.period_start(h.saturating_add(1))
+    }
+
+    /// The checkpoint period containing time `now_ms`.
+    pub fn period_at(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.genesis_time_ms) / self.params.checkpoint_period_ms.max(1)
+    }
+
+    /// The windows the next height finalizes: its ledger period, and every topic window whose
+    /// close (plus the clock-skew allowance) falls within the period. Deterministic in the
+    /// ledger state, so proposer and validators agree on it.
+    pub fn windows_due(&self) -> Vec<WindowKey> {
+        let h = self.next_height;
+        let end = self.period_end(h);
+        let skew = self.params.max_clock_skew_ms;
+        let mut out = vec![WindowKey::Ledger { period: h }];
+        for (id, t) in &self.topics {
+            let mut e = t.next_worker_epoch;
+            while t.spec.worker_window(e).1.saturating_add(skew) <= end {
+                out.push(WindowKey::Topic {
+                    topic: *id,
+                    epoch: e,
+                    phase: Phase::Workers,
+                });
+                e += 1;
+            }
+            let mut e = t.next_reputer_epoch;
+            while t.spec.reputer_window(e).1.saturating_add(skew) <= end {
+                out.push(WindowKey::Topic {
+                    topic: *id,
+                    epoch: e,
+                    phase: Phase::Reputers,
+                });
+                e += 1;
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Apply the finalized content of the next height. Returns what happened.
+    pub fn apply(
+        &mut self,
+        height: u64,
+        input: &HeightInput,
+        verifier: &dyn EvidenceVerifier,
+    ) -> Result<Vec<LedgerEvent>, LedgerError> {
+        if height != self.next_height {
+            return Err(LedgerError::WrongHeight {
+                expected: self.next_height,
+                got: height,
+            });
+        }
+        let due: BTreeSet<WindowKey> = self.windows_due().into_iter().collect();
+        if let Some(k) = input.windows.keys().find(|k| !due.contains(k)) {
+            return Err(LedgerError::UnexpectedWindow(*k));
+        }
+        let mut events = vec![];
+        let now = self.period_end(height);
+        self.apply_ledger_messages(&input.ledger, now, verifier, &mut events);
+        for key in &due {
+            if let WindowKey::Topic {
+                topic,
+                epoch,
+                phase,
+            } = *key
+            {
+                let entries = input.windows.get(key).map(Vec::as_slice).unwrap_or(&[]);
+                self.finalize_topic_window(topic, epoch, phase, entries, &mut events);
+            }
+        }
+        self.emit(height, &mut events);
+        self.release_due(now);
+        self.tally_due(height, &mut events);
+        self.next_height = height + 1;
+        Ok(events)
+    }
+
+    fn finalize_topic_window(
+        &mut self,
+        topic: TopicId,
+        epoch: u64,
+        phase: Phase,
+        _entries: &[SignedEntry],
+        _events: &mut Vec<LedgerEvent>,
+    ) {
+        let Some(t) = self.topics.get_mut(&topic) else {
+            return;
+        };
+        match phase {
+            Phase::Workers => t.next_worker_epoch = t.next_worker_epoch.max(epoch + 1),
+            Phase::Reputers => t.next_reputer_epoch = t.next_reputer_epoch.max(epoch + 1),
+        }
+    }
+
+    /// blake3 over the canonical encoding of the whole state.
+    pub fn root(&self) -> Hash32 {
+        let bytes = bincode::serde::encode_to_vec(self, chorus_protocol::codec::config())
+            .unwrap_or_default();
+        Hash32::of_parts("chorus/ledger/v1", &[&bytes])
+    }
+
+    /// Every token in existence: balances, bonds, stakes, pending releases, topic pools and the
+    /// treasury.
+    pub fn total_tokens(&self) -> u128 {
+        let accounts: u128 = self.accounts.values().map(|a| a.balance.0).sum();
+        let bonds: u128 = self.validators.values().map(|v| v.bond.0).sum();
+        let stakes: u128 = self
+            .topics
+            .values()
+            .map(|t| t.total_stake().0 + t.reward_pool.0)
+            .sum();
+        let releases: u128 = self.releases.iter().map(|r| r.amount.0).sum();
+        accounts + bonds + stakes + releases + self.treasury.0
+    }
+
+    /// Check total supply = genesis + minted − slashed.
+    pub fn check_supply(&self) -> Result<(), String> {
+        let expected = self.supply.genesis.0 + self.supply.minted.0 - self.supply.slashed.0;
+        let actual = self.total_tokens();
+        if expected == actual {
+            Ok(())
+        } else {
+            Err(format!(
+                "supply broken: genesis {} + minted {} - slashed {} = {expected}, but {actual} exist",
+                self.supply.genesis, self.supply.minted, self.supply.slashed
+            ))
+        }
+    }
+
+    /// An account's balance.
+    pub fn balance(&self, who: &PublicKey) -> Amount {
+        self.accounts
+            .get(who)
+            .map(|a| a.balance)
+            .unwrap_or_default()
+    }
+
+    /// Validator bonds (for the consensus validator set).
+    pub fn bonds(&self) -> Vec<(PublicKey, Amount)> {
+        self.validators
+            .iter()
+            .filter(|(_, v)| v.bond.0 > 0)
+            .map(|(k, v)| (*k, v.bond))
+            .collect()
+    }
+
+    fn credit(&mut self, who: PublicKey, amount: Amount) {
+        let a = self.accounts.entry(who).or_default();
+        a.balance = Amount(a.balance.0.saturating_add(amount.0));
+    }
+
+    fn debit(&mut self, who: &PublicKey, amount: Amount) -> Result<(), String> {
+        let a = self
+            .accounts
+            .get_mut(who)
+            .ok_or_else(|| "no such account".to_string())?;
+        a.balance = a
+            .balance
+            .checked_sub(amount)
+            .ok_or_else(|| format!("insufficient balance: has {}, needs {amount}", a.balance))?;
+        Ok(())
+    }
+}

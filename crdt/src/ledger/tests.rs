@@ -1,0 +1,522 @@
+#![allow(clippy::unwrap_used)]
+
+use chorus_protocol::envelope::Envelope;
+use chorus_protocol::genesis::{Genesis, GenesisBalance, GenesisTopic, GenesisValidator, Token};
+use chorus_protocol::ids::{Amount, Hash32, TopicId};
+use chorus_protocol::keys::{Keypair, PublicKey};
+use chorus_protocol::messages::*;
+use chorus_protocol::params::ModuleParams;
+use chorus_protocol::topic::{LossMethod, TopicSpec};
+
+use super::*;
+
+fn kp(i: u8) -> Keypair {
+    Keypair::from_seed(&[i; 32])
+}
+
+fn pk(i: u8) -> PublicKey {
+    kp(i).public()
+}
+
+fn spec(start: u64) -> TopicSpec {
+    TopicSpec {
+        name: "t".into(),
+        metadata: String::new(),
+        loss: LossMethod::Mse,
+        start_ms: start,
+        epoch_length_ms: 1_000,
+        submission_window_ms: 500,
+        ground_truth_lag_ms: 1_000,
+        p_norm: 3.0,
+        alpha_regret: 0.1,
+        epsilon: 0.01,
+        merit_sortition_alpha: 0.1,
+        active_inferer_quantile: 0.25,
+        active_forecaster_quantile: 0.25,
+        active_reputer_quantile: 0.25,
+        allow_negative: false,
+    }
+}
+
+fn genesis() -> Genesis {
+    let params = ModuleParams {
+        checkpoint_period_ms: 1_000,
+        min_epoch_length_ms: 100,
+        emission_per_period: Amount(1_000_000),
+        max_clock_skew_ms: 0,
+        remove_stake_delay_ms: 3_000,
+        validator_unbonding_ms: 2_000,
+        governance_voting_periods: 2,
+        min_topic_weight: 0.0,
+        ..ModuleParams::default()
+    };
+    Genesis {
+        network: "ledger-test".into(),
+        genesis_time_ms: 0,
+        token: Token {
+            symbol: "CHR".into(),
+            decimals: 0,
+        },
+        balances: (1..=5)
+            .map(|i| GenesisBalance {
+                address: pk(i),
+                amount: Amount(1_000_000),
+            })
+            .collect(),
+        validators: vec![
+            GenesisValidator {
+                address: pk(1),
+                bond: Amount(300),
+                name: "a".into(),
+            },
+            GenesisValidator {
+                address: pk(2),
+                bond: Amount(100),
+                name: "b".into(),
+            },
+        ],
+        reputer_stakes: vec![],
+        registrations: vec![],
+        params,
+        topics: vec![GenesisTopic {
+            id: TopicId(1),
+            creator: pk(1),
+            spec: spec(0),
+            fee_revenue: Amount(75_000),
+        }],
+    }
+}
+
+fn entry(l: &Ledger, k: &Keypair, p: Payload) -> SignedEntry {
+    let env = Envelope::seal(k, &l.network, &p);
+    SignedEntry {
+        author: k.public(),
+        id: env.id(),
+        payload: p,
+    }
+}
+
+fn apply(l: &mut Ledger, ledger: Vec<SignedEntry>) -> Vec<LedgerEvent> {
+    let h = l.next_height;
+    let ev = l
+        .apply(
+            h,
+            &HeightInput {
+                ledger,
+                windows: Default::default(),
+            },
+            &NoConsensusEvidence,
+        )
+        .unwrap();
+    l.check_supply().unwrap();
+    ev
+}
+
+fn refused(ev: &[LedgerEvent]) -> Vec<String> {
+    ev.iter()
+        .filter_map(|e| match e {
+            LedgerEvent::Refused { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn transfers_move_tokens_and_overdrafts_are_refused() {
+    let mut l = Ledger::from_genesis(&genesis()).unwrap();
+    let t1 = entry(
+        &l,
+        &kp(3),
+        Payload::Transfer(Transfer {
+            nonce: 1,
+            to: pk(9),
+            amount: Amount(600_000),
+        }),
+    );
+    let t2 = entry(
+        &l,
+        &kp(3),
+        Payload::Transfer(Transfer {
+            nonce: 2,
+            to: pk(9),
+            amount: Amount(600_000),
+        }),
+    );
+    let ev = apply(&mut l, vec![t2, t1]);
+    assert_eq!(l.balance(&pk(9)), Amount(600_000));
+    assert_eq!(l.balance(&pk(3)), Amount(400_000));
+    assert_eq!(refused(&ev).len(), 1);
+    assert!(refused(&ev)[0].contains("insufficient"));
+    // The refused message consumed nonce 2: replaying it is stale.
+    let again = entry(
+        &l,
+        &kp(3),
+        Payload::Transfer(Transfer {
+            nonce: 2,
+            to: pk(9),
+            amount: Amount(1),
+        }),
+    );
+    let ev = apply(&mut l, vec![again]);
+    assert!(refused(&ev)[0].contains("stale"));
+}
+
+#[test]
+fn emission_pays_validators_by_bond_and_topics_by_weight() {
+    let mut l = Ledger::from_genesis(&genesis()).unwrap();
+    let r = entry(
+        &l,
+        &kp(4),
+        Payload::Register(Registration {
+            nonce: 1,
+            topic: TopicId(1),
+            role: Role::Reputer,
+        }),
+    );
+    apply(&mut l, vec![r]);
+    let s = entry(
+        &l,
+        &kp(4),
+        Payload::Stake(StakeChange {
+            nonce: 2,
+            topic: TopicId(1),
+            reputer: pk(4),
+            amount: Amount(50_000),
+        }),
+    );
+    apply(&mut l, vec![s]);
+    // Validators got a quarter of each period's budget, 3:1 by bond.
+    let v1 = l.accounts[&pk(1)].rewards.0;
+    let v2 = l.accounts[&pk(2)].rewards.0;
+    assert!(v1 > 0 && v2 > 0);
+    assert!((v1 as f64 / v2 as f64 - 3.0).abs() < 1e-3);
+    assert!(l.topics[&TopicId(1)].reward_pool.0 > 0);
+    assert_eq!(l.supply.minted, Amount(2_000_000));
+}
+
+#[test]
+fn unstake_and_unbond_release_after_their_delays() {
+    let mut l = Ledger::from_genesis(&genesis()).unwrap();
+    let r = entry(
+        &l,
+        &kp(4),
+        Payload::Register(Registration {
+            nonce: 1,
+            topic: TopicId(1),
+            role: Role::Reputer,
+        }),
+    );
+    let s = entry(
+        &l,
+        &kp(4),
+        Payload::Stake(StakeChange {
+            nonce: 2,
+            topic: TopicId(1),
+            reputer: pk(4),
+            amount: Amount(10_000),
+        }),
+    );
+    let d = entry(
+        &l,
+        &kp(5),
+        Payload::Stake(StakeChange {
+            nonce: 1,
+            topic: TopicId(1),
+            reputer: pk(4),
+            amount: Amount(5_000),
+        }),
+    );
+    apply(&mut l, vec![r, s]);
+    // (Delegation comes a period later: within a period, messages apply in author order.)
+    apply(&mut l, vec![d]);
+    assert_eq!(
+        l.topics[&TopicId(1)].stakes[&pk(4)].authority(),
+        Amount(15_000)
+    );
+    let before = l.balance(&pk(5));
+    let u = entry(
+        &l,
+        &kp(5),
+        Payload::Unstake(StakeChange {
+            nonce: 2,
+            topic: TopicId(1),
+            reputer: pk(4),
+            amount: Amount(5_000),
+        }),
+    );
+    apply(&mut l, vec![u]);
+    assert_eq!(
+        l.topics[&TopicId(1)].stakes[&pk(4)].authority(),
+        Amount(10_000)
+    );
+    assert_eq!(l.balance(&pk(5)), before);
+    for _ in 0..3 {
+        apply(&mut l, vec![]);
+    }
+    assert_eq!(l.balance(&pk(5)), Amount(before.0 + 5_000));
+    // Unbond: the last bonded stake cannot leave.
+    let u1 = entry(
+        &l,
+        &kp(2),
+        Payload::Unbond(BondChange {
+            nonce: 1,
+            amount: Amount(100),
+        }),
+    );
+    apply(&mut l, vec![u1]);
+    assert!(!l.validators.contains_key(&pk(2)));
+    let u2 = entry(
+        &l,
+        &kp(1),
+        Payload::Unbond(BondChange {
+            nonce: 1,
+            amount: Amount(300),
+        }),
+    );
+    let ev = apply(&mut l, vec![u2]);
+    assert!(refused(&ev)[0].contains("last bonded"));
+}
+
+#[test]
+fn registration_fees_and_topic_creation() {
+    let mut l = Ledger::from_genesis(&genesis()).unwrap();
+    let now = l.period_end(0);
+    let c = entry(
+        &l,
+        &kp(3),
+        Payload::CreateTopic(CreateTopic {
+            nonce: 1,
+            spec: spec(now + 10_000),
+            fee: Amount(80_000),
+        }),
+    );
+    let w = entry(
+        &l,
+        &kp(3),
+        Payload::Register(Registration {
+            nonce: 2,
+            topic: TopicId(1),
+            role: Role::Worker,
+        }),
+    );
+    let w2 = entry(
+        &l,
+        &kp(3),
+        Payload::Register(Registration {
+            nonce: 3,
+            topic: TopicId(1),
+            role: Role::Worker,
+        }),
+    );
+    let ev = apply(&mut l, vec![c, w, w2]);
+    let id = TopicId::derived(&pk(3), 1);
+    assert!(l.topics.contains_key(&id));
+    assert!(l.topics[&TopicId(1)].workers.contains(&pk(3)));
+    assert_eq!(refused(&ev), vec!["already registered".to_string()]);
+    assert_eq!(l.balance(&pk(3)), Amount(1_000_000 - 80_000 - 200));
+    let late = entry(
+        &l,
+        &kp(3),
+        Payload::CreateTopic(CreateTopic {
+            nonce: 4,
+            spec: spec(0),
+            fee: Amount(80_000),
+        }),
+    );
+    let ev = apply(&mut l, vec![late]);
+    assert!(refused(&ev)[0].contains("past"));
+}
+
+#[test]
+fn governance_changes_parameters_when_stake_says_yes() {
+    let mut l = Ledger::from_genesis(&genesis()).unwrap();
+    let p = entry(
+        &l,
+        &kp(1),
+        Payload::Propose(GovernanceProposal {
+            nonce: 1,
+            title: "faster".into(),
+            description: String::new(),
+            action: GovernanceAction::SetParams {
+                changes: vec![("learning_rate".into(), ParamValue::Real(0.2))],
+            },
+        }),
+    );
+    let pid = p.id;
+    let bad = entry(
+        &l,
+        &kp(2),
+        Payload::Propose(GovernanceProposal {
+            nonce: 1,
+            title: "broken".into(),
+            description: String::new(),
+            action: GovernanceAction::SetParams {
+                changes: vec![("no_such".into(), ParamValue::Int(1))],
+            },
+        }),
+    );
+    let bid = bad.id;
+    apply(&mut l, vec![p, bad]);
+    let v1 = entry(
+        &l,
+        &kp(1),
+        Payload::Vote(GovernanceVote {
+            nonce: 2,
+            proposal: pid,
+            option: VoteOption::Yes,
+        }),
+    );
+    let v2 = entry(
+        &l,
+        &kp(2),
+        Payload::Vote(GovernanceVote {
+            nonce: 2,
+            proposal: pid,
+            option: VoteOption::No,
+        }),
+    );
+    let v3 = entry(
+        &l,
+        &kp(1),
+        Payload::Vote(GovernanceVote {
+            nonce: 3,
+            proposal: bid,
+            option: VoteOption::Yes,
+        }),
+    );
+    apply(&mut l, vec![v1, v2, v3]);
+    apply(&mut l, vec![]);
+    assert_eq!(l.params.learning_rate, 0.2);
+    let out = l.proposals[&bid].outcome.clone().unwrap();
+    assert!(out.passed && out.error.unwrap().contains("unknown field"));
+}
+
+#[test]
+fn reputer_equivocation_evidence_slashes_and_counts_once() {
+    let mut l = Ledger::from_genesis(&genesis()).unwrap();
+    let r = entry(
+        &l,
+        &kp(4),
+        Payload::Register(Registration {
+            nonce: 1,
+            topic: TopicId(1),
+            role: Role::Reputer,
+        }),
+    );
+    let s = entry(
+        &l,
+        &kp(4),
+        Payload::Stake(StakeChange {
+            nonce: 2,
+            topic: TopicId(1),
+            reputer: pk(4),
+            amount: Amount(100_000),
+        }),
+    );
+    apply(&mut l, vec![r, s]);
+    let bundle = |gt: f64| {
+        Payload::ReputerBundle(ReputerBundle {
+            topic: TopicId(1),
+            epoch: 3,
+            ground_truth: gt,
+            losses: ValueBundle::default(),
+        })
+    };
+    let a = Envelope::seal(&kp(4), &l.network, &bundle(1.0));
+    let b = Envelope::seal(&kp(4), &l.network, &bundle(2.0));
+    let ev = Payload::Evidence(Evidence {
+        kind: EvidenceKind::ReputerBundle,
+        first: a.to_bytes(),
+        second: b.to_bytes(),
+    });
+    let e1 = entry(&l, &kp(5), ev.clone());
+    let events = apply(&mut l, vec![e1]);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, LedgerEvent::Slashed { amount, .. } if *amount == Amount(5_000)))
+    );
+    assert_eq!(l.topics[&TopicId(1)].stakes[&pk(4)].own, Amount(95_000));
+    let e2 = entry(&l, &kp(3), ev);
+    apply(&mut l, vec![e2]);
+    assert_eq!(l.topics[&TopicId(1)].stakes[&pk(4)].own, Amount(95_000));
+    assert_eq!(l.supply.slashed, Amount(5_000));
+}
+
+#[test]
+fn windows_due_follow_the_clock_and_are_finalized_once() {
+    let mut l = Ledger::from_genesis(&genesis()).unwrap();
+    // Period 0 ends at 1000: epoch 0's worker window [0, 500) is due.
+    let due = l.windows_due();
+    assert!(due.contains(&WindowKey::Topic {
+        topic: TopicId(1),
+        epoch: 0,
+        phase: Phase::Workers
+    }));
+    assert!(!due.iter().any(|k| matches!(
+        k,
+        WindowKey::Topic {
+            phase: Phase::Reputers,
+            ..
+        }
+    )));
+    apply(&mut l, vec![]);
+    let due = l.windows_due();
+    assert!(due.contains(&WindowKey::Topic {
+        topic: TopicId(1),
+        epoch: 1,
+        phase: Phase::Workers
+    }));
+    assert!(due.contains(&WindowKey::Topic {
+        topic: TopicId(1),
+        epoch: 0,
+        phase: Phase::Reputers
+    }));
+    assert!(!due.contains(&WindowKey::Topic {
+        topic: TopicId(1),
+        epoch: 0,
+        phase: Phase::Workers
+    }));
+    // A window that is not due is refused.
+    let mut input = HeightInput::default();
+    input.windows.insert(
+        WindowKey::Topic {
+            topic: TopicId(1),
+            epoch: 9,
+            phase: Phase::Workers,
+        },
+        vec![],
+    );
+    assert!(matches!(
+        l.apply(1, &input, &NoConsensusEvidence),
+        Err(LedgerError::UnexpectedWindow(_))
+    ));
+    assert!(matches!(
+        l.apply(5, &HeightInput::default(), &NoConsensusEvidence),
+        Err(LedgerError::WrongHeight { .. })
+    ));
+}
+
+#[test]
+fn same_inputs_give_the_same_root() {
+    let run = || {
+        let mut l = Ledger::from_genesis(&genesis()).unwrap();
+        for i in 1..=5u64 {
+            let t = entry(
+                &l,
+                &kp(3),
+                Payload::Transfer(Transfer {
+                    nonce: i,
+                    to: pk(4),
+                    amount: Amount(i as u128),
+                }),
+            );
+            apply(&mut l, vec![t]);
+        }
+        l.root()
+    };
+    assert_eq!(run(), run());
+    let l = Ledger::from_genesis(&genesis()).unwrap();
+    assert_ne!(l.root(), run());
+    assert_ne!(Hash32::default(), l.root());
+}
