@@ -1,4 +1,9 @@
 //! # chorus-node
 //!
 //! The running peer: one actor owning the libp2p swarm and the pure state machines, redb
-//! storage on its own thread, roles, REST API. (Under construction: see the project's issues.)
+//! storage on its own thread, roles, REST API.
+//!
+//! - [`store`]: the redb store on its own thread (envelopes, windows, certificates, WAL,
+//!   ledger snapshots, evidence, peers).
+
+pub mod store;

@@ -1,0 +1,401 @@
+//! Storage operations: plain functions on a [`Database`], run on the storage thread.
+
+use std::path::Path;
+
+use chorus_crdt::window::WindowKey;
+use chorus_protocol::codec;
+use chorus_protocol::ids::{Hash32, NetworkId};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::StoreError;
+use super::schema::*;
+
+/// Ledger snapshots kept (older ones are deleted on write).
+pub const LEDGER_SNAPSHOTS_KEPT: usize = 3;
+
+/// Open or create the database, create every table, check schema version and network.
+pub fn open(path: &Path, network: &NetworkId) -> Result<Database, StoreError> {
+    let db = Database::create(path)?;
+    let mut tx = db.begin_write()?;
+    tx.set_durability(Durability::Immediate)
+        .map_err(|e| StoreError::Corrupt {
+            table: "meta",
+            reason: e.to_string(),
+        })?;
+    {
+        let mut meta = tx.open_table(META)?;
+        let version = meta.get("schema_version")?.map(|v| v.value().to_vec());
+        match version {
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())?;
+                meta.insert("network_id", network.0.as_slice())?;
+            }
+            Some(v) => {
+                let found = u64::from_le_bytes(v.as_slice().try_into().map_err(|_| {
+                    StoreError::Corrupt {
+                        table: "meta",
+                        reason: "schema_version is not 8 bytes".into(),
+                    }
+                })?);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::SchemaMismatch {
+                        path: path.to_path_buf(),
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+                let stored = meta
+                    .get("network_id")?
+                    .map(|v| v.value().to_vec())
+                    .unwrap_or_default();
+                if stored != network.0 {
+                    return Err(StoreError::WrongNetwork {
+                        path: path.to_path_buf(),
+                        found: hex::encode(stored),
+                        expected: network.to_hex(),
+                    });
+                }
+            }
+        }
+        tx.open_table(ENVELOPES)?;
+        tx.open_table(WINDOW_ENTRIES)?;
+        tx.open_table(WINDOW_KEYS)?;
+        tx.open_table(SNAPSHOTS)?;
+        tx.open_table(CERTIFICATES)?;
+        tx.open_table(WAL)?;
+        tx.open_table(LEDGER)?;
+        tx.open_table(EVIDENCE)?;
+        tx.open_table(PEERS)?;
+    }
+    tx.commit()?;
+    Ok(db)
+}
+
+fn durable_write(db: &Database, two_phase: bool) -> Result<redb::WriteTransaction, StoreError> {
+    let mut tx = db.begin_write()?;
+    tx.set_durability(Durability::Immediate)
+        .map_err(|e| StoreError::Corrupt {
+            table: "-",
+            reason: e.to_string(),
+        })?;
+    tx.set_two_phase_commit(two_phase);
+    Ok(tx)
+}
+
+/// Persist envelopes and their window membership in one durable, two-phase transaction.
+/// Returns once the data is on disk ("acknowledged").
+pub fn put_envelopes(db: &Database, items: &[(WindowKey, Vec<u8>)]) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let tx = durable_write(db, true)?;
+    {
+        let mut envs = tx.open_table(ENVELOPES)?;
+        let mut index = tx.open_table(WINDOW_ENTRIES)?;
+        let mut keys = tx.open_table(WINDOW_KEYS)?;
+        for (key, bytes) in items {
+            let id = Hash32::of(bytes);
+            let wid = key.id();
+            envs.insert(id.0.as_slice(), bytes.as_slice())?;
+            index.insert((wid.0.as_slice(), id.0.as_slice()), ())?;
+            keys.insert(wid.0.as_slice(), codec::encode(key).as_slice())?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The envelopes of one window.
+pub fn window_envelopes(db: &Database, window: &Hash32) -> Result<Vec<Vec<u8>>, StoreError> {
+    let tx = db.begin_read()?;
+    let index = tx.open_table(WINDOW_ENTRIES)?;
+    let envs = tx.open_table(ENVELOPES)?;
+    let lo = [0u8; 32];
+    let hi = [0xffu8; 32];
+    let mut out = vec![];
+    for item in
+        index.range((window.0.as_slice(), lo.as_slice())..=(window.0.as_slice(), hi.as_slice()))?
+    {
+        let (k, _) = item?;
+        let (_, id) = k.value();
+        if let Some(v) = envs.get(id)? {
+            out.push(v.value().to_vec());
+        }
+    }
+    Ok(out)
+}
+
+/// One envelope by message id.
+pub fn envelope(db: &Database, id: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
+    let tx = db.begin_read()?;
+    let envs = tx.open_table(ENVELOPES)?;
+    Ok(envs.get(id.0.as_slice())?.map(|v| v.value().to_vec()))
+}
+
+/// Every window key the store knows.
+pub fn window_keys(db: &Database) -> Result<Vec<WindowKey>, StoreError> {
+    let tx = db.begin_read()?;
+    let keys = tx.open_table(WINDOW_KEYS)?;
+    let mut out = vec![];
+    for item in keys.iter()? {
+        let (_, v) = item?;
+        out.push(codec::decode(v.value()).map_err(|e| StoreError::Corrupt {
+            table: "window_keys",
+            reason: e.to_string(),
+        })?);
+    }
+    Ok(out)
+}
+
+/// Store the automerge document of a closed window.
+pub fn put_snapshot(db: &Database, window: &Hash32, bytes: &[u8]) -> Result<(), StoreError> {
+    let tx = durable_write(db, false)?;
+    tx.open_table(SNAPSHOTS)?
+        .insert(window.0.as_slice(), bytes)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The stored document of a closed window.
+pub fn snapshot(db: &Database, window: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(SNAPSHOTS)?;
+    Ok(t.get(window.0.as_slice())?.map(|v| v.value().to_vec()))
+}
+
+/// Store a decided checkpoint with its certificate.
+pub fn put_certificate(db: &Database, height: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    let tx = durable_write(db, false)?;
+    tx.open_table(CERTIFICATES)?.insert(height, bytes)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A decided checkpoint with its certificate.
+pub fn certificate(db: &Database, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(CERTIFICATES)?;
+    Ok(t.get(height)?.map(|v| v.value().to_vec()))
+}
+
+/// Every stored certificate from `from` on, in height order.
+pub fn certificates_from(db: &Database, from: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(CERTIFICATES)?;
+    let mut out = vec![];
+    for item in t.range(from..)? {
+        let (k, v) = item?;
+        out.push((k.value(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+/// Append WAL records durably (before the signatures they cover leave the node).
+pub fn wal_append(db: &Database, records: &[Vec<u8>]) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let tx = durable_write(db, false)?;
+    {
+        let mut t = tx.open_table(WAL)?;
+        let mut next = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0);
+        for r in records {
+            t.insert(next, r.as_slice())?;
+            next += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Every WAL record in order.
+pub fn wal_records(db: &Database) -> Result<Vec<Vec<u8>>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(WAL)?;
+    let mut out = vec![];
+    for item in t.iter()? {
+        let (_, v) = item?;
+        out.push(v.value().to_vec());
+    }
+    Ok(out)
+}
+
+/// Replace the WAL by `records` (compaction after a decided height).
+pub fn wal_replace(db: &Database, records: &[Vec<u8>]) -> Result<(), StoreError> {
+    let tx = durable_write(db, false)?;
+    {
+        let mut t = tx.open_table(WAL)?;
+        t.retain(|_, _| false)?;
+        for (i, r) in records.iter().enumerate() {
+            t.insert(i as u64, r.as_slice())?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Store a ledger snapshot and keep only the newest few.
+pub fn put_ledger(db: &Database, height: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    let tx = durable_write(db, false)?;
+    {
+        let mut t = tx.open_table(LEDGER)?;
+        t.insert(height, bytes)?;
+        let n = t.len()? as usize;
+        if n > LEDGER_SNAPSHOTS_KEPT {
+            let mut drop = n - LEDGER_SNAPSHOTS_KEPT;
+            t.retain(|_, _| {
+                if drop > 0 {
+                    drop -= 1;
+                    false
+                } else {
+                    true
+                }
+            })?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The newest ledger snapshot.
+pub fn latest_ledger(db: &Database) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(LEDGER)?;
+    Ok(t.last()?.map(|(k, v)| (k.value(), v.value().to_vec())))
+}
+
+/// Store evidence.
+pub fn put_evidence(db: &Database, id: &Hash32, bytes: &[u8]) -> Result<(), StoreError> {
+    let tx = durable_write(db, true)?;
+    tx.open_table(EVIDENCE)?.insert(id.0.as_slice(), bytes)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// All stored evidence.
+pub fn evidence(db: &Database) -> Result<Vec<Vec<u8>>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(EVIDENCE)?;
+    let mut out = vec![];
+    for item in t.iter()? {
+        out.push(item?.1.value().to_vec());
+    }
+    Ok(out)
+}
+
+/// Remember a peer's addresses.
+pub fn put_peer(db: &Database, peer: &str, addrs: &[String]) -> Result<(), StoreError> {
+    let tx = durable_write(db, false)?;
+    tx.open_table(PEERS)?
+        .insert(peer, addrs.join("\n").as_str())?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Known peers and their addresses.
+pub fn peers(db: &Database) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(PEERS)?;
+    let mut out = vec![];
+    for item in t.iter()? {
+        let (k, v) = item?;
+        out.push((
+            k.value().to_string(),
+            v.value().lines().map(str::to_string).collect(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Counts for status and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    /// Stored envelopes.
+    pub envelopes: u64,
+    /// Bytes of stored envelopes.
+    pub envelope_bytes: u64,
+    /// Windows known.
+    pub windows: u64,
+    /// Certificates stored.
+    pub certificates: u64,
+    /// WAL records.
+    pub wal_records: u64,
+}
+
+/// Gather [`StoreStats`].
+pub fn stats(db: &Database) -> Result<StoreStats, StoreError> {
+    let tx = db.begin_read()?;
+    let envs = tx.open_table(ENVELOPES)?;
+    let mut bytes = 0u64;
+    for item in envs.iter()? {
+        bytes += item?.1.value().len() as u64;
+    }
+    Ok(StoreStats {
+        envelopes: envs.len()?,
+        envelope_bytes: bytes,
+        windows: tx.open_table(WINDOW_KEYS)?.len()?,
+        certificates: tx.open_table(CERTIFICATES)?.len()?,
+        wal_records: tx.open_table(WAL)?.len()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chorus_crdt::window::Phase;
+    use chorus_protocol::ids::TopicId;
+
+    fn key(e: u64) -> WindowKey {
+        WindowKey::Topic {
+            topic: TopicId(1),
+            epoch: e,
+            phase: Phase::Workers,
+        }
+    }
+
+    #[test]
+    fn envelopes_round_trip_by_window_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        let net = Hash32([1; 32]);
+        {
+            let db = open(&path, &net).unwrap();
+            put_envelopes(
+                &db,
+                &[
+                    (key(1), vec![1, 2, 3]),
+                    (key(1), vec![4]),
+                    (key(2), vec![5]),
+                ],
+            )
+            .unwrap();
+            wal_append(&db, &[vec![9], vec![8]]).unwrap();
+            put_ledger(&db, 1, b"l1").unwrap();
+            for h in 2..=5 {
+                put_ledger(&db, h, b"lx").unwrap();
+            }
+        }
+        let db = open(&path, &net).unwrap();
+        let mut w1 = window_envelopes(&db, &key(1).id()).unwrap();
+        w1.sort();
+        assert_eq!(w1, vec![vec![1, 2, 3], vec![4]]);
+        assert_eq!(window_envelopes(&db, &key(2).id()).unwrap(), vec![vec![5]]);
+        assert_eq!(window_keys(&db).unwrap().len(), 2);
+        assert_eq!(wal_records(&db).unwrap(), vec![vec![9], vec![8]]);
+        assert_eq!(latest_ledger(&db).unwrap().unwrap().0, 5);
+        let s = stats(&db).unwrap();
+        assert_eq!((s.envelopes, s.windows, s.wal_records), (3, 2, 2));
+    }
+
+    #[test]
+    fn wrong_network_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        drop(open(&path, &Hash32([1; 32])).unwrap());
+        assert!(matches!(
+            open(&path, &Hash32([2; 32])),
+            Err(StoreError::WrongNetwork { .. })
+        ));
+    }
+}

@@ -1,0 +1,44 @@
+//! Every redb table of a node, in one place, and the on-disk layout.
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | name | bytes: `schema_version` (u64 LE), `network_id` (32 B) |
+//! | `envelopes` | message id (32 B) | canonical envelope bytes |
+//! | `window_entries` | (window id, message id) | `()` |
+//! | `window_keys` | window id | canonical `WindowKey` |
+//! | `snapshots` | window id | automerge `save()` of a closed window |
+//! | `certificates` | height | canonical (checkpoint, commit certificate) |
+//! | `wal` | sequence number | canonical consensus WAL record |
+//! | `ledger` | height | ledger snapshot after that height (bincode, serde path) |
+//! | `evidence` | evidence hash | canonical `Evidence` |
+//! | `peers` | peer id (text) | last known addresses, newline separated |
+//!
+//! Signed envelopes are the source of truth: windows can be rebuilt from `envelopes` +
+//! `window_entries`; snapshots and ledger snapshots are caches that make restarts fast.
+
+use redb::TableDefinition;
+
+/// Bumped on every incompatible layout change; checked at open.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Names → bytes.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Message id → envelope bytes.
+pub const ENVELOPES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("envelopes");
+/// (window id, message id) → ().
+pub const WINDOW_ENTRIES: TableDefinition<(&[u8], &[u8]), ()> =
+    TableDefinition::new("window_entries");
+/// Window id → window key.
+pub const WINDOW_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("window_keys");
+/// Window id → automerge document bytes.
+pub const SNAPSHOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots");
+/// Height → checkpoint and certificate.
+pub const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
+/// Sequence → WAL record.
+pub const WAL: TableDefinition<u64, &[u8]> = TableDefinition::new("wal");
+/// Height → ledger snapshot.
+pub const LEDGER: TableDefinition<u64, &[u8]> = TableDefinition::new("ledger");
+/// Evidence hash → evidence.
+pub const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence");
+/// Peer id → addresses.
+pub const PEERS: TableDefinition<&str, &str> = TableDefinition::new("peers");
