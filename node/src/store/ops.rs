@@ -198,10 +198,9 @@ pub fn wal_append(db: &Database, records: &[Vec<u8>]) -> Result<(), StoreError> 
     let tx = durable_write(db, false)?;
     {
         let mut t = tx.open_table(WAL)?;
-        let mut next = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0);
-        for r in records {
-            t.insert(next, r.as_slice())?;
-            next += 1;
+        let first = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0);
+        for (seq, r) in (first..).zip(records) {
+            t.insert(seq, r.as_slice())?;
         }
     }
     tx.commit()?;
