@@ -6,4 +6,5 @@
 //! - [`store`]: the redb store on its own thread (envelopes, windows, certificates, WAL,
 //!   ledger snapshots, evidence, peers).
 
+pub mod net;
 pub mod store;
