@@ -29,6 +29,10 @@ enum Command {
     /// Create a network's genesis.
     #[command(subcommand)]
     Genesis(cmd::genesis::GenesisCommand),
+    /// The network inference of one epoch (Allora v0.6 synthesis): JSON in, JSON out.
+    Synth(cmd::math::SynthArgs),
+    /// Losses, regrets, scores and rewards of one epoch after the ground truth: JSON in, JSON out.
+    Settle(cmd::math::InputArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Key(c) => cmd::key::run(c, &out),
         Command::Genesis(c) => cmd::genesis::run(c, &out),
+        Command::Synth(a) => cmd::math::synth(a),
+        Command::Settle(a) => cmd::math::settle(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,8 @@
 //! - [`messages`]: every signed message kind ([`messages::Payload`]).
 //! - [`topic`], [`params`], [`genesis`]: topic definitions, module parameters, genesis TOML.
 //! - [`validation`]: gossip validation as a pure function (Accept / Ignore / Reject).
+//! - [`math`]: the Allora v0.6 mathematics (synthesis, losses, regrets, reputer consensus,
+//!   scores, rewards, topic weights, integer payouts) and the `synth`/`settle` JSON.
 //!
 //! No tokio, libp2p or redb; no clock, no RNG. The only file access is [`keyfile`].
 //!
@@ -31,6 +33,7 @@ pub mod genesis;
 pub mod ids;
 pub mod keyfile;
 pub mod keys;
+pub mod math;
 pub mod messages;
 pub mod params;
 pub mod topic;

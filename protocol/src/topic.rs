@@ -8,75 +8,11 @@
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
+pub use crate::math::loss::LossMethod;
 use crate::params::ModuleParams;
 
 /// Longest topic name or metadata string (Allora's MaxStringLength).
 pub const MAX_STRING_LEN: usize = 255;
-
-/// The loss function reputers apply to each value against the ground truth.
-#[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
-pub enum LossMethod {
-    /// Squared error (Allora's `sqe`; the mean over one sample is the MSE).
-    Mse,
-    /// Absolute error.
-    Mae,
-    /// Huber loss with threshold `delta`.
-    Huber {
-        /// Quadratic below, linear above this absolute error.
-        delta: f64,
-    },
-    /// Z-score tanh absolute error with a reference mean and standard deviation.
-    Ztae {
-        /// Reference mean of the target.
-        mean: f64,
-        /// Reference standard deviation of the target.
-        std: f64,
-    },
-    /// Z-score power-tanh absolute error (Allora research forum: α = 0.25, β = 2).
-    Zptae {
-        /// Reference mean of the target.
-        mean: f64,
-        /// Reference standard deviation of the target.
-        std: f64,
-        /// Power-tanh α.
-        alpha: f64,
-        /// Power-tanh β.
-        beta: f64,
-    },
-}
-
-impl LossMethod {
-    /// Check the options (finite, positive scales).
-    pub fn validate(&self) -> Result<(), TopicError> {
-        let ok = match self {
-            LossMethod::Mse | LossMethod::Mae => true,
-            LossMethod::Huber { delta } => delta.is_finite() && *delta > 0.0,
-            LossMethod::Ztae { mean, std } => mean.is_finite() && std.is_finite() && *std > 0.0,
-            LossMethod::Zptae {
-                mean,
-                std,
-                alpha,
-                beta,
-            } => {
-                mean.is_finite()
-                    && std.is_finite()
-                    && *std > 0.0
-                    && alpha.is_finite()
-                    && beta.is_finite()
-                    && *beta > 0.0
-            }
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(TopicError::Invalid {
-                field: "loss",
-                reason: format!("bad options {self:?}"),
-            })
-        }
-    }
-}
 
 /// A topic definition, with Allora's fields (times in milliseconds instead of blocks).
 #[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize, Deserialize)]
@@ -154,7 +90,9 @@ impl TopicSpec {
         if self.metadata.len() > MAX_STRING_LEN {
             return Err(invalid("metadata", "must be at most 255 bytes"));
         }
-        self.loss.validate()?;
+        self.loss
+            .validate()
+            .map_err(|e| invalid("loss", e.to_string()))?;
         if self.epoch_length_ms < params.min_epoch_length_ms.max(1) {
             return Err(invalid(
                 "epoch_length_ms",

@@ -2,3 +2,4 @@
 
 pub mod genesis;
 pub mod key;
+pub mod math;

@@ -1,0 +1,120 @@
+//! The `chorus` binary end to end: exit codes, JSON output, the shipped examples.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn chorus(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn example(path: &str) -> String {
+    format!("{}/../examples/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn synth_prints_the_shipped_example_output() {
+    let out = chorus(
+        &["synth", "--input", &example("synth/epoch303_input.json")],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = std::fs::read_to_string(example("synth/epoch303_output.json")).unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        expected.trim()
+    );
+}
+
+#[test]
+fn synth_reads_stdin_and_rejects_bad_input_with_code_2() {
+    let input = std::fs::read_to_string(example("synth/epoch303_input.json")).unwrap();
+    let out = chorus(&["synth"], Some(&input));
+    assert!(out.status.success());
+    for bad in [
+        "{",
+        "{\"params\": 1}",
+        &input.replace("0.11896852945769756", "1e999"),
+    ] {
+        let out = chorus(&["synth"], Some(bad));
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let none = input.replace("\"inferences\"", "\"ignored\"");
+    let out = chorus(&["synth"], Some(&none));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn settle_prints_the_shipped_example_output() {
+    let out = chorus(
+        &["settle", "--input", &example("settle/epoch304_input.json")],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = std::fs::read_to_string(example("settle/epoch304_output.json")).unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        expected.trim()
+    );
+}
+
+#[test]
+fn key_and_genesis_commands_work_and_refuse_open_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("net");
+    let out = chorus(
+        &[
+            "--json",
+            "genesis",
+            "new",
+            "--validators",
+            "2",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["validators"].as_array().unwrap().len(), 2);
+    let key = out_dir.join("keys/validator-0.key");
+    let out = chorus(&["key", "show", "--key", key.to_str().unwrap()], None);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        v["validators"][0]["address"].as_str().unwrap()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = chorus(&["key", "show", "--key", key.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("chmod 600"));
+    // A second genesis into the same directory is refused (bad input).
+    let out = chorus(
+        &["genesis", "new", "--out", out_dir.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
