@@ -3,8 +3,12 @@
 //! The running peer: one actor owning the libp2p swarm and the pure state machines, redb
 //! storage on its own thread, roles, REST API.
 //!
+//! - [`models`]: worker models (built-in, HTTP, command), loss forecasters, truth sources.
+//! - [`config`]: the node's TOML configuration and its validation.
 //! - [`store`]: the redb store on its own thread (envelopes, windows, certificates, WAL,
 //!   ledger snapshots, evidence, peers).
 
+pub mod config;
+pub mod models;
 pub mod net;
 pub mod store;

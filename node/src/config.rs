@@ -1,0 +1,433 @@
+//! Node configuration: one TOML file with documented defaults, environment overrides, and a
+//! validation that explains every problem at once.
+//!
+//! ```toml
+//! [node]
+//! data_dir = "data"            # redb file and state live here
+//! key = "node.key"             # ed25519 key file (mode 0600)
+//! genesis = "genesis.toml"
+//!
+//! [network]
+//! listen = ["/ip4/127.0.0.1/tcp/4001"]
+//! bootstrap = ["/ip4/127.0.0.1/tcp/4002/p2p/12D3Koo…"]
+//!
+//! [api]
+//! listen = "127.0.0.1:8080"
+//!
+//! [[worker]]
+//! topic = 1
+//! model = { kind = "builtin", target = "range", model = "ema", alpha = 0.1 }
+//!
+//! [[reputer]]
+//! topic = 1
+//! truth = { kind = "csv", path = "eurusd_1h.csv", target = "range" }
+//!
+//! [validator]
+//! enabled = true
+//! ```
+//!
+//! Relative paths are relative to the config file's directory. Any value can be overridden
+//! from the environment as `CHORUS_<SECTION>__<KEY>` (double underscore between section and
+//! key), e.g. `CHORUS_API__LISTEN=127.0.0.1:9090`; the value is parsed as TOML if it parses,
+//! else taken as a string.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chorus_protocol::ids::TopicId;
+use libp2p::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+use crate::models::{ForecasterSpec, ModelSpec, TruthSpec};
+
+/// `[node]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSection {
+    /// Where the store and state live.
+    pub data_dir: PathBuf,
+    /// The node's key file.
+    pub key: PathBuf,
+    /// The network's genesis file.
+    pub genesis: PathBuf,
+    /// Tick of the node's event loop (window flushes, timers), ms.
+    pub tick_ms: u64,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            data_dir: "data".into(),
+            key: "node.key".into(),
+            genesis: "genesis.toml".into(),
+            // 50 ms: batches window applies (automerge likes batches) and keeps latency low.
+            tick_ms: 50,
+        }
+    }
+}
+
+/// `[network]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkSection {
+    /// Listen addresses (multiaddr).
+    pub listen: Vec<String>,
+    /// Peers to dial at start and to re-dial with backoff.
+    pub bootstrap: Vec<String>,
+    /// Kademlia discovery (for networks bigger than a LAN).
+    pub kademlia: bool,
+    /// mDNS discovery. Off by default: it multicasts beyond loopback.
+    pub mdns: bool,
+    /// Whitelist loopback from IP-colocation scoring (local testbeds).
+    pub local: bool,
+    /// Use the in-process memory transport (tests).
+    pub memory: bool,
+    /// Largest reconnect backoff, ms.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        NetworkSection {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            bootstrap: vec![],
+            kademlia: false,
+            mdns: false,
+            local: true,
+            memory: false,
+            // Reconnect quickly on a LAN; a minute caps the wait behind a long outage.
+            max_backoff_ms: 60_000,
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// REST listen address (127.0.0.1 by default: the API is for the operator).
+    pub listen: String,
+    /// Serve the API at all.
+    pub enabled: bool,
+    /// File holding the admin token for write endpoints (created if missing).
+    pub admin_token_file: PathBuf,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            listen: "127.0.0.1:8080".into(),
+            enabled: true,
+            admin_token_file: "admin.token".into(),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `text` or `json`.
+    pub format: String,
+    /// Default filter when `RUST_LOG` is unset.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// One `[[worker]]`: an inferer (and optionally forecaster) in a topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerRole {
+    /// The topic.
+    pub topic: TopicId,
+    /// The inference model (omit for a pure forecaster).
+    #[serde(default)]
+    pub model: Option<ModelSpec>,
+    /// The forecaster.
+    #[serde(default)]
+    pub forecaster: Option<ForecasterSpec>,
+    /// Largest random delay after the window opens before submitting, ms.
+    #[serde(default = "default_jitter")]
+    pub jitter_ms: u64,
+}
+
+fn default_jitter() -> u64 {
+    // Spreads submissions over the first part of the window so they do not burst.
+    200
+}
+
+/// One `[[reputer]]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReputerRole {
+    /// The topic.
+    pub topic: TopicId,
+    /// Where the ground truth comes from.
+    pub truth: TruthSpec,
+}
+
+/// `[validator]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidatorRole {
+    /// Take part in checkpoint consensus (the key must be bonded).
+    pub enabled: bool,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[node]`.
+    pub node: NodeSection,
+    /// `[network]`.
+    pub network: NetworkSection,
+    /// `[api]`.
+    pub api: ApiSection,
+    /// `[log]`.
+    pub log: LogSection,
+    /// `[[worker]]`.
+    pub worker: Vec<WorkerRole>,
+    /// `[[reputer]]`.
+    pub reputer: Vec<ReputerRole>,
+    /// `[validator]`.
+    pub validator: ValidatorRole,
+}
+
+/// Everything wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("; "))]
+pub struct ConfigError {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(p: String) -> Self {
+        ConfigError { problems: vec![p] }
+    }
+}
+
+/// Environment variables as (section, key, value) overrides.
+fn env_overrides(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String, String)> {
+    vars.filter_map(|(k, v)| {
+        let rest = k.strip_prefix("CHORUS_")?;
+        let (section, key) = rest.split_once("__")?;
+        Some((section.to_lowercase(), key.to_lowercase(), v))
+    })
+    .collect()
+}
+
+fn apply_overrides(
+    doc: &mut toml::Table,
+    overrides: &[(String, String, String)],
+) -> Result<(), ConfigError> {
+    for (section, key, value) in overrides {
+        let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        let table = doc
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(table) = table.as_table_mut() else {
+            return Err(ConfigError::one(format!(
+                "environment override CHORUS_{}__{}: [{section}] is not a table",
+                section.to_uppercase(),
+                key.to_uppercase()
+            )));
+        };
+        table.insert(key.clone(), parsed);
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Parse TOML text with the given environment overrides applied.
+    pub fn parse(
+        text: &str,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut doc: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::one(format!("TOML: {e}")))?;
+        apply_overrides(&mut doc, &env_overrides(env))?;
+        toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::one(format!("config: {e}")))
+    }
+
+    /// Load a file (environment overrides from the process) and resolve relative paths
+    /// against its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::one(format!("{}: {e}", path.display())))?;
+        let mut c = Config::parse(&text, std::env::vars())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        c.resolve_paths(base);
+        Ok(c)
+    }
+
+    /// Make relative paths relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [
+            &mut self.node.data_dir,
+            &mut self.node.key,
+            &mut self.node.genesis,
+            &mut self.api.admin_token_file,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        for r in &mut self.reputer {
+            r.truth.resolve_paths(base);
+        }
+    }
+
+    /// The event-loop tick.
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.node.tick_ms)
+    }
+
+    /// Check everything that can be checked without starting the node, and report every
+    /// problem, not just the first.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = vec![];
+        if self.node.tick_ms == 0 || self.node.tick_ms > 10_000 {
+            problems.push("[node] tick_ms must be in 1..=10000".into());
+        }
+        for (i, a) in self.network.listen.iter().enumerate() {
+            if let Err(e) = a.parse::<Multiaddr>() {
+                problems.push(format!("[network] listen[{i}] {a:?}: {e}"));
+            }
+        }
+        for (i, a) in self.network.bootstrap.iter().enumerate() {
+            match a.parse::<Multiaddr>() {
+                Err(e) => problems.push(format!("[network] bootstrap[{i}] {a:?}: {e}")),
+                Ok(m) => {
+                    if !m
+                        .iter()
+                        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+                    {
+                        problems.push(format!(
+                            "[network] bootstrap[{i}] {a:?}: needs a /p2p/<peer id> suffix"
+                        ));
+                    }
+                }
+            }
+        }
+        if self.api.enabled && self.api.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "[api] listen {:?} is not an address like 127.0.0.1:8080",
+                self.api.listen
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            problems.push(format!(
+                "[log] format {:?}: use \"text\" or \"json\"",
+                self.log.format
+            ));
+        }
+        for (i, w) in self.worker.iter().enumerate() {
+            if w.model.is_none() && w.forecaster.is_none() {
+                problems.push(format!(
+                    "[[worker]] #{i} (topic {}): needs a model or a forecaster",
+                    w.topic
+                ));
+            }
+        }
+        if !self.node.key.exists() {
+            problems.push(format!(
+                "[node] key {}: file not found",
+                self.node.key.display()
+            ));
+        } else if let Err(e) = chorus_protocol::keyfile::read_key_file(&self.node.key) {
+            problems.push(format!("[node] key: {e}"));
+        }
+        match std::fs::read_to_string(&self.node.genesis) {
+            Err(e) => problems.push(format!(
+                "[node] genesis {}: {e}",
+                self.node.genesis.display()
+            )),
+            Ok(text) => match chorus_protocol::genesis::Genesis::from_toml_str(&text) {
+                Err(e) => problems.push(format!(
+                    "[node] genesis {}: {e}",
+                    self.node.genesis.display()
+                )),
+                Ok(g) => {
+                    let topics: Vec<TopicId> = g.topics.iter().map(|t| t.id).collect();
+                    for t in self
+                        .worker
+                        .iter()
+                        .map(|w| w.topic)
+                        .chain(self.reputer.iter().map(|r| r.topic))
+                    {
+                        if !topics.contains(&t) && t.0 < 1 << 63 {
+                            problems.push(format!(
+                                "role for topic {t}, which the genesis does not define"
+                            ));
+                        }
+                    }
+                }
+            },
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::parse("", std::iter::empty()).unwrap();
+        assert_eq!(c.api.listen, "127.0.0.1:8080");
+        assert!(!c.network.mdns);
+        let env = vec![
+            (
+                "CHORUS_API__LISTEN".to_string(),
+                "127.0.0.1:9999".to_string(),
+            ),
+            ("CHORUS_NETWORK__KADEMLIA".to_string(), "true".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let c = Config::parse("[api]\nlisten = \"127.0.0.1:1\"", env.into_iter()).unwrap();
+        assert_eq!(c.api.listen, "127.0.0.1:9999");
+        assert!(c.network.kademlia);
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = r#"
+[node]
+key = "/nonexistent/key"
+genesis = "/nonexistent/genesis.toml"
+[network]
+listen = ["not an addr"]
+bootstrap = ["/ip4/127.0.0.1/tcp/1"]
+[api]
+listen = "nowhere"
+[log]
+format = "xml"
+"#;
+        let c = Config::parse(text, std::iter::empty()).unwrap();
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.problems.len(), 6, "{:?}", err.problems);
+        assert!(Config::parse("[node]\nunknown = 1", std::iter::empty()).is_err());
+    }
+}

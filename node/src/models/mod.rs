@@ -1,0 +1,42 @@
+//! Worker models and model/truth adapters run by a Chorus node's roles.
+//!
+//! - [`bars`]: price bars, CSV loading, prediction [`Target`]s (truth of epoch `t` = target of
+//!   bar `t + 1`);
+//! - [`builtin`]: deterministic online inferer models ([`BuiltinModel`], [`default_set`]);
+//! - [`forecasters`]: log10-loss forecasters (EMA, EMA per volatility regime);
+//! - [`http`], [`command`]: external models reached over plain HTTP (no TLS: run them beside
+//!   the node, typically on `127.0.0.1`) or run as local programs, Allora-compatible templates
+//!   ([`template`]) and response formats ([`value`]);
+//! - [`truth`]: ground-truth sources (CSV replay, synthetic random walk, HTTP);
+//! - [`spec`]: serde config enums and the runnable objects built from them.
+//!
+//! Failures are typed errors with a stable metrics label (`reason()`); nothing here panics on
+//! bad input, and a model never yields a non-finite value.
+
+pub mod bars;
+pub mod builtin;
+pub mod command;
+pub mod forecasters;
+pub mod http;
+pub mod rng;
+pub mod spec;
+pub mod template;
+pub mod truth;
+pub mod value;
+
+pub use bars::{Bar, Bars, BarsError, Target};
+pub use builtin::{
+    BuiltinInferer, BuiltinModel, Model, ModelConfigError, default_set, predict_series,
+};
+pub use command::{CommandError, CommandModel, CommandOptions};
+pub use forecasters::{
+    EmaLossForecaster, Regime, RegimeLossForecaster, VolRegime, log10_loss, squared_error,
+};
+pub use http::{HttpError, HttpForecaster, HttpModel, HttpOptions, HttpTruth};
+pub use spec::{
+    BuiltinSpec, Forecaster, ForecasterSpec, Inferer, ModelError, ModelSpec, SpecError, TruthSpec,
+    build_forecaster, build_model, build_truth,
+};
+pub use template::{EpochContext, Template, TemplateError};
+pub use truth::{Replay, SyntheticConfig, TruthError, TruthSource, synthetic_bars};
+pub use value::ValueError;
