@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::params::ALLORA_BLOCK_MS;
 
-use super::split::split;
 use super::{Ledger, LedgerEvent};
+use chorus_protocol::math::payout::{RemainderPolicy, split_amount};
 
 /// Allora's weeks per month (`BlocksPerMonth / 4.345` blocks per week).
 const WEEKS_PER_MONTH: f64 = 4.345;
@@ -61,7 +61,7 @@ impl Ledger {
             .collect();
         let (shares, rest_v) = split(to_validators, &bonds);
         let paid_v: u128 = shares.values().sum();
-        for (k, amount) in shares {
+        for (k, amount) in shares.into_iter().filter(|(_, a)| *a > 0) {
             self.credit(k, Amount(amount));
             let a = self.accounts.entry(k).or_default();
             a.rewards = Amount(a.rewards.0 + amount);
@@ -90,7 +90,7 @@ impl Ledger {
         let to_topics = budget - to_validators;
         let (shares, rest_t) = split(to_topics, &weights);
         let paid_t: u128 = shares.values().sum();
-        for (id, amount) in shares {
+        for (id, amount) in shares.into_iter().filter(|(_, a)| *a > 0) {
             if let Some(t) = self.topics.get_mut(&id) {
                 t.reward_pool = Amount(t.reward_pool.0 + amount);
             }
@@ -120,5 +120,14 @@ impl Ledger {
         for r in due {
             self.credit(r.owner, r.amount);
         }
+    }
+}
+
+/// Split `total` by weights; every unit not handed out is returned as the remainder.
+fn split<K: Ord + Clone>(total: u128, weights: &BTreeMap<K, f64>) -> (BTreeMap<K, u128>, u128) {
+    match split_amount(total, weights, RemainderPolicy::ToPool) {
+        Ok(p) => (p.amounts, p.remainder),
+        // No positive weight (or too many actors): nothing is distributed.
+        Err(_) => (BTreeMap::new(), total),
     }
 }

@@ -17,7 +17,7 @@
 
 mod emission;
 mod governance;
-pub mod split;
+pub mod settle;
 pub mod state;
 mod tx;
 
@@ -33,6 +33,7 @@ use chorus_protocol::messages::{Evidence, Payload, Role};
 use chorus_protocol::params::ModuleParams;
 use serde::{Deserialize, Serialize};
 
+pub use settle::{EmaScores, EpochRecord, Mechanism};
 pub use state::{
     Account, Proposal, ProposalOutcome, Release, ReputerStake, Supply, TopicState, Validator,
 };
@@ -125,6 +126,26 @@ pub enum LedgerEvent {
         amount: Amount,
         /// Role it was paid for (`inferer`, `forecaster`, `reputer`, `delegator`).
         role: String,
+    },
+    /// The network inference of a finalized worker window.
+    NetworkInference {
+        /// Topic.
+        topic: TopicId,
+        /// Epoch.
+        epoch: u64,
+        /// Combined value.
+        combined: f64,
+        /// Naive value.
+        naive: Option<f64>,
+    },
+    /// The mechanism could not process an epoch (bad inputs); nothing was paid.
+    MechanismError {
+        /// Topic.
+        topic: TopicId,
+        /// Epoch.
+        epoch: u64,
+        /// Why.
+        reason: String,
     },
     /// A governance proposal was tallied.
     Tallied {
@@ -234,6 +255,7 @@ impl Ledger {
                     next_worker_epoch: 0,
                     next_reputer_epoch: 0,
                     active: true,
+                    mechanism: Default::default(),
                 },
             );
         }
@@ -328,15 +350,37 @@ impl Ledger {
         let mut events = vec![];
         let now = self.period_end(height);
         self.apply_ledger_messages(&input.ledger, now, verifier, &mut events);
+        // Worker windows before reputer windows; within a phase, in (topic, epoch) order.
+        let mut settling: BTreeMap<TopicId, u128> = BTreeMap::new();
         for key in &due {
             if let WindowKey::Topic {
                 topic,
-                epoch,
-                phase,
-            } = *key
+                phase: Phase::Reputers,
+                ..
+            } = key
             {
-                let entries = input.windows.get(key).map(Vec::as_slice).unwrap_or(&[]);
-                self.finalize_topic_window(topic, epoch, phase, entries, &mut events);
+                *settling.entry(*topic).or_default() += 1;
+            }
+        }
+        for phase in [Phase::Workers, Phase::Reputers] {
+            for key in &due {
+                if let WindowKey::Topic {
+                    topic,
+                    epoch,
+                    phase: p,
+                } = *key
+                    && p == phase
+                {
+                    let entries = input.windows.get(key).map(Vec::as_slice).unwrap_or(&[]);
+                    let n = settling.get(&topic).copied().unwrap_or(1);
+                    self.finalize_topic_window(topic, epoch, phase, entries, n, &mut events);
+                    // Each settled epoch takes its share of what is left in the pool.
+                    if phase == Phase::Reputers
+                        && let Some(c) = settling.get_mut(&topic)
+                    {
+                        *c = c.saturating_sub(1).max(1);
+                    }
+                }
             }
         }
         self.emit(height, &mut events);
@@ -351,9 +395,16 @@ impl Ledger {
         topic: TopicId,
         epoch: u64,
         phase: Phase,
-        _entries: &[SignedEntry],
-        _events: &mut Vec<LedgerEvent>,
+        entries: &[SignedEntry],
+        epochs_settling: u128,
+        events: &mut Vec<LedgerEvent>,
     ) {
+        match phase {
+            Phase::Workers => self.finalize_worker_window(topic, epoch, entries, events),
+            Phase::Reputers => {
+                self.finalize_reputer_window(topic, epoch, entries, epochs_settling, events)
+            }
+        }
         let Some(t) = self.topics.get_mut(&topic) else {
             return;
         };

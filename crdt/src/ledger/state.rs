@@ -88,6 +88,8 @@ pub struct TopicState {
     pub next_reputer_epoch: u64,
     /// Whether the topic is active (weight ≥ min topic weight, or not yet weighed).
     pub active: bool,
+    /// Regrets, scores, EMAs and pending epochs of the mechanism.
+    pub mechanism: super::settle::Mechanism,
 }
 
 impl TopicState {

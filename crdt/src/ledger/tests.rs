@@ -520,3 +520,203 @@ fn same_inputs_give_the_same_root() {
     assert_ne!(l.root(), run());
     assert_ne!(Hash32::default(), l.root());
 }
+
+mod settlement {
+    use super::*;
+    use chorus_protocol::genesis::{GenesisRegistration, GenesisStake};
+
+    fn world() -> (Ledger, Vec<Keypair>, Vec<Keypair>) {
+        let mut g = genesis();
+        let workers: Vec<Keypair> = (10..13).map(kp).collect();
+        let reputers: Vec<Keypair> = (20..22).map(kp).collect();
+        for w in &workers {
+            g.registrations.push(GenesisRegistration {
+                topic: TopicId(1),
+                address: w.public(),
+                role: Role::Worker,
+            });
+            g.balances.push(chorus_protocol::genesis::GenesisBalance {
+                address: w.public(),
+                amount: Amount(10_000),
+            });
+        }
+        for (i, r) in reputers.iter().enumerate() {
+            g.registrations.push(GenesisRegistration {
+                topic: TopicId(1),
+                address: r.public(),
+                role: Role::Reputer,
+            });
+            g.balances.push(chorus_protocol::genesis::GenesisBalance {
+                address: r.public(),
+                amount: Amount(10_000),
+            });
+            g.reputer_stakes.push(GenesisStake {
+                topic: TopicId(1),
+                reputer: r.public(),
+                delegator: None,
+                amount: Amount(20_000 + 10_000 * i as u128),
+            });
+        }
+        // A delegator on the first reputer.
+        g.reputer_stakes.push(GenesisStake {
+            topic: TopicId(1),
+            reputer: reputers[0].public(),
+            delegator: Some(pk(5)),
+            amount: Amount(5_000),
+        });
+        (Ledger::from_genesis(&g).unwrap(), workers, reputers)
+    }
+
+    fn truth(e: u64) -> f64 {
+        1.0 + (e as f64 * 0.7).sin() * 0.1
+    }
+
+    /// Worker i predicts the truth with error (i+1)·0.01; worker 2 also forecasts.
+    fn worker_entries(l: &Ledger, ws: &[Keypair], e: u64) -> Vec<SignedEntry> {
+        let mut inferers: Vec<PublicKey> = ws.iter().map(|w| w.public()).collect();
+        inferers.sort();
+        ws.iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let forecasts = if i == 2 {
+                    inferers
+                        .iter()
+                        .map(|k| ForecastElement {
+                            inferer: *k,
+                            value: -3.0,
+                        })
+                        .collect()
+                } else {
+                    vec![]
+                };
+                entry(
+                    l,
+                    w,
+                    Payload::WorkerBundle(WorkerBundle {
+                        topic: TopicId(1),
+                        epoch: e,
+                        inference: Some(truth(e) + (i as f64 + 1.0) * 0.01),
+                        forecasts,
+                    }),
+                )
+            })
+            .collect()
+    }
+
+    /// Reputers report the log10 squared error of every value of the finalized bundle.
+    fn reputer_entries(l: &Ledger, rs: &[Keypair], e: u64) -> Vec<SignedEntry> {
+        let Some(rec) = l.topics[&TopicId(1)].mechanism.pending.get(&e) else {
+            return vec![];
+        };
+        let Some(b) = &rec.bundle else { return vec![] };
+        let y = truth(e);
+        let loss = |v: f64| ((v - y).powi(2)).max(1e-12).log10();
+        let wv = |m: &std::collections::BTreeMap<String, f64>| -> Vec<WorkerValue> {
+            m.iter()
+                .map(|(k, v)| WorkerValue {
+                    worker: k.parse().unwrap(),
+                    value: loss(*v),
+                })
+                .collect()
+        };
+        let losses = ValueBundle {
+            combined_value: loss(b.combined_value),
+            naive_value: b.naive_value.map(loss),
+            inferer_values: wv(&b.inferer_values),
+            forecaster_values: wv(&b.forecaster_values),
+            one_out_inferer_values: wv(&b.one_out_inferer_values),
+            one_out_forecaster_values: wv(&b.one_out_forecaster_values),
+            one_in_forecaster_values: wv(&b.one_in_forecaster_values),
+            one_out_inferer_forecaster_values: b
+                .one_out_inferer_forecaster_values
+                .iter()
+                .map(|(f, m)| OneOutInfererForecasterValues {
+                    forecaster: f.parse().unwrap(),
+                    values: wv(m),
+                })
+                .collect(),
+        };
+        rs.iter()
+            .map(|r| {
+                entry(
+                    l,
+                    r,
+                    Payload::ReputerBundle(ReputerBundle {
+                        topic: TopicId(1),
+                        epoch: e,
+                        ground_truth: y,
+                        losses: losses.clone(),
+                    }),
+                )
+            })
+            .collect()
+    }
+
+    fn run(epochs: u64) -> (Ledger, Vec<LedgerEvent>) {
+        let (mut l, ws, rs) = world();
+        let mut all = vec![];
+        for h in 0..epochs {
+            let mut input = HeightInput::default();
+            for key in l.windows_due() {
+                if let WindowKey::Topic { epoch, phase, .. } = key {
+                    let entries = match phase {
+                        Phase::Workers => worker_entries(&l, &ws, epoch),
+                        Phase::Reputers => reputer_entries(&l, &rs, epoch),
+                    };
+                    input.windows.insert(key, entries);
+                }
+            }
+            all.extend(l.apply(h, &input, &NoConsensusEvidence).unwrap());
+            l.check_supply().unwrap();
+        }
+        (l, all)
+    }
+
+    #[test]
+    fn epochs_settle_pay_rewards_and_conserve_supply() {
+        let (l, events) = run(30);
+        let inferences = events
+            .iter()
+            .filter(|e| matches!(e, LedgerEvent::NetworkInference { .. }))
+            .count();
+        assert_eq!(inferences, 30);
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, LedgerEvent::MechanismError { .. })),
+            "{events:?}"
+        );
+        let m = &l.topics[&TopicId(1)].mechanism;
+        assert_eq!(m.regrets.inferer.len(), 3);
+        assert!(m.previous_network_loss.is_some());
+        let paid: Vec<(PublicKey, u128, String)> = events
+            .iter()
+            .filter_map(|e| match e {
+                LedgerEvent::Reward {
+                    to, amount, role, ..
+                } => Some((*to, amount.0, role.clone())),
+                _ => None,
+            })
+            .collect();
+        for role in ["inferer", "forecaster", "reputer", "delegator"] {
+            assert!(paid.iter().any(|p| p.2 == role), "no {role} reward");
+        }
+        // The most accurate worker (error 0.01) earned the most as an inferer.
+        let by = |k: PublicKey| {
+            paid.iter()
+                .filter(|p| p.0 == k && p.2 == "inferer")
+                .map(|p| p.1)
+                .sum::<u128>()
+        };
+        let (best, worst) = (by(kp(10).public()), by(kp(12).public()));
+        assert!(best > worst, "best {best} worst {worst}");
+    }
+
+    #[test]
+    fn settlement_is_deterministic() {
+        let (a, ea) = run(12);
+        let (b, eb) = run(12);
+        assert_eq!(a.root(), b.root());
+        assert_eq!(ea, eb);
+    }
+}

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use chorus_protocol::envelope::Envelope;
 use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::keys::PublicKey;
+use chorus_protocol::math::payout::mul_div_floor;
 use chorus_protocol::messages::{EvidenceKind, Payload, Role};
 use chorus_protocol::validation::Slot;
 
@@ -99,6 +100,7 @@ impl Ledger {
                         next_worker_epoch: 0,
                         next_reputer_epoch: 0,
                         active: true,
+                        mechanism: Default::default(),
                     },
                 );
                 Ok(())
@@ -292,7 +294,7 @@ impl Ledger {
         let mut burned = 0u128;
         if ev.kind == EvidenceKind::ConsensusVote {
             if let Some(v) = self.validators.get_mut(&offender) {
-                let cut = super::split::mul_div(v.bond.0, ppm, 1_000_000);
+                let cut = mul_div_floor(v.bond.0, ppm, 1_000_000).unwrap_or(0);
                 v.bond = Amount(v.bond.0 - cut);
                 v.slashed_count += 1;
                 burned += cut;
@@ -300,7 +302,7 @@ impl Ledger {
         } else {
             for t in self.topics.values_mut() {
                 if let Some(s) = t.stakes.get_mut(&offender) {
-                    let cut = super::split::mul_div(s.own.0, ppm, 1_000_000);
+                    let cut = mul_div_floor(s.own.0, ppm, 1_000_000).unwrap_or(0);
                     s.own = Amount(s.own.0 - cut);
                     burned += cut;
                 }

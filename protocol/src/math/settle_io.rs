@@ -318,8 +318,25 @@ pub fn settle(input: &SettleJsonInput) -> Result<SettleJsonOutput, SettleError> 
         input.previous_forecaster_score_ratio,
         rp.task_reward_alpha,
     );
-    let gamma = normalization_factor(f, g, fu.chi)?;
-    let tr = task_rewards(input.topic_reward, f, g, h, fu.chi, gamma)?;
+    let (gamma, tr) = match normalization_factor(f, g, fu.chi) {
+        Ok(gamma) => (
+            gamma,
+            task_rewards(input.topic_reward, f, g, h, fu.chi, gamma)?,
+        ),
+        // No worker task carries entropy (no worker could be scored, e.g. the first epoch after
+        // the median path): nothing is paid for this epoch, but losses, regrets, reputer
+        // coefficients and scores above still update, as on chain where closing the reputer
+        // nonce and paying rewards are separate steps.
+        Err(MathError::DivisionByZero(_)) => (
+            0.0,
+            super::rewards::TaskRewards {
+                inferers: 0.0,
+                forecasters: 0.0,
+                reputers: 0.0,
+            },
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let inferer_rewards = rewards_per_actor(&u, tr.inferers);
     let forecaster_rewards = rewards_per_actor(&v, tr.forecasters);
     let reputer_rewards = rewards_per_actor(&w, tr.reputers);
