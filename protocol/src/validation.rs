@@ -110,8 +110,14 @@ pub enum Slot {
         /// Nonce.
         nonce: u64,
     },
-    /// Evidence is unique by content.
-    Evidence(Hash32),
+    /// One evidence message per (content, reporter): every peer that sees an equivocation may
+    /// report it; the ledger acts on the content once.
+    Evidence {
+        /// blake3 over the two conflicting messages (in byte order).
+        content: Hash32,
+        /// The reporter.
+        author: PublicKey,
+    },
 }
 
 impl Slot {
@@ -134,7 +140,10 @@ impl Slot {
                 } else {
                     (&e.second, &e.first)
                 };
-                Slot::Evidence(Hash32::of_parts("chorus/evidence/v1", &[a, b]))
+                Slot::Evidence {
+                    content: Hash32::of_parts("chorus/evidence/v1", &[a, b]),
+                    author,
+                }
             }
             other => Slot::Ledger {
                 author,

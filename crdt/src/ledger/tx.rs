@@ -263,7 +263,7 @@ impl Ledger {
         events: &mut Vec<LedgerEvent>,
     ) {
         let key = match Slot::of(e.author, &e.payload) {
-            Slot::Evidence(h) => h,
+            Slot::Evidence { content, .. } => content,
             _ => e.id,
         };
         if self.evidence.contains(&key) {

@@ -90,12 +90,14 @@ impl WindowKey {
 }
 
 /// The map key of an entry: the author's hex key in topic windows; author and nonce in ledger
-/// windows (`<hex>:<nonce>`); `evidence:<hash>` for evidence.
+/// windows (`<hex>:<nonce>`); `evidence:<content hash>:<reporter hex>` for evidence.
 pub fn slot_key(author: &PublicKey, payload: &Payload) -> String {
     match payload {
         Payload::WorkerBundle(_) | Payload::ReputerBundle(_) => author.to_hex(),
         Payload::Evidence(_) => match chorus_protocol::validation::Slot::of(*author, payload) {
-            chorus_protocol::validation::Slot::Evidence(h) => format!("evidence:{h}"),
+            chorus_protocol::validation::Slot::Evidence { content, author } => {
+                format!("evidence:{content}:{}", author.to_hex())
+            }
             _ => format!("evidence:{}", author.to_hex()),
         },
         other => format!("{}:{}", author.to_hex(), other.nonce().unwrap_or(0)),
