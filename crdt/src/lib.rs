@@ -9,7 +9,14 @@
 //! - [`ledger`]: the deterministic state machine over finalized windows (balances, stakes,
 //!   bonds, registrations, topics, governance, emission, slashing), with its root.
 //!
+//! - [`checkpoint`]: stake-weighted checkpoint consensus over Malachite's sans-IO Tendermint
+//!   core (effects as data, WAL, catch-up, evidence).
+//! - [`replica`]: one peer's whole replicated state as a pure state machine (windows + ledger +
+//!   consensus), driven by the node and by the simulator.
+//!
 //! Pure: no tokio, libp2p or redb; no clock or RNG.
 
+pub mod checkpoint;
 pub mod ledger;
+pub mod replica;
 pub mod window;

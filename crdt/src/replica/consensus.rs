@@ -1,0 +1,470 @@
+//! The replica's side of checkpoint consensus: turning engine effects into replica effects,
+//! building our proposals, deciding the validity of others', and applying decided checkpoints
+//! to the ledger.
+
+use std::collections::BTreeMap;
+
+use chorus_protocol::ids::Hash32;
+use chorus_protocol::validation::ChannelKind;
+
+use super::{Effect, MAX_PREPARED, PeerKey, Replica, ReplicaEvent, validator_set};
+use crate::checkpoint::{
+    self, Checkpoint, CheckpointId, ConsensusMessage, DecidedCheckpoint, PeerId, WindowHead,
+};
+use crate::ledger::{HeightInput, Ledger, LedgerEvent, SignedEntry};
+use crate::window::{Phase, WindowKey};
+
+/// Why a checkpoint's content could not be derived yet.
+enum Content {
+    /// Every referenced change is held: the ledger after applying it, and what it did.
+    Ready(Box<Ledger>, Vec<LedgerEvent>),
+    /// Some changes are missing: fetch these windows.
+    Missing(Vec<WindowKey>),
+    /// The checkpoint names the wrong windows or cannot be applied.
+    Invalid(String),
+}
+
+/// The evidence verifier for consensus votes of this network.
+struct VoteEvidence(Hash32);
+
+impl crate::ledger::EvidenceVerifier for VoteEvidence {
+    fn offender(
+        &self,
+        evidence: &chorus_protocol::messages::Evidence,
+    ) -> Option<chorus_protocol::keys::PublicKey> {
+        checkpoint::verify_vote_evidence(&self.0, evidence)
+            .ok()
+            .map(|e| e.validator)
+    }
+}
+
+impl Replica {
+    pub(super) fn consensus_bytes(
+        &mut self,
+        from: PeerKey,
+        bytes: &[u8],
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        match ConsensusMessage::decode(bytes) {
+            Ok(message) => {
+                let effects = self.engine.handle(
+                    checkpoint::Input::Message {
+                        from: PeerId(from),
+                        message,
+                    },
+                    now_ms,
+                );
+                self.engine_effects(effects, now_ms, out);
+            }
+            Err(e) => out.push(Effect::Penalize {
+                peer: from,
+                reason: format!("consensus message: {e}"),
+            }),
+        }
+    }
+
+    pub(super) fn engine_effects(
+        &mut self,
+        effects: Vec<checkpoint::Effect>,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        use checkpoint::Effect as E;
+        for effect in effects {
+            match effect {
+                E::WalAppend(r) => out.push(Effect::WalAppend(r)),
+                E::WalTruncate { keep_from_height } => {
+                    out.push(Effect::WalTruncate { keep_from_height })
+                }
+                E::Broadcast(m) => out.push(Effect::Broadcast {
+                    channel: ChannelKind::Consensus,
+                    bytes: m.to_bytes(),
+                }),
+                E::SendTo { peer, message } => out.push(Effect::SendConsensus {
+                    to: peer.0,
+                    bytes: message.to_bytes(),
+                }),
+                E::ScheduleTimer { id, at_ms } => out.push(Effect::ScheduleTimer { id, at_ms }),
+                E::CancelTimer(id) => out.push(Effect::CancelTimer(id)),
+                E::CancelAllTimers => out.push(Effect::CancelAllTimers),
+                E::NeedValue { height, round, .. } => {
+                    self.need_value = Some((height, round));
+                    self.try_propose(now_ms, out);
+                }
+                E::ValidateCheckpoint {
+                    height,
+                    proposer,
+                    checkpoint,
+                    ..
+                } => {
+                    let id = checkpoint.id();
+                    self.validations
+                        .insert((height, id), (checkpoint, proposer));
+                    self.retry_validations(now_ms, out);
+                }
+                E::Decided(d) => {
+                    out.push(Effect::PersistDecided(d.clone()));
+                    self.decided_queue.insert(d.height(), d);
+                    self.apply_decided_queue(now_ms, out);
+                }
+                E::Evidence(ev) => self.publish(
+                    chorus_protocol::messages::Payload::Evidence(ev),
+                    now_ms,
+                    out,
+                ),
+                E::Misbehaviour { peer, offence } => out.push(Effect::Penalize {
+                    peer: peer.0,
+                    reason: format!("{offence:?}"),
+                }),
+                E::CatchUpMiss { peer, height } => out.push(Effect::ServeCatchUp {
+                    peer: peer.0,
+                    height,
+                }),
+                E::Fault(f) => out.push(Effect::Event(ReplicaEvent::Fault(format!("{f:?}")))),
+            }
+        }
+    }
+
+    /// The windows a checkpoint of consensus height `height` must cover, by id; `None` if the
+    /// ledger is not at the period before it yet.
+    fn due_windows(&self, height: u64) -> Option<BTreeMap<Hash32, WindowKey>> {
+        (self.ledger.next_height + 1 == height).then(|| {
+            self.ledger
+                .windows_due()
+                .into_iter()
+                .map(|k| (k.id(), k))
+                .collect()
+        })
+    }
+
+    /// Gather the finalized content a checkpoint names: every window due, with the entries at
+    /// its heads.
+    fn collect(&self, cp: &Checkpoint) -> Result<HeightInput, Content> {
+        let Some(due) = self.due_windows(cp.height) else {
+            return Err(Content::Invalid(format!(
+                "ledger is at period {}, checkpoint {} needs period {}",
+                self.ledger.next_height,
+                cp.height,
+                cp.height.saturating_sub(1)
+            )));
+        };
+        if cp.windows.len() != due.len() || cp.windows.iter().any(|w| !due.contains_key(&w.window))
+        {
+            return Err(Content::Invalid(
+                "the checkpoint does not name exactly the due windows".into(),
+            ));
+        }
+        let mut missing = vec![];
+        let mut input = HeightInput::default();
+        for head in &cp.windows {
+            let Some(key) = due.get(&head.window).copied() else {
+                continue;
+            };
+            let entries = match self.windows.get(&key) {
+                None if head.heads.is_empty() => vec![],
+                None => {
+                    missing.push(key);
+                    continue;
+                }
+                Some(w) => match w.effective_entries(&head.heads) {
+                    Err(_) => {
+                        missing.push(key);
+                        continue;
+                    }
+                    Ok(entries) => entries
+                        .into_iter()
+                        .map(|e| SignedEntry {
+                            author: e.envelope.signer,
+                            id: e.message_id(),
+                            payload: e.payload.clone(),
+                        })
+                        .collect(),
+                },
+            };
+            match key {
+                WindowKey::Ledger { .. } => input.ledger = entries,
+                WindowKey::Topic { .. } => {
+                    input.windows.insert(key, entries);
+                }
+            }
+        }
+        if missing.is_empty() {
+            Ok(input)
+        } else {
+            Err(Content::Missing(missing))
+        }
+    }
+
+    /// Derive the ledger a checkpoint leads to and check its root.
+    fn derive(&self, cp: &Checkpoint) -> Content {
+        let input = match self.collect(cp) {
+            Ok(i) => i,
+            Err(c) => return c,
+        };
+        let mut next = self.ledger.clone();
+        match next.apply(cp.height - 1, &input, &VoteEvidence(self.network)) {
+            Ok(events) if next.root() == cp.ledger_root => Content::Ready(Box::new(next), events),
+            Ok(_) => Content::Invalid("ledger root does not match".into()),
+            Err(e) => Content::Invalid(e.to_string()),
+        }
+    }
+
+    /// Build our proposal for `height` once its period has ended (plus grace).
+    pub(super) fn try_propose(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let Some((height, round)) = self.need_value else {
+            return;
+        };
+        if height != self.engine.height() {
+            self.need_value = None;
+            return;
+        }
+        let period = height - 1;
+        let ready_at = self
+            .ledger
+            .period_end(period)
+            .saturating_add(self.ledger.params.max_clock_skew_ms)
+            .saturating_add(self.config.propose_grace_ms);
+        if now_ms < ready_at || self.ledger.next_height != period {
+            return;
+        }
+        let Some(due) = self.due_windows(height) else {
+            return;
+        };
+        let mut windows: Vec<WindowHead> = due
+            .iter()
+            .map(|(id, key)| {
+                let heads = self
+                    .windows
+                    .get_mut(key)
+                    .map(|w| {
+                        w.flush();
+                        w.heads()
+                    })
+                    .unwrap_or_default();
+                WindowHead::new(*id, heads)
+            })
+            .collect();
+        windows.sort();
+        let mut cp = Checkpoint {
+            height,
+            previous: self.tip,
+            windows,
+            ledger_root: Hash32::default(),
+        };
+        let input = match self.collect(&cp) {
+            Ok(i) => i,
+            Err(_) => {
+                out.push(Effect::Event(ReplicaEvent::Fault(format!(
+                    "cannot gather the content of checkpoint {height}"
+                ))));
+                return;
+            }
+        };
+        let mut next = self.ledger.clone();
+        let events = match next.apply(period, &input, &VoteEvidence(self.network)) {
+            Ok(events) => events,
+            Err(e) => {
+                out.push(Effect::Event(ReplicaEvent::Fault(format!(
+                    "cannot build checkpoint {height}: {e}"
+                ))));
+                return;
+            }
+        };
+        cp.ledger_root = next.root();
+        self.remember(cp.id(), next, events);
+        self.need_value = None;
+        let effects = self.engine.handle(
+            checkpoint::Input::ProposeValue {
+                height,
+                round,
+                checkpoint: cp,
+            },
+            now_ms,
+        );
+        self.engine_effects(effects, now_ms, out);
+    }
+
+    fn remember(&mut self, id: CheckpointId, ledger: Ledger, events: Vec<LedgerEvent>) {
+        self.prepared.insert(id, (ledger, events));
+        while self.prepared.len() > MAX_PREPARED {
+            self.prepared.pop_first();
+        }
+    }
+
+    /// Decide every pending validation we can (all changes held, or provably invalid); ask
+    /// for what is missing.
+    pub(super) fn retry_validations(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let pending: Vec<((u64, CheckpointId), (Checkpoint, PeerKey))> = self
+            .validations
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        for ((height, id), (cp, proposer)) in pending {
+            if height < self.engine.height() {
+                self.validations.remove(&(height, id));
+                continue;
+            }
+            if self.ledger.next_height + 1 < height {
+                continue; // our ledger is behind; wait until it catches up
+            }
+            let valid = match self.derive(&cp) {
+                Content::Ready(ledger, events) => {
+                    self.remember(id, *ledger, events);
+                    true
+                }
+                Content::Invalid(_) => false,
+                Content::Missing(keys) => {
+                    for key in keys {
+                        if self.fetching.insert(key) {
+                            out.push(Effect::FetchWindow {
+                                window: key,
+                                from: Some(proposer),
+                            });
+                        }
+                    }
+                    continue;
+                }
+            };
+            self.validations.remove(&(height, id));
+            let effects = self.engine.handle(
+                checkpoint::Input::ValueValidity { height, id, valid },
+                now_ms,
+            );
+            self.engine_effects(effects, now_ms, out);
+        }
+    }
+
+    /// Apply decided checkpoints in height order as far as their entries are held.
+    pub(super) fn apply_decided_queue(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        while let Some((&height, _)) = self.decided_queue.first_key_value() {
+            if height <= self.ledger.next_height {
+                self.decided_queue.pop_first();
+                continue;
+            }
+            if height != self.ledger.next_height + 1 {
+                return;
+            }
+            let Some(d) = self.decided_queue.get(&height).cloned() else {
+                return;
+            };
+            let id = d.id();
+            let (next, events) = match self.prepared.remove(&id) {
+                Some(p) => p,
+                None => match self.derive(&d.checkpoint) {
+                    Content::Ready(l, e) => (*l, e),
+                    Content::Missing(keys) => {
+                        for key in keys {
+                            if self.fetching.insert(key) {
+                                out.push(Effect::FetchWindow {
+                                    window: key,
+                                    from: None,
+                                });
+                            }
+                        }
+                        return;
+                    }
+                    Content::Invalid(reason) => {
+                        out.push(Effect::Event(ReplicaEvent::Fault(format!(
+                            "decided checkpoint {height} does not apply here: {reason}"
+                        ))));
+                        self.decided_queue.pop_first();
+                        return;
+                    }
+                },
+            };
+            self.decided_queue.pop_first();
+            self.finish_height(d, next, events, now_ms, out);
+        }
+    }
+
+    fn finish_height(
+        &mut self,
+        d: DecidedCheckpoint,
+        next: Ledger,
+        events: Vec<LedgerEvent>,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        let height = d.height();
+        let finalized: BTreeMap<Hash32, Vec<Hash32>> = d
+            .checkpoint
+            .windows
+            .iter()
+            .map(|w| (w.window, w.heads.clone()))
+            .collect();
+        let period = height - 1;
+        self.ledger = next;
+        self.tip = d.id().0;
+        self.prepared
+            .retain(|_, (l, _)| l.next_height > self.ledger.next_height);
+        // Drop finalized windows; ledger entries that missed their period get another chance.
+        let keys: Vec<WindowKey> = self.windows.keys().copied().collect();
+        let mut carry = vec![];
+        for key in keys {
+            let done = match key {
+                WindowKey::Ledger { period: p } => p <= period,
+                WindowKey::Topic {
+                    topic,
+                    epoch,
+                    phase,
+                } => self.ledger.topics.get(&topic).is_none_or(|t| match phase {
+                    Phase::Workers => epoch < t.next_worker_epoch,
+                    Phase::Reputers => epoch < t.next_reputer_epoch,
+                }),
+            };
+            if !done {
+                continue;
+            }
+            if let Some(w) = self.windows.remove(&key) {
+                let kept = finalized.get(&key.id()).cloned().unwrap_or_default();
+                for e in w.entries() {
+                    self.slots.remove(&chorus_protocol::validation::Slot::of(
+                        e.envelope.signer,
+                        &e.payload,
+                    ));
+                    if matches!(key, WindowKey::Ledger { .. }) && !kept.contains(&e.hash()) {
+                        carry.push((e.envelope.clone(), e.payload.clone()));
+                    }
+                }
+            }
+        }
+        for (env, payload) in carry {
+            let nonce_ok = payload
+                .nonce()
+                .is_none_or(|n| n > self.ledger.accounts.get(&env.signer).map_or(0, |a| a.nonce));
+            if nonce_ok {
+                let key = WindowKey::Ledger {
+                    period: self.ledger.next_height.max(self.ledger.period_at(now_ms)),
+                };
+                let bytes = env.to_bytes();
+                if self.add_entry(key, env, payload).is_some() {
+                    out.push(Effect::Persist(vec![(key, bytes)]));
+                }
+            }
+        }
+        // Validator sets change two heights after the bonds that define them.
+        if let Ok(set) = validator_set(&self.ledger) {
+            let effects = self.engine.handle(
+                checkpoint::Input::ValidatorSet {
+                    from_height: height + 2,
+                    set,
+                },
+                now_ms,
+            );
+            self.engine_effects(effects, now_ms, out);
+        }
+        let bytes = bincode::serde::encode_to_vec(&self.ledger, chorus_protocol::codec::config())
+            .unwrap_or_default();
+        out.push(Effect::PersistLedger { height, bytes });
+        out.push(Effect::Event(ReplicaEvent::Finalized {
+            height,
+            id: d.id(),
+            ledger_root: self.ledger.root(),
+            events,
+        }));
+        // A proposal request may have been waiting for this ledger.
+        self.try_propose(now_ms, out);
+        self.retry_validations(now_ms, out);
+    }
+}

@@ -1,0 +1,249 @@
+#![allow(clippy::unwrap_used)]
+
+use chorus_protocol::genesis::{
+    Genesis, GenesisBalance, GenesisRegistration, GenesisStake, GenesisTopic, GenesisValidator,
+    Token,
+};
+use chorus_protocol::ids::{Amount, TopicId};
+use chorus_protocol::keys::Keypair;
+use chorus_protocol::messages::Role;
+use chorus_protocol::params::ModuleParams;
+use chorus_protocol::topic::{LossMethod, TopicSpec};
+
+use super::ReplicaConfig;
+use super::sim::{NetConfig, Sim, SimRoles};
+use crate::checkpoint::TimeoutConfig;
+
+pub(crate) fn keys(n: u8) -> Vec<Keypair> {
+    (1..=n).map(|i| Keypair::from_seed(&[i; 32])).collect()
+}
+
+/// 6 nodes: 0–3 validators; 0, 1, 2, 4 workers; 3 and 5 reputers.
+pub(crate) fn genesis(keys: &[Keypair]) -> Genesis {
+    let start = 1_000_000;
+    let params = ModuleParams {
+        checkpoint_period_ms: 1_000,
+        min_epoch_length_ms: 100,
+        max_clock_skew_ms: 100,
+        emission_per_period: Amount(1_000_000),
+        min_topic_weight: 0.0,
+        ..ModuleParams::default()
+    };
+    let spec = TopicSpec {
+        name: "sim".into(),
+        metadata: String::new(),
+        loss: LossMethod::Mse,
+        start_ms: start,
+        epoch_length_ms: 1_000,
+        submission_window_ms: 500,
+        ground_truth_lag_ms: 1_000,
+        p_norm: 3.0,
+        alpha_regret: 0.1,
+        epsilon: 0.01,
+        merit_sortition_alpha: 0.1,
+        active_inferer_quantile: 0.25,
+        active_forecaster_quantile: 0.25,
+        active_reputer_quantile: 0.25,
+        allow_negative: false,
+    };
+    let mut g = Genesis {
+        network: "replica-test".into(),
+        genesis_time_ms: start,
+        token: Token {
+            symbol: "CHR".into(),
+            decimals: 0,
+        },
+        balances: keys
+            .iter()
+            .map(|k| GenesisBalance {
+                address: k.public(),
+                amount: Amount(1_000_000),
+            })
+            .collect(),
+        validators: keys[..4]
+            .iter()
+            .map(|k| GenesisValidator {
+                address: k.public(),
+                bond: Amount(100_000),
+                name: String::new(),
+            })
+            .collect(),
+        reputer_stakes: vec![],
+        registrations: vec![],
+        params,
+        topics: vec![GenesisTopic {
+            id: TopicId(1),
+            creator: keys[0].public(),
+            spec,
+            fee_revenue: Amount(75_000),
+        }],
+    };
+    for i in [0, 1, 2, 4] {
+        g.registrations.push(GenesisRegistration {
+            topic: TopicId(1),
+            address: keys[i].public(),
+            role: Role::Worker,
+        });
+    }
+    for i in [3, 5] {
+        g.registrations.push(GenesisRegistration {
+            topic: TopicId(1),
+            address: keys[i].public(),
+            role: Role::Reputer,
+        });
+        g.reputer_stakes.push(GenesisStake {
+            topic: TopicId(1),
+            reputer: keys[i].public(),
+            delegator: None,
+            amount: Amount(50_000),
+        });
+    }
+    g
+}
+
+pub(crate) fn roles() -> SimRoles {
+    let mut r = SimRoles::default();
+    for (i, noise) in [(0, 0.01), (1, 0.02), (2, 0.05), (4, 0.1)] {
+        r.workers.insert(i, noise);
+    }
+    r.reputers.insert(3);
+    r.reputers.insert(5);
+    r
+}
+
+pub(crate) fn config() -> ReplicaConfig {
+    ReplicaConfig {
+        propose_grace_ms: 100,
+        timeouts: TimeoutConfig {
+            propose_ms: 500,
+            propose_delta_ms: 100,
+            prevote_ms: 200,
+            prevote_delta_ms: 100,
+            precommit_ms: 200,
+            precommit_delta_ms: 100,
+            rebroadcast_ms: 1_000,
+            max_ms: 5_000,
+        },
+        validator: true,
+    }
+}
+
+fn sim(seed: u64, net: NetConfig) -> Sim {
+    let k = keys(6);
+    Sim::new(genesis(&k), k, roles(), net, config(), seed).unwrap()
+}
+
+fn agree(s: &Sim) -> (u64, chorus_protocol::ids::Hash32) {
+    let roots: Vec<_> = s.ledger_roots().into_iter().flatten().collect();
+    let min = roots.iter().map(|r| r.0).min().unwrap();
+    // Everyone at the same height has the same root.
+    let mut by_height = std::collections::BTreeMap::new();
+    for (h, r) in &roots {
+        assert_eq!(
+            *by_height.entry(*h).or_insert(*r),
+            *r,
+            "diverged at height {h}"
+        );
+    }
+    (min, roots[0].1)
+}
+
+#[test]
+fn six_replicas_finalize_settle_and_agree() {
+    let mut s = sim(1, NetConfig::default());
+    s.run_until(1_000_000 + 20_000);
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+    let (height, _) = agree(&s);
+    assert!(height >= 15, "only {height} heights applied");
+    let roots = s.ledger_roots();
+    let l = s.nodes[0].replica.as_ref().unwrap().ledger();
+    l.check_supply().unwrap();
+    let m = &l.topics[&TopicId(1)].mechanism;
+    assert!(m.previous_network_loss.is_some(), "no epoch settled");
+    assert_eq!(m.regrets.inferer.len(), 4);
+    let rewarded = l.accounts.values().filter(|a| a.rewards.0 > 0).count();
+    assert!(rewarded >= 6, "rewards reached {rewarded} accounts");
+    // Every node that is at the same height has the same root (checked in `agree`).
+    assert!(roots.iter().all(Option::is_some));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    let run = |seed| {
+        let mut s = sim(
+            seed,
+            NetConfig {
+                loss: 0.02,
+                ..NetConfig::default()
+            },
+        );
+        s.run_until(1_000_000 + 8_000);
+        s.trace()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+}
+
+#[test]
+fn a_crashed_replica_restarts_from_its_store_and_catches_up() {
+    let mut s = sim(3, NetConfig::default());
+    s.run_until(1_000_000 + 6_000);
+    s.crash(2);
+    s.run_until(1_000_000 + 12_000);
+    s.start(2).unwrap();
+    s.run_until(1_000_000 + 22_000);
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+    let (height, _) = agree(&s);
+    assert!(height >= 15, "only {height}");
+    let hs: Vec<u64> = s
+        .ledger_roots()
+        .into_iter()
+        .flatten()
+        .map(|r| r.0)
+        .collect();
+    assert!(
+        hs.iter().max().unwrap() - hs.iter().min().unwrap() <= 2,
+        "{hs:?}"
+    );
+}
+
+#[test]
+fn a_partitioned_minority_heals_and_converges() {
+    let mut s = sim(5, NetConfig::default());
+    s.run_until(1_000_000 + 5_000);
+    // Validators 0,1,2 (3/4 of stake) keep finalizing; node 3 and 5 are cut off.
+    s.partition(&[0, 0, 0, 1, 0, 1]);
+    s.run_until(1_000_000 + 12_000);
+    s.heal();
+    s.run_until(1_000_000 + 25_000);
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+    let hs: Vec<u64> = s
+        .ledger_roots()
+        .into_iter()
+        .flatten()
+        .map(|r| r.0)
+        .collect();
+    assert!(
+        hs.iter().max().unwrap() - hs.iter().min().unwrap() <= 2,
+        "{hs:?}"
+    );
+    agree(&s);
+}
+
+#[test]
+fn an_equivocating_worker_is_excluded_everywhere_alike() {
+    let k = keys(6);
+    let mut r = roles();
+    r.equivocating_workers.insert(4);
+    let mut s = Sim::new(genesis(&k), k, r, NetConfig::default(), config(), 9).unwrap();
+    s.run_until(1_000_000 + 12_000);
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+    agree(&s);
+    let l = s.nodes[0].replica.as_ref().unwrap().ledger();
+    let m = &l.topics[&TopicId(1)].mechanism;
+    let equivocator = s.nodes[4].key.public().to_hex();
+    assert!(
+        !m.regrets.inferer.contains_key(&equivocator),
+        "equivocator was counted"
+    );
+}
