@@ -8,7 +8,9 @@
 //! - [`store`]: the redb store on its own thread (envelopes, windows, certificates, WAL,
 //!   ledger snapshots, evidence, peers).
 
+pub mod actor;
 pub mod config;
+pub mod metrics;
 pub mod models;
 pub mod net;
 pub mod store;

@@ -1,0 +1,158 @@
+//! The cloneable handle to a running node: commands with oneshot replies, a broadcast of
+//! network inferences for live streams, and the metrics.
+
+use std::sync::Arc;
+
+use chorus_protocol::ids::{Hash32, TopicId};
+use chorus_protocol::keys::PublicKey;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::metrics::NodeMetrics;
+
+/// Commands waiting for the actor. Full queue: callers wait (backpressure); the API answers
+/// 503 if the actor is gone.
+pub const COMMAND_QUEUE: usize = 256;
+/// Inference events buffered per live subscriber; a subscriber that falls further behind skips
+/// ahead (drop oldest) and is told how many it missed.
+pub const INFERENCE_EVENTS: usize = 1_024;
+
+/// A read-only question for the node. Answers are JSON documents (shapes in `docs/api.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Query {
+    /// `GET /v1/status`.
+    Status,
+    /// `GET /v1/topics`.
+    Topics,
+    /// `GET /v1/topics/{id}`.
+    Topic(TopicId),
+    /// `GET /v1/topics/{id}/inference[?epoch=E]`.
+    Inference {
+        /// The topic.
+        topic: TopicId,
+        /// A specific epoch (latest if `None`).
+        epoch: Option<u64>,
+    },
+    /// `GET /v1/topics/{id}/scores`.
+    Scores(TopicId),
+    /// `GET /v1/topics/{id}/leaderboard`.
+    Leaderboard(TopicId),
+    /// `GET /v1/accounts/{address}`.
+    Account(PublicKey),
+    /// `GET /v1/checkpoints/latest`.
+    LatestCheckpoint,
+}
+
+/// Why a query has no answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The thing asked for does not exist (404).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The node is shutting down or gone (503).
+    #[error("the node is not running")]
+    Unavailable,
+}
+
+/// What happened to a submitted envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResult {
+    /// Message id (hex).
+    pub id: Hash32,
+    /// Accepted locally, persisted and published.
+    pub accepted: bool,
+    /// Why not, if not.
+    pub reason: Option<String>,
+}
+
+/// A network inference as streamed to subscribers (`GET /v1/topics/{id}/stream`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InferenceEvent {
+    /// Topic.
+    pub topic: TopicId,
+    /// Epoch.
+    pub epoch: u64,
+    /// Combined value.
+    pub combined_value: f64,
+    /// Naive value, when known.
+    pub naive_value: Option<f64>,
+    /// `false`: this node's own inference at window close; `true`: from a finalized checkpoint.
+    pub finalized: bool,
+    /// The checkpoint height that finalized it.
+    pub checkpoint_height: Option<u64>,
+    /// Node time (unix ms) of the event.
+    pub time_ms: u64,
+}
+
+/// A command for the actor.
+#[derive(Debug)]
+pub enum Command {
+    /// Answer a query.
+    Query(Query, oneshot::Sender<Result<serde_json::Value, QueryError>>),
+    /// Validate, persist and publish a signed envelope (canonical bytes).
+    Submit(Vec<u8>, oneshot::Sender<SubmitResult>),
+    /// Stop: flush storage, close connections, end the actor.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The cloneable handle.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    inferences: broadcast::Sender<InferenceEvent>,
+    metrics: Arc<NodeMetrics>,
+}
+
+impl NodeHandle {
+    /// A handle over the actor's channels.
+    pub fn new(
+        commands: mpsc::Sender<Command>,
+        inferences: broadcast::Sender<InferenceEvent>,
+        metrics: Arc<NodeMetrics>,
+    ) -> Self {
+        NodeHandle {
+            commands,
+            inferences,
+            metrics,
+        }
+    }
+
+    /// Ask the node.
+    pub async fn query(&self, q: Query) -> Result<serde_json::Value, QueryError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Query(q, tx))
+            .await
+            .map_err(|_| QueryError::Unavailable)?;
+        rx.await.map_err(|_| QueryError::Unavailable)?
+    }
+
+    /// Submit a signed envelope.
+    pub async fn submit(&self, envelope: Vec<u8>) -> Result<SubmitResult, QueryError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Submit(envelope, tx))
+            .await
+            .map_err(|_| QueryError::Unavailable)?;
+        rx.await.map_err(|_| QueryError::Unavailable)
+    }
+
+    /// Stop the node and wait until its storage is flushed.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Live network inferences (every topic; filter by `topic`).
+    pub fn subscribe(&self) -> broadcast::Receiver<InferenceEvent> {
+        self.inferences.subscribe()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &NodeMetrics {
+        &self.metrics
+    }
+}
