@@ -9,8 +9,11 @@
 //!   ledger snapshots, evidence, peers).
 
 pub mod actor;
+pub mod clock;
 pub mod config;
+pub mod localnet;
 pub mod metrics;
 pub mod models;
 pub mod net;
+pub mod roles;
 pub mod store;

@@ -89,7 +89,10 @@ pub struct InferenceEvent {
 #[derive(Debug)]
 pub enum Command {
     /// Answer a query.
-    Query(Query, oneshot::Sender<Result<serde_json::Value, QueryError>>),
+    Query(
+        Query,
+        oneshot::Sender<Result<serde_json::Value, QueryError>>,
+    ),
     /// Validate, persist and publish a signed envelope (canonical bytes).
     Submit(Vec<u8>, oneshot::Sender<SubmitResult>),
     /// Stop: flush storage, close connections, end the actor.

@@ -1,5 +1,250 @@
-//! The node actor: owns the swarm, the replica and the roles; one `select!` loop; the handle.
+//! The node actor: one task owns the libp2p swarm, the replica (windows, ledger, consensus)
+//! and the storage handle; a `select!` loop delegates each event to a `handle_*` method; the
+//! [`NodeHandle`] sends it commands. Roles run as their own tasks and send payloads back.
+//!
+//! Channel capacities and overflow policies:
+//! - commands: [`handle::COMMAND_QUEUE`], backpressure;
+//! - role outputs: [`ROLE_QUEUE`], backpressure (roles wait);
+//! - inference stream: [`handle::INFERENCE_EVENTS`] per subscriber, drop oldest;
+//! - storage: `store::STORE_QUEUE`, backpressure.
+//!
+//! Durability: envelopes received by gossip are written in one durable transaction per tick;
+//! before anything this node signs leaves it (a broadcast, a consensus message), every pending
+//! write and WAL record is made durable first. A submission through the API is answered only
+//! after it is on disk ("acknowledged means persisted").
 
 pub mod handle;
+mod run;
+pub mod views;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chorus_crdt::ledger::Ledger;
+use chorus_crdt::replica::{Replica, ReplicaConfig, Restore};
+use chorus_crdt::window::WindowKey;
+use chorus_protocol::codec;
+use chorus_protocol::genesis::Genesis;
+use chorus_protocol::keys::Keypair;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
 
 pub use handle::{Command, InferenceEvent, NodeHandle, Query, QueryError, SubmitResult};
+
+use crate::clock::Clock;
+use crate::metrics::NodeMetrics;
+use crate::net::{NetOptions, build_swarm};
+use crate::roles::{ReputerTask, RoleOutput, RoleView, WorkerTask, run_reputer, run_worker};
+use crate::store::{Store, StoreError, StoreThread, ops};
+
+/// Payloads from roles waiting for the actor.
+pub const ROLE_QUEUE: usize = 256;
+
+/// Everything a node needs to start.
+pub struct NodeSetup {
+    /// The network's genesis.
+    pub genesis: Genesis,
+    /// The node's key (also its libp2p identity).
+    pub key: Keypair,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// Transport and discovery.
+    pub net: NetOptions,
+    /// Listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial (and redial with backoff).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Largest redial backoff.
+    pub max_backoff: Duration,
+    /// Replica tunables (consensus timeouts, validator or not).
+    pub replica: ReplicaConfig,
+    /// Event-loop tick.
+    pub tick: Duration,
+    /// Worker roles.
+    pub workers: Vec<WorkerTask>,
+    /// Reputer roles.
+    pub reputers: Vec<ReputerTask>,
+    /// The clock.
+    pub clock: Clock,
+    /// Anti-entropy round interval.
+    pub anti_entropy: Duration,
+}
+
+/// A started node.
+pub struct RunningNode {
+    /// The handle.
+    pub handle: NodeHandle,
+    /// Its peer id.
+    pub peer_id: PeerId,
+    /// Addresses it listens on (resolved ports).
+    pub listen: Vec<Multiaddr>,
+    /// The actor and role tasks; the actor's result is the node's.
+    pub tasks: JoinSet<()>,
+    /// The storage thread (join after the tasks end to be sure everything is written).
+    pub store_thread: StoreThread,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The replica.
+    #[error("replica: {0}")]
+    Replica(#[from] chorus_crdt::replica::ReplicaError),
+    /// libp2p.
+    #[error("network: {0}")]
+    Net(String),
+    /// Data directory.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// Path.
+        path: PathBuf,
+        /// Error.
+        source: std::io::Error,
+    },
+}
+
+/// What the store holds for a restart.
+fn restore_from_store(store: &Store) -> Result<Restore, StoreError> {
+    store.call_blocking(|db| {
+        let ledger = ops::latest_ledger(db)?.and_then(|(h, bytes)| {
+            bincode::serde::decode_from_slice::<Ledger, _>(&bytes, codec::config())
+                .ok()
+                .map(|(l, _)| (h, l))
+        });
+        let applied = ledger.as_ref().map_or(0, |(h, _)| *h);
+        let decided = ops::certificates_from(db, applied.saturating_sub(255))?
+            .into_iter()
+            .filter_map(|(_, bytes)| codec::decode(&bytes).ok())
+            .collect();
+        let wal = ops::wal_records(db)?
+            .into_iter()
+            .filter_map(|b| chorus_crdt::checkpoint::WalRecord::from_bytes(&b).ok())
+            .collect();
+        let mut envelopes = vec![];
+        for key in ops::window_keys(db)? {
+            let open = match (&ledger, key) {
+                (None, _) => true,
+                (Some((_, l)), WindowKey::Ledger { period }) => period >= l.next_height,
+                (
+                    Some((_, l)),
+                    WindowKey::Topic {
+                        topic,
+                        epoch,
+                        phase,
+                    },
+                ) => l.topics.get(&topic).is_none_or(|t| match phase {
+                    chorus_crdt::window::Phase::Workers => epoch >= t.next_worker_epoch,
+                    chorus_crdt::window::Phase::Reputers => epoch >= t.next_reputer_epoch,
+                }),
+            };
+            // A height decided but not yet in the snapshot (crash between the two writes)
+            // re-applies from these: its windows are still open for the snapshot's ledger.
+            if open {
+                for bytes in ops::window_envelopes(db, &key.id())? {
+                    envelopes.push((key, bytes));
+                }
+            }
+        }
+        Ok(Restore {
+            ledger,
+            decided,
+            wal,
+            envelopes,
+        })
+    })
+}
+
+/// Open the store, restore the replica, build the swarm, start listening and dialing, spawn
+/// the actor and the role tasks.
+pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
+    std::fs::create_dir_all(&setup.data_dir).map_err(|source| StartError::DataDir {
+        path: setup.data_dir.clone(),
+        source,
+    })?;
+    let network = setup.genesis.network_id();
+    let (store, store_thread) = Store::open(&setup.data_dir.join("node.redb"), &network)?;
+    let restore = tokio::task::block_in_place(|| restore_from_store(&store))?;
+    let wal = restore.wal.clone();
+    let clock = setup.clock;
+    let (replica, first_effects) = Replica::new(
+        &setup.genesis,
+        setup.key.clone(),
+        setup.replica.clone(),
+        restore,
+        clock.now_ms(),
+    )?;
+    let mut swarm =
+        build_swarm(&setup.key, &setup.net).map_err(|e| StartError::Net(e.to_string()))?;
+    let metrics = Arc::new(NodeMetrics::default());
+    for addr in &setup.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| StartError::Net(format!("listen on {addr}: {e}")))?;
+    }
+    // Wait for the listeners to report their addresses (ports chosen by the OS).
+    let mut listen = vec![];
+    while listen.len() < setup.listen.len() {
+        use futures::StreamExt;
+        match tokio::time::timeout(Duration::from_secs(5), swarm.select_next_some()).await {
+            Ok(libp2p::swarm::SwarmEvent::NewListenAddr { address, .. }) => listen.push(address),
+            Ok(_) => {}
+            Err(_) => return Err(StartError::Net("listeners did not start".into())),
+        }
+    }
+    let peer_id = *swarm.local_peer_id();
+    let (commands_tx, commands_rx) = mpsc::channel(handle::COMMAND_QUEUE);
+    let (inferences_tx, _) = broadcast::channel(handle::INFERENCE_EVENTS);
+    let (roles_tx, roles_rx) = mpsc::channel::<RoleOutput>(ROLE_QUEUE);
+    let (view_tx, view_rx) = watch::channel(Arc::new(RoleView::default()));
+    let handle = NodeHandle::new(commands_tx, inferences_tx.clone(), metrics.clone());
+    let mut tasks = JoinSet::new();
+    for w in setup.workers {
+        tasks.spawn(run_worker(
+            w,
+            view_rx.clone(),
+            roles_tx.clone(),
+            clock,
+            metrics.clone(),
+        ));
+    }
+    for r in setup.reputers {
+        tasks.spawn(run_reputer(
+            r,
+            view_rx.clone(),
+            roles_tx.clone(),
+            clock,
+            metrics.clone(),
+        ));
+    }
+    drop(roles_tx);
+    let actor = run::Actor::new(run::ActorParts {
+        swarm,
+        replica,
+        store,
+        metrics,
+        inferences: inferences_tx,
+        view: view_tx,
+        clock,
+        tick: setup.tick,
+        anti_entropy: setup.anti_entropy,
+        bootstrap: setup.bootstrap,
+        max_backoff: setup.max_backoff,
+        listen: listen.clone(),
+        wal,
+        network_name: setup.genesis.network.clone(),
+    });
+    tasks.spawn(actor.run(commands_rx, roles_rx, first_effects));
+    Ok(RunningNode {
+        handle,
+        peer_id,
+        listen,
+        tasks,
+        store_thread,
+    })
+}

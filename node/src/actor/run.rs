@@ -1,0 +1,907 @@
+//! The actor's loop and the execution of replica effects.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chorus_crdt::checkpoint::{ConsensusMessage, TimerId, TimerKind, WalRecord};
+use chorus_crdt::replica::{Effect, Input, Outcome, Replica, ReplicaEvent};
+use chorus_crdt::window::WindowKey;
+use chorus_protocol::codec;
+use chorus_protocol::ids::{Hash32, TopicId};
+use chorus_protocol::keys::PublicKey;
+use chorus_protocol::messages::Payload;
+use chorus_protocol::validation::{Channel, ChannelKind};
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::handle::{Command, InferenceEvent, Query, QueryError, SubmitResult};
+use super::views::{self, INFERENCE_HISTORY, StoredInference};
+use crate::clock::Clock;
+use crate::metrics::NodeMetrics;
+use crate::net::behaviour::{Behaviour, BehaviourEvent};
+use crate::net::peer_id_of;
+use crate::net::rpc::{MAX_CATCHUP, Request, Response};
+use crate::net::scoring::GRAYLIST_THRESHOLD;
+use crate::roles::{RoleOutput, RoleView};
+use crate::store::{Store, ops};
+
+/// Last submissions remembered per (topic, kind) for `status`.
+const SUBMISSIONS_KEPT: usize = 64;
+/// Application-score penalty per consensus-level misbehaviour.
+const APP_PENALTY: f64 = 20.0;
+
+/// The public key inside an ed25519 peer id.
+pub fn peer_key(peer: &PeerId) -> Option<PublicKey> {
+    let mh = peer.as_ref();
+    if mh.code() != 0 {
+        return None;
+    }
+    let pk = libp2p::identity::PublicKey::try_decode_protobuf(mh.digest()).ok()?;
+    let ed = pk.try_into_ed25519().ok()?;
+    Some(PublicKey(ed.to_bytes()))
+}
+
+pub(super) struct ActorParts {
+    pub swarm: Swarm<Behaviour>,
+    pub replica: Replica,
+    pub store: Store,
+    pub metrics: Arc<NodeMetrics>,
+    pub inferences: broadcast::Sender<InferenceEvent>,
+    pub view: watch::Sender<Arc<RoleView>>,
+    pub clock: Clock,
+    pub tick: Duration,
+    pub anti_entropy: Duration,
+    pub bootstrap: Vec<Multiaddr>,
+    pub max_backoff: Duration,
+    pub listen: Vec<Multiaddr>,
+    pub wal: Vec<WalRecord>,
+    pub network_name: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+struct Submission {
+    topic: Option<u64>,
+    epoch: Option<u64>,
+    kind: &'static str,
+    accepted: bool,
+    reason: Option<String>,
+    time_ms: u64,
+}
+
+enum Pending {
+    WindowEntries(WindowKey),
+    Roots(Vec<WindowKey>),
+    Other,
+}
+
+pub(super) struct Actor {
+    p: ActorParts,
+    timers: BTreeMap<TimerId, u64>,
+    pending_persist: Vec<(WindowKey, Vec<u8>)>,
+    pending_wal: bool,
+    history: BTreeMap<TopicId, BTreeMap<u64, StoredInference>>,
+    submissions: BTreeMap<(u64, &'static str), Submission>,
+    requests: BTreeMap<OutboundRequestId, Pending>,
+    subscribed: BTreeSet<String>,
+    redial: BTreeMap<usize, (u64, Duration)>,
+    started_ms: u64,
+    next_anti_entropy: u64,
+    next_nonce: BTreeMap<PublicKey, u64>,
+    submit_waiters: Vec<(Hash32, oneshot::Sender<SubmitResult>)>,
+}
+
+fn topic_name(network: Hash32, kind: ChannelKind) -> IdentTopic {
+    IdentTopic::new(Channel { network, kind }.name())
+}
+
+impl Actor {
+    pub(super) fn new(p: ActorParts) -> Self {
+        let now = p.clock.now_ms();
+        Actor {
+            p,
+            timers: BTreeMap::new(),
+            pending_persist: vec![],
+            pending_wal: false,
+            history: BTreeMap::new(),
+            submissions: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            subscribed: BTreeSet::new(),
+            redial: BTreeMap::new(),
+            started_ms: now,
+            next_anti_entropy: now,
+            next_nonce: BTreeMap::new(),
+            submit_waiters: vec![],
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.p.clock.now_ms()
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut roles: mpsc::Receiver<RoleOutput>,
+        first: Vec<Effect>,
+    ) {
+        self.subscribe_channels();
+        for (i, addr) in self.p.bootstrap.clone().into_iter().enumerate() {
+            let _ = self.p.swarm.dial(addr);
+            self.redial
+                .insert(i, (self.now() + 2_000, Duration::from_secs(1)));
+        }
+        self.carry_out(first).await;
+        self.publish_view();
+        let mut tick = tokio::time::interval(self.p.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next_timer = self.timers.values().min().copied();
+            let timer_sleep = async {
+                match next_timer {
+                    Some(at) => {
+                        let now = Clock::system()
+                            .now_ms()
+                            .saturating_add_signed(self.p.clock.offset_ms);
+                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await
+                    }
+                    None => futures::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tick.tick() => self.handle_tick().await,
+                _ = timer_sleep => self.handle_timers().await,
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Shutdown(done)) => {
+                        self.flush().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(c) => self.handle_command(c).await,
+                    None => {
+                        self.flush().await;
+                        return;
+                    }
+                },
+                Some(out) = roles.recv() => self.handle_role(out).await,
+                ev = self.p.swarm.select_next_some() => self.handle_swarm(ev).await,
+            }
+        }
+    }
+
+    fn subscribe_channels(&mut self) {
+        let network = self.p.replica.network();
+        let mut kinds = vec![ChannelKind::Ledger, ChannelKind::Consensus];
+        for id in self.p.replica.ledger().topics.keys() {
+            kinds.push(ChannelKind::Workers(*id));
+            kinds.push(ChannelKind::Reputers(*id));
+        }
+        for kind in kinds {
+            let topic = topic_name(network, kind);
+            if self.subscribed.insert(topic.to_string()) {
+                let gs = &mut self.p.swarm.behaviour_mut().gossipsub;
+                let _ = gs.subscribe(&topic);
+                let _ = gs.set_topic_params(topic, crate::net::scoring::topic_params());
+            }
+        }
+    }
+
+    fn publish_view(&mut self) {
+        let ledger = self.p.replica.ledger();
+        let mut v = RoleView::default();
+        for (id, t) in &ledger.topics {
+            v.topics.insert(*id, t.spec.clone());
+            v.workers.insert(*id, t.workers.clone());
+            v.reputers.insert(*id, t.reputers.clone());
+            for (e, rec) in &t.mechanism.pending {
+                if let Some(b) = &rec.bundle {
+                    v.pending.insert((*id, *e), Arc::new(b.clone()));
+                }
+            }
+        }
+        self.p.view.send_replace(Arc::new(v));
+    }
+
+    async fn input(&mut self, input: Input) {
+        let now = self.now();
+        let effects = self.p.replica.handle(input, now);
+        self.carry_out(effects).await;
+    }
+
+    async fn handle_tick(&mut self) {
+        self.input(Input::Tick).await;
+        self.flush().await;
+        let now = self.now();
+        if now >= self.next_anti_entropy {
+            self.next_anti_entropy = now + self.p.anti_entropy.as_millis() as u64;
+            self.anti_entropy();
+        }
+        self.graylist();
+        self.redial_bootstrap();
+        self.p
+            .metrics
+            .set_connected_peers(self.p.swarm.connected_peers().count());
+    }
+
+    async fn handle_timers(&mut self) {
+        let now = self.now();
+        let due: Vec<TimerId> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.timers.remove(&id);
+            self.input(Input::Timer(id)).await;
+        }
+    }
+
+    /// Make pending envelope writes and WAL records durable.
+    async fn flush(&mut self) {
+        if !self.pending_persist.is_empty() {
+            let items = std::mem::take(&mut self.pending_persist);
+            if let Err(e) = self
+                .p
+                .store
+                .call(move |db| ops::put_envelopes(db, &items))
+                .await
+            {
+                tracing::error!(error = %e, "storing envelopes failed");
+            }
+        }
+        if self.pending_wal {
+            self.pending_wal = false;
+            let records: Vec<Vec<u8>> = self.p.wal.iter().map(WalRecord::to_bytes).collect();
+            if let Err(e) = self
+                .p
+                .store
+                .call(move |db| ops::wal_replace(db, &records))
+                .await
+            {
+                tracing::error!(error = %e, "writing the WAL failed");
+            }
+        }
+        if !self.submit_waiters.is_empty() {
+            for (id, tx) in std::mem::take(&mut self.submit_waiters) {
+                let _ = tx.send(SubmitResult {
+                    id,
+                    accepted: true,
+                    reason: None,
+                });
+            }
+        }
+    }
+
+    async fn carry_out(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            self.effect(e).await;
+        }
+    }
+
+    async fn effect(&mut self, e: Effect) {
+        match e {
+            Effect::Report { id, from, outcome } => {
+                let acceptance = match outcome {
+                    Outcome::Accept => MessageAcceptance::Accept,
+                    Outcome::Ignore => MessageAcceptance::Ignore,
+                    Outcome::Reject => MessageAcceptance::Reject,
+                };
+                if let Some(peer) = peer_id_of(&from) {
+                    self.p
+                        .swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &MessageId::new(&id.0),
+                            &peer,
+                            acceptance,
+                        );
+                }
+            }
+            Effect::Broadcast { channel, bytes } => {
+                // Nothing we sign leaves before what precedes it is durable.
+                self.flush().await;
+                let topic = topic_name(self.p.replica.network(), channel);
+                let kind = kind_label(channel);
+                match self.p.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+                    Ok(_) => self.p.metrics.published(kind),
+                    Err(e) => tracing::debug!(error = %e, channel = kind, "publish failed"),
+                }
+            }
+            Effect::SendConsensus { to, bytes } => {
+                self.flush().await;
+                if let Some(peer) = peer_id_of(&to) {
+                    let id = self
+                        .p
+                        .swarm
+                        .behaviour_mut()
+                        .rpc
+                        .send_request(&peer, Request::Consensus(bytes));
+                    self.requests.insert(id, Pending::Other);
+                }
+            }
+            Effect::Persist(items) => self.pending_persist.extend(items),
+            Effect::WalAppend(r) => {
+                self.p.wal.push(r);
+                self.pending_wal = true;
+            }
+            Effect::WalTruncate { keep_from_height } => {
+                self.p.wal.retain(|r| r.height >= keep_from_height);
+                self.pending_wal = true;
+            }
+            Effect::PersistDecided(d) => {
+                let height = d.height();
+                let bytes = codec::encode(&d);
+                let _ = self
+                    .p
+                    .store
+                    .call(move |db| ops::put_certificate(db, height, &bytes))
+                    .await;
+            }
+            Effect::PersistLedger { height, bytes } => {
+                let _ = self
+                    .p
+                    .store
+                    .call(move |db| ops::put_ledger(db, height, &bytes))
+                    .await;
+            }
+            Effect::ScheduleTimer { id, at_ms } => {
+                self.timers.insert(id, at_ms);
+            }
+            Effect::CancelTimer(id) => {
+                self.timers.remove(&id);
+            }
+            Effect::CancelAllTimers => self
+                .timers
+                .retain(|id, _| matches!(id.kind, TimerKind::CatchUp | TimerKind::Start)),
+            Effect::FetchWindow { window, from } => {
+                let peer = from
+                    .and_then(|k| peer_id_of(&k))
+                    .filter(|p| self.p.swarm.is_connected(p))
+                    .or_else(|| self.random_peer());
+                if let Some(peer) = peer {
+                    let id = self
+                        .p
+                        .swarm
+                        .behaviour_mut()
+                        .rpc
+                        .send_request(&peer, Request::WindowEntries(window));
+                    self.requests.insert(id, Pending::WindowEntries(window));
+                }
+            }
+            Effect::ServeCatchUp { peer, height } => {
+                let bytes = self
+                    .p
+                    .store
+                    .call(move |db| ops::certificate(db, height))
+                    .await
+                    .ok()
+                    .flatten();
+                let decided = bytes.and_then(|b| codec::decode(&b).ok());
+                if let (Some(d), Some(p)) = (decided, peer_id_of(&peer)) {
+                    let msg = ConsensusMessage::CatchUpResponse(d).to_bytes();
+                    let id = self
+                        .p
+                        .swarm
+                        .behaviour_mut()
+                        .rpc
+                        .send_request(&p, Request::Consensus(msg));
+                    self.requests.insert(id, Pending::Other);
+                }
+            }
+            Effect::Penalize { peer, reason } => {
+                tracing::info!(peer = %peer.short(), %reason, "peer penalized");
+                if let Some(p) = peer_id_of(&peer) {
+                    let gs = &mut self.p.swarm.behaviour_mut().gossipsub;
+                    let score = gs.peer_score(&p).unwrap_or(0.0);
+                    gs.set_application_score(&p, score.min(0.0) - APP_PENALTY);
+                }
+            }
+            Effect::Event(ev) => self.event(ev),
+        }
+    }
+
+    fn event(&mut self, ev: ReplicaEvent) {
+        let now = self.now();
+        match ev {
+            ReplicaEvent::LocalInference { topic, epoch, .. } => {
+                if let Some((e, bundle)) = self.p.replica.local_inference(topic).cloned()
+                    && e == epoch
+                {
+                    let h = self.history.entry(topic).or_default();
+                    if !h.get(&epoch).is_some_and(|s| s.finalized) {
+                        h.insert(
+                            epoch,
+                            StoredInference {
+                                bundle: bundle.clone(),
+                                finalized: false,
+                                height: None,
+                            },
+                        );
+                    }
+                    let _ = self.p.inferences.send(InferenceEvent {
+                        topic,
+                        epoch,
+                        combined_value: bundle.combined_value,
+                        naive_value: None,
+                        finalized: false,
+                        checkpoint_height: None,
+                        time_ms: now,
+                    });
+                }
+            }
+            ReplicaEvent::Finalized { height, events, .. } => {
+                self.p.metrics.checkpoint(height);
+                for e in &events {
+                    if let chorus_crdt::ledger::LedgerEvent::NetworkInference {
+                        topic,
+                        epoch,
+                        combined,
+                        naive,
+                    } = e
+                    {
+                        let bundle = self
+                            .p
+                            .replica
+                            .ledger()
+                            .topics
+                            .get(topic)
+                            .and_then(|t| t.mechanism.pending.get(epoch))
+                            .and_then(|r| r.bundle.clone());
+                        if let Some(bundle) = bundle {
+                            let h = self.history.entry(*topic).or_default();
+                            h.insert(
+                                *epoch,
+                                StoredInference {
+                                    bundle,
+                                    finalized: true,
+                                    height: Some(height),
+                                },
+                            );
+                            while h.len() > INFERENCE_HISTORY {
+                                h.pop_first();
+                            }
+                        }
+                        let _ = self.p.inferences.send(InferenceEvent {
+                            topic: *topic,
+                            epoch: *epoch,
+                            combined_value: *combined,
+                            naive_value: *naive,
+                            finalized: true,
+                            checkpoint_height: Some(height),
+                            time_ms: now,
+                        });
+                    }
+                }
+                self.subscribe_channels();
+                self.publish_view();
+            }
+            ReplicaEvent::Submitted { id, kind, refused } => {
+                let s = Submission {
+                    topic: None,
+                    epoch: None,
+                    kind,
+                    accepted: refused.is_none(),
+                    reason: refused,
+                    time_ms: now,
+                };
+                self.submissions.insert((0, kind), s);
+                let _ = id;
+            }
+            ReplicaEvent::Fault(f) => {
+                tracing::error!(fault = %f, "replica fault");
+            }
+        }
+    }
+
+    async fn handle_role(&mut self, out: RoleOutput) {
+        match out {
+            RoleOutput::Publish(payload) => {
+                let (topic, epoch) = match &payload {
+                    Payload::WorkerBundle(b) => (Some(b.topic.0), Some(b.epoch)),
+                    Payload::ReputerBundle(b) => (Some(b.topic.0), Some(b.epoch)),
+                    _ => (None, None),
+                };
+                let kind = payload.kind_name();
+                let now = self.now();
+                let effects = self.p.replica.handle(Input::Publish(payload), now);
+                let refused = effects.iter().find_map(|e| match e {
+                    Effect::Event(ReplicaEvent::Submitted { refused, .. }) => Some(refused.clone()),
+                    _ => None,
+                });
+                self.carry_out(effects).await;
+                let refused = refused.flatten();
+                self.submissions.insert(
+                    (topic.unwrap_or(0), kind),
+                    Submission {
+                        topic,
+                        epoch,
+                        kind,
+                        accepted: refused.is_none(),
+                        reason: refused,
+                        time_ms: now,
+                    },
+                );
+                while self.submissions.len() > SUBMISSIONS_KEPT {
+                    self.submissions.pop_first();
+                }
+            }
+            RoleOutput::Skipped {
+                topic,
+                epoch,
+                reason,
+            } => {
+                self.submissions.insert(
+                    (topic.0, "worker_bundle"),
+                    Submission {
+                        topic: Some(topic.0),
+                        epoch: Some(epoch),
+                        kind: "worker_bundle",
+                        accepted: false,
+                        reason: Some(format!("skipped: {reason}")),
+                        time_ms: self.now(),
+                    },
+                );
+            }
+        }
+    }
+
+    async fn handle_command(&mut self, c: Command) {
+        match c {
+            Command::Query(q, reply) => {
+                let _ = reply.send(self.answer(q));
+            }
+            Command::Submit(bytes, reply) => {
+                let id = Hash32::of(&bytes);
+                if let Ok(env) = chorus_protocol::envelope::Envelope::from_bytes(&bytes)
+                    && let Some(n) = env.payload_unverified().ok().and_then(|p| p.nonce())
+                {
+                    let e = self.next_nonce.entry(env.signer).or_default();
+                    *e = (*e).max(n + 1);
+                }
+                let now = self.now();
+                let effects = self.p.replica.handle(Input::PublishSigned(bytes), now);
+                let refused = effects.iter().find_map(|e| match e {
+                    Effect::Event(ReplicaEvent::Submitted { refused, .. }) => Some(refused.clone()),
+                    _ => None,
+                });
+                self.carry_out(effects).await;
+                match refused.flatten() {
+                    None => {
+                        self.submit_waiters.push((id, reply));
+                        self.flush().await;
+                    }
+                    Some(reason) => {
+                        let _ = reply.send(SubmitResult {
+                            id,
+                            accepted: false,
+                            reason: Some(reason),
+                        });
+                    }
+                }
+            }
+            Command::Shutdown(done) => {
+                self.flush().await;
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn answer(&self, q: Query) -> Result<serde_json::Value, QueryError> {
+        let r = &self.p.replica;
+        let ledger = r.ledger();
+        let now = self.now();
+        match q {
+            Query::Status => {
+                let me = r.public_key();
+                let account = ledger.accounts.get(&me).cloned().unwrap_or_default();
+                let roles_worker: Vec<u64> = ledger
+                    .topics
+                    .iter()
+                    .filter(|(_, t)| t.workers.contains(&me))
+                    .map(|(id, _)| id.0)
+                    .collect();
+                let roles_reputer: Vec<u64> = ledger
+                    .topics
+                    .iter()
+                    .filter(|(_, t)| t.reputers.contains(&me))
+                    .map(|(id, _)| id.0)
+                    .collect();
+                Ok(serde_json::json!({
+                    "network": self.p.network_name,
+                    "network_id": r.network().to_hex(),
+                    "address": me.to_hex(),
+                    "peer_id": self.p.swarm.local_peer_id().to_string(),
+                    "peers": self.p.swarm.connected_peers().count(),
+                    "listen": self.p.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "height": ledger.next_height,
+                    "tip": r.tip().to_hex(),
+                    "ledger_root": ledger.root().to_hex(),
+                    "roles": {
+                        "worker": roles_worker,
+                        "reputer": roles_reputer,
+                        "validator": ledger.validators.contains_key(&me),
+                    },
+                    "submissions": self.submissions.values().collect::<Vec<_>>(),
+                    "balance": account.balance.to_string(),
+                    "bond": ledger.validators.get(&me).map(|v| v.bond.to_string()).unwrap_or_else(|| "0".into()),
+                    "rewards": account.rewards.to_string(),
+                    "next_nonce": self.next_nonce.get(&me).copied().unwrap_or(0).max(account.nonce + 1),
+                    "uptime_ms": now.saturating_sub(self.started_ms),
+                }))
+            }
+            Query::Topics => Ok(views::topics(ledger, now)),
+            Query::Topic(id) => views::topic(ledger, id, now),
+            Query::Inference { topic, epoch } => {
+                views::inference(ledger, &self.history, topic, epoch)
+            }
+            Query::Scores(id) => views::scores(ledger, id),
+            Query::Leaderboard(id) => views::leaderboard(ledger, id),
+            Query::Account(who) => Ok(views::account(
+                r,
+                &who,
+                self.next_nonce.get(&who).copied().unwrap_or(0),
+            )),
+            Query::LatestCheckpoint => views::latest_checkpoint(r),
+        }
+    }
+
+    fn random_peer(&self) -> Option<PeerId> {
+        let peers: Vec<PeerId> = self.p.swarm.connected_peers().copied().collect();
+        if peers.is_empty() {
+            return None;
+        }
+        let i = (self.now() as usize) % peers.len();
+        peers.get(i).copied()
+    }
+
+    fn anti_entropy(&mut self) {
+        let Some(peer) = self.random_peer() else {
+            return;
+        };
+        let keys = self.p.replica.window_keys();
+        if keys.is_empty() {
+            return;
+        }
+        let keys: Vec<WindowKey> = keys.into_iter().take(crate::net::rpc::MAX_ROOTS).collect();
+        let id = self
+            .p
+            .swarm
+            .behaviour_mut()
+            .rpc
+            .send_request(&peer, Request::Roots(keys.clone()));
+        self.requests.insert(id, Pending::Roots(keys));
+    }
+
+    fn graylist(&mut self) {
+        let peers: Vec<PeerId> = self.p.swarm.connected_peers().copied().collect();
+        for p in peers {
+            let score = self.p.swarm.behaviour().gossipsub.peer_score(&p);
+            if score.is_some_and(|s| s < GRAYLIST_THRESHOLD) {
+                tracing::warn!(peer = %p, ?score, "graylisted: disconnecting and blocking");
+                self.p.swarm.behaviour_mut().blocked.block_peer(p);
+                let _ = self.p.swarm.disconnect_peer_id(p);
+                self.p.metrics.dropped("graylisted_peers");
+            }
+        }
+    }
+
+    fn redial_bootstrap(&mut self) {
+        let now = self.now();
+        let max = self.p.max_backoff;
+        for (i, addr) in self.p.bootstrap.clone().into_iter().enumerate() {
+            let connected = addr.iter().any(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(peer) => self.p.swarm.is_connected(&peer),
+                _ => false,
+            });
+            let Some((at, backoff)) = self.redial.get(&i).copied() else {
+                continue;
+            };
+            if connected {
+                self.redial.insert(i, (now + 2_000, Duration::from_secs(1)));
+                continue;
+            }
+            if now >= at {
+                let _ = self.p.swarm.dial(addr);
+                let next = (backoff * 2).min(max);
+                self.redial
+                    .insert(i, (now + backoff.as_millis() as u64, next));
+            }
+        }
+    }
+
+    async fn handle_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message,
+                ..
+            })) => {
+                let channel = Channel::parse(message.topic.as_str());
+                let (Some(channel), Some(from)) = (channel, peer_key(&propagation_source)) else {
+                    return;
+                };
+                self.p.metrics.received(kind_label(channel.kind));
+                self.input(Input::Gossip {
+                    channel: channel.kind,
+                    bytes: message.data,
+                    from,
+                })
+                .await;
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(ev)) => self.handle_rpc(ev).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(
+                libp2p::identify::Event::Received { peer_id, info, .. },
+            )) => {
+                if let Some(kad) = self.p.swarm.behaviour_mut().kad.as_mut() {
+                    for a in info.listen_addrs {
+                        kad.add_address(&peer_id, a);
+                    }
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                if !self.p.listen.contains(&address) {
+                    self.p.listen.push(address);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn handle_rpc(&mut self, ev: request_response::Event<Request, Response>) {
+        use request_response::{Event, Message};
+        match ev {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.serve(peer, request, channel).await,
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let pending = self.requests.remove(&request_id);
+                let Some(from) = peer_key(&peer) else {
+                    return;
+                };
+                match (pending, response) {
+                    (Some(Pending::WindowEntries(window)), Response::Envelopes(envelopes)) => {
+                        self.input(Input::WindowEntries {
+                            window,
+                            envelopes,
+                            from,
+                        })
+                        .await;
+                    }
+                    (Some(Pending::Roots(keys)), Response::Roots(roots)) => {
+                        let mut fetch = vec![];
+                        for (key, theirs) in keys.iter().zip(roots) {
+                            let ours = self.p.replica.window(key).map(|w| w.root());
+                            if theirs.is_some() && theirs != ours {
+                                fetch.push(*key);
+                            }
+                        }
+                        for window in fetch {
+                            let id = self
+                                .p
+                                .swarm
+                                .behaviour_mut()
+                                .rpc
+                                .send_request(&peer, Request::WindowEntries(window));
+                            self.requests.insert(id, Pending::WindowEntries(window));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::OutboundFailure { request_id, .. } => {
+                self.requests.remove(&request_id);
+            }
+            _ => {}
+        }
+    }
+
+    async fn serve(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
+        let response = match request {
+            Request::Roots(keys) => Response::Roots(
+                keys.iter()
+                    .take(crate::net::rpc::MAX_ROOTS)
+                    .map(|k| self.p.replica.window(k).map(|w| w.root()))
+                    .collect(),
+            ),
+            Request::WindowEntries(key) => {
+                let wid = key.id();
+                match self
+                    .p
+                    .store
+                    .call(move |db| ops::window_envelopes(db, &wid))
+                    .await
+                {
+                    Ok(envelopes) => Response::Envelopes(envelopes),
+                    Err(e) => Response::Refused(e.to_string()),
+                }
+            }
+            Request::Fetch(ids) => {
+                let ids: Vec<Hash32> = ids.into_iter().take(crate::net::rpc::MAX_FETCH).collect();
+                match self
+                    .p
+                    .store
+                    .call(move |db| {
+                        let mut out = vec![];
+                        for id in &ids {
+                            if let Some(b) = ops::envelope(db, id)? {
+                                out.push(b);
+                            }
+                        }
+                        Ok(out)
+                    })
+                    .await
+                {
+                    Ok(envelopes) => Response::Envelopes(envelopes),
+                    Err(e) => Response::Refused(e.to_string()),
+                }
+            }
+            Request::CatchUp { from, max } => {
+                let max = max.min(MAX_CATCHUP) as usize;
+                match self
+                    .p
+                    .store
+                    .call(move |db| ops::certificates_from(db, from))
+                    .await
+                {
+                    Ok(v) => {
+                        Response::Checkpoints(v.into_iter().take(max).map(|(_, b)| b).collect())
+                    }
+                    Err(e) => Response::Refused(e.to_string()),
+                }
+            }
+            Request::Consensus(bytes) => {
+                if let Some(from) = peer_key(&peer) {
+                    self.input(Input::Direct { from, bytes }).await;
+                }
+                Response::Consensus(vec![])
+            }
+            Request::Sync { .. } => Response::Refused("automerge sync is not served".into()),
+        };
+        let _ = self
+            .p
+            .swarm
+            .behaviour_mut()
+            .rpc
+            .send_response(channel, response);
+    }
+}
+
+fn kind_label(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Workers(_) => "workers",
+        ChannelKind::Reputers(_) => "reputers",
+        ChannelKind::Ledger => "ledger",
+        ChannelKind::Consensus => "consensus",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_ids_and_keys_convert_both_ways() {
+        let k = chorus_protocol::keys::Keypair::from_seed(&[5; 32]).public();
+        let p = peer_id_of(&k).unwrap_or_else(PeerId::random);
+        assert_eq!(peer_key(&p), Some(k));
+    }
+}

@@ -1,0 +1,316 @@
+//! A network of real nodes in one process (loopback TCP or the memory transport): the devnet,
+//! the integration tests and the testbeds build on it.
+//!
+//! [`LocalPlan`] describes the nodes, their roles and the topics; [`LocalNet::start`] makes the
+//! genesis and keys (deterministic from a seed), spawns every node with the earlier nodes as
+//! bootstrap peers, and keeps them so they can be stopped and restarted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chorus_crdt::replica::ReplicaConfig;
+use chorus_protocol::genesis::{
+    Genesis, GenesisBalance, GenesisRegistration, GenesisStake, GenesisTopic, GenesisValidator,
+    Token,
+};
+use chorus_protocol::ids::{Amount, TopicId};
+use chorus_protocol::keys::Keypair;
+use chorus_protocol::messages::Role;
+use chorus_protocol::params::ModuleParams;
+use chorus_protocol::topic::TopicSpec;
+use libp2p::Multiaddr;
+
+use crate::actor::{NodeHandle, NodeSetup, RunningNode, StartError, spawn};
+use crate::clock::Clock;
+use crate::models::{ForecasterSpec, ModelSpec, TruthSpec};
+use crate::net::NetOptions;
+use crate::roles::{ReputerTask, WorkerTask};
+
+/// One worker in a topic.
+#[derive(Clone, Debug)]
+pub struct LocalWorker {
+    /// Node index.
+    pub node: usize,
+    /// Display name (for reports).
+    pub name: String,
+    /// Inference model.
+    pub model: Option<ModelSpec>,
+    /// Forecaster.
+    pub forecaster: Option<ForecasterSpec>,
+    /// Bars for built-in models (CSV).
+    pub data: Option<PathBuf>,
+    /// Truth for forecaster learning.
+    pub truth: Option<TruthSpec>,
+}
+
+/// One reputer in a topic.
+#[derive(Clone, Debug)]
+pub struct LocalReputer {
+    /// Node index.
+    pub node: usize,
+    /// Stake (base units).
+    pub stake: Amount,
+    /// Truth source.
+    pub truth: TruthSpec,
+}
+
+/// A topic of the local network.
+#[derive(Clone, Debug)]
+pub struct LocalTopic {
+    /// Id.
+    pub id: TopicId,
+    /// Definition.
+    pub spec: TopicSpec,
+    /// Workers.
+    pub workers: Vec<LocalWorker>,
+    /// Reputers.
+    pub reputers: Vec<LocalReputer>,
+}
+
+/// The whole plan.
+#[derive(Clone, Debug)]
+pub struct LocalPlan {
+    /// Network name.
+    pub name: String,
+    /// Seed of the node keys.
+    pub seed: u64,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Validator node indices (equal bonds).
+    pub validators: Vec<usize>,
+    /// Topics.
+    pub topics: Vec<LocalTopic>,
+    /// Module parameters.
+    pub params: ModuleParams,
+    /// Genesis time (ms).
+    pub genesis_time_ms: u64,
+    /// Where node data directories go (`<root>/node-<i>`).
+    pub data_root: PathBuf,
+    /// Use the memory transport.
+    pub memory: bool,
+    /// Replica tunables.
+    pub replica: ReplicaConfig,
+    /// Node tick.
+    pub tick: Duration,
+    /// Token decimals.
+    pub decimals: u8,
+}
+
+/// The deterministic key of node `i` under `seed`.
+pub fn node_key(seed: u64, i: usize) -> Keypair {
+    let h = blake3::hash(&[seed.to_le_bytes(), (i as u64).to_le_bytes()].concat());
+    Keypair::from_seed(h.as_bytes())
+}
+
+impl LocalPlan {
+    /// The keys of every node.
+    pub fn keys(&self) -> Vec<Keypair> {
+        (0..self.nodes).map(|i| node_key(self.seed, i)).collect()
+    }
+
+    /// The genesis of the plan.
+    pub fn genesis(&self) -> Genesis {
+        let keys = self.keys();
+        let unit = 10u128.pow(u32::from(self.decimals));
+        let mut g = Genesis {
+            network: self.name.clone(),
+            genesis_time_ms: self.genesis_time_ms,
+            token: Token {
+                symbol: "CHR".into(),
+                decimals: self.decimals,
+            },
+            balances: keys
+                .iter()
+                .map(|k| GenesisBalance {
+                    address: k.public(),
+                    amount: Amount(1_000_000 * unit),
+                })
+                .collect(),
+            validators: self
+                .validators
+                .iter()
+                .map(|i| GenesisValidator {
+                    address: keys[*i].public(),
+                    bond: Amount(100_000 * unit),
+                    name: format!("node-{i}"),
+                })
+                .collect(),
+            reputer_stakes: vec![],
+            registrations: vec![],
+            params: self.params.clone(),
+            topics: vec![],
+        };
+        for t in &self.topics {
+            g.topics.push(GenesisTopic {
+                id: t.id,
+                creator: keys[0].public(),
+                spec: t.spec.clone(),
+                fee_revenue: self.params.create_topic_fee,
+            });
+            for w in &t.workers {
+                let r = GenesisRegistration {
+                    topic: t.id,
+                    address: keys[w.node].public(),
+                    role: Role::Worker,
+                };
+                if !g.registrations.contains(&r) {
+                    g.registrations.push(r);
+                }
+            }
+            for r in &t.reputers {
+                g.registrations.push(GenesisRegistration {
+                    topic: t.id,
+                    address: keys[r.node].public(),
+                    role: Role::Reputer,
+                });
+                g.reputer_stakes.push(GenesisStake {
+                    topic: t.id,
+                    reputer: keys[r.node].public(),
+                    delegator: None,
+                    amount: r.stake,
+                });
+            }
+        }
+        g
+    }
+
+    fn setup(
+        &self,
+        i: usize,
+        genesis: &Genesis,
+        bootstrap: Vec<Multiaddr>,
+    ) -> Result<NodeSetup, StartError> {
+        let key = node_key(self.seed, i);
+        let mut workers = vec![];
+        let mut reputers = vec![];
+        for t in &self.topics {
+            for w in t.workers.iter().filter(|w| w.node == i) {
+                workers.push(
+                    WorkerTask::build(
+                        t.id,
+                        key.public(),
+                        w.model.as_ref(),
+                        w.forecaster.as_ref(),
+                        w.data.as_ref(),
+                        w.truth.as_ref(),
+                        t.spec.submission_window_ms / 4,
+                    )
+                    .map_err(|e| StartError::Net(e.to_string()))?,
+                );
+            }
+            for r in t.reputers.iter().filter(|r| r.node == i) {
+                reputers.push(ReputerTask {
+                    topic: t.id,
+                    me: key.public(),
+                    truth: crate::models::build_truth(&r.truth)
+                        .map_err(|e| StartError::Net(e.to_string()))?,
+                });
+            }
+        }
+        let listen: Multiaddr = if self.memory {
+            format!("/memory/{}", 40_000 + self.seed % 1_000 * 100 + i as u64)
+                .parse()
+                .map_err(|e| StartError::Net(format!("{e}")))?
+        } else {
+            "/ip4/127.0.0.1/tcp/0"
+                .parse()
+                .map_err(|e| StartError::Net(format!("{e}")))?
+        };
+        Ok(NodeSetup {
+            genesis: genesis.clone(),
+            key,
+            data_dir: self.data_root.join(format!("node-{i}")),
+            net: NetOptions {
+                memory: self.memory,
+                ..NetOptions::default()
+            },
+            listen: vec![listen],
+            bootstrap,
+            max_backoff: Duration::from_secs(5),
+            replica: ReplicaConfig {
+                validator: self.validators.contains(&i),
+                ..self.replica.clone()
+            },
+            tick: self.tick,
+            workers,
+            reputers,
+            clock: Clock::system(),
+            anti_entropy: Duration::from_millis(500),
+        })
+    }
+}
+
+/// A running local network.
+pub struct LocalNet {
+    /// The plan.
+    pub plan: LocalPlan,
+    /// The genesis.
+    pub genesis: Genesis,
+    /// Nodes (`None` while stopped).
+    pub nodes: Vec<Option<RunningNode>>,
+    /// Each node's address with its `/p2p/` suffix.
+    pub addrs: Vec<Option<Multiaddr>>,
+}
+
+impl LocalNet {
+    /// Start every node.
+    pub async fn start(plan: LocalPlan) -> Result<LocalNet, StartError> {
+        let genesis = plan.genesis();
+        let mut net = LocalNet {
+            nodes: (0..plan.nodes).map(|_| None).collect(),
+            addrs: vec![None; plan.nodes],
+            plan,
+            genesis,
+        };
+        for i in 0..net.plan.nodes {
+            net.start_node(i).await?;
+        }
+        Ok(net)
+    }
+
+    /// (Re)start node `i` with the other nodes' known addresses as bootstrap peers.
+    pub async fn start_node(&mut self, i: usize) -> Result<(), StartError> {
+        let bootstrap: Vec<Multiaddr> = self
+            .addrs
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .filter_map(|(_, a)| a.clone())
+            .collect();
+        let setup = self.plan.setup(i, &self.genesis, bootstrap)?;
+        let node = spawn(setup).await?;
+        let mut addr = node
+            .listen
+            .first()
+            .cloned()
+            .ok_or_else(|| StartError::Net("no listen address".into()))?;
+        addr.push(libp2p::multiaddr::Protocol::P2p(node.peer_id));
+        self.addrs[i] = Some(addr);
+        self.nodes[i] = Some(node);
+        Ok(())
+    }
+
+    /// Stop node `i`: flush, end its tasks, join its storage thread.
+    pub async fn stop_node(&mut self, i: usize) {
+        if let Some(mut node) = self.nodes[i].take() {
+            node.handle.shutdown().await;
+            node.tasks.abort_all();
+            while node.tasks.join_next().await.is_some() {}
+            drop(node.handle);
+            let thread = node.store_thread;
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// Handle of node `i`, if running.
+    pub fn handle(&self, i: usize) -> Option<&NodeHandle> {
+        self.nodes[i].as_ref().map(|n| &n.handle)
+    }
+
+    /// Stop everything.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop_node(i).await;
+        }
+    }
+}

