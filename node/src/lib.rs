@@ -9,6 +9,7 @@
 //!   ledger snapshots, evidence, peers).
 
 pub mod actor;
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod localnet;

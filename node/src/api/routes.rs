@@ -1,0 +1,185 @@
+//! The REST handlers: parse the path and query, ask the actor, answer its JSON.
+//!
+//! Every handler turns its input into a typed [`Query`] (or a decoded envelope) first, so a
+//! malformed request never reaches the actor (400), then maps the actor's answer: the JSON
+//! document as is (200), [`QueryError::NotFound`](crate::actor::QueryError) (404), or a gone
+//! actor (503).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query as QueryParams, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chorus_protocol::envelope::Envelope;
+use chorus_protocol::ids::TopicId;
+use chorus_protocol::keys::PublicKey;
+use serde::Deserialize;
+
+use super::ApiState;
+use super::auth::Admin;
+use super::error::ApiError;
+use crate::actor::Query;
+
+/// Content type of the metrics page (what `prometheus-client` writes).
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A JSON answer of the actor.
+type JsonAnswer = Result<Json<serde_json::Value>, ApiError>;
+
+fn bad_path(e: PathRejection) -> ApiError {
+    ApiError::BadRequest(format!("bad path: {}", e.body_text()))
+}
+
+/// Parse a topic id path segment.
+pub(super) fn topic_id(raw: Result<Path<String>, PathRejection>) -> Result<TopicId, ApiError> {
+    let Path(s) = raw.map_err(bad_path)?;
+    s.parse::<u64>()
+        .map(TopicId)
+        .map_err(|_| ApiError::BadRequest(format!("bad topic id {s:?}: expected an integer")))
+}
+
+fn address(raw: Result<Path<String>, PathRejection>) -> Result<PublicKey, ApiError> {
+    let Path(s) = raw.map_err(bad_path)?;
+    s.parse::<PublicKey>().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "bad address {s:?}: expected 64 hex characters (an ed25519 public key)"
+        ))
+    })
+}
+
+async fn ask(state: &ApiState, q: Query) -> JsonAnswer {
+    Ok(Json(state.handle.query(q).await?))
+}
+
+/// `GET /v1/status`.
+pub(super) async fn status(State(state): State<ApiState>) -> JsonAnswer {
+    ask(&state, Query::Status).await
+}
+
+/// `GET /v1/topics`.
+pub(super) async fn topics(State(state): State<ApiState>) -> JsonAnswer {
+    ask(&state, Query::Topics).await
+}
+
+/// `GET /v1/topics/{id}`.
+pub(super) async fn topic(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+) -> JsonAnswer {
+    ask(&state, Query::Topic(topic_id(id)?)).await
+}
+
+/// The query string of `GET /v1/topics/{id}/inference`.
+#[derive(Debug, Deserialize)]
+pub(super) struct InferenceParams {
+    epoch: Option<u64>,
+}
+
+/// `GET /v1/topics/{id}/inference[?epoch=E]`.
+pub(super) async fn inference(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+    params: Result<QueryParams<InferenceParams>, QueryRejection>,
+) -> JsonAnswer {
+    let topic = topic_id(id)?;
+    let QueryParams(params) = params.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "bad query: {} (expected ?epoch=<integer>)",
+            e.body_text()
+        ))
+    })?;
+    ask(
+        &state,
+        Query::Inference {
+            topic,
+            epoch: params.epoch,
+        },
+    )
+    .await
+}
+
+/// `GET /v1/topics/{id}/scores`.
+pub(super) async fn scores(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+) -> JsonAnswer {
+    ask(&state, Query::Scores(topic_id(id)?)).await
+}
+
+/// `GET /v1/topics/{id}/leaderboard`.
+pub(super) async fn leaderboard(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+) -> JsonAnswer {
+    ask(&state, Query::Leaderboard(topic_id(id)?)).await
+}
+
+/// `GET /v1/accounts/{address}`.
+pub(super) async fn account(
+    State(state): State<ApiState>,
+    addr: Result<Path<String>, PathRejection>,
+) -> JsonAnswer {
+    ask(&state, Query::Account(address(addr)?)).await
+}
+
+/// `GET /v1/checkpoints/latest`.
+pub(super) async fn latest_checkpoint(State(state): State<ApiState>) -> JsonAnswer {
+    ask(&state, Query::LatestCheckpoint).await
+}
+
+/// `POST /v1/submit`: admin only; the body is the envelope's canonical bytes, or their hex
+/// with `Content-Type: text/plain`.
+pub(super) async fn submit(
+    _admin: Admin,
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::actor::SubmitResult>, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "body larger than {} bytes",
+                super::SUBMIT_BODY_LIMIT
+            ))
+        } else {
+            ApiError::BadRequest(format!("bad body: {}", e.body_text()))
+        }
+    })?;
+    let is_text = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/plain")
+        });
+    let bytes = if is_text {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::BadRequest("text/plain body is not UTF-8".into()))?;
+        hex::decode(text.trim())
+            .map_err(|e| ApiError::BadRequest(format!("text/plain body is not hex: {e}")))?
+    } else {
+        body.to_vec()
+    };
+    // Refuse what is not even an envelope here; the actor does the full validation.
+    Envelope::from_bytes(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("body is not a signed envelope: {e}")))?;
+    Ok(Json(state.handle.submit(bytes).await?))
+}
+
+/// `GET /metrics`: Prometheus/OpenMetrics text.
+pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
+    let text = state.handle.metrics().encode();
+    ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
+}
+
+/// Unknown paths: 404 as JSON.
+pub(super) async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route (see docs/api.md)".into())
+}
+
+/// Known path, wrong method: 405 as JSON.
+pub(super) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

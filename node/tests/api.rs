@@ -1,0 +1,380 @@
+//! The REST API over real HTTP on 127.0.0.1, against a fake actor (`api::fake`): every
+//! route, its status codes and JSON errors, the admin token, submissions, the live stream,
+//! the metrics page, 503 once the actor is gone, and graceful shutdown with open streams.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chorus_node::actor::{InferenceEvent, Query};
+use chorus_node::api::fake::{self, FAKE_NETWORK, FAKE_TOKEN, FakeNode};
+use chorus_protocol::envelope::Envelope;
+use chorus_protocol::ids::{Amount, Hash32, TopicId};
+use chorus_protocol::keys::Keypair;
+use chorus_protocol::messages::{Payload, Transfer};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Response<Incoming> {
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(Bytes::from(body))).unwrap();
+    tokio::time::timeout(TIMEOUT, client().request(req))
+        .await
+        .expect("request timed out")
+        .unwrap()
+}
+
+/// Status and JSON body.
+async fn call(method: Method, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Value) {
+    let resp = send(method, url, headers, body).await;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+    (status, json)
+}
+
+async fn get(node: &FakeNode, path: &str) -> (u16, Value) {
+    call(Method::GET, &format!("{}{path}", node.url()), &[], vec![]).await
+}
+
+/// A one-line `{"error": …}` body.
+fn assert_error(body: &Value) {
+    let msg = body["error"].as_str().expect("an error message");
+    assert!(!msg.is_empty() && !msg.contains('\n'), "{msg:?}");
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+}
+
+fn signed_transfer() -> Envelope {
+    let payload = Payload::Transfer(Transfer {
+        nonce: 3,
+        to: Keypair::from_seed(&[2; 32]).public(),
+        amount: Amount(1_000),
+    });
+    Envelope::seal(&Keypair::from_seed(&[1; 32]), &FAKE_NETWORK, &payload)
+}
+
+#[tokio::test]
+async fn every_read_route_answers_the_actor_json() {
+    let node = FakeNode::start().await.unwrap();
+    let addr = fake::fake_address();
+    let cases = [
+        ("/v1/status", Query::Status),
+        ("/v1/topics", Query::Topics),
+        ("/v1/topics/1", Query::Topic(TopicId(1))),
+        (
+            "/v1/topics/1/inference",
+            Query::Inference {
+                topic: TopicId(1),
+                epoch: None,
+            },
+        ),
+        (
+            "/v1/topics/1/inference?epoch=7",
+            Query::Inference {
+                topic: TopicId(1),
+                epoch: Some(7),
+            },
+        ),
+        ("/v1/topics/1/scores", Query::Scores(TopicId(1))),
+        ("/v1/topics/1/leaderboard", Query::Leaderboard(TopicId(1))),
+        (&format!("/v1/accounts/{addr}"), Query::Account(addr)),
+        ("/v1/checkpoints/latest", Query::LatestCheckpoint),
+    ];
+    for (path, query) in cases {
+        let (status, body) = get(&node, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body, fake::canned(&query).unwrap(), "{path}");
+    }
+    // Allora's field names come through untouched.
+    let (_, inf) = get(&node, "/v1/topics/1/inference?epoch=7").await;
+    assert_eq!(inf["epoch"], 7);
+    for field in [
+        "combined_value",
+        "naive_value",
+        "inferer_values",
+        "one_out_inferer_values",
+    ] {
+        assert!(inf.get(field).is_some(), "{field}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_unknown_things_404() {
+    let node = FakeNode::start().await.unwrap();
+    for path in [
+        "/v1/topics/abc",
+        "/v1/topics/-1",
+        "/v1/topics/99999999999999999999999",
+        "/v1/topics/x/inference",
+        "/v1/topics/1/inference?epoch=soon",
+        "/v1/topics/1/inference?epoch=-3",
+        "/v1/topics/1.5/scores",
+        "/v1/topics/abc/leaderboard",
+        "/v1/topics/abc/stream",
+        "/v1/accounts/xyz",
+        "/v1/accounts/00",
+    ] {
+        let (status, body) = get(&node, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_error(&body);
+    }
+    for path in [
+        "/v1/topics/2",
+        "/v1/topics/2/inference",
+        "/v1/topics/1/inference?epoch=99",
+        "/v1/topics/2/scores",
+        "/v1/topics/2/leaderboard",
+        "/v1/topics/2/stream",
+        "/v1/nothing",
+        "/",
+    ] {
+        let (status, body) = get(&node, path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_error(&body);
+    }
+    let (status, body) = call(
+        Method::POST,
+        &format!("{}/v1/status", node.url()),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 405);
+    assert_error(&body);
+}
+
+#[tokio::test]
+async fn submit_needs_the_admin_token_and_an_envelope() {
+    let node = FakeNode::start().await.unwrap();
+    let url = format!("{}/v1/submit", node.url());
+    let env = signed_transfer();
+    let bytes = env.to_bytes();
+    let octets = ("content-type", "application/octet-stream");
+    let good = format!("Bearer {FAKE_TOKEN}");
+
+    // No token, wrong token, wrong scheme: 401 with a challenge, nothing reaches the actor.
+    for auth in [None, Some("Bearer wrong"), Some("Basic fake-admin-token")] {
+        let mut headers = vec![octets];
+        if let Some(a) = auth {
+            headers.push(("authorization", a));
+        }
+        let resp = send(Method::POST, &url, &headers, bytes.clone()).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+        let body: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_error(&body);
+    }
+    assert!(node.submitted().is_empty());
+
+    // Not an envelope: 400.
+    let auth = ("authorization", good.as_str());
+    for (ct, body) in [
+        ("application/octet-stream", b"garbage".to_vec()),
+        ("text/plain", b"not hex".to_vec()),
+        ("text/plain", b"00ff".to_vec()),
+    ] {
+        let (status, body) = call(Method::POST, &url, &[("content-type", ct), auth], body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_error(&body);
+    }
+    // Larger than any envelope: 413.
+    let huge = vec![0u8; chorus_node::api::SUBMIT_BODY_LIMIT + 1];
+    let (status, body) = call(Method::POST, &url, &[octets, auth], huge).await;
+    assert_eq!(status, 413);
+    assert_error(&body);
+    assert!(node.submitted().is_empty());
+
+    // Canonical bytes, then their hex: accepted, passed through exactly.
+    let (status, body) = call(Method::POST, &url, &[octets, auth], bytes.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], env.id().to_hex());
+    assert_eq!(body["accepted"], true);
+    assert_eq!(body["reason"], Value::Null);
+    let hex_body = format!("{}\n", hex::encode(&bytes)).into_bytes();
+    let (status, _) = call(
+        Method::POST,
+        &url,
+        &[("content-type", "text/plain; charset=utf-8"), auth],
+        hex_body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(node.submitted(), vec![bytes.clone(), bytes]);
+}
+
+#[tokio::test]
+async fn the_stream_delivers_the_topics_inferences() {
+    let node = FakeNode::start().await.unwrap();
+    let resp = send(
+        Method::GET,
+        &format!("{}/v1/topics/1/stream", node.url()),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert!(node.wait_for_subscribers(1, TIMEOUT).await);
+    let event = |topic, epoch, finalized| InferenceEvent {
+        topic: TopicId(topic),
+        epoch,
+        combined_value: 0.5 + epoch as f64,
+        naive_value: Some(0.25),
+        finalized,
+        checkpoint_height: finalized.then_some(9),
+        time_ms: 1_700_000_000_000,
+    };
+    node.publish(event(2, 40, false));
+    node.publish(event(1, 41, false));
+    node.publish(event(1, 41, true));
+
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    let mut events = vec![];
+    while events.len() < 2 {
+        let frame = tokio::time::timeout(TIMEOUT, body.frame())
+            .await
+            .expect("no event in time")
+            .expect("stream ended")
+            .unwrap();
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        text.push_str(std::str::from_utf8(&data).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let mut name = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = Some(v.to_owned());
+                }
+            }
+            if let (Some(name), Some(data)) = (name, data) {
+                events.push((name, serde_json::from_str::<InferenceEvent>(&data).unwrap()));
+            }
+        }
+    }
+    assert_eq!(
+        events,
+        vec![
+            ("inference".to_owned(), event(1, 41, false)),
+            ("inference".to_owned(), event(1, 41, true)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn metrics_page_lists_our_metrics() {
+    let node = FakeNode::start().await.unwrap();
+    node.handle().metrics().received("workers");
+    node.handle()
+        .metrics()
+        .validation("worker_bundle", "reject", "bad_signature");
+    node.handle().metrics().set_connected_peers(3);
+    node.handle().metrics().epoch_missed(TopicId(1), "timeout");
+    let resp = send(Method::GET, &format!("{}/metrics", node.url()), &[], vec![]).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    for needle in [
+        "chorus_gossip_messages_received_total{channel=\"workers\"} 1",
+        "chorus_validation_outcomes_total{kind=\"worker_bundle\",outcome=\"reject\",reason=\"bad_signature\"} 1",
+        "chorus_connected_peers 3",
+        "# TYPE chorus_gossip_latency_seconds histogram",
+        "# TYPE chorus_checkpoint_height gauge",
+        "chorus_epochs_missed_total{topic=\"1\",reason=\"timeout\"} 1",
+        "# EOF",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_gone_actor_is_503() {
+    let mut node = FakeNode::start().await.unwrap();
+    node.stop_actor().await;
+    for path in ["/v1/status", "/v1/topics/1", "/v1/topics/1/stream"] {
+        let (status, body) = get(&node, path).await;
+        assert_eq!(status, 503, "{path}");
+        assert_error(&body);
+    }
+    let auth = format!("Bearer {FAKE_TOKEN}");
+    let (status, body) = call(
+        Method::POST,
+        &format!("{}/v1/submit", node.url()),
+        &[("authorization", &auth)],
+        signed_transfer().to_bytes(),
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert_error(&body);
+    // Metrics do not need the actor.
+    let resp = send(Method::GET, &format!("{}/metrics", node.url()), &[], vec![]).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_and_returns() {
+    let node = FakeNode::start().await.unwrap();
+    let resp = send(
+        Method::GET,
+        &format!("{}/v1/topics/1/stream", node.url()),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(node.wait_for_subscribers(1, TIMEOUT).await);
+    // Well within SHUTDOWN_GRACE: the stream is cut, not waited out.
+    tokio::time::timeout(Duration::from_secs(3), node.shutdown())
+        .await
+        .expect("graceful shutdown waited on the stream")
+        .unwrap();
+    let rest = tokio::time::timeout(TIMEOUT, resp.into_body().collect()).await;
+    assert!(rest.is_ok(), "the stream did not end");
+}
+
+#[test]
+fn the_fake_network_id_is_what_status_reports() {
+    let status = fake::canned(&Query::Status).unwrap();
+    let id: Hash32 = status["network_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(id, FAKE_NETWORK);
+}
