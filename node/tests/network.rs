@@ -236,5 +236,86 @@ async fn six_nodes_agree_catch_up_and_drop_a_forger() {
         .parse()
         .unwrap();
     assert!(rewards > 0, "validator 0 earned nothing");
+
+    // 4. A peer that forges worker 0's bundles (invalid signatures) is disconnected by all.
+    assert!(
+        forger(&net).await,
+        "the forger was not disconnected by every node"
+    );
+    for i in 0..6 {
+        let text = net.handle(i).unwrap().metrics().encode();
+        let graylisted = text
+            .lines()
+            .filter(|l| l.contains("graylisted_peers") && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        assert!(graylisted >= 1.0, "node {i} never graylisted the forger");
+    }
     net.shutdown().await;
+}
+
+/// Connect a forging peer to every node, publish bundles claiming worker 0's key with bad
+/// signatures, and return whether every node disconnected it.
+async fn forger(net: &LocalNet) -> bool {
+    use chorus_protocol::envelope::Envelope;
+    use chorus_protocol::keys::Keypair;
+    use chorus_protocol::messages::{Payload, WorkerBundle};
+    use chorus_protocol::validation::{Channel, ChannelKind};
+    use futures::StreamExt;
+    use libp2p::gossipsub::IdentTopic;
+
+    let attacker = Keypair::from_seed(&[0xAB; 32]);
+    let mut swarm = chorus_node::net::build_swarm(&attacker, &Default::default()).unwrap();
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    for a in net.addrs.iter().flatten() {
+        swarm.dial(a.clone()).unwrap();
+    }
+    let network = net.genesis.network_id();
+    let topic = IdentTopic::new(
+        Channel {
+            network,
+            kind: ChannelKind::Workers(TopicId(1)),
+        }
+        .name(),
+    );
+    swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
+    let victim = chorus_node::localnet::node_key(7, 0).public();
+    let spec = net.plan.topics[0].spec.clone();
+    let t0 = Instant::now();
+    let mut sent = 0u32;
+    let mut connected_once = false;
+    let mut next = Instant::now() + Duration::from_secs(3);
+    loop {
+        tokio::select! {
+            _ = swarm.select_next_some() => {}
+            _ = tokio::time::sleep_until(next.into()) => {
+                next = Instant::now() + Duration::from_millis(40);
+                let peers = swarm.connected_peers().count();
+                connected_once |= peers >= 5;
+                if connected_once && peers == 0 && sent > 0 {
+                    return true;
+                }
+                if t0.elapsed() > Duration::from_secs(40) {
+                    return false;
+                }
+                let now = now_ms();
+                let Some(epoch) = spec.epoch_at(now) else { continue };
+                let (open, close) = spec.worker_window(epoch);
+                if connected_once && sent < 60 && now >= open && now + 50 < close {
+                    let payload = Payload::WorkerBundle(WorkerBundle {
+                        topic: TopicId(1),
+                        epoch,
+                        inference: Some(f64::from(sent)),
+                        forecasts: vec![],
+                    });
+                    let mut env = Envelope::seal(&attacker, &network, &payload);
+                    env.signer = victim;
+                    let _ = swarm.behaviour_mut().gossipsub.publish(topic.clone(), env.to_bytes());
+                    sent += 1;
+                }
+            }
+        }
+    }
 }
