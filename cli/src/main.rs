@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod http;
 mod output;
 
 /// Chorus: a peer-to-peer, self-improving inference network (Allora's mechanism, no chain).
@@ -33,6 +34,9 @@ enum Command {
     Synth(cmd::math::SynthArgs),
     /// Losses, regrets, scores and rewards of one epoch after the ground truth: JSON in, JSON out.
     Settle(cmd::math::InputArgs),
+    /// Commands that talk to a running node's REST API (--node URL).
+    #[command(flatten)]
+    Api(cmd::api::ApiCommand),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         Command::Genesis(c) => cmd::genesis::run(c, &out),
         Command::Synth(a) => cmd::math::synth(a),
         Command::Settle(a) => cmd::math::settle(a),
+        Command::Api(c) => cmd::api::run(c, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

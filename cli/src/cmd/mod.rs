@@ -1,5 +1,8 @@
 //! One module per command group.
 
+pub mod api;
 pub mod genesis;
 pub mod key;
 pub mod math;
+pub mod read;
+pub mod write;

@@ -1,0 +1,314 @@
+//! Write commands: build a ledger message, sign it, submit it to the node.
+//!
+//! Steps: admin token (`--token`, `CHORUS_ADMIN_TOKEN` or `--token-file`) and key file first
+//! (bad input fails before any network traffic) → `GET /v1/status` for the network id →
+//! `GET /v1/accounts/{me}` for `next_nonce` unless `--nonce` is given (an account the node has
+//! never seen starts at nonce 1) → `Envelope::seal` → `POST /v1/submit`. A refusal by the
+//! node (`accepted: false`) is an error (exit code 1) carrying the node's reason.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{Context, anyhow};
+use chorus_protocol::envelope::Envelope;
+use chorus_protocol::ids::{Amount, Hash32, NetworkId, TopicId};
+use chorus_protocol::keyfile::read_key_file;
+use chorus_protocol::keys::{Keypair, PublicKey};
+use chorus_protocol::messages::{
+    BondChange, CreateTopic, FundTopic, Payload, Registration, Role, StakeChange, Transfer,
+};
+use chorus_protocol::params::ModuleParams;
+use chorus_protocol::topic::TopicSpec;
+use serde_json::Value;
+
+use super::api::{RoleArg, StakeArgs, TxArgs, client, non_empty};
+use crate::http::NodeClient;
+use crate::output::{BadInput, Output};
+
+/// The first nonce of an account: the ledger accepts a nonce above the last one applied,
+/// which starts at 0.
+const FIRST_NONCE: u64 = 1;
+
+/// What was submitted.
+struct Submitted {
+    kind: &'static str,
+    nonce: u64,
+    author: PublicKey,
+    answer: Value,
+}
+
+fn read_token(path: &Path) -> Result<String, BadInput> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput(format!("admin token file {}: {e}", path.display())))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(BadInput(format!(
+            "admin token file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(token.to_owned())
+}
+
+fn token(tx: &TxArgs) -> Result<String, BadInput> {
+    match (&tx.token, &tx.token_file) {
+        (Some(t), _) => {
+            non_empty("--token", t)?;
+            Ok(t.trim().to_owned())
+        }
+        (None, Some(path)) => read_token(path),
+        (None, None) => Err(BadInput(
+            "writes need the node's admin token: --token, CHORUS_ADMIN_TOKEN, or --token-file \
+             (the node's [api] admin_token_file)"
+                .into(),
+        )),
+    }
+}
+
+fn key(path: &Path) -> Result<Keypair, BadInput> {
+    read_key_file(path).map_err(|e| BadInput(e.to_string()))
+}
+
+/// The network id the node signs for.
+async fn network_id(node: &NodeClient) -> anyhow::Result<NetworkId> {
+    let status = node.get("/v1/status").await?;
+    let hex = status
+        .get("network_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("the node's status has no network_id"))?;
+    Hash32::from_str(hex).map_err(|e| anyhow!("the node's network_id {hex:?} is not hex: {e}"))
+}
+
+async fn next_nonce(node: &NodeClient, me: &PublicKey) -> anyhow::Result<u64> {
+    match node
+        .get_opt(&format!("/v1/accounts/{}", me.to_hex()))
+        .await?
+    {
+        None => Ok(FIRST_NONCE),
+        Some(account) => account
+            .get("next_nonce")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| anyhow!("the node's account answer has no next_nonce")),
+    }
+}
+
+/// Sign `make(nonce, author)` and submit it.
+async fn submit(
+    tx: &TxArgs,
+    make: impl FnOnce(u64, PublicKey) -> Payload,
+) -> anyhow::Result<Submitted> {
+    let token = token(tx)?;
+    let keypair = key(&tx.key)?;
+    let node = client(&tx.node)?;
+    let network = network_id(&node).await?;
+    let author = keypair.public();
+    let nonce = match tx.nonce {
+        Some(n) => n,
+        None => next_nonce(&node, &author).await?,
+    };
+    let payload = make(nonce, author);
+    let kind = payload.kind_name();
+    let envelope = Envelope::seal(&keypair, &network, &payload);
+    let answer = node
+        .submit(envelope.to_bytes(), &token)
+        .await
+        .with_context(|| format!("submitting the {kind}"))?;
+    Ok(Submitted {
+        kind,
+        nonce,
+        author,
+        answer,
+    })
+}
+
+/// Print the node's answer (plus `kind`, `nonce` and `extra` fields); a refusal is an error.
+fn report(
+    s: Submitted,
+    extra: &[(&str, Value)],
+    extra_text: &str,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let mut json = s.answer.clone();
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert("kind".into(), s.kind.into());
+        obj.insert("nonce".into(), s.nonce.into());
+        for (k, v) in extra {
+            obj.insert((*k).into(), v.clone());
+        }
+    }
+    let accepted = s.answer.get("accepted").and_then(Value::as_bool);
+    let id = s.answer.get("id").and_then(Value::as_str).unwrap_or("-");
+    if accepted == Some(true) {
+        let text = format!(
+            "{} {id} accepted (signer {}, nonce {}){extra_text}",
+            s.kind,
+            s.author.short(),
+            s.nonce
+        );
+        return out.print(&text, &json);
+    }
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
+    let reason = s
+        .answer
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or("no reason given");
+    Err(anyhow!("the node refused the {} {id}: {reason}", s.kind))
+}
+
+/// `chorus transfer TO AMOUNT`.
+pub async fn transfer(
+    to: PublicKey,
+    amount: Amount,
+    tx: &TxArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let s = submit(tx, |nonce, _| {
+        Payload::Transfer(Transfer { nonce, to, amount })
+    })
+    .await?;
+    report(s, &[], "", out)
+}
+
+/// `chorus topic fund ID AMOUNT`.
+pub async fn fund_topic(
+    topic: u64,
+    amount: Amount,
+    tx: &TxArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let s = submit(tx, |nonce, _| {
+        Payload::FundTopic(FundTopic {
+            nonce,
+            topic: TopicId(topic),
+            amount,
+        })
+    })
+    .await?;
+    report(s, &[], "", out)
+}
+
+/// `chorus stake add|remove TOPIC AMOUNT [--reputer ADDR]`.
+pub async fn stake(a: StakeArgs, add: bool, out: &Output) -> anyhow::Result<()> {
+    let s = submit(&a.tx, |nonce, me| {
+        let change = StakeChange {
+            nonce,
+            topic: TopicId(a.topic),
+            reputer: a.reputer.unwrap_or(me),
+            amount: a.amount,
+        };
+        if add {
+            Payload::Stake(change)
+        } else {
+            Payload::Unstake(change)
+        }
+    })
+    .await?;
+    report(s, &[], "", out)
+}
+
+/// `chorus bond|unbond AMOUNT`.
+pub async fn bond(amount: Amount, add: bool, tx: &TxArgs, out: &Output) -> anyhow::Result<()> {
+    let s = submit(tx, |nonce, _| {
+        let change = BondChange { nonce, amount };
+        if add {
+            Payload::Bond(change)
+        } else {
+            Payload::Unbond(change)
+        }
+    })
+    .await?;
+    report(s, &[], "", out)
+}
+
+/// `chorus register TOPIC worker|reputer`.
+pub async fn register(topic: u64, role: RoleArg, tx: &TxArgs, out: &Output) -> anyhow::Result<()> {
+    let role = match role {
+        RoleArg::Worker => Role::Worker,
+        RoleArg::Reputer => Role::Reputer,
+    };
+    let s = submit(tx, |nonce, _| {
+        Payload::Register(Registration {
+            nonce,
+            topic: TopicId(topic),
+            role,
+        })
+    })
+    .await?;
+    report(s, &[], "", out)
+}
+
+/// Parse and check a topic definition. Checks that depend on the network's parameters
+/// (minimum epoch length, longest ground-truth lag) are left to the node.
+fn read_spec(path: &Path) -> Result<TopicSpec, BadInput> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput(format!("topic spec {}: {e}", path.display())))?;
+    let spec: TopicSpec = toml::from_str(&text)
+        .map_err(|e| BadInput(format!("topic spec {}: {}", path.display(), e.message())))?;
+    let lenient = ModuleParams {
+        min_epoch_length_ms: 0,
+        max_unfulfilled_reputer_requests: u64::MAX,
+        ..ModuleParams::default()
+    };
+    spec.validate(&lenient)
+        .map_err(|e| BadInput(format!("topic spec {}: {e}", path.display())))?;
+    Ok(spec)
+}
+
+/// `chorus topic create --spec FILE.toml [--fee AMOUNT]`: prints the new topic's id.
+pub async fn create_topic(
+    spec: &Path,
+    fee: Option<Amount>,
+    tx: &TxArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let spec = read_spec(spec)?;
+    let fee = fee.unwrap_or(ModuleParams::default().create_topic_fee);
+    let s = submit(tx, |nonce, _| {
+        Payload::CreateTopic(CreateTopic { nonce, spec, fee })
+    })
+    .await?;
+    let topic = TopicId::derived(&s.author, s.nonce);
+    report(
+        s,
+        &[("topic", Value::from(topic.0))],
+        &format!("; topic id {topic}"),
+        out,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn specs_are_checked_locally_except_network_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = r#"
+name = "EUR/USD 1h"
+loss = { method = "mse" }
+start_ms = 0
+epoch_length_ms = 1000
+submission_window_ms = 500
+ground_truth_lag_ms = 1000000000
+p_norm = 3.0
+alpha_regret = 0.1
+epsilon = 0.01
+merit_sortition_alpha = 0.1
+active_inferer_quantile = 0.25
+active_forecaster_quantile = 0.25
+active_reputer_quantile = 0.25
+"#;
+        let p = dir.path().join("t.toml");
+        std::fs::write(&p, good).unwrap();
+        assert_eq!(read_spec(&p).unwrap().name, "EUR/USD 1h");
+        std::fs::write(&p, good.replace("p_norm = 3.0", "p_norm = 9.0")).unwrap();
+        assert!(read_spec(&p).unwrap_err().0.contains("p_norm"));
+        std::fs::write(&p, format!("{good}\nextra = 1\n")).unwrap();
+        assert!(read_spec(&p).unwrap_err().0.contains("extra"));
+    }
+}
