@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chorus_protocol::ids::Hash32;
 use chorus_protocol::validation::ChannelKind;
 
-use super::{Effect, MAX_PREPARED, PeerKey, Replica, ReplicaEvent, validator_set};
+use super::{Effect, FETCH_RETRY_MS, MAX_PREPARED, PeerKey, Replica, ReplicaEvent, validator_set};
 use crate::checkpoint::{
     self, Checkpoint, CheckpointId, ConsensusMessage, DecidedCheckpoint, PeerId, WindowHead,
 };
@@ -285,6 +285,21 @@ impl Replica {
         self.engine_effects(effects, now_ms, out);
     }
 
+    /// Whether to ask for `key` now: not asked yet, or asked more than [`FETCH_RETRY_MS`] ago
+    /// and not answered. Records the request; forgets requests long unanswered.
+    fn ask_fetch(&mut self, key: WindowKey, now_ms: u64) -> bool {
+        let horizon = FETCH_RETRY_MS.saturating_mul(10);
+        self.fetching
+            .retain(|_, at| now_ms < at.saturating_add(horizon));
+        match self.fetching.get(&key) {
+            Some(at) if now_ms < at.saturating_add(FETCH_RETRY_MS) => false,
+            _ => {
+                self.fetching.insert(key, now_ms);
+                true
+            }
+        }
+    }
+
     fn remember(&mut self, id: CheckpointId, ledger: Ledger, events: Vec<LedgerEvent>) {
         self.prepared.insert(id, (ledger, events));
         while self.prepared.len() > MAX_PREPARED {
@@ -316,7 +331,7 @@ impl Replica {
                 Content::Invalid(_) => false,
                 Content::Missing(keys) => {
                     for key in keys {
-                        if self.fetching.insert(key) {
+                        if self.ask_fetch(key, now_ms) {
                             out.push(Effect::FetchWindow {
                                 window: key,
                                 from: Some(proposer),
@@ -355,7 +370,7 @@ impl Replica {
                     Content::Ready(l, e) => (*l, e),
                     Content::Missing(keys) => {
                         for key in keys {
-                            if self.fetching.insert(key) {
+                            if self.ask_fetch(key, now_ms) {
                                 out.push(Effect::FetchWindow {
                                     window: key,
                                     from: None,

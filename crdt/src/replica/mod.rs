@@ -23,7 +23,7 @@ mod view;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::ids::{Hash32, MessageId, NetworkId, TopicId};
@@ -265,6 +265,11 @@ pub struct Restore {
 /// Bound on proposals validated or built but not yet decided (each holds a ledger copy).
 const MAX_PREPARED: usize = 8;
 
+/// A window fetch unanswered for this long is asked again (ms): the request or the response
+/// may have been lost, or the peer may have gone away, and a decided checkpoint waiting for
+/// the window must not wait forever. A few round trips.
+const FETCH_RETRY_MS: u64 = 1_000;
+
 /// One peer's replicated state.
 pub struct Replica {
     network: NetworkId,
@@ -288,8 +293,8 @@ pub struct Replica {
     inferred: BTreeMap<TopicId, u64>,
     /// The latest local inference per topic.
     local_inference: BTreeMap<TopicId, (u64, SynthJsonOutput)>,
-    /// Windows requested from peers and not yet answered.
-    fetching: BTreeSet<WindowKey>,
+    /// Windows requested from peers and not yet answered, with when they were asked.
+    fetching: BTreeMap<WindowKey, u64>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -370,7 +375,7 @@ impl Replica {
             tip,
             inferred: BTreeMap::new(),
             local_inference: BTreeMap::new(),
-            fetching: BTreeSet::new(),
+            fetching: BTreeMap::new(),
         };
         for (key, bytes) in restore.envelopes {
             r.restore_envelope(key, &bytes);

@@ -247,3 +247,32 @@ fn an_equivocating_worker_is_excluded_everywhere_alike() {
         "equivocator was counted"
     );
 }
+
+#[test]
+fn lost_window_fetches_are_asked_again() {
+    // Node 5 is cut off while the others finalize (and drop) windows; after the heal it
+    // catches up through a lossy network that loses some of its fetches. Once the network is
+    // clean it must apply every decided checkpoint: a lost fetch must not stall it forever.
+    for seed in 1..=3 {
+        let mut s = sim(seed, NetConfig::default());
+        s.run_until(1_000_000 + 4_000);
+        s.partition(&[0, 0, 0, 0, 0, 1]);
+        s.run_until(1_000_000 + 10_000);
+        s.heal();
+        s.net.loss = 0.3;
+        s.run_until(1_000_000 + 14_000);
+        s.net.loss = 0.0;
+        s.run_until(1_000_000 + 24_000);
+        let hs: Vec<u64> = s
+            .ledger_roots()
+            .into_iter()
+            .flatten()
+            .map(|r| r.0)
+            .collect();
+        assert!(
+            hs.iter().max().unwrap() - hs.iter().min().unwrap() <= 2,
+            "seed {seed}: {hs:?}"
+        );
+        agree(&s);
+    }
+}
