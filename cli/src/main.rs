@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod devnet;
 mod http;
 mod output;
 
@@ -30,6 +31,9 @@ enum Command {
     /// Create a network's genesis.
     #[command(subcommand)]
     Genesis(cmd::genesis::GenesisCommand),
+    /// Run a local network of real nodes replaying hourly EUR/USD bars, then report how the
+    /// network's inference compares with every worker.
+    Devnet(devnet::DevnetArgs),
     /// The network inference of one epoch (Allora v0.6 synthesis): JSON in, JSON out.
     Synth(cmd::math::SynthArgs),
     /// Losses, regrets, scores and rewards of one epoch after the ground truth: JSON in, JSON out.
@@ -41,10 +45,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to stderr; `RUST_LOG` chooses what (default: warnings and errors).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let out = output::Output { json: cli.json };
     let result = match cli.command {
         Command::Key(c) => cmd::key::run(c, &out),
         Command::Genesis(c) => cmd::genesis::run(c, &out),
+        Command::Devnet(a) => devnet::run(a, &out),
         Command::Synth(a) => cmd::math::synth(a),
         Command::Settle(a) => cmd::math::settle(a),
         Command::Api(c) => cmd::api::run(c, &out),

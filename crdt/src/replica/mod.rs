@@ -468,6 +468,33 @@ impl Replica {
         self.windows.keys().copied().collect()
     }
 
+    /// Open windows whose submission period (plus the skew allowance) is over: their content
+    /// should no longer change, so peers reconcile them (anti-entropy) before finalization.
+    pub fn closed_window_keys(&self, now_ms: u64) -> Vec<WindowKey> {
+        let skew = self.ledger.params.max_clock_skew_ms;
+        self.windows
+            .keys()
+            .filter(|k| {
+                let close = match **k {
+                    WindowKey::Ledger { period } => self.ledger.period_end(period),
+                    WindowKey::Topic {
+                        topic,
+                        epoch,
+                        phase,
+                    } => match self.ledger.topics.get(&topic) {
+                        None => return false,
+                        Some(t) => match phase {
+                            crate::window::Phase::Workers => t.spec.worker_window(epoch).1,
+                            crate::window::Phase::Reputers => t.spec.reputer_window(epoch).1,
+                        },
+                    },
+                };
+                close.saturating_add(skew) <= now_ms
+            })
+            .copied()
+            .collect()
+    }
+
     /// The latest local (not yet finalized) inference of a topic.
     pub fn local_inference(&self, topic: TopicId) -> Option<&(u64, SynthJsonOutput)> {
         self.local_inference.get(&topic)

@@ -105,6 +105,19 @@ pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     inferences: broadcast::Sender<InferenceEvent>,
     metrics: Arc<NodeMetrics>,
+    ledger: Option<broadcast::Sender<LedgerRecord>>,
+}
+
+/// Ledger events buffered per subscriber (drop oldest).
+pub const LEDGER_EVENTS: usize = 16_384;
+
+/// What the ledger did at one checkpoint height (for observers such as the devnet report).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerRecord {
+    /// Consensus height.
+    pub height: u64,
+    /// The events.
+    pub events: Arc<Vec<chorus_crdt::ledger::LedgerEvent>>,
 }
 
 impl NodeHandle {
@@ -118,7 +131,19 @@ impl NodeHandle {
             commands,
             inferences,
             metrics,
+            ledger: None,
         }
+    }
+
+    /// Also offer the ledger events of every applied height.
+    pub fn with_ledger_events(mut self, tx: broadcast::Sender<LedgerRecord>) -> Self {
+        self.ledger = Some(tx);
+        self
+    }
+
+    /// Ledger events of every applied height from now on (if the node offers them).
+    pub fn subscribe_ledger(&self) -> Option<broadcast::Receiver<LedgerRecord>> {
+        self.ledger.as_ref().map(broadcast::Sender::subscribe)
     }
 
     /// Ask the node.

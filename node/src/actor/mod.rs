@@ -31,7 +31,9 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
-pub use handle::{Command, InferenceEvent, NodeHandle, Query, QueryError, SubmitResult};
+pub use handle::{
+    Command, InferenceEvent, LedgerRecord, NodeHandle, Query, QueryError, SubmitResult,
+};
 
 use crate::clock::Clock;
 use crate::metrics::NodeMetrics;
@@ -202,7 +204,9 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
     let (inferences_tx, _) = broadcast::channel(handle::INFERENCE_EVENTS);
     let (roles_tx, roles_rx) = mpsc::channel::<RoleOutput>(ROLE_QUEUE);
     let (view_tx, view_rx) = watch::channel(Arc::new(RoleView::default()));
-    let handle = NodeHandle::new(commands_tx, inferences_tx.clone(), metrics.clone());
+    let (ledger_tx, _) = broadcast::channel(handle::LEDGER_EVENTS);
+    let handle = NodeHandle::new(commands_tx, inferences_tx.clone(), metrics.clone())
+        .with_ledger_events(ledger_tx.clone());
     let mut tasks = JoinSet::new();
     for w in setup.workers {
         tasks.spawn(run_worker(
@@ -229,6 +233,7 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         store,
         metrics,
         inferences: inferences_tx,
+        ledger_events: ledger_tx,
         view: view_tx,
         clock,
         tick: setup.tick,

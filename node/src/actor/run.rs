@@ -32,6 +32,8 @@ use crate::store::{Store, ops};
 
 /// Last submissions remembered per (topic, kind) for `status`.
 const SUBMISSIONS_KEPT: usize = 64;
+/// Windows fetched per anti-entropy round (the rest wait for the next round).
+const MAX_FETCHES_PER_ROUND: usize = 8;
 /// Application-score penalty per consensus-level misbehaviour.
 const APP_PENALTY: f64 = 20.0;
 
@@ -52,6 +54,7 @@ pub(super) struct ActorParts {
     pub store: Store,
     pub metrics: Arc<NodeMetrics>,
     pub inferences: broadcast::Sender<InferenceEvent>,
+    pub ledger_events: broadcast::Sender<super::handle::LedgerRecord>,
     pub view: watch::Sender<Arc<RoleView>>,
     pub clock: Clock,
     pub tick: Duration,
@@ -437,7 +440,12 @@ impl Actor {
             }
             ReplicaEvent::Finalized { height, events, .. } => {
                 self.p.metrics.checkpoint(height);
-                for e in &events {
+                let events = Arc::new(events);
+                let _ = self.p.ledger_events.send(super::handle::LedgerRecord {
+                    height,
+                    events: events.clone(),
+                });
+                for e in events.iter() {
                     if let chorus_crdt::ledger::LedgerEvent::NetworkInference {
                         topic,
                         epoch,
@@ -633,6 +641,13 @@ impl Actor {
                     "rewards": account.rewards.to_string(),
                     "next_nonce": self.next_nonce.get(&me).copied().unwrap_or(0).max(account.nonce + 1),
                     "uptime_ms": now.saturating_sub(self.started_ms),
+                    "supply": {
+                        "genesis": ledger.supply.genesis.to_string(),
+                        "minted": ledger.supply.minted.to_string(),
+                        "slashed": ledger.supply.slashed.to_string(),
+                        "total": ledger.total_tokens().to_string(),
+                        "conserved": ledger.check_supply().is_ok(),
+                    },
                 }))
             }
             Query::Topics => Ok(views::topics(ledger, now)),
@@ -664,7 +679,15 @@ impl Actor {
         let Some(peer) = self.random_peer() else {
             return;
         };
-        let keys = self.p.replica.window_keys();
+        // One reconciliation round at a time, only of windows that stopped changing.
+        if self
+            .requests
+            .values()
+            .any(|r| matches!(r, Pending::Roots(_) | Pending::WindowEntries(_)))
+        {
+            return;
+        }
+        let keys = self.p.replica.closed_window_keys(self.now());
         if keys.is_empty() {
             return;
         }
@@ -744,10 +767,8 @@ impl Actor {
                     }
                 }
             }
-            SwarmEvent::NewListenAddr { address, .. } => {
-                if !self.p.listen.contains(&address) {
-                    self.p.listen.push(address);
-                }
+            SwarmEvent::NewListenAddr { address, .. } if !self.p.listen.contains(&address) => {
+                self.p.listen.push(address);
             }
             _ => {}
         }
@@ -794,7 +815,7 @@ impl Actor {
                                 fetch.push(*key);
                             }
                         }
-                        for window in fetch {
+                        for window in fetch.into_iter().take(MAX_FETCHES_PER_ROUND) {
                             let id = self
                                 .p
                                 .swarm

@@ -1,0 +1,586 @@
+//! `chorus devnet`: a local network of real nodes replaying hourly EUR/USD bars, with a
+//! report that compares the network's inference against every worker.
+//!
+//! One bar is one epoch: at epoch `e` every model has seen bars `0..=e` and predicts the
+//! target of bar `e + 1`; reputers learn that truth one epoch later (the ground-truth lag) and
+//! report losses; checkpoints finalize everything. The clock is the real clock, with epochs of
+//! `--epoch-ms` milliseconds (default 200): hours of market data replayed in minutes.
+
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chorus_crdt::checkpoint::TimeoutConfig;
+use chorus_crdt::ledger::LedgerEvent;
+use chorus_crdt::replica::ReplicaConfig;
+use chorus_node::actor::{NodeHandle, Query};
+use chorus_node::localnet::{LocalNet, LocalPlan, LocalReputer, LocalTopic, LocalWorker, node_key};
+use chorus_node::models::{
+    Bars, BuiltinSpec, ForecasterSpec, ModelSpec, Target, TruthSpec, default_set,
+};
+use chorus_protocol::ids::{Amount, TopicId};
+use chorus_protocol::params::ModuleParams;
+use chorus_protocol::topic::{LossMethod, TopicSpec};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use crate::output::{BadInput, Output};
+use report::{EpochRecord, TopicRun, WorkerInfo, write_report};
+
+/// The shipped data: hourly EUR/USD bars (provenance: `data/README.md`).
+const EURUSD: &str = include_str!("../../../data/eurusd_1h.csv");
+
+/// Epochs before the report starts scoring (regrets need 1/alpha_regret epochs to become
+/// experienced; the topic is a plain mean before that).
+const WARMUP: u64 = 100;
+
+/// Which prediction problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TargetArg {
+    /// Next bar's ln(high/low).
+    Range,
+    /// Next bar's close.
+    Close,
+    /// Next bar's log return.
+    Return,
+}
+
+impl TargetArg {
+    fn target(self) -> Target {
+        match self {
+            TargetArg::Range => Target::Range,
+            TargetArg::Close => Target::Close,
+            TargetArg::Return => Target::Return,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TargetArg::Range => "range",
+            TargetArg::Close => "close",
+            TargetArg::Return => "return",
+        }
+    }
+}
+
+/// `chorus devnet` flags.
+#[derive(Debug, Args)]
+pub struct DevnetArgs {
+    /// Epochs to run (`all`: the whole file).
+    #[arg(long, default_value = "1000")]
+    epochs: String,
+    /// Bars to replay (CSV with a header and at least `close`; `high`, `low` for the range
+    /// target; optional `time`/`date`). Default: the shipped hourly EUR/USD bars.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// One topic of this target instead of the default pair (range and close).
+    #[arg(long, value_enum)]
+    target: Option<TargetArg>,
+    /// Regret EMA α of the topics.
+    #[arg(long, default_value_t = 0.01)]
+    alpha_regret: f64,
+    /// p of the weight function.
+    #[arg(long, default_value_t = 3.0)]
+    p_norm: f64,
+    /// Nodes (≥ 8): the last 3 are reputers, the 2 before forecasters, the rest inferers (at
+    /// most 9 models); the first 4 are validators.
+    #[arg(long, default_value_t = 14)]
+    nodes: usize,
+    /// Epoch length in milliseconds of real time.
+    #[arg(long, default_value_t = 200)]
+    epoch_ms: u64,
+    /// Seed of the node keys.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output directory (data, report).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Leave the network running at the end (Ctrl-C stops it).
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    epochs: u64,
+    checkpoints_finalized: u64,
+    supply_conserved: bool,
+    warmup_epochs: u64,
+    seconds: f64,
+    topics: Vec<report::TopicSummary>,
+    report: Vec<String>,
+}
+
+struct TopicPlan {
+    id: TopicId,
+    name: String,
+    target: TargetArg,
+    workers: BTreeMap<String, (String, String)>, // hex key -> (name, model)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn topic_spec(name: &str, start: u64, epoch_ms: u64, args: &DevnetArgs) -> TopicSpec {
+    TopicSpec {
+        name: name.into(),
+        metadata: "replayed hourly bars, one bar per epoch".into(),
+        loss: LossMethod::Mse,
+        start_ms: start,
+        epoch_length_ms: epoch_ms,
+        submission_window_ms: epoch_ms / 2,
+        ground_truth_lag_ms: epoch_ms,
+        p_norm: args.p_norm,
+        alpha_regret: args.alpha_regret,
+        epsilon: 0.01,
+        merit_sortition_alpha: 0.1,
+        active_inferer_quantile: 0.25,
+        active_forecaster_quantile: 0.25,
+        active_reputer_quantile: 0.25,
+        allow_negative: false,
+    }
+}
+
+/// Run the devnet.
+pub fn run(args: DevnetArgs, out: &Output) -> anyhow::Result<()> {
+    if args.nodes < 8 || args.nodes > 64 {
+        return Err(BadInput(format!("--nodes must be in 8..=64, got {}", args.nodes)).into());
+    }
+    if args.epoch_ms < 50 {
+        return Err(BadInput("--epoch-ms must be at least 50".into()).into());
+    }
+    let start = now_ms();
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("devnet-{start}")));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let data = match &args.data {
+        Some(p) => p.clone(),
+        None => {
+            let p = dir.join("eurusd_1h.csv");
+            std::fs::write(&p, EURUSD).with_context(|| format!("writing {}", p.display()))?;
+            p
+        }
+    };
+    let bars = Bars::load_csv(&data).map_err(|e| BadInput(format!("{}: {e}", data.display())))?;
+    let max_epochs = (bars.len() as u64).saturating_sub(2);
+    let epochs = match args.epochs.as_str() {
+        "all" => max_epochs,
+        n => n
+            .parse::<u64>()
+            .map_err(|_| BadInput(format!("--epochs: not a number or `all`: {n}")))?
+            .min(max_epochs),
+    };
+    if epochs < 10 {
+        return Err(BadInput(format!("only {epochs} epochs: use at least 10")).into());
+    }
+    let targets: Vec<TargetArg> = match args.target {
+        Some(t) => vec![t],
+        None => vec![TargetArg::Range, TargetArg::Close],
+    };
+    for t in &targets {
+        bars.check_target(t.target())
+            .map_err(|e| BadInput(format!("{}: {e}", data.display())))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(args, out, dir, data, bars, epochs, targets))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_async(
+    args: DevnetArgs,
+    out: &Output,
+    dir: PathBuf,
+    data: PathBuf,
+    bars: Bars,
+    epochs: u64,
+    targets: Vec<TargetArg>,
+) -> anyhow::Result<()> {
+    let t_start = Instant::now();
+    let n = args.nodes;
+    let reputer_nodes = [n - 3, n - 2, n - 1];
+    let forecaster_nodes = [n - 5, n - 4];
+    let inferer_nodes: Vec<usize> = (0..(n - 5).min(9)).collect();
+    let genesis_time = now_ms() + 4_000;
+    let mut topics = vec![];
+    let mut plans = vec![];
+    for (i, t) in targets.iter().enumerate() {
+        let id = TopicId(i as u64 + 1);
+        let name = format!("EUR/USD 1h {}", t.name());
+        let truth = TruthSpec::Csv {
+            path: data.clone(),
+            target: t.target(),
+        };
+        let mut workers = vec![];
+        let mut names = BTreeMap::new();
+        for (node, (model_name, model)) in inferer_nodes.iter().zip(default_set(t.target())) {
+            let label = format!("w{node}");
+            names.insert(
+                node_key(args.seed, *node).public().to_hex(),
+                (label.clone(), model_name.clone()),
+            );
+            workers.push(LocalWorker {
+                node: *node,
+                name: label,
+                model: Some(ModelSpec::Builtin(BuiltinSpec {
+                    target: t.target(),
+                    model,
+                })),
+                forecaster: None,
+                data: Some(data.clone()),
+                truth: None,
+            });
+        }
+        for (k, node) in forecaster_nodes.iter().enumerate() {
+            let label = format!("f{k}");
+            names.insert(
+                node_key(args.seed, *node).public().to_hex(),
+                (
+                    label.clone(),
+                    if k == 0 {
+                        "ema-loss"
+                    } else {
+                        "regime-ema-loss"
+                    }
+                    .into(),
+                ),
+            );
+            workers.push(LocalWorker {
+                node: *node,
+                name: label,
+                model: None,
+                forecaster: Some(if k == 0 {
+                    ForecasterSpec::Ema {
+                        alpha: 0.1,
+                        loss_floor: 1e-12,
+                    }
+                } else {
+                    serde_json::from_value(serde_json::json!({"kind": "regime_ema"}))?
+                }),
+                data: Some(data.clone()),
+                truth: Some(truth.clone()),
+            });
+        }
+        let unit = 10u128.pow(18);
+        let reputers = reputer_nodes
+            .iter()
+            .zip([50_000u128, 30_000, 20_000])
+            .map(|(node, stake)| LocalReputer {
+                node: *node,
+                stake: Amount(stake * unit),
+                truth: truth.clone(),
+            })
+            .collect();
+        topics.push(LocalTopic {
+            id,
+            spec: topic_spec(&name, genesis_time, args.epoch_ms, &args),
+            workers,
+            reputers,
+        });
+        plans.push(TopicPlan {
+            id,
+            name,
+            target: *t,
+            workers: names,
+        });
+    }
+    let period = args.epoch_ms;
+    let plan = LocalPlan {
+        name: "chorus-devnet".into(),
+        seed: args.seed,
+        nodes: n,
+        validators: (0..4.min(n)).collect(),
+        topics,
+        params: ModuleParams {
+            checkpoint_period_ms: period,
+            min_epoch_length_ms: 1,
+            max_clock_skew_ms: (period / 10).max(10),
+            ..ModuleParams::default()
+        },
+        genesis_time_ms: genesis_time,
+        data_root: dir.join("nodes"),
+        memory: false,
+        replica: ReplicaConfig {
+            propose_grace_ms: (period / 5).max(20),
+            timeouts: TimeoutConfig {
+                propose_ms: (period * 3).max(500),
+                propose_delta_ms: period,
+                prevote_ms: period.max(200),
+                prevote_delta_ms: period / 2,
+                precommit_ms: period.max(200),
+                precommit_delta_ms: period / 2,
+                rebroadcast_ms: (period * 5).max(1_000),
+                max_ms: 30_000,
+            },
+            validator: true,
+        },
+        tick: Duration::from_millis((period / 8).clamp(10, 50)),
+        decimals: 18,
+    };
+    if !out.json {
+        println!(
+            "devnet: {n} nodes (4 validators, {} inferers, 2 forecasters, 3 reputers), {} topic(s), {epochs} epochs of {} ms; output in {}",
+            inferer_nodes.len(),
+            plans.len(),
+            args.epoch_ms,
+            dir.display()
+        );
+    }
+    let net = LocalNet::start(plan.clone()).await?;
+    let node0 = net.handle(0).context("node 0 is not running")?.clone();
+    let mut inferences = node0.subscribe();
+    let mut ledger = node0
+        .subscribe_ledger()
+        .context("node 0 offers no ledger events")?;
+    let mut replay: BTreeMap<TopicId, chorus_node::models::Replay> = BTreeMap::new();
+    for p in &plans {
+        replay.insert(
+            p.id,
+            chorus_node::models::Replay::new(bars.clone(), p.target.target())?,
+        );
+    }
+    let mut records: BTreeMap<TopicId, BTreeMap<u64, EpochRecord>> = BTreeMap::new();
+    let mut rewards: BTreeMap<(TopicId, u64), BTreeMap<String, u128>> = BTreeMap::new();
+    let mut last_height = 0u64;
+    let deadline =
+        Instant::now() + Duration::from_millis(epochs * args.epoch_ms) + Duration::from_secs(90);
+    let done = |records: &BTreeMap<TopicId, BTreeMap<u64, EpochRecord>>| {
+        plans.iter().all(|p| {
+            records
+                .get(&p.id)
+                .and_then(|m| m.last_key_value())
+                .is_some_and(|(e, _)| *e + 1 >= epochs)
+        })
+    };
+    while !done(&records) {
+        if Instant::now() > deadline {
+            bail!("the devnet did not finalize {epochs} epochs in time");
+        }
+        tokio::select! {
+            ev = inferences.recv() => match ev {
+                Ok(ev) if ev.finalized && ev.epoch < epochs => {
+                    let Some(plan) = plans.iter().find(|p| p.id == ev.topic) else { continue };
+                    let truth = replay.get(&ev.topic).and_then(|r| r.truth(ev.epoch));
+                    let rec = record(&node0, plan, ev.epoch, truth, ev.checkpoint_height).await;
+                    if !out.json {
+                        println!(
+                            "[{:5}] epoch {:5}  truth {:>12.6e}  network {:>12.6e}  checkpoint {}",
+                            plan.target.name(),
+                            ev.epoch,
+                            truth.unwrap_or(f64::NAN),
+                            ev.combined_value,
+                            ev.checkpoint_height.unwrap_or(0),
+                        );
+                    }
+                    if let Some(rec) = rec {
+                        records.entry(ev.topic).or_default().insert(ev.epoch, rec);
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    eprintln!("devnet: missed {n} inference events (falling behind)");
+                }
+                Err(_) => bail!("node 0 stopped"),
+            },
+            ev = ledger.recv() => match ev {
+                Ok(rec) => {
+                    last_height = last_height.max(rec.height);
+                    for e in rec.events.iter() {
+                        match e {
+                            LedgerEvent::Reward { topic, epoch, to, amount, .. } => {
+                                *rewards.entry((*topic, *epoch)).or_default().entry(to.to_hex()).or_default() += amount.0;
+                            }
+                            LedgerEvent::MechanismError { topic, epoch, reason } => {
+                                eprintln!("devnet: topic {topic} epoch {epoch}: {reason}");
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => bail!("node 0 stopped"),
+            },
+        }
+    }
+    // Rewards of the last epochs are paid a checkpoint later: give them a moment.
+    tokio::time::sleep(Duration::from_millis(args.epoch_ms * 3)).await;
+    while let Ok(rec) = ledger.try_recv() {
+        last_height = last_height.max(rec.height);
+        for e in rec.events.iter() {
+            if let LedgerEvent::Reward {
+                topic,
+                epoch,
+                to,
+                amount,
+                ..
+            } = e
+            {
+                *rewards
+                    .entry((*topic, *epoch))
+                    .or_default()
+                    .entry(to.to_hex())
+                    .or_default() += amount.0;
+            }
+        }
+    }
+    let status = node0.query(Query::Status).await?;
+    if std::env::var_os("CHORUS_DEVNET_DEBUG").is_some() {
+        for p in &plans {
+            eprintln!(
+                "scores {}: {}",
+                p.id,
+                node0.query(Query::Scores(p.id)).await?
+            );
+            eprintln!("topic {}: {}", p.id, node0.query(Query::Topic(p.id)).await?);
+        }
+        eprintln!("status: {status}");
+    }
+    let supply_conserved = status["supply"]["conserved"].as_bool().unwrap_or(false);
+    let mut runs = vec![];
+    for p in &plans {
+        let scores = node0.query(Query::Scores(p.id)).await.ok();
+        let mut run = TopicRun {
+            name: p.name.clone(),
+            target: p.target.name().into(),
+            workers: p
+                .workers
+                .values()
+                .map(|(name, model)| WorkerInfo::new(name.clone(), model.clone()))
+                .collect(),
+            records: vec![],
+            score_ema: BTreeMap::new(),
+            token_decimals: 18,
+        };
+        if let Some(s) = scores {
+            for field in ["inferers", "forecasters"] {
+                if let Some(m) = s[field].as_object() {
+                    for (k, v) in m {
+                        if let (Some((name, _)), Some(v)) = (p.workers.get(k), v.as_f64()) {
+                            run.score_ema.insert(name.clone(), v);
+                        }
+                    }
+                }
+            }
+        }
+        for (epoch, mut rec) in records.remove(&p.id).unwrap_or_default() {
+            if let Some(r) = rewards.get(&(p.id, epoch)) {
+                for (k, amount) in r {
+                    if let Some((name, _)) = p.workers.get(k) {
+                        rec.rewards.insert(name.clone(), *amount);
+                    }
+                }
+            }
+            run.records.push(rec);
+        }
+        runs.push(run);
+    }
+    let files = write_report(&dir.join("report"), &runs, WARMUP)?;
+    let seconds = t_start.elapsed().as_secs_f64();
+    if out.json {
+        let summary = Summary {
+            epochs,
+            checkpoints_finalized: last_height,
+            supply_conserved,
+            warmup_epochs: WARMUP,
+            seconds,
+            topics: files.summaries.clone(),
+            report: files
+                .paths()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+        };
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!();
+        println!("{}", files.tables());
+        println!(
+            "supply check: {} (genesis {} + minted {} - slashed {} = total {})",
+            if supply_conserved {
+                "conserved"
+            } else {
+                "BROKEN"
+            },
+            status["supply"]["genesis"].as_str().unwrap_or("?"),
+            status["supply"]["minted"].as_str().unwrap_or("?"),
+            status["supply"]["slashed"].as_str().unwrap_or("?"),
+            status["supply"]["total"].as_str().unwrap_or("?"),
+        );
+        println!("checkpoints finalized: {last_height}; wall time {seconds:.1} s");
+        println!("report files:");
+        for p in files.paths() {
+            println!("  {}", p.display());
+        }
+    }
+    if args.keep {
+        println!("the network keeps running; press Ctrl-C to stop it");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    net.shutdown().await;
+    if !supply_conserved {
+        bail!("supply was not conserved");
+    }
+    Ok(())
+}
+
+/// The report row of one finalized epoch, from node 0's finalized inference.
+async fn record(
+    node: &NodeHandle,
+    plan: &TopicPlan,
+    epoch: u64,
+    truth: Option<f64>,
+    height: Option<u64>,
+) -> Option<EpochRecord> {
+    let truth = truth?;
+    let v = node
+        .query(Query::Inference {
+            topic: plan.id,
+            epoch: Some(epoch),
+        })
+        .await
+        .ok()?;
+    let mut rec = EpochRecord::new(epoch, truth);
+    rec.checkpoint_height = height;
+    rec.combined = v["combined_value"].as_f64();
+    rec.naive = v["naive_value"].as_f64();
+    let name = |k: &str| plan.workers.get(k).map(|(n, _)| n.clone());
+    if let Some(m) = v["inferer_values"].as_object() {
+        for (k, x) in m {
+            if let (Some(n), Some(x)) = (name(k), x.as_f64()) {
+                rec.inferences.insert(n, x);
+            }
+        }
+    }
+    if let Some(m) = v["inferer_weights"].as_object() {
+        let total: f64 = m.values().filter_map(|w| w.as_f64()).sum();
+        for (k, w) in m {
+            if let (Some(n), Some(w)) = (name(k), w.as_f64())
+                && total > 0.0
+            {
+                rec.weights.insert(n, w / total);
+            }
+        }
+    }
+    let loss = |x: f64| libm::log10(((x - truth) * (x - truth)).max(1e-30));
+    for (n, x) in &rec.inferences {
+        rec.losses.insert(n.clone(), loss(*x));
+    }
+    if let Some(c) = rec.combined {
+        rec.losses.insert("combined".into(), loss(c));
+    }
+    if let Some(c) = rec.naive {
+        rec.losses.insert("naive".into(), loss(c));
+    }
+    Some(rec)
+}
