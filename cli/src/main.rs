@@ -38,14 +38,18 @@ enum Command {
     Synth(cmd::math::SynthArgs),
     /// Losses, regrets, scores and rewards of one epoch after the ground truth: JSON in, JSON out.
     Settle(cmd::math::InputArgs),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(cmd::node::NodeCommand),
+    /// Check configuration files.
+    #[command(subcommand)]
+    Config(cmd::node::ConfigCommand),
     /// Commands that talk to a running node's REST API (--node URL).
     #[command(flatten)]
     Api(cmd::api::ApiCommand),
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // Logs go to stderr; `RUST_LOG` chooses what (default: warnings and errors).
+fn init_default_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -53,8 +57,19 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr; `RUST_LOG` chooses what (default: warnings and errors). A node
+    // configures its own logging from its config file.
+    if !matches!(cli.command, Command::Node(_)) {
+        init_default_logs();
+    }
     let out = output::Output { json: cli.json };
     let result = match cli.command {
+        Command::Node(c) => cmd::node::node(c),
+        Command::Config(c) => cmd::node::config(c, &out),
         Command::Key(c) => cmd::key::run(c, &out),
         Command::Genesis(c) => cmd::genesis::run(c, &out),
         Command::Devnet(a) => devnet::run(a, &out),

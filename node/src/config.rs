@@ -158,6 +158,13 @@ pub struct WorkerRole {
     /// Largest random delay after the window opens before submitting, ms.
     #[serde(default = "default_jitter")]
     pub jitter_ms: u64,
+    /// Bars fed to built-in models and forecasters (CSV; bar `e` before epoch `e`).
+    #[serde(default)]
+    pub data: Option<PathBuf>,
+    /// Ground truth a forecaster learns from (defaults: none; forecasters then only forecast
+    /// from what they learned before).
+    #[serde(default)]
+    pub truth: Option<TruthSpec>,
 }
 
 fn default_jitter() -> u64 {
@@ -290,6 +297,16 @@ impl Config {
         }
         for r in &mut self.reputer {
             r.truth.resolve_paths(base);
+        }
+        for w in &mut self.worker {
+            if let Some(d) = &mut w.data
+                && d.is_relative()
+            {
+                *d = base.join(&*d);
+            }
+            if let Some(t) = &mut w.truth {
+                t.resolve_paths(base);
+            }
         }
     }
 

@@ -4,5 +4,6 @@ pub mod api;
 pub mod genesis;
 pub mod key;
 pub mod math;
+pub mod node;
 pub mod read;
 pub mod write;

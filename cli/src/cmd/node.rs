@@ -1,0 +1,191 @@
+//! `chorus node run` and `chorus config validate`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use chorus_crdt::replica::ReplicaConfig;
+use chorus_node::actor::{NodeSetup, spawn};
+use chorus_node::api;
+use chorus_node::clock::Clock;
+use chorus_node::config::Config;
+use chorus_node::net::NetOptions;
+use chorus_node::roles::{ReputerTask, WorkerTask};
+use chorus_protocol::genesis::Genesis;
+use chorus_protocol::keyfile::read_key_file;
+use clap::{Args, Subcommand};
+
+use crate::output::{BadInput, Output};
+
+/// `chorus node …`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Run a node from a config file until Ctrl-C or SIGTERM.
+    Run(RunArgs),
+}
+
+/// `chorus node run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The node's TOML config.
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+/// `chorus config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a config file and explain every problem.
+    Validate {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// Load and validate a config; every problem becomes one bad-input error.
+fn load(path: &PathBuf) -> anyhow::Result<Config> {
+    let cfg = Config::load(path).map_err(|e| BadInput(e.to_string()))?;
+    cfg.validate().map_err(|e| {
+        BadInput(format!(
+            "{} has {} problem(s): {}",
+            path.display(),
+            e.problems.len(),
+            e.problems.join("; ")
+        ))
+    })?;
+    Ok(cfg)
+}
+
+/// Run a config command.
+pub fn config(cmd: ConfigCommand, out: &Output) -> anyhow::Result<()> {
+    let ConfigCommand::Validate { file } = cmd;
+    load(&file)?;
+    out.print(
+        &format!("{}: ok", file.display()),
+        &serde_json::json!({"file": file.display().to_string(), "ok": true}),
+    )
+}
+
+fn init_logs(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+/// Run a node command.
+pub fn node(cmd: NodeCommand) -> anyhow::Result<()> {
+    let NodeCommand::Run(args) = cmd;
+    let cfg = load(&args.config)?;
+    init_logs(&cfg);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cfg))
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    let key = read_key_file(&cfg.node.key)?;
+    let text = std::fs::read_to_string(&cfg.node.genesis)
+        .with_context(|| format!("reading {}", cfg.node.genesis.display()))?;
+    let genesis = Genesis::from_toml_str(&text)?;
+    let mut workers = vec![];
+    for w in &cfg.worker {
+        workers.push(WorkerTask::build(
+            w.topic,
+            key.public(),
+            w.model.as_ref(),
+            w.forecaster.as_ref(),
+            w.data.as_ref(),
+            w.truth.as_ref(),
+            w.jitter_ms,
+        )?);
+    }
+    let mut reputers = vec![];
+    for r in &cfg.reputer {
+        reputers.push(ReputerTask {
+            topic: r.topic,
+            me: key.public(),
+            truth: chorus_node::models::build_truth(&r.truth)
+                .map_err(|e| anyhow::anyhow!("reputer of topic {}: {e}", r.topic))?,
+        });
+    }
+    let parse = |a: &String| a.parse().map_err(|e| anyhow::anyhow!("{a}: {e}"));
+    let listen = cfg
+        .network
+        .listen
+        .iter()
+        .map(parse)
+        .collect::<anyhow::Result<_>>()?;
+    let bootstrap = cfg
+        .network
+        .bootstrap
+        .iter()
+        .map(parse)
+        .collect::<anyhow::Result<_>>()?;
+    let setup = NodeSetup {
+        genesis,
+        key,
+        data_dir: cfg.node.data_dir.clone(),
+        net: NetOptions {
+            memory: cfg.network.memory,
+            kademlia: cfg.network.kademlia,
+            mdns: cfg.network.mdns,
+            local: cfg.network.local,
+            ..NetOptions::default()
+        },
+        listen,
+        bootstrap,
+        max_backoff: Duration::from_millis(cfg.network.max_backoff_ms),
+        replica: ReplicaConfig {
+            validator: cfg.validator.enabled,
+            ..ReplicaConfig::default()
+        },
+        tick: cfg.tick(),
+        workers,
+        reputers,
+        clock: Clock::system(),
+        anti_entropy: Duration::from_millis(1_000),
+    };
+    let mut node = spawn(setup).await?;
+    tracing::info!(peer = %node.peer_id, listen = ?node.listen, "node started");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let api_task = if cfg.api.enabled {
+        let token = api::auth::load_or_create_token(&cfg.api.admin_token_file)
+            .with_context(|| format!("admin token {}", cfg.api.admin_token_file.display()))?;
+        let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
+            .await
+            .with_context(|| format!("binding the API to {}", cfg.api.listen))?;
+        tracing::info!(addr = %cfg.api.listen, "REST API listening");
+        let router = api::router(node.handle.clone(), token);
+        Some(tokio::spawn(api::serve(listener, router, async move {
+            let _ = stop_rx.await;
+        })))
+    } else {
+        None
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+        _ = node.tasks.join_next() => tracing::error!("a node task ended unexpectedly"),
+    }
+    tracing::info!("stopping");
+    let _ = stop_tx.send(());
+    if let Some(t) = api_task {
+        let _ = t.await;
+    }
+    node.handle.shutdown().await;
+    node.tasks.abort_all();
+    while node.tasks.join_next().await.is_some() {}
+    drop(node.handle);
+    let thread = node.store_thread;
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    Ok(())
+}
