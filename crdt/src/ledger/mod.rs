@@ -174,6 +174,9 @@ pub enum LedgerError {
     /// The genesis is inconsistent.
     #[error("genesis: {0}")]
     Genesis(String),
+    /// A snapshot does not decode.
+    #[error("ledger snapshot: {0}")]
+    Snapshot(String),
 }
 
 /// The whole replicated ledger.
@@ -412,6 +415,22 @@ impl Ledger {
             Phase::Workers => t.next_worker_epoch = t.next_worker_epoch.max(epoch + 1),
             Phase::Reputers => t.next_reputer_epoch = t.next_reputer_epoch.max(epoch + 1),
         }
+    }
+
+    /// The bytes to persist to restart from this state ([`Ledger::from_snapshot`]).
+    ///
+    /// Not the root's encoding: the root hashes bincode, but bincode cannot decode several
+    /// of the ledger's types (`Amount` reads with `deserialize_any` to take numbers and
+    /// strings, `LossMethod` is internally tagged, `ParamValue` untagged), so a snapshot is
+    /// JSON, whose floats round-trip exactly (`serde_json`'s `float_roundtrip`). A restorer
+    /// can check the decoded ledger's root against the checkpoint of its height.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decode a snapshot made by [`Ledger::to_snapshot`].
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Ledger, LedgerError> {
+        serde_json::from_slice(bytes).map_err(|e| LedgerError::Snapshot(e.to_string()))
     }
 
     /// blake3 over the canonical encoding of the whole state.

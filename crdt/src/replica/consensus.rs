@@ -469,8 +469,7 @@ impl Replica {
             );
             self.engine_effects(effects, now_ms, out);
         }
-        let bytes = bincode::serde::encode_to_vec(&self.ledger, chorus_protocol::codec::config())
-            .unwrap_or_default();
+        let bytes = self.ledger.to_snapshot();
         out.push(Effect::PersistLedger { height, bytes });
         out.push(Effect::Event(ReplicaEvent::Finalized {
             height,

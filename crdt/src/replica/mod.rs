@@ -195,7 +195,7 @@ pub enum Effect {
     PersistLedger {
         /// Consensus height.
         height: u64,
-        /// Ledger encoding.
+        /// The ledger snapshot (`Ledger::to_snapshot`; decode with `Ledger::from_snapshot`).
         bytes: Vec<u8>,
     },
     /// Arm a timer.

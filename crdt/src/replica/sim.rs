@@ -252,11 +252,10 @@ impl Sim {
     pub fn start(&mut self, i: usize) -> Result<(), super::ReplicaError> {
         let now = self.local_now(i);
         let store = &self.nodes[i].store;
-        let ledger = store.ledger.as_ref().and_then(|(h, bytes)| {
-            bincode::serde::decode_from_slice::<Ledger, _>(bytes, chorus_protocol::codec::config())
-                .ok()
-                .map(|(l, _)| (*h, l))
-        });
+        let ledger = store
+            .ledger
+            .as_ref()
+            .and_then(|(h, bytes)| Ledger::from_snapshot(bytes).ok().map(|l| (*h, l)));
         let applied = ledger.as_ref().map_or(0, |(h, _)| *h);
         let restore = Restore {
             ledger,
