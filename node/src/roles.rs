@@ -272,6 +272,12 @@ pub async fn run_worker(
         if inference.is_none() && forecasts.is_empty() {
             continue;
         }
+        tracing::debug!(
+            topic = %task.topic,
+            epoch,
+            after_open_ms = clock.now_ms().saturating_sub(open),
+            "worker bundle ready"
+        );
         let payload = Payload::WorkerBundle(WorkerBundle {
             topic: task.topic,
             epoch,

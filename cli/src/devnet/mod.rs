@@ -135,7 +135,8 @@ fn topic_spec(name: &str, start: u64, epoch_ms: u64, args: &DevnetArgs) -> Topic
         loss: LossMethod::Mse,
         start_ms: start,
         epoch_length_ms: epoch_ms,
-        submission_window_ms: epoch_ms / 2,
+        // Most of the epoch: bundles travel through a loaded local network of many nodes.
+        submission_window_ms: epoch_ms * 3 / 4,
         ground_truth_lag_ms: epoch_ms,
         p_norm: args.p_norm,
         alpha_regret: args.alpha_regret,
@@ -146,6 +147,19 @@ fn topic_spec(name: &str, start: u64, epoch_ms: u64, args: &DevnetArgs) -> Topic
         active_reputer_quantile: 0.25,
         allow_negative: false,
     }
+}
+
+/// Where the nodes' stores go: a tmpfs when the machine has one (fsync is free there, and a
+/// devnet's state is disposable), else `<out>/nodes`.
+fn data_root(out: &std::path::Path) -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        let dir = shm.join(format!("chorus-devnet-{}-{}", std::process::id(), now_ms()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            return dir;
+        }
+    }
+    out.join("nodes")
 }
 
 /// Run the devnet.
@@ -305,11 +319,12 @@ async fn run_async(
         params: ModuleParams {
             checkpoint_period_ms: period,
             min_epoch_length_ms: 1,
-            max_clock_skew_ms: (period / 10).max(10),
+            // All nodes share one clock; the allowance absorbs gossip delay under load.
+            max_clock_skew_ms: (period / 5).max(20),
             ..ModuleParams::default()
         },
         genesis_time_ms: genesis_time,
-        data_root: dir.join("nodes"),
+        data_root: data_root(&dir),
         memory: false,
         replica: ReplicaConfig {
             propose_grace_ms: (period / 5).max(20),
@@ -353,6 +368,7 @@ async fn run_async(
     let mut records: BTreeMap<TopicId, BTreeMap<u64, EpochRecord>> = BTreeMap::new();
     let mut rewards: BTreeMap<(TopicId, u64), BTreeMap<String, u128>> = BTreeMap::new();
     let mut last_height = 0u64;
+    let debug = std::env::var_os("CHORUS_DEVNET_DEBUG").is_some();
     let deadline =
         Instant::now() + Duration::from_millis(epochs * args.epoch_ms) + Duration::from_secs(90);
     let done = |records: &BTreeMap<TopicId, BTreeMap<u64, EpochRecord>>| {
@@ -404,7 +420,11 @@ async fn run_async(
                             LedgerEvent::MechanismError { topic, epoch, reason } => {
                                 eprintln!("devnet: topic {topic} epoch {epoch}: {reason}");
                             }
-                            _ => {}
+                            other => {
+                                if debug && !matches!(other, LedgerEvent::Emission { .. } | LedgerEvent::NetworkInference { .. }) {
+                                    eprintln!("devnet: height {}: {other:?}", rec.height);
+                                }
+                            }
                         }
                     }
                 }
@@ -445,6 +465,20 @@ async fn run_async(
             eprintln!("topic {}: {}", p.id, node0.query(Query::Topic(p.id)).await?);
         }
         eprintln!("status: {status}");
+        for i in 0..n {
+            if let Some(h) = net.handle(i) {
+                let st = h.query(Query::Status).await?;
+                eprintln!(
+                    "node {i}: height {} submissions {}",
+                    st["height"], st["submissions"]
+                );
+            }
+        }
+        for line in node0.metrics().encode().lines() {
+            if line.contains("validation_outcomes") && !line.starts_with('#') {
+                eprintln!("{line}");
+            }
+        }
     }
     let supply_conserved = status["supply"]["conserved"].as_bool().unwrap_or(false);
     let mut runs = vec![];
@@ -527,7 +561,11 @@ async fn run_async(
         println!("the network keeps running; press Ctrl-C to stop it");
         let _ = tokio::signal::ctrl_c().await;
     }
+    let root = net.plan.data_root.clone();
     net.shutdown().await;
+    if root.starts_with("/dev/shm") {
+        let _ = std::fs::remove_dir_all(&root);
+    }
     if !supply_conserved {
         bail!("supply was not conserved");
     }

@@ -162,12 +162,16 @@ pub fn verify_vote_evidence(
     })
 }
 
+/// (height, round, step, validator): messages of different heights never conflict (messages
+/// of the next height can arrive before this node moves to it).
+type SlotKey = (u64, Option<u32>, Step, PublicKey);
+
 /// Remembers, for the current height, the first verified signed message of each validator in
 /// each `(round, step)`, and turns a later conflicting one into evidence (once per slot).
 #[derive(Debug, Default)]
 pub struct EquivocationDetector {
-    first: BTreeMap<(Option<u32>, Step, PublicKey), (Content, ConsensusMessage)>,
-    reported: BTreeSet<(Option<u32>, Step, PublicKey)>,
+    first: BTreeMap<SlotKey, (Content, ConsensusMessage)>,
+    reported: BTreeSet<SlotKey>,
     /// Messages not tracked because the table was full.
     pub untracked: u64,
 }
@@ -183,7 +187,7 @@ impl EquivocationDetector {
     /// conflict in its slot is seen.
     pub fn observe(&mut self, msg: &ConsensusMessage) -> Option<Evidence> {
         let (slot, content) = slot_of(msg)?;
-        let key = (slot.round, slot.step, slot.validator);
+        let key = (slot.height, slot.round, slot.step, slot.validator);
         match self.first.get(&key) {
             None => {
                 if self.first.len() < MAX_TRACKED_SIGNATURES {
@@ -222,6 +226,23 @@ mod tests {
         };
         let signature = sign_vote(kp, net, &vote);
         ConsensusMessage::Vote(VoteMessage { vote, signature })
+    }
+
+    #[test]
+    fn votes_of_different_heights_never_conflict() {
+        let net = Hash32([1; 32]);
+        let kp = Keypair::from_seed(&[2; 32]);
+        let a = signed(&kp, &net, NilOrVal::Val(CheckpointId(Hash32([5; 32]))));
+        let ConsensusMessage::Vote(mut next) =
+            signed(&kp, &net, NilOrVal::Val(CheckpointId(Hash32([6; 32]))))
+        else {
+            unreachable!()
+        };
+        next.vote.height = CheckpointHeight(5);
+        next.signature = sign_vote(&kp, &net, &next.vote);
+        let mut d = EquivocationDetector::default();
+        assert!(d.observe(&a).is_none());
+        assert!(d.observe(&ConsensusMessage::Vote(next)).is_none());
     }
 
     #[test]

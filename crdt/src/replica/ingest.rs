@@ -85,32 +85,41 @@ impl Replica {
         out: &mut Vec<Effect>,
     ) {
         let id = Hash32::of(bytes);
+        let kind = channel;
         let channel = Channel {
             network: self.network,
             kind: channel,
         };
-        let outcome = match validate(bytes, &channel, now_ms, &*self) {
+        let (outcome, reason) = match validate(bytes, &channel, now_ms, &*self) {
             Verdict::Accept(a) => {
                 let Some(key) = self.window_for(&a.payload, now_ms) else {
                     out.push(Effect::Report {
                         id,
                         from,
                         outcome: Outcome::Ignore,
+                        reason: "window_finalized",
+                        channel: kind,
                     });
                     return;
                 };
                 self.add_entry(key, a.envelope, a.payload);
                 out.push(Effect::Persist(vec![(key, bytes.to_vec())]));
-                Outcome::Accept
+                (Outcome::Accept, "")
             }
             Verdict::Ignore(IgnoreReason::Equivocation, Some(second)) => {
                 self.equivocation(*second, bytes, now_ms, out);
-                Outcome::Ignore
+                (Outcome::Ignore, IgnoreReason::Equivocation.as_str())
             }
-            Verdict::Ignore(..) => Outcome::Ignore,
-            Verdict::Reject(_) => Outcome::Reject,
+            Verdict::Ignore(r, _) => (Outcome::Ignore, r.as_str()),
+            Verdict::Reject(r) => (Outcome::Reject, r.as_str()),
         };
-        out.push(Effect::Report { id, from, outcome });
+        out.push(Effect::Report {
+            id,
+            from,
+            outcome,
+            reason,
+            channel: kind,
+        });
     }
 
     /// A second, validly signed message for a held slot: keep it (a visible conflict that

@@ -18,6 +18,7 @@ pub mod duties;
 mod ingest;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+mod sync;
 mod view;
 
 #[cfg(test)]
@@ -92,6 +93,15 @@ pub enum Input {
     Timer(TimerId),
     /// Periodic work: flush windows, local inferences, proposals. Call every few tens of ms.
     Tick,
+    /// An automerge sync message for a window from a peer (request or reply).
+    SyncMessage {
+        /// The peer.
+        from: PeerKey,
+        /// The window.
+        window: WindowKey,
+        /// The message.
+        bytes: Vec<u8>,
+    },
     /// Envelopes of a window, fetched from a peer.
     WindowEntries {
         /// The window.
@@ -165,6 +175,10 @@ pub enum Effect {
         from: PeerKey,
         /// The outcome.
         outcome: Outcome,
+        /// The validation reason (`""` for accepted), for metrics.
+        reason: &'static str,
+        /// The channel it arrived on.
+        channel: ChannelKind,
     },
     /// Gossip bytes on a channel.
     Broadcast {
@@ -209,6 +223,16 @@ pub enum Effect {
     CancelTimer(TimerId),
     /// Disarm every timer.
     CancelAllTimers,
+    /// Our next automerge sync message for a window to a peer (`None`: we are done). In reply
+    /// to a request, send it as the response; otherwise as a new request.
+    SyncReply {
+        /// The peer.
+        to: PeerKey,
+        /// The window.
+        window: WindowKey,
+        /// The message, or `None` when this side has nothing more to say.
+        message: Option<Vec<u8>>,
+    },
     /// Fetch every envelope a peer holds for a window (answer with `Input::WindowEntries`).
     FetchWindow {
         /// The window.
@@ -295,6 +319,8 @@ pub struct Replica {
     local_inference: BTreeMap<TopicId, (u64, SynthJsonOutput)>,
     /// Windows requested from peers and not yet answered, with when they were asked.
     fetching: BTreeMap<WindowKey, u64>,
+    /// Automerge sync sessions, per peer and window.
+    sync_sessions: BTreeMap<(PeerKey, WindowKey), crate::window::sync::SyncSession>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -349,17 +375,21 @@ impl Replica {
             ..EngineConfig::new(network, network)
         };
         let applied = ledger.next_height; // consensus heights 1..=applied are applied
+        // The engine resumes after the last decided height (even if the ledger snapshot is
+        // older: the decided queue re-applies those heights below).
         let persisted = Persisted {
-            decided: decided
-                .iter()
-                .filter(|d| d.height() <= applied)
-                .cloned()
-                .collect(),
+            decided: decided.clone(),
             wal: restore.wal,
         };
         let (engine, engine_effects) =
             Engine::restore(engine_config, key.clone(), sets, persisted, now_ms)?;
-        let tip = engine.tip().map(|d| d.id().0).unwrap_or(network);
+        // The last applied checkpoint (the engine may have decided later ones, re-applied
+        // from the decided queue below).
+        let tip = decided
+            .iter()
+            .find(|d| d.height() == applied)
+            .map(|d| d.id().0)
+            .unwrap_or(network);
         let mut r = Replica {
             network,
             key,
@@ -376,6 +406,7 @@ impl Replica {
             inferred: BTreeMap::new(),
             local_inference: BTreeMap::new(),
             fetching: BTreeMap::new(),
+            sync_sessions: BTreeMap::new(),
         };
         for (key, bytes) in restore.envelopes {
             r.restore_envelope(key, &bytes);
@@ -404,6 +435,8 @@ impl Replica {
                         id: Hash32::of(&bytes),
                         from,
                         outcome: Outcome::Accept,
+                        reason: "",
+                        channel,
                     });
                 } else {
                     self.gossip(channel, &bytes, from, now_ms, &mut out);
@@ -424,6 +457,23 @@ impl Replica {
                 envelopes,
                 from,
             } => self.window_entries(window, envelopes, from, now_ms, &mut out),
+            Input::SyncMessage {
+                from,
+                window,
+                bytes,
+            } => {
+                let message = self.sync_message(from, window, &bytes, &mut out);
+                if message.is_none() {
+                    self.sync_close(from, window);
+                }
+                out.push(Effect::SyncReply {
+                    to: from,
+                    window,
+                    message,
+                });
+                self.retry_validations(now_ms, &mut out);
+                self.apply_decided_queue(now_ms, &mut out);
+            }
         }
         out
     }

@@ -157,6 +157,12 @@ enum Delivery {
         client: usize,
         window: WindowKey,
     },
+    Sync {
+        to: usize,
+        from: usize,
+        window: WindowKey,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Counters of a run.
@@ -399,6 +405,24 @@ impl Sim {
                         .timers
                         .retain(|id, _| matches!(id.kind, TimerKind::CatchUp | TimerKind::Start));
                 }
+                Effect::SyncReply {
+                    to,
+                    window,
+                    message,
+                } => {
+                    if let (Some(j), Some(bytes)) = (self.index_of(&to), message) {
+                        self.send(
+                            Delivery::Sync {
+                                to: j,
+                                from: i,
+                                window,
+                                bytes,
+                            },
+                            i,
+                            j,
+                        );
+                    }
+                }
                 Effect::FetchWindow { window, from } => {
                     let server = from.and_then(|k| self.index_of(&k)).unwrap_or_else(|| {
                         let n = self.nodes.len() as u64;
@@ -504,6 +528,22 @@ impl Sim {
                         window,
                         envelopes,
                         from,
+                    },
+                );
+            }
+            Delivery::Sync {
+                to,
+                from,
+                window,
+                bytes,
+            } => {
+                let from = self.nodes[from].key.public();
+                self.input(
+                    to,
+                    Input::SyncMessage {
+                        from,
+                        window,
+                        bytes,
                     },
                 );
             }

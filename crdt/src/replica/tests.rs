@@ -162,6 +162,14 @@ fn six_replicas_finalize_settle_and_agree() {
     let m = &l.topics[&TopicId(1)].mechanism;
     assert!(m.previous_network_loss.is_some(), "no epoch settled");
     assert_eq!(m.regrets.inferer.len(), 4);
+    assert_eq!(
+        m.ema.inferer.len(),
+        4,
+        "inferers were never scored: {:?}",
+        m.ema
+    );
+    let worker = s.nodes[1].key.public();
+    assert!(l.accounts[&worker].rewards.0 > 0, "a worker earned nothing");
     let rewarded = l.accounts.values().filter(|a| a.rewards.0 > 0).count();
     assert!(rewarded >= 6, "rewards reached {rewarded} accounts");
     // Every node that is at the same height has the same root (checked in `agree`).

@@ -53,10 +53,12 @@ impl SyncSession {
 }
 
 /// What one received message did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncReceipt {
     /// New valid changes applied.
     pub applied: usize,
+    /// Their change hashes.
+    pub new: Vec<chorus_protocol::ids::Hash32>,
     /// Changes we already held.
     pub duplicates: usize,
     /// Chunks that failed validation.
@@ -112,10 +114,12 @@ impl Window {
             match validate_change(&self.key, &self.network, chunk) {
                 Ok(entry) => {
                     let raw = entry.change.raw_bytes().to_vec();
+                    let hash = entry.hash();
                     match self.insert(entry) {
                         Insert::Duplicate => receipt.duplicates += 1,
                         Insert::New | Insert::Conflict => {
                             receipt.applied += 1;
+                            receipt.new.push(hash);
                             valid.push(raw);
                         }
                     }

@@ -32,6 +32,8 @@ use crate::store::{Store, ops};
 
 /// Last submissions remembered per (topic, kind) for `status`.
 const SUBMISSIONS_KEPT: usize = 64;
+/// Ledger snapshots are written every this many heights (and at height 1).
+const LEDGER_SNAPSHOT_EVERY: u64 = 16;
 /// Windows fetched per anti-entropy round (the rest wait for the next round).
 const MAX_FETCHES_PER_ROUND: usize = 8;
 /// Application-score penalty per consensus-level misbehaviour.
@@ -79,8 +81,12 @@ struct Submission {
 enum Pending {
     WindowEntries(WindowKey),
     Roots(Vec<WindowKey>),
+    Sync(WindowKey),
     Other,
 }
+
+/// Requests served per peer per second before the rest are refused.
+const RPC_RATE_PER_PEER: u32 = 200;
 
 pub(super) struct Actor {
     p: ActorParts,
@@ -96,6 +102,8 @@ pub(super) struct Actor {
     next_anti_entropy: u64,
     next_nonce: BTreeMap<PublicKey, u64>,
     submit_waiters: Vec<(Hash32, oneshot::Sender<SubmitResult>)>,
+    rpc_rate: BTreeMap<PeerId, (u64, u32)>,
+    dirty: bool,
 }
 
 fn topic_name(network: Hash32, kind: ChannelKind) -> IdentTopic {
@@ -119,6 +127,8 @@ impl Actor {
             next_anti_entropy: now,
             next_nonce: BTreeMap::new(),
             submit_waiters: vec![],
+            rpc_rate: BTreeMap::new(),
+            dirty: false,
         }
     }
 
@@ -217,7 +227,7 @@ impl Actor {
 
     async fn handle_tick(&mut self) {
         self.input(Input::Tick).await;
-        self.flush().await;
+        self.write_behind().await;
         let now = self.now();
         if now >= self.next_anti_entropy {
             self.next_anti_entropy = now + self.p.anti_entropy.as_millis() as u64;
@@ -244,39 +254,54 @@ impl Actor {
         }
     }
 
-    /// Make pending envelope writes and WAL records durable.
-    async fn flush(&mut self) {
+    /// Queue pending envelope writes (not yet durable: they become durable with the next
+    /// durable commit; peers' envelopes can be fetched again after a crash).
+    async fn write_behind(&mut self) {
         if !self.pending_persist.is_empty() {
             let items = std::mem::take(&mut self.pending_persist);
-            if let Err(e) = self
+            let _ = self
                 .p
                 .store
-                .call(move |db| ops::put_envelopes(db, &items))
-                .await
-            {
-                tracing::error!(error = %e, "storing envelopes failed");
-            }
+                .enqueue("envelopes", move |db| ops::put_envelopes(db, &items, false))
+                .await;
         }
-        if self.pending_wal {
-            self.pending_wal = false;
-            let records: Vec<Vec<u8>> = self.p.wal.iter().map(WalRecord::to_bytes).collect();
-            if let Err(e) = self
-                .p
-                .store
-                .call(move |db| ops::wal_replace(db, &records))
-                .await
-            {
-                tracing::error!(error = %e, "writing the WAL failed");
-            }
+    }
+
+    /// Make every pending write and the WAL durable, then answer waiting submissions. Called
+    /// before anything this node signs leaves it.
+    async fn flush(&mut self) {
+        let items = std::mem::take(&mut self.pending_persist);
+        let wal = std::mem::take(&mut self.pending_wal).then(|| {
+            self.p
+                .wal
+                .iter()
+                .map(WalRecord::to_bytes)
+                .collect::<Vec<_>>()
+        });
+        if items.is_empty() && wal.is_none() && self.submit_waiters.is_empty() && !self.dirty {
+            return;
         }
-        if !self.submit_waiters.is_empty() {
-            for (id, tx) in std::mem::take(&mut self.submit_waiters) {
-                let _ = tx.send(SubmitResult {
-                    id,
-                    accepted: true,
-                    reason: None,
-                });
-            }
+        self.dirty = false;
+        let result = self
+            .p
+            .store
+            .call(move |db| {
+                if let Some(records) = wal {
+                    ops::wal_replace(db, &records)?;
+                }
+                // A durable commit also makes every earlier non-durable one durable.
+                ops::put_envelopes(db, &items, true)
+            })
+            .await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "durable write failed");
+        }
+        for (id, tx) in std::mem::take(&mut self.submit_waiters) {
+            let _ = tx.send(SubmitResult {
+                id,
+                accepted: result.is_ok(),
+                reason: result.as_ref().err().map(|e| e.to_string()),
+            });
         }
     }
 
@@ -288,12 +313,21 @@ impl Actor {
 
     async fn effect(&mut self, e: Effect) {
         match e {
-            Effect::Report { id, from, outcome } => {
-                let acceptance = match outcome {
-                    Outcome::Accept => MessageAcceptance::Accept,
-                    Outcome::Ignore => MessageAcceptance::Ignore,
-                    Outcome::Reject => MessageAcceptance::Reject,
+            Effect::Report {
+                id,
+                from,
+                outcome,
+                reason,
+                channel,
+            } => {
+                let (acceptance, label) = match outcome {
+                    Outcome::Accept => (MessageAcceptance::Accept, "accept"),
+                    Outcome::Ignore => (MessageAcceptance::Ignore, "ignore"),
+                    Outcome::Reject => (MessageAcceptance::Reject, "reject"),
                 };
+                self.p
+                    .metrics
+                    .validation(kind_label(channel), label, reason);
                 if let Some(peer) = peer_id_of(&from) {
                     self.p
                         .swarm
@@ -328,7 +362,10 @@ impl Actor {
                     self.requests.insert(id, Pending::Other);
                 }
             }
-            Effect::Persist(items) => self.pending_persist.extend(items),
+            Effect::Persist(items) => {
+                self.pending_persist.extend(items);
+                self.dirty = true;
+            }
             Effect::WalAppend(r) => {
                 self.p.wal.push(r);
                 self.pending_wal = true;
@@ -343,15 +380,20 @@ impl Actor {
                 let _ = self
                     .p
                     .store
-                    .call(move |db| ops::put_certificate(db, height, &bytes))
+                    .enqueue("certificate", move |db| {
+                        ops::put_certificate(db, height, &bytes)
+                    })
                     .await;
             }
             Effect::PersistLedger { height, bytes } => {
-                let _ = self
-                    .p
-                    .store
-                    .call(move |db| ops::put_ledger(db, height, &bytes))
-                    .await;
+                // A snapshot every few heights: decided checkpoints after it re-apply at restart.
+                if height % LEDGER_SNAPSHOT_EVERY == 0 || height == 1 {
+                    let _ = self
+                        .p
+                        .store
+                        .enqueue("ledger", move |db| ops::put_ledger(db, height, &bytes))
+                        .await;
+                }
             }
             Effect::ScheduleTimer { id, at_ms } => {
                 self.timers.insert(id, at_ms);
@@ -362,6 +404,22 @@ impl Actor {
             Effect::CancelAllTimers => self
                 .timers
                 .retain(|id, _| matches!(id.kind, TimerKind::CatchUp | TimerKind::Start)),
+            Effect::SyncReply {
+                to,
+                window,
+                message: Some(message),
+            } => {
+                if let Some(peer) = peer_id_of(&to) {
+                    let id = self
+                        .p
+                        .swarm
+                        .behaviour_mut()
+                        .rpc
+                        .send_request(&peer, Request::Sync { window, message });
+                    self.requests.insert(id, Pending::Sync(window));
+                }
+            }
+            Effect::SyncReply { message: None, .. } => {}
             Effect::FetchWindow { window, from } => {
                 let peer = from
                     .and_then(|k| peer_id_of(&k))
@@ -683,7 +741,7 @@ impl Actor {
         if self
             .requests
             .values()
-            .any(|r| matches!(r, Pending::Roots(_) | Pending::WindowEntries(_)))
+            .any(|r| matches!(r, Pending::Roots(_) | Pending::Sync(_)))
         {
             return;
         }
@@ -815,16 +873,30 @@ impl Actor {
                                 fetch.push(*key);
                             }
                         }
+                        // Reconcile each differing window with automerge sync (validated).
                         for window in fetch.into_iter().take(MAX_FETCHES_PER_ROUND) {
-                            let id = self
-                                .p
-                                .swarm
-                                .behaviour_mut()
-                                .rpc
-                                .send_request(&peer, Request::WindowEntries(window));
-                            self.requests.insert(id, Pending::WindowEntries(window));
+                            if let Some(message) = self.p.replica.sync_open(from, window) {
+                                let id = self
+                                    .p
+                                    .swarm
+                                    .behaviour_mut()
+                                    .rpc
+                                    .send_request(&peer, Request::Sync { window, message });
+                                self.requests.insert(id, Pending::Sync(window));
+                            }
                         }
                     }
+                    (Some(Pending::Sync(window)), Response::Sync(Some(bytes))) => {
+                        let t0 = std::time::Instant::now();
+                        self.input(Input::SyncMessage {
+                            from,
+                            window,
+                            bytes,
+                        })
+                        .await;
+                        self.p.metrics.sync_latency(t0.elapsed());
+                    }
+                    (Some(Pending::Sync(window)), _) => self.p.replica.sync_close(from, window),
                     _ => {}
                 }
             }
@@ -836,6 +908,25 @@ impl Actor {
     }
 
     async fn serve(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
+        let second = self.now() / 1_000;
+        let count = self.rpc_rate.entry(peer).or_insert((second, 0));
+        if count.0 != second {
+            *count = (second, 0);
+        }
+        count.1 += 1;
+        if count.1 > RPC_RATE_PER_PEER {
+            self.p.metrics.dropped("rpc_rate_limited");
+            let _ = self
+                .p
+                .swarm
+                .behaviour_mut()
+                .rpc
+                .send_response(channel, Response::Refused("rate limited".into()));
+            return;
+        }
+        if self.rpc_rate.len() > 4_096 {
+            self.rpc_rate.retain(|_, (s, _)| *s == second);
+        }
         let response = match request {
             Request::Roots(keys) => Response::Roots(
                 keys.iter()
@@ -895,7 +986,36 @@ impl Actor {
                 }
                 Response::Consensus(vec![])
             }
-            Request::Sync { .. } => Response::Refused("automerge sync is not served".into()),
+            Request::Sync { window, message } => match peer_key(&peer) {
+                None => Response::Refused("unknown peer key".into()),
+                Some(from) => {
+                    let now = self.now();
+                    let effects = self.p.replica.handle(
+                        Input::SyncMessage {
+                            from,
+                            window,
+                            bytes: message,
+                        },
+                        now,
+                    );
+                    let mut reply = None;
+                    let mut rest = Vec::with_capacity(effects.len());
+                    for e in effects {
+                        match e {
+                            Effect::SyncReply {
+                                to,
+                                message,
+                                window: w,
+                            } if to == from && w == window && reply.is_none() => {
+                                reply = Some(message);
+                            }
+                            other => rest.push(other),
+                        }
+                    }
+                    self.carry_out(rest).await;
+                    Response::Sync(reply.flatten())
+                }
+            },
         };
         let _ = self
             .p

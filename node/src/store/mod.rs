@@ -132,6 +132,20 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Queue `f` on the storage thread without waiting for it (jobs run in order, so a later
+    /// [`Store::call`] returning means this one ran too). Errors are logged.
+    pub async fn enqueue<F>(&self, what: &'static str, f: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&Database) -> Result<(), StoreError> + Send + 'static,
+    {
+        let job: Job = Box::new(move |db| {
+            if let Err(e) = f(db) {
+                tracing::error!(error = %e, what, "storage write failed");
+            }
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)
+    }
+
     /// Run `f` on the storage thread from synchronous code (not from inside a runtime).
     pub fn call_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where

@@ -82,13 +82,26 @@ fn durable_write(db: &Database, two_phase: bool) -> Result<redb::WriteTransactio
     Ok(tx)
 }
 
-/// Persist envelopes and their window membership in one durable, two-phase transaction.
-/// Returns once the data is on disk ("acknowledged").
-pub fn put_envelopes(db: &Database, items: &[(WindowKey, Vec<u8>)]) -> Result<(), StoreError> {
-    if items.is_empty() {
+/// Persist envelopes and their window membership in one two-phase transaction. With
+/// `durable`, returns once the data (and every earlier non-durable write) is on disk
+/// ("acknowledged"); without, the write is visible at once and reaches disk with the next
+/// durable commit (envelopes relayed by peers can be fetched again after a crash).
+pub fn put_envelopes(
+    db: &Database,
+    items: &[(WindowKey, Vec<u8>)],
+    durable: bool,
+) -> Result<(), StoreError> {
+    if items.is_empty() && !durable {
         return Ok(());
     }
-    let tx = durable_write(db, true)?;
+    let mut tx = durable_write(db, true)?;
+    if !durable {
+        tx.set_durability(Durability::None)
+            .map_err(|e| StoreError::Corrupt {
+                table: "-",
+                reason: e.to_string(),
+            })?;
+    }
     {
         let mut envs = tx.open_table(ENVELOPES)?;
         let mut index = tx.open_table(WINDOW_ENTRIES)?;
