@@ -75,9 +75,7 @@ impl Replica {
             .entry(window)
             .or_insert_with(|| Window::new(window, network));
         let mut session = std::mem::take(self.session(peer, window));
-        let Some(w) = self.windows.get_mut(&window) else {
-            return None;
-        };
+        let w = self.windows.get_mut(&window)?;
         let receipt = w.receive_sync(&mut session, bytes);
         let mut persist = vec![];
         let mut slots = vec![];
