@@ -380,8 +380,11 @@ mod tests {
                     (key(1), vec![4]),
                     (key(2), vec![5]),
                 ],
+                false,
             )
             .unwrap();
+            // A durable write makes the earlier non-durable one durable too.
+            put_envelopes(&db, &[], true).unwrap();
             wal_append(&db, &[vec![9], vec![8]]).unwrap();
             put_ledger(&db, 1, b"l1").unwrap();
             for h in 2..=5 {
