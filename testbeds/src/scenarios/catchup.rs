@@ -1,0 +1,245 @@
+//! Scenario 6, `chorus-testbeds catchup`: a node offline for many epochs catches up.
+//!
+//! The network runs in this process ([`LocalNet`], loopback TCP): `--workers` nodes, each an
+//! inferer in every one of `--topics` topics (the first also forecasts), 4 validators, 2
+//! reputers per topic, plus one more node with no role that is stopped after the first
+//! checkpoints and stays down for `--epochs` epochs. Then it restarts from its own store and
+//! catches up: certificates (verified against each height's validator set), the windows they
+//! finalize (fetched from peers), and the ledger replayed from them.
+//!
+//! Pass: the node reaches the height the others had when it restarted, then agrees with them
+//! (same height, ledger root and checkpoint chain head), and returns the same finalized
+//! inferences for the last epochs it missed. Reported: how long the catch-up took, heights
+//! and entries (envelopes added to its store) per second.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chorus_node::actor::Query;
+use chorus_node::localnet::LocalNet;
+use chorus_protocol::ids::TopicId;
+use clap::Args;
+
+use super::wait_for;
+use crate::procs::check::Head;
+use crate::procs::cluster::RunDir;
+use crate::procs::plan::{NetSpec, write_data};
+use crate::report::Report;
+
+/// `catchup` flags.
+#[derive(Debug, Args)]
+pub struct CatchupArgs {
+    /// Epochs the node is offline.
+    #[arg(long, default_value_t = 1_000)]
+    pub epochs: u64,
+    /// Topics.
+    #[arg(long, default_value_t = 10)]
+    pub topics: usize,
+    /// Inferers per topic (one node each, inferring in every topic).
+    #[arg(long, default_value_t = 20)]
+    pub workers: usize,
+    /// Epoch length = checkpoint period (ms).
+    #[arg(long, default_value_t = 1_000)]
+    pub epoch_ms: u64,
+    /// Longest catch-up allowed before the run fails (s).
+    #[arg(long, default_value_t = 1_800)]
+    pub timeout: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run the scenario.
+pub async fn run(args: CatchupArgs) -> anyhow::Result<ExitCode> {
+    let mut report = Report::new("catchup");
+    let json = args.json;
+    if let Err(e) = run_inner(args, &mut report).await {
+        report.check("run completed", false, format!("{e:#}"));
+    }
+    Ok(report.finish(json))
+}
+
+/// Envelopes in a closed store.
+pub fn count_envelopes(path: &std::path::Path) -> anyhow::Result<u64> {
+    use chorus_node::store::schema::ENVELOPES;
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    let db = redb::Database::open(path)?;
+    let tx = db.begin_read()?;
+    Ok(tx.open_table(ENVELOPES)?.len()?)
+}
+
+async fn head(net: &LocalNet, i: usize) -> Option<Head> {
+    let s = net.handle(i)?.query(Query::Status).await.ok()?;
+    Head::of(&s)
+}
+
+pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result<()> {
+    if args.epochs < 3 || args.epochs > 100_000 || args.topics == 0 || args.topics > 64 {
+        bail!("--epochs must be in 3..=100000 and --topics in 1..=64");
+    }
+    if !(2..=64).contains(&args.workers) {
+        bail!("--workers must be in 2..=64");
+    }
+    let dir = RunDir::new(None, "chorus-catchup-")?;
+    let data = write_data(&dir.path)?;
+    let nodes = args.workers + 1;
+    let offline = nodes - 1;
+    let mut spec = NetSpec::new(
+        "chorus-catchup",
+        nodes,
+        Duration::from_millis(2_000 + 150 * nodes as u64),
+    );
+    spec.epoch_ms = args.epoch_ms;
+    spec.topics = args.topics;
+    spec.workers = args.workers;
+    spec.observers = 1;
+    let plan = spec.plan(&data, dir.path.clone());
+    let bars = chorus_node::models::Bars::load_csv(&data).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.epochs + 20 > bars.len() as u64 {
+        bail!(
+            "the shipped bars cover {} epochs; --epochs {} is too many",
+            bars.len(),
+            args.epochs
+        );
+    }
+    report.metric("epochs_offline", args.epochs);
+    report.metric("topics", args.topics as u64);
+    report.metric("workers_per_topic", args.workers as u64);
+    let mut net = LocalNet::start(plan)
+        .await
+        .context("starting the network")?;
+    let ok = wait_for(Duration::from_secs(60), || {
+        let net = &net;
+        async move { head(net, offline).await.is_some_and(|h| h.height >= 2) }
+    })
+    .await;
+    if !ok {
+        bail!("the network did not finalize 2 checkpoints within 60 s");
+    }
+    net.stop_node(offline).await;
+    let store = dir.path.join(format!("node-{offline}")).join("node.redb");
+    let envelopes_before = count_envelopes(&store)?;
+    let h_stop = head(&net, 0).await.map_or(0, |h| h.height);
+    let t_down = Instant::now();
+    let target_height = h_stop + args.epochs;
+    let ran = wait_for(
+        Duration::from_millis(args.epochs * args.epoch_ms * 3 + 60_000),
+        || {
+            let net = &net;
+            async move {
+                head(net, 0)
+                    .await
+                    .is_some_and(|h| h.height >= target_height)
+            }
+        },
+    )
+    .await;
+    if !ran {
+        bail!("the network did not finalize {} more heights", args.epochs);
+    }
+    report.metric("offline_seconds", t_down.elapsed().as_secs());
+    let target = head(&net, 0).await.context("node 0")?;
+    net.start_node(offline)
+        .await
+        .context("restarting the node")?;
+    let t_up = Instant::now();
+    let caught = wait_for(Duration::from_secs(args.timeout), || {
+        let net = &net;
+        let want = target.height;
+        async move { head(net, offline).await.is_some_and(|h| h.height >= want) }
+    })
+    .await;
+    let catch_up_s = t_up.elapsed().as_secs_f64();
+    let h_restart = h_stop;
+    report.metric("height_at_stop", h_stop);
+    report.metric("height_to_reach", target.height);
+    report.metric("catch_up_seconds", (catch_up_s * 100.0).round() / 100.0);
+    report.check(
+        "the node catches up",
+        caught,
+        if caught {
+            format!(
+                "{} heights ({}..{}) in {catch_up_s:.1} s: {:.1} heights/s",
+                target.height - h_restart,
+                h_restart,
+                target.height,
+                (target.height - h_restart) as f64 / catch_up_s.max(1e-9)
+            )
+        } else {
+            format!("not at height {} after {} s", target.height, args.timeout)
+        },
+    );
+    // Agreement: one head on the restarted node and node 0.
+    let agreed = wait_for(Duration::from_secs(30), || {
+        let net = &net;
+        async move {
+            match (head(net, 0).await, head(net, offline).await) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            }
+        }
+    })
+    .await;
+    let (a, b) = (head(&net, 0).await, head(&net, offline).await);
+    report.check(
+        "same ledger root and checkpoint chain as the others",
+        agreed,
+        format!("node 0: {a:?}; restarted node: {b:?}"),
+    );
+    // Finalized inferences of the last missed epochs, every topic.
+    let mut problems = vec![];
+    let mut compared = 0;
+    for t in 1..=args.topics as u64 {
+        let last = net
+            .handle(0)
+            .context("node 0")?
+            .query(Query::Topic(TopicId(t)))
+            .await
+            .ok()
+            .and_then(|v| v["last_finalized_epoch"].as_u64())
+            .unwrap_or(0);
+        for e in last.saturating_sub(2)..=last {
+            let q = Query::Inference {
+                topic: TopicId(t),
+                epoch: Some(e),
+            };
+            let x = net.handle(0).context("node 0")?.query(q.clone()).await;
+            let y = net.handle(offline).context("node")?.query(q).await;
+            match (x, y) {
+                (Ok(x), Ok(y)) if x["combined_value"] == y["combined_value"] => compared += 1,
+                (x, y) => problems.push(format!(
+                    "topic {t} epoch {e}: {:?} vs {:?}",
+                    x.map(|v| v["combined_value"].clone()),
+                    y.map(|v| v["combined_value"].clone())
+                )),
+            }
+        }
+    }
+    report.check(
+        "same finalized inferences",
+        problems.is_empty() && compared > 0,
+        if problems.is_empty() {
+            format!("{compared} (topic, epoch) pairs identical")
+        } else {
+            problems.into_iter().take(5).collect::<Vec<_>>().join("; ")
+        },
+    );
+    net.shutdown().await;
+    let envelopes_after = count_envelopes(&store)?;
+    let entries = envelopes_after.saturating_sub(envelopes_before);
+    report.metric("entries_fetched", entries);
+    report.metric(
+        "entries_per_second",
+        (entries as f64 / catch_up_s.max(1e-9)).round(),
+    );
+    report.metric(
+        "heights_per_second",
+        ((target.height - h_restart) as f64 / catch_up_s.max(1e-9) * 10.0).round() / 10.0,
+    );
+    report.note(
+        "entries_fetched counts every envelope the node stored after its restart, including \
+         the few live epochs between reaching the target height and the stop",
+    );
+    Ok(())
+}
