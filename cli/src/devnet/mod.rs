@@ -33,8 +33,8 @@ use report::{EpochRecord, TopicRun, WorkerInfo, write_report};
 /// The shipped data: hourly EUR/USD bars (provenance: `data/README.md`).
 const EURUSD: &str = include_str!("../../../data/eurusd_1h.csv");
 
-/// Epochs before the report starts scoring (regrets need 1/alpha_regret epochs to become
-/// experienced; the topic is a plain mean before that).
+/// Epochs before the report starts scoring by default (regrets need 1/alpha_regret epochs to
+/// become experienced; the topic is a plain mean before that).
 const WARMUP: u64 = 100;
 
 /// Which prediction problem.
@@ -101,6 +101,9 @@ pub struct DevnetArgs {
     /// Leave the network running at the end (Ctrl-C stops it).
     #[arg(long)]
     keep: bool,
+    /// Epochs excluded from the scores at the start (the mechanism learns meanwhile).
+    #[arg(long, default_value_t = WARMUP)]
+    warmup: u64,
 }
 
 #[derive(Serialize)]
@@ -108,6 +111,7 @@ struct Summary {
     epochs: u64,
     checkpoints_finalized: u64,
     supply_conserved: bool,
+    nodes_agree: bool,
     warmup_epochs: u64,
     seconds: f64,
     topics: Vec<report::TopicSummary>,
@@ -454,6 +458,7 @@ async fn run_async(
             }
         }
     }
+    let nodes_agree = agree(&net).await;
     let status = node0.query(Query::Status).await?;
     if std::env::var_os("CHORUS_DEVNET_DEBUG").is_some() {
         for p in &plans {
@@ -519,14 +524,15 @@ async fn run_async(
         }
         runs.push(run);
     }
-    let files = write_report(&dir.join("report"), &runs, WARMUP)?;
+    let files = write_report(&dir.join("report"), &runs, args.warmup)?;
     let seconds = t_start.elapsed().as_secs_f64();
     if out.json {
         let summary = Summary {
             epochs,
             checkpoints_finalized: last_height,
             supply_conserved,
-            warmup_epochs: WARMUP,
+            warmup_epochs: args.warmup,
+            nodes_agree,
             seconds,
             topics: files.summaries.clone(),
             report: files
@@ -551,6 +557,14 @@ async fn run_async(
             status["supply"]["slashed"].as_str().unwrap_or("?"),
             status["supply"]["total"].as_str().unwrap_or("?"),
         );
+        println!(
+            "nodes agree: {}",
+            if nodes_agree {
+                "yes (same height and ledger root on every node)"
+            } else {
+                "NO"
+            }
+        );
         println!("checkpoints finalized: {last_height}; wall time {seconds:.1} s");
         println!("report files:");
         for p in files.paths() {
@@ -569,7 +583,30 @@ async fn run_async(
     if !supply_conserved {
         bail!("supply was not conserved");
     }
+    if !nodes_agree {
+        bail!("the nodes did not agree on the ledger");
+    }
     Ok(())
+}
+
+/// Whether every node reports the same height and ledger root (tried for a few seconds, since
+/// nodes apply each checkpoint a few milliseconds apart).
+async fn agree(net: &LocalNet) -> bool {
+    for _ in 0..200 {
+        let mut seen = vec![];
+        for i in 0..net.nodes.len() {
+            if let Some(h) = net.handle(i)
+                && let Ok(s) = h.query(Query::Status).await
+            {
+                seen.push((s["height"].clone(), s["ledger_root"].clone()));
+            }
+        }
+        if seen.len() == net.nodes.len() && seen.iter().all(|s| *s == seen[0]) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
 }
 
 /// The report row of one finalized epoch, from node 0's finalized inference.

@@ -1,0 +1,67 @@
+//! A short devnet in CI: real nodes over loopback replaying the shipped bars. Asserts agreement
+//! across nodes, supply conservation, report files that exist and parse, and no look-ahead
+//! (the inferences in the report equal the models run on the series cut at each epoch).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use chorus_node::models::{Bars, BuiltinInferer, Model, Target, default_set};
+
+#[test]
+fn a_short_devnet_agrees_conserves_supply_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args([
+            "--json", "devnet", "--epochs", "60", "--nodes", "8", "--target", "range",
+            "--warmup", "20", "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "devnet failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["epochs"], 60);
+    assert_eq!(summary["supply_conserved"], true);
+    assert_eq!(summary["nodes_agree"], true);
+    assert!(summary["checkpoints_finalized"].as_u64().unwrap() >= 60);
+    let topic = &summary["topics"][0];
+    for key in ["name", "target", "network_mse", "naive_mse", "average_mse", "best_worker", "best_worker_mse", "workers"] {
+        assert!(topic.get(key).is_some(), "summary lacks {key}");
+    }
+    assert!(topic["network_mse"].as_f64().unwrap() > 0.0);
+    // Report files exist and parse.
+    let report = dir.path().join("report");
+    let csv_path = report.join("eurusd-1h-range.csv");
+    let mut rdr = csv::Reader::from_path(&csv_path).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert!(rows.len() >= 50, "only {} rows", rows.len());
+    for svg in ["eurusd-1h-range-cumulative-error.svg", "eurusd-1h-range-weights.svg"] {
+        let text = std::fs::read_to_string(report.join(svg)).unwrap();
+        assert!(text.contains("<svg") && text.contains("</svg>"));
+    }
+    serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(report.join("summary.json")).unwrap()).unwrap();
+    // No look-ahead: worker w1 runs the range set's second model; its inference at epoch t must
+    // equal the model fed bars 0..=t only.
+    let bars = Bars::load_csv(dir.path().join("eurusd_1h.csv")).unwrap();
+    let (name, spec) = default_set(Target::Range).remove(1);
+    let col = headers.iter().position(|h| h == "inference_w1").expect("w1 column");
+    let epoch_col = headers.iter().position(|h| h == "epoch").unwrap();
+    let mut checked = 0;
+    for row in &rows {
+        let Ok(value) = row[col].parse::<f64>() else { continue };
+        let epoch: usize = row[epoch_col].parse().unwrap();
+        let mut m = BuiltinInferer::new(spec.clone(), Target::Range).unwrap();
+        for bar in &bars.as_slice()[..=epoch] {
+            m.observe(bar);
+        }
+        assert_eq!(m.predict(), Some(value), "{name} at epoch {epoch}");
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} inferences of {name} checked");
+}
