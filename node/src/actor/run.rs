@@ -104,6 +104,7 @@ pub(super) struct Actor {
     submit_waiters: Vec<(Hash32, oneshot::Sender<SubmitResult>)>,
     rpc_rate: BTreeMap<PeerId, (u64, u32)>,
     dirty: bool,
+    next_store_stats: u64,
 }
 
 fn topic_name(network: Hash32, kind: ChannelKind) -> IdentTopic {
@@ -129,6 +130,7 @@ impl Actor {
             submit_waiters: vec![],
             rpc_rate: BTreeMap::new(),
             dirty: false,
+            next_store_stats: now,
         }
     }
 
@@ -235,6 +237,12 @@ impl Actor {
         }
         self.graylist();
         self.redial_bootstrap();
+        if now >= self.next_store_stats {
+            self.next_store_stats = now + 10_000;
+            if let Ok(st) = self.p.store.call(ops::stats).await {
+                self.p.metrics.set_store_size(st.envelope_bytes, st.envelopes);
+            }
+        }
         self.p
             .metrics
             .set_connected_peers(self.p.swarm.connected_peers().count());
@@ -498,6 +506,11 @@ impl Actor {
             }
             ReplicaEvent::Finalized { height, events, .. } => {
                 self.p.metrics.checkpoint(height);
+                // Finality latency: from the end of the period this height finalizes.
+                let period_end = self.p.replica.ledger().period_end(height.saturating_sub(1));
+                self.p
+                    .metrics
+                    .finality_latency(Duration::from_millis(now.saturating_sub(period_end)));
                 let events = Arc::new(events);
                 let _ = self.p.ledger_events.send(super::handle::LedgerRecord {
                     height,
