@@ -114,11 +114,16 @@ pub enum StartError {
 /// What the store holds for a restart.
 fn restore_from_store(store: &Store) -> Result<Restore, StoreError> {
     store.call_blocking(|db| {
-        let ledger = ops::latest_ledger(db)?.and_then(|(h, bytes)| {
-            bincode::serde::decode_from_slice::<Ledger, _>(&bytes, codec::config())
-                .ok()
-                .map(|(l, _)| (h, l))
-        });
+        let ledger = match ops::latest_ledger(db)? {
+            None => None,
+            Some((h, bytes)) => Some((
+                h,
+                Ledger::from_snapshot(&bytes).map_err(|e| StoreError::Corrupt {
+                    table: "ledger",
+                    reason: e.to_string(),
+                })?,
+            )),
+        };
         let applied = ledger.as_ref().map_or(0, |(h, _)| *h);
         let decided = ops::certificates_from(db, applied.saturating_sub(255))?
             .into_iter()
