@@ -373,8 +373,9 @@ async fn run_async(
     let mut rewards: BTreeMap<(TopicId, u64), BTreeMap<String, u128>> = BTreeMap::new();
     let mut last_height = 0u64;
     let debug = std::env::var_os("CHORUS_DEVNET_DEBUG").is_some();
-    let deadline =
-        Instant::now() + Duration::from_millis(epochs * args.epoch_ms) + Duration::from_secs(90);
+    // The run fails only if finalization stalls (a loaded machine just makes it slower).
+    const STALL: Duration = Duration::from_secs(60);
+    let mut last_progress = Instant::now() + Duration::from_secs(30);
     let done = |records: &BTreeMap<TopicId, BTreeMap<u64, EpochRecord>>| {
         plans.iter().all(|p| {
             records
@@ -384,12 +385,16 @@ async fn run_async(
         })
     };
     while !done(&records) {
-        if Instant::now() > deadline {
-            bail!("the devnet did not finalize {epochs} epochs in time");
+        if Instant::now() > last_progress + STALL {
+            bail!(
+                "finalization stalled: no epoch finalized for {} s",
+                STALL.as_secs()
+            );
         }
         tokio::select! {
             ev = inferences.recv() => match ev {
                 Ok(ev) if ev.finalized && ev.epoch < epochs => {
+                    last_progress = Instant::now();
                     let Some(plan) = plans.iter().find(|p| p.id == ev.topic) else { continue };
                     let truth = replay.get(&ev.topic).and_then(|r| r.truth(ev.epoch));
                     let rec = record(&node0, plan, ev.epoch, truth, ev.checkpoint_height).await;
