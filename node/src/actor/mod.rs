@@ -14,6 +14,7 @@
 //! after it is on disk ("acknowledged means persisted").
 
 pub mod handle;
+mod network;
 mod run;
 pub mod views;
 

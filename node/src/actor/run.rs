@@ -13,9 +13,8 @@ use chorus_protocol::keys::PublicKey;
 use chorus_protocol::messages::Payload;
 use chorus_protocol::validation::{Channel, ChannelKind};
 use futures::StreamExt;
-use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
+use libp2p::gossipsub::{IdentTopic, MessageAcceptance, MessageId};
+use libp2p::request_response::OutboundRequestId;
 use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -23,10 +22,9 @@ use super::handle::{Command, InferenceEvent, Query, QueryError, SubmitResult};
 use super::views::{self, INFERENCE_HISTORY, StoredInference};
 use crate::clock::Clock;
 use crate::metrics::NodeMetrics;
-use crate::net::behaviour::{Behaviour, BehaviourEvent};
+use crate::net::behaviour::Behaviour;
 use crate::net::peer_id_of;
-use crate::net::rpc::{MAX_CATCHUP, Request, Response};
-use crate::net::scoring::GRAYLIST_THRESHOLD;
+use crate::net::rpc::Request;
 use crate::roles::{RoleOutput, RoleView};
 use crate::store::{Store, ops};
 
@@ -35,7 +33,7 @@ const SUBMISSIONS_KEPT: usize = 64;
 /// Ledger snapshots are written every this many heights (and at height 1).
 const LEDGER_SNAPSHOT_EVERY: u64 = 16;
 /// Windows fetched per anti-entropy round (the rest wait for the next round).
-const MAX_FETCHES_PER_ROUND: usize = 8;
+pub(super) const MAX_FETCHES_PER_ROUND: usize = 8;
 /// Application-score penalty per consensus-level misbehaviour.
 const APP_PENALTY: f64 = 20.0;
 
@@ -69,7 +67,7 @@ pub(super) struct ActorParts {
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
-struct Submission {
+pub(super) struct Submission {
     topic: Option<u64>,
     epoch: Option<u64>,
     kind: &'static str,
@@ -78,7 +76,7 @@ struct Submission {
     time_ms: u64,
 }
 
-enum Pending {
+pub(super) enum Pending {
     WindowEntries(WindowKey),
     Roots(Vec<WindowKey>),
     Sync(WindowKey),
@@ -86,25 +84,25 @@ enum Pending {
 }
 
 /// Requests served per peer per second before the rest are refused.
-const RPC_RATE_PER_PEER: u32 = 200;
+pub(super) const RPC_RATE_PER_PEER: u32 = 200;
 
 pub(super) struct Actor {
-    p: ActorParts,
-    timers: BTreeMap<TimerId, u64>,
-    pending_persist: Vec<(WindowKey, Vec<u8>)>,
-    pending_wal: bool,
-    history: BTreeMap<TopicId, BTreeMap<u64, StoredInference>>,
-    submissions: BTreeMap<(u64, &'static str), Submission>,
-    requests: BTreeMap<OutboundRequestId, Pending>,
-    subscribed: BTreeSet<String>,
-    redial: BTreeMap<usize, (u64, Duration)>,
-    started_ms: u64,
-    next_anti_entropy: u64,
-    next_nonce: BTreeMap<PublicKey, u64>,
-    submit_waiters: Vec<(Hash32, oneshot::Sender<SubmitResult>)>,
-    rpc_rate: BTreeMap<PeerId, (u64, u32)>,
-    dirty: bool,
-    next_store_stats: u64,
+    pub(super) p: ActorParts,
+    pub(super) timers: BTreeMap<TimerId, u64>,
+    pub(super) pending_persist: Vec<(WindowKey, Vec<u8>)>,
+    pub(super) pending_wal: bool,
+    pub(super) history: BTreeMap<TopicId, BTreeMap<u64, StoredInference>>,
+    pub(super) submissions: BTreeMap<(u64, &'static str), Submission>,
+    pub(super) requests: BTreeMap<OutboundRequestId, Pending>,
+    pub(super) subscribed: BTreeSet<String>,
+    pub(super) redial: BTreeMap<usize, (u64, Duration)>,
+    pub(super) started_ms: u64,
+    pub(super) next_anti_entropy: u64,
+    pub(super) next_nonce: BTreeMap<PublicKey, u64>,
+    pub(super) submit_waiters: Vec<(Hash32, oneshot::Sender<SubmitResult>)>,
+    pub(super) rpc_rate: BTreeMap<PeerId, (u64, u32)>,
+    pub(super) dirty: bool,
+    pub(super) next_store_stats: u64,
 }
 
 fn topic_name(network: Hash32, kind: ChannelKind) -> IdentTopic {
@@ -134,7 +132,7 @@ impl Actor {
         }
     }
 
-    fn now(&self) -> u64 {
+    pub(super) fn now(&self) -> u64 {
         self.p.clock.now_ms()
     }
 
@@ -221,7 +219,7 @@ impl Actor {
         self.p.view.send_replace(Arc::new(v));
     }
 
-    async fn input(&mut self, input: Input) {
+    pub(super) async fn input(&mut self, input: Input) {
         let now = self.now();
         let effects = self.p.replica.handle(input, now);
         self.carry_out(effects).await;
@@ -240,7 +238,9 @@ impl Actor {
         if now >= self.next_store_stats {
             self.next_store_stats = now + 10_000;
             if let Ok(st) = self.p.store.call(ops::stats).await {
-                self.p.metrics.set_store_size(st.envelope_bytes, st.envelopes);
+                self.p
+                    .metrics
+                    .set_store_size(st.envelope_bytes, st.envelopes);
             }
         }
         self.p
@@ -313,7 +313,7 @@ impl Actor {
         }
     }
 
-    async fn carry_out(&mut self, effects: Vec<Effect>) {
+    pub(super) async fn carry_out(&mut self, effects: Vec<Effect>) {
         for e in effects {
             self.effect(e).await;
         }
@@ -736,310 +736,9 @@ impl Actor {
             Query::LatestCheckpoint => views::latest_checkpoint(r),
         }
     }
-
-    fn random_peer(&self) -> Option<PeerId> {
-        let peers: Vec<PeerId> = self.p.swarm.connected_peers().copied().collect();
-        if peers.is_empty() {
-            return None;
-        }
-        let i = (self.now() as usize) % peers.len();
-        peers.get(i).copied()
-    }
-
-    fn anti_entropy(&mut self) {
-        let Some(peer) = self.random_peer() else {
-            return;
-        };
-        // One reconciliation round at a time, only of windows that stopped changing.
-        if self
-            .requests
-            .values()
-            .any(|r| matches!(r, Pending::Roots(_) | Pending::Sync(_)))
-        {
-            return;
-        }
-        let keys = self.p.replica.closed_window_keys(self.now());
-        if keys.is_empty() {
-            return;
-        }
-        let keys: Vec<WindowKey> = keys.into_iter().take(crate::net::rpc::MAX_ROOTS).collect();
-        let id = self
-            .p
-            .swarm
-            .behaviour_mut()
-            .rpc
-            .send_request(&peer, Request::Roots(keys.clone()));
-        self.requests.insert(id, Pending::Roots(keys));
-    }
-
-    fn graylist(&mut self) {
-        let peers: Vec<PeerId> = self.p.swarm.connected_peers().copied().collect();
-        for p in peers {
-            let score = self.p.swarm.behaviour().gossipsub.peer_score(&p);
-            if score.is_some_and(|s| s < GRAYLIST_THRESHOLD) {
-                tracing::warn!(peer = %p, ?score, "graylisted: disconnecting and blocking");
-                self.p.swarm.behaviour_mut().blocked.block_peer(p);
-                let _ = self.p.swarm.disconnect_peer_id(p);
-                self.p.metrics.dropped("graylisted_peers");
-            }
-        }
-    }
-
-    fn redial_bootstrap(&mut self) {
-        let now = self.now();
-        let max = self.p.max_backoff;
-        for (i, addr) in self.p.bootstrap.clone().into_iter().enumerate() {
-            let connected = addr.iter().any(|p| match p {
-                libp2p::multiaddr::Protocol::P2p(peer) => self.p.swarm.is_connected(&peer),
-                _ => false,
-            });
-            let Some((at, backoff)) = self.redial.get(&i).copied() else {
-                continue;
-            };
-            if connected {
-                self.redial.insert(i, (now + 2_000, Duration::from_secs(1)));
-                continue;
-            }
-            if now >= at {
-                let _ = self.p.swarm.dial(addr);
-                let next = (backoff * 2).min(max);
-                self.redial
-                    .insert(i, (now + backoff.as_millis() as u64, next));
-            }
-        }
-    }
-
-    async fn handle_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
-        match ev {
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
-                propagation_source,
-                message,
-                ..
-            })) => {
-                let channel = Channel::parse(message.topic.as_str());
-                let (Some(channel), Some(from)) = (channel, peer_key(&propagation_source)) else {
-                    return;
-                };
-                self.p.metrics.received(kind_label(channel.kind));
-                self.input(Input::Gossip {
-                    channel: channel.kind,
-                    bytes: message.data,
-                    from,
-                })
-                .await;
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Rpc(ev)) => self.handle_rpc(ev).await,
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(
-                libp2p::identify::Event::Received { peer_id, info, .. },
-            )) => {
-                if let Some(kad) = self.p.swarm.behaviour_mut().kad.as_mut() {
-                    for a in info.listen_addrs {
-                        kad.add_address(&peer_id, a);
-                    }
-                }
-            }
-            SwarmEvent::NewListenAddr { address, .. } if !self.p.listen.contains(&address) => {
-                self.p.listen.push(address);
-            }
-            _ => {}
-        }
-    }
-
-    async fn handle_rpc(&mut self, ev: request_response::Event<Request, Response>) {
-        use request_response::{Event, Message};
-        match ev {
-            Event::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => self.serve(peer, request, channel).await,
-            Event::Message {
-                peer,
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                let pending = self.requests.remove(&request_id);
-                let Some(from) = peer_key(&peer) else {
-                    return;
-                };
-                match (pending, response) {
-                    (Some(Pending::WindowEntries(window)), Response::Envelopes(envelopes)) => {
-                        self.input(Input::WindowEntries {
-                            window,
-                            envelopes,
-                            from,
-                        })
-                        .await;
-                    }
-                    (Some(Pending::Roots(keys)), Response::Roots(roots)) => {
-                        let mut fetch = vec![];
-                        for (key, theirs) in keys.iter().zip(roots) {
-                            let ours = self.p.replica.window(key).map(|w| w.root());
-                            if theirs.is_some() && theirs != ours {
-                                fetch.push(*key);
-                            }
-                        }
-                        // Reconcile each differing window with automerge sync (validated).
-                        for window in fetch.into_iter().take(MAX_FETCHES_PER_ROUND) {
-                            if let Some(message) = self.p.replica.sync_open(from, window) {
-                                let id = self
-                                    .p
-                                    .swarm
-                                    .behaviour_mut()
-                                    .rpc
-                                    .send_request(&peer, Request::Sync { window, message });
-                                self.requests.insert(id, Pending::Sync(window));
-                            }
-                        }
-                    }
-                    (Some(Pending::Sync(window)), Response::Sync(Some(bytes))) => {
-                        let t0 = std::time::Instant::now();
-                        self.input(Input::SyncMessage {
-                            from,
-                            window,
-                            bytes,
-                        })
-                        .await;
-                        self.p.metrics.sync_latency(t0.elapsed());
-                    }
-                    (Some(Pending::Sync(window)), _) => self.p.replica.sync_close(from, window),
-                    _ => {}
-                }
-            }
-            Event::OutboundFailure { request_id, .. } => {
-                self.requests.remove(&request_id);
-            }
-            _ => {}
-        }
-    }
-
-    async fn serve(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
-        let second = self.now() / 1_000;
-        let count = self.rpc_rate.entry(peer).or_insert((second, 0));
-        if count.0 != second {
-            *count = (second, 0);
-        }
-        count.1 += 1;
-        if count.1 > RPC_RATE_PER_PEER {
-            self.p.metrics.dropped("rpc_rate_limited");
-            let _ = self
-                .p
-                .swarm
-                .behaviour_mut()
-                .rpc
-                .send_response(channel, Response::Refused("rate limited".into()));
-            return;
-        }
-        if self.rpc_rate.len() > 4_096 {
-            self.rpc_rate.retain(|_, (s, _)| *s == second);
-        }
-        let response = match request {
-            Request::Roots(keys) => Response::Roots(
-                keys.iter()
-                    .take(crate::net::rpc::MAX_ROOTS)
-                    .map(|k| self.p.replica.window(k).map(|w| w.root()))
-                    .collect(),
-            ),
-            Request::WindowEntries(key) => {
-                let wid = key.id();
-                match self
-                    .p
-                    .store
-                    .call(move |db| ops::window_envelopes(db, &wid))
-                    .await
-                {
-                    Ok(envelopes) => Response::Envelopes(envelopes),
-                    Err(e) => Response::Refused(e.to_string()),
-                }
-            }
-            Request::Fetch(ids) => {
-                let ids: Vec<Hash32> = ids.into_iter().take(crate::net::rpc::MAX_FETCH).collect();
-                match self
-                    .p
-                    .store
-                    .call(move |db| {
-                        let mut out = vec![];
-                        for id in &ids {
-                            if let Some(b) = ops::envelope(db, id)? {
-                                out.push(b);
-                            }
-                        }
-                        Ok(out)
-                    })
-                    .await
-                {
-                    Ok(envelopes) => Response::Envelopes(envelopes),
-                    Err(e) => Response::Refused(e.to_string()),
-                }
-            }
-            Request::CatchUp { from, max } => {
-                let max = max.min(MAX_CATCHUP) as usize;
-                match self
-                    .p
-                    .store
-                    .call(move |db| ops::certificates_from(db, from))
-                    .await
-                {
-                    Ok(v) => {
-                        Response::Checkpoints(v.into_iter().take(max).map(|(_, b)| b).collect())
-                    }
-                    Err(e) => Response::Refused(e.to_string()),
-                }
-            }
-            Request::Consensus(bytes) => {
-                if let Some(from) = peer_key(&peer) {
-                    self.input(Input::Direct { from, bytes }).await;
-                }
-                Response::Consensus(vec![])
-            }
-            Request::Sync { window, message } => match peer_key(&peer) {
-                None => Response::Refused("unknown peer key".into()),
-                Some(from) => {
-                    let now = self.now();
-                    let effects = self.p.replica.handle(
-                        Input::SyncMessage {
-                            from,
-                            window,
-                            bytes: message,
-                        },
-                        now,
-                    );
-                    let mut reply = None;
-                    let mut rest = Vec::with_capacity(effects.len());
-                    for e in effects {
-                        match e {
-                            Effect::SyncReply {
-                                to,
-                                message,
-                                window: w,
-                            } if to == from && w == window && reply.is_none() => {
-                                reply = Some(message);
-                            }
-                            other => rest.push(other),
-                        }
-                    }
-                    self.carry_out(rest).await;
-                    Response::Sync(reply.flatten())
-                }
-            },
-        };
-        let _ = self
-            .p
-            .swarm
-            .behaviour_mut()
-            .rpc
-            .send_response(channel, response);
-    }
 }
 
-fn kind_label(kind: ChannelKind) -> &'static str {
+pub(super) fn kind_label(kind: ChannelKind) -> &'static str {
     match kind {
         ChannelKind::Workers(_) => "workers",
         ChannelKind::Reputers(_) => "reputers",
