@@ -13,8 +13,8 @@ fn a_short_devnet_agrees_conserves_supply_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_chorus"))
         .args([
-            "--json", "devnet", "--epochs", "60", "--nodes", "8", "--target", "range",
-            "--warmup", "20", "--out",
+            "--json", "devnet", "--epochs", "60", "--nodes", "8", "--target", "range", "--warmup",
+            "20", "--out",
         ])
         .arg(dir.path())
         .output()
@@ -30,7 +30,16 @@ fn a_short_devnet_agrees_conserves_supply_and_reports() {
     assert_eq!(summary["nodes_agree"], true);
     assert!(summary["checkpoints_finalized"].as_u64().unwrap() >= 60);
     let topic = &summary["topics"][0];
-    for key in ["name", "target", "network_mse", "naive_mse", "average_mse", "best_worker", "best_worker_mse", "workers"] {
+    for key in [
+        "name",
+        "target",
+        "network_mse",
+        "naive_mse",
+        "average_mse",
+        "best_worker",
+        "best_worker_mse",
+        "workers",
+    ] {
         assert!(topic.get(key).is_some(), "summary lacks {key}");
     }
     assert!(topic["network_mse"].as_f64().unwrap() > 0.0);
@@ -41,20 +50,31 @@ fn a_short_devnet_agrees_conserves_supply_and_reports() {
     let headers = rdr.headers().unwrap().clone();
     let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
     assert!(rows.len() >= 50, "only {} rows", rows.len());
-    for svg in ["eurusd-1h-range-cumulative-error.svg", "eurusd-1h-range-weights.svg"] {
+    for svg in [
+        "eurusd-1h-range-cumulative-error.svg",
+        "eurusd-1h-range-weights.svg",
+    ] {
         let text = std::fs::read_to_string(report.join(svg)).unwrap();
         assert!(text.contains("<svg") && text.contains("</svg>"));
     }
-    serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(report.join("summary.json")).unwrap()).unwrap();
+    serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(report.join("summary.json")).unwrap(),
+    )
+    .unwrap();
     // No look-ahead: worker w1 runs the range set's second model; its inference at epoch t must
     // equal the model fed bars 0..=t only.
     let bars = Bars::load_csv(dir.path().join("eurusd_1h.csv")).unwrap();
     let (name, spec) = default_set(Target::Range).remove(1);
-    let col = headers.iter().position(|h| h == "inference_w1").expect("w1 column");
+    let col = headers
+        .iter()
+        .position(|h| h == "inference_w1")
+        .expect("w1 column");
     let epoch_col = headers.iter().position(|h| h == "epoch").unwrap();
     let mut checked = 0;
     for row in &rows {
-        let Ok(value) = row[col].parse::<f64>() else { continue };
+        let Ok(value) = row[col].parse::<f64>() else {
+            continue;
+        };
         let epoch: usize = row[epoch_col].parse().unwrap();
         let mut m = BuiltinInferer::new(spec.clone(), Target::Range).unwrap();
         for bar in &bars.as_slice()[..=epoch] {
