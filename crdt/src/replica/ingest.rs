@@ -102,6 +102,9 @@ impl Replica {
                     });
                     return;
                 };
+                if let Payload::Evidence(ev) = &a.payload {
+                    self.learn_conflict(ev, now_ms, out);
+                }
                 self.add_entry(key, a.envelope, a.payload);
                 out.push(Effect::Persist(vec![(key, bytes.to_vec())]));
                 (Outcome::Accept, "")
@@ -128,13 +131,39 @@ impl Replica {
         let Ok(payload) = second.payload_unverified() else {
             return;
         };
-        let slot = Slot::of(second.signer, &payload);
+        if matches!(payload, Payload::Evidence(_)) {
+            return;
+        }
         let Some(key) = self.window_for(&payload, now_ms) else {
             return;
         };
+        if self.add_entry(key, second.clone(), payload.clone()) == Some(Insert::Conflict) {
+            out.push(Effect::Persist(vec![(key, bytes.to_vec())]));
+            self.report_conflict(key, &second, &payload, now_ms, out);
+        }
+    }
+
+    /// A window now holds two different messages of one author for one slot: publish the
+    /// evidence (once per slot; every peer may report it, the ledger acts on it once).
+    pub(super) fn report_conflict(
+        &mut self,
+        key: WindowKey,
+        second: &Envelope,
+        payload: &Payload,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        let slot = Slot::of(second.signer, payload);
+        if !self.reported_conflicts.insert(slot) {
+            return;
+        }
+        let second_bytes = second.to_bytes();
         let first = self.windows.get(&key).and_then(|w| {
             w.entries()
-                .find(|e| Slot::of(e.envelope.signer, &e.payload) == slot)
+                .find(|e| {
+                    Slot::of(e.envelope.signer, &e.payload) == slot
+                        && e.envelope_bytes != second_bytes
+                })
                 .map(|e| e.envelope_bytes.clone())
         });
         let kind = match payload.class() {
@@ -142,21 +171,51 @@ impl Replica {
             PayloadClass::Reputer => EvidenceKind::ReputerBundle,
             PayloadClass::Ledger => EvidenceKind::LedgerNonce,
         };
-        if matches!(payload, Payload::Evidence(_)) {
-            return;
-        }
-        self.add_entry(key, second, payload);
-        out.push(Effect::Persist(vec![(key, bytes.to_vec())]));
         if let Some(first) = first {
             self.publish(
                 Payload::Evidence(Evidence {
                     kind,
                     first,
-                    second: bytes.to_vec(),
+                    second: second_bytes,
                 }),
                 now_ms,
                 out,
             );
+        }
+    }
+
+    /// Evidence of a worker's or reputer's two bundles: put both into their window while it is
+    /// open, so the conflict (and the exclusion of its author) is visible here before the
+    /// window is finalized, even if gossip only brought us one of them.
+    fn learn_conflict(&mut self, ev: &Evidence, now_ms: u64, out: &mut Vec<Effect>) {
+        if !matches!(
+            ev.kind,
+            EvidenceKind::WorkerBundle | EvidenceKind::ReputerBundle
+        ) {
+            return;
+        }
+        let mut persist = vec![];
+        for bytes in [&ev.first, &ev.second] {
+            let Ok(env) = Envelope::from_bytes(bytes) else {
+                continue;
+            };
+            let Ok(payload) = env.open(&self.network) else {
+                continue;
+            };
+            if payload.class() == PayloadClass::Ledger {
+                continue;
+            }
+            if let Some(key) = self.window_for(&payload, now_ms)
+                && matches!(
+                    self.add_entry(key, env, payload),
+                    Some(Insert::New | Insert::Conflict)
+                )
+            {
+                persist.push((key, bytes.clone()));
+            }
+        }
+        if !persist.is_empty() {
+            out.push(Effect::Persist(persist));
         }
     }
 
@@ -233,6 +292,7 @@ impl Replica {
             return;
         }
         let mut persist = vec![];
+        let mut conflicts = vec![];
         let mut bad = 0usize;
         for bytes in envelopes {
             let ok = Envelope::from_bytes(&bytes)
@@ -241,11 +301,13 @@ impl Replica {
                 .filter(|(_, p)| window.accepts(p));
             match ok {
                 Some((env, payload)) => {
-                    if matches!(
-                        self.add_entry(window, env, payload),
-                        Some(Insert::New | Insert::Conflict)
-                    ) {
-                        persist.push((window, bytes));
+                    match self.add_entry(window, env.clone(), payload.clone()) {
+                        Some(Insert::New) => persist.push((window, bytes)),
+                        Some(Insert::Conflict) => {
+                            persist.push((window, bytes));
+                            conflicts.push((env, payload));
+                        }
+                        _ => {}
                     }
                 }
                 None => bad += 1,
@@ -259,6 +321,9 @@ impl Replica {
         }
         if !persist.is_empty() {
             out.push(Effect::Persist(persist));
+        }
+        for (env, payload) in conflicts {
+            self.report_conflict(window, &env, &payload, now_ms, out);
         }
         if let Some(w) = self.windows.get_mut(&window) {
             w.flush();

@@ -24,7 +24,7 @@ mod view;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::ids::{Hash32, MessageId, NetworkId, TopicId};
@@ -321,6 +321,8 @@ pub struct Replica {
     fetching: BTreeMap<WindowKey, u64>,
     /// Automerge sync sessions, per peer and window.
     sync_sessions: BTreeMap<(PeerKey, WindowKey), crate::window::sync::SyncSession>,
+    /// Slots whose conflict this replica already reported.
+    reported_conflicts: BTreeSet<Slot>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -407,6 +409,7 @@ impl Replica {
             local_inference: BTreeMap::new(),
             fetching: BTreeMap::new(),
             sync_sessions: BTreeMap::new(),
+            reported_conflicts: BTreeSet::new(),
         };
         for (key, bytes) in restore.envelopes {
             r.restore_envelope(key, &bytes);
@@ -462,7 +465,7 @@ impl Replica {
                 window,
                 bytes,
             } => {
-                let message = self.sync_message(from, window, &bytes, &mut out);
+                let message = self.sync_message(from, window, &bytes, now_ms, &mut out);
                 if message.is_none() {
                     self.sync_close(from, window);
                 }

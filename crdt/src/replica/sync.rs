@@ -65,6 +65,7 @@ impl Replica {
         peer: PeerKey,
         window: WindowKey,
         bytes: &[u8],
+        now_ms: u64,
         out: &mut Vec<Effect>,
     ) -> Option<Vec<u8>> {
         if !self.is_open(&window) {
@@ -79,12 +80,21 @@ impl Replica {
         let receipt = w.receive_sync(&mut session, bytes);
         let mut persist = vec![];
         let mut slots = vec![];
+        let mut conflicts = vec![];
         match &receipt {
             Ok(r) => {
+                let conflicted: Vec<String> = w
+                    .conflicts()
+                    .into_iter()
+                    .map(|(s, _)| s.to_string())
+                    .collect();
                 for hash in &r.new {
                     if let Some(e) = w.entry(hash) {
                         persist.push((window, e.envelope_bytes.clone()));
                         slots.push((Slot::of(e.envelope.signer, &e.payload), e.message_id()));
+                        if conflicted.contains(&e.slot) {
+                            conflicts.push((e.envelope.clone(), e.payload.clone()));
+                        }
                     }
                 }
                 if r.rejected > 0 {
@@ -106,6 +116,9 @@ impl Replica {
         }
         if !persist.is_empty() {
             out.push(Effect::Persist(persist));
+        }
+        for (env, payload) in conflicts {
+            self.report_conflict(window, &env, &payload, now_ms, out);
         }
         reply
     }

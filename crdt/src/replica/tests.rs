@@ -251,6 +251,9 @@ fn an_equivocating_worker_is_excluded_everywhere_alike() {
     let l = s.nodes[0].replica.as_ref().unwrap().ledger();
     let m = &l.topics[&TopicId(1)].mechanism;
     let equivocator = s.nodes[4].key.public().to_hex();
+    // Peers that hold both versions (by gossip or reconciliation) report the evidence, which
+    // spreads the conflict to every window before the proposer finalizes it.
+    assert!(!l.evidence.is_empty(), "no evidence reached the ledger");
     assert!(
         !m.regrets.inferer.contains_key(&equivocator),
         "equivocator was counted"
