@@ -1,59 +1,52 @@
 //! A deterministic, virtual-time network of replicas (tests and `chorus-testbeds sim`).
 //!
-//! Every node is a [`Replica`] with a simulated store (what it persisted), its timers and an
-//! optional clock skew. Messages between nodes get a seeded random latency and may be lost,
-//! duplicated or reordered; nodes can be partitioned, crashed (losing everything not persisted)
-//! and restarted from their store. Roles are driven by [`SimRoles`]: workers submit an inference
-//! for every epoch, reputers report losses of every finalized network inference. The same seed
-//! gives the same trace, byte for byte ([`Sim::trace`]).
+//! Every node is a [`Replica`] with a simulated store (what it persisted), its timers and a
+//! clock skew. What the harness models:
+//!
+//! - **Latency, loss, duplication, reordering** ([`NetConfig`]): each message gets a seeded
+//!   uniform delay in `[min_delay_ms, max_delay_ms]`, so messages between two nodes overtake
+//!   each other freely; a `reorder` fraction are stragglers delayed by up to four times the
+//!   largest delay more; a `loss` fraction is dropped, a `duplicate` fraction delivered twice.
+//! - **Gossip relay**: a node relays every gossip message its replica accepted to all its
+//!   peers (gossipsub forwarding after validation; the replica ignores what it already holds,
+//!   so each node relays a message once). Consensus messages are not relayed: the engine sends
+//!   them to every peer and re-broadcasts its latest votes on a timer.
+//! - **Anti-entropy**: every `anti_entropy_ms` each node compares the roots of the open windows
+//!   that it or a random peer holds and fetches every window whose roots differ.
+//! - **Partitions and heals** ([`Sim::partition`], [`Sim::set_links`], [`Sim::heal`]):
+//!   messages are dropped at send time between nodes that cannot talk.
+//! - **Crash and restart** ([`Sim::crash`], [`Sim::start`]): a crash loses everything not
+//!   persisted; a restart rebuilds the replica from its [`SimStore`] (ledger snapshot,
+//!   decided checkpoints, WAL, envelopes).
+//! - **Clock skew** ([`Sim::set_skew`]): a node's clock is the global time plus its skew;
+//!   its inputs carry its own time and its timers fire when its own clock reaches them.
+//! - **Byzantine behaviours** ([`SimRoles`], [`byzantine`]): equivocating workers and
+//!   validators, bad-root proposers, garbage peers, and colluding equivocators as *twins*
+//!   (one key, two replicas; [`Sim::add_twin`]) in two halves of a split network.
+//!
+//! The same seed gives the same trace, byte for byte ([`Sim::trace`]). [`Sim::step`] processes
+//! one thing at a time (a delivery, a timer, or a tick of every node) so a driver can check
+//! invariants after each; what happened is in [`Sim::take_events`].
+
+pub mod byzantine;
+mod rng;
+mod roles;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use chorus_protocol::genesis::Genesis;
-use chorus_protocol::ids::{Hash32, TopicId};
+use chorus_protocol::ids::{Hash32, MessageId};
 use chorus_protocol::keys::{Keypair, PublicKey};
-use chorus_protocol::messages::{Payload, ReputerBundle, WorkerBundle};
 use chorus_protocol::validation::ChannelKind;
 
-use super::duties::loss_bundle;
-use super::{Effect, Input, Replica, ReplicaConfig, ReplicaEvent, Restore};
-use crate::checkpoint::{DecidedCheckpoint, TimerId, WalRecord};
+pub use rng::SimRng;
+pub use roles::{SimRoles, sim_truth};
+
+use super::{Effect, Input, Outcome, Replica, ReplicaConfig, ReplicaEvent, Restore};
+use crate::checkpoint::{CheckpointId, DecidedCheckpoint, TimerId, WalRecord};
 use crate::ledger::Ledger;
 use crate::window::WindowKey;
-
-/// A small deterministic generator (splitmix64).
-#[derive(Clone, Debug)]
-pub struct SimRng(u64);
-
-impl SimRng {
-    /// Seeded.
-    pub fn new(seed: u64) -> Self {
-        SimRng(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    /// Next 64 bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            return lo;
-        }
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-}
 
 /// Network behaviour.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,10 +59,14 @@ pub struct NetConfig {
     pub loss: f64,
     /// Probability a message is delivered twice.
     pub duplicate: f64,
+    /// Probability a message is a straggler, delayed by up to `4 × max_delay_ms` more.
+    pub reorder: f64,
     /// Node tick (ms).
     pub tick_ms: u64,
     /// Anti-entropy round interval per node (ms): compare open windows with a random peer.
     pub anti_entropy_ms: u64,
+    /// Whether nodes relay the gossip messages they accept (gossipsub forwarding).
+    pub relay: bool,
 }
 
 impl Default for NetConfig {
@@ -79,26 +76,12 @@ impl Default for NetConfig {
             max_delay_ms: 30,
             loss: 0.0,
             duplicate: 0.0,
+            reorder: 0.0,
             tick_ms: 20,
             anti_entropy_ms: 500,
+            relay: true,
         }
     }
-}
-
-/// What roles the simulated nodes play.
-#[derive(Clone, Debug, Default)]
-pub struct SimRoles {
-    /// Nodes that submit an inference every epoch of every topic (node index → noise scale).
-    pub workers: BTreeMap<usize, f64>,
-    /// Nodes that report losses.
-    pub reputers: BTreeSet<usize>,
-    /// Nodes that send two different bundles per epoch (byzantine).
-    pub equivocating_workers: BTreeSet<usize>,
-}
-
-/// The ground truth of an epoch in the simulation (deterministic, smooth).
-pub fn sim_truth(topic: TopicId, epoch: u64) -> f64 {
-    1.0 + 0.1 * libm::sin(epoch as f64 * 0.37 + topic.0 as f64)
 }
 
 /// What a node persisted.
@@ -122,15 +105,19 @@ pub struct SimNode {
     pub replica: Option<Replica>,
     /// What it persisted.
     pub store: SimStore,
-    /// Armed timers.
+    /// Armed timers, at deadlines on this node's clock.
     pub timers: BTreeMap<TimerId, u64>,
-    /// Clock offset (ms) added to the global time for this node.
+    /// Clock offset (ms) added to the global time for this node ([`Sim::set_skew`]).
     pub skew_ms: i64,
-    /// Partition group (nodes talk only within their group).
+    /// Partition group (nodes talk only within their group, unless links are set).
     pub group: u32,
     /// Epochs already submitted per topic (worker) / reported (reputer).
-    pub submitted: BTreeSet<(TopicId, u64, bool)>,
+    pub submitted: BTreeSet<(chorus_protocol::ids::TopicId, u64, bool)>,
+    /// The node this one is a twin of (same key), if any.
+    pub twin_of: Option<usize>,
     next_anti_entropy: u64,
+    next_garbage: u64,
+    recent: VecDeque<(ChannelKind, Vec<u8>)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -170,14 +157,73 @@ enum Delivery {
 pub struct SimStats {
     /// Messages sent.
     pub sent: u64,
-    /// Messages lost.
+    /// Messages lost (loss, partitions, crashed receivers).
     pub lost: u64,
     /// Faults reported by replicas.
     pub faults: u64,
-    /// Worker bundles submitted.
+    /// Bundles submitted by workers and reputers.
     pub submitted: u64,
     /// Heights finalized (max over nodes).
     pub finalized: u64,
+    /// Gossip messages relayed.
+    pub relayed: u64,
+    /// Gossip messages a replica rejected (penalised).
+    pub rejected: u64,
+    /// Consensus-layer or fetch misbehaviour penalties replicas raised.
+    pub penalized: u64,
+    /// Conflicting votes forged by equivocating validators.
+    pub forged_votes: u64,
+    /// Proposals sent with a bad root.
+    pub forged_proposals: u64,
+    /// Garbage messages sent.
+    pub garbage_sent: u64,
+}
+
+/// Something that happened, for checkers ([`Sim::take_events`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SimEvent {
+    /// Node `node` applied the checkpoint of `height`.
+    Finalized {
+        /// The node.
+        node: usize,
+        /// Consensus height.
+        height: u64,
+        /// Checkpoint id.
+        id: CheckpointId,
+        /// Ledger root after it.
+        ledger_root: Hash32,
+        /// Global virtual time.
+        at_ms: u64,
+    },
+    /// A node broadcast a signed proposal (after its byzantine hooks).
+    Proposed {
+        /// The node.
+        node: usize,
+        /// Consensus height.
+        height: u64,
+        /// The proposed checkpoint's id.
+        id: CheckpointId,
+    },
+    /// A replica reported a fault of its own (not a peer's).
+    Fault {
+        /// The node.
+        node: usize,
+        /// What it said.
+        fault: String,
+        /// Global virtual time.
+        at_ms: u64,
+    },
+    /// An honest node's bundle was accepted by its own replica and gossiped.
+    Submitted {
+        /// The node.
+        node: usize,
+        /// The window it joined.
+        window: WindowKey,
+        /// The change hash of its entry (what a checkpoint's heads name).
+        change: Hash32,
+        /// Global virtual time.
+        at_ms: u64,
+    },
 }
 
 /// The simulation.
@@ -188,6 +234,8 @@ pub struct Sim {
     pub nodes: Vec<SimNode>,
     /// Roles.
     pub roles: SimRoles,
+    /// When true, nodes submit nothing new (drain phase).
+    pub roles_paused: bool,
     /// Network behaviour.
     pub net: NetConfig,
     /// Counters.
@@ -197,12 +245,18 @@ pub struct Sim {
     /// Finalization times: (node, height) → ms.
     pub finalized_at: BTreeMap<(usize, u64), u64>,
     genesis: Genesis,
+    /// `genesis.network_id()`, computed once (it encodes the whole genesis).
+    network: chorus_protocol::ids::NetworkId,
     config: ReplicaConfig,
     rng: SimRng,
     queue: BinaryHeap<Reverse<(u64, u64, Delivery)>>,
     seq: u64,
     next_tick: u64,
     trace: blake3::Hasher,
+    /// Explicit connectivity (`links[a][b]`), overriding groups while set.
+    links: Option<Vec<Vec<bool>>>,
+    events: Vec<SimEvent>,
+    last_report: Option<(MessageId, Outcome)>,
 }
 
 impl Sim {
@@ -220,10 +274,12 @@ impl Sim {
             now,
             nodes: vec![],
             roles,
+            roles_paused: false,
             net,
             stats: SimStats::default(),
             faults: vec![],
             finalized_at: BTreeMap::new(),
+            network: genesis.network_id(),
             genesis,
             config,
             rng: SimRng::new(seed),
@@ -231,18 +287,12 @@ impl Sim {
             seq: 0,
             next_tick: now,
             trace: blake3::Hasher::new(),
+            links: None,
+            events: vec![],
+            last_report: None,
         };
         for key in keys {
-            sim.nodes.push(SimNode {
-                key,
-                replica: None,
-                store: SimStore::default(),
-                timers: BTreeMap::new(),
-                skew_ms: 0,
-                group: 0,
-                submitted: BTreeSet::new(),
-                next_anti_entropy: now,
-            });
+            sim.push_node(key, None);
         }
         for i in 0..sim.nodes.len() {
             sim.start(i)?;
@@ -250,8 +300,52 @@ impl Sim {
         Ok(sim)
     }
 
+    fn push_node(&mut self, key: Keypair, twin_of: Option<usize>) -> usize {
+        self.nodes.push(SimNode {
+            key,
+            replica: None,
+            store: SimStore::default(),
+            timers: BTreeMap::new(),
+            skew_ms: 0,
+            group: 0,
+            submitted: BTreeSet::new(),
+            twin_of,
+            next_anti_entropy: self.now,
+            next_garbage: self.now,
+            recent: VecDeque::new(),
+        });
+        self.nodes.len() - 1
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// A second replica with node `of`'s key, started now from a copy of `of`'s store and
+    /// with its clock (a cloned validator: the two sign different things for one slot once
+    /// they see different things). Returns its index. Put the two in different halves with
+    /// [`Sim::set_links`] or [`Sim::partition`].
+    pub fn add_twin(&mut self, of: usize) -> Result<usize, super::ReplicaError> {
+        let key = self.nodes[of].key.clone();
+        let i = self.push_node(key, Some(of));
+        self.nodes[i].store = self.nodes[of].store.clone();
+        self.nodes[i].skew_ms = self.nodes[of].skew_ms;
+        self.nodes[i].submitted = self.nodes[of].submitted.clone();
+        self.trace.update(&[0xD1, of as u8, i as u8]);
+        self.start(i)?;
+        Ok(i)
+    }
+
     fn local_now(&self, i: usize) -> u64 {
         (self.now as i64 + self.nodes[i].skew_ms).max(0) as u64
+    }
+
+    /// Set node `i`'s clock offset from the global time (ms).
+    pub fn set_skew(&mut self, i: usize, skew_ms: i64) {
+        self.nodes[i].skew_ms = skew_ms;
+        self.trace.update(&[0xAD, i as u8]);
+        self.trace.update(&skew_ms.to_le_bytes());
     }
 
     /// (Re)start node `i` from its store.
@@ -287,6 +381,7 @@ impl Sim {
         )?;
         self.nodes[i].replica = Some(replica);
         self.nodes[i].timers.clear();
+        self.trace.update(&[0xCD, i as u8]);
         self.carry_out(i, effects);
         Ok(())
     }
@@ -303,7 +398,23 @@ impl Sim {
         for (n, g) in self.nodes.iter_mut().zip(groups) {
             n.group = *g;
         }
+        self.links = None;
         self.trace.update(&[0xAA]);
+        for g in groups {
+            self.trace.update(&g.to_le_bytes());
+        }
+    }
+
+    /// Explicit connectivity: `links[a][b]` says whether `a` can send to `b` (overrides the
+    /// groups until [`Sim::heal`]). For splits that groups cannot express, e.g. twins that
+    /// each reach one half of the honest nodes and all the other byzantine nodes.
+    pub fn set_links(&mut self, links: Vec<Vec<bool>>) {
+        self.trace.update(&[0xAB]);
+        for row in &links {
+            let bits: Vec<u8> = row.iter().map(|b| u8::from(*b)).collect();
+            self.trace.update(&bits);
+        }
+        self.links = Some(links);
     }
 
     /// Everyone in one group again.
@@ -311,7 +422,20 @@ impl Sim {
         for n in &mut self.nodes {
             n.group = 0;
         }
+        self.links = None;
         self.trace.update(&[0xBB]);
+    }
+
+    /// Whether `a` can send to `b` now.
+    pub fn connected(&self, a: usize, b: usize) -> bool {
+        match &self.links {
+            Some(links) => links
+                .get(a)
+                .and_then(|row| row.get(b))
+                .copied()
+                .unwrap_or(false),
+            None => self.nodes[a].group == self.nodes[b].group,
+        }
     }
 
     /// A digest of everything that happened so far.
@@ -319,55 +443,95 @@ impl Sim {
         Hash32(*self.trace.clone().finalize().as_bytes())
     }
 
+    /// Deliver an automerge sync message for `window` from node `from` to node `to` (through
+    /// the network: latency, loss, partitions apply). For hostile authors, whose crafted
+    /// changes only the sync path carries.
+    pub fn inject_sync(&mut self, from: usize, to: usize, window: WindowKey, bytes: Vec<u8>) {
+        self.send(
+            Delivery::Sync {
+                to,
+                from,
+                window,
+                bytes,
+            },
+            from,
+            to,
+        );
+    }
+
+    /// What happened since the last call.
+    pub fn take_events(&mut self) -> Vec<SimEvent> {
+        std::mem::take(&mut self.events)
+    }
+
     fn send(&mut self, d: Delivery, from: usize, to: usize) {
         self.stats.sent += 1;
-        if self.nodes[from].group != self.nodes[to].group || self.nodes[to].replica.is_none() {
+        if !self.connected(from, to) || self.nodes[to].replica.is_none() {
             self.stats.lost += 1;
             return;
         }
-        if self.rng.unit() < self.net.loss {
+        if self.rng.chance(self.net.loss) {
             self.stats.lost += 1;
             return;
         }
-        let copies = if self.rng.unit() < self.net.duplicate {
+        let copies = if self.rng.chance(self.net.duplicate) {
             2
         } else {
             1
         };
         for _ in 0..copies {
-            let delay = self.rng.range(self.net.min_delay_ms, self.net.max_delay_ms);
+            let mut delay = self.rng.range(self.net.min_delay_ms, self.net.max_delay_ms);
+            if self.rng.chance(self.net.reorder) {
+                delay += self.rng.range(1, 4 * self.net.max_delay_ms.max(1));
+            }
             self.seq += 1;
             self.queue
                 .push(Reverse((self.now + delay, self.seq, d.clone())));
         }
     }
 
+    /// Gossip `bytes` from `i` to every other node except `except`.
+    fn broadcast(&mut self, i: usize, except: Option<usize>, channel: ChannelKind, bytes: &[u8]) {
+        for j in 0..self.nodes.len() {
+            if j != i && Some(j) != except {
+                self.send(
+                    Delivery::Gossip {
+                        to: j,
+                        from: i,
+                        channel,
+                        bytes: bytes.to_vec(),
+                    },
+                    i,
+                    j,
+                );
+            }
+        }
+    }
+
+    /// Nodes holding `key` (twins share one), the ones `i` can reach first.
+    fn nodes_of(&self, i: usize, key: &PublicKey) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..self.nodes.len())
+            .filter(|&j| j != i && self.nodes[j].key.public() == *key)
+            .collect();
+        v.sort_by_key(|&j| !self.connected(i, j));
+        v
+    }
+
     fn carry_out(&mut self, i: usize, effects: Vec<Effect>) {
         for e in effects {
             match e {
-                Effect::Broadcast { channel, bytes } => {
-                    for j in 0..self.nodes.len() {
-                        if j != i {
-                            self.send(
-                                Delivery::Gossip {
-                                    to: j,
-                                    from: i,
-                                    channel,
-                                    bytes: bytes.clone(),
-                                },
-                                i,
-                                j,
-                            );
-                        }
-                    }
-                }
+                Effect::Broadcast {
+                    channel: ChannelKind::Consensus,
+                    bytes,
+                } => self.broadcast_consensus(i, bytes),
+                Effect::Broadcast { channel, bytes } => self.broadcast(i, None, channel, &bytes),
                 Effect::SendConsensus { to, bytes } => {
-                    if let Some(j) = self.index_of(&to) {
+                    for j in self.nodes_of(i, &to) {
                         self.send(
                             Delivery::Direct {
                                 to: j,
                                 from: i,
-                                bytes,
+                                bytes: bytes.clone(),
                             },
                             i,
                             j,
@@ -410,7 +574,10 @@ impl Sim {
                     window,
                     message,
                 } => {
-                    if let (Some(j), Some(bytes)) = (self.index_of(&to), message) {
+                    // A sync session is with one replica: the first reachable one with
+                    // that key (twins share keys).
+                    let peer = self.nodes_of(i, &to).first().copied();
+                    if let (Some(j), Some(bytes)) = (peer, message) {
                         self.send(
                             Delivery::Sync {
                                 to: j,
@@ -424,7 +591,8 @@ impl Sim {
                     }
                 }
                 Effect::FetchWindow { window, from } => {
-                    let server = from.and_then(|k| self.index_of(&k)).unwrap_or_else(|| {
+                    let named = from.and_then(|k| self.nodes_of(i, &k).first().copied());
+                    let server = named.unwrap_or_else(|| {
                         let n = self.nodes.len() as u64;
                         ((i as u64 + 1 + self.rng.range(0, n.saturating_sub(2))) % n) as usize
                     });
@@ -441,24 +609,25 @@ impl Sim {
                     }
                 }
                 Effect::ServeCatchUp { peer, height } => {
-                    if let (Some(j), Some(d)) = (
-                        self.index_of(&peer),
-                        self.nodes[i].store.decided.get(&height).cloned(),
-                    ) {
-                        let msg = crate::checkpoint::ConsensusMessage::CatchUpResponse(d);
-                        self.send(
-                            Delivery::Direct {
-                                to: j,
-                                from: i,
-                                bytes: msg.to_bytes(),
-                            },
-                            i,
-                            j,
-                        );
+                    if let Some(d) = self.nodes[i].store.decided.get(&height).cloned() {
+                        let bytes =
+                            crate::checkpoint::ConsensusMessage::CatchUpResponse(d).to_bytes();
+                        for j in self.nodes_of(i, &peer) {
+                            self.send(
+                                Delivery::Direct {
+                                    to: j,
+                                    from: i,
+                                    bytes: bytes.clone(),
+                                },
+                                i,
+                                j,
+                            );
+                        }
                     }
                 }
                 Effect::Event(ReplicaEvent::Finalized {
                     height,
+                    id,
                     ledger_root,
                     ..
                 }) => {
@@ -467,18 +636,33 @@ impl Sim {
                     self.trace.update(&[0xF1, i as u8]);
                     self.trace.update(&height.to_le_bytes());
                     self.trace.update(&ledger_root.0);
+                    self.events.push(SimEvent::Finalized {
+                        node: i,
+                        height,
+                        id,
+                        ledger_root,
+                        at_ms: self.now,
+                    });
                 }
                 Effect::Event(ReplicaEvent::Fault(f)) => {
                     self.stats.faults += 1;
                     self.faults.push(format!("node {i}: {f}"));
+                    self.events.push(SimEvent::Fault {
+                        node: i,
+                        fault: f,
+                        at_ms: self.now,
+                    });
                 }
-                Effect::Report { .. } | Effect::Penalize { .. } | Effect::Event(_) => {}
+                Effect::Report { id, outcome, .. } => {
+                    if outcome == Outcome::Reject {
+                        self.stats.rejected += 1;
+                    }
+                    self.last_report = Some((id, outcome));
+                }
+                Effect::Penalize { .. } => self.stats.penalized += 1,
+                Effect::Event(_) => {}
             }
         }
-    }
-
-    fn index_of(&self, key: &PublicKey) -> Option<usize> {
-        self.nodes.iter().position(|n| n.key.public() == *key)
     }
 
     fn input(&mut self, i: usize, input: Input) {
@@ -498,17 +682,28 @@ impl Sim {
                 channel,
                 bytes,
             } => {
-                let from = self.nodes[from].key.public();
                 self.trace.update(&[1, to as u8]);
                 self.trace.update(&bytes[..bytes.len().min(16)]);
+                if self.nodes[to].replica.is_none() {
+                    return;
+                }
+                self.sample(to, channel, &bytes);
+                let from_key = self.nodes[from].key.public();
+                self.last_report = None;
                 self.input(
                     to,
                     Input::Gossip {
                         channel,
-                        bytes,
-                        from,
+                        bytes: bytes.clone(),
+                        from: from_key,
                     },
                 );
+                let accepted = matches!(self.last_report,
+                    Some((id, Outcome::Accept)) if id == Hash32::of(&bytes));
+                if self.net.relay && accepted && channel != ChannelKind::Consensus {
+                    self.stats.relayed += 1;
+                    self.broadcast(to, Some(from), channel, &bytes);
+                }
             }
             Delivery::Direct { to, from, bytes } => {
                 let from = self.nodes[from].key.public();
@@ -522,6 +717,7 @@ impl Sim {
                 envelopes,
             } => {
                 let from = self.nodes[from].key.public();
+                self.trace.update(&[3, to as u8]);
                 self.input(
                     to,
                     Input::WindowEntries {
@@ -538,6 +734,7 @@ impl Sim {
                 bytes,
             } => {
                 let from = self.nodes[from].key.public();
+                self.trace.update(&[4, to as u8]);
                 self.input(
                     to,
                     Input::SyncMessage {
@@ -552,119 +749,30 @@ impl Sim {
                 client,
                 window,
             } => {
-                // The server answers from its store (entries persist across restarts).
-                let envelopes = self.nodes[server]
-                    .store
-                    .envelopes
-                    .get(&window)
-                    .cloned()
-                    .unwrap_or_default();
-                if self.nodes[server].replica.is_some() {
-                    self.send(
-                        Delivery::Entries {
-                            to: client,
-                            from: server,
-                            window,
-                            envelopes,
-                        },
-                        server,
-                        client,
-                    );
+                if self.nodes[server].replica.is_none() {
+                    return;
                 }
-            }
-        }
-    }
-
-    fn roles(&mut self, i: usize) {
-        let now = self.local_now(i);
-        let node = &mut self.nodes[i];
-        let me = node.key.public();
-        let submitted = &mut node.submitted;
-        let Some(r) = node.replica.as_ref() else {
-            return;
-        };
-        let mut publish = vec![];
-        let mut equivocate = vec![];
-        let ledger = r.ledger();
-        if let Some(noise) = self.roles.workers.get(&i).copied() {
-            for (id, t) in &ledger.topics {
-                if !t.workers.contains(&me) {
-                    continue;
-                }
-                let Some(e) = t.spec.epoch_at(now) else {
-                    continue;
-                };
-                let (open, close) = t.spec.worker_window(e);
-                if now < open + (close - open) / 4 || now >= close {
-                    continue;
-                }
-                if !submitted.insert((*id, e, true)) {
-                    continue;
-                }
-                let z = libm::sin((i as f64 + 1.0) * 12.9898 + e as f64 * 78.233);
-                let value = sim_truth(*id, e) + noise * z;
-                let bundle = |v: f64| {
-                    Payload::WorkerBundle(WorkerBundle {
-                        topic: *id,
-                        epoch: e,
-                        inference: Some(v),
-                        forecasts: vec![],
-                    })
-                };
-                if self.roles.equivocating_workers.contains(&i) {
-                    // Byzantine: two different signed bundles, each to half of the peers.
-                    equivocate.push((*id, bundle(value), bundle(value + 1.0)));
+                // The server answers from its store (entries persist across restarts); a
+                // garbage peer answers with garbage.
+                let envelopes = if self.roles.garbage_peers.contains(&server) {
+                    self.garbage_envelopes(server, &window)
                 } else {
-                    publish.push(bundle(value));
-                }
-            }
-        }
-        if self.roles.reputers.contains(&i) {
-            for (id, t) in &ledger.topics {
-                if !t.reputers.contains(&me) {
-                    continue;
-                }
-                for (e, rec) in &t.mechanism.pending {
-                    let (open, close) = t.spec.reputer_window(*e);
-                    if now < open || now >= close {
-                        continue;
-                    }
-                    let Some(bundle) = &rec.bundle else { continue };
-                    if !submitted.insert((*id, *e, false)) {
-                        continue;
-                    }
-                    let truth = sim_truth(*id, *e);
-                    if let Ok(losses) = loss_bundle(bundle, truth, &t.spec.loss) {
-                        publish.push(Payload::ReputerBundle(ReputerBundle {
-                            topic: *id,
-                            epoch: *e,
-                            ground_truth: truth,
-                            losses,
-                        }));
-                    }
-                }
-            }
-        }
-        for p in publish {
-            self.stats.submitted += 1;
-            self.input(i, Input::Publish(p));
-        }
-        let network = self.genesis.network_id();
-        for (topic, a, b) in equivocate {
-            let key = self.nodes[i].key.clone();
-            let ea = chorus_protocol::envelope::Envelope::seal(&key, &network, &a).to_bytes();
-            let eb = chorus_protocol::envelope::Envelope::seal(&key, &network, &b).to_bytes();
-            for j in (0..self.nodes.len()).filter(|j| *j != i) {
-                let bytes = if j % 2 == 0 { ea.clone() } else { eb.clone() };
+                    self.nodes[server]
+                        .store
+                        .envelopes
+                        .get(&window)
+                        .cloned()
+                        .unwrap_or_default()
+                };
                 self.send(
-                    Delivery::Gossip {
-                        to: j,
-                        from: i,
-                        channel: ChannelKind::Workers(topic),
-                        bytes,
+                    Delivery::Entries {
+                        to: client,
+                        from: server,
+                        window,
+                        envelopes,
                     },
-                    i,
-                    j,
+                    server,
+                    client,
                 );
             }
         }
@@ -682,11 +790,14 @@ impl Sim {
         ) else {
             return;
         };
+        // Windows either side holds: a window we never heard of is fetched too.
+        let keys: BTreeSet<WindowKey> =
+            a.window_keys().into_iter().chain(b.window_keys()).collect();
         let mut differ = vec![];
-        for key in a.window_keys() {
+        for key in keys {
             let ra = a.window(&key).map(|w| w.root());
             let rb = b.window(&key).map(|w| w.root());
-            if ra != rb {
+            if ra != rb && rb.is_some() {
                 differ.push(key);
             }
         }
@@ -703,53 +814,80 @@ impl Sim {
         }
     }
 
-    /// Advance virtual time until `until_ms`, processing everything due.
-    pub fn run_until(&mut self, until_ms: u64) {
-        while self.now < until_ms {
-            let next_msg = self.queue.peek().map(|Reverse((t, _, _))| *t);
-            let next_timer = self
-                .nodes
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| n.replica.is_some())
-                .flat_map(|(i, n)| n.timers.iter().map(move |(id, at)| (*at, i, *id)))
-                .min();
-            let mut t = self.next_tick.min(until_ms);
-            if let Some(m) = next_msg {
-                t = t.min(m);
+    /// The next timer due, as (global time, node, id): a node's timer fires when its own
+    /// clock reaches the deadline.
+    fn next_timer(&self) -> Option<(u64, usize, TimerId)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.replica.is_some())
+            .flat_map(|(i, n)| {
+                n.timers.iter().map(move |(id, at)| {
+                    let global = (*at as i64 - n.skew_ms).max(0) as u64;
+                    (global, i, *id)
+                })
+            })
+            .min()
+    }
+
+    /// Process the next thing due before `until_ms`: one delivery, one timer, or one tick of
+    /// every node (roles, replica tick, anti-entropy, garbage). Returns false, with the clock
+    /// at `until_ms`, once nothing is due before it.
+    pub fn step(&mut self, until_ms: u64) -> bool {
+        if self.now >= until_ms {
+            return false;
+        }
+        let next_msg = self.queue.peek().map(|Reverse((t, _, _))| *t);
+        let next_timer = self.next_timer();
+        let mut t = self.next_tick.min(until_ms);
+        if let Some(m) = next_msg {
+            t = t.min(m);
+        }
+        if let Some((at, _, _)) = next_timer {
+            t = t.min(at);
+        }
+        self.now = self.now.max(t);
+        if self.now >= until_ms {
+            return false;
+        }
+        if next_msg.is_some_and(|m| m <= self.now) {
+            if let Some(Reverse((_, _, d))) = self.queue.pop() {
+                self.deliver(d);
             }
-            if let Some((at, _, _)) = next_timer {
-                t = t.min(at);
-            }
-            self.now = self.now.max(t);
-            if self.now >= until_ms {
-                break;
-            }
-            if next_msg == Some(self.now) {
-                if let Some(Reverse((_, _, d))) = self.queue.pop() {
-                    self.deliver(d);
+            return true;
+        }
+        if let Some((at, i, id)) = next_timer
+            && at <= self.now
+        {
+            self.nodes[i].timers.remove(&id);
+            self.input(i, Input::Timer(id));
+            return true;
+        }
+        if self.next_tick <= self.now {
+            self.next_tick = self.now + self.net.tick_ms;
+            for i in 0..self.nodes.len() {
+                self.roles(i);
+                self.input(i, Input::Tick);
+                if self.nodes[i].next_anti_entropy <= self.now {
+                    self.nodes[i].next_anti_entropy = self.now + self.net.anti_entropy_ms;
+                    self.anti_entropy(i);
                 }
-                continue;
-            }
-            if let Some((at, i, id)) = next_timer
-                && at <= self.now
-            {
-                self.nodes[i].timers.remove(&id);
-                self.input(i, Input::Timer(id));
-                continue;
-            }
-            if self.next_tick <= self.now {
-                self.next_tick = self.now + self.net.tick_ms;
-                for i in 0..self.nodes.len() {
-                    self.roles(i);
-                    self.input(i, Input::Tick);
-                    if self.nodes[i].next_anti_entropy <= self.now {
-                        self.nodes[i].next_anti_entropy = self.now + self.net.anti_entropy_ms;
-                        self.anti_entropy(i);
-                    }
+                if self.roles.garbage_peers.contains(&i)
+                    && self.nodes[i].replica.is_some()
+                    && self.nodes[i].next_garbage <= self.now
+                {
+                    self.nodes[i].next_garbage = self.now + byzantine::GARBAGE_EVERY_MS;
+                    self.spew_garbage(i);
                 }
             }
         }
+        true
+    }
+
+    /// Advance virtual time until `until_ms`, processing everything due.
+    pub fn run_until(&mut self, until_ms: u64) {
+        while self.step(until_ms) {}
+        self.now = self.now.max(until_ms);
     }
 
     /// The ledger root and the applied height of every running node.
