@@ -7,9 +7,10 @@
 //!    that finish a height first send next-height messages while their precommits are still
 //!    on the way), sends `p` a `CatchUpRequest { height: h }` (at most once per
 //!    `EngineConfig::catch_up_retry_ms` for the same `h`). It remembers the highest height
-//!    seen and from whom. A `CatchUp` timer re-checks when the grace period ends and retries
-//!    every `catch_up_retry_ms` while the node is still behind, so a lost request or
-//!    response does not wait for the next message from ahead.
+//!    seen and the latest peer that sent it. A `CatchUp` timer re-checks when the grace
+//!    period ends and retries (to that peer: the first may be gone) every
+//!    `catch_up_retry_ms` while the node is still behind, so a lost request or response
+//!    does not wait for the next message from ahead.
 //! 2. A node that has decided `h` answers a request with `CatchUpResponse(DecidedCheckpoint)`
 //!    (at most once per retry interval per `(peer, h)`). If `h` is older than its in-memory
 //!    history it emits `Effect::CatchUpMiss` so the host can answer from storage.
@@ -151,7 +152,8 @@ pub(crate) enum Lag {
 pub(crate) struct CatchUpState {
     /// Height we last asked for, and when.
     requested: Option<(u64, u64)>,
-    /// The highest height seen in a message, and the peer that sent it.
+    /// The highest height seen in a message, and the latest peer that sent one that high
+    /// (the first may have gone away since; retries go to the latest).
     pub(crate) ahead: Option<(u64, PeerId)>,
     /// When we last served `(peer, height)`.
     served: BTreeMap<(PeerId, u64), u64>,
@@ -162,7 +164,7 @@ pub(crate) struct CatchUpState {
 impl CatchUpState {
     /// Note that `peer` sent a message for `height`.
     pub(crate) fn note_height(&mut self, peer: PeerId, height: u64) {
-        if self.ahead.is_none_or(|(h, _)| height > h) {
+        if self.ahead.is_none_or(|(h, _)| height >= h) {
             self.ahead = Some((height, peer));
         }
     }
@@ -279,6 +281,12 @@ mod tests {
         s.note_height(peer(1), 9);
         s.note_height(peer(2), 8);
         assert_eq!(s.ahead, Some((9, peer(1))));
+        s.note_height(peer(3), 9);
+        assert_eq!(
+            s.ahead,
+            Some((9, peer(3))),
+            "the latest peer seen that far ahead is asked: the first may be gone"
+        );
     }
 
     #[test]
