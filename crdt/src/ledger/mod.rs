@@ -206,6 +206,11 @@ pub struct Ledger {
     pub evidence: BTreeSet<Hash32>,
     /// Supply accounting.
     pub supply: Supply,
+    /// Validator bonds as they were before the last applied height: they define the
+    /// validator set of consensus height `next_height + 1` (bonds take effect two heights
+    /// after the height that changed them), which a node restarting from this state needs.
+    #[serde(default)]
+    pub bonds_before_last: Vec<(PublicKey, Amount)>,
 }
 
 impl Ledger {
@@ -229,6 +234,7 @@ impl Ledger {
                 genesis: g.total_supply().unwrap_or_default(),
                 ..Supply::default()
             },
+            bonds_before_last: vec![],
         };
         for b in &g.balances {
             l.accounts.entry(b.address).or_default().balance = b.amount;
@@ -350,6 +356,7 @@ impl Ledger {
         if let Some(k) = input.windows.keys().find(|k| !due.contains(k)) {
             return Err(LedgerError::UnexpectedWindow(*k));
         }
+        self.bonds_before_last = self.bonds();
         let mut events = vec![];
         let now = self.period_end(height);
         self.apply_ledger_messages(&input.ledger, now, verifier, &mut events);

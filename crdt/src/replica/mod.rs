@@ -356,11 +356,17 @@ impl Replica {
             Some((_, l)) => (l, restore.decided),
             None => (genesis_ledger.clone(), restore.decided),
         };
-        // Validator sets: the genesis set from height 1; the set of the ledger we restored
-        // from its next heights (validator-set changes take effect two heights later).
+        // Validator sets: the genesis set from height 1. Bonds take effect two heights after
+        // the height that changed them (`finish_height`), so a ledger that applied heights
+        // 1..=n gives the set of n + 2 on; n + 1 runs with the bonds from before height n.
         let mut sets = vec![(1, validator_set(&genesis_ledger)?)];
         if ledger.next_height > 0 {
-            sets.push((ledger.next_height + 1, validator_set(&ledger)?));
+            if !ledger.bonds_before_last.is_empty() {
+                let before = ValidatorSet::from_bonds(&ledger.bonds_before_last)
+                    .map_err(|e| ReplicaError::ValidatorSet(e.to_string()))?;
+                sets.push((ledger.next_height + 1, before));
+            }
+            sets.push((ledger.next_height + 2, validator_set(&ledger)?));
         }
         // Height H finalizes period H − 1: it starts when that period has ended, plus the
         // clock-skew allowance and the grace for late gossip.

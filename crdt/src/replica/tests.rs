@@ -319,3 +319,43 @@ fn every_validator_restarts_from_its_ledger_snapshot() {
     let (height, _) = agree(&s);
     assert!(height >= 15, "only {height} heights applied");
 }
+
+#[test]
+fn a_validator_restarted_right_after_a_slash_keeps_the_validator_set_of_its_height() {
+    // Validator 3 equivocates; its evidence slashes its bond at some height n. Bonds take
+    // effect two heights later, so height n + 1 still runs with the bonds from before n. A
+    // validator restarted from its snapshot of n must run n + 1 with that same set.
+    let k = keys(6);
+    let mut r = roles();
+    r.equivocating_validators.insert(3);
+    let mut s = Sim::new(genesis(&k), k, r, NetConfig::default(), config(), 4).unwrap();
+    let mut t = 1_000_000;
+    let mut restarted = 0;
+    while t < 1_000_000 + 20_000 && restarted < 2 {
+        t += 10;
+        s.run_until(t);
+        let Some(r) = s.nodes[0].replica.as_ref() else {
+            continue;
+        };
+        let l = r.ledger();
+        let changed = !l.bonds_before_last.is_empty() && l.bonds_before_last != l.bonds();
+        if !changed || r.consensus_height() != l.next_height + 1 {
+            continue;
+        }
+        let before = r.engine().validator_set().clone();
+        s.crash(0);
+        s.start(0).unwrap();
+        let after = s.nodes[0]
+            .replica
+            .as_ref()
+            .unwrap()
+            .engine()
+            .validator_set();
+        assert_eq!(*after, before, "restarted with another validator set");
+        restarted += 1;
+    }
+    assert!(restarted > 0, "no slash changed the bonds");
+    s.run_until(1_000_000 + 24_000);
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+    agree(&s);
+}
