@@ -1,0 +1,42 @@
+//! The CI run of the simulator: 100 seeds of the default configuration (6 nodes, 4
+//! validators, a quarter of the stake byzantine, a 5 s partition, crashes, loss, skew,
+//! byzantine authors), every claimed invariant checked after every step. Seeds run on two
+//! threads. The command-line equivalent:
+//! `cargo run --release -p chorus-testbeds -- sim --seeds 100 --epochs 15`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use chorus_testbeds::sim::{self, SimConfig};
+
+#[test]
+fn one_hundred_seeds_keep_every_invariant() {
+    // 15 epochs of faults (the command's default is 20): about 24 s of virtual time per seed,
+    // so that the debug build runs the 100 seeds in about a minute on two free cores.
+    let config = SimConfig {
+        seeds: 100,
+        jobs: 2,
+        epochs: 15,
+        ..SimConfig::default()
+    };
+    let (reports, summary) = sim::run(&config);
+    let text = summary.text();
+    eprintln!("{text}");
+    for r in reports.iter().filter(|r| !r.violations.is_empty()) {
+        eprintln!("{}", r.line());
+    }
+    assert_eq!(summary.seeds_run, 100);
+    assert!(summary.passed(), "{text}");
+    // The run did something: heights finalized in every seed, entries finalized, the
+    // byzantine behaviours fired.
+    assert!(summary.min_final_height >= 15, "{text}");
+    assert!(summary.entries.eligible > 1_000, "{text}");
+    let e = &summary.entries;
+    assert_eq!(e.eligible, e.eligible_finalized + e.censored);
+    let m = &summary.messages;
+    assert!(
+        m.forged_votes > 0 && m.forged_proposals > 0 && m.garbage_sent > 0,
+        "{text}"
+    );
+    assert!(summary.hostile_changes.0 > 0);
+    assert_eq!(summary.hostile_changes.0, summary.hostile_changes.1);
+}
