@@ -75,6 +75,15 @@ impl Report {
         self.checks.iter().all(|(_, p, _)| *p)
     }
 
+    /// The failed checks, as "name: detail".
+    pub fn failures(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|(_, p, _)| !*p)
+            .map(|(n, _, d)| format!("{n}: {d}"))
+            .collect()
+    }
+
     /// "pass", "fail" or "skipped".
     pub fn outcome(&self) -> &'static str {
         if self.skipped.is_some() {

@@ -57,7 +57,8 @@ pub struct Footprint {
     pub bytes_per_entry: f64,
     /// Store bytes / raw envelope bytes (follower).
     pub overhead: f64,
-    /// Inferers in the finalized inference of the last epochs, over workers (node 1, topic 1).
+    /// Inferers in the finalized inference of the last epochs, over min(workers,
+    /// `max_top_inferers_to_reward`) (node 1, topic 1).
     pub finalized_share: f64,
 }
 
@@ -214,7 +215,8 @@ pub async fn measure(
         if let Ok(v) = http::get_json(&api, &format!("/v1/topics/1/inference?epoch={e}")).await {
             counted += v["inferer_values"].as_object().map_or(0, |m| m.len());
         }
-        asked += workers;
+        // At most `max_top_inferers_to_reward` inferers count per epoch (ranked by score).
+        asked += workers.min(spec.params().max_top_inferers_to_reward as usize);
     }
     for i in 0..2 {
         cluster.terminate(i, Duration::from_secs(20))?;

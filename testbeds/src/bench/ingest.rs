@@ -43,6 +43,13 @@ pub struct IngestResult {
     pub batch_verify_per_s: f64,
     /// Rounds.
     pub rounds: usize,
+    /// Share of the pipeline's time in `Input::Gossip` (decode, validate, verify, window
+    /// insert).
+    pub share_validate: f64,
+    /// Share in the store writes.
+    pub share_store: f64,
+    /// Share in `Input::Tick` (the batch applied to the automerge document).
+    pub share_merge: f64,
 }
 
 impl IngestResult {
@@ -139,7 +146,15 @@ fn batch_verify(f: &Fixture, envs: &[Envelope]) -> anyhow::Result<f64> {
     Ok(envs.len() as f64 / t.elapsed().as_secs_f64())
 }
 
-fn pipeline(f: &Fixture, store: Option<&redb::Database>) -> anyhow::Result<f64> {
+/// Where one pipeline round spent its time (seconds).
+#[derive(Debug, Clone, Copy, Default)]
+struct Split {
+    gossip: f64,
+    store: f64,
+    tick: f64,
+}
+
+fn pipeline(f: &Fixture, store: Option<&redb::Database>) -> anyhow::Result<(f64, Split)> {
     let (mut replica, _) = Replica::new(
         &f.genesis,
         f.node.clone(),
@@ -151,9 +166,11 @@ fn pipeline(f: &Fixture, store: Option<&redb::Database>) -> anyhow::Result<f64> 
     let channel = ChannelKind::Workers(TopicId(1));
     let mut accepted = 0usize;
     let mut refused: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    let mut split = Split::default();
     let t = Instant::now();
     for chunk in f.envelopes.chunks(BATCH) {
         let mut items = vec![];
+        let tg = Instant::now();
         for bytes in chunk {
             for e in replica.handle(
                 Input::Gossip {
@@ -175,15 +192,22 @@ fn pipeline(f: &Fixture, store: Option<&redb::Database>) -> anyhow::Result<f64> 
                 }
             }
         }
+        split.gossip += tg.elapsed().as_secs_f64();
+        let ts = Instant::now();
         if let Some(db) = store {
             ops::put_envelopes(db, &items, false)?;
         }
+        split.store += ts.elapsed().as_secs_f64();
+        let tt = Instant::now();
         replica.handle(Input::Tick, f.now_ms);
+        split.tick += tt.elapsed().as_secs_f64();
     }
+    let ts = Instant::now();
     if let Some(db) = store {
         // The durable commit that makes the write-behind batches durable.
         ops::put_envelopes(db, &[], true)?;
     }
+    split.store += ts.elapsed().as_secs_f64();
     let rate = f.envelopes.len() as f64 / t.elapsed().as_secs_f64();
     if accepted != f.envelopes.len() {
         bail!(
@@ -191,7 +215,7 @@ fn pipeline(f: &Fixture, store: Option<&redb::Database>) -> anyhow::Result<f64> 
             f.envelopes.len()
         );
     }
-    Ok(rate)
+    Ok((rate, split))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -212,15 +236,18 @@ pub fn measure(workers: usize, rounds: usize) -> anyhow::Result<IngestResult> {
         .prefix("chorus-bench-ingest-")
         .tempdir()?;
     let (mut raw, mut full, mut bare, mut batch) = (vec![], vec![], vec![], vec![]);
+    let mut splits: Vec<Split> = vec![];
     for r in 0..rounds {
         raw.push(raw_verify(&f, &envs)?);
         let db = ops::open(
             &dir.path().join(format!("r{r}.redb")),
             &f.genesis.network_id(),
         )?;
-        full.push(pipeline(&f, Some(&db))?);
+        let (rate, split) = pipeline(&f, Some(&db))?;
+        full.push(rate);
+        splits.push(split);
         drop(db);
-        bare.push(pipeline(&f, None)?);
+        bare.push(pipeline(&f, None)?.0);
         batch.push(batch_verify(&f, &envs)?);
     }
     Ok(IngestResult {
@@ -231,5 +258,23 @@ pub fn measure(workers: usize, rounds: usize) -> anyhow::Result<IngestResult> {
         no_store_per_s: median(bare),
         batch_verify_per_s: median(batch),
         rounds,
+        share_validate: median(
+            splits
+                .iter()
+                .map(|s| s.gossip / (s.gossip + s.store + s.tick))
+                .collect(),
+        ),
+        share_store: median(
+            splits
+                .iter()
+                .map(|s| s.store / (s.gossip + s.store + s.tick))
+                .collect(),
+        ),
+        share_merge: median(
+            splits
+                .iter()
+                .map(|s| s.tick / (s.gossip + s.store + s.tick))
+                .collect(),
+        ),
     })
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chorus_crdt::ledger::Ledger;
 use chorus_node::localnet::LocalNet;
 
@@ -65,6 +65,7 @@ pub async fn inference(
     nodes: usize,
     workers: usize,
     epochs: u64,
+    period_ms: u64,
 ) -> anyhow::Result<(Latency, Latency)> {
     let dir = RunDir::new(None, "chorus-bench-inference-")?;
     let mut spec = NetSpec::new(
@@ -73,6 +74,7 @@ pub async fn inference(
         Duration::from_millis(2_000 + 120 * nodes as u64),
     );
     spec.workers = workers.min(nodes);
+    spec.epoch_ms = period_ms;
     let net = start(&spec, &dir).await?;
     let log = InferenceLog::start(
         (0..nodes)
@@ -101,7 +103,7 @@ pub async fn inference(
     let events = log.snapshot();
     net.shutdown().await;
     if !done {
-        bail!("not every node finalized epoch {last}");
+        tracing::warn!("not every node finalized epoch {last}: reporting what arrived");
     }
     let (mut local, mut fin) = (vec![], vec![]);
     let (mut miss_l, mut miss_f) = (0, 0);
@@ -130,7 +132,7 @@ pub async fn inference(
 }
 
 /// Checkpoint finality at `validators` validators (all nodes validate) over `heights` heights.
-pub async fn finality(validators: usize, heights: u64) -> anyhow::Result<Latency> {
+pub async fn finality(validators: usize, heights: u64, period_ms: u64) -> anyhow::Result<Latency> {
     let dir = RunDir::new(None, "chorus-bench-finality-")?;
     let mut spec = NetSpec::new(
         "chorus-bench-finality",
@@ -139,6 +141,7 @@ pub async fn finality(validators: usize, heights: u64) -> anyhow::Result<Latency
     );
     spec.validators = validators;
     spec.workers = validators.min(4);
+    spec.epoch_ms = period_ms;
     let net = start(&spec, &dir).await?;
     let ledger = Ledger::from_genesis(&net.genesis)?;
     let wait = spec.params().max_clock_skew_ms + spec.replica().propose_grace_ms;
@@ -183,7 +186,7 @@ pub async fn finality(validators: usize, heights: u64) -> anyhow::Result<Latency
     let seen = seen.lock().map(|m| m.clone()).unwrap_or_default();
     net.shutdown().await;
     if !done {
-        bail!("not every validator applied height {to}");
+        tracing::warn!("not every validator applied height {to}: reporting what arrived");
     }
     let mut samples = vec![];
     let mut missing = 0;

@@ -60,6 +60,9 @@ pub struct BenchArgs {
     /// Validator counts of the finality benchmark.
     #[arg(long, value_delimiter = ',', default_value = "4,20,50")]
     pub validators: Vec<usize>,
+    /// Epoch length = checkpoint period of the inference and finality networks (ms).
+    #[arg(long, default_value_t = 1_000)]
+    pub period_ms: u64,
     /// Epochs (or heights) measured per size.
     #[arg(long, default_value_t = 20)]
     pub epochs: u64,
@@ -115,6 +118,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "pipeline_vs_raw_verify",
             (r.ratio() * 100.0).round() / 100.0,
         );
+        report.metric(
+            "pipeline_time_pct_validate_store_merge",
+            vec![
+                round1(r.share_validate * 100.0),
+                round1(r.share_store * 100.0),
+                round1(r.share_merge * 100.0),
+            ],
+        );
         report.check(
             "ingest pipeline ≥ 0.5× raw verify",
             r.ratio() >= 0.5,
@@ -131,7 +142,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if all || args.which == Which::Inference {
         for n in &args.nodes {
-            let (local, fin) = latency::inference(*n, args.workers, args.epochs).await?;
+            let (local, fin) =
+                latency::inference(*n, args.workers, args.epochs, args.period_ms).await?;
             report.metric(
                 &format!("inference_{n}_nodes_local"),
                 serde_json::to_value(&local)?,
@@ -158,7 +170,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if all || args.which == Which::Finality {
         for v in &args.validators {
-            let l = latency::finality(*v, args.epochs).await?;
+            let l = latency::finality(*v, args.epochs, args.period_ms).await?;
             report.metric(
                 &format!("finality_{v}_validators"),
                 serde_json::to_value(&l)?,
@@ -202,6 +214,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }
         }
         report.metric("catchup_entries_per_s", rate);
+        for f in sub.failures() {
+            report.note(format!("catch-up run: {f}"));
+        }
         if let Some(i) = ingest_rate {
             report.metric("catchup_vs_ingest", (rate / i * 1000.0).round() / 1000.0);
         }

@@ -191,14 +191,18 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
     let mut problems = vec![];
     let mut compared = 0;
     for t in 1..=args.topics as u64 {
-        let last = net
-            .handle(0)
-            .context("node 0")?
-            .query(Query::Topic(TopicId(t)))
-            .await
-            .ok()
-            .and_then(|v| v["last_finalized_epoch"].as_u64())
-            .unwrap_or(0);
+        let mut last = u64::MAX;
+        for i in [0, offline] {
+            let l = net
+                .handle(i)
+                .context("node")?
+                .query(Query::Topic(TopicId(t)))
+                .await
+                .ok()
+                .and_then(|v| v["last_finalized_epoch"].as_u64())
+                .unwrap_or(0);
+            last = last.min(l);
+        }
         for e in last.saturating_sub(2)..=last {
             let q = Query::Inference {
                 topic: TopicId(t),
@@ -207,7 +211,13 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
             let x = net.handle(0).context("node 0")?.query(q.clone()).await;
             let y = net.handle(offline).context("node")?.query(q).await;
             match (x, y) {
-                (Ok(x), Ok(y)) if x["combined_value"] == y["combined_value"] => compared += 1,
+                (Ok(x), Ok(y))
+                    if x["finalized"] == true
+                        && y["finalized"] == true
+                        && x["combined_value"] == y["combined_value"] =>
+                {
+                    compared += 1
+                }
                 (x, y) => problems.push(format!(
                     "topic {t} epoch {e}: {:?} vs {:?}",
                     x.map(|v| v["combined_value"].clone()),
