@@ -85,3 +85,54 @@ fn a_short_devnet_agrees_conserves_supply_and_reports() {
     }
     assert!(checked >= 30, "only {checked} inferences of {name} checked");
 }
+
+/// `--processes`: every node is a `chorus node run` child process with a generated config, and
+/// the devnet observes node 0 through its REST API (inference streams, `/v1/events` for
+/// rewards). The nodes must agree, conserve supply, pay rewards the report sees, and leave
+/// their logs behind.
+#[test]
+fn a_devnet_of_node_processes_agrees_and_sees_rewards_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args([
+            "--json",
+            "devnet",
+            "--processes",
+            "--epochs",
+            "30",
+            "--nodes",
+            "8",
+            "--target",
+            "range",
+            "--warmup",
+            "5",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "devnet --processes failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["epochs"], 30);
+    assert_eq!(summary["supply_conserved"], true);
+    assert_eq!(summary["nodes_agree"], true);
+    let workers = summary["topics"][0]["workers"].as_array().unwrap();
+    let paid: u128 = workers
+        .iter()
+        .map(|w| w["rewards"].as_str().unwrap().parse::<u128>().unwrap())
+        .sum();
+    assert!(paid > 0, "no rewards seen through /v1/events: {workers:?}");
+    for i in 0..8 {
+        assert!(
+            dir.path()
+                .join("logs")
+                .join(format!("node-{i}.log"))
+                .is_file(),
+            "node {i} has no log"
+        );
+    }
+}

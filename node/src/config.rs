@@ -24,6 +24,9 @@
 //!
 //! [validator]
 //! enabled = true
+//!
+//! [consensus]                  # optional: checkpoint consensus timeouts (defaults suit
+//! propose_ms = 3000            # checkpoint periods of minutes)
 //! ```
 //!
 //! Relative paths are relative to the config file's directory. Any value can be overridden
@@ -35,6 +38,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chorus_crdt::checkpoint::TimeoutConfig;
+use chorus_crdt::replica::ReplicaConfig;
 use chorus_protocol::ids::TopicId;
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
@@ -190,6 +195,74 @@ pub struct ValidatorRole {
     pub enabled: bool,
 }
 
+/// `[consensus]`: checkpoint consensus tunables. The defaults suit checkpoint periods of
+/// minutes; a fast local network (the devnet's 200 ms epochs) shortens them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusSection {
+    /// Wait after a checkpoint period ends before proposing (on top of the clock-skew
+    /// allowance), ms.
+    pub propose_grace_ms: u64,
+    /// Wait for a proposal before prevoting nil (round 0), ms.
+    pub propose_ms: u64,
+    /// Added to `propose_ms` per round.
+    pub propose_delta_ms: u64,
+    /// Wait for prevotes, ms.
+    pub prevote_ms: u64,
+    /// Added to `prevote_ms` per round.
+    pub prevote_delta_ms: u64,
+    /// Wait for precommits, ms.
+    pub precommit_ms: u64,
+    /// Added to `precommit_ms` per round.
+    pub precommit_delta_ms: u64,
+    /// Period of re-sending our latest votes, ms.
+    pub rebroadcast_ms: u64,
+    /// Cap of every timeout, ms.
+    pub max_ms: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection::from_replica(&ReplicaConfig::default())
+    }
+}
+
+impl ConsensusSection {
+    /// The section that reproduces `r`'s tunables.
+    pub fn from_replica(r: &ReplicaConfig) -> Self {
+        let t = r.timeouts;
+        ConsensusSection {
+            propose_grace_ms: r.propose_grace_ms,
+            propose_ms: t.propose_ms,
+            propose_delta_ms: t.propose_delta_ms,
+            prevote_ms: t.prevote_ms,
+            prevote_delta_ms: t.prevote_delta_ms,
+            precommit_ms: t.precommit_ms,
+            precommit_delta_ms: t.precommit_delta_ms,
+            rebroadcast_ms: t.rebroadcast_ms,
+            max_ms: t.max_ms,
+        }
+    }
+
+    /// The replica tunables of this section (`validator` from `[validator]`).
+    pub fn replica(&self, validator: bool) -> ReplicaConfig {
+        ReplicaConfig {
+            propose_grace_ms: self.propose_grace_ms,
+            timeouts: TimeoutConfig {
+                propose_ms: self.propose_ms,
+                propose_delta_ms: self.propose_delta_ms,
+                prevote_ms: self.prevote_ms,
+                prevote_delta_ms: self.prevote_delta_ms,
+                precommit_ms: self.precommit_ms,
+                precommit_delta_ms: self.precommit_delta_ms,
+                rebroadcast_ms: self.rebroadcast_ms,
+                max_ms: self.max_ms,
+            },
+            validator,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -208,6 +281,8 @@ pub struct Config {
     pub reputer: Vec<ReputerRole>,
     /// `[validator]`.
     pub validator: ValidatorRole,
+    /// `[consensus]`.
+    pub consensus: ConsensusSection,
 }
 
 /// Everything wrong with a configuration.
@@ -348,6 +423,17 @@ impl Config {
                 self.api.listen
             ));
         }
+        let c = &self.consensus;
+        if [c.propose_ms, c.prevote_ms, c.precommit_ms, c.rebroadcast_ms]
+            .iter()
+            .any(|t| *t == 0 || *t > c.max_ms)
+        {
+            problems.push(
+                "[consensus] propose_ms, prevote_ms, precommit_ms and rebroadcast_ms must be \
+                 in 1..=max_ms"
+                    .into(),
+            );
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push(format!(
                 "[log] format {:?}: use \"text\" or \"json\"",
@@ -446,5 +532,27 @@ format = "xml"
         let err = c.validate().unwrap_err();
         assert_eq!(err.problems.len(), 6, "{:?}", err.problems);
         assert!(Config::parse("[node]\nunknown = 1", std::iter::empty()).is_err());
+    }
+
+    #[test]
+    fn consensus_section_round_trips_to_replica_tunables() {
+        let c = Config::parse("", std::iter::empty()).unwrap();
+        assert_eq!(c.consensus.replica(true), ReplicaConfig::default());
+        let c = Config::parse(
+            "[consensus]\npropose_grace_ms = 40\npropose_ms = 600",
+            std::iter::empty(),
+        )
+        .unwrap();
+        let r = c.consensus.replica(false);
+        assert_eq!((r.propose_grace_ms, r.timeouts.propose_ms), (40, 600));
+        assert!(!r.validator);
+        assert_eq!(ConsensusSection::from_replica(&r), c.consensus);
+        let bad = Config::parse("[consensus]\nprevote_ms = 0", std::iter::empty()).unwrap();
+        let err = bad.validate().unwrap_err();
+        assert!(
+            err.problems.iter().any(|p| p.starts_with("[consensus]")),
+            "{:?}",
+            err.problems
+        );
     }
 }

@@ -22,6 +22,10 @@ use libp2p::Multiaddr;
 
 use crate::actor::{NodeHandle, NodeSetup, RunningNode, StartError, spawn};
 use crate::clock::Clock;
+use crate::config::{
+    ApiSection, Config, ConsensusSection, LogSection, NetworkSection, NodeSection, ReputerRole,
+    ValidatorRole, WorkerRole,
+};
 use crate::models::{ForecasterSpec, ModelSpec, TruthSpec};
 use crate::net::NetOptions;
 use crate::roles::{ReputerTask, WorkerTask};
@@ -94,6 +98,24 @@ pub struct LocalPlan {
     pub tick: Duration,
     /// Token decimals.
     pub decimals: u8,
+}
+
+/// Workers spread their submissions over the first quarter of the submission window.
+fn worker_jitter_ms(spec: &TopicSpec) -> u64 {
+    spec.submission_window_ms / 4
+}
+
+/// `n` distinct free TCP ports on 127.0.0.1, for nodes started as separate processes: bound
+/// together, then released. Another program can in theory take one before the node binds it;
+/// that node then fails to start and the caller reports it.
+pub fn free_loopback_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
 }
 
 /// The deterministic key of node `i` under `seed`.
@@ -174,6 +196,73 @@ impl LocalPlan {
         g
     }
 
+    /// The `chorus node run` config of node `i`, for a run directory laid out as
+    /// `<dir>/genesis.toml` and `<dir>/node-<i>/{node.toml,node.key,data,admin.token}`
+    /// (paths are relative to the config file). The node runs the same roles and tunables as
+    /// it does in-process under [`LocalNet`].
+    pub fn node_config(
+        &self,
+        i: usize,
+        listen: String,
+        bootstrap: Vec<String>,
+        api: String,
+        log_level: &str,
+    ) -> Config {
+        let mut worker = vec![];
+        let mut reputer = vec![];
+        for t in &self.topics {
+            for w in t.workers.iter().filter(|w| w.node == i) {
+                worker.push(WorkerRole {
+                    topic: t.id,
+                    model: w.model.clone(),
+                    forecaster: w.forecaster.clone(),
+                    jitter_ms: worker_jitter_ms(&t.spec),
+                    data: w.data.clone(),
+                    truth: w.truth.clone(),
+                });
+            }
+            for r in t.reputers.iter().filter(|r| r.node == i) {
+                reputer.push(ReputerRole {
+                    topic: t.id,
+                    truth: r.truth.clone(),
+                });
+            }
+        }
+        Config {
+            node: NodeSection {
+                data_dir: "data".into(),
+                key: "node.key".into(),
+                genesis: "../genesis.toml".into(),
+                tick_ms: self.tick.as_millis() as u64,
+            },
+            network: NetworkSection {
+                listen: vec![listen],
+                bootstrap,
+                kademlia: false,
+                mdns: false,
+                local: true,
+                memory: false,
+                // Restarted peers are back within seconds on one machine.
+                max_backoff_ms: 2_000,
+            },
+            api: ApiSection {
+                listen: api,
+                enabled: true,
+                admin_token_file: "admin.token".into(),
+            },
+            log: LogSection {
+                format: "text".into(),
+                level: log_level.into(),
+            },
+            worker,
+            reputer,
+            validator: ValidatorRole {
+                enabled: self.validators.contains(&i),
+            },
+            consensus: ConsensusSection::from_replica(&self.replica),
+        }
+    }
+
     fn setup(
         &self,
         i: usize,
@@ -193,7 +282,7 @@ impl LocalPlan {
                         w.forecaster.as_ref(),
                         w.data.as_ref(),
                         w.truth.as_ref(),
-                        t.spec.submission_window_ms / 4,
+                        worker_jitter_ms(&t.spec),
                     )
                     .map_err(|e| StartError::Net(e.to_string()))?,
                 );

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use chorus_crdt::replica::ReplicaConfig;
 use chorus_node::actor::{NodeSetup, spawn};
 use chorus_node::api;
 use chorus_node::clock::Clock;
@@ -143,10 +142,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         listen,
         bootstrap,
         max_backoff: Duration::from_millis(cfg.network.max_backoff_ms),
-        replica: ReplicaConfig {
-            validator: cfg.validator.enabled,
-            ..ReplicaConfig::default()
-        },
+        replica: cfg.consensus.replica(cfg.validator.enabled),
         tick: cfg.tick(),
         workers,
         reputers,

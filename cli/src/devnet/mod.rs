@@ -6,6 +6,8 @@
 //! report losses; checkpoints finalize everything. The clock is the real clock, with epochs of
 //! `--epoch-ms` milliseconds (default 200): hours of market data replayed in minutes.
 
+mod observe;
+mod procs;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -16,7 +18,6 @@ use anyhow::{Context, bail};
 use chorus_crdt::checkpoint::TimeoutConfig;
 use chorus_crdt::ledger::LedgerEvent;
 use chorus_crdt::replica::ReplicaConfig;
-use chorus_node::actor::{NodeHandle, Query};
 use chorus_node::localnet::{LocalNet, LocalPlan, LocalReputer, LocalTopic, LocalWorker, node_key};
 use chorus_node::models::{
     Bars, BuiltinSpec, ForecasterSpec, ModelSpec, Target, TruthSpec, default_set,
@@ -28,6 +29,8 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::output::{BadInput, Output};
+use observe::{Observed, Source};
+use procs::Procs;
 use report::{EpochRecord, TopicRun, WorkerInfo, write_report};
 
 /// The shipped data: hourly EUR/USD bars (provenance: `data/README.md`).
@@ -98,9 +101,14 @@ pub struct DevnetArgs {
     /// Output directory (data, report).
     #[arg(long, short)]
     out: Option<PathBuf>,
-    /// Leave the network running at the end (Ctrl-C stops it).
+    /// Leave the network running at the end and print every node's REST URL (Ctrl-C stops
+    /// it).
     #[arg(long)]
     keep: bool,
+    /// Run every node as its own OS process (`chorus node run` with generated configs),
+    /// watched through node 0's REST API, instead of all nodes in this process.
+    #[arg(long)]
+    processes: bool,
     /// Epochs excluded from the scores at the start (the mechanism learns meanwhile).
     #[arg(long, default_value_t = WARMUP)]
     warmup: u64,
@@ -230,7 +238,8 @@ async fn run_async(
     let reputer_nodes = [n - 3, n - 2, n - 1];
     let forecaster_nodes = [n - 5, n - 4];
     let inferer_nodes: Vec<usize> = (0..(n - 5).min(9)).collect();
-    let genesis_time = now_ms() + 4_000;
+    // Time to start every node and let them connect before epoch 0 (processes take longer).
+    let genesis_time = now_ms() + if args.processes { 10_000 } else { 4_000 };
     let mut topics = vec![];
     let mut plans = vec![];
     for (i, t) in targets.iter().enumerate() {
@@ -349,19 +358,39 @@ async fn run_async(
     };
     if !out.json {
         println!(
-            "devnet: {n} nodes (4 validators, {} inferers, 2 forecasters, 3 reputers), {} topic(s), {epochs} epochs of {} ms; output in {}",
+            "devnet: {n} nodes{} (4 validators, {} inferers, 2 forecasters, 3 reputers), {} topic(s), {epochs} epochs of {} ms; output in {}",
+            if args.processes {
+                ", one OS process each"
+            } else {
+                ""
+            },
             inferer_nodes.len(),
             plans.len(),
             args.epoch_ms,
             dir.display()
         );
     }
-    let net = LocalNet::start(plan.clone()).await?;
-    let node0 = net.handle(0).context("node 0 is not running")?.clone();
-    let mut inferences = node0.subscribe();
-    let mut ledger = node0
-        .subscribe_ledger()
-        .context("node 0 offers no ledger events")?;
+    let mut local: Option<LocalNet> = None;
+    let mut procs: Option<Procs> = None;
+    let sources: Vec<Source> = if args.processes {
+        let bin = std::env::current_exe().context("locating the chorus executable")?;
+        let mut p = Procs::start(&plan, &bin, &dir.join("logs"))?;
+        p.wait_ready(Duration::from_secs(60)).await?;
+        let clients = p.clients()?;
+        procs = Some(p);
+        clients.into_iter().map(Source::Remote).collect()
+    } else {
+        let net = LocalNet::start(plan.clone()).await?;
+        let handles = (0..n)
+            .map(|i| net.handle(i).map(|h| Source::Local(h.clone())))
+            .collect::<Option<Vec<_>>>()
+            .context("a node is not running")?;
+        local = Some(net);
+        handles
+    };
+    let node0 = &sources[0];
+    let topic_ids: Vec<TopicId> = plans.iter().map(|p| p.id).collect();
+    let mut observed = node0.watch(&topic_ids).await?;
     let mut replay: BTreeMap<TopicId, chorus_node::models::Replay> = BTreeMap::new();
     for p in &plans {
         replay.insert(
@@ -376,6 +405,7 @@ async fn run_async(
     // The run fails only if finalization stalls (a loaded machine just makes it slower).
     const STALL: Duration = Duration::from_secs(60);
     let mut last_progress = Instant::now() + Duration::from_secs(30);
+    let mut last_alive_check = Instant::now();
     let done = |records: &BTreeMap<TopicId, BTreeMap<u64, EpochRecord>>| {
         plans.iter().all(|p| {
             records
@@ -391,62 +421,92 @@ async fn run_async(
                 STALL.as_secs()
             );
         }
-        tokio::select! {
-            ev = inferences.recv() => match ev {
-                Ok(ev) if ev.finalized && ev.epoch < epochs => {
-                    last_progress = Instant::now();
-                    let Some(plan) = plans.iter().find(|p| p.id == ev.topic) else { continue };
-                    let truth = replay.get(&ev.topic).and_then(|r| r.truth(ev.epoch));
-                    let rec = record(&node0, plan, ev.epoch, truth, ev.checkpoint_height).await;
-                    if !out.json {
-                        println!(
-                            "[{:5}] epoch {:5}  truth {:>12.6e}  network {:>12.6e}  checkpoint {}",
-                            plan.target.name(),
-                            ev.epoch,
-                            truth.unwrap_or(f64::NAN),
-                            ev.combined_value,
-                            ev.checkpoint_height.unwrap_or(0),
-                        );
-                    }
-                    if let Some(rec) = rec {
-                        records.entry(ev.topic).or_default().insert(ev.epoch, rec);
-                    }
+        if let Some(p) = procs.as_mut()
+            && last_alive_check.elapsed() > Duration::from_secs(2)
+        {
+            p.check_alive()?;
+            last_alive_check = Instant::now();
+        }
+        let next = match tokio::time::timeout(Duration::from_secs(1), observed.recv()).await {
+            Err(_) => continue,
+            Ok(None) => bail!("node 0 stopped"),
+            Ok(Some(o)) => o,
+        };
+        match next {
+            Observed::Inference(ev) if ev.finalized && ev.epoch < epochs => {
+                last_progress = Instant::now();
+                let Some(plan) = plans.iter().find(|p| p.id == ev.topic) else {
+                    continue;
+                };
+                let truth = replay.get(&ev.topic).and_then(|r| r.truth(ev.epoch));
+                let rec = record(node0, plan, ev.epoch, truth, ev.checkpoint_height).await;
+                if !out.json {
+                    println!(
+                        "[{:5}] epoch {:5}  truth {:>12.6e}  network {:>12.6e}  checkpoint {}",
+                        plan.target.name(),
+                        ev.epoch,
+                        truth.unwrap_or(f64::NAN),
+                        ev.combined_value,
+                        ev.checkpoint_height.unwrap_or(0),
+                    );
                 }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    eprintln!("devnet: missed {n} inference events (falling behind)");
+                if let Some(rec) = rec {
+                    records.entry(ev.topic).or_default().insert(ev.epoch, rec);
                 }
-                Err(_) => bail!("node 0 stopped"),
-            },
-            ev = ledger.recv() => match ev {
-                Ok(rec) => {
-                    last_height = last_height.max(rec.height);
-                    for e in rec.events.iter() {
-                        match e {
-                            LedgerEvent::Reward { topic, epoch, to, amount, .. } => {
-                                *rewards.entry((*topic, *epoch)).or_default().entry(to.to_hex()).or_default() += amount.0;
-                            }
-                            LedgerEvent::MechanismError { topic, epoch, reason } => {
-                                eprintln!("devnet: topic {topic} epoch {epoch}: {reason}");
-                            }
-                            other => {
-                                if debug && !matches!(other, LedgerEvent::Emission { .. } | LedgerEvent::NetworkInference { .. }) {
-                                    eprintln!("devnet: height {}: {other:?}", rec.height);
-                                }
+            }
+            Observed::Inference(_) => {}
+            Observed::Ledger { height, events } => {
+                last_height = last_height.max(height);
+                for e in &events {
+                    match e {
+                        LedgerEvent::Reward {
+                            topic,
+                            epoch,
+                            to,
+                            amount,
+                            ..
+                        } => {
+                            *rewards
+                                .entry((*topic, *epoch))
+                                .or_default()
+                                .entry(to.to_hex())
+                                .or_default() += amount.0;
+                        }
+                        LedgerEvent::MechanismError {
+                            topic,
+                            epoch,
+                            reason,
+                        } => {
+                            eprintln!("devnet: topic {topic} epoch {epoch}: {reason}");
+                        }
+                        other => {
+                            if debug
+                                && !matches!(
+                                    other,
+                                    LedgerEvent::Emission { .. }
+                                        | LedgerEvent::NetworkInference { .. }
+                                )
+                            {
+                                eprintln!("devnet: height {height}: {other:?}");
                             }
                         }
                     }
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => bail!("node 0 stopped"),
-            },
+            }
+            Observed::Lagged(n) => {
+                eprintln!("devnet: missed {n} events from node 0 (falling behind)");
+            }
+            Observed::Closed(why) => bail!("{why}"),
         }
     }
     // Rewards of the last epochs are paid a checkpoint later: give them a moment.
     tokio::time::sleep(Duration::from_millis(args.epoch_ms * 3)).await;
-    while let Ok(rec) = ledger.try_recv() {
-        last_height = last_height.max(rec.height);
-        for e in rec.events.iter() {
+    while let Ok(o) = observed.try_recv() {
+        let Observed::Ledger { height, events } = o else {
+            continue;
+        };
+        last_height = last_height.max(height);
+        for e in events {
             if let LedgerEvent::Reward {
                 topic,
                 epoch,
@@ -456,44 +516,40 @@ async fn run_async(
             } = e
             {
                 *rewards
-                    .entry((*topic, *epoch))
+                    .entry((topic, epoch))
                     .or_default()
                     .entry(to.to_hex())
                     .or_default() += amount.0;
             }
         }
     }
-    let nodes_agree = agree(&net).await;
-    let status = node0.query(Query::Status).await?;
+    let nodes_agree = agree(&sources).await;
+    let status = node0.status().await?;
     if std::env::var_os("CHORUS_DEVNET_DEBUG").is_some() {
         for p in &plans {
-            eprintln!(
-                "scores {}: {}",
-                p.id,
-                node0.query(Query::Scores(p.id)).await?
-            );
-            eprintln!("topic {}: {}", p.id, node0.query(Query::Topic(p.id)).await?);
+            eprintln!("scores {}: {}", p.id, node0.scores(p.id).await?);
+            eprintln!("topic {}: {}", p.id, node0.topic(p.id).await?);
         }
         eprintln!("status: {status}");
-        for i in 0..n {
-            if let Some(h) = net.handle(i) {
-                let st = h.query(Query::Status).await?;
-                eprintln!(
-                    "node {i}: height {} submissions {}",
-                    st["height"], st["submissions"]
-                );
-            }
+        for (i, src) in sources.iter().enumerate() {
+            let st = src.status().await?;
+            eprintln!(
+                "node {i}: height {} submissions {}",
+                st["height"], st["submissions"]
+            );
         }
-        for line in node0.metrics().encode().lines() {
-            if line.contains("validation_outcomes") && !line.starts_with('#') {
-                eprintln!("{line}");
+        if let Source::Local(h) = node0 {
+            for line in h.metrics().encode().lines() {
+                if line.contains("validation_outcomes") && !line.starts_with('#') {
+                    eprintln!("{line}");
+                }
             }
         }
     }
     let supply_conserved = status["supply"]["conserved"].as_bool().unwrap_or(false);
     let mut runs = vec![];
     for p in &plans {
-        let scores = node0.query(Query::Scores(p.id)).await.ok();
+        let scores = node0.scores(p.id).await.ok();
         let mut run = TopicRun {
             name: p.name.clone(),
             target: p.target.name().into(),
@@ -577,11 +633,15 @@ async fn run_async(
         }
     }
     if args.keep {
-        println!("the network keeps running; press Ctrl-C to stop it");
-        let _ = tokio::signal::ctrl_c().await;
+        keep_running(&plan, local.as_ref(), procs.as_ref()).await?;
     }
-    let root = net.plan.data_root.clone();
-    net.shutdown().await;
+    let root = plan.data_root.clone();
+    if let Some(net) = local {
+        net.shutdown().await;
+    }
+    if let Some(mut p) = procs {
+        tokio::task::block_in_place(|| p.shutdown(Duration::from_secs(10)));
+    }
     if root.starts_with("/dev/shm") {
         let _ = std::fs::remove_dir_all(&root);
     }
@@ -594,19 +654,67 @@ async fn run_async(
     Ok(())
 }
 
+/// `--keep`: print every node's REST URL (serving the API of in-process nodes first) and wait
+/// for Ctrl-C.
+async fn keep_running(
+    plan: &LocalPlan,
+    local: Option<&LocalNet>,
+    procs: Option<&Procs>,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    let mut urls = vec![];
+    if let Some(net) = local {
+        for i in 0..plan.nodes {
+            let Some(handle) = net.handle(i) else {
+                continue;
+            };
+            let token_file = plan.data_root.join(format!("node-{i}")).join("admin.token");
+            let token = chorus_node::api::auth::load_or_create_token(&token_file)
+                .with_context(|| format!("admin token {}", token_file.display()))?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            urls.push((format!("http://{}", listener.local_addr()?), token_file));
+            let router = chorus_node::api::router(handle.clone(), token);
+            let mut stop = stop_rx.clone();
+            servers.spawn(chorus_node::api::serve(listener, router, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }));
+        }
+    }
+    if let Some(p) = procs {
+        for (api, dir) in p.apis.iter().zip(&p.dirs) {
+            urls.push((api.clone(), dir.join("admin.token")));
+        }
+    }
+    println!();
+    println!("the network keeps running; REST APIs (admin token files beside them):");
+    for (i, (url, token)) in urls.iter().enumerate() {
+        println!("  node {i:2}  {url}   {}", token.display());
+    }
+    if let Some((url, _)) = urls.first() {
+        println!("try:");
+        println!("  chorus topic watch 1 --node {url}");
+        println!("  curl {url}/v1/topics/1/inference");
+        println!("  curl -N '{url}/v1/events?kinds=reward'");
+    }
+    println!("press Ctrl-C to stop it");
+    tokio::signal::ctrl_c().await?;
+    let _ = stop_tx.send(true);
+    while servers.join_next().await.is_some() {}
+    Ok(())
+}
+
 /// Whether every node reports the same height and ledger root (tried for a few seconds, since
 /// nodes apply each checkpoint a few milliseconds apart).
-async fn agree(net: &LocalNet) -> bool {
+async fn agree(sources: &[Source]) -> bool {
     for _ in 0..200 {
         let mut seen = vec![];
-        for i in 0..net.nodes.len() {
-            if let Some(h) = net.handle(i)
-                && let Ok(s) = h.query(Query::Status).await
-            {
+        for src in sources {
+            if let Ok(s) = src.status().await {
                 seen.push((s["height"].clone(), s["ledger_root"].clone()));
             }
         }
-        if seen.len() == net.nodes.len() && seen.iter().all(|s| *s == seen[0]) {
+        if seen.len() == sources.len() && seen.iter().all(|s| *s == seen[0]) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -616,20 +724,14 @@ async fn agree(net: &LocalNet) -> bool {
 
 /// The report row of one finalized epoch, from node 0's finalized inference.
 async fn record(
-    node: &NodeHandle,
+    node: &Source,
     plan: &TopicPlan,
     epoch: u64,
     truth: Option<f64>,
     height: Option<u64>,
 ) -> Option<EpochRecord> {
     let truth = truth?;
-    let v = node
-        .query(Query::Inference {
-            topic: plan.id,
-            epoch: Some(epoch),
-        })
-        .await
-        .ok()?;
+    let v = node.inference(plan.id, epoch).await.ok()?;
     let mut rec = EpochRecord::new(epoch, truth);
     rec.checkpoint_height = height;
     rec.combined = v["combined_value"].as_f64();

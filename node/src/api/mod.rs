@@ -86,6 +86,7 @@ pub fn router(handle: NodeHandle, admin_token: String) -> Router {
         .route("/v1/topics/{id}/scores", get(routes::scores))
         .route("/v1/topics/{id}/leaderboard", get(routes::leaderboard))
         .route("/v1/topics/{id}/stream", get(sse::stream))
+        .route("/v1/events", get(sse::ledger))
         .route("/v1/accounts/{address}", get(routes::account))
         .route("/v1/checkpoints/latest", get(routes::latest_checkpoint))
         .route(

@@ -1,4 +1,6 @@
-//! `GET /v1/topics/{id}/stream`: the topic's network inferences as server-sent events.
+//! Server-sent event streams: `GET /v1/topics/{id}/stream` (a topic's network inferences)
+//! and `GET /v1/events` (what the ledger did at every finalized checkpoint: rewards, slashes,
+//! emissions, applied and refused transactions).
 //!
 //! Each subscriber holds its own receiver of the node's inference broadcast (bounded by
 //! [`INFERENCE_EVENTS`](crate::actor::handle::INFERENCE_EVENTS)): a subscriber that falls
@@ -9,8 +11,8 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query as QueryParams, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chorus_protocol::ids::TopicId;
 use futures::Stream;
@@ -19,7 +21,7 @@ use tokio::sync::broadcast;
 use super::ApiState;
 use super::error::ApiError;
 use super::routes::topic_id;
-use crate::actor::{InferenceEvent, Query};
+use crate::actor::{InferenceEvent, LedgerRecord, Query};
 
 /// Comment lines sent on idle streams, so proxies and clients see a live connection between
 /// epochs (epochs last seconds to hours).
@@ -29,6 +31,105 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub const INFERENCE_EVENT: &str = "inference";
 /// Event name of a "you missed n events" notice.
 pub const LAGGED_EVENT: &str = "lagged";
+/// Event name of one checkpoint's ledger events.
+pub const CHECKPOINT_EVENT: &str = "checkpoint";
+
+/// The query string of `GET /v1/events`.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct EventsParams {
+    /// Comma-separated event kinds to keep (`reward,slashed`); all if absent.
+    kinds: Option<String>,
+}
+
+/// `GET /v1/events[?kinds=reward,slashed,…]`: one `checkpoint` event
+/// `{"height": h, "events": [...]}` per finalized height (heights whose events are all
+/// filtered out are skipped). 503 if the node offers no ledger events.
+pub(super) async fn ledger(
+    State(state): State<ApiState>,
+    params: Result<QueryParams<EventsParams>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let QueryParams(params) = params.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "bad query: {} (expected ?kinds=reward,slashed,…)",
+            e.body_text()
+        ))
+    })?;
+    let kinds: Option<Vec<String>> = params.kinds.map(|k| {
+        k.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    if let Some(bad) = kinds
+        .iter()
+        .flatten()
+        .find(|k| !LEDGER_EVENT_KINDS.contains(&k.as_str()))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "unknown event kind {bad:?} (known: {})",
+            LEDGER_EVENT_KINDS.join(", ")
+        )));
+    }
+    let rx = state
+        .handle
+        .subscribe_ledger()
+        .ok_or(ApiError::Unavailable)?;
+    Ok(Sse::new(ledger_events(rx, kinds)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// The `event` tags of [`LedgerEvent`](chorus_crdt::ledger::LedgerEvent).
+pub const LEDGER_EVENT_KINDS: &[&str] = &[
+    "applied",
+    "refused",
+    "slashed",
+    "emission",
+    "reward",
+    "network_inference",
+    "mechanism_error",
+    "tallied",
+];
+
+/// The SSE events of the ledger broadcast, keeping only `kinds` (all if `None`).
+fn ledger_events(
+    rx: broadcast::Receiver<LedgerRecord>,
+    kinds: Option<Vec<String>>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(rx, move |mut rx| {
+        let kinds = kinds.clone();
+        async move {
+            loop {
+                let event = match rx.recv().await {
+                    Ok(rec) => {
+                        let events: Vec<serde_json::Value> = rec
+                            .events
+                            .iter()
+                            .filter_map(|e| serde_json::to_value(e).ok())
+                            .filter(|v| {
+                                kinds.as_ref().is_none_or(|k| {
+                                    v["event"]
+                                        .as_str()
+                                        .is_some_and(|t| k.iter().any(|k| k == t))
+                                })
+                            })
+                            .collect();
+                        if events.is_empty() && kinds.is_some() {
+                            continue;
+                        }
+                        json_event(
+                            CHECKPOINT_EVENT,
+                            &serde_json::json!({"height": rec.height, "events": events}),
+                        )
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        json_event(LAGGED_EVENT, &serde_json::json!({ "missed": missed }))
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                return Some((Ok(event), rx));
+            }
+        }
+    })
+}
 
 /// `GET /v1/topics/{id}/stream`. 404 for an unknown topic, 503 if the node is gone.
 pub(super) async fn stream(
@@ -90,6 +191,47 @@ mod tests {
             checkpoint_height: None,
             time_ms: 7,
         }
+    }
+
+    #[tokio::test]
+    async fn ledger_events_are_filtered_by_kind_and_empty_heights_skipped() {
+        use chorus_crdt::ledger::LedgerEvent;
+        use chorus_protocol::ids::Amount;
+        use std::sync::Arc;
+        let (tx, rx) = broadcast::channel(8);
+        let s = ledger_events(rx, Some(vec!["reward".into()]));
+        let who = chorus_protocol::keys::Keypair::from_seed(&[1; 32]).public();
+        let emission = LedgerEvent::Emission {
+            minted: Amount(10),
+            validators: Amount(5),
+            topics: Amount(5),
+        };
+        tx.send(LedgerRecord {
+            height: 1,
+            events: Arc::new(vec![emission.clone()]),
+        })
+        .unwrap();
+        tx.send(LedgerRecord {
+            height: 2,
+            events: Arc::new(vec![
+                emission,
+                LedgerEvent::Reward {
+                    topic: TopicId(1),
+                    epoch: 3,
+                    to: who,
+                    amount: Amount(7),
+                    role: "inferer".into(),
+                },
+            ]),
+        })
+        .unwrap();
+        drop(tx);
+        let got: Vec<String> = s.map(|e| format!("{:?}", e.unwrap())).collect().await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("event: checkpoint"), "{got:?}");
+        assert!(got[0].contains(r#"\"height\":2"#), "{got:?}");
+        assert!(got[0].contains(r#"\"event\":\"reward\""#), "{got:?}");
+        assert!(!got[0].contains("emission"), "{got:?}");
     }
 
     #[tokio::test]

@@ -19,10 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chorus_node::config::{
-    ApiSection, Config, LogSection, NetworkSection, NodeSection, ReputerRole, ValidatorRole,
-    WorkerRole,
-};
+use chorus_node::config::Config;
 use chorus_node::localnet::{LocalPlan, node_key};
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::keys::Keypair;
@@ -151,22 +148,9 @@ impl RunDir {
     }
 }
 
-/// `n` distinct free TCP ports on 127.0.0.1 (bound together, then released; a port can in
-/// theory be taken by someone else before the node binds it: the node then fails to start and
-/// the run reports it).
-pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
-}
-
 /// Loopback endpoints with fresh ports for `n` nodes.
 pub fn loopback_endpoints(n: usize) -> anyhow::Result<Vec<Endpoint>> {
-    let ports = free_ports(2 * n)?;
+    let ports = chorus_node::localnet::free_loopback_ports(2 * n)?;
     Ok((0..n)
         .map(|i| Endpoint {
             ip: "127.0.0.1".into(),
@@ -276,72 +260,26 @@ impl Cluster {
         Ok(())
     }
 
-    /// The config of node `i`.
+    /// The config of node `i` (the plan's roles and tunables; bootstrap = every other node
+    /// unless overridden).
     pub fn config_of(&self, i: usize, log_level: &str) -> Config {
         let me = &self.nodes[i];
-        let mut worker = vec![];
-        let mut reputer = vec![];
-        for t in &self.plan.topics {
-            for w in t.workers.iter().filter(|w| w.node == i) {
-                worker.push(WorkerRole {
-                    topic: t.id,
-                    model: w.model.clone(),
-                    forecaster: w.forecaster.clone(),
-                    jitter_ms: t.spec.submission_window_ms / 4,
-                    data: w.data.clone(),
-                    truth: w.truth.clone(),
-                });
-            }
-            for r in t.reputers.iter().filter(|r| r.node == i) {
-                reputer.push(ReputerRole {
-                    topic: t.id,
-                    truth: r.truth.clone(),
-                });
-            }
-        }
-        Config {
-            node: NodeSection {
-                data_dir: "data".into(),
-                key: "node.key".into(),
-                genesis: "../genesis.toml".into(),
-                tick_ms: self.plan.tick.as_millis() as u64,
-            },
-            network: NetworkSection {
-                listen: vec![format!(
-                    "/ip4/{}/tcp/{}",
-                    me.endpoint.ip, me.endpoint.p2p_port
-                )],
-                bootstrap: match self.bootstrap.get(&i) {
-                    Some(list) => list.clone(),
-                    None => self
-                        .nodes
-                        .iter()
-                        .filter(|n| n.index != i && !self.hidden.contains(&n.index))
-                        .map(NodeProc::p2p_addr)
-                        .collect(),
-                },
-                kademlia: false,
-                mdns: false,
-                local: true,
-                memory: false,
-                // Restarted peers are back within seconds in a testbed.
-                max_backoff_ms: 2_000,
-            },
-            api: ApiSection {
-                listen: me.api(),
-                enabled: true,
-                admin_token_file: "admin.token".into(),
-            },
-            log: LogSection {
-                format: "text".into(),
-                level: log_level.into(),
-            },
-            worker,
-            reputer,
-            validator: ValidatorRole {
-                enabled: self.plan.validators.contains(&i),
-            },
-        }
+        let bootstrap = match self.bootstrap.get(&i) {
+            Some(list) => list.clone(),
+            None => self
+                .nodes
+                .iter()
+                .filter(|n| n.index != i && !self.hidden.contains(&n.index))
+                .map(NodeProc::p2p_addr)
+                .collect(),
+        };
+        self.plan.node_config(
+            i,
+            format!("/ip4/{}/tcp/{}", me.endpoint.ip, me.endpoint.p2p_port),
+            bootstrap,
+            me.api(),
+            log_level,
+        )
     }
 
     /// Start node `i` (its stderr appends to `node.log`).

@@ -106,7 +106,7 @@ impl NetSpec {
         }
     }
 
-    /// Consensus timeouts scaled to the epoch (the node binary uses its defaults instead).
+    /// Consensus timeouts scaled to the epoch (written into every node's `[consensus]`).
     pub fn replica(&self) -> ReplicaConfig {
         let e = self.epoch_ms;
         ReplicaConfig {
