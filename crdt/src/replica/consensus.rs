@@ -231,6 +231,9 @@ impl Replica {
         let Some(due) = self.due_windows(height) else {
             return;
         };
+        if self.wait_for_reconcile(height, round, ready_at, &due, now_ms, out) {
+            return;
+        }
         let mut windows: Vec<WindowHead> = due
             .iter()
             .map(|(id, key)| {
@@ -283,6 +286,38 @@ impl Replica {
             now_ms,
         );
         self.engine_effects(effects, now_ms, out);
+    }
+
+    /// A proposal made more than a propose timeout after its period was ready comes after a
+    /// stall (a partition, lost validators): entries of peers we could not hear may still be
+    /// missing here. Ask the node to reconcile the due windows with every peer, and hold the
+    /// proposal for a quarter of the propose timeout while the syncs complete. True while
+    /// holding.
+    fn wait_for_reconcile(
+        &mut self,
+        height: u64,
+        round: u32,
+        ready_at: u64,
+        due: &BTreeMap<Hash32, WindowKey>,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let propose_ms = self.config.timeouts.propose_ms;
+        if now_ms <= ready_at.saturating_add(propose_ms) {
+            return false;
+        }
+        match self.reconciling {
+            Some((h, r, at)) if h == height && r == round => {
+                now_ms < at.saturating_add(propose_ms / 4)
+            }
+            _ => {
+                self.reconciling = Some((height, round, now_ms));
+                out.push(Effect::Reconcile {
+                    windows: due.values().copied().collect(),
+                });
+                true
+            }
+        }
     }
 
     /// Whether to ask for `key` now: not asked yet, or asked more than [`FETCH_RETRY_MS`] ago

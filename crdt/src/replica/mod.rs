@@ -233,6 +233,13 @@ pub enum Effect {
         /// The message, or `None` when this side has nothing more to say.
         message: Option<Vec<u8>>,
     },
+    /// Compare these windows' roots with every connected peer now and sync the ones that
+    /// differ (we are about to propose a late checkpoint: after a partition or a stall, the
+    /// other side's entries must reach the proposal).
+    Reconcile {
+        /// The windows the proposal will finalize.
+        windows: Vec<WindowKey>,
+    },
     /// Fetch every envelope a peer holds for a window (answer with `Input::WindowEntries`).
     FetchWindow {
         /// The window.
@@ -309,6 +316,8 @@ pub struct Replica {
     validations: BTreeMap<(u64, CheckpointId), (Checkpoint, PeerKey)>,
     /// Our pending turn to propose: (height, round).
     need_value: Option<(u64, u32)>,
+    /// The late turn to propose we asked peers to reconcile for: (height, round, when).
+    reconciling: Option<(u64, u32, u64)>,
     /// Ledger states derived for checkpoints we built or validated, by id.
     prepared: BTreeMap<CheckpointId, (Ledger, Vec<LedgerEvent>)>,
     /// The id of the last applied checkpoint (the genesis hash before the first).
@@ -409,6 +418,7 @@ impl Replica {
             decided_queue: BTreeMap::new(),
             validations: BTreeMap::new(),
             need_value: None,
+            reconciling: None,
             prepared: BTreeMap::new(),
             tip,
             inferred: BTreeMap::new(),

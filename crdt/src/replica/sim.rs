@@ -590,6 +590,12 @@ impl Sim {
                         );
                     }
                 }
+                Effect::Reconcile { windows } => {
+                    let keys: BTreeSet<WindowKey> = windows.into_iter().collect();
+                    for j in (0..self.nodes.len()).filter(|j| *j != i) {
+                        self.fetch_differing(i, j, keys.clone());
+                    }
+                }
                 Effect::FetchWindow { window, from } => {
                     let named = from.and_then(|k| self.nodes_of(i, &k).first().copied());
                     let server = named.unwrap_or_else(|| {
@@ -793,6 +799,18 @@ impl Sim {
         // Windows either side holds: a window we never heard of is fetched too.
         let keys: BTreeSet<WindowKey> =
             a.window_keys().into_iter().chain(b.window_keys()).collect();
+        self.fetch_differing(i, j, keys);
+    }
+
+    /// Node `i` fetches from node `j` each of `keys` whose root differs there (the node's
+    /// roots request and sync, collapsed into one fetch).
+    fn fetch_differing(&mut self, i: usize, j: usize, keys: BTreeSet<WindowKey>) {
+        let (Some(a), Some(b)) = (
+            self.nodes[i].replica.as_ref(),
+            self.nodes[j].replica.as_ref(),
+        ) else {
+            return;
+        };
         let mut differ = vec![];
         for key in keys {
             let ra = a.window(&key).map(|w| w.root());

@@ -359,3 +359,79 @@ fn a_validator_restarted_right_after_a_slash_keeps_the_validator_set_of_its_heig
     assert!(s.faults.is_empty(), "{:?}", s.faults);
     agree(&s);
 }
+
+#[test]
+fn late_proposals_after_a_partition_keep_both_sides_entries() {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use chorus_protocol::envelope::Envelope;
+    use chorus_protocol::ids::Hash32;
+
+    use crate::window::{Phase, Window, WindowKey};
+
+    // Validators split 2/2 (nodes 0, 1 | 2, 3), so nothing finalizes during the partition,
+    // and workers on both sides keep submitting. Anti-entropy is off: after the heal only the
+    // reconciliation a late proposer asks for can bring the other side's entries to it.
+    for seed in 1..=3 {
+        let k = keys(6);
+        let net = NetConfig {
+            anti_entropy_ms: 3_600_000,
+            ..NetConfig::default()
+        };
+        let mut s = Sim::new(genesis(&k), k, roles(), net, config(), seed).unwrap();
+        s.run_until(1_000_000 + 4_000);
+        s.partition(&[0, 0, 1, 1, 0, 1]);
+        s.run_until(1_000_000 + 12_000);
+        s.heal();
+        s.run_until(1_000_000 + 30_000);
+        assert!(s.faults.is_empty(), "{:?}", s.faults);
+        let (height, _) = agree(&s);
+        assert!(height >= 25, "seed {seed}: only {height} heights applied");
+        // Every worker entry any node accepted, by window.
+        let network = s.genesis().network_id();
+        let mut accepted: BTreeMap<WindowKey, BTreeSet<Hash32>> = BTreeMap::new();
+        for n in &s.nodes {
+            for (key, stored) in &n.store.envelopes {
+                if !matches!(
+                    key,
+                    WindowKey::Topic {
+                        phase: Phase::Workers,
+                        ..
+                    }
+                ) {
+                    continue;
+                }
+                let entries = stored.iter().map(|b| {
+                    let env = Envelope::from_bytes(b).unwrap();
+                    let payload = env.payload_unverified().unwrap();
+                    (env, payload)
+                });
+                let w = Window::rebuild(*key, network, entries).unwrap();
+                accepted.entry(*key).or_default().extend(w.heads());
+            }
+        }
+        // What the decided checkpoints finalized.
+        let mut finalized: BTreeMap<Hash32, BTreeSet<Hash32>> = BTreeMap::new();
+        for d in s.nodes[0].store.decided.values() {
+            for w in &d.checkpoint.windows {
+                finalized
+                    .entry(w.window)
+                    .or_default()
+                    .extend(w.heads.iter().copied());
+            }
+        }
+        let mut checked = 0;
+        for (key, heads) in &accepted {
+            let Some(fin) = finalized.get(&key.id()) else {
+                continue; // not finalized yet
+            };
+            let lost = heads.difference(fin).count();
+            assert_eq!(
+                lost, 0,
+                "seed {seed}: {lost} accepted entries of {key:?} lost"
+            );
+            checked += heads.len();
+        }
+        assert!(checked >= 60, "seed {seed}: only {checked} entries checked");
+    }
+}

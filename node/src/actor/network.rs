@@ -18,6 +18,9 @@ use crate::net::rpc::{MAX_CATCHUP, Request, Response};
 use crate::net::scoring::GRAYLIST_THRESHOLD;
 use crate::store::ops;
 
+/// Peers asked at once by a reconciliation before a late proposal.
+pub(super) const MAX_RECONCILE_PEERS: usize = 64;
+
 impl Actor {
     pub(super) fn random_peer(&self) -> Option<PeerId> {
         let peers: Vec<PeerId> = self.p.swarm.connected_peers().copied().collect();
@@ -52,6 +55,31 @@ impl Actor {
             .rpc
             .send_request(&peer, Request::Roots(keys.clone()));
         self.requests.insert(id, Pending::Roots(keys));
+    }
+
+    /// Compare `windows`' roots with every connected peer now (up to
+    /// [`MAX_RECONCILE_PEERS`]); the answers start syncs of the windows that differ.
+    pub(super) fn reconcile(&mut self, mut windows: Vec<WindowKey>) {
+        windows.truncate(crate::net::rpc::MAX_ROOTS);
+        if windows.is_empty() {
+            return;
+        }
+        let peers: Vec<PeerId> = self
+            .p
+            .swarm
+            .connected_peers()
+            .copied()
+            .take(MAX_RECONCILE_PEERS)
+            .collect();
+        for peer in peers {
+            let id = self
+                .p
+                .swarm
+                .behaviour_mut()
+                .rpc
+                .send_request(&peer, Request::Roots(windows.clone()));
+            self.requests.insert(id, Pending::Roots(windows.clone()));
+        }
     }
 
     pub(super) fn graylist(&mut self) {

@@ -428,6 +428,7 @@ impl Actor {
                 }
             }
             Effect::SyncReply { message: None, .. } => {}
+            Effect::Reconcile { windows } => self.reconcile(windows),
             Effect::FetchWindow { window, from } => {
                 let peer = from
                     .and_then(|k| peer_id_of(&k))
