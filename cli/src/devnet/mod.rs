@@ -122,8 +122,34 @@ struct Summary {
     nodes_agree: bool,
     warmup_epochs: u64,
     seconds: f64,
+    timing: Timing,
     topics: Vec<report::TopicSummary>,
     report: Vec<String>,
+}
+
+/// Where the wall time of a run went (s).
+#[derive(Serialize)]
+struct Timing {
+    /// Keys, genesis, starting the nodes and their connections.
+    start: f64,
+    /// Idle until the genesis time (the nodes' first epoch).
+    until_genesis: f64,
+    /// The epochs, paced by the clock: `epochs × epoch_ms`.
+    epochs_paced: f64,
+    /// Beyond the pacing until the last epoch was finalized (finality and settlement lag).
+    finality_tail: f64,
+    /// Agreement and supply checks, tables, CSV and plots.
+    report: f64,
+}
+
+impl Timing {
+    fn line(&self) -> String {
+        format!(
+            "where the time went: start {:.1} s, until genesis {:.1} s, epochs {:.1} s (paced by \
+             the clock), finality tail {:.1} s, checks and report {:.1} s",
+            self.start, self.until_genesis, self.epochs_paced, self.finality_tail, self.report
+        )
+    }
 }
 
 struct TopicPlan {
@@ -388,6 +414,8 @@ async fn run_async(
         local = Some(net);
         handles
     };
+    let t_up = Instant::now();
+    let until_genesis = genesis_time.saturating_sub(now_ms()) as f64 / 1000.0;
     let node0 = &sources[0];
     let topic_ids: Vec<TopicId> = plans.iter().map(|p| p.id).collect();
     let mut observed = node0.watch(&topic_ids).await?;
@@ -499,6 +527,7 @@ async fn run_async(
             Observed::Closed(why) => bail!("{why}"),
         }
     }
+    let t_epochs_done = Instant::now();
     // Rewards of the last epochs are paid a checkpoint later: give them a moment.
     tokio::time::sleep(Duration::from_millis(args.epoch_ms * 3)).await;
     while let Ok(o) = observed.try_recv() {
@@ -587,6 +616,15 @@ async fn run_async(
     }
     let files = write_report(&dir.join("report"), &runs, args.warmup)?;
     let seconds = t_start.elapsed().as_secs_f64();
+    let epochs_paced = (epochs * args.epoch_ms) as f64 / 1000.0;
+    let running = t_epochs_done.duration_since(t_up).as_secs_f64();
+    let timing = Timing {
+        start: t_up.duration_since(t_start).as_secs_f64(),
+        until_genesis,
+        epochs_paced,
+        finality_tail: (running - until_genesis - epochs_paced).max(0.0),
+        report: t_epochs_done.elapsed().as_secs_f64(),
+    };
     if out.json {
         let summary = Summary {
             epochs,
@@ -595,6 +633,7 @@ async fn run_async(
             warmup_epochs: args.warmup,
             nodes_agree,
             seconds,
+            timing,
             topics: files.summaries.clone(),
             report: files
                 .paths()
@@ -627,6 +666,7 @@ async fn run_async(
             }
         );
         println!("checkpoints finalized: {last_height}; wall time {seconds:.1} s");
+        println!("{}", timing.line());
         println!("report files:");
         for p in files.paths() {
             println!("  {}", p.display());
