@@ -81,7 +81,7 @@ pub struct FlushReport {
 pub struct Missing(pub Vec<Hash32>);
 
 /// One replicated window.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Window {
     key: WindowKey,
     network: NetworkId,
