@@ -398,14 +398,22 @@ impl Config {
             problems.push("[node] tick_ms must be in 1..=10000".into());
         }
         for (i, a) in self.network.listen.iter().enumerate() {
-            if let Err(e) = a.parse::<Multiaddr>() {
-                problems.push(format!("[network] listen[{i}] {a:?}: {e}"));
+            match a.parse::<Multiaddr>() {
+                Err(e) => problems.push(format!("[network] listen[{i}] {a:?}: {e}")),
+                Ok(m) => {
+                    if let Some(why) = unsupported_transport(&m) {
+                        problems.push(format!("[network] listen[{i}] {a:?}: {why}"));
+                    }
+                }
             }
         }
         for (i, a) in self.network.bootstrap.iter().enumerate() {
             match a.parse::<Multiaddr>() {
                 Err(e) => problems.push(format!("[network] bootstrap[{i}] {a:?}: {e}")),
                 Ok(m) => {
+                    if let Some(why) = unsupported_transport(&m) {
+                        problems.push(format!("[network] bootstrap[{i}] {a:?}: {why}"));
+                    }
                     if !m
                         .iter()
                         .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
@@ -491,6 +499,15 @@ impl Config {
     }
 }
 
+/// Why this binary cannot use `addr`'s transport, if it cannot: QUIC needs the `quic` feature.
+fn unsupported_transport(addr: &Multiaddr) -> Option<&'static str> {
+    let quic = addr
+        .iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::QuicV1));
+    (quic && !cfg!(feature = "quic"))
+        .then_some("QUIC needs a chorus built with `--features quic` (this one speaks TCP only)")
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -532,6 +549,29 @@ format = "xml"
         let err = c.validate().unwrap_err();
         assert_eq!(err.problems.len(), 6, "{:?}", err.problems);
         assert!(Config::parse("[node]\nunknown = 1", std::iter::empty()).is_err());
+    }
+
+    #[test]
+    fn quic_addresses_are_checked_against_the_build() {
+        let text = r#"
+[network]
+listen = ["/ip4/127.0.0.1/udp/4001/quic-v1"]
+"#;
+        let c = Config::parse(text, std::iter::empty()).unwrap();
+        let quic: Vec<String> = match c.validate() {
+            Ok(()) => vec![],
+            Err(e) => e
+                .problems
+                .into_iter()
+                .filter(|p| p.contains("QUIC"))
+                .collect(),
+        };
+        if cfg!(feature = "quic") {
+            assert!(quic.is_empty(), "{quic:?}");
+        } else {
+            assert_eq!(quic.len(), 1, "{quic:?}");
+            assert!(quic[0].contains("--features quic"));
+        }
     }
 
     #[test]

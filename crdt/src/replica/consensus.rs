@@ -71,6 +71,10 @@ impl Replica {
         out: &mut Vec<Effect>,
     ) {
         use checkpoint::Effect as E;
+        // Answers that feed the engine again (a value, a verdict, the next height) wait until
+        // this batch is out: their effects must follow it, or the WAL records would no longer
+        // be in the order the engine processed them (and a replay after a crash diverges).
+        let (mut propose, mut validate, mut apply) = (false, false, false);
         for effect in effects {
             match effect {
                 E::WalAppend(r) => out.push(Effect::WalAppend(r)),
@@ -90,7 +94,7 @@ impl Replica {
                 E::CancelAllTimers => out.push(Effect::CancelAllTimers),
                 E::NeedValue { height, round, .. } => {
                     self.need_value = Some((height, round));
-                    self.try_propose(now_ms, out);
+                    propose = true;
                 }
                 E::ValidateCheckpoint {
                     height,
@@ -101,12 +105,12 @@ impl Replica {
                     let id = checkpoint.id();
                     self.validations
                         .insert((height, id), (checkpoint, proposer));
-                    self.retry_validations(now_ms, out);
+                    validate = true;
                 }
                 E::Decided(d) => {
                     out.push(Effect::PersistDecided(d.clone()));
                     self.decided_queue.insert(d.height(), d);
-                    self.apply_decided_queue(now_ms, out);
+                    apply = true;
                 }
                 E::Evidence(ev) => self.publish(
                     chorus_protocol::messages::Payload::Evidence(ev),
@@ -123,6 +127,15 @@ impl Replica {
                 }),
                 E::Fault(f) => out.push(Effect::Event(ReplicaEvent::Fault(format!("{f:?}")))),
             }
+        }
+        if apply {
+            self.apply_decided_queue(now_ms, out);
+        }
+        if propose {
+            self.try_propose(now_ms, out);
+        }
+        if validate {
+            self.retry_validations(now_ms, out);
         }
     }
 

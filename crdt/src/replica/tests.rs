@@ -435,3 +435,46 @@ fn late_proposals_after_a_partition_keep_both_sides_entries() {
         assert!(checked >= 60, "seed {seed}: only {checked} entries checked");
     }
 }
+
+#[test]
+fn the_wal_records_a_verdict_after_the_proposal_it_judges() {
+    use crate::checkpoint::wal::WalEntry;
+
+    // A replay after a crash feeds the WAL back in order: a peer's proposed value (with our
+    // verdict) recorded before the proposal itself makes the replay re-derive our prevote
+    // out of turn, diverge, and stall that validator.
+    let mut s = sim(5, NetConfig::default());
+    let mut checked = 0;
+    for second in 1..=10 {
+        s.run_until(1_000_000 + second * 1_000);
+        for n in &s.nodes {
+            let me = n.key.public();
+            let wal = &n.store.wal;
+            for (k, r) in wal.iter().enumerate() {
+                let WalEntry::ProposedValue {
+                    round,
+                    proposer,
+                    value,
+                    from_sync: false,
+                    ..
+                } = &r.entry
+                else {
+                    continue;
+                };
+                if *proposer == me {
+                    continue;
+                }
+                checked += 1;
+                assert!(
+                    wal[..k].iter().any(|p| p.height == r.height
+                        && matches!(&p.entry, WalEntry::Proposal(m)
+                            if m.proposal.round.as_u32() == *round
+                                && m.proposal.value.id() == value.id())),
+                    "height {}: a verdict was persisted before its proposal",
+                    r.height
+                );
+            }
+        }
+    }
+    assert!(checked > 0);
+}

@@ -163,14 +163,17 @@ pub fn build_swarm(
             .build();
         Ok(swarm)
     } else {
-        let swarm = SwarmBuilder::with_existing_identity(id)
+        let builder = SwarmBuilder::with_existing_identity(id)
             .with_tokio()
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
                 yamux::Config::default,
             )
-            .map_err(|e| err(&e))?
+            .map_err(|e| err(&e))?;
+        #[cfg(feature = "quic")]
+        let builder = builder.with_quic();
+        let swarm = builder
             .with_behaviour(|key| behaviour(key, opts))
             .map_err(|e| err(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
