@@ -301,6 +301,13 @@ const MAX_PREPARED: usize = 8;
 /// the window must not wait forever. A few round trips.
 const FETCH_RETRY_MS: u64 = 1_000;
 
+/// The consensus identity of a replica that must not vote: derived from its key, in no
+/// validator set.
+fn observer_key(key: &Keypair) -> Keypair {
+    let seed = key.seed();
+    Keypair::from_seed(&Hash32::of_parts("chorus/replica/observer", &[&seed[..]]).0)
+}
+
 /// One peer's replicated state.
 pub struct Replica {
     network: NetworkId,
@@ -398,8 +405,16 @@ impl Replica {
             decided: decided.clone(),
             wal: restore.wal,
         };
+        // A replica not configured as a validator follows consensus under a key outside every
+        // validator set: it verifies and applies decisions but never signs, even when its own
+        // key is bonded.
+        let engine_key = if config.validator {
+            key.clone()
+        } else {
+            observer_key(&key)
+        };
         let (engine, engine_effects) =
-            Engine::restore(engine_config, key.clone(), sets, persisted, now_ms)?;
+            Engine::restore(engine_config, engine_key, sets, persisted, now_ms)?;
         // The last applied checkpoint (the engine may have decided later ones, re-applied
         // from the decided queue below).
         let tip = decided

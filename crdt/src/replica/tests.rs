@@ -478,3 +478,31 @@ fn the_wal_records_a_verdict_after_the_proposal_it_judges() {
     }
     assert!(checked > 0);
 }
+
+#[test]
+fn bonded_keys_of_replicas_configured_as_non_validators_never_sign() {
+    use crate::checkpoint::wal::WalEntry;
+
+    // Nodes 0–3 hold bonds, but every replica runs with `validator: false`: nobody may vote
+    // or propose, so nothing is decided (with `validator: true` the same run finalizes).
+    let k = keys(6);
+    let config = ReplicaConfig {
+        validator: false,
+        ..config()
+    };
+    let mut s = Sim::new(genesis(&k), k, roles(), NetConfig::default(), config, 2).unwrap();
+    s.run_until(1_000_000 + 6_000);
+    for (i, n) in s.nodes.iter().enumerate() {
+        let signed = n
+            .store
+            .wal
+            .iter()
+            .filter(|r| matches!(r.entry, WalEntry::Vote(_) | WalEntry::Proposal(_)))
+            .count();
+        assert_eq!(signed, 0, "node {i} recorded {signed} votes or proposals");
+        assert!(n.store.decided.is_empty(), "node {i} decided a checkpoint");
+    }
+    let mut s = sim(2, NetConfig::default());
+    s.run_until(1_000_000 + 6_000);
+    assert!(!s.nodes[0].store.decided.is_empty());
+}
