@@ -312,9 +312,25 @@ impl Ledger {
     /// ledger state, so proposer and validators agree on it.
     pub fn windows_due(&self) -> Vec<WindowKey> {
         let h = self.next_height;
-        let end = self.period_end(h);
+        self.windows_closing(vec![WindowKey::Ledger { period: h }], self.period_end(h))
+    }
+
+    /// Every window not finalized yet that has closed, with the clock-skew allowance, by
+    /// `now_ms`: what the coming heights will finalize, as far as time has gone (at most
+    /// `limit` ledger periods). For reconciliation before a late proposal, not for consensus.
+    pub fn windows_closed_by(&self, now_ms: u64, limit: u64) -> Vec<WindowKey> {
         let skew = self.params.max_clock_skew_ms;
-        let mut out = vec![WindowKey::Ledger { period: h }];
+        let ledger = (self.next_height..self.next_height.saturating_add(limit))
+            .take_while(|p| self.period_end(*p).saturating_add(skew) <= now_ms)
+            .map(|period| WindowKey::Ledger { period })
+            .collect();
+        self.windows_closing(ledger, now_ms)
+    }
+
+    /// `out` plus every topic window not finalized yet whose close plus the clock-skew
+    /// allowance is at or before `end`, sorted.
+    fn windows_closing(&self, mut out: Vec<WindowKey>, end: u64) -> Vec<WindowKey> {
+        let skew = self.params.max_clock_skew_ms;
         for (id, t) in &self.topics {
             let mut e = t.next_worker_epoch;
             while t.spec.worker_window(e).1.saturating_add(skew) <= end {

@@ -2,7 +2,7 @@
 //! building our proposals, deciding the validity of others', and applying decided checkpoints
 //! to the ledger.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chorus_protocol::ids::Hash32;
 use chorus_protocol::validation::ChannelKind;
@@ -37,6 +37,9 @@ impl crate::ledger::EvidenceVerifier for VoteEvidence {
             .map(|e| e.validator)
     }
 }
+
+/// Ledger periods ahead that one reconciliation before a late proposal covers at most.
+const RECONCILE_MAX_PERIODS: u64 = 256;
 
 impl Replica {
     pub(super) fn consensus_bytes(
@@ -303,9 +306,11 @@ impl Replica {
 
     /// A proposal made more than a propose timeout after its period was ready comes after a
     /// stall (a partition, lost validators): entries of peers we could not hear may still be
-    /// missing here. Ask the node to reconcile the due windows with every peer, and hold the
-    /// proposal for a quarter of the propose timeout while the syncs complete. True while
-    /// holding.
+    /// missing here. Ask the node to reconcile every closed window with every peer, and hold
+    /// the proposal for a quarter of the propose timeout while the syncs complete. One such
+    /// reconciliation after the network resumed deciding (see `resumed_at`) serves the later
+    /// late proposals whose windows it covered, so catching up many heights holds once, not
+    /// at every height. True while holding.
     fn wait_for_reconcile(
         &mut self,
         height: u64,
@@ -319,18 +324,36 @@ impl Replica {
         if now_ms <= ready_at.saturating_add(propose_ms) {
             return false;
         }
-        match self.reconciling {
-            Some((h, r, at)) if h == height && r == round => {
-                now_ms < at.saturating_add(propose_ms / 4)
-            }
-            _ => {
-                self.reconciling = Some((height, round, now_ms));
-                out.push(Effect::Reconcile {
-                    windows: due.values().copied().collect(),
-                });
-                true
-            }
+        if let Some((h, r, at)) = self.reconciling
+            && h == height
+            && r == round
+        {
+            return now_ms < at.saturating_add(propose_ms / 4);
         }
+        let covered = match (&self.last_reconcile, self.resumed_at) {
+            (Some((at, windows)), Some(resumed)) => {
+                *at >= resumed && due.values().all(|k| windows.contains(k))
+            }
+            _ => false,
+        };
+        if covered {
+            return false;
+        }
+        // Every window that has closed, held here or not (the other side may hold entries of
+        // a window we never saw), bounded like the node's roots request.
+        let mut windows: BTreeSet<WindowKey> = self
+            .ledger
+            .windows_closed_by(now_ms, RECONCILE_MAX_PERIODS)
+            .into_iter()
+            .collect();
+        windows.extend(self.closed_window_keys(now_ms));
+        windows.extend(due.values().copied());
+        self.reconciling = Some((height, round, now_ms));
+        out.push(Effect::Reconcile {
+            windows: windows.iter().copied().collect(),
+        });
+        self.last_reconcile = Some((now_ms, windows));
+        true
     }
 
     /// Whether to ask for `key` now: not asked yet, or asked more than [`FETCH_RETRY_MS`] ago
@@ -450,6 +473,15 @@ impl Replica {
         out: &mut Vec<Effect>,
     ) {
         let height = d.height();
+        // The first decision after a pause longer than a propose timeout marks the network
+        // deciding again: reconciliations from before it may have missed a partitioned side.
+        let gap = self
+            .last_decision_at
+            .is_none_or(|t| now_ms > t.saturating_add(self.config.timeouts.propose_ms));
+        if gap {
+            self.resumed_at = Some(now_ms);
+        }
+        self.last_decision_at = Some(now_ms);
         let finalized: BTreeMap<Hash32, Vec<Hash32>> = d
             .checkpoint
             .windows
@@ -519,11 +551,25 @@ impl Replica {
         }
         let bytes = self.ledger.to_snapshot();
         out.push(Effect::PersistLedger { height, bytes });
+        let bundles = events
+            .iter()
+            .filter_map(|e| match e {
+                LedgerEvent::NetworkInference { topic, epoch, .. } => self
+                    .ledger
+                    .topics
+                    .get(topic)
+                    .and_then(|t| t.mechanism.pending.get(epoch))
+                    .and_then(|r| r.bundle.clone())
+                    .map(|b| (*topic, *epoch, b)),
+                _ => None,
+            })
+            .collect();
         out.push(Effect::Event(ReplicaEvent::Finalized {
             height,
             id: d.id(),
             ledger_root: self.ledger.root(),
             events,
+            bundles,
         }));
         // A proposal request may have been waiting for this ledger.
         self.try_propose(now_ms, out);

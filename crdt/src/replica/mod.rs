@@ -149,6 +149,9 @@ pub enum ReplicaEvent {
         ledger_root: Hash32,
         /// What the ledger did.
         events: Vec<LedgerEvent>,
+        /// The finalized network inference bundle of each `NetworkInference` event, taken
+        /// when this height was applied (later heights settle and drop them from the ledger).
+        bundles: Vec<(TopicId, u64, SynthJsonOutput)>,
     },
     /// Our gossip submission was accepted (locally) or refused.
     Submitted {
@@ -325,6 +328,12 @@ pub struct Replica {
     need_value: Option<(u64, u32)>,
     /// The late turn to propose we asked peers to reconcile for: (height, round, when).
     reconciling: Option<(u64, u32, u64)>,
+    /// The last reconciliation asked for before a late proposal: when, and its windows.
+    last_reconcile: Option<(u64, BTreeSet<WindowKey>)>,
+    /// When we applied the last decision.
+    last_decision_at: Option<u64>,
+    /// When decisions resumed after a pause longer than a propose timeout (or started).
+    resumed_at: Option<u64>,
     /// Ledger states derived for checkpoints we built or validated, by id.
     prepared: BTreeMap<CheckpointId, (Ledger, Vec<LedgerEvent>)>,
     /// The id of the last applied checkpoint (the genesis hash before the first).
@@ -434,6 +443,9 @@ impl Replica {
             validations: BTreeMap::new(),
             need_value: None,
             reconciling: None,
+            last_reconcile: None,
+            last_decision_at: None,
+            resumed_at: None,
             prepared: BTreeMap::new(),
             tip,
             inferred: BTreeMap::new(),

@@ -177,6 +177,8 @@ pub struct SimStats {
     pub forged_proposals: u64,
     /// Garbage messages sent.
     pub garbage_sent: u64,
+    /// Reconciliations asked for before late proposals.
+    pub reconciles: u64,
 }
 
 /// Something that happened, for checkers ([`Sim::take_events`]).
@@ -591,6 +593,7 @@ impl Sim {
                     }
                 }
                 Effect::Reconcile { windows } => {
+                    self.stats.reconciles += 1;
                     let keys: BTreeSet<WindowKey> = windows.into_iter().collect();
                     for j in (0..self.nodes.len()).filter(|j| *j != i) {
                         self.fetch_differing(i, j, keys.clone());
@@ -635,8 +638,20 @@ impl Sim {
                     height,
                     id,
                     ledger_root,
-                    ..
+                    events,
+                    bundles,
                 }) => {
+                    // Every finalized inference comes with its bundle (what the node serves).
+                    for e in &events {
+                        if let crate::ledger::LedgerEvent::NetworkInference { topic, epoch, .. } = e
+                            && !bundles.iter().any(|(t, ep, _)| t == topic && ep == epoch)
+                        {
+                            self.faults.push(format!(
+                                "node {i}: height {height} finalized the inference of topic \
+                                 {topic} epoch {epoch} without its bundle"
+                            ));
+                        }
+                    }
                     self.finalized_at.insert((i, height), self.now);
                     self.stats.finalized = self.stats.finalized.max(height);
                     self.trace.update(&[0xF1, i as u8]);

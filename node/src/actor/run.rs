@@ -505,7 +505,12 @@ impl Actor {
                     });
                 }
             }
-            ReplicaEvent::Finalized { height, events, .. } => {
+            ReplicaEvent::Finalized {
+                height,
+                events,
+                bundles,
+                ..
+            } => {
                 self.p.metrics.checkpoint(height);
                 // Finality latency: from the end of the period this height finalizes.
                 let period_end = self.p.replica.ledger().period_end(height.saturating_sub(1));
@@ -525,14 +530,12 @@ impl Actor {
                         naive,
                     } = e
                     {
-                        let bundle = self
-                            .p
-                            .replica
-                            .ledger()
-                            .topics
-                            .get(topic)
-                            .and_then(|t| t.mechanism.pending.get(epoch))
-                            .and_then(|r| r.bundle.clone());
+                        // The bundle as of this height: the replica may have applied later
+                        // heights in the same input (catch-up), which settle and drop it.
+                        let bundle = bundles
+                            .iter()
+                            .find(|(t, e, _)| t == topic && e == epoch)
+                            .map(|(_, _, b)| b.clone());
                         if let Some(bundle) = bundle {
                             let h = self.history.entry(*topic).or_default();
                             h.insert(
