@@ -324,20 +324,15 @@ impl Replica {
         if now_ms <= ready_at.saturating_add(propose_ms) {
             return false;
         }
-        if let Some((h, r, at)) = self.reconciling
-            && h == height
-            && r == round
-        {
-            return now_ms < at.saturating_add(propose_ms / 4);
-        }
-        let covered = match (&self.last_reconcile, self.resumed_at) {
-            (Some((at, windows)), Some(resumed)) => {
-                *at >= resumed && due.values().all(|k| windows.contains(k))
+        if let Some(last) = &self.last_reconcile {
+            if last.height == height && last.round == round {
+                return now_ms < last.at_ms.saturating_add(propose_ms / 4);
             }
-            _ => false,
-        };
-        if covered {
-            return false;
+            if self.resumed_at.is_some_and(|resumed| last.at_ms >= resumed)
+                && due.values().all(|k| last.windows.contains(k))
+            {
+                return false;
+            }
         }
         // Every window that has closed, held here or not (the other side may hold entries of
         // a window we never saw), bounded like the node's roots request.
@@ -348,11 +343,15 @@ impl Replica {
             .collect();
         windows.extend(self.closed_window_keys(now_ms));
         windows.extend(due.values().copied());
-        self.reconciling = Some((height, round, now_ms));
         out.push(Effect::Reconcile {
             windows: windows.iter().copied().collect(),
         });
-        self.last_reconcile = Some((now_ms, windows));
+        self.last_reconcile = Some(super::Reconciliation {
+            height,
+            round,
+            at_ms: now_ms,
+            windows,
+        });
         true
     }
 

@@ -304,6 +304,19 @@ const MAX_PREPARED: usize = 8;
 /// the window must not wait forever. A few round trips.
 const FETCH_RETRY_MS: u64 = 1_000;
 
+/// A reconciliation asked for before a late proposal.
+#[derive(Debug)]
+struct Reconciliation {
+    /// The turn to propose it was for.
+    height: u64,
+    /// Its round.
+    round: u32,
+    /// When it was asked for.
+    at_ms: u64,
+    /// The windows it covered.
+    windows: BTreeSet<WindowKey>,
+}
+
 /// The consensus identity of a replica that must not vote: derived from its key, in no
 /// validator set.
 fn observer_key(key: &Keypair) -> Keypair {
@@ -326,10 +339,8 @@ pub struct Replica {
     validations: BTreeMap<(u64, CheckpointId), (Checkpoint, PeerKey)>,
     /// Our pending turn to propose: (height, round).
     need_value: Option<(u64, u32)>,
-    /// The late turn to propose we asked peers to reconcile for: (height, round, when).
-    reconciling: Option<(u64, u32, u64)>,
-    /// The last reconciliation asked for before a late proposal: when, and its windows.
-    last_reconcile: Option<(u64, BTreeSet<WindowKey>)>,
+    /// The last reconciliation asked for before a late proposal.
+    last_reconcile: Option<Reconciliation>,
     /// When we applied the last decision.
     last_decision_at: Option<u64>,
     /// When decisions resumed after a pause longer than a propose timeout (or started).
@@ -442,7 +453,6 @@ impl Replica {
             decided_queue: BTreeMap::new(),
             validations: BTreeMap::new(),
             need_value: None,
-            reconciling: None,
             last_reconcile: None,
             last_decision_at: None,
             resumed_at: None,
