@@ -6,6 +6,7 @@
 //! data_dir = "data"            # redb file and state live here
 //! key = "node.key"             # ed25519 key file (mode 0600)
 //! genesis = "genesis.toml"
+//! store_cache_mb = 64          # redb page cache (it fills with what the node writes)
 //!
 //! [network]
 //! listen = ["/ip4/127.0.0.1/tcp/4001"]
@@ -46,6 +47,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::models::{ForecasterSpec, ModelSpec, TruthSpec};
 
+/// Largest `[node] store_cache_mb` (64 GiB).
+pub const MAX_STORE_CACHE_MB: u64 = 65_536;
+
 /// `[node]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -58,6 +62,9 @@ pub struct NodeSection {
     pub genesis: PathBuf,
     /// Tick of the node's event loop (window flushes, timers), ms.
     pub tick_ms: u64,
+    /// The store's page cache, MiB. The cache fills with what the node writes, so this is
+    /// roughly the memory the store adds to the node.
+    pub store_cache_mb: u64,
 }
 
 impl Default for NodeSection {
@@ -68,6 +75,7 @@ impl Default for NodeSection {
             genesis: "genesis.toml".into(),
             // 50 ms: batches window applies (automerge likes batches) and keeps latency low.
             tick_ms: 50,
+            store_cache_mb: (crate::store::ops::DEFAULT_CACHE_BYTES >> 20) as u64,
         }
     }
 }
@@ -390,12 +398,22 @@ impl Config {
         Duration::from_millis(self.node.tick_ms)
     }
 
+    /// The store's page cache, bytes.
+    pub fn store_cache_bytes(&self) -> usize {
+        (self.node.store_cache_mb.min(MAX_STORE_CACHE_MB) as usize) << 20
+    }
+
     /// Check everything that can be checked without starting the node, and report every
     /// problem, not just the first.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = vec![];
         if self.node.tick_ms == 0 || self.node.tick_ms > 10_000 {
             problems.push("[node] tick_ms must be in 1..=10000".into());
+        }
+        if self.node.store_cache_mb > MAX_STORE_CACHE_MB {
+            problems.push(format!(
+                "[node] store_cache_mb must be at most {MAX_STORE_CACHE_MB}"
+            ));
         }
         for (i, a) in self.network.listen.iter().enumerate() {
             match a.parse::<Multiaddr>() {
@@ -591,6 +609,24 @@ listen = ["/ip4/127.0.0.1/udp/4001/quic-v1"]
         let err = bad.validate().unwrap_err();
         assert!(
             err.problems.iter().any(|p| p.starts_with("[consensus]")),
+            "{:?}",
+            err.problems
+        );
+    }
+
+    #[test]
+    fn the_store_cache_is_configurable_and_bounded() {
+        let c = Config::parse("", std::iter::empty()).unwrap();
+        assert_eq!(
+            c.store_cache_bytes(),
+            crate::store::ops::DEFAULT_CACHE_BYTES
+        );
+        let c = Config::parse("[node]\nstore_cache_mb = 16", std::iter::empty()).unwrap();
+        assert_eq!(c.store_cache_bytes(), 16 << 20);
+        let c = Config::parse("[node]\nstore_cache_mb = 100000", std::iter::empty()).unwrap();
+        let err = c.validate().unwrap_err();
+        assert!(
+            err.problems.iter().any(|p| p.contains("store_cache_mb")),
             "{:?}",
             err.problems
         );

@@ -96,6 +96,8 @@ pub struct LocalPlan {
     pub replica: ReplicaConfig,
     /// Node tick.
     pub tick: Duration,
+    /// Each node's store page cache, bytes.
+    pub store_cache_bytes: usize,
     /// Token decimals.
     pub decimals: u8,
 }
@@ -234,6 +236,7 @@ impl LocalPlan {
                 key: "node.key".into(),
                 genesis: "../genesis.toml".into(),
                 tick_ms: self.tick.as_millis() as u64,
+                store_cache_mb: (self.store_cache_bytes >> 20) as u64,
             },
             network: NetworkSection {
                 listen: vec![listen],
@@ -309,6 +312,7 @@ impl LocalPlan {
             genesis: genesis.clone(),
             key,
             data_dir: self.data_root.join(format!("node-{i}")),
+            store_cache_bytes: self.store_cache_bytes,
             net: NetOptions {
                 memory: self.memory,
                 ..NetOptions::default()

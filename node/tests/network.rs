@@ -121,6 +121,7 @@ fn plan(root: PathBuf) -> LocalPlan {
             validator: true,
         },
         tick: Duration::from_millis(50),
+        store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,
         decimals: 0,
     }
 }

@@ -132,6 +132,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         genesis,
         key,
         data_dir: cfg.node.data_dir.clone(),
+        store_cache_bytes: cfg.store_cache_bytes(),
         net: NetOptions {
             memory: cfg.network.memory,
             kademlia: cfg.network.kademlia,

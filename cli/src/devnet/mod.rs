@@ -380,6 +380,7 @@ async fn run_async(
             validator: true,
         },
         tick: Duration::from_millis((period / 8).clamp(10, 50)),
+        store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,
         decimals: 18,
     };
     if !out.json {

@@ -62,6 +62,36 @@ fn the_change_of_an_envelope_is_canonical() {
     assert_eq!(again.hash(), a.hash());
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+    /// The direct encoding is the document's, byte for byte, for any slot and value (values
+    /// above automerge's 256-byte compression threshold included).
+    #[test]
+    fn the_direct_change_encoding_is_what_a_document_commits(
+        slot in "\\PC{0,80}",
+        seed in proptest::prelude::any::<[u8; 32]>(),
+        value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2_000),
+    ) {
+        let signer = Keypair::from_seed(&seed).public();
+        let direct = build_change(&slot, &signer, &value).unwrap();
+        let reference = change::build_change_in_a_document(&slot, &signer, &value).unwrap();
+        proptest::prop_assert_eq!(direct.raw_bytes(), reference.raw_bytes());
+        proptest::prop_assert_eq!(direct.hash(), reference.hash());
+    }
+}
+
+/// Pins the encoding: a change of fixed inputs has this hash (a new automerge that encodes
+/// differently would split the network between old and new nodes).
+#[test]
+fn the_change_encoding_is_pinned() {
+    let signer = Keypair::from_seed(&[7; 32]).public();
+    let c = build_change("slot-7", &signer, &[1, 2, 3, 250, 0]).unwrap();
+    assert_eq!(
+        hex::encode(c.hash().0),
+        "182885c04482771c585c909f05449bafdf8210104c37285275b7346f1fb7a3d0"
+    );
+}
+
 #[test]
 fn root_is_order_independent_and_matches_automerge_heads() {
     let w1 = window_with(1..=30);

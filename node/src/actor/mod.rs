@@ -53,6 +53,8 @@ pub struct NodeSetup {
     pub key: Keypair,
     /// Where the store lives.
     pub data_dir: PathBuf,
+    /// The store's page cache, bytes.
+    pub store_cache_bytes: usize,
     /// Transport and discovery.
     pub net: NetOptions,
     /// Listen addresses.
@@ -176,7 +178,11 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         source,
     })?;
     let network = setup.genesis.network_id();
-    let (store, store_thread) = Store::open(&setup.data_dir.join("node.redb"), &network)?;
+    let (store, store_thread) = Store::open(
+        &setup.data_dir.join("node.redb"),
+        &network,
+        setup.store_cache_bytes,
+    )?;
     let restore = tokio::task::block_in_place(|| restore_from_store(&store))?;
     let wal = restore.wal.clone();
     let clock = setup.clock;

@@ -99,10 +99,15 @@ impl StoreThread {
 }
 
 impl Store {
-    /// Open (or create) the store at `path` for `network`, check its schema version and
+    /// Open (or create) the store at `path` for `network` with a page cache of `cache_bytes`
+    /// ([`ops::DEFAULT_CACHE_BYTES`] unless configured), check its schema version and
     /// network, and start the storage thread.
-    pub fn open(path: &Path, network: &NetworkId) -> Result<(Store, StoreThread), StoreError> {
-        let db = ops::open(path, network)?;
+    pub fn open(
+        path: &Path,
+        network: &NetworkId,
+        cache_bytes: usize,
+    ) -> Result<(Store, StoreThread), StoreError> {
+        let db = ops::open_with_cache(path, network, cache_bytes)?;
         let (tx, mut rx) = mpsc::channel::<Job>(STORE_QUEUE);
         let thread = std::thread::Builder::new()
             .name("chorus-store".into())

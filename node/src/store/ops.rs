@@ -13,9 +13,29 @@ use super::schema::*;
 /// Ledger snapshots kept (older ones are deleted on write).
 pub const LEDGER_SNAPSHOTS_KEPT: usize = 3;
 
-/// Open or create the database, create every table, check schema version and network.
+/// redb's page cache of a node's store, unless configured (`[node] store_cache_mb`).
+///
+/// redb keeps every page it writes or reads in this cache until the cache is full, so a node's
+/// resident memory grows with its store up to this size. redb's own default (1 GiB) is far more
+/// than a node needs: it reads back only open windows, recent certificates and the newest
+/// ledger snapshot.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+/// Open or create the database with the default page cache ([`DEFAULT_CACHE_BYTES`]), create
+/// every table, check schema version and network.
 pub fn open(path: &Path, network: &NetworkId) -> Result<Database, StoreError> {
-    let db = Database::create(path)?;
+    open_with_cache(path, network, DEFAULT_CACHE_BYTES)
+}
+
+/// [`open`] with a page cache of `cache_bytes`.
+pub fn open_with_cache(
+    path: &Path,
+    network: &NetworkId,
+    cache_bytes: usize,
+) -> Result<Database, StoreError> {
+    let db = Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(path)?;
     let mut tx = db.begin_write()?;
     tx.set_durability(Durability::Immediate)
         .map_err(|e| StoreError::Corrupt {

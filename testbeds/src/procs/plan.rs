@@ -193,6 +193,7 @@ impl NetSpec {
             memory: false,
             replica: self.replica(),
             tick: Duration::from_millis(50),
+            store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,
             decimals: 0,
         }
     }

@@ -74,6 +74,48 @@ async fn head(net: &LocalNet, i: usize) -> Option<Head> {
     Head::of(&s)
 }
 
+/// While the node is down: wait until node 0 has applied `target` heights, printing progress
+/// every 30 s (a full run takes many minutes). Returns how far the network's finalized height
+/// fell behind the clock at most, in periods: a network too big for the machine falls behind,
+/// and its backlog of open windows then grows the memory of every node.
+async fn follow_the_network(
+    net: &LocalNet,
+    target: u64,
+    genesis_ms: u64,
+    args: &CatchupArgs,
+) -> anyhow::Result<u64> {
+    let t0 = Instant::now();
+    let deadline = Duration::from_millis(args.epochs * args.epoch_ms * 3 + 60_000);
+    let mut printed = Instant::now();
+    let mut lag_max = 0;
+    loop {
+        let height = head(net, 0).await.map_or(0, |h| h.height);
+        if height >= target {
+            return Ok(lag_max);
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        // Height h is applied once period h - 1 is finalized.
+        let period = now_ms.saturating_sub(genesis_ms) / args.epoch_ms.max(1);
+        let lag = period.saturating_sub(height);
+        lag_max = lag_max.max(lag);
+        if t0.elapsed() > deadline {
+            bail!("the network did not finalize {} more heights", args.epochs);
+        }
+        if printed.elapsed() >= Duration::from_secs(30) {
+            printed = Instant::now();
+            eprintln!(
+                "catchup: {:.0} s offline, height {height} of {target}, {lag} period(s) behind \
+                 the clock, RSS {} MiB",
+                t0.elapsed().as_secs_f64(),
+                super::rss_bytes(std::process::id()).unwrap_or(0) >> 20
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result<()> {
     if args.epochs < 3 || args.epochs > 100_000 || args.topics == 0 || args.topics > 64 {
         bail!("--epochs must be in 3..=100000 and --topics in 1..=64");
@@ -95,6 +137,7 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
     spec.workers = args.workers;
     spec.observers = 1;
     let plan = spec.plan(&data, dir.path.clone());
+    let genesis_ms = plan.genesis_time_ms;
     let bars = chorus_node::models::Bars::load_csv(&data).map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.epochs + 20 > bars.len() as u64 {
         bail!(
@@ -123,21 +166,8 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
     let h_stop = head(&net, 0).await.map_or(0, |h| h.height);
     let t_down = Instant::now();
     let target_height = h_stop + args.epochs;
-    let ran = wait_for(
-        Duration::from_millis(args.epochs * args.epoch_ms * 3 + 60_000),
-        || {
-            let net = &net;
-            async move {
-                head(net, 0)
-                    .await
-                    .is_some_and(|h| h.height >= target_height)
-            }
-        },
-    )
-    .await;
-    if !ran {
-        bail!("the network did not finalize {} more heights", args.epochs);
-    }
+    let lag_max = follow_the_network(&net, target_height, genesis_ms, &args).await?;
+    report.metric("network_lag_max_periods", lag_max);
     report.metric("offline_seconds", t_down.elapsed().as_secs());
     let target = head(&net, 0).await.context("node 0")?;
     net.start_node(offline)
