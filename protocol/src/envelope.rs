@@ -89,6 +89,19 @@ impl Envelope {
             .verify_strict(&signing_bytes(network, &self.payload), &self.signature)
     }
 
+    /// [`Envelope::verify`] with the signer's key already decompressed.
+    pub fn verify_with(
+        &self,
+        network: &NetworkId,
+        key: &crate::keys::VerifyingKey,
+    ) -> Result<(), KeyError> {
+        crate::keys::verify_strict_with(
+            key,
+            &signing_bytes(network, &self.payload),
+            &self.signature,
+        )
+    }
+
     /// Verify, then decode the payload.
     pub fn open(&self, network: &NetworkId) -> Result<Payload, EnvelopeError> {
         self.verify(network)?;

@@ -9,7 +9,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use bincode::{Decode, Encode};
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
+
+/// A decompressed public key, ready to verify with.
+pub use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
@@ -40,6 +43,74 @@ pub enum KeyError {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
 pub struct PublicKey(pub [u8; PUBLIC_KEY_LEN]);
 
+/// [`PublicKey::verify_strict`] with the key already decompressed (from a [`KeyCache`]).
+pub fn verify_strict_with(
+    key: &VerifyingKey,
+    message: &[u8],
+    signature: &Signature,
+) -> Result<(), KeyError> {
+    let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+    key.verify_strict(message, &sig)
+        .map_err(|_| KeyError::BadSignature)
+}
+
+/// Decompressed verifying keys of recent signers.
+///
+/// Decompressing a public key (a field square root) is about a sixth of an ed25519
+/// verification, and a node verifies the same few thousand registered signers over and over.
+/// The cache holds at most [`KeyCache::CAPACITY`] keys and starts over when full, so a flood
+/// of new keys costs only the decompressions it would cost anyway. Only valid points are
+/// cached; the verification itself (weak-key and signature checks) runs every time.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    keys: std::sync::Mutex<std::collections::HashMap<PublicKey, VerifyingKey>>,
+}
+
+impl KeyCache {
+    /// Most keys held.
+    pub const CAPACITY: usize = 16_384;
+
+    /// `key` decompressed, from the cache or computed (and then cached).
+    pub fn verifying_key(&self, key: &PublicKey) -> Result<VerifyingKey, KeyError> {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = keys.get(key) {
+            return Ok(*k);
+        }
+        let k = key.verifying_key()?;
+        if keys.len() >= Self::CAPACITY {
+            keys.clear();
+        }
+        keys.insert(*key, k);
+        Ok(k)
+    }
+
+    /// Decompress and hold `keys` ahead of their first signature, while there is room;
+    /// invalid points are skipped (their signatures fail when they come).
+    pub fn admit<'a>(&self, keys: impl IntoIterator<Item = &'a PublicKey>) {
+        let mut held = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            if held.len() >= Self::CAPACITY {
+                break;
+            }
+            if !held.contains_key(key)
+                && let Ok(k) = key.verifying_key()
+            {
+                held.insert(*key, k);
+            }
+        }
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.keys.lock().map_or(0, |k| k.len())
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// An account address is a public key.
 pub type Address = PublicKey;
 
@@ -61,10 +132,7 @@ impl PublicKey {
 
     /// Verify `signature` over `message` with strict rules (no malleability, no weak keys).
     pub fn verify_strict(&self, message: &[u8], signature: &Signature) -> Result<(), KeyError> {
-        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::BadPoint)?;
-        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(message, &sig)
-            .map_err(|_| KeyError::BadSignature)
+        verify_strict_with(&self.verifying_key()?, message, signature)
     }
 
     /// The dalek verifying key, if the bytes are a valid point.
@@ -213,6 +281,47 @@ mod tests {
     }
 
     #[test]
+    fn cached_keys_verify_exactly_like_fresh_ones() {
+        let cache = KeyCache::default();
+        let kp = Keypair::from_seed(&[7u8; 32]);
+        let sig = kp.sign(b"hello");
+        for _ in 0..2 {
+            let key = cache.verifying_key(&kp.public()).unwrap();
+            assert!(verify_strict_with(&key, b"hello", &sig).is_ok());
+            assert_eq!(
+                verify_strict_with(&key, b"hellp", &sig),
+                Err(KeyError::BadSignature)
+            );
+        }
+        assert_eq!(cache.len(), 1);
+        // Not a point: an error, and nothing cached.
+        let bad = (0u8..=255)
+            .map(|b| PublicKey([b; 32]))
+            .find(|k| k.verifying_key().is_err())
+            .unwrap();
+        assert_eq!(cache.verifying_key(&bad), Err(KeyError::BadPoint));
+        cache.admit([&bad]);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn the_key_cache_is_bounded() {
+        let cache = KeyCache::default();
+        let keys: Vec<PublicKey> = (0..=KeyCache::CAPACITY as u64)
+            .map(|i| {
+                let mut seed = [0u8; 32];
+                seed[..8].copy_from_slice(&i.to_le_bytes());
+                Keypair::from_seed(&seed).public()
+            })
+            .collect();
+        cache.admit(&keys);
+        assert_eq!(cache.len(), KeyCache::CAPACITY);
+        // Full: the next new key starts the cache over.
+        cache.verifying_key(&keys[KeyCache::CAPACITY]).unwrap();
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
     fn debug_is_redacted() {
         let kp = Keypair::from_seed(&[9u8; 32]);
         let text = format!("{kp:?}");
@@ -239,5 +348,8 @@ mod tests {
         let pk = PublicKey(identity);
         let sig = Signature([0u8; 64]);
         assert!(pk.verify_strict(b"x", &sig).is_err());
+        // Also when the key comes from the cache.
+        let cached = KeyCache::default().verifying_key(&pk).unwrap();
+        assert!(verify_strict_with(&cached, b"x", &sig).is_err());
     }
 }

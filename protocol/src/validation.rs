@@ -17,7 +17,7 @@ use std::fmt;
 use crate::codec::{self, DecodeError};
 use crate::envelope::{Envelope, MAX_ENVELOPE_SIZE};
 use crate::ids::{Amount, Hash32, MessageId, NetworkId, TopicId};
-use crate::keys::PublicKey;
+use crate::keys::{KeyError, PublicKey};
 use crate::messages::{
     EvidenceKind, MAX_BUNDLE_VALUES, MAX_BUNDLE_WORKERS, MAX_FORECAST_ELEMENTS, Payload, Role,
     ValueBundle, WorkerValue,
@@ -170,6 +170,16 @@ pub trait ValidationView {
     fn seen(&self, slot: &Slot) -> Option<MessageId>;
     /// The author's last finalized ledger nonce (0 if none).
     fn last_nonce(&self, author: &PublicKey) -> u64;
+    /// `key` decompressed for verification. Views that see the same signers often answer
+    /// from a [`KeyCache`](crate::keys::KeyCache).
+    fn verifying_key(&self, key: &PublicKey) -> Result<crate::keys::VerifyingKey, KeyError> {
+        key.verifying_key()
+    }
+}
+
+/// Verify `envelope` for `view`'s network with the key `view` gives for its signer.
+fn verify_in(envelope: &Envelope, view: &impl ValidationView) -> Result<(), KeyError> {
+    envelope.verify_with(&view.network(), &view.verifying_key(&envelope.signer)?)
 }
 
 /// Why a message was ignored (not penalised).
@@ -391,13 +401,13 @@ pub fn validate(
         if held == id {
             return Ignore(IgnoreReason::Duplicate, None);
         }
-        return match envelope.verify(&view.network()) {
+        return match verify_in(&envelope, view) {
             Ok(()) => Ignore(IgnoreReason::Equivocation, Some(Box::new(envelope))),
             Err(_) => Reject(RejectReason::BadSignature),
         };
     }
     // 7. signature
-    if envelope.verify(&view.network()).is_err() {
+    if verify_in(&envelope, view).is_err() {
         return Reject(RejectReason::BadSignature);
     }
     // 8. semantics

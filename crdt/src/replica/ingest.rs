@@ -9,7 +9,7 @@ use chorus_protocol::messages::{Evidence, EvidenceKind, Payload, PayloadClass};
 use chorus_protocol::validation::{Channel, ChannelKind, IgnoreReason, Slot, Verdict, validate};
 
 use super::{Effect, Outcome, PeerKey, Replica, ReplicaEvent};
-use crate::window::{Insert, Phase, Window, WindowKey, entry_from_envelope};
+use crate::window::{Insert, Phase, Window, WindowKey, entry_from_parts};
 
 /// The gossip channel of a payload.
 pub fn channel_of(payload: &Payload) -> ChannelKind {
@@ -51,14 +51,26 @@ impl Replica {
         envelope: Envelope,
         payload: Payload,
     ) -> Option<Insert> {
+        let bytes = envelope.to_bytes();
+        self.add_entry_bytes(key, envelope, bytes, payload)
+    }
+
+    /// [`Replica::add_entry`] with the envelope's canonical bytes at hand.
+    pub(super) fn add_entry_bytes(
+        &mut self,
+        key: WindowKey,
+        envelope: Envelope,
+        bytes: Vec<u8>,
+        payload: Payload,
+    ) -> Option<Insert> {
         let slot = Slot::of(envelope.signer, &payload);
-        let id = envelope.id();
+        let id = Hash32::of(&bytes);
         let network = self.network;
         let w = self
             .windows
             .entry(key)
             .or_insert_with(|| Window::new(key, network));
-        let entry = entry_from_envelope(&key, envelope, payload).ok()?;
+        let entry = entry_from_parts(&key, envelope, bytes, payload).ok()?;
         let result = w.insert(entry);
         if result == Insert::New {
             self.slots.entry(slot).or_insert(id);
@@ -73,7 +85,7 @@ impl Replica {
         let Ok(payload) = env.payload_unverified() else {
             return;
         };
-        self.add_entry(key, env, payload);
+        self.add_entry_bytes(key, env, bytes.to_vec(), payload);
     }
 
     pub(super) fn gossip(
@@ -105,7 +117,7 @@ impl Replica {
                 if let Payload::Evidence(ev) = &a.payload {
                     self.learn_conflict(ev, now_ms, out);
                 }
-                self.add_entry(key, a.envelope, a.payload);
+                self.add_entry_bytes(key, a.envelope, bytes.to_vec(), a.payload);
                 out.push(Effect::Persist(vec![(key, bytes.to_vec())]));
                 (Outcome::Accept, "")
             }

@@ -332,6 +332,8 @@ pub struct Replica {
     ledger: Ledger,
     windows: BTreeMap<WindowKey, Window>,
     slots: BTreeMap<Slot, MessageId>,
+    /// Decompressed keys of recent signers (gossip validation).
+    keys: chorus_protocol::keys::KeyCache,
     engine: Engine,
     /// Decided checkpoints waiting to be applied (entries still being fetched), by height.
     decided_queue: BTreeMap<u64, DecidedCheckpoint>,
@@ -449,6 +451,7 @@ impl Replica {
             ledger,
             windows: BTreeMap::new(),
             slots: BTreeMap::new(),
+            keys: Default::default(),
             engine,
             decided_queue: BTreeMap::new(),
             validations: BTreeMap::new(),
@@ -464,6 +467,13 @@ impl Replica {
             sync_sessions: BTreeMap::new(),
             reported_conflicts: BTreeSet::new(),
         };
+        // Registered workers and reputers sign every epoch: decompress their keys once.
+        r.keys.admit(
+            r.ledger
+                .topics
+                .values()
+                .flat_map(|t| t.workers.iter().chain(t.reputers.iter())),
+        );
         for (key, bytes) in restore.envelopes {
             r.restore_envelope(key, &bytes);
         }

@@ -2,7 +2,7 @@
 //! nonces from the ledger; seen slots from the open windows.
 
 use chorus_protocol::ids::{Amount, MessageId, NetworkId, TopicId};
-use chorus_protocol::keys::PublicKey;
+use chorus_protocol::keys::{KeyError, PublicKey, VerifyingKey};
 use chorus_protocol::messages::Role;
 use chorus_protocol::params::ModuleParams;
 use chorus_protocol::topic::TopicSpec;
@@ -41,6 +41,10 @@ impl ValidationView for Replica {
 
     fn seen(&self, slot: &Slot) -> Option<MessageId> {
         self.slots.get(slot).copied()
+    }
+
+    fn verifying_key(&self, key: &PublicKey) -> Result<VerifyingKey, KeyError> {
+        self.keys.verifying_key(key)
     }
 
     fn last_nonce(&self, author: &PublicKey) -> u64 {

@@ -143,10 +143,21 @@ pub fn entry_from_envelope(
     envelope: Envelope,
     payload: Payload,
 ) -> Result<Entry, ChangeError> {
+    let envelope_bytes = envelope.to_bytes();
+    entry_from_parts(window, envelope, envelope_bytes, payload)
+}
+
+/// [`entry_from_envelope`] when the envelope's canonical bytes are at hand (as they are for a
+/// gossiped envelope: decoding checked they are canonical).
+pub fn entry_from_parts(
+    window: &WindowKey,
+    envelope: Envelope,
+    envelope_bytes: Vec<u8>,
+    payload: Payload,
+) -> Result<Entry, ChangeError> {
     if !window.accepts(&payload) {
         return Err(ChangeError::WrongWindow);
     }
-    let envelope_bytes = envelope.to_bytes();
     let slot = slot_key(&envelope.signer, &payload);
     let change = build_change(&slot, &envelope.signer, &envelope_bytes)?;
     Ok(Entry {

@@ -34,7 +34,8 @@ use chorus_protocol::keys::PublicKey;
 use chorus_protocol::messages::Payload;
 
 pub use change::{
-    ChangeError, Entry, actor_of, build_change, entry_from_envelope, validate_change,
+    ChangeError, Entry, actor_of, build_change, entry_from_envelope, entry_from_parts,
+    validate_change,
 };
 pub use key::{Phase, WindowKey, slot_key};
 
