@@ -210,6 +210,18 @@ async fn six_nodes_agree_catch_up_and_drop_a_forger() {
         .await
         .unwrap();
     assert_eq!(inference["finalized"], true);
+    // Node 5 finalized epoch 5 before its restart: it answers from its store.
+    let restarted = net
+        .handle(5)
+        .unwrap()
+        .query(Query::Inference {
+            topic: TopicId(1),
+            epoch: Some(5),
+        })
+        .await
+        .unwrap();
+    assert_eq!(restarted["combined_value"], inference["combined_value"]);
+    assert_eq!(restarted["finalized"], true);
     for i in 1..6 {
         let other = net
             .handle(i)

@@ -108,8 +108,10 @@ pub struct NodeHandle {
     ledger: Option<broadcast::Sender<LedgerRecord>>,
 }
 
-/// Ledger events buffered per subscriber (drop oldest).
-pub const LEDGER_EVENTS: usize = 16_384;
+/// Heights of ledger events buffered for subscribers (`/v1/events`); a subscriber further
+/// behind is told how many it missed. Every buffered height holds all its events (a reward per
+/// paid participant), so this bounds the node's memory, not just the subscribers'.
+pub const LEDGER_EVENTS: usize = 1_024;
 
 /// What the ledger did at one checkpoint height (for observers such as the devnet report).
 #[derive(Clone, Debug, PartialEq)]

@@ -92,6 +92,8 @@ pub(super) struct Actor {
     pub(super) pending_persist: Vec<(WindowKey, Vec<u8>)>,
     pub(super) pending_wal: bool,
     pub(super) history: BTreeMap<TopicId, BTreeMap<u64, StoredInference>>,
+    /// Finalized inferences to store: (topic, epoch, JSON).
+    pub(super) pending_inferences: Vec<(u64, u64, Vec<u8>)>,
     pub(super) submissions: BTreeMap<(u64, &'static str), Submission>,
     pub(super) requests: BTreeMap<OutboundRequestId, Pending>,
     pub(super) subscribed: BTreeSet<String>,
@@ -118,6 +120,7 @@ impl Actor {
             pending_persist: vec![],
             pending_wal: false,
             history: BTreeMap::new(),
+            pending_inferences: vec![],
             submissions: BTreeMap::new(),
             requests: BTreeMap::new(),
             subscribed: BTreeSet::new(),
@@ -265,6 +268,14 @@ impl Actor {
     /// Queue pending envelope writes (not yet durable: they become durable with the next
     /// durable commit; peers' envelopes can be fetched again after a crash).
     async fn write_behind(&mut self) {
+        if !self.pending_inferences.is_empty() {
+            let items = std::mem::take(&mut self.pending_inferences);
+            let _ = self
+                .p
+                .store
+                .enqueue("inferences", move |db| ops::put_inferences(db, &items))
+                .await;
+        }
         if !self.pending_persist.is_empty() {
             let items = std::mem::take(&mut self.pending_persist);
             let _ = self
@@ -537,15 +548,16 @@ impl Actor {
                             .find(|(t, e, _)| t == topic && e == epoch)
                             .map(|(_, _, b)| b.clone());
                         if let Some(bundle) = bundle {
+                            let stored = StoredInference {
+                                bundle,
+                                finalized: true,
+                                height: Some(height),
+                            };
+                            if let Ok(json) = serde_json::to_vec(&stored) {
+                                self.pending_inferences.push((topic.0, *epoch, json));
+                            }
                             let h = self.history.entry(*topic).or_default();
-                            h.insert(
-                                *epoch,
-                                StoredInference {
-                                    bundle,
-                                    finalized: true,
-                                    height: Some(height),
-                                },
-                            );
+                            h.insert(*epoch, stored);
                             while h.len() > INFERENCE_HISTORY {
                                 h.pop_first();
                             }
@@ -637,7 +649,16 @@ impl Actor {
     async fn handle_command(&mut self, c: Command) {
         match c {
             Command::Query(q, reply) => {
-                let _ = reply.send(self.answer(q));
+                let answer = match q {
+                    Query::Inference {
+                        topic,
+                        epoch: Some(e),
+                    } if !self.history.get(&topic).is_some_and(|h| h.contains_key(&e)) => {
+                        self.stored_inference(topic, e).await
+                    }
+                    q => self.answer(q),
+                };
+                let _ = reply.send(answer);
             }
             Command::Submit(bytes, reply) => {
                 let id = Hash32::of(&bytes);
@@ -672,6 +693,30 @@ impl Actor {
                 self.flush().await;
                 let _ = done.send(());
             }
+        }
+    }
+
+    /// A finalized inference no longer in memory, from the store.
+    async fn stored_inference(
+        &mut self,
+        topic: TopicId,
+        epoch: u64,
+    ) -> Result<serde_json::Value, QueryError> {
+        // Unknown topics answer as for the in-memory history.
+        self.answer(Query::Topic(topic))?;
+        let bytes = self
+            .p
+            .store
+            .call(move |db| ops::inference(db, topic.0, epoch))
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "reading a stored inference");
+                QueryError::Unavailable
+            })?;
+        let stored: Option<StoredInference> = bytes.and_then(|b| serde_json::from_slice(&b).ok());
+        match stored {
+            Some(s) => Ok(views::inference_json(topic, epoch, &s)),
+            None => Err(views::no_inference(topic, Some(epoch))),
         }
     }
 

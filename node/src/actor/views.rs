@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 
 use super::handle::QueryError;
 
-/// Finalized network inferences kept per topic for `?epoch=` queries.
-pub const INFERENCE_HISTORY: usize = 2_048;
+/// Network inferences kept in memory per topic (the newest epochs). Finalized ones are also
+/// stored (`inferences` table), and older `?epoch=` queries are answered from the store: a
+/// bundle of 20 workers takes ~14 KB in memory, so a long history per topic must not live here.
+pub const INFERENCE_HISTORY: usize = 128;
 
 /// A finalized (or local) network inference with where it came from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StoredInference {
     /// The bundle.
     pub bundle: SynthJsonOutput,
@@ -83,19 +85,29 @@ pub fn inference(
         None => h.and_then(|m| m.iter().next_back().map(|(e, s)| (*e, s))),
     };
     let Some((e, s)) = found else {
-        return Err(QueryError::NotFound(match epoch {
-            Some(e) => format!("no inference of topic {id} epoch {e}"),
-            None => format!("no inference of topic {id} yet"),
-        }));
+        return Err(no_inference(id, epoch));
     };
+    Ok(inference_json(id, e, s))
+}
+
+/// The answer when no inference is held.
+pub fn no_inference(id: TopicId, epoch: Option<u64>) -> QueryError {
+    QueryError::NotFound(match epoch {
+        Some(e) => format!("no inference of topic {id} epoch {e}"),
+        None => format!("no inference of topic {id} yet"),
+    })
+}
+
+/// One inference as the API shows it.
+pub fn inference_json(id: TopicId, epoch: u64, s: &StoredInference) -> Value {
     let mut v = serde_json::to_value(&s.bundle).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.insert("topic".into(), json!(id.0));
-        o.insert("epoch".into(), json!(e));
+        o.insert("epoch".into(), json!(epoch));
         o.insert("finalized".into(), json!(s.finalized));
         o.insert("checkpoint_height".into(), json!(s.height));
     }
-    Ok(v)
+    v
 }
 
 /// `GET /v1/topics/{id}/scores`.

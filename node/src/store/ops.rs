@@ -86,6 +86,7 @@ pub fn open_with_cache(
         tx.open_table(LEDGER)?;
         tx.open_table(EVIDENCE)?;
         tx.open_table(PEERS)?;
+        tx.open_table(INFERENCES)?;
     }
     tx.commit()?;
     Ok(db)
@@ -209,6 +210,35 @@ pub fn certificate(db: &Database, height: u64) -> Result<Option<Vec<u8>>, StoreE
     let tx = db.begin_read()?;
     let t = tx.open_table(CERTIFICATES)?;
     Ok(t.get(height)?.map(|v| v.value().to_vec()))
+}
+
+/// Store finalized network inferences ((topic, epoch) → JSON), write-behind: they are derived
+/// from finalized windows and reach disk with the next durable commit.
+pub fn put_inferences(db: &Database, items: &[(u64, u64, Vec<u8>)]) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.begin_write()?;
+    tx.set_durability(Durability::None)
+        .map_err(|e| StoreError::Corrupt {
+            table: "-",
+            reason: e.to_string(),
+        })?;
+    {
+        let mut t = tx.open_table(INFERENCES)?;
+        for (topic, epoch, bytes) in items {
+            t.insert((*topic, *epoch), bytes.as_slice())?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// A stored finalized network inference.
+pub fn inference(db: &Database, topic: u64, epoch: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(INFERENCES)?;
+    Ok(t.get((topic, epoch))?.map(|v| v.value().to_vec()))
 }
 
 /// Every stored certificate from `from` on, in height order.

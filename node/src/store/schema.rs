@@ -12,6 +12,7 @@
 //! | `ledger` | height | ledger snapshot after that height (bincode, serde path) |
 //! | `evidence` | evidence hash | canonical `Evidence` |
 //! | `peers` | peer id (text) | last known addresses, newline separated |
+//! | `inferences` | (topic, epoch) | finalized network inference: JSON `{bundle, height}` |
 //!
 //! Signed envelopes are the source of truth: windows can be rebuilt from `envelopes` +
 //! `window_entries`; snapshots and ledger snapshots are caches that make restarts fast.
@@ -40,5 +41,7 @@ pub const WAL: TableDefinition<u64, &[u8]> = TableDefinition::new("wal");
 pub const LEDGER: TableDefinition<u64, &[u8]> = TableDefinition::new("ledger");
 /// Evidence hash → evidence.
 pub const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence");
+/// (topic, epoch) → finalized network inference (JSON).
+pub const INFERENCES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("inferences");
 /// Peer id → addresses.
 pub const PEERS: TableDefinition<&str, &str> = TableDefinition::new("peers");
