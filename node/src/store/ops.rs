@@ -21,6 +21,25 @@ pub const LEDGER_SNAPSHOTS_KEPT: usize = 3;
 /// ledger snapshot.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
+/// `meta` key of the running total of stored envelope bytes (u64 LE): envelopes are never
+/// deleted, so [`put_envelopes`] keeps it exact and [`stats`] need not read every envelope.
+const ENVELOPE_BYTES: &str = "envelope_bytes";
+
+fn meta_u64(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<u64, StoreError> {
+    match meta.get(key)? {
+        None => Ok(0),
+        Some(v) => Ok(u64::from_le_bytes(v.value().try_into().map_err(|_| {
+            StoreError::Corrupt {
+                table: "meta",
+                reason: format!("{key} is not 8 bytes"),
+            }
+        })?)),
+    }
+}
+
 /// Open or create the database with the default page cache ([`DEFAULT_CACHE_BYTES`]), create
 /// every table, check schema version and network.
 pub fn open(path: &Path, network: &NetworkId) -> Result<Database, StoreError> {
@@ -87,6 +106,15 @@ pub fn open_with_cache(
         tx.open_table(EVIDENCE)?;
         tx.open_table(PEERS)?;
         tx.open_table(INFERENCES)?;
+        // The running total of envelope bytes (stores written before it existed: count once).
+        if meta.get(ENVELOPE_BYTES)?.is_none() {
+            let envs = tx.open_table(ENVELOPES)?;
+            let mut bytes = 0u64;
+            for item in envs.iter()? {
+                bytes += item?.1.value().len() as u64;
+            }
+            meta.insert(ENVELOPE_BYTES, bytes.to_le_bytes().as_slice())?;
+        }
     }
     tx.commit()?;
     Ok(db)
@@ -127,12 +155,20 @@ pub fn put_envelopes(
         let mut envs = tx.open_table(ENVELOPES)?;
         let mut index = tx.open_table(WINDOW_ENTRIES)?;
         let mut keys = tx.open_table(WINDOW_KEYS)?;
+        let mut added = 0u64;
         for (key, bytes) in items {
             let id = Hash32::of(bytes);
             let wid = key.id();
-            envs.insert(id.0.as_slice(), bytes.as_slice())?;
+            if envs.insert(id.0.as_slice(), bytes.as_slice())?.is_none() {
+                added += bytes.len() as u64;
+            }
             index.insert((wid.0.as_slice(), id.0.as_slice()), ())?;
             keys.insert(wid.0.as_slice(), codec::encode(key).as_slice())?;
+        }
+        if added > 0 {
+            let mut meta = tx.open_table(META)?;
+            let total = meta_u64(&meta, ENVELOPE_BYTES)? + added;
+            meta.insert(ENVELOPE_BYTES, total.to_le_bytes().as_slice())?;
         }
     }
     tx.commit()?;
@@ -388,13 +424,9 @@ pub struct StoreStats {
 pub fn stats(db: &Database) -> Result<StoreStats, StoreError> {
     let tx = db.begin_read()?;
     let envs = tx.open_table(ENVELOPES)?;
-    let mut bytes = 0u64;
-    for item in envs.iter()? {
-        bytes += item?.1.value().len() as u64;
-    }
     Ok(StoreStats {
         envelopes: envs.len()?,
-        envelope_bytes: bytes,
+        envelope_bytes: meta_u64(&tx.open_table(META)?, ENVELOPE_BYTES)?,
         windows: tx.open_table(WINDOW_KEYS)?.len()?,
         certificates: tx.open_table(CERTIFICATES)?.len()?,
         wal_records: tx.open_table(WAL)?.len()?,
@@ -451,6 +483,19 @@ mod tests {
         assert_eq!(latest_ledger(&db).unwrap().unwrap().0, 5);
         let s = stats(&db).unwrap();
         assert_eq!((s.envelopes, s.windows, s.wal_records), (3, 2, 2));
+        assert_eq!(s.envelope_bytes, 5);
+        // Storing a held envelope again adds nothing.
+        put_envelopes(&db, &[(key(2), vec![5])], true).unwrap();
+        assert_eq!(stats(&db).unwrap().envelope_bytes, 5);
+        // A store from before the running total: counted once when opened.
+        {
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().remove(ENVELOPE_BYTES).unwrap();
+            tx.commit().unwrap();
+        }
+        drop(db);
+        let db = open(&path, &net).unwrap();
+        assert_eq!(stats(&db).unwrap().envelope_bytes, 5);
     }
 
     #[test]
