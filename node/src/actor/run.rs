@@ -703,7 +703,7 @@ impl Actor {
         epoch: u64,
     ) -> Result<serde_json::Value, QueryError> {
         // Unknown topics answer as for the in-memory history.
-        self.answer(Query::Topic(topic))?;
+        views::topic_of(self.p.replica.ledger(), topic)?;
         let bytes = self
             .p
             .store

@@ -59,7 +59,7 @@ pub fn topics(ledger: &Ledger, now_ms: u64) -> Value {
     )
 }
 
-fn topic_of(ledger: &Ledger, id: TopicId) -> Result<&TopicState, QueryError> {
+pub(super) fn topic_of(ledger: &Ledger, id: TopicId) -> Result<&TopicState, QueryError> {
     ledger
         .topics
         .get(&id)

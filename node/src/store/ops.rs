@@ -56,11 +56,7 @@ pub fn open_with_cache(
         .set_cache_size(cache_bytes)
         .create(path)?;
     let mut tx = db.begin_write()?;
-    tx.set_durability(Durability::Immediate)
-        .map_err(|e| StoreError::Corrupt {
-            table: "meta",
-            reason: e.to_string(),
-        })?;
+    set_durability(&mut tx, Durability::Immediate)?;
     {
         let mut meta = tx.open_table(META)?;
         let version = meta.get("schema_version")?.map(|v| v.value().to_vec());
@@ -120,13 +116,17 @@ pub fn open_with_cache(
     Ok(db)
 }
 
+/// Set a write transaction's durability (redb refuses only a change after a commit started).
+fn set_durability(tx: &mut redb::WriteTransaction, d: Durability) -> Result<(), StoreError> {
+    tx.set_durability(d).map_err(|e| StoreError::Corrupt {
+        table: "-",
+        reason: e.to_string(),
+    })
+}
+
 fn durable_write(db: &Database, two_phase: bool) -> Result<redb::WriteTransaction, StoreError> {
     let mut tx = db.begin_write()?;
-    tx.set_durability(Durability::Immediate)
-        .map_err(|e| StoreError::Corrupt {
-            table: "-",
-            reason: e.to_string(),
-        })?;
+    set_durability(&mut tx, Durability::Immediate)?;
     tx.set_two_phase_commit(two_phase);
     Ok(tx)
 }
@@ -145,11 +145,7 @@ pub fn put_envelopes(
     }
     let mut tx = durable_write(db, true)?;
     if !durable {
-        tx.set_durability(Durability::None)
-            .map_err(|e| StoreError::Corrupt {
-                table: "-",
-                reason: e.to_string(),
-            })?;
+        set_durability(&mut tx, Durability::None)?;
     }
     {
         let mut envs = tx.open_table(ENVELOPES)?;
@@ -255,11 +251,7 @@ pub fn put_inferences(db: &Database, items: &[(u64, u64, Vec<u8>)]) -> Result<()
         return Ok(());
     }
     let mut tx = db.begin_write()?;
-    tx.set_durability(Durability::None)
-        .map_err(|e| StoreError::Corrupt {
-            table: "-",
-            reason: e.to_string(),
-        })?;
+    set_durability(&mut tx, Durability::None)?;
     {
         let mut t = tx.open_table(INFERENCES)?;
         for (topic, epoch, bytes) in items {
