@@ -267,6 +267,7 @@ impl ConsensusSection {
                 max_ms: self.max_ms,
             },
             validator,
+            ..ReplicaConfig::default()
         }
     }
 }

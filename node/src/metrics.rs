@@ -22,7 +22,7 @@
 //! | `chorus_epochs_missed_total` | counter | `topic`, `reason` | epochs a duty was not done, by the failing adapter's reason code (`timeout`, `connect`, `status`, `garbage`, `not_registered`, `loss`, …) |
 //! | `chorus_queue_drops_total` | counter | `queue` | items dropped by a full bounded queue |
 //! | `chorus_gossip_latency_seconds` | histogram | | delay from a message's window opening (or send time) to its receipt |
-//! | `chorus_sync_latency_seconds` | histogram | | duration of one anti-entropy sync session |
+//! | `chorus_sync_latency_seconds` | histogram | | round trip of one anti-entropy sync message (request to answer) |
 //! | `chorus_finality_latency_seconds` | histogram | | delay from a window's close to the checkpoint that finalized it |
 //! | `chorus_checkpoint_height` | gauge | | height of the latest finalized checkpoint |
 //! | `chorus_store_size_bytes` | gauge | | size of the redb file |
@@ -208,7 +208,7 @@ impl NodeMetrics {
             );
             r.register_with_unit(
                 "sync_latency",
-                "Duration of one anti-entropy sync session",
+                "Round trip of one anti-entropy sync message (request to answer)",
                 Unit::Seconds,
                 m.sync_latency.clone(),
             );

@@ -119,6 +119,7 @@ fn plan(root: PathBuf) -> LocalPlan {
                 max_ms: 10_000,
             },
             validator: true,
+            ..ReplicaConfig::default()
         },
         tick: Duration::from_millis(50),
         store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,

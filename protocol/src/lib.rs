@@ -9,6 +9,7 @@
 //! - [`envelope`]: signed envelopes; message id = blake3 of the envelope bytes.
 //! - [`messages`]: every signed message kind ([`messages::Payload`]).
 //! - [`topic`], [`params`], [`genesis`]: topic definitions, module parameters, genesis TOML.
+//! - [`rng`]: the one seeded generator (SplitMix64) for reproducible choices.
 //! - [`validation`]: gossip validation as a pure function (Accept / Ignore / Reject).
 //! - [`math`]: the Allora v0.6 mathematics (synthesis, losses, regrets, reputer consensus,
 //!   scores, rewards, topic weights, integer payouts) and the `synth`/`settle` JSON.
@@ -36,6 +37,7 @@ pub mod keys;
 pub mod math;
 pub mod messages;
 pub mod params;
+pub mod rng;
 pub mod topic;
 pub mod validation;
 

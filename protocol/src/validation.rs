@@ -11,6 +11,11 @@
 //!
 //! A second, different, validly signed message for a slot that already holds one is
 //! `Ignore(Equivocation)`; the caller keeps both as evidence (see [`Verdict::Ignore`]).
+//!
+//! [`validate`] is the gossip entry point. Entries that reach a window another way (sync,
+//! fetch, evidence) run the same steps after decoding through [`admit`], with
+//! [`Arrival::Reconciled`] instead of the arrival-time check; [`window_timing`] is the one rule
+//! for where a time falls relative to a submission window.
 
 use std::fmt;
 
@@ -205,6 +210,10 @@ pub enum IgnoreReason {
     StaleNonce,
     /// Nonce too far ahead of the last finalized one.
     NonceTooFarAhead,
+    /// Its window is already finalized here.
+    WindowFinalized,
+    /// A decided checkpoint fixes its window's content, and it is not part of it.
+    NotCertified,
 }
 
 /// Why a message was rejected (provably invalid; the relayer is penalised).
@@ -244,6 +253,8 @@ pub enum RejectReason {
     BadEvidence,
     /// Nonce 0 is never valid.
     ZeroNonce,
+    /// Offered for a window it does not belong to.
+    WrongWindow,
 }
 
 macro_rules! reason_names {
@@ -277,6 +288,8 @@ reason_names!(IgnoreReason {
     UnknownWorker => "unknown_worker",
     StaleNonce => "stale_nonce",
     NonceTooFarAhead => "nonce_too_far_ahead",
+    WindowFinalized => "window_finalized",
+    NotCertified => "not_certified",
 });
 
 reason_names!(RejectReason {
@@ -297,6 +310,7 @@ reason_names!(RejectReason {
     InvalidProposal => "invalid_proposal",
     BadEvidence => "bad_evidence",
     ZeroNonce => "zero_nonce",
+    WrongWindow => "wrong_window",
 });
 
 /// A message that passed every check.
@@ -351,6 +365,41 @@ fn decode_reject(e: &DecodeError) -> RejectReason {
     }
 }
 
+/// Where a time falls relative to a `[open, close)` submission window, with the clock-skew
+/// allowance on both sides. The one timing rule: gossip validation judges arrivals with it and
+/// the replica's window state is derived from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WindowTiming {
+    /// Before `open − skew`.
+    NotOpen,
+    /// In `[open − skew, close + skew)`.
+    Open,
+    /// At or after `close + skew`.
+    Closed,
+}
+
+/// The [`WindowTiming`] of `now_ms` for the window `(open, close)`.
+pub fn window_timing((open, close): (u64, u64), now_ms: u64, skew_ms: u64) -> WindowTiming {
+    if now_ms.saturating_add(skew_ms) < open {
+        WindowTiming::NotOpen
+    } else if now_ms >= close.saturating_add(skew_ms) {
+        WindowTiming::Closed
+    } else {
+        WindowTiming::Open
+    }
+}
+
+/// How the arrival time of an entry is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Gossip or a local publication at this time (ms): it must fall inside its window.
+    Live(u64),
+    /// Reconciliation (sync, fetch, evidence): the caller established that the entry's window
+    /// has opened and is not finalized. Only the entry is judged, not when it arrives: it may
+    /// have been gossiped in time to the peer that passes it on.
+    Reconciled,
+}
+
 /// Validate one gossip message. Pure: no clock (`now_ms` is given), no IO.
 pub fn validate(
     bytes: &[u8],
@@ -358,40 +407,59 @@ pub fn validate(
     now_ms: u64,
     view: &impl ValidationView,
 ) -> Verdict {
-    use Verdict::{Ignore, Reject};
-
     // 1. size, 2. decode
-    if bytes.len() > MAX_ENVELOPE_SIZE {
-        return Reject(RejectReason::TooLarge);
-    }
-    let envelope = match Envelope::from_bytes(bytes) {
-        Ok(e) => e,
-        Err(e) => return Reject(decode_reject(&e)),
+    let (envelope, payload) = match decode(bytes) {
+        Ok(d) => d,
+        Err(r) => return Verdict::Reject(r),
     };
-    let payload: Payload = match codec::decode(&envelope.payload) {
-        Ok(p) => p,
-        Err(e) => return Reject(decode_reject(&e)),
-    };
-    if envelope.payload.len() > payload.max_size() {
-        return Reject(RejectReason::TooLarge);
-    }
     // 3. network and channel
     if channel.network != view.network() {
-        return Reject(RejectReason::WrongNetwork);
+        return Verdict::Reject(RejectReason::WrongNetwork);
     }
-    let channel_ok = match (&payload, channel.kind) {
+    if !channel_carries(channel.kind, &payload) {
+        return Verdict::Reject(RejectReason::WrongChannel);
+    }
+    admit(bytes, envelope, payload, Arrival::Live(now_ms), view)
+}
+
+/// Steps 1 and 2 of validation: size, then the envelope and its payload decode canonically.
+pub fn decode(bytes: &[u8]) -> Result<(Envelope, Payload), RejectReason> {
+    if bytes.len() > MAX_ENVELOPE_SIZE {
+        return Err(RejectReason::TooLarge);
+    }
+    let envelope = Envelope::from_bytes(bytes).map_err(|e| decode_reject(&e))?;
+    let payload: Payload = codec::decode(&envelope.payload).map_err(|e| decode_reject(&e))?;
+    if envelope.payload.len() > payload.max_size() {
+        return Err(RejectReason::TooLarge);
+    }
+    Ok((envelope, payload))
+}
+
+/// Whether a payload belongs on a gossip channel.
+pub fn channel_carries(kind: ChannelKind, payload: &Payload) -> bool {
+    match (payload, kind) {
         (Payload::WorkerBundle(b), ChannelKind::Workers(t)) => b.topic == t,
         (Payload::ReputerBundle(b), ChannelKind::Reputers(t)) => b.topic == t,
         (Payload::WorkerBundle(_) | Payload::ReputerBundle(_), _) => false,
         (_, kind) => kind == ChannelKind::Ledger,
-    };
-    if !channel_ok {
-        return Reject(RejectReason::WrongChannel);
     }
+}
+
+/// Steps 4 to 8 of validation for a decoded envelope (`bytes` are its canonical encoding):
+/// timing or nonce range, registration and stake, uniqueness, signature, semantics. Every
+/// path by which an entry reaches a window runs these checks; only `arrival` differs.
+pub fn admit(
+    bytes: &[u8],
+    envelope: Envelope,
+    payload: Payload,
+    arrival: Arrival,
+    view: &impl ValidationView,
+) -> Verdict {
+    use Verdict::{Ignore, Reject};
     let params = view.params();
     let author = envelope.signer;
     // 4. window or nonce range, 5. registration and stake
-    if let Some(reason) = check_timing_and_standing(&payload, &author, now_ms, view, params) {
+    if let Some(reason) = check_timing_and_standing(&payload, &author, arrival, view, params) {
         return reason;
     }
     // 6. uniqueness
@@ -425,19 +493,19 @@ pub fn validate(
 fn check_timing_and_standing(
     payload: &Payload,
     author: &PublicKey,
-    now_ms: u64,
+    arrival: Arrival,
     view: &impl ValidationView,
     params: &ModuleParams,
 ) -> Option<Verdict> {
     use Verdict::{Ignore, Reject};
-    let skew = params.max_clock_skew_ms;
-    let in_window = |(open, close): (u64, u64)| -> Option<Verdict> {
-        if now_ms.saturating_add(skew) < open {
-            Some(Ignore(IgnoreReason::TooEarly, None))
-        } else if now_ms >= close.saturating_add(skew) {
-            Some(Ignore(IgnoreReason::TooLate, None))
-        } else {
-            None
+    let in_window = |window: (u64, u64)| -> Option<Verdict> {
+        let Arrival::Live(now_ms) = arrival else {
+            return None;
+        };
+        match window_timing(window, now_ms, params.max_clock_skew_ms) {
+            WindowTiming::NotOpen => Some(Ignore(IgnoreReason::TooEarly, None)),
+            WindowTiming::Closed => Some(Ignore(IgnoreReason::TooLate, None)),
+            WindowTiming::Open => None,
         }
     };
     match payload {

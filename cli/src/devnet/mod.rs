@@ -378,6 +378,7 @@ async fn run_async(
                 max_ms: 30_000,
             },
             validator: true,
+            ..ReplicaConfig::default()
         },
         tick: Duration::from_millis((period / 8).clamp(10, 50)),
         store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,

@@ -20,6 +20,7 @@ mod governance;
 pub mod settle;
 pub mod state;
 mod tx;
+mod window_state;
 
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ pub use settle::{EmaScores, EpochRecord, Mechanism};
 pub use state::{
     Account, Proposal, ProposalOutcome, Release, ReputerStake, Supply, TopicState, Validator,
 };
+pub use window_state::WindowState;
 
 use crate::window::{Phase, WindowKey};
 

@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chorus_protocol::ids::Hash32;
 use chorus_protocol::validation::ChannelKind;
 
-use super::{Effect, FETCH_RETRY_MS, MAX_PREPARED, PeerKey, Replica, ReplicaEvent, validator_set};
+use super::{Effect, MAX_PREPARED, Offence, PeerKey, Replica, ReplicaEvent, validator_set};
 use crate::checkpoint::{
     self, Checkpoint, CheckpointId, ConsensusMessage, DecidedCheckpoint, PeerId, WindowHead,
 };
 use crate::ledger::{HeightInput, Ledger, LedgerEvent, SignedEntry};
-use crate::window::{Phase, WindowKey};
+use crate::window::WindowKey;
 
 /// Why a checkpoint's content could not be derived yet.
 enum Content {
@@ -38,9 +38,6 @@ impl crate::ledger::EvidenceVerifier for VoteEvidence {
     }
 }
 
-/// Ledger periods ahead that one reconciliation before a late proposal covers at most.
-const RECONCILE_MAX_PERIODS: u64 = 256;
-
 impl Replica {
     pub(super) fn consensus_bytes(
         &mut self,
@@ -62,7 +59,7 @@ impl Replica {
             }
             Err(e) => out.push(Effect::Penalize {
                 peer: from,
-                reason: format!("consensus message: {e}"),
+                offence: Offence::MalformedConsensus(e.to_string()),
             }),
         }
     }
@@ -88,10 +85,9 @@ impl Replica {
                     channel: ChannelKind::Consensus,
                     bytes: m.to_bytes(),
                 }),
-                E::SendTo { peer, message } => out.push(Effect::SendConsensus {
-                    to: peer.0,
-                    bytes: message.to_bytes(),
-                }),
+                E::SendTo { peer, message } => {
+                    self.send_consensus(peer.0, message.to_bytes(), now_ms, out)
+                }
                 E::ScheduleTimer { id, at_ms } => out.push(Effect::ScheduleTimer { id, at_ms }),
                 E::CancelTimer(id) => out.push(Effect::CancelTimer(id)),
                 E::CancelAllTimers => out.push(Effect::CancelAllTimers),
@@ -112,7 +108,7 @@ impl Replica {
                 }
                 E::Decided(d) => {
                     out.push(Effect::PersistDecided(d.clone()));
-                    self.decided_queue.insert(d.height(), d);
+                    self.queue_decided(d);
                     apply = true;
                 }
                 E::Evidence(ev) => self.publish(
@@ -122,7 +118,7 @@ impl Replica {
                 ),
                 E::Misbehaviour { peer, offence } => out.push(Effect::Penalize {
                     peer: peer.0,
-                    reason: format!("{offence:?}"),
+                    offence: Offence::Consensus(offence),
                 }),
                 E::CatchUpMiss { peer, height } => out.push(Effect::ServeCatchUp {
                     peer: peer.0,
@@ -306,7 +302,7 @@ impl Replica {
 
     /// A proposal made more than a propose timeout after its period was ready comes after a
     /// stall (a partition, lost validators): entries of peers we could not hear may still be
-    /// missing here. Ask the node to reconcile every closed window with every peer, and hold
+    /// missing here. Reconcile every closed window with every peer (up to a bound), and hold
     /// the proposal for a quarter of the propose timeout while the syncs complete. One such
     /// reconciliation after the network resumed deciding (see `resumed_at`) serves the later
     /// late proposals whose windows it covered, so catching up many heights holds once, not
@@ -335,17 +331,15 @@ impl Replica {
             }
         }
         // Every window that has closed, held here or not (the other side may hold entries of
-        // a window we never saw), bounded like the node's roots request.
+        // a window we never saw), bounded like a roots request.
         let mut windows: BTreeSet<WindowKey> = self
             .ledger
-            .windows_closed_by(now_ms, RECONCILE_MAX_PERIODS)
+            .windows_closed_by(now_ms, super::antientropy::MAX_PERIODS)
             .into_iter()
             .collect();
         windows.extend(self.closed_window_keys(now_ms));
         windows.extend(due.values().copied());
-        out.push(Effect::Reconcile {
-            windows: windows.iter().copied().collect(),
-        });
+        self.reconcile(windows.iter().copied().collect(), now_ms, out);
         self.last_reconcile = Some(super::Reconciliation {
             height,
             round,
@@ -353,21 +347,6 @@ impl Replica {
             windows,
         });
         true
-    }
-
-    /// Whether to ask for `key` now: not asked yet, or asked more than [`FETCH_RETRY_MS`] ago
-    /// and not answered. Records the request; forgets requests long unanswered.
-    fn ask_fetch(&mut self, key: WindowKey, now_ms: u64) -> bool {
-        let horizon = FETCH_RETRY_MS.saturating_mul(10);
-        self.fetching
-            .retain(|_, at| now_ms < at.saturating_add(horizon));
-        match self.fetching.get(&key) {
-            Some(at) if now_ms < at.saturating_add(FETCH_RETRY_MS) => false,
-            _ => {
-                self.fetching.insert(key, now_ms);
-                true
-            }
-        }
     }
 
     fn remember(&mut self, id: CheckpointId, ledger: Ledger, events: Vec<LedgerEvent>) {
@@ -401,12 +380,7 @@ impl Replica {
                 Content::Invalid(_) => false,
                 Content::Missing(keys) => {
                     for key in keys {
-                        if self.ask_fetch(key, now_ms) {
-                            out.push(Effect::FetchWindow {
-                                window: key,
-                                from: Some(proposer),
-                            });
-                        }
+                        self.fetch_window(key, Some(proposer), now_ms, out);
                     }
                     continue;
                 }
@@ -420,11 +394,32 @@ impl Replica {
         }
     }
 
+    /// Queue a decided checkpoint for applying; its windows now admit only what it fixes.
+    pub(super) fn queue_decided(&mut self, d: DecidedCheckpoint) {
+        if d.height() <= self.ledger.next_height {
+            return;
+        }
+        for w in &d.checkpoint.windows {
+            self.certified
+                .insert(w.window, w.heads.iter().copied().collect());
+        }
+        self.decided_queue.insert(d.height(), d);
+    }
+
+    /// The next decided checkpoint leaves the queue (applied or dropped).
+    fn unqueue_decided(&mut self) -> Option<DecidedCheckpoint> {
+        let (_, d) = self.decided_queue.pop_first()?;
+        for w in &d.checkpoint.windows {
+            self.certified.remove(&w.window);
+        }
+        Some(d)
+    }
+
     /// Apply decided checkpoints in height order as far as their entries are held.
     pub(super) fn apply_decided_queue(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
         while let Some((&height, _)) = self.decided_queue.first_key_value() {
             if height <= self.ledger.next_height {
-                self.decided_queue.pop_first();
+                self.unqueue_decided();
                 continue;
             }
             if height != self.ledger.next_height + 1 {
@@ -440,12 +435,7 @@ impl Replica {
                     Content::Ready(l, e) => (*l, e),
                     Content::Missing(keys) => {
                         for key in keys {
-                            if self.ask_fetch(key, now_ms) {
-                                out.push(Effect::FetchWindow {
-                                    window: key,
-                                    from: None,
-                                });
-                            }
+                            self.fetch_window(key, None, now_ms, out);
                         }
                         return;
                     }
@@ -453,12 +443,12 @@ impl Replica {
                         out.push(Effect::Event(ReplicaEvent::Fault(format!(
                             "decided checkpoint {height} does not apply here: {reason}"
                         ))));
-                        self.decided_queue.pop_first();
+                        self.unqueue_decided();
                         return;
                     }
                 },
             };
-            self.decided_queue.pop_first();
+            self.unqueue_decided();
             self.finish_height(d, next, events, now_ms, out);
         }
     }
@@ -487,7 +477,6 @@ impl Replica {
             .iter()
             .map(|w| (w.window, w.heads.clone()))
             .collect();
-        let period = height - 1;
         self.ledger = next;
         self.tip = d.id().0;
         self.prepared
@@ -496,17 +485,8 @@ impl Replica {
         let keys: Vec<WindowKey> = self.windows.keys().copied().collect();
         let mut carry = vec![];
         for key in keys {
-            let done = match key {
-                WindowKey::Ledger { period: p } => p <= period,
-                WindowKey::Topic {
-                    topic,
-                    epoch,
-                    phase,
-                } => self.ledger.topics.get(&topic).is_none_or(|t| match phase {
-                    Phase::Workers => epoch < t.next_worker_epoch,
-                    Phase::Reputers => epoch < t.next_reputer_epoch,
-                }),
-            };
+            // Finalized, or of a topic that no longer exists.
+            let done = self.ledger.is_finalized(&key).unwrap_or(true);
             if !done {
                 continue;
             }
@@ -532,7 +512,10 @@ impl Replica {
                     period: self.ledger.next_height.max(self.ledger.period_at(now_ms)),
                 };
                 let bytes = env.to_bytes();
-                if self.add_entry(key, env, payload).is_some() {
+                if let Ok(entry) =
+                    crate::window::entry_from_parts(&key, env, bytes.clone(), payload)
+                {
+                    self.insert(super::admission::Admitted { key, entry });
                     out.push(Effect::Persist(vec![(key, bytes)]));
                 }
             }

@@ -13,14 +13,26 @@
 //! Checkpoint heights: consensus height `H ≥ 1` finalizes ledger period `H − 1` (the windows
 //! that [`Ledger::windows_due`] names before period `H − 1` is applied).
 
+mod admission;
+mod antientropy;
 mod consensus;
 pub mod duties;
 mod ingest;
+mod io;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 mod sync;
 mod view;
+pub mod wire;
 
+pub use antientropy::{AntiEntropyConfig, MAX_RECONCILE_PEERS, SYNCS_PER_ROUND};
+pub use io::{Effect, Input, Offence, Outcome, ReplicaConfig, ReplicaEvent};
+pub use sync::MAX_SYNC_SESSIONS;
+
+#[cfg(test)]
+mod admission_tests;
+#[cfg(test)]
+mod antientropy_tests;
 #[cfg(test)]
 mod tests;
 
@@ -30,243 +42,17 @@ use chorus_protocol::genesis::Genesis;
 use chorus_protocol::ids::{Hash32, MessageId, NetworkId, TopicId};
 use chorus_protocol::keys::{Keypair, PublicKey};
 use chorus_protocol::math::synth_io::SynthJsonOutput;
-use chorus_protocol::messages::Payload;
 use chorus_protocol::validation::{ChannelKind, Slot};
 
 use crate::checkpoint::{
     Checkpoint, CheckpointId, DecidedCheckpoint, Engine, EngineConfig, EngineError, Persisted,
-    StartSchedule, TimeoutConfig, TimerId, ValidatorSet, WalRecord,
+    StartSchedule, ValidatorSet, WalRecord,
 };
 use crate::ledger::{Ledger, LedgerError, LedgerEvent};
 use crate::window::{Window, WindowKey};
 
 /// A peer, named by its key (the node maps it to a libp2p peer id).
 pub type PeerKey = PublicKey;
-
-/// Tunables of a replica.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReplicaConfig {
-    /// Wait after a period ends before proposing its checkpoint (ms), on top of the clock-skew
-    /// allowance: lets the last entries of the period arrive.
-    pub propose_grace_ms: u64,
-    /// Consensus timeouts.
-    pub timeouts: TimeoutConfig,
-    /// Whether this replica takes part in consensus as a validator (it must also be bonded).
-    pub validator: bool,
-}
-
-impl Default for ReplicaConfig {
-    fn default() -> Self {
-        ReplicaConfig {
-            // One gossip round trip on a LAN with margin.
-            propose_grace_ms: 200,
-            timeouts: TimeoutConfig::default(),
-            validator: true,
-        }
-    }
-}
-
-/// What flows into a replica.
-#[derive(Clone, Debug)]
-pub enum Input {
-    /// A gossip message on one of our channels.
-    Gossip {
-        /// The channel kind.
-        channel: ChannelKind,
-        /// The message bytes (an envelope, or a consensus message on the consensus channel).
-        bytes: Vec<u8>,
-        /// The peer that delivered it.
-        from: PeerKey,
-    },
-    /// A consensus message sent to us directly (catch-up).
-    Direct {
-        /// Sender.
-        from: PeerKey,
-        /// Bytes.
-        bytes: Vec<u8>,
-    },
-    /// Sign this payload with our key and publish it.
-    Publish(Payload),
-    /// Publish an envelope someone signed (e.g. posted to the REST API by the CLI).
-    PublishSigned(Vec<u8>),
-    /// A consensus timer fired.
-    Timer(TimerId),
-    /// Periodic work: flush windows, local inferences, proposals. Call every few tens of ms.
-    Tick,
-    /// An automerge sync message for a window from a peer (request or reply).
-    SyncMessage {
-        /// The peer.
-        from: PeerKey,
-        /// The window.
-        window: WindowKey,
-        /// The message.
-        bytes: Vec<u8>,
-    },
-    /// Envelopes of a window, fetched from a peer.
-    WindowEntries {
-        /// The window.
-        window: WindowKey,
-        /// Envelope bytes.
-        envelopes: Vec<Vec<u8>>,
-        /// Who sent them.
-        from: PeerKey,
-    },
-}
-
-/// What a gossip message turned out to be (for gossipsub's validation report).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Valid: relay.
-    Accept,
-    /// Drop without penalty.
-    Ignore,
-    /// Drop and penalise.
-    Reject,
-}
-
-/// Something the node (or simulator) should know about.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ReplicaEvent {
-    /// A worker window closed here: this replica's own network inference (before
-    /// finalization; consumers see it at once).
-    LocalInference {
-        /// Topic.
-        topic: TopicId,
-        /// Epoch.
-        epoch: u64,
-        /// Combined value.
-        combined: f64,
-        /// Inferers counted.
-        inferers: usize,
-    },
-    /// A checkpoint was applied.
-    Finalized {
-        /// Consensus height.
-        height: u64,
-        /// Its id.
-        id: CheckpointId,
-        /// The ledger root after it.
-        ledger_root: Hash32,
-        /// What the ledger did.
-        events: Vec<LedgerEvent>,
-        /// The finalized network inference bundle of each `NetworkInference` event, taken
-        /// when this height was applied (later heights settle and drop them from the ledger).
-        bundles: Vec<(TopicId, u64, SynthJsonOutput)>,
-    },
-    /// Our gossip submission was accepted (locally) or refused.
-    Submitted {
-        /// Message id.
-        id: MessageId,
-        /// The kind of payload.
-        kind: &'static str,
-        /// Refusal reason, if refused.
-        refused: Option<String>,
-    },
-    /// Something is wrong inside this replica (not a peer's fault).
-    Fault(String),
-}
-
-/// What flows out of a replica. Carry out in order: a `WalAppend` must be durable before any
-/// later `Broadcast`/`SendConsensus`; `Persist` before the entries count as acknowledged.
-#[derive(Clone, Debug)]
-pub enum Effect {
-    /// Tell gossip what a message was.
-    Report {
-        /// Gossip message id (blake3 of the bytes).
-        id: MessageId,
-        /// The delivering peer.
-        from: PeerKey,
-        /// The outcome.
-        outcome: Outcome,
-        /// The validation reason (`""` for accepted), for metrics.
-        reason: &'static str,
-        /// The channel it arrived on.
-        channel: ChannelKind,
-    },
-    /// Gossip bytes on a channel.
-    Broadcast {
-        /// Channel.
-        channel: ChannelKind,
-        /// Bytes.
-        bytes: Vec<u8>,
-    },
-    /// Send consensus bytes to one peer.
-    SendConsensus {
-        /// Peer.
-        to: PeerKey,
-        /// Bytes.
-        bytes: Vec<u8>,
-    },
-    /// Persist envelopes with their windows (acknowledged once done).
-    Persist(Vec<(WindowKey, Vec<u8>)>),
-    /// Persist a consensus WAL record (before any later send).
-    WalAppend(WalRecord),
-    /// WAL records below this height may go.
-    WalTruncate {
-        /// Lowest height to keep.
-        keep_from_height: u64,
-    },
-    /// Persist a decided checkpoint with its certificate.
-    PersistDecided(DecidedCheckpoint),
-    /// Persist a ledger snapshot (after applying `height`, a consensus height).
-    PersistLedger {
-        /// Consensus height.
-        height: u64,
-        /// The ledger snapshot (`Ledger::to_snapshot`; decode with `Ledger::from_snapshot`).
-        bytes: Vec<u8>,
-    },
-    /// Arm a timer.
-    ScheduleTimer {
-        /// Id.
-        id: TimerId,
-        /// Deadline.
-        at_ms: u64,
-    },
-    /// Disarm a timer.
-    CancelTimer(TimerId),
-    /// Disarm every timer.
-    CancelAllTimers,
-    /// Our next automerge sync message for a window to a peer (`None`: we are done). In reply
-    /// to a request, send it as the response; otherwise as a new request.
-    SyncReply {
-        /// The peer.
-        to: PeerKey,
-        /// The window.
-        window: WindowKey,
-        /// The message, or `None` when this side has nothing more to say.
-        message: Option<Vec<u8>>,
-    },
-    /// Compare these windows' roots with every connected peer now and sync the ones that
-    /// differ (we are about to propose a late checkpoint: after a partition or a stall, the
-    /// other side's entries must reach the proposal).
-    Reconcile {
-        /// The windows the proposal will finalize.
-        windows: Vec<WindowKey>,
-    },
-    /// Fetch every envelope a peer holds for a window (answer with `Input::WindowEntries`).
-    FetchWindow {
-        /// The window.
-        window: WindowKey,
-        /// A peer that should have it (`None`: any).
-        from: Option<PeerKey>,
-    },
-    /// Answer a catch-up request from storage (height older than what is in memory).
-    ServeCatchUp {
-        /// Peer.
-        peer: PeerKey,
-        /// Height.
-        height: u64,
-    },
-    /// A peer misbehaved at the consensus layer.
-    Penalize {
-        /// Peer.
-        peer: PeerKey,
-        /// What it did.
-        reason: String,
-    },
-    /// An event.
-    Event(ReplicaEvent),
-}
 
 /// Why a replica could not start.
 #[derive(Debug, thiserror::Error)]
@@ -298,11 +84,6 @@ pub struct Restore {
 
 /// Bound on proposals validated or built but not yet decided (each holds a ledger copy).
 const MAX_PREPARED: usize = 8;
-
-/// A window fetch unanswered for this long is asked again (ms): the request or the response
-/// may have been lost, or the peer may have gone away, and a decided checkpoint waiting for
-/// the window must not wait forever. A few round trips.
-const FETCH_RETRY_MS: u64 = 1_000;
 
 /// A reconciliation asked for before a late proposal.
 #[derive(Debug)]
@@ -337,6 +118,8 @@ pub struct Replica {
     engine: Engine,
     /// Decided checkpoints waiting to be applied (entries still being fetched), by height.
     decided_queue: BTreeMap<u64, DecidedCheckpoint>,
+    /// The heads those checkpoints fix, by window id: such a window admits only these.
+    certified: BTreeMap<Hash32, BTreeSet<Hash32>>,
     /// Proposals waiting for entries before their validity can be decided.
     validations: BTreeMap<(u64, CheckpointId), (Checkpoint, PeerKey)>,
     /// Our pending turn to propose: (height, round).
@@ -355,10 +138,10 @@ pub struct Replica {
     inferred: BTreeMap<TopicId, u64>,
     /// The latest local inference per topic.
     local_inference: BTreeMap<TopicId, (u64, SynthJsonOutput)>,
-    /// Windows requested from peers and not yet answered, with when they were asked.
-    fetching: BTreeMap<WindowKey, u64>,
+    /// Anti-entropy: peers, pending requests, fetches.
+    ae: antientropy::AntiEntropy,
     /// Automerge sync sessions, per peer and window.
-    sync_sessions: BTreeMap<(PeerKey, WindowKey), crate::window::sync::SyncSession>,
+    sync_sessions: BTreeMap<(PeerKey, WindowKey), sync::Session>,
     /// Slots whose conflict this replica already reported.
     reported_conflicts: BTreeSet<Slot>,
 }
@@ -444,6 +227,7 @@ impl Replica {
             .find(|d| d.height() == applied)
             .map(|d| d.id().0)
             .unwrap_or(network);
+        let ae = antientropy::AntiEntropy::new(config.anti_entropy, config.seed);
         let mut r = Replica {
             network,
             key,
@@ -454,6 +238,7 @@ impl Replica {
             keys: Default::default(),
             engine,
             decided_queue: BTreeMap::new(),
+            certified: BTreeMap::new(),
             validations: BTreeMap::new(),
             need_value: None,
             last_reconcile: None,
@@ -463,7 +248,7 @@ impl Replica {
             tip,
             inferred: BTreeMap::new(),
             local_inference: BTreeMap::new(),
-            fetching: BTreeMap::new(),
+            ae,
             sync_sessions: BTreeMap::new(),
             reported_conflicts: BTreeSet::new(),
         };
@@ -478,7 +263,7 @@ impl Replica {
             r.restore_envelope(key, &bytes);
         }
         for d in decided.into_iter().filter(|d| d.height() > applied) {
-            r.decided_queue.insert(d.height(), d);
+            r.queue_decided(d);
         }
         let mut out = vec![];
         r.engine_effects(engine_effects, now_ms, &mut out);
@@ -508,7 +293,6 @@ impl Replica {
                     self.gossip(channel, &bytes, from, now_ms, &mut out);
                 }
             }
-            Input::Direct { from, bytes } => self.consensus_bytes(from, &bytes, now_ms, &mut out),
             Input::Publish(payload) => self.publish(payload, now_ms, &mut out),
             Input::PublishSigned(bytes) => self.publish_signed(bytes, now_ms, &mut out),
             Input::Timer(id) => {
@@ -518,28 +302,15 @@ impl Replica {
                 self.engine_effects(effects, now_ms, &mut out);
             }
             Input::Tick => self.tick(now_ms, &mut out),
-            Input::WindowEntries {
-                window,
-                envelopes,
-                from,
-            } => self.window_entries(window, envelopes, from, now_ms, &mut out),
-            Input::SyncMessage {
-                from,
-                window,
-                bytes,
-            } => {
-                let message = self.sync_message(from, window, &bytes, now_ms, &mut out);
-                if message.is_none() {
-                    self.sync_close(from, window);
-                }
-                out.push(Effect::SyncReply {
-                    to: from,
-                    window,
-                    message,
-                });
-                self.retry_validations(now_ms, &mut out);
-                self.apply_decided_queue(now_ms, &mut out);
+            Input::PeerUp(peer) => self.peer_up(peer),
+            Input::PeerDown(peer) => self.peer_down(peer),
+            Input::Request { from, id, request } => {
+                self.on_request(from, id, request, now_ms, &mut out)
             }
+            Input::Response { id, from, response } => {
+                self.on_response(id, from, response, now_ms, &mut out)
+            }
+            Input::RequestFailed(id) => self.request_failed(id),
         }
         out
     }
@@ -584,29 +355,12 @@ impl Replica {
         self.windows.keys().copied().collect()
     }
 
-    /// Open windows whose submission period (plus the skew allowance) is over: their content
-    /// should no longer change, so peers reconcile them (anti-entropy) before finalization.
+    /// Held windows whose submission period (plus the skew allowance) is over and that are not
+    /// finalized: their content should no longer change, so peers reconcile them.
     pub fn closed_window_keys(&self, now_ms: u64) -> Vec<WindowKey> {
-        let skew = self.ledger.params.max_clock_skew_ms;
         self.windows
             .keys()
-            .filter(|k| {
-                let close = match **k {
-                    WindowKey::Ledger { period } => self.ledger.period_end(period),
-                    WindowKey::Topic {
-                        topic,
-                        epoch,
-                        phase,
-                    } => match self.ledger.topics.get(&topic) {
-                        None => return false,
-                        Some(t) => match phase {
-                            crate::window::Phase::Workers => t.spec.worker_window(epoch).1,
-                            crate::window::Phase::Reputers => t.spec.reputer_window(epoch).1,
-                        },
-                    },
-                };
-                close.saturating_add(skew) <= now_ms
-            })
+            .filter(|k| self.ledger.window_state(k, now_ms) == crate::ledger::WindowState::Closed)
             .copied()
             .collect()
     }
@@ -621,6 +375,7 @@ impl Replica {
             w.flush();
         }
         self.local_inferences(now_ms, out);
+        self.anti_entropy_tick(now_ms, out);
         self.try_propose(now_ms, out);
         self.retry_validations(now_ms, out);
         self.apply_decided_queue(now_ms, out);

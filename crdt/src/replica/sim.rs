@@ -11,8 +11,10 @@
 //!   peers (gossipsub forwarding after validation; the replica ignores what it already holds,
 //!   so each node relays a message once). Consensus messages are not relayed: the engine sends
 //!   them to every peer and re-broadcasts its latest votes on a timer.
-//! - **Anti-entropy**: every `anti_entropy_ms` each node compares the roots of the open windows
-//!   that it or a random peer holds and fetches every window whose roots differ.
+//! - **Anti-entropy** is the replica's own ([`super::antientropy`]): the simulator carries its
+//!   requests and answers like any message (latency, loss, partitions) and tells each replica
+//!   which peers it is connected to (`Input::PeerUp`/`PeerDown` on partitions, heals, crashes
+//!   and restarts), exactly as the node does. It has no anti-entropy of its own.
 //! - **Partitions and heals** ([`Sim::partition`], [`Sim::set_links`], [`Sim::heal`]):
 //!   messages are dropped at send time between nodes that cannot talk.
 //! - **Crash and restart** ([`Sim::crash`], [`Sim::start`]): a crash loses everything not
@@ -29,6 +31,7 @@
 //! invariants after each; what happened is in [`Sim::take_events`].
 
 pub mod byzantine;
+mod carry;
 mod rng;
 mod roles;
 
@@ -43,7 +46,8 @@ use chorus_protocol::validation::ChannelKind;
 pub use rng::SimRng;
 pub use roles::{SimRoles, sim_truth};
 
-use super::{Effect, Input, Outcome, Replica, ReplicaConfig, ReplicaEvent, Restore};
+use super::wire::{Request, RequestId, Response};
+use super::{Input, Outcome, Replica, ReplicaConfig, Restore};
 use crate::checkpoint::{CheckpointId, DecidedCheckpoint, TimerId, WalRecord};
 use crate::ledger::Ledger;
 use crate::window::WindowKey;
@@ -63,8 +67,6 @@ pub struct NetConfig {
     pub reorder: f64,
     /// Node tick (ms).
     pub tick_ms: u64,
-    /// Anti-entropy round interval per node (ms): compare open windows with a random peer.
-    pub anti_entropy_ms: u64,
     /// Whether nodes relay the gossip messages they accept (gossipsub forwarding).
     pub relay: bool,
 }
@@ -78,7 +80,6 @@ impl Default for NetConfig {
             duplicate: 0.0,
             reorder: 0.0,
             tick_ms: 20,
-            anti_entropy_ms: 500,
             relay: true,
         }
     }
@@ -115,12 +116,16 @@ pub struct SimNode {
     pub submitted: BTreeSet<(chorus_protocol::ids::TopicId, u64, bool)>,
     /// The node this one is a twin of (same key), if any.
     pub twin_of: Option<usize>,
-    next_anti_entropy: u64,
     next_garbage: u64,
     recent: VecDeque<(ChannelKind, Vec<u8>)>,
+    /// Requests from peers not answered yet: inbound id → (requesting node, its request id).
+    inbound: BTreeMap<u64, (usize, RequestId)>,
+    next_inbound: u64,
+    /// The peers its replica was told it is connected to.
+    told: BTreeSet<PublicKey>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug)]
 enum Delivery {
     Gossip {
         to: usize,
@@ -128,27 +133,17 @@ enum Delivery {
         channel: ChannelKind,
         bytes: Vec<u8>,
     },
-    Direct {
+    Request {
         to: usize,
         from: usize,
-        bytes: Vec<u8>,
+        id: RequestId,
+        request: Request,
     },
-    Entries {
+    Response {
         to: usize,
         from: usize,
-        window: WindowKey,
-        envelopes: Vec<Vec<u8>>,
-    },
-    Fetch {
-        server: usize,
-        client: usize,
-        window: WindowKey,
-    },
-    Sync {
-        to: usize,
-        from: usize,
-        window: WindowKey,
-        bytes: Vec<u8>,
+        id: RequestId,
+        response: Response,
     },
 }
 
@@ -250,8 +245,11 @@ pub struct Sim {
     /// `genesis.network_id()`, computed once (it encodes the whole genesis).
     network: chorus_protocol::ids::NetworkId,
     config: ReplicaConfig,
+    seed: u64,
     rng: SimRng,
-    queue: BinaryHeap<Reverse<(u64, u64, Delivery)>>,
+    /// Deliveries due, by (time, sequence number); the deliveries themselves in `in_flight`.
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    in_flight: BTreeMap<u64, Delivery>,
     seq: u64,
     next_tick: u64,
     trace: blake3::Hasher,
@@ -284,8 +282,10 @@ impl Sim {
             network: genesis.network_id(),
             genesis,
             config,
+            seed,
             rng: SimRng::new(seed),
             queue: BinaryHeap::new(),
+            in_flight: BTreeMap::new(),
             seq: 0,
             next_tick: now,
             trace: blake3::Hasher::new(),
@@ -312,9 +312,11 @@ impl Sim {
             group: 0,
             submitted: BTreeSet::new(),
             twin_of,
-            next_anti_entropy: self.now,
             next_garbage: self.now,
             recent: VecDeque::new(),
+            inbound: BTreeMap::new(),
+            next_inbound: 0,
+            told: BTreeSet::new(),
         });
         self.nodes.len() - 1
     }
@@ -374,17 +376,24 @@ impl Sim {
                 .flat_map(|(k, v)| v.iter().map(move |b| (*k, b.clone())))
                 .collect(),
         };
+        let config = ReplicaConfig {
+            seed: chorus_protocol::rng::splitmix64(self.seed ^ (i as u64).wrapping_mul(0x100)),
+            ..self.config.clone()
+        };
         let (replica, effects) = Replica::new(
             &self.genesis,
             self.nodes[i].key.clone(),
-            self.config.clone(),
+            config,
             restore,
             now,
         )?;
         self.nodes[i].replica = Some(replica);
         self.nodes[i].timers.clear();
+        self.nodes[i].inbound.clear();
+        self.nodes[i].told.clear();
         self.trace.update(&[0xCD, i as u8]);
         self.carry_out(i, effects);
+        self.update_peers();
         Ok(())
     }
 
@@ -393,6 +402,7 @@ impl Sim {
         self.nodes[i].replica = None;
         self.nodes[i].timers.clear();
         self.trace.update(&[0xCC, i as u8]);
+        self.update_peers();
     }
 
     /// Split the nodes into groups (`groups[i]` = group of node i).
@@ -405,6 +415,7 @@ impl Sim {
         for g in groups {
             self.trace.update(&g.to_le_bytes());
         }
+        self.update_peers();
     }
 
     /// Explicit connectivity: `links[a][b]` says whether `a` can send to `b` (overrides the
@@ -417,6 +428,7 @@ impl Sim {
             self.trace.update(&bits);
         }
         self.links = Some(links);
+        self.update_peers();
     }
 
     /// Everyone in one group again.
@@ -426,6 +438,7 @@ impl Sim {
         }
         self.links = None;
         self.trace.update(&[0xBB]);
+        self.update_peers();
     }
 
     /// Whether `a` can send to `b` now.
@@ -449,16 +462,11 @@ impl Sim {
     /// the network: latency, loss, partitions apply). For hostile authors, whose crafted
     /// changes only the sync path carries.
     pub fn inject_sync(&mut self, from: usize, to: usize, window: WindowKey, bytes: Vec<u8>) {
-        self.send(
-            Delivery::Sync {
-                to,
-                from,
-                window,
-                bytes,
-            },
-            from,
-            to,
-        );
+        let request = Request::Sync {
+            window,
+            message: bytes,
+        };
+        self.send_request(from, to, RequestId(u64::MAX), request);
     }
 
     /// What happened since the last call.
@@ -487,8 +495,8 @@ impl Sim {
                 delay += self.rng.range(1, 4 * self.net.max_delay_ms.max(1));
             }
             self.seq += 1;
-            self.queue
-                .push(Reverse((self.now + delay, self.seq, d.clone())));
+            self.queue.push(Reverse((self.now + delay, self.seq)));
+            self.in_flight.insert(self.seq, d.clone());
         }
     }
 
@@ -519,334 +527,6 @@ impl Sim {
         v
     }
 
-    fn carry_out(&mut self, i: usize, effects: Vec<Effect>) {
-        for e in effects {
-            match e {
-                Effect::Broadcast {
-                    channel: ChannelKind::Consensus,
-                    bytes,
-                } => self.broadcast_consensus(i, bytes),
-                Effect::Broadcast { channel, bytes } => self.broadcast(i, None, channel, &bytes),
-                Effect::SendConsensus { to, bytes } => {
-                    for j in self.nodes_of(i, &to) {
-                        self.send(
-                            Delivery::Direct {
-                                to: j,
-                                from: i,
-                                bytes: bytes.clone(),
-                            },
-                            i,
-                            j,
-                        );
-                    }
-                }
-                Effect::Persist(items) => {
-                    for (k, b) in items {
-                        let v = self.nodes[i].store.envelopes.entry(k).or_default();
-                        if !v.contains(&b) {
-                            v.push(b);
-                        }
-                    }
-                }
-                Effect::WalAppend(r) => self.nodes[i].store.wal.push(r),
-                Effect::WalTruncate { keep_from_height } => self.nodes[i]
-                    .store
-                    .wal
-                    .retain(|r| r.height >= keep_from_height),
-                Effect::PersistDecided(d) => {
-                    self.nodes[i].store.decided.insert(d.height(), d);
-                }
-                Effect::PersistLedger { height, bytes } => {
-                    self.nodes[i].store.ledger = Some((height, bytes));
-                }
-                Effect::ScheduleTimer { id, at_ms } => {
-                    self.nodes[i].timers.insert(id, at_ms);
-                }
-                Effect::CancelTimer(id) => {
-                    self.nodes[i].timers.remove(&id);
-                }
-                Effect::CancelAllTimers => {
-                    use crate::checkpoint::TimerKind;
-                    self.nodes[i]
-                        .timers
-                        .retain(|id, _| matches!(id.kind, TimerKind::CatchUp | TimerKind::Start));
-                }
-                Effect::SyncReply {
-                    to,
-                    window,
-                    message,
-                } => {
-                    // A sync session is with one replica: the first reachable one with
-                    // that key (twins share keys).
-                    let peer = self.nodes_of(i, &to).first().copied();
-                    if let (Some(j), Some(bytes)) = (peer, message) {
-                        self.send(
-                            Delivery::Sync {
-                                to: j,
-                                from: i,
-                                window,
-                                bytes,
-                            },
-                            i,
-                            j,
-                        );
-                    }
-                }
-                Effect::Reconcile { windows } => {
-                    self.stats.reconciles += 1;
-                    let keys: BTreeSet<WindowKey> = windows.into_iter().collect();
-                    for j in (0..self.nodes.len()).filter(|j| *j != i) {
-                        self.fetch_differing(i, j, keys.clone());
-                    }
-                }
-                Effect::FetchWindow { window, from } => {
-                    let named = from.and_then(|k| self.nodes_of(i, &k).first().copied());
-                    let server = named.unwrap_or_else(|| {
-                        let n = self.nodes.len() as u64;
-                        ((i as u64 + 1 + self.rng.range(0, n.saturating_sub(2))) % n) as usize
-                    });
-                    if server != i {
-                        self.send(
-                            Delivery::Fetch {
-                                server,
-                                client: i,
-                                window,
-                            },
-                            i,
-                            server,
-                        );
-                    }
-                }
-                Effect::ServeCatchUp { peer, height } => {
-                    if let Some(d) = self.nodes[i].store.decided.get(&height).cloned() {
-                        let bytes =
-                            crate::checkpoint::ConsensusMessage::CatchUpResponse(d).to_bytes();
-                        for j in self.nodes_of(i, &peer) {
-                            self.send(
-                                Delivery::Direct {
-                                    to: j,
-                                    from: i,
-                                    bytes: bytes.clone(),
-                                },
-                                i,
-                                j,
-                            );
-                        }
-                    }
-                }
-                Effect::Event(ReplicaEvent::Finalized {
-                    height,
-                    id,
-                    ledger_root,
-                    events,
-                    bundles,
-                }) => {
-                    // Every finalized inference comes with its bundle (what the node serves).
-                    for e in &events {
-                        if let crate::ledger::LedgerEvent::NetworkInference { topic, epoch, .. } = e
-                            && !bundles.iter().any(|(t, ep, _)| t == topic && ep == epoch)
-                        {
-                            self.faults.push(format!(
-                                "node {i}: height {height} finalized the inference of topic \
-                                 {topic} epoch {epoch} without its bundle"
-                            ));
-                        }
-                    }
-                    self.finalized_at.insert((i, height), self.now);
-                    self.stats.finalized = self.stats.finalized.max(height);
-                    self.trace.update(&[0xF1, i as u8]);
-                    self.trace.update(&height.to_le_bytes());
-                    self.trace.update(&ledger_root.0);
-                    self.events.push(SimEvent::Finalized {
-                        node: i,
-                        height,
-                        id,
-                        ledger_root,
-                        at_ms: self.now,
-                    });
-                }
-                Effect::Event(ReplicaEvent::Fault(f)) => {
-                    self.stats.faults += 1;
-                    self.faults.push(format!("node {i}: {f}"));
-                    self.events.push(SimEvent::Fault {
-                        node: i,
-                        fault: f,
-                        at_ms: self.now,
-                    });
-                }
-                Effect::Report { id, outcome, .. } => {
-                    if outcome == Outcome::Reject {
-                        self.stats.rejected += 1;
-                    }
-                    self.last_report = Some((id, outcome));
-                }
-                Effect::Penalize { .. } => self.stats.penalized += 1,
-                Effect::Event(_) => {}
-            }
-        }
-    }
-
-    fn input(&mut self, i: usize, input: Input) {
-        let now = self.local_now(i);
-        let Some(r) = self.nodes[i].replica.as_mut() else {
-            return;
-        };
-        let effects = r.handle(input, now);
-        self.carry_out(i, effects);
-    }
-
-    fn deliver(&mut self, d: Delivery) {
-        match d {
-            Delivery::Gossip {
-                to,
-                from,
-                channel,
-                bytes,
-            } => {
-                self.trace.update(&[1, to as u8]);
-                self.trace.update(&bytes[..bytes.len().min(16)]);
-                if self.nodes[to].replica.is_none() {
-                    return;
-                }
-                self.sample(to, channel, &bytes);
-                let from_key = self.nodes[from].key.public();
-                self.last_report = None;
-                self.input(
-                    to,
-                    Input::Gossip {
-                        channel,
-                        bytes: bytes.clone(),
-                        from: from_key,
-                    },
-                );
-                let accepted = matches!(self.last_report,
-                    Some((id, Outcome::Accept)) if id == Hash32::of(&bytes));
-                if self.net.relay && accepted && channel != ChannelKind::Consensus {
-                    self.stats.relayed += 1;
-                    self.broadcast(to, Some(from), channel, &bytes);
-                }
-            }
-            Delivery::Direct { to, from, bytes } => {
-                let from = self.nodes[from].key.public();
-                self.trace.update(&[2, to as u8]);
-                self.input(to, Input::Direct { from, bytes });
-            }
-            Delivery::Entries {
-                to,
-                from,
-                window,
-                envelopes,
-            } => {
-                let from = self.nodes[from].key.public();
-                self.trace.update(&[3, to as u8]);
-                self.input(
-                    to,
-                    Input::WindowEntries {
-                        window,
-                        envelopes,
-                        from,
-                    },
-                );
-            }
-            Delivery::Sync {
-                to,
-                from,
-                window,
-                bytes,
-            } => {
-                let from = self.nodes[from].key.public();
-                self.trace.update(&[4, to as u8]);
-                self.input(
-                    to,
-                    Input::SyncMessage {
-                        from,
-                        window,
-                        bytes,
-                    },
-                );
-            }
-            Delivery::Fetch {
-                server,
-                client,
-                window,
-            } => {
-                if self.nodes[server].replica.is_none() {
-                    return;
-                }
-                // The server answers from its store (entries persist across restarts); a
-                // garbage peer answers with garbage.
-                let envelopes = if self.roles.garbage_peers.contains(&server) {
-                    self.garbage_envelopes(server, &window)
-                } else {
-                    self.nodes[server]
-                        .store
-                        .envelopes
-                        .get(&window)
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                self.send(
-                    Delivery::Entries {
-                        to: client,
-                        from: server,
-                        window,
-                        envelopes,
-                    },
-                    server,
-                    client,
-                );
-            }
-        }
-    }
-
-    fn anti_entropy(&mut self, i: usize) {
-        let n = self.nodes.len();
-        if n < 2 || self.nodes[i].replica.is_none() {
-            return;
-        }
-        let j = (i + 1 + self.rng.range(0, n as u64 - 2) as usize) % n;
-        let (Some(a), Some(b)) = (
-            self.nodes[i].replica.as_ref(),
-            self.nodes[j].replica.as_ref(),
-        ) else {
-            return;
-        };
-        // Windows either side holds: a window we never heard of is fetched too.
-        let keys: BTreeSet<WindowKey> =
-            a.window_keys().into_iter().chain(b.window_keys()).collect();
-        self.fetch_differing(i, j, keys);
-    }
-
-    /// Node `i` fetches from node `j` each of `keys` whose root differs there (the node's
-    /// roots request and sync, collapsed into one fetch).
-    fn fetch_differing(&mut self, i: usize, j: usize, keys: BTreeSet<WindowKey>) {
-        let (Some(a), Some(b)) = (
-            self.nodes[i].replica.as_ref(),
-            self.nodes[j].replica.as_ref(),
-        ) else {
-            return;
-        };
-        let mut differ = vec![];
-        for key in keys {
-            let ra = a.window(&key).map(|w| w.root());
-            let rb = b.window(&key).map(|w| w.root());
-            if ra != rb && rb.is_some() {
-                differ.push(key);
-            }
-        }
-        for window in differ {
-            self.send(
-                Delivery::Fetch {
-                    server: j,
-                    client: i,
-                    window,
-                },
-                i,
-                j,
-            );
-        }
-    }
-
     /// The next timer due, as (global time, node, id): a node's timer fires when its own
     /// clock reaches the deadline.
     fn next_timer(&self) -> Option<(u64, usize, TimerId)> {
@@ -870,7 +550,7 @@ impl Sim {
         if self.now >= until_ms {
             return false;
         }
-        let next_msg = self.queue.peek().map(|Reverse((t, _, _))| *t);
+        let next_msg = self.queue.peek().map(|Reverse((t, _))| *t);
         let next_timer = self.next_timer();
         let mut t = self.next_tick.min(until_ms);
         if let Some(m) = next_msg {
@@ -884,7 +564,11 @@ impl Sim {
             return false;
         }
         if next_msg.is_some_and(|m| m <= self.now) {
-            if let Some(Reverse((_, _, d))) = self.queue.pop() {
+            if let Some(d) = self
+                .queue
+                .pop()
+                .and_then(|Reverse((_, seq))| self.in_flight.remove(&seq))
+            {
                 self.deliver(d);
             }
             return true;
@@ -901,10 +585,6 @@ impl Sim {
             for i in 0..self.nodes.len() {
                 self.roles(i);
                 self.input(i, Input::Tick);
-                if self.nodes[i].next_anti_entropy <= self.now {
-                    self.nodes[i].next_anti_entropy = self.now + self.net.anti_entropy_ms;
-                    self.anti_entropy(i);
-                }
                 if self.roles.garbage_peers.contains(&i)
                     && self.nodes[i].replica.is_some()
                     && self.nodes[i].next_garbage <= self.now

@@ -1,40 +1,75 @@
-//! Anti-entropy by automerge sync for one window with one peer: sessions, validated receive,
+//! Anti-entropy by automerge sync for one window with one peer: sessions, admitted receive,
 //! replies. The node carries the messages over request-response (`Request::Sync`).
 
-use chorus_protocol::validation::Slot;
+use std::collections::BTreeSet;
 
-use super::{Effect, PeerKey, Replica};
+use chorus_protocol::validation::{RejectReason, Slot};
+
+use super::admission::{Refusal, Route};
+use super::{Effect, Offence, PeerKey, Replica, ReplicaEvent};
 use crate::window::sync::SyncSession;
 use crate::window::{Window, WindowKey};
 
-/// Sync sessions kept (per peer and window); the oldest are dropped beyond this.
+/// Sync sessions kept (per peer and window); beyond this, the least recently used is dropped.
 pub const MAX_SYNC_SESSIONS: usize = 512;
 
+/// One sync session with a peer for a window, and when it was last used.
+#[derive(Debug, Default)]
+pub(super) struct Session {
+    sync: SyncSession,
+    pub(super) touched_ms: u64,
+}
+
 impl Replica {
-    fn session(&mut self, peer: PeerKey, window: WindowKey) -> &mut SyncSession {
-        if !self.sync_sessions.contains_key(&(peer, window))
-            && self.sync_sessions.len() >= MAX_SYNC_SESSIONS
+    /// Take the session with `peer` for `window` out (a new one if none), to put back with
+    /// [`Replica::put_session`].
+    fn take_session(&mut self, peer: PeerKey, window: WindowKey) -> SyncSession {
+        self.sync_sessions
+            .remove(&(peer, window))
+            .map(|s| s.sync)
+            .unwrap_or_default()
+    }
+
+    fn put_session(&mut self, peer: PeerKey, window: WindowKey, sync: SyncSession, now_ms: u64) {
+        if self.sync_sessions.len() >= MAX_SYNC_SESSIONS
+            && let Some(oldest) = self
+                .sync_sessions
+                .iter()
+                .min_by_key(|(_, s)| s.touched_ms)
+                .map(|(k, _)| *k)
         {
-            self.sync_sessions.pop_first();
+            self.sync_sessions.remove(&oldest);
         }
-        self.sync_sessions.entry((peer, window)).or_default()
+        self.sync_sessions.insert(
+            (peer, window),
+            Session {
+                sync,
+                touched_ms: now_ms,
+            },
+        );
+    }
+
+    /// Whether entries may still join `window` by reconciliation (open or closed, not
+    /// finalized), so that syncing it makes sense.
+    pub(super) fn is_live(&self, window: &WindowKey, now_ms: u64) -> bool {
+        self.ledger.window_state(window, now_ms).is_live()
     }
 
     /// Start (or continue) syncing `window` with `peer`: our next message, if we have one.
-    pub fn sync_open(&mut self, peer: PeerKey, window: WindowKey) -> Option<Vec<u8>> {
-        if !self.is_open(&window) {
+    pub fn sync_open(&mut self, peer: PeerKey, window: WindowKey, now_ms: u64) -> Option<Vec<u8>> {
+        if !self.is_live(&window, now_ms) {
             return None;
         }
         let network = self.network;
         self.windows
             .entry(window)
             .or_insert_with(|| Window::new(window, network));
-        let mut session = std::mem::take(self.session(peer, window));
+        let mut session = self.take_session(peer, window);
         let msg = self
             .windows
             .get_mut(&window)
             .and_then(|w| w.sync_message(&mut session));
-        self.sync_sessions.insert((peer, window), session);
+        self.put_session(peer, window, session, now_ms);
         msg
     }
 
@@ -43,23 +78,9 @@ impl Replica {
         self.sync_sessions.remove(&(peer, window));
     }
 
-    /// Whether a window is not finalized yet.
-    pub(super) fn is_open(&self, window: &WindowKey) -> bool {
-        match *window {
-            WindowKey::Ledger { period } => period >= self.ledger.next_height,
-            WindowKey::Topic {
-                topic,
-                epoch,
-                phase,
-            } => self.ledger.topics.get(&topic).is_some_and(|t| match phase {
-                crate::window::Phase::Workers => epoch >= t.next_worker_epoch,
-                crate::window::Phase::Reputers => epoch >= t.next_reputer_epoch,
-            }),
-        }
-    }
-
-    /// Take a sync message from `peer` for `window`: validate and apply its changes, persist
-    /// the new entries, and return our reply (if any). Invalid changes count against the peer.
+    /// Take a sync message from `peer` for `window`: admit each change it carries through the
+    /// one admission function, apply those admitted, persist them, and return our reply (if
+    /// any). Malformed or provably invalid changes count against the peer.
     pub(super) fn sync_message(
         &mut self,
         peer: PeerKey,
@@ -68,57 +89,96 @@ impl Replica {
         now_ms: u64,
         out: &mut Vec<Effect>,
     ) -> Option<Vec<u8>> {
-        if !self.is_open(&window) {
+        if !self.is_live(&window, now_ms) {
             return None;
         }
         let network = self.network;
-        self.windows
+        let mut inbox = match self
+            .windows
             .entry(window)
-            .or_insert_with(|| Window::new(window, network));
-        let mut session = std::mem::take(self.session(peer, window));
-        let w = self.windows.get_mut(&window)?;
-        let receipt = w.receive_sync(&mut session, bytes);
-        let mut persist = vec![];
-        let mut slots = vec![];
-        let mut conflicts = vec![];
-        match &receipt {
-            Ok(r) => {
-                let conflicted: Vec<String> = w
-                    .conflicts()
-                    .into_iter()
-                    .map(|(s, _)| s.to_string())
-                    .collect();
-                for hash in &r.new {
-                    if let Some(e) = w.entry(hash) {
-                        persist.push((window, e.envelope_bytes.clone()));
-                        slots.push((Slot::of(e.envelope.signer, &e.payload), e.message_id()));
-                        if conflicted.contains(&e.slot) {
-                            conflicts.push((e.envelope.clone(), e.payload.clone()));
-                        }
-                    }
-                }
-                if r.rejected > 0 {
-                    out.push(Effect::Penalize {
-                        peer,
-                        reason: format!("{} invalid change(s) in a sync message", r.rejected),
-                    });
-                }
+            .or_insert_with(|| Window::new(window, network))
+            .read_sync(bytes)
+        {
+            Ok(inbox) => inbox,
+            Err(e) => {
+                out.push(Effect::Penalize {
+                    peer,
+                    offence: Offence::MalformedSync(e.to_string()),
+                });
+                return None;
             }
-            Err(e) => out.push(Effect::Penalize {
-                peer,
-                reason: format!("sync message: {e}"),
-            }),
+        };
+        let mut admitted = vec![];
+        let mut rejected = inbox.malformed;
+        let mut reason = None;
+        for entry in std::mem::take(&mut inbox.entries) {
+            let bytes = entry.envelope_bytes.clone();
+            match self.judge(
+                &bytes,
+                entry.envelope,
+                entry.payload,
+                Route::Into(window),
+                now_ms,
+            ) {
+                Ok(a) => admitted.push(a),
+                Err(Refusal::Reject(r)) => {
+                    rejected += 1;
+                    reason.get_or_insert(r);
+                }
+                Err(Refusal::Ignore(_)) => {}
+            }
         }
+        if rejected > 0 {
+            out.push(Effect::Penalize {
+                peer,
+                offence: Offence::InvalidEntries {
+                    count: rejected,
+                    reason: reason.unwrap_or(RejectReason::Malformed),
+                },
+            });
+        }
+        let entries = admitted.into_iter().map(|a| a.entry).collect();
+        let mut session = self.take_session(peer, window);
+        let w = self.windows.get_mut(&window)?;
+        let receipt = w.apply_sync(&mut session, inbox, entries);
         let reply = w.sync_message(&mut session);
-        self.sync_sessions.insert((peer, window), session);
-        for (slot, id) in slots {
+        self.put_session(peer, window, session, now_ms);
+        let new = match receipt {
+            Ok(r) => r.new,
+            Err(e) => {
+                out.push(Effect::Event(ReplicaEvent::Fault(format!(
+                    "sync apply: {e}"
+                ))));
+                vec![]
+            }
+        };
+        let w = self.windows.get(&window)?;
+        let conflicted: BTreeSet<&str> = w.conflicts().into_iter().map(|(s, _)| s).collect();
+        let found: Vec<_> = new
+            .iter()
+            .filter_map(|hash| w.entry(hash))
+            .map(|e| {
+                let slot = Slot::of(e.envelope.signer, &e.payload);
+                let conflict = conflicted.contains(e.slot.as_str());
+                (
+                    slot,
+                    e.message_id(),
+                    e.payload.class(),
+                    e.envelope_bytes.clone(),
+                    conflict,
+                )
+            })
+            .collect();
+        let mut persist = vec![];
+        for (slot, id, class, bytes, conflict) in found {
             self.slots.entry(slot).or_insert(id);
+            if conflict {
+                self.report_conflict(window, slot, class, &bytes, now_ms, out);
+            }
+            persist.push((window, bytes));
         }
         if !persist.is_empty() {
             out.push(Effect::Persist(persist));
-        }
-        for (env, payload) in conflicts {
-            self.report_conflict(window, &env, &payload, now_ms, out);
         }
         reply
     }

@@ -126,6 +126,12 @@ pub(crate) fn config() -> ReplicaConfig {
             max_ms: 5_000,
         },
         validator: true,
+        // Rounds as often as the simulator's old anti-entropy; latencies here are ≤ 150 ms.
+        anti_entropy: super::AntiEntropyConfig {
+            round_ms: 500,
+            request_timeout_ms: 1_000,
+        },
+        seed: 0,
     }
 }
 
@@ -324,14 +330,32 @@ fn every_validator_restarts_from_its_ledger_snapshot() {
 fn a_validator_restarted_right_after_a_slash_keeps_the_validator_set_of_its_height() {
     // Validator 3 equivocates; its evidence slashes its bond at some height n. Bonds take
     // effect two heights later, so height n + 1 still runs with the bonds from before n. A
-    // validator restarted from its snapshot of n must run n + 1 with that same set.
-    let k = keys(6);
-    let mut r = roles();
-    r.equivocating_validators.insert(3);
-    let mut s = Sim::new(genesis(&k), k, r, NetConfig::default(), config(), 4).unwrap();
+    // validator restarted from its snapshot of n must run n + 1 with that same set. Evidence
+    // needs one honest node to receive both of a pair of forged votes (each goes to half the
+    // nodes at random), so some seeds never produce it: the first seeds that do are used.
+    let mut restarted = 0;
+    for seed in 4..12 {
+        if restarted > 0 {
+            break;
+        }
+        let k = keys(6);
+        let mut r = roles();
+        r.equivocating_validators.insert(3);
+        let mut s = Sim::new(genesis(&k), k, r, NetConfig::default(), config(), seed).unwrap();
+        restarted += restart_after_slash(&mut s);
+        s.run_until(1_000_000 + 34_000);
+        assert!(s.faults.is_empty(), "{:?}", s.faults);
+        agree(&s);
+    }
+    assert!(restarted > 0, "no slash changed the bonds");
+}
+
+/// Restart node 0 right after a height that changed the bonds (at most twice in 30 s), and
+/// check it runs the next height with the validator set of before: how many restarts.
+fn restart_after_slash(s: &mut Sim) -> usize {
     let mut t = 1_000_000;
     let mut restarted = 0;
-    while t < 1_000_000 + 20_000 && restarted < 2 {
+    while t < 1_000_000 + 30_000 && restarted < 2 {
         t += 10;
         s.run_until(t);
         let Some(r) = s.nodes[0].replica.as_ref() else {
@@ -354,10 +378,7 @@ fn a_validator_restarted_right_after_a_slash_keeps_the_validator_set_of_its_heig
         assert_eq!(*after, before, "restarted with another validator set");
         restarted += 1;
     }
-    assert!(restarted > 0, "no slash changed the bonds");
-    s.run_until(1_000_000 + 24_000);
-    assert!(s.faults.is_empty(), "{:?}", s.faults);
-    agree(&s);
+    restarted
 }
 
 #[test]
@@ -374,11 +395,9 @@ fn late_proposals_after_a_partition_keep_both_sides_entries() {
     // reconciliation a late proposer asks for can bring the other side's entries to it.
     for seed in 1..=3 {
         let k = keys(6);
-        let net = NetConfig {
-            anti_entropy_ms: 3_600_000,
-            ..NetConfig::default()
-        };
-        let mut s = Sim::new(genesis(&k), k, roles(), net, config(), seed).unwrap();
+        let mut quiet = config();
+        quiet.anti_entropy.round_ms = 3_600_000;
+        let mut s = Sim::new(genesis(&k), k, roles(), NetConfig::default(), quiet, seed).unwrap();
         s.run_until(1_000_000 + 4_000);
         s.partition(&[0, 0, 1, 1, 0, 1]);
         s.run_until(1_000_000 + 12_000);

@@ -169,13 +169,27 @@ pub fn entry_from_parts(
     })
 }
 
-/// Validate a change received from a peer (sync path), fully: structure, envelope signature
-/// and window membership, slot, actor, and byte equality with the canonical rebuild.
+/// Validate a change received from a peer, fully: its shape ([`parse_change`]) and the
+/// envelope's signature for `network`. For windows used on their own; the replica checks
+/// shape here and everything else about the envelope in its one admission function.
 pub fn validate_change(
     window: &WindowKey,
     network: &NetworkId,
     raw: &[u8],
 ) -> Result<Entry, ChangeError> {
+    let entry = parse_change(window, raw)?;
+    entry
+        .envelope
+        .verify(network)
+        .map_err(|e| ChangeError::Envelope(e.to_string()))?;
+    Ok(entry)
+}
+
+/// Check the shape of a change received from a peer: one canonical put on the root map of
+/// an envelope that decodes, belongs to `window`, sits at its slot, with the actor derived from
+/// it, and bytes equal to the canonical rebuild. The envelope's signature and content are not
+/// judged here (the caller's admission does that).
+pub fn parse_change(window: &WindowKey, raw: &[u8]) -> Result<Entry, ChangeError> {
     let change = Change::try_from(raw).map_err(|e| ChangeError::Parse(e.to_string()))?;
     if !change.other_actor_ids().is_empty() {
         return Err(ChangeError::Header("other actors"));
@@ -219,7 +233,7 @@ pub fn validate_change(
     };
     let envelope = Envelope::from_bytes(value).map_err(|e| ChangeError::Envelope(e.to_string()))?;
     let payload = envelope
-        .open(network)
+        .payload_unverified()
         .map_err(|e| ChangeError::Envelope(e.to_string()))?;
     if !window.accepts(&payload) {
         return Err(ChangeError::WrongWindow);

@@ -35,7 +35,7 @@ use chorus_protocol::messages::Payload;
 
 pub use change::{
     ChangeError, Entry, actor_of, build_change, entry_from_envelope, entry_from_parts,
-    validate_change,
+    parse_change, validate_change,
 };
 pub use key::{Phase, WindowKey, slot_key};
 

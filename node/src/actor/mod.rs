@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use chorus_crdt::ledger::Ledger;
 use chorus_crdt::replica::{Replica, ReplicaConfig, Restore};
-use chorus_crdt::window::WindowKey;
 use chorus_protocol::codec;
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::keys::Keypair;
@@ -114,6 +113,17 @@ pub enum StartError {
     },
 }
 
+/// A seed from the operating system (the clock's nanoseconds if it has none).
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    match getrandom::fill(&mut b) {
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    }
+}
+
 /// What the store holds for a restart.
 fn restore_from_store(store: &Store) -> Result<Restore, StoreError> {
     store.call_blocking(|db| {
@@ -138,21 +148,11 @@ fn restore_from_store(store: &Store) -> Result<Restore, StoreError> {
             .collect();
         let mut envelopes = vec![];
         for key in ops::window_keys(db)? {
-            let open = match (&ledger, key) {
-                (None, _) => true,
-                (Some((_, l)), WindowKey::Ledger { period }) => period >= l.next_height,
-                (
-                    Some((_, l)),
-                    WindowKey::Topic {
-                        topic,
-                        epoch,
-                        phase,
-                    },
-                ) => l.topics.get(&topic).is_none_or(|t| match phase {
-                    chorus_crdt::window::Phase::Workers => epoch >= t.next_worker_epoch,
-                    chorus_crdt::window::Phase::Reputers => epoch >= t.next_reputer_epoch,
-                }),
-            };
+            // Kept unless finalized: a topic the snapshot does not know yet may be created by
+            // a decided height that re-applies below.
+            let open = ledger
+                .as_ref()
+                .is_none_or(|(_, l)| l.is_finalized(&key) != Some(true));
             // A height decided but not yet in the snapshot (crash between the two writes)
             // re-applies from these: its windows are still open for the snapshot's ledger.
             if open {
@@ -186,10 +186,14 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
     let restore = tokio::task::block_in_place(|| restore_from_store(&store))?;
     let wal = restore.wal.clone();
     let clock = setup.clock;
+    let mut replica_config = setup.replica.clone();
+    replica_config.anti_entropy.round_ms = setup.anti_entropy.as_millis() as u64;
+    // Which peer and windows anti-entropy picks must not be predictable by a peer.
+    replica_config.seed = random_seed();
     let (replica, first_effects) = Replica::new(
         &setup.genesis,
         setup.key.clone(),
-        setup.replica.clone(),
+        replica_config,
         restore,
         clock.now_ms(),
     )?;
@@ -239,8 +243,17 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         ));
     }
     drop(roles_tx);
-    let actor = run::Actor::new(run::ActorParts {
+    let net = network::NetDriver::new(
         swarm,
+        network,
+        metrics.clone(),
+        listen.clone(),
+        setup.bootstrap,
+        setup.max_backoff,
+        random_seed(),
+    );
+    let actor = run::Actor::new(run::ActorParts {
+        net,
         replica,
         store,
         metrics,
@@ -249,10 +262,6 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         view: view_tx,
         clock,
         tick: setup.tick,
-        anti_entropy: setup.anti_entropy,
-        bootstrap: setup.bootstrap,
-        max_backoff: setup.max_backoff,
-        listen: listen.clone(),
         wal,
         network_name: setup.genesis.network.clone(),
     });

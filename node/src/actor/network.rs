@@ -1,161 +1,312 @@
-//! The actor's network side: swarm events, the rpc protocol (serving and answers),
-//! anti-entropy rounds, graylisting and redialing.
+//! The network driver: the libp2p swarm and everything that is about connections rather than
+//! protocol — dialing and redialing bootstrap peers with jittered backoff, graylisting peers
+//! whose score fell too low, rate-limiting inbound requests, subscriptions, and carrying the
+//! replica's requests and answers (correlated by id) as bytes. Protocol policy (what to ask
+//! whom, and what an answer means) is the replica's; this module turns swarm events into
+//! replica inputs and replica effects into swarm calls.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chorus_crdt::replica::{Effect, Input};
-use chorus_crdt::window::WindowKey;
-use chorus_protocol::ids::Hash32;
-use chorus_protocol::validation::Channel;
-use libp2p::PeerId;
-use libp2p::gossipsub;
-use libp2p::request_response::{self, ResponseChannel};
+use chorus_crdt::replica::wire::{InboundId, Request, RequestId, Response};
+use chorus_crdt::replica::{Input, Offence, Outcome, PeerKey};
+use chorus_protocol::ids::{Hash32, NetworkId};
+use chorus_protocol::rng::SplitMix64;
+use chorus_protocol::validation::{Channel, ChannelKind};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm};
 
-use super::run::{Actor, MAX_FETCHES_PER_ROUND, Pending, RPC_RATE_PER_PEER, kind_label, peer_key};
-use crate::net::behaviour::BehaviourEvent;
-use crate::net::rpc::{MAX_CATCHUP, Request, Response};
+use crate::metrics::NodeMetrics;
+use crate::net::behaviour::{Behaviour, BehaviourEvent};
+use crate::net::peer_id_of;
 use crate::net::scoring::GRAYLIST_THRESHOLD;
-use crate::store::ops;
 
-/// Peers asked at once by a reconciliation before a late proposal.
-pub(super) const MAX_RECONCILE_PEERS: usize = 64;
+/// Requests served per peer per second before the rest are refused.
+pub(super) const RPC_RATE_PER_PEER: u32 = 200;
+/// Peers whose request rate is tracked at once (beyond, the stale entries are dropped).
+const RATE_PEERS: usize = 4_096;
+/// Application-score penalty per unit of offence weight.
+const APP_PENALTY: f64 = 20.0;
+/// First redial delay of a bootstrap peer; it doubles up to the configured maximum.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Inbound requests waiting for the replica's (or the store's) answer; beyond, new ones are
+/// refused (libp2p also times them out).
+const MAX_INBOUND: usize = 4_096;
 
-impl Actor {
-    pub(super) fn random_peer(&self) -> Option<PeerId> {
-        let peers: Vec<PeerId> = self.p.swarm.connected_peers().copied().collect();
-        if peers.is_empty() {
-            return None;
+/// The public key inside an ed25519 peer id.
+pub fn peer_key(peer: &PeerId) -> Option<PublicKey> {
+    let mh = peer.as_ref();
+    if mh.code() != 0 {
+        return None;
+    }
+    let pk = libp2p::identity::PublicKey::try_decode_protobuf(mh.digest()).ok()?;
+    let ed = pk.try_into_ed25519().ok()?;
+    Some(PublicKey(ed.to_bytes()))
+}
+
+use chorus_protocol::keys::PublicKey;
+
+/// The metrics label of a channel kind.
+pub(super) fn kind_label(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Workers(_) => "workers",
+        ChannelKind::Reputers(_) => "reputers",
+        ChannelKind::Ledger => "ledger",
+        ChannelKind::Consensus => "consensus",
+    }
+}
+
+/// One bootstrap address and when to dial it next.
+struct Redial {
+    addr: Multiaddr,
+    at_ms: u64,
+    backoff: Duration,
+}
+
+/// The network driver's state.
+pub(super) struct NetDriver {
+    pub(super) swarm: Swarm<Behaviour>,
+    network: NetworkId,
+    metrics: Arc<NodeMetrics>,
+    listen: Vec<Multiaddr>,
+    bootstrap: Vec<Redial>,
+    max_backoff: Duration,
+    jitter: SplitMix64,
+    subscribed: BTreeSet<String>,
+    rpc_rate: BTreeMap<PeerId, (u64, u32)>,
+    outbound: BTreeMap<OutboundRequestId, RequestId>,
+    /// When each sync request left (for the sync round-trip histogram).
+    sync_sent: BTreeMap<OutboundRequestId, std::time::Instant>,
+    inbound: BTreeMap<u64, ResponseChannel<Response>>,
+    next_inbound: u64,
+}
+
+impl NetDriver {
+    pub(super) fn new(
+        swarm: Swarm<Behaviour>,
+        network: NetworkId,
+        metrics: Arc<NodeMetrics>,
+        listen: Vec<Multiaddr>,
+        bootstrap: Vec<Multiaddr>,
+        max_backoff: Duration,
+        seed: u64,
+    ) -> Self {
+        NetDriver {
+            swarm,
+            network,
+            metrics,
+            listen,
+            bootstrap: bootstrap
+                .into_iter()
+                .map(|addr| Redial {
+                    addr,
+                    at_ms: 0,
+                    backoff: FIRST_BACKOFF,
+                })
+                .collect(),
+            max_backoff,
+            jitter: SplitMix64::seeded(seed),
+            subscribed: BTreeSet::new(),
+            rpc_rate: BTreeMap::new(),
+            outbound: BTreeMap::new(),
+            sync_sent: BTreeMap::new(),
+            inbound: BTreeMap::new(),
+            next_inbound: 0,
         }
-        let i = (self.now() as usize) % peers.len();
-        peers.get(i).copied()
     }
 
-    pub(super) fn anti_entropy(&mut self) {
-        let Some(peer) = self.random_peer() else {
-            return;
+    /// Addresses we listen on.
+    pub(super) fn listen(&self) -> &[Multiaddr] {
+        &self.listen
+    }
+
+    /// Connected peers.
+    pub(super) fn peer_count(&self) -> usize {
+        self.swarm.connected_peers().count()
+    }
+
+    /// Subscribe to these channels (once each), with their scoring parameters.
+    pub(super) fn subscribe(&mut self, kinds: impl IntoIterator<Item = ChannelKind>) {
+        for kind in kinds {
+            let topic = topic_name(self.network, kind);
+            if self.subscribed.insert(topic.to_string()) {
+                let gs = &mut self.swarm.behaviour_mut().gossipsub;
+                let _ = gs.subscribe(&topic);
+                let _ = gs.set_topic_params(topic, crate::net::scoring::topic_params());
+            }
+        }
+    }
+
+    /// Dial the bootstrap peers that are due: not connected, and their backoff (doubled
+    /// after each attempt up to the maximum, with ±25 % jitter) has passed.
+    pub(super) fn redial(&mut self, now_ms: u64) {
+        for i in 0..self.bootstrap.len() {
+            let connected = self.bootstrap[i].addr.iter().any(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(peer) => self.swarm.is_connected(&peer),
+                _ => false,
+            });
+            let jitter = 0.75 + 0.5 * self.jitter.unit();
+            let r = &mut self.bootstrap[i];
+            if connected {
+                r.at_ms = now_ms.saturating_add(2_000);
+                r.backoff = FIRST_BACKOFF;
+                continue;
+            }
+            if now_ms >= r.at_ms {
+                let _ = self.swarm.dial(r.addr.clone());
+                r.at_ms = now_ms.saturating_add((r.backoff.as_millis() as f64 * jitter) as u64);
+                r.backoff = (r.backoff * 2).min(self.max_backoff);
+            }
+        }
+    }
+
+    /// Disconnect and block the peers whose gossip score fell below the graylist threshold.
+    pub(super) fn graylist(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in peers {
+            let score = self.swarm.behaviour().gossipsub.peer_score(&p);
+            if score.is_some_and(|s| s < GRAYLIST_THRESHOLD) {
+                tracing::warn!(peer = %p, ?score, "graylisted: disconnecting and blocking");
+                self.swarm.behaviour_mut().blocked.block_peer(p);
+                let _ = self.swarm.disconnect_peer_id(p);
+                self.metrics.dropped("graylisted_peers");
+            }
+        }
+    }
+
+    /// Gossip `bytes` on a channel.
+    pub(super) fn publish(&mut self, channel: ChannelKind, bytes: Vec<u8>) {
+        let topic = topic_name(self.network, channel);
+        let kind = kind_label(channel);
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+            Ok(_) => self.metrics.published(kind),
+            Err(e) => tracing::debug!(error = %e, channel = kind, "publish failed"),
+        }
+    }
+
+    /// Tell gossipsub what a message turned out to be.
+    pub(super) fn report(
+        &mut self,
+        id: Hash32,
+        from: &PeerKey,
+        outcome: Outcome,
+        reason: &'static str,
+        channel: ChannelKind,
+    ) {
+        let (acceptance, label) = match outcome {
+            Outcome::Accept => (MessageAcceptance::Accept, "accept"),
+            Outcome::Ignore => (MessageAcceptance::Ignore, "ignore"),
+            Outcome::Reject => (MessageAcceptance::Reject, "reject"),
         };
-        // One reconciliation round at a time, only of windows that stopped changing.
-        if self
-            .requests
-            .values()
-            .any(|r| matches!(r, Pending::Roots(_) | Pending::Sync(_)))
-        {
-            return;
+        self.metrics.validation(kind_label(channel), label, reason);
+        if let Some(peer) = peer_id_of(from) {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&MessageId::new(&id.0), &peer, acceptance);
         }
-        let keys = self.p.replica.closed_window_keys(self.now());
-        if keys.is_empty() {
-            return;
-        }
-        let keys: Vec<WindowKey> = keys.into_iter().take(crate::net::rpc::MAX_ROOTS).collect();
-        let id = self
-            .p
-            .swarm
-            .behaviour_mut()
-            .rpc
-            .send_request(&peer, Request::Roots(keys.clone()));
-        self.requests.insert(id, Pending::Roots(keys));
     }
 
-    /// Compare `windows`' roots with every connected peer now (up to
-    /// [`MAX_RECONCILE_PEERS`]); the answers start syncs of the windows that differ.
-    pub(super) fn reconcile(&mut self, mut windows: Vec<WindowKey>) {
-        windows.truncate(crate::net::rpc::MAX_ROOTS);
-        if windows.is_empty() {
-            return;
+    /// Lower a peer's application score by its offence's weight.
+    pub(super) fn penalize(&mut self, peer: &PeerKey, offence: &Offence) {
+        tracing::info!(peer = %peer.short(), %offence, kind = offence.kind(), "peer penalized");
+        if let Some(p) = peer_id_of(peer) {
+            let gs = &mut self.swarm.behaviour_mut().gossipsub;
+            let score = gs.peer_score(&p).unwrap_or(0.0);
+            gs.set_application_score(&p, score.min(0.0) - APP_PENALTY * offence.weight());
         }
-        let peers: Vec<PeerId> = self
-            .p
-            .swarm
-            .connected_peers()
-            .copied()
-            .take(MAX_RECONCILE_PEERS)
-            .collect();
-        for peer in peers {
-            let id = self
-                .p
+    }
+
+    /// Send the replica's request; a peer we cannot address fails it at once.
+    pub(super) fn send_request(
+        &mut self,
+        id: RequestId,
+        to: &PeerKey,
+        request: Request,
+    ) -> Option<Input> {
+        let Some(peer) = peer_id_of(to) else {
+            return Some(Input::RequestFailed(id));
+        };
+        let sync = matches!(request, Request::Sync { .. });
+        let out = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
+        self.outbound.insert(out, id);
+        if sync {
+            self.sync_sent.insert(out, std::time::Instant::now());
+        }
+        None
+    }
+
+    /// Answer a peer's request.
+    pub(super) fn respond(&mut self, id: InboundId, response: Response) {
+        if let Some(channel) = self.inbound.remove(&id.0) {
+            let _ = self
                 .swarm
                 .behaviour_mut()
                 .rpc
-                .send_request(&peer, Request::Roots(windows.clone()));
-            self.requests.insert(id, Pending::Roots(windows.clone()));
+                .send_response(channel, response);
         }
     }
 
-    pub(super) fn graylist(&mut self) {
-        let peers: Vec<PeerId> = self.p.swarm.connected_peers().copied().collect();
-        for p in peers {
-            let score = self.p.swarm.behaviour().gossipsub.peer_score(&p);
-            if score.is_some_and(|s| s < GRAYLIST_THRESHOLD) {
-                tracing::warn!(peer = %p, ?score, "graylisted: disconnecting and blocking");
-                self.p.swarm.behaviour_mut().blocked.block_peer(p);
-                let _ = self.p.swarm.disconnect_peer_id(p);
-                self.p.metrics.dropped("graylisted_peers");
-            }
-        }
-    }
-
-    pub(super) fn redial_bootstrap(&mut self) {
-        let now = self.now();
-        let max = self.p.max_backoff;
-        for (i, addr) in self.p.bootstrap.clone().into_iter().enumerate() {
-            let connected = addr.iter().any(|p| match p {
-                libp2p::multiaddr::Protocol::P2p(peer) => self.p.swarm.is_connected(&peer),
-                _ => false,
-            });
-            let Some((at, backoff)) = self.redial.get(&i).copied() else {
-                continue;
-            };
-            if connected {
-                self.redial.insert(i, (now + 2_000, Duration::from_secs(1)));
-                continue;
-            }
-            if now >= at {
-                let _ = self.p.swarm.dial(addr);
-                let next = (backoff * 2).min(max);
-                self.redial
-                    .insert(i, (now + backoff.as_millis() as u64, next));
-            }
-        }
-    }
-
-    pub(super) async fn handle_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+    /// What a swarm event means for the replica, if anything.
+    pub(super) fn on_event(
+        &mut self,
+        ev: SwarmEvent<BehaviourEvent>,
+        now_ms: u64,
+    ) -> Option<Input> {
         match ev {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message,
                 ..
             })) => {
-                let channel = Channel::parse(message.topic.as_str());
-                let (Some(channel), Some(from)) = (channel, peer_key(&propagation_source)) else {
-                    return;
-                };
-                self.p.metrics.received(kind_label(channel.kind));
-                self.input(Input::Gossip {
+                let channel = Channel::parse(message.topic.as_str())?;
+                let from = peer_key(&propagation_source)?;
+                self.metrics.received(kind_label(channel.kind));
+                Some(Input::Gossip {
                     channel: channel.kind,
                     bytes: message.data,
                     from,
                 })
-                .await;
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Rpc(ev)) => self.handle_rpc(ev).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(ev)) => self.on_rpc(ev, now_ms),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(
                 libp2p::identify::Event::Received { peer_id, info, .. },
             )) => {
-                if let Some(kad) = self.p.swarm.behaviour_mut().kad.as_mut() {
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                     for a in info.listen_addrs {
                         kad.add_address(&peer_id, a);
                     }
                 }
+                None
             }
-            SwarmEvent::NewListenAddr { address, .. } if !self.p.listen.contains(&address) => {
-                self.p.listen.push(address);
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } if num_established.get() == 1 => peer_key(&peer_id).map(Input::PeerUp),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => peer_key(&peer_id).map(Input::PeerDown),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                if !self.listen.contains(&address) {
+                    self.listen.push(address);
+                }
+                None
             }
-            _ => {}
+            _ => None,
         }
     }
 
-    pub(super) async fn handle_rpc(&mut self, ev: request_response::Event<Request, Response>) {
+    fn on_rpc(
+        &mut self,
+        ev: request_response::Event<Request, Response>,
+        now_ms: u64,
+    ) -> Option<Input> {
         use request_response::{Event, Message};
         match ev {
             Event::Message {
@@ -165,7 +316,7 @@ impl Actor {
                         request, channel, ..
                     },
                 ..
-            } => self.serve(peer, request, channel).await,
+            } => self.inbound_request(peer, request, channel, now_ms),
             Event::Message {
                 peer,
                 message:
@@ -175,181 +326,83 @@ impl Actor {
                     },
                 ..
             } => {
-                let pending = self.requests.remove(&request_id);
-                let Some(from) = peer_key(&peer) else {
-                    return;
-                };
-                match (pending, response) {
-                    (Some(Pending::WindowEntries(window)), Response::Envelopes(envelopes)) => {
-                        self.input(Input::WindowEntries {
-                            window,
-                            envelopes,
-                            from,
-                        })
-                        .await;
-                    }
-                    (Some(Pending::Roots(keys)), Response::Roots(roots)) => {
-                        let mut fetch = vec![];
-                        for (key, theirs) in keys.iter().zip(roots) {
-                            let ours = self.p.replica.window(key).map(|w| w.root());
-                            if theirs.is_some() && theirs != ours {
-                                fetch.push(*key);
-                            }
-                        }
-                        // Reconcile each differing window with automerge sync (validated).
-                        for window in fetch.into_iter().take(MAX_FETCHES_PER_ROUND) {
-                            if let Some(message) = self.p.replica.sync_open(from, window) {
-                                let id = self
-                                    .p
-                                    .swarm
-                                    .behaviour_mut()
-                                    .rpc
-                                    .send_request(&peer, Request::Sync { window, message });
-                                self.requests.insert(id, Pending::Sync(window));
-                            }
-                        }
-                    }
-                    (Some(Pending::Sync(window)), Response::Sync(Some(bytes))) => {
-                        let t0 = std::time::Instant::now();
-                        self.input(Input::SyncMessage {
-                            from,
-                            window,
-                            bytes,
-                        })
-                        .await;
-                        self.p.metrics.sync_latency(t0.elapsed());
-                    }
-                    (Some(Pending::Sync(window)), _) => self.p.replica.sync_close(from, window),
-                    _ => {}
+                if let Some(t0) = self.sync_sent.remove(&request_id) {
+                    self.metrics.sync_latency(t0.elapsed());
                 }
+                let id = self.outbound.remove(&request_id)?;
+                Some(Input::Response {
+                    id,
+                    from: peer_key(&peer)?,
+                    response,
+                })
             }
             Event::OutboundFailure { request_id, .. } => {
-                self.requests.remove(&request_id);
+                self.sync_sent.remove(&request_id);
+                self.outbound.remove(&request_id).map(Input::RequestFailed)
             }
-            _ => {}
+            _ => None,
         }
     }
 
-    pub(super) async fn serve(
+    /// A peer's request: refused over its rate or when too many wait, else for the replica.
+    fn inbound_request(
         &mut self,
         peer: PeerId,
         request: Request,
         channel: ResponseChannel<Response>,
-    ) {
-        let second = self.now() / 1_000;
+        now_ms: u64,
+    ) -> Option<Input> {
+        let refuse = |swarm: &mut Swarm<Behaviour>, channel, why: &str| {
+            let _ = swarm
+                .behaviour_mut()
+                .rpc
+                .send_response(channel, Response::Refused(why.into()));
+        };
+        let second = now_ms / 1_000;
+        if self.rpc_rate.len() > RATE_PEERS {
+            self.rpc_rate.retain(|_, (s, _)| *s == second);
+        }
         let count = self.rpc_rate.entry(peer).or_insert((second, 0));
         if count.0 != second {
             *count = (second, 0);
         }
         count.1 += 1;
         if count.1 > RPC_RATE_PER_PEER {
-            self.p.metrics.dropped("rpc_rate_limited");
-            let _ = self
-                .p
-                .swarm
-                .behaviour_mut()
-                .rpc
-                .send_response(channel, Response::Refused("rate limited".into()));
-            return;
+            self.metrics.dropped("rpc_rate_limited");
+            refuse(&mut self.swarm, channel, "rate limited");
+            return None;
         }
-        if self.rpc_rate.len() > 4_096 {
-            self.rpc_rate.retain(|_, (s, _)| *s == second);
-        }
-        let response = match request {
-            Request::Roots(keys) => Response::Roots(
-                keys.iter()
-                    .take(crate::net::rpc::MAX_ROOTS)
-                    .map(|k| self.p.replica.window(k).map(|w| w.root()))
-                    .collect(),
-            ),
-            Request::WindowEntries(key) => {
-                let wid = key.id();
-                match self
-                    .p
-                    .store
-                    .call(move |db| ops::window_envelopes(db, &wid))
-                    .await
-                {
-                    Ok(envelopes) => Response::Envelopes(envelopes),
-                    Err(e) => Response::Refused(e.to_string()),
-                }
-            }
-            Request::Fetch(ids) => {
-                let ids: Vec<Hash32> = ids.into_iter().take(crate::net::rpc::MAX_FETCH).collect();
-                match self
-                    .p
-                    .store
-                    .call(move |db| {
-                        let mut out = vec![];
-                        for id in &ids {
-                            if let Some(b) = ops::envelope(db, id)? {
-                                out.push(b);
-                            }
-                        }
-                        Ok(out)
-                    })
-                    .await
-                {
-                    Ok(envelopes) => Response::Envelopes(envelopes),
-                    Err(e) => Response::Refused(e.to_string()),
-                }
-            }
-            Request::CatchUp { from, max } => {
-                let max = max.min(MAX_CATCHUP) as usize;
-                match self
-                    .p
-                    .store
-                    .call(move |db| ops::certificates_from(db, from))
-                    .await
-                {
-                    Ok(v) => {
-                        Response::Checkpoints(v.into_iter().take(max).map(|(_, b)| b).collect())
-                    }
-                    Err(e) => Response::Refused(e.to_string()),
-                }
-            }
-            Request::Consensus(bytes) => {
-                if let Some(from) = peer_key(&peer) {
-                    self.input(Input::Direct { from, bytes }).await;
-                }
-                Response::Consensus(vec![])
-            }
-            Request::Sync { window, message } => match peer_key(&peer) {
-                None => Response::Refused("unknown peer key".into()),
-                Some(from) => {
-                    let now = self.now();
-                    let effects = self.p.replica.handle(
-                        Input::SyncMessage {
-                            from,
-                            window,
-                            bytes: message,
-                        },
-                        now,
-                    );
-                    let mut reply = None;
-                    let mut rest = Vec::with_capacity(effects.len());
-                    for e in effects {
-                        match e {
-                            Effect::SyncReply {
-                                to,
-                                message,
-                                window: w,
-                            } if to == from && w == window && reply.is_none() => {
-                                reply = Some(message);
-                            }
-                            other => rest.push(other),
-                        }
-                    }
-                    self.carry_out(rest).await;
-                    Response::Sync(reply.flatten())
-                }
-            },
+        let Some(from) = peer_key(&peer) else {
+            refuse(&mut self.swarm, channel, "unknown peer key");
+            return None;
         };
-        let _ = self
-            .p
-            .swarm
-            .behaviour_mut()
-            .rpc
-            .send_response(channel, response);
+        if self.inbound.len() >= MAX_INBOUND {
+            self.metrics.dropped("rpc_overloaded");
+            refuse(&mut self.swarm, channel, "overloaded");
+            return None;
+        }
+        self.next_inbound += 1;
+        self.inbound.insert(self.next_inbound, channel);
+        Some(Input::Request {
+            from,
+            id: InboundId(self.next_inbound),
+            request,
+        })
+    }
+}
+
+fn topic_name(network: Hash32, kind: ChannelKind) -> IdentTopic {
+    IdentTopic::new(Channel { network, kind }.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_ids_and_keys_convert_both_ways() {
+        let k = chorus_protocol::keys::Keypair::from_seed(&[5; 32]).public();
+        let p = peer_id_of(&k).unwrap_or_else(PeerId::random);
+        assert_eq!(peer_key(&p), Some(k));
     }
 }

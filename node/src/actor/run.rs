@@ -1,30 +1,26 @@
 //! The actor's loop and the execution of replica effects.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_crdt::checkpoint::{ConsensusMessage, TimerId, TimerKind, WalRecord};
-use chorus_crdt::replica::{Effect, Input, Outcome, Replica, ReplicaEvent};
+use chorus_crdt::replica::wire::{Request, RequestId, Response, StoreQuery};
+use chorus_crdt::replica::{Effect, Input, Replica, ReplicaEvent};
 use chorus_crdt::window::WindowKey;
 use chorus_protocol::codec;
 use chorus_protocol::ids::{Hash32, TopicId};
 use chorus_protocol::keys::PublicKey;
 use chorus_protocol::messages::Payload;
-use chorus_protocol::validation::{Channel, ChannelKind};
+use chorus_protocol::validation::ChannelKind;
 use futures::StreamExt;
-use libp2p::gossipsub::{IdentTopic, MessageAcceptance, MessageId};
-use libp2p::request_response::OutboundRequestId;
-use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::handle::{Command, InferenceEvent, Query, QueryError, SubmitResult};
+use super::network::NetDriver;
 use super::views::{self, INFERENCE_HISTORY, StoredInference};
 use crate::clock::Clock;
 use crate::metrics::NodeMetrics;
-use crate::net::behaviour::Behaviour;
-use crate::net::peer_id_of;
-use crate::net::rpc::Request;
 use crate::roles::{RoleOutput, RoleView};
 use crate::store::{Store, ops};
 
@@ -32,24 +28,9 @@ use crate::store::{Store, ops};
 const SUBMISSIONS_KEPT: usize = 64;
 /// Ledger snapshots are written every this many heights (and at height 1).
 const LEDGER_SNAPSHOT_EVERY: u64 = 16;
-/// Windows fetched per anti-entropy round (the rest wait for the next round).
-pub(super) const MAX_FETCHES_PER_ROUND: usize = 8;
-/// Application-score penalty per consensus-level misbehaviour.
-const APP_PENALTY: f64 = 20.0;
-
-/// The public key inside an ed25519 peer id.
-pub fn peer_key(peer: &PeerId) -> Option<PublicKey> {
-    let mh = peer.as_ref();
-    if mh.code() != 0 {
-        return None;
-    }
-    let pk = libp2p::identity::PublicKey::try_decode_protobuf(mh.digest()).ok()?;
-    let ed = pk.try_into_ed25519().ok()?;
-    Some(PublicKey(ed.to_bytes()))
-}
 
 pub(super) struct ActorParts {
-    pub swarm: Swarm<Behaviour>,
+    pub net: NetDriver,
     pub replica: Replica,
     pub store: Store,
     pub metrics: Arc<NodeMetrics>,
@@ -58,10 +39,6 @@ pub(super) struct ActorParts {
     pub view: watch::Sender<Arc<RoleView>>,
     pub clock: Clock,
     pub tick: Duration,
-    pub anti_entropy: Duration,
-    pub bootstrap: Vec<Multiaddr>,
-    pub max_backoff: Duration,
-    pub listen: Vec<Multiaddr>,
     pub wal: Vec<WalRecord>,
     pub network_name: String,
 }
@@ -76,16 +53,6 @@ pub(super) struct Submission {
     time_ms: u64,
 }
 
-pub(super) enum Pending {
-    WindowEntries(WindowKey),
-    Roots(Vec<WindowKey>),
-    Sync(WindowKey),
-    Other,
-}
-
-/// Requests served per peer per second before the rest are refused.
-pub(super) const RPC_RATE_PER_PEER: u32 = 200;
-
 pub(super) struct Actor {
     pub(super) p: ActorParts,
     pub(super) timers: BTreeMap<TimerId, u64>,
@@ -95,20 +62,11 @@ pub(super) struct Actor {
     /// Finalized inferences to store: (topic, epoch, JSON).
     pub(super) pending_inferences: Vec<(u64, u64, Vec<u8>)>,
     pub(super) submissions: BTreeMap<(u64, &'static str), Submission>,
-    pub(super) requests: BTreeMap<OutboundRequestId, Pending>,
-    pub(super) subscribed: BTreeSet<String>,
-    pub(super) redial: BTreeMap<usize, (u64, Duration)>,
     pub(super) started_ms: u64,
-    pub(super) next_anti_entropy: u64,
     pub(super) next_nonce: BTreeMap<PublicKey, u64>,
     pub(super) submit_waiters: Vec<(Hash32, oneshot::Sender<SubmitResult>)>,
-    pub(super) rpc_rate: BTreeMap<PeerId, (u64, u32)>,
     pub(super) dirty: bool,
     pub(super) next_store_stats: u64,
-}
-
-fn topic_name(network: Hash32, kind: ChannelKind) -> IdentTopic {
-    IdentTopic::new(Channel { network, kind }.name())
 }
 
 impl Actor {
@@ -122,14 +80,9 @@ impl Actor {
             history: BTreeMap::new(),
             pending_inferences: vec![],
             submissions: BTreeMap::new(),
-            requests: BTreeMap::new(),
-            subscribed: BTreeSet::new(),
-            redial: BTreeMap::new(),
             started_ms: now,
-            next_anti_entropy: now,
             next_nonce: BTreeMap::new(),
             submit_waiters: vec![],
-            rpc_rate: BTreeMap::new(),
             dirty: false,
             next_store_stats: now,
         }
@@ -146,11 +99,7 @@ impl Actor {
         first: Vec<Effect>,
     ) {
         self.subscribe_channels();
-        for (i, addr) in self.p.bootstrap.clone().into_iter().enumerate() {
-            let _ = self.p.swarm.dial(addr);
-            self.redial
-                .insert(i, (self.now() + 2_000, Duration::from_secs(1)));
-        }
+        self.p.net.redial(self.now());
         self.carry_out(first).await;
         self.publish_view();
         let mut tick = tokio::time::interval(self.p.tick);
@@ -184,26 +133,22 @@ impl Actor {
                     }
                 },
                 Some(out) = roles.recv() => self.handle_role(out).await,
-                ev = self.p.swarm.select_next_some() => self.handle_swarm(ev).await,
+                ev = self.p.net.swarm.select_next_some() => {
+                    if let Some(input) = self.p.net.on_event(ev, self.now()) {
+                        self.input(input).await;
+                    }
+                }
             }
         }
     }
 
     fn subscribe_channels(&mut self) {
-        let network = self.p.replica.network();
         let mut kinds = vec![ChannelKind::Ledger, ChannelKind::Consensus];
         for id in self.p.replica.ledger().topics.keys() {
             kinds.push(ChannelKind::Workers(*id));
             kinds.push(ChannelKind::Reputers(*id));
         }
-        for kind in kinds {
-            let topic = topic_name(network, kind);
-            if self.subscribed.insert(topic.to_string()) {
-                let gs = &mut self.p.swarm.behaviour_mut().gossipsub;
-                let _ = gs.subscribe(&topic);
-                let _ = gs.set_topic_params(topic, crate::net::scoring::topic_params());
-            }
-        }
+        self.p.net.subscribe(kinds);
     }
 
     fn publish_view(&mut self) {
@@ -232,12 +177,8 @@ impl Actor {
         self.input(Input::Tick).await;
         self.write_behind().await;
         let now = self.now();
-        if now >= self.next_anti_entropy {
-            self.next_anti_entropy = now + self.p.anti_entropy.as_millis() as u64;
-            self.anti_entropy();
-        }
-        self.graylist();
-        self.redial_bootstrap();
+        self.p.net.graylist();
+        self.p.net.redial(now);
         if now >= self.next_store_stats {
             self.next_store_stats = now + 10_000;
             if let Ok(st) = self.p.store.call(ops::stats).await {
@@ -246,9 +187,7 @@ impl Actor {
                     .set_store_size(st.envelope_bytes, st.envelopes);
             }
         }
-        self.p
-            .metrics
-            .set_connected_peers(self.p.swarm.connected_peers().count());
+        self.p.metrics.set_connected_peers(self.p.net.peer_count());
     }
 
     async fn handle_timers(&mut self) {
@@ -338,49 +277,35 @@ impl Actor {
                 outcome,
                 reason,
                 channel,
-            } => {
-                let (acceptance, label) = match outcome {
-                    Outcome::Accept => (MessageAcceptance::Accept, "accept"),
-                    Outcome::Ignore => (MessageAcceptance::Ignore, "ignore"),
-                    Outcome::Reject => (MessageAcceptance::Reject, "reject"),
-                };
-                self.p
-                    .metrics
-                    .validation(kind_label(channel), label, reason);
-                if let Some(peer) = peer_id_of(&from) {
-                    self.p
-                        .swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .report_message_validation_result(
-                            &MessageId::new(&id.0),
-                            &peer,
-                            acceptance,
-                        );
-                }
-            }
+            } => self.p.net.report(id, &from, outcome, reason, channel),
             Effect::Broadcast { channel, bytes } => {
                 // Nothing we sign leaves before what precedes it is durable.
                 self.flush().await;
-                let topic = topic_name(self.p.replica.network(), channel);
-                let kind = kind_label(channel);
-                match self.p.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
-                    Ok(_) => self.p.metrics.published(kind),
-                    Err(e) => tracing::debug!(error = %e, channel = kind, "publish failed"),
+                self.p.net.publish(channel, bytes);
+            }
+            Effect::Request { id, to, request } => {
+                if matches!(request, Request::Consensus(_)) {
+                    self.flush().await;
+                }
+                if let Some(failed) = self.p.net.send_request(id, &to, request) {
+                    Box::pin(self.input(failed)).await;
                 }
             }
-            Effect::SendConsensus { to, bytes } => {
-                self.flush().await;
-                if let Some(peer) = peer_id_of(&to) {
-                    let id = self
-                        .p
-                        .swarm
-                        .behaviour_mut()
-                        .rpc
-                        .send_request(&peer, Request::Consensus(bytes));
-                    self.requests.insert(id, Pending::Other);
-                }
+            Effect::Respond { id, response } => self.p.net.respond(id, response),
+            Effect::Serve { id, query } => {
+                let response = self.serve(query).await;
+                self.p.net.respond(id, response);
             }
+            Effect::ServeCatchUp { peer, height } => self.serve_catch_up(peer, height).await,
+            Effect::Penalize { peer, offence } => self.p.net.penalize(&peer, &offence),
+            Effect::Event(ev) => self.event(ev),
+            other => self.persist_effect(other).await,
+        }
+    }
+
+    /// Storage and timer effects.
+    async fn persist_effect(&mut self, e: Effect) {
+        match e {
             Effect::Persist(items) => {
                 self.pending_persist.extend(items);
                 self.dirty = true;
@@ -404,15 +329,15 @@ impl Actor {
                     })
                     .await;
             }
-            Effect::PersistLedger { height, bytes } => {
-                // A snapshot every few heights: decided checkpoints after it re-apply at restart.
-                if height % LEDGER_SNAPSHOT_EVERY == 0 || height == 1 {
-                    let _ = self
-                        .p
-                        .store
-                        .enqueue("ledger", move |db| ops::put_ledger(db, height, &bytes))
-                        .await;
-                }
+            // A snapshot every few heights: decided checkpoints after it re-apply at restart.
+            Effect::PersistLedger { height, bytes }
+                if height % LEDGER_SNAPSHOT_EVERY == 0 || height == 1 =>
+            {
+                let _ = self
+                    .p
+                    .store
+                    .enqueue("ledger", move |db| ops::put_ledger(db, height, &bytes))
+                    .await;
             }
             Effect::ScheduleTimer { id, at_ms } => {
                 self.timers.insert(id, at_ms);
@@ -423,68 +348,67 @@ impl Actor {
             Effect::CancelAllTimers => self
                 .timers
                 .retain(|id, _| matches!(id.kind, TimerKind::CatchUp | TimerKind::Start)),
-            Effect::SyncReply {
-                to,
-                window,
-                message: Some(message),
-            } => {
-                if let Some(peer) = peer_id_of(&to) {
-                    let id = self
-                        .p
-                        .swarm
-                        .behaviour_mut()
-                        .rpc
-                        .send_request(&peer, Request::Sync { window, message });
-                    self.requests.insert(id, Pending::Sync(window));
-                }
-            }
-            Effect::SyncReply { message: None, .. } => {}
-            Effect::Reconcile { windows } => self.reconcile(windows),
-            Effect::FetchWindow { window, from } => {
-                let peer = from
-                    .and_then(|k| peer_id_of(&k))
-                    .filter(|p| self.p.swarm.is_connected(p))
-                    .or_else(|| self.random_peer());
-                if let Some(peer) = peer {
-                    let id = self
-                        .p
-                        .swarm
-                        .behaviour_mut()
-                        .rpc
-                        .send_request(&peer, Request::WindowEntries(window));
-                    self.requests.insert(id, Pending::WindowEntries(window));
-                }
-            }
-            Effect::ServeCatchUp { peer, height } => {
-                let bytes = self
-                    .p
-                    .store
-                    .call(move |db| ops::certificate(db, height))
-                    .await
-                    .ok()
-                    .flatten();
-                let decided = bytes.and_then(|b| codec::decode(&b).ok());
-                if let (Some(d), Some(p)) = (decided, peer_id_of(&peer)) {
-                    let msg = ConsensusMessage::CatchUpResponse(d).to_bytes();
-                    let id = self
-                        .p
-                        .swarm
-                        .behaviour_mut()
-                        .rpc
-                        .send_request(&p, Request::Consensus(msg));
-                    self.requests.insert(id, Pending::Other);
-                }
-            }
-            Effect::Penalize { peer, reason } => {
-                tracing::info!(peer = %peer.short(), %reason, "peer penalized");
-                if let Some(p) = peer_id_of(&peer) {
-                    let gs = &mut self.p.swarm.behaviour_mut().gossipsub;
-                    let score = gs.peer_score(&p).unwrap_or(0.0);
-                    gs.set_application_score(&p, score.min(0.0) - APP_PENALTY);
-                }
-            }
-            Effect::Event(ev) => self.event(ev),
+            _ => {}
         }
+    }
+
+    /// A peer's request answered from the store.
+    async fn serve(&mut self, query: StoreQuery) -> Response {
+        let answer = match query {
+            StoreQuery::WindowEnvelopes(key) => {
+                let wid = key.id();
+                self.p
+                    .store
+                    .call(move |db| ops::window_envelopes(db, &wid))
+                    .await
+                    .map(Response::Envelopes)
+            }
+            StoreQuery::Envelopes(ids) => self
+                .p
+                .store
+                .call(move |db| {
+                    let mut out = vec![];
+                    for id in &ids {
+                        if let Some(b) = ops::envelope(db, id)? {
+                            out.push(b);
+                        }
+                    }
+                    Ok(out)
+                })
+                .await
+                .map(Response::Envelopes),
+            StoreQuery::Certificates { from, max } => self
+                .p
+                .store
+                .call(move |db| ops::certificates_from(db, from))
+                .await
+                .map(|v| {
+                    Response::Checkpoints(
+                        v.into_iter().take(max as usize).map(|(_, b)| b).collect(),
+                    )
+                }),
+        };
+        answer.unwrap_or_else(|e| Response::Refused(e.to_string()))
+    }
+
+    /// Send a peer that asked for an old height its decided checkpoint, from the store.
+    async fn serve_catch_up(&mut self, peer: PublicKey, height: u64) {
+        let bytes = self
+            .p
+            .store
+            .call(move |db| ops::certificate(db, height))
+            .await
+            .ok()
+            .flatten();
+        let Some(d) = bytes.and_then(|b| codec::decode(&b).ok()) else {
+            return;
+        };
+        let msg = ConsensusMessage::CatchUpResponse(d).to_bytes();
+        // A reply nobody waits for: its id correlates nothing.
+        let _ = self
+            .p
+            .net
+            .send_request(RequestId(u64::MAX), &peer, Request::Consensus(msg));
     }
 
     fn event(&mut self, ev: ReplicaEvent) {
@@ -590,6 +514,9 @@ impl Actor {
             }
             ReplicaEvent::Fault(f) => {
                 tracing::error!(fault = %f, "replica fault");
+            }
+            ReplicaEvent::Reconciling { windows, peers } => {
+                tracing::info!(windows, peers, "late proposal: reconciling closed windows");
             }
         }
     }
@@ -744,9 +671,9 @@ impl Actor {
                     "network": self.p.network_name,
                     "network_id": r.network().to_hex(),
                     "address": me.to_hex(),
-                    "peer_id": self.p.swarm.local_peer_id().to_string(),
-                    "peers": self.p.swarm.connected_peers().count(),
-                    "listen": self.p.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "peer_id": self.p.net.swarm.local_peer_id().to_string(),
+                    "peers": self.p.net.peer_count(),
+                    "listen": self.p.net.listen().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                     "height": ledger.next_height,
                     "tip": r.tip().to_hex(),
                     "ledger_root": ledger.root().to_hex(),
@@ -784,26 +711,5 @@ impl Actor {
             )),
             Query::LatestCheckpoint => views::latest_checkpoint(r),
         }
-    }
-}
-
-pub(super) fn kind_label(kind: ChannelKind) -> &'static str {
-    match kind {
-        ChannelKind::Workers(_) => "workers",
-        ChannelKind::Reputers(_) => "reputers",
-        ChannelKind::Ledger => "ledger",
-        ChannelKind::Consensus => "consensus",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn peer_ids_and_keys_convert_both_ways() {
-        let k = chorus_protocol::keys::Keypair::from_seed(&[5; 32]).public();
-        let p = peer_id_of(&k).unwrap_or_else(PeerId::random);
-        assert_eq!(peer_key(&p), Some(k));
     }
 }

@@ -1,5 +1,6 @@
-//! Request-response protocol `/chorus/rpc/1`: window roots and sync, window contents,
-//! checkpoint catch-up and envelope fetch.
+//! Request-response protocol `/chorus/rpc/1`: the framing of the replica's requests and
+//! responses ([`chorus_crdt::replica::wire`]: window roots and sync, window contents,
+//! checkpoint catch-up and envelope fetch).
 //!
 //! Frames are a u32 little-endian length and the canonical encoding of a [`Request`] or
 //! [`Response`]. Lengths beyond [`MAX_REQUEST`] / [`MAX_RESPONSE`] are refused before any
@@ -7,79 +8,15 @@
 
 use std::io;
 
-use bincode::{Decode, Encode};
-use chorus_crdt::window::WindowKey;
 use chorus_protocol::codec::{self, Wire};
-use chorus_protocol::ids::Hash32;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
 /// The protocol name.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/chorus/rpc/1");
-/// Largest request frame.
-pub const MAX_REQUEST: usize = 9 * 1024 * 1024;
-/// Largest response frame.
-pub const MAX_RESPONSE: usize = 16 * 1024 * 1024;
-/// Most windows named in one roots request.
-pub const MAX_ROOTS: usize = 4_096;
-/// Most checkpoints in one catch-up response.
-pub const MAX_CATCHUP: u32 = 256;
-/// Most envelopes asked for in one fetch.
-pub const MAX_FETCH: usize = 4_096;
-
-/// A request.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub enum Request {
-    /// Your roots of these windows.
-    Roots(Vec<WindowKey>),
-    /// One automerge sync message for a window.
-    Sync {
-        /// The window.
-        window: WindowKey,
-        /// The sync message.
-        message: Vec<u8>,
-    },
-    /// Every envelope you hold for a window.
-    WindowEntries(WindowKey),
-    /// Decided checkpoints with certificates from a height on.
-    CatchUp {
-        /// First height wanted.
-        from: u64,
-        /// At most this many.
-        max: u32,
-    },
-    /// Envelopes by message id.
-    Fetch(Vec<Hash32>),
-    /// A consensus message sent directly (catch-up requests and replies).
-    Consensus(Vec<u8>),
-}
-
-/// A response.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub enum Response {
-    /// Roots, in request order (`None`: unknown window).
-    Roots(Vec<Option<Hash32>>),
-    /// The peer's next sync message, if it has one.
-    Sync(Option<Vec<u8>>),
-    /// Envelope bytes.
-    Envelopes(Vec<Vec<u8>>),
-    /// Checkpoints with certificates, encoded by the consensus layer.
-    Checkpoints(Vec<Vec<u8>>),
-    /// Direct consensus replies.
-    Consensus(Vec<Vec<u8>>),
-    /// Refused (rate limit, unknown, overload), with a reason.
-    Refused(String),
-}
-
-impl Wire for Request {
-    const MAX_SIZE: usize = MAX_REQUEST;
-    const NAME: &'static str = "rpc::Request";
-}
-
-impl Wire for Response {
-    const MAX_SIZE: usize = MAX_RESPONSE;
-    const NAME: &'static str = "rpc::Response";
-}
+pub use chorus_crdt::replica::wire::{
+    MAX_CATCHUP, MAX_FETCH, MAX_REQUEST, MAX_RESPONSE, MAX_ROOTS, Request, Response,
+};
 
 async fn read_frame<T: AsyncRead + Unpin + Send, M: Wire>(io: &mut T) -> io::Result<M> {
     let mut len = [0u8; 4];

@@ -122,6 +122,7 @@ impl NetSpec {
                 max_ms: (e * 10).max(2_000),
             },
             validator: true,
+            ..ReplicaConfig::default()
         }
     }
 

@@ -5,8 +5,8 @@
 //!
 //! Two paths:
 //! - **Live replicas** ([`hostile_sync_message`]): during the fault phase a byzantine node
-//!   sends honest replicas crafted automerge sync messages (`Input::SyncMessage`, the only
-//!   input that carries raw changes) holding every hostile change against one of their open
+//!   sends honest replicas crafted automerge sync requests (`Request::Sync`, the only
+//!   message that carries raw changes) holding every hostile change against one of their open
 //!   windows; the runner then requires that no hostile change hash ever appears in any
 //!   window or finalized head.
 //! - **Windows** ([`gauntlet`]): at the end of each seed, a real window rebuilt from a node's

@@ -15,8 +15,8 @@
 use std::collections::BTreeSet;
 
 use chorus_crdt::checkpoint::TimeoutConfig;
-use chorus_crdt::replica::ReplicaConfig;
 use chorus_crdt::replica::sim::{NetConfig, SimRng, SimRoles};
+use chorus_crdt::replica::{AntiEntropyConfig, ReplicaConfig};
 use chorus_protocol::genesis::{
     Genesis, GenesisBalance, GenesisRegistration, GenesisStake, GenesisTopic, GenesisValidator,
     Token,
@@ -143,6 +143,13 @@ pub fn replica_config() -> ReplicaConfig {
             max_ms: 5_000,
         },
         validator: true,
+        // Anti-entropy rounds every half period; delays here stay under half a second.
+        anti_entropy: AntiEntropyConfig {
+            round_ms: 500,
+            request_timeout_ms: 1_000,
+        },
+        // Each node's seed is derived from the simulator's.
+        seed: 0,
     }
 }
 

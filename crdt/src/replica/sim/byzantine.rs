@@ -24,6 +24,7 @@ use arc_malachitebft_core_types::NilOrVal;
 use chorus_protocol::ids::Hash32;
 use chorus_protocol::validation::ChannelKind;
 
+use super::super::wire::{Request, RequestId};
 use super::{Delivery, Sim, SimRng};
 use crate::checkpoint::context::Proposal;
 use crate::checkpoint::messages::{ProposalMessage, VoteMessage};
@@ -207,15 +208,7 @@ impl Sim {
             }
             let bytes = self.garbage_for(i, Some(ChannelKind::Consensus));
             self.stats.garbage_sent += 1;
-            self.send(
-                Delivery::Direct {
-                    to: j,
-                    from: i,
-                    bytes,
-                },
-                i,
-                j,
-            );
+            self.send_request(i, j, RequestId(u64::MAX), Request::Consensus(bytes));
             let windows = self.nodes[j]
                 .replica
                 .as_ref()
@@ -225,29 +218,9 @@ impl Sim {
                 let pick = self.rng.range(0, windows.len() as u64 - 1) as usize;
                 let window = windows[pick];
                 let n = self.rng.range(0, GARBAGE_MAX_LEN) as usize;
-                let bytes = self.rng.bytes(n);
+                let message = self.rng.bytes(n);
                 self.stats.garbage_sent += 1;
-                self.send(
-                    Delivery::Sync {
-                        to: j,
-                        from: i,
-                        window,
-                        bytes,
-                    },
-                    i,
-                    j,
-                );
-                let envelopes = self.garbage_envelopes(i, &window);
-                self.send(
-                    Delivery::Entries {
-                        to: j,
-                        from: i,
-                        window,
-                        envelopes,
-                    },
-                    i,
-                    j,
-                );
+                self.send_request(i, j, RequestId(u64::MAX), Request::Sync { window, message });
             }
         }
     }

@@ -1,0 +1,498 @@
+//! The one admission function, path by path and refusal class by refusal class: gossip,
+//! sync, fetch, evidence and certified (catch-up) windows all refuse the same entries for the
+//! same reasons, and a peer that offers a provably invalid entry is penalised on every path.
+
+#![allow(clippy::unwrap_used)]
+
+use automerge::Automerge;
+use automerge::sync::{self, SyncDoc};
+use chorus_protocol::envelope::Envelope;
+use chorus_protocol::ids::{Hash32, TopicId};
+use chorus_protocol::keys::{Keypair, Signature};
+use chorus_protocol::messages::{Evidence, EvidenceKind, Payload, WorkerBundle};
+use chorus_protocol::validation::{ChannelKind, IgnoreReason, RejectReason};
+
+use super::tests::{config, genesis, keys};
+use super::wire::{InboundId, Request, Response};
+use super::{Effect, Input, Offence, Outcome, Replica, Restore};
+use crate::ledger::Ledger;
+use crate::window::{Phase, WindowKey, entry_from_parts};
+
+const TOPIC: TopicId = TopicId(1);
+/// Inside the worker window of epoch 2 (`[1 002 000, 1 002 500)`, skew 100).
+const LIVE: u64 = 1_002_100;
+/// After that window closed, before anything finalized it.
+const LATE: u64 = 1_002_700;
+
+fn window(epoch: u64) -> WindowKey {
+    WindowKey::Topic {
+        topic: TOPIC,
+        epoch,
+        phase: Phase::Workers,
+    }
+}
+
+struct Fixture {
+    replica: Replica,
+    keys: Vec<Keypair>,
+    network: Hash32,
+}
+
+fn fixture_with(ledger: Option<Ledger>) -> Fixture {
+    let keys = keys(6);
+    let g = genesis(&keys);
+    let restore = Restore {
+        ledger: ledger.map(|l| (0, l)),
+        ..Restore::default()
+    };
+    let (replica, _) = Replica::new(&g, keys[5].clone(), config(), restore, LIVE).unwrap();
+    Fixture {
+        replica,
+        keys,
+        network: g.network_id(),
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(None)
+}
+
+impl Fixture {
+    fn bundle(&self, author: &Keypair, epoch: u64, value: f64) -> Vec<u8> {
+        let payload = Payload::WorkerBundle(WorkerBundle {
+            topic: TOPIC,
+            epoch,
+            inference: Some(value),
+            forecasts: vec![],
+        });
+        Envelope::seal(author, &self.network, &payload).to_bytes()
+    }
+
+    fn peer(&self) -> chorus_protocol::keys::PublicKey {
+        self.keys[0].public()
+    }
+
+    fn holds(&self, epoch: u64, bytes: &[u8]) -> bool {
+        let env = Envelope::from_bytes(bytes).unwrap();
+        let payload = env.payload_unverified().unwrap();
+        let Ok(entry) = entry_from_parts(&window(epoch), env, bytes.to_vec(), payload) else {
+            return false;
+        };
+        self.replica
+            .window(&window(epoch))
+            .is_some_and(|w| w.contains(&entry.hash()))
+    }
+
+    fn gossip(&mut self, bytes: &[u8], now: u64) -> (Outcome, &'static str) {
+        let effects = self.replica.handle(
+            Input::Gossip {
+                channel: ChannelKind::Workers(TOPIC),
+                bytes: bytes.to_vec(),
+                from: self.peer(),
+            },
+            now,
+        );
+        effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Report {
+                    outcome, reason, ..
+                } => Some((*outcome, *reason)),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    /// Offer `envelopes` by automerge sync for `epoch`'s window: the penalty, if any.
+    fn sync(&mut self, epoch: u64, envelopes: &[&[u8]], now: u64) -> Option<Offence> {
+        let changes = envelopes
+            .iter()
+            .map(|b| {
+                let env = Envelope::from_bytes(b).unwrap();
+                let payload = env.payload_unverified().unwrap();
+                let key = WindowKey::of(&payload, 0);
+                let entry = entry_from_parts(&key, env, b.to_vec(), payload).unwrap();
+                entry.change.raw_bytes().to_vec()
+            })
+            .collect::<Vec<_>>();
+        let mut msg = Automerge::new()
+            .generate_sync_message(&mut sync::State::new())
+            .unwrap();
+        msg.changes = sync::ChunkList::from(changes);
+        let effects = self.replica.handle(
+            Input::Request {
+                from: self.peer(),
+                id: InboundId(1),
+                request: Request::Sync {
+                    window: window(epoch),
+                    message: msg.encode(),
+                },
+            },
+            now,
+        );
+        penalty(&effects)
+    }
+
+    /// Offer `envelopes` as the answer to this replica's fetch of `epoch`'s window: the
+    /// penalty, if any.
+    fn fetch(&mut self, epoch: u64, envelopes: &[&[u8]], now: u64) -> Option<Offence> {
+        let peer = self.peer();
+        self.replica.handle(Input::PeerUp(peer), now);
+        let mut asked = vec![];
+        self.replica
+            .fetch_window(window(epoch), Some(peer), now, &mut asked);
+        let id = asked
+            .iter()
+            .find_map(|e| match e {
+                Effect::Request {
+                    id,
+                    request: Request::WindowEntries(w),
+                    ..
+                } if *w == window(epoch) => Some(*id),
+                _ => None,
+            })
+            .unwrap();
+        let effects = self.replica.handle(
+            Input::Response {
+                id,
+                from: peer,
+                response: Response::Envelopes(envelopes.iter().map(|b| b.to_vec()).collect()),
+            },
+            now,
+        );
+        penalty(&effects)
+    }
+}
+
+fn penalty(effects: &[Effect]) -> Option<Offence> {
+    effects.iter().find_map(|e| match e {
+        Effect::Penalize { offence, .. } => Some(offence.clone()),
+        _ => None,
+    })
+}
+
+fn invalid(count: usize, reason: RejectReason) -> Option<Offence> {
+    Some(Offence::InvalidEntries { count, reason })
+}
+
+fn stranger() -> Keypair {
+    Keypair::from_seed(&[99; 32])
+}
+
+fn forged_signature(bytes: &[u8]) -> Vec<u8> {
+    let mut env = Envelope::from_bytes(bytes).unwrap();
+    env.signature = Signature([7; 64]);
+    env.to_bytes()
+}
+
+#[test]
+fn a_valid_entry_is_admitted_by_every_path() {
+    let mut f = fixture();
+    let a = f.bundle(&f.keys[0].clone(), 2, 1.0);
+    assert_eq!(f.gossip(&a, LIVE), (Outcome::Accept, ""));
+    let b = f.bundle(&f.keys[1].clone(), 2, 1.1);
+    assert_eq!(f.sync(2, &[&b], LATE), None);
+    let c = f.bundle(&f.keys[2].clone(), 2, 1.2);
+    assert_eq!(f.fetch(2, &[&c], LATE), None);
+    assert!(f.holds(2, &a) && f.holds(2, &b) && f.holds(2, &c));
+}
+
+#[test]
+fn an_unregistered_author_is_ignored_on_every_path() {
+    let mut f = fixture();
+    let x = f.bundle(&stranger(), 2, 1.0);
+    assert_eq!(
+        f.gossip(&x, LIVE),
+        (Outcome::Ignore, IgnoreReason::NotRegistered.as_str())
+    );
+    assert_eq!(
+        f.sync(2, &[&x], LATE),
+        None,
+        "not provably invalid: no penalty"
+    );
+    assert_eq!(f.fetch(2, &[&x], LATE), None);
+    assert!(!f.holds(2, &x));
+}
+
+#[test]
+fn a_non_finite_value_is_rejected_and_penalised_on_every_path() {
+    let mut f = fixture();
+    let w = f.keys[1].clone();
+    let nan = f.bundle(&w, 2, f64::NAN);
+    assert_eq!(
+        f.gossip(&nan, LIVE),
+        (Outcome::Reject, RejectReason::NonFinite.as_str())
+    );
+    // After the window closed, by sync and by fetch: the case that used to get through.
+    assert_eq!(
+        f.sync(2, &[&nan], LATE),
+        invalid(1, RejectReason::NonFinite)
+    );
+    assert_eq!(
+        f.fetch(2, &[&nan], LATE),
+        invalid(1, RejectReason::NonFinite)
+    );
+    assert!(!f.holds(2, &nan));
+    // The author's slot stays free for its valid bundle.
+    let ok = f.bundle(&w, 2, 1.0);
+    assert_eq!(f.sync(2, &[&ok], LATE), None);
+    assert!(f.holds(2, &ok));
+}
+
+#[test]
+fn a_bad_signature_is_rejected_and_penalised_on_every_path() {
+    let mut f = fixture();
+    let forged = forged_signature(&f.bundle(&f.keys[1].clone(), 2, 1.0));
+    assert_eq!(
+        f.gossip(&forged, LIVE),
+        (Outcome::Reject, RejectReason::BadSignature.as_str())
+    );
+    assert_eq!(
+        f.sync(2, &[&forged], LATE),
+        invalid(1, RejectReason::BadSignature)
+    );
+    assert_eq!(
+        f.fetch(2, &[&forged], LATE),
+        invalid(1, RejectReason::BadSignature)
+    );
+    assert!(!f.holds(2, &forged));
+}
+
+#[test]
+fn an_entry_offered_for_another_window_is_rejected() {
+    let mut f = fixture();
+    let other_epoch = f.bundle(&f.keys[1].clone(), 1, 1.0);
+    // Fetch names the window explicitly; sync carries changes of the window it names, so a
+    // change of another window fails its shape check (counted the same way).
+    assert_eq!(
+        f.fetch(2, &[&other_epoch], LATE),
+        invalid(1, RejectReason::WrongWindow)
+    );
+    assert_eq!(
+        f.sync(2, &[&other_epoch], LATE),
+        invalid(1, RejectReason::Malformed)
+    );
+    assert!(!f.holds(1, &other_epoch) && !f.holds(2, &other_epoch));
+}
+
+#[test]
+fn a_window_that_has_not_opened_admits_nothing() {
+    let mut f = fixture();
+    let early = f.bundle(&f.keys[1].clone(), 40, 1.0);
+    assert_eq!(
+        f.gossip(&early, LIVE),
+        (Outcome::Ignore, IgnoreReason::TooEarly.as_str())
+    );
+    assert_eq!(f.sync(40, &[&early], LIVE), None);
+    assert_eq!(f.fetch(40, &[&early], LIVE), None);
+    assert!(!f.holds(40, &early));
+    assert!(f.replica.window(&window(40)).is_none_or(|w| w.is_empty()));
+}
+
+#[test]
+fn a_finalized_window_admits_nothing() {
+    let keys = keys(6);
+    let mut ledger = Ledger::from_genesis(&genesis(&keys)).unwrap();
+    ledger.topics.get_mut(&TOPIC).unwrap().next_worker_epoch = 3;
+    let mut f = fixture_with(Some(ledger));
+    let late = f.bundle(&f.keys[1].clone(), 2, 1.0);
+    assert_eq!(
+        f.gossip(&late, LIVE),
+        (Outcome::Ignore, IgnoreReason::WindowFinalized.as_str())
+    );
+    assert_eq!(f.sync(2, &[&late], LATE), None);
+    assert_eq!(f.fetch(2, &[&late], LATE), None);
+    assert!(!f.holds(2, &late));
+}
+
+#[test]
+fn a_certified_window_admits_exactly_its_certified_entries() {
+    let mut f = fixture();
+    // A decided checkpoint (not applied yet) fixes epoch 2's window to one entry, by an
+    // author this ledger does not know as a worker: the certificate authenticates it.
+    let certified = f.bundle(&stranger(), 2, 1.0);
+    let other = f.bundle(&f.keys[1].clone(), 2, 1.1);
+    let hash = |b: &[u8]| {
+        let env = Envelope::from_bytes(b).unwrap();
+        let p = env.payload_unverified().unwrap();
+        entry_from_parts(&window(2), env, b.to_vec(), p)
+            .unwrap()
+            .hash()
+    };
+    f.replica
+        .certified
+        .insert(window(2).id(), [hash(&certified)].into());
+    assert_eq!(f.fetch(2, &[&other, &certified], LATE), None);
+    assert!(f.holds(2, &certified));
+    assert!(!f.holds(2, &other));
+    assert_eq!(
+        f.gossip(&other, LIVE),
+        (Outcome::Ignore, IgnoreReason::NotCertified.as_str())
+    );
+}
+
+#[test]
+fn evidence_brings_only_admissible_bundles_into_their_window() {
+    let mut f = fixture();
+    let w = f.keys[1].clone();
+    let first = f.bundle(&w, 2, 1.0);
+    let second = f.bundle(&w, 2, 2.0);
+    assert_eq!(f.gossip(&first, LIVE), (Outcome::Accept, ""));
+    // Evidence of the worker's equivocation, reported by another node: both bundles end up
+    // in the window (a visible conflict that excludes the worker).
+    let evidence = Payload::Evidence(Evidence {
+        kind: EvidenceKind::WorkerBundle,
+        first: first.clone(),
+        second: second.clone(),
+    });
+    let ev = Envelope::seal(&f.keys[2], &f.network, &evidence).to_bytes();
+    let effects = f.replica.handle(
+        Input::Gossip {
+            channel: ChannelKind::Ledger,
+            bytes: ev,
+            from: f.peer(),
+        },
+        LIVE,
+    );
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Report {
+            outcome: Outcome::Accept,
+            ..
+        }
+    )));
+    assert!(f.holds(2, &first) && f.holds(2, &second));
+    // Evidence of an unregistered author's two bundles brings neither in.
+    let s = stranger();
+    let (x, y) = (f.bundle(&s, 2, 1.0), f.bundle(&s, 2, 2.0));
+    let evidence = Payload::Evidence(Evidence {
+        kind: EvidenceKind::WorkerBundle,
+        first: x.clone(),
+        second: y.clone(),
+    });
+    let ev = Envelope::seal(&f.keys[2], &f.network, &evidence).to_bytes();
+    f.replica.handle(
+        Input::Gossip {
+            channel: ChannelKind::Ledger,
+            bytes: ev,
+            from: f.peer(),
+        },
+        LIVE,
+    );
+    assert!(!f.holds(2, &x) && !f.holds(2, &y));
+}
+
+#[test]
+fn a_conflict_found_by_sync_is_kept_and_reported_once() {
+    let mut f = fixture();
+    let w = f.keys[1].clone();
+    let first = f.bundle(&w, 2, 1.0);
+    let second = f.bundle(&w, 2, 2.0);
+    assert_eq!(f.gossip(&first, LIVE), (Outcome::Accept, ""));
+    let effects = f.replica.handle(Input::Tick, LIVE);
+    drop(effects);
+    let mut published = 0;
+    for _ in 0..2 {
+        let changes = {
+            let env = Envelope::from_bytes(&second).unwrap();
+            let p = env.payload_unverified().unwrap();
+            vec![
+                entry_from_parts(&window(2), env, second.clone(), p)
+                    .unwrap()
+                    .change
+                    .raw_bytes()
+                    .to_vec(),
+            ]
+        };
+        let mut msg = Automerge::new()
+            .generate_sync_message(&mut sync::State::new())
+            .unwrap();
+        msg.changes = sync::ChunkList::from(changes);
+        let effects = f.replica.handle(
+            Input::Request {
+                from: f.peer(),
+                id: InboundId(1),
+                request: Request::Sync {
+                    window: window(2),
+                    message: msg.encode(),
+                },
+            },
+            LATE,
+        );
+        published += effects
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Effect::Broadcast {
+                        channel: ChannelKind::Ledger,
+                        ..
+                    }
+                )
+            })
+            .count();
+    }
+    assert!(f.holds(2, &first) && f.holds(2, &second));
+    assert_eq!(published, 1, "one evidence message per offence");
+}
+
+#[test]
+fn a_ledger_message_held_in_one_period_joins_another_a_peer_names() {
+    // Peers place a ledger message in the period they received it in; a proposal may name it
+    // in an earlier period's window than ours. Fetched there, the same message (judged when
+    // we first admitted it) joins that window too, or the proposal could never be validated.
+    let mut f = fixture();
+    let payload = Payload::Transfer(chorus_protocol::messages::Transfer {
+        nonce: 1,
+        to: f.keys[1].public(),
+        amount: chorus_protocol::ids::Amount(5),
+    });
+    let tx = Envelope::seal(&f.keys[0], &f.network, &payload).to_bytes();
+    let effects = f.replica.handle(
+        Input::Gossip {
+            channel: ChannelKind::Ledger,
+            bytes: tx.clone(),
+            from: f.peer(),
+        },
+        LIVE,
+    );
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Report {
+            outcome: Outcome::Accept,
+            ..
+        }
+    )));
+    let (ours, earlier) = (
+        WindowKey::Ledger { period: 2 },
+        WindowKey::Ledger { period: 1 },
+    );
+    let held_in = |f: &Fixture, key: WindowKey| {
+        let env = Envelope::from_bytes(&tx).unwrap();
+        let p = env.payload_unverified().unwrap();
+        let hash = entry_from_parts(&key, env, tx.clone(), p).unwrap().hash();
+        f.replica.window(&key).is_some_and(|w| w.contains(&hash))
+    };
+    assert!(held_in(&f, ours) && !held_in(&f, earlier));
+    let peer = f.peer();
+    f.replica.handle(Input::PeerUp(peer), LATE);
+    let mut asked = vec![];
+    f.replica
+        .fetch_window(earlier, Some(peer), LATE, &mut asked);
+    let Some(Effect::Request { id, .. }) = asked.first() else {
+        panic!("no fetch: {asked:?}");
+    };
+    let effects = f.replica.handle(
+        Input::Response {
+            id: *id,
+            from: peer,
+            response: Response::Envelopes(vec![tx.clone()]),
+        },
+        LATE,
+    );
+    assert_eq!(penalty(&effects), None);
+    assert!(
+        held_in(&f, earlier),
+        "the same message joins the window the peer named"
+    );
+}

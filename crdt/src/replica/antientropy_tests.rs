@@ -1,0 +1,276 @@
+//! Anti-entropy as the replica decides it, asserted on the exact requests it emits: rounds,
+//! roots answers, correlation, timeouts, fetch retries, and answers to peers' requests.
+
+#![allow(clippy::unwrap_used)]
+
+use chorus_protocol::envelope::Envelope;
+use chorus_protocol::ids::{Hash32, TopicId};
+use chorus_protocol::keys::{Keypair, PublicKey};
+use chorus_protocol::messages::{Payload, WorkerBundle};
+use chorus_protocol::validation::ChannelKind;
+
+use super::tests::{config, genesis, keys};
+use super::wire::{InboundId, MAX_CATCHUP, Request, RequestId, Response, StoreQuery};
+use super::{Effect, Input, Replica, Restore};
+use crate::ledger::WindowState;
+use crate::window::{Phase, WindowKey};
+
+const TOPIC: TopicId = TopicId(1);
+const LIVE: u64 = 1_002_100;
+/// Epoch 2's worker window is closed (not finalized); rounds are due.
+const LATE: u64 = 1_002_700;
+
+fn window(epoch: u64) -> WindowKey {
+    WindowKey::Topic {
+        topic: TOPIC,
+        epoch,
+        phase: Phase::Workers,
+    }
+}
+
+struct F {
+    r: Replica,
+    keys: Vec<Keypair>,
+    network: Hash32,
+}
+
+fn fixture() -> F {
+    let keys = keys(6);
+    let g = genesis(&keys);
+    let (r, _) = Replica::new(&g, keys[5].clone(), config(), Restore::default(), LIVE).unwrap();
+    let mut f = F {
+        r,
+        keys,
+        network: g.network_id(),
+    };
+    // One entry in epoch 2's window, gossiped in time.
+    let payload = Payload::WorkerBundle(WorkerBundle {
+        topic: TOPIC,
+        epoch: 2,
+        inference: Some(1.0),
+        forecasts: vec![],
+    });
+    let bytes = Envelope::seal(&f.keys[0], &f.network, &payload).to_bytes();
+    let from = f.peer(1);
+    f.r.handle(
+        Input::Gossip {
+            channel: ChannelKind::Workers(TOPIC),
+            bytes,
+            from,
+        },
+        LIVE,
+    );
+    f
+}
+
+impl F {
+    fn peer(&self, i: usize) -> PublicKey {
+        self.keys[i].public()
+    }
+}
+
+fn requests(effects: &[Effect]) -> Vec<(RequestId, PublicKey, Request)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Request { id, to, request } => Some((*id, *to, request.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn without_peers_a_round_asks_nobody() {
+    let mut f = fixture();
+    assert!(requests(&f.r.handle(Input::Tick, LATE)).is_empty());
+}
+
+#[test]
+fn a_round_asks_one_peer_for_the_roots_of_closed_windows_only() {
+    let mut f = fixture();
+    let (a, b) = (f.peer(1), f.peer(2));
+    f.r.handle(Input::PeerUp(a), LIVE);
+    f.r.handle(Input::PeerUp(b), LIVE);
+    let asked = requests(&f.r.handle(Input::Tick, LATE));
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let (_, to, Request::Roots(keys)) = &asked[0] else {
+        panic!("not a roots request: {asked:?}");
+    };
+    assert!(*to == a || *to == b);
+    assert!(keys.contains(&window(2)), "{keys:?}");
+    for k in keys {
+        assert_eq!(
+            f.r.ledger().window_state(k, LATE),
+            WindowState::Closed,
+            "{k:?}"
+        );
+    }
+    // One roots exchange at a time: the next round waits for the answer or its timeout.
+    assert!(requests(&f.r.handle(Input::Tick, LATE + 600)).is_empty());
+    let again = requests(&f.r.handle(Input::Tick, LATE + 1_100));
+    assert!(
+        matches!(again.as_slice(), [(_, _, Request::Roots(_))]),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn the_peer_asked_is_not_always_the_same() {
+    let mut f = fixture();
+    for i in 0..5 {
+        let p = f.peer(i);
+        f.r.handle(Input::PeerUp(p), LIVE);
+    }
+    let mut asked = std::collections::BTreeSet::new();
+    for round in 0..20 {
+        let t = LATE + round * 1_100;
+        for (_, to, _) in requests(&f.r.handle(Input::Tick, t)) {
+            asked.insert(to);
+        }
+    }
+    assert!(asked.len() >= 3, "rounds asked only {} peers", asked.len());
+}
+
+#[test]
+fn a_roots_answer_starts_syncs_of_the_differing_windows_only() {
+    let mut f = fixture();
+    let a = f.peer(1);
+    f.r.handle(Input::PeerUp(a), LIVE);
+    let asked = requests(&f.r.handle(Input::Tick, LATE));
+    let (id, _, Request::Roots(keys)) = asked[0].clone() else {
+        panic!("{asked:?}");
+    };
+    let ours = f.r.window(&window(2)).unwrap().root();
+    let roots: Vec<Option<Hash32>> = keys
+        .iter()
+        .map(|k| match k {
+            // Differs from ours.
+            k if *k == window(2) => Some(Hash32([9; 32])),
+            // Same as ours: nothing to do.
+            WindowKey::Ledger { period: 0 } => None,
+            _ => None,
+        })
+        .collect();
+    // From another peer than the one asked: ignored.
+    let wrong = f.peer(2);
+    let e = f.r.handle(
+        Input::Response {
+            id,
+            from: wrong,
+            response: Response::Roots(roots.clone()),
+        },
+        LATE,
+    );
+    assert!(requests(&e).is_empty());
+    let e = f.r.handle(
+        Input::Response {
+            id,
+            from: a,
+            response: Response::Roots(roots),
+        },
+        LATE,
+    );
+    let syncs = requests(&e);
+    assert_eq!(syncs.len(), 1, "{syncs:?}");
+    assert!(
+        matches!(&syncs[0], (_, to, Request::Sync { window: w, .. }) if *to == a && *w == window(2))
+    );
+    // A second answer to the same id is no longer expected.
+    let e = f.r.handle(
+        Input::Response {
+            id,
+            from: a,
+            response: Response::Roots(vec![Some(Hash32([8; 32])); keys.len()]),
+        },
+        LATE,
+    );
+    assert!(requests(&e).is_empty());
+    let _ = ours;
+}
+
+#[test]
+fn a_failed_fetch_is_asked_again_of_another_peer() {
+    let mut f = fixture();
+    let (a, b) = (f.peer(1), f.peer(2));
+    f.r.handle(Input::PeerUp(a), LIVE);
+    f.r.handle(Input::PeerUp(b), LIVE);
+    let mut out = vec![];
+    f.r.fetch_window(window(3), Some(a), LATE, &mut out);
+    assert!(
+        matches!(requests(&out).as_slice(), [(_, to, Request::WindowEntries(w))] if *to == a && *w == window(3))
+    );
+    // Asked less than a retry interval ago: not again.
+    let mut out = vec![];
+    f.r.fetch_window(window(3), None, LATE + 10, &mut out);
+    assert!(requests(&out).is_empty());
+    // The peer goes away: the fetch failed, and the next try goes to the other peer.
+    f.r.handle(Input::PeerDown(a), LATE + 20);
+    let mut out = vec![];
+    f.r.fetch_window(window(3), None, LATE + 30, &mut out);
+    assert!(matches!(requests(&out).as_slice(), [(_, to, Request::WindowEntries(_))] if *to == b));
+}
+
+#[test]
+fn peers_requests_are_answered_from_memory_or_by_a_bounded_store_read() {
+    let mut f = fixture();
+    let a = f.peer(1);
+    let held = f.r.window(&window(2)).unwrap().root();
+    let e = f.r.handle(
+        Input::Request {
+            from: a,
+            id: InboundId(7),
+            request: Request::Roots(vec![window(2), window(9)]),
+        },
+        LATE,
+    );
+    assert!(e.iter().any(|e| matches!(e,
+        Effect::Respond { id: InboundId(7), response: Response::Roots(r) } if *r == vec![Some(held), None])));
+    let e = f.r.handle(
+        Input::Request {
+            from: a,
+            id: InboundId(8),
+            request: Request::WindowEntries(window(2)),
+        },
+        LATE,
+    );
+    assert!(e.iter().any(|e| matches!(e,
+        Effect::Serve { id: InboundId(8), query: StoreQuery::WindowEnvelopes(w) } if *w == window(2))));
+    let e = f.r.handle(
+        Input::Request {
+            from: a,
+            id: InboundId(9),
+            request: Request::CatchUp {
+                from: 1,
+                max: u32::MAX,
+            },
+        },
+        LATE,
+    );
+    assert!(e.iter().any(|e| matches!(e,
+        Effect::Serve { id: InboundId(9), query: StoreQuery::Certificates { from: 1, max } } if *max == MAX_CATCHUP)));
+}
+
+#[test]
+fn a_sync_request_for_a_window_not_open_yet_creates_nothing() {
+    let mut f = fixture();
+    let a = f.peer(1);
+    let e = f.r.handle(
+        Input::Request {
+            from: a,
+            id: InboundId(1),
+            request: Request::Sync {
+                window: window(500),
+                message: vec![0x42, 1, 2],
+            },
+        },
+        LATE,
+    );
+    assert!(e.iter().any(|e| matches!(
+        e,
+        Effect::Respond {
+            id: InboundId(1),
+            response: Response::Sync(None)
+        }
+    )));
+    assert!(f.r.window(&window(500)).is_none());
+}

@@ -1,0 +1,99 @@
+//! The point-to-point protocol between replicas (`/chorus/rpc/1` on libp2p): requests and
+//! responses as data. The replica decides what to ask and what to answer; the node frames
+//! these values (a u32 length and the canonical encoding) and carries them.
+
+use bincode::{Decode, Encode};
+use chorus_protocol::codec::Wire;
+use chorus_protocol::ids::Hash32;
+
+use crate::window::WindowKey;
+
+/// Largest request frame.
+pub const MAX_REQUEST: usize = 9 * 1024 * 1024;
+/// Largest response frame.
+pub const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+/// Most windows named in one roots request.
+pub const MAX_ROOTS: usize = 4_096;
+/// Most checkpoints in one catch-up response.
+pub const MAX_CATCHUP: u32 = 256;
+/// Most envelopes asked for in one fetch.
+pub const MAX_FETCH: usize = 4_096;
+
+/// A request.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Request {
+    /// Your roots of these windows.
+    Roots(Vec<WindowKey>),
+    /// One automerge sync message for a window.
+    Sync {
+        /// The window.
+        window: WindowKey,
+        /// The sync message.
+        message: Vec<u8>,
+    },
+    /// Every envelope you hold for a window.
+    WindowEntries(WindowKey),
+    /// Decided checkpoints with certificates from a height on.
+    CatchUp {
+        /// First height wanted.
+        from: u64,
+        /// At most this many.
+        max: u32,
+    },
+    /// Envelopes by message id.
+    Fetch(Vec<Hash32>),
+    /// A consensus message sent directly (catch-up requests and replies).
+    Consensus(Vec<u8>),
+}
+
+/// A response.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Response {
+    /// Roots, in request order (`None`: unknown window).
+    Roots(Vec<Option<Hash32>>),
+    /// The peer's next sync message, if it has one.
+    Sync(Option<Vec<u8>>),
+    /// Envelope bytes.
+    Envelopes(Vec<Vec<u8>>),
+    /// Checkpoints with certificates, encoded by the consensus layer.
+    Checkpoints(Vec<Vec<u8>>),
+    /// Direct consensus replies.
+    Consensus(Vec<Vec<u8>>),
+    /// Refused (rate limit, unknown, overload), with a reason.
+    Refused(String),
+}
+
+impl Wire for Request {
+    const MAX_SIZE: usize = MAX_REQUEST;
+    const NAME: &'static str = "rpc::Request";
+}
+
+impl Wire for Response {
+    const MAX_SIZE: usize = MAX_RESPONSE;
+    const NAME: &'static str = "rpc::Response";
+}
+
+/// The id of a request this replica sent (it correlates the response).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// The id the host gave a request a peer sent us (the replica answers with it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InboundId(pub u64);
+
+/// A read of the host's store that answers a peer's request (the host runs it and sends the
+/// answer as the response).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreQuery {
+    /// Every stored envelope of a window → [`Response::Envelopes`].
+    WindowEnvelopes(WindowKey),
+    /// Stored envelopes by message id (missing ones left out) → [`Response::Envelopes`].
+    Envelopes(Vec<Hash32>),
+    /// Stored decided checkpoints from a height on → [`Response::Checkpoints`].
+    Certificates {
+        /// First height.
+        from: u64,
+        /// At most this many.
+        max: u32,
+    },
+}
