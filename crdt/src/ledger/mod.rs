@@ -16,8 +16,10 @@
 //! are unsigned and every debit is checked).
 
 mod emission;
+mod error;
 mod governance;
 pub mod settle;
+mod slashing;
 pub mod state;
 mod tx;
 
@@ -29,10 +31,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::ids::{Amount, Hash32, TopicId};
 use chorus_protocol::keys::PublicKey;
-use chorus_protocol::messages::{Evidence, Payload, Role};
+use chorus_protocol::messages::{Evidence, Payload};
 use chorus_protocol::params::ModuleParams;
 use serde::{Deserialize, Serialize};
 
+pub use error::{LedgerError, TxError};
 pub use settle::{EmaScores, EpochRecord, Mechanism};
 pub use state::{
     Account, Proposal, ProposalOutcome, Release, ReputerStake, Supply, TopicState, Validator,
@@ -156,29 +159,6 @@ pub enum LedgerEvent {
     },
 }
 
-/// Why a height could not be applied.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LedgerError {
-    /// Heights must be applied in order.
-    #[error("expected height {expected}, got {got}")]
-    WrongHeight {
-        /// Next height.
-        expected: u64,
-        /// Offered height.
-        got: u64,
-    },
-    /// The input names windows that are not due at this height.
-    #[error("window {0:?} is not due at this height")]
-    UnexpectedWindow(WindowKey),
-    /// The genesis is inconsistent.
-    #[error("genesis: {0}")]
-    Genesis(String),
-    /// A snapshot does not decode.
-    #[error("ledger snapshot: {0}")]
-    Snapshot(String),
-}
-
 /// The whole replicated ledger.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
@@ -252,40 +232,20 @@ impl Ledger {
         for t in &g.topics {
             l.topics.insert(
                 t.id,
-                TopicState {
-                    spec: t.spec.clone(),
-                    creator: t.creator,
-                    workers: BTreeSet::new(),
-                    reputers: BTreeSet::new(),
-                    stakes: BTreeMap::new(),
-                    fee_revenue: t.fee_revenue,
-                    weight: None,
-                    reward_pool: Amount::ZERO,
-                    next_worker_epoch: 0,
-                    next_reputer_epoch: 0,
-                    active: true,
-                    mechanism: Default::default(),
-                },
+                TopicState::new(t.spec.clone(), t.creator, t.fee_revenue),
             );
         }
         for r in &g.registrations {
             if let Some(t) = l.topics.get_mut(&r.topic) {
-                match r.role {
-                    Role::Worker => t.workers.insert(r.address),
-                    Role::Reputer => t.reputers.insert(r.address),
-                };
+                t.members_mut(r.role).insert(r.address);
             }
         }
         for s in &g.reputer_stakes {
             if let Some(t) = l.topics.get_mut(&s.topic) {
-                let stake = t.stakes.entry(s.reputer).or_default();
-                match s.delegator {
-                    None => stake.own = Amount(stake.own.0 + s.amount.0),
-                    Some(d) => {
-                        let e = stake.delegated.entry(d).or_default();
-                        *e = Amount(e.0 + s.amount.0);
-                    }
-                }
+                t.stakes
+                    .entry(s.reputer)
+                    .or_default()
+                    .add(s.delegator, s.amount);
             }
         }
         Ok(l)
@@ -513,15 +473,22 @@ impl Ledger {
         a.balance = Amount(a.balance.0.saturating_add(amount.0));
     }
 
-    fn debit(&mut self, who: &PublicKey, amount: Amount) -> Result<(), String> {
-        let a = self
-            .accounts
-            .get_mut(who)
-            .ok_or_else(|| "no such account".to_string())?;
+    fn debit(&mut self, who: &PublicKey, amount: Amount) -> Result<(), TxError> {
+        let a = self.accounts.get_mut(who).ok_or(TxError::NoSuchAccount)?;
         a.balance = a
             .balance
             .checked_sub(amount)
-            .ok_or_else(|| format!("insufficient balance: has {}, needs {amount}", a.balance))?;
+            .ok_or(TxError::InsufficientBalance {
+                has: a.balance,
+                needs: amount,
+            })?;
+        Ok(())
+    }
+
+    /// Debit a fee from `who` into the treasury.
+    fn collect_fee(&mut self, who: &PublicKey, fee: Amount) -> Result<(), TxError> {
+        self.debit(who, fee)?;
+        self.treasury = Amount(self.treasury.0 + fee.0);
         Ok(())
     }
 }

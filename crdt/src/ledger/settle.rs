@@ -125,12 +125,7 @@ fn to_math(b: &ValueBundle, allowed: &dyn Fn(&str) -> bool) -> MathBundle<String
 
 impl Ledger {
     fn charge_data_fee(&mut self, who: &PublicKey) -> bool {
-        let fee = self.params.data_sending_fee;
-        if self.debit(who, fee).is_err() {
-            return false;
-        }
-        self.treasury = Amount(self.treasury.0 + fee.0);
-        true
+        self.collect_fee(who, self.params.data_sending_fee).is_ok()
     }
 
     /// Finalize the worker window of `(topic, epoch)`: choose the counted bundles, compute the
