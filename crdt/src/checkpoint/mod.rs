@@ -58,7 +58,7 @@ pub mod sim;
 mod tests;
 
 pub use catchup::{DecidedCheckpoint, PeerId};
-pub use certificate::CommitCertificate;
+pub use certificate::{CommitCertificate, VoteCertificate};
 pub use engine::{
     Effect, Engine, EngineConfig, EngineFault, Input, Offence, Persisted, StartSchedule, Stats,
     TimeoutConfig, TimerId, TimerKind,
