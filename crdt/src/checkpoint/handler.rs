@@ -315,7 +315,11 @@ impl Core {
         if signer != self.me || !self.h.persisted_own.insert(own_digest(msg)) {
             return;
         }
-        let record = WalRecord { height, entry };
+        self.append_wal(WalRecord { height, entry });
+    }
+
+    /// Ask the host to append `record`, unless it is one being replayed from the WAL.
+    fn append_wal(&mut self, record: WalRecord) {
         if self
             .replay
             .as_ref()
@@ -713,14 +717,7 @@ impl Core {
         if let Some(msg) = own {
             self.h.persisted_own.insert(own_digest(&msg));
         }
-        if self
-            .replay
-            .as_ref()
-            .is_some_and(|r| r.contains(&record.digest()))
-        {
-            return;
-        }
-        self.effects.push(Effect::WalAppend(record));
+        self.append_wal(record);
     }
 
     fn on_decide(&mut self, certificate: &mtypes::CommitCertificate<Ctx>) {

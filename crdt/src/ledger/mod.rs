@@ -292,23 +292,16 @@ impl Ledger {
     fn windows_closing(&self, mut out: Vec<WindowKey>, end: u64) -> Vec<WindowKey> {
         let skew = self.params.max_clock_skew_ms;
         for (id, t) in &self.topics {
-            let mut e = t.next_worker_epoch;
-            while t.spec.worker_window(e).1.saturating_add(skew) <= end {
-                out.push(WindowKey::Topic {
-                    topic: *id,
-                    epoch: e,
-                    phase: Phase::Workers,
-                });
-                e += 1;
-            }
-            let mut e = t.next_reputer_epoch;
-            while t.spec.reputer_window(e).1.saturating_add(skew) <= end {
-                out.push(WindowKey::Topic {
-                    topic: *id,
-                    epoch: e,
-                    phase: Phase::Reputers,
-                });
-                e += 1;
+            for phase in [Phase::Workers, Phase::Reputers] {
+                let mut epoch = t.next_epoch(phase);
+                while t.window_close(phase, epoch).saturating_add(skew) <= end {
+                    out.push(WindowKey::Topic {
+                        topic: *id,
+                        epoch,
+                        phase,
+                    });
+                    epoch += 1;
+                }
             }
         }
         out.sort();
@@ -391,12 +384,9 @@ impl Ledger {
                 self.finalize_reputer_window(topic, epoch, entries, epochs_settling, events)
             }
         }
-        let Some(t) = self.topics.get_mut(&topic) else {
-            return;
-        };
-        match phase {
-            Phase::Workers => t.next_worker_epoch = t.next_worker_epoch.max(epoch + 1),
-            Phase::Reputers => t.next_reputer_epoch = t.next_reputer_epoch.max(epoch + 1),
+        if let Some(t) = self.topics.get_mut(&topic) {
+            let next = t.next_epoch_mut(phase);
+            *next = (*next).max(epoch + 1);
         }
     }
 

@@ -8,6 +8,8 @@ use chorus_protocol::messages::{GovernanceAction, Role, VoteOption};
 use chorus_protocol::topic::TopicSpec;
 use serde::{Deserialize, Serialize};
 
+use crate::window::Phase;
+
 /// A liquid account.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Account {
@@ -134,6 +136,30 @@ impl TopicState {
         match role {
             Role::Worker => &mut self.workers,
             Role::Reputer => &mut self.reputers,
+        }
+    }
+
+    /// The next epoch whose `phase` window a checkpoint finalizes.
+    pub fn next_epoch(&self, phase: Phase) -> u64 {
+        match phase {
+            Phase::Workers => self.next_worker_epoch,
+            Phase::Reputers => self.next_reputer_epoch,
+        }
+    }
+
+    /// [`TopicState::next_epoch`], to advance.
+    pub fn next_epoch_mut(&mut self, phase: Phase) -> &mut u64 {
+        match phase {
+            Phase::Workers => &mut self.next_worker_epoch,
+            Phase::Reputers => &mut self.next_reputer_epoch,
+        }
+    }
+
+    /// When the `phase` window of `epoch` closes (ms).
+    pub fn window_close(&self, phase: Phase, epoch: u64) -> u64 {
+        match phase {
+            Phase::Workers => self.spec.worker_window(epoch).1,
+            Phase::Reputers => self.spec.reputer_window(epoch).1,
         }
     }
 
