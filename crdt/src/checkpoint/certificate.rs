@@ -155,18 +155,6 @@ fn tally(
     Ok(power)
 }
 
-/// `Ok` if the tallied power `signed` is `enough`, otherwise how much of the set's it was.
-fn require_power(set: &ValidatorSet, signed: u64, enough: bool) -> Result<(), CertificateError> {
-    if enough {
-        Ok(())
-    } else {
-        Err(CertificateError::NotEnoughPower {
-            signed,
-            total: set.total_power(),
-        })
-    }
-}
-
 /// Signatures in the canonical order: ascending by validator, one per validator (the first).
 fn canonical<T>(mut signatures: Vec<T>, validator: impl Fn(&T) -> PublicKey) -> Vec<T> {
     signatures.sort_by_key(&validator);
@@ -176,17 +164,38 @@ fn canonical<T>(mut signatures: Vec<T>, validator: impl Fn(&T) -> PublicKey) -> 
 
 /// A certificate made of signed votes, checked vote by vote against a validator set.
 pub trait VoteCertificate {
-    /// Verify against the validator set of the certificate's height: every signature valid
-    /// and distinct, and the signers hold the power the certificate claims.
+    /// The rebuilt votes with their signatures (for evidence detection and tests).
+    fn votes(&self) -> impl Iterator<Item = (Vote, Signature)> + '_;
+
+    /// Whether `signed` power of `set` is what the certificate claims (default: > 2/3).
+    fn is_enough(&self, set: &ValidatorSet, signed: u64) -> bool {
+        set.is_quorum(signed)
+    }
+
+    /// Checks of the votes' kinds before any signature is checked (default: none).
+    fn check_kinds(&self) -> Result<(), CertificateError> {
+        Ok(())
+    }
+
+    /// Verify against the validator set of the certificate's height: the kinds, every
+    /// signature valid and distinct, and the signers hold the power the certificate claims.
     fn verify_cached(
         &self,
         network: &Hash32,
         set: &ValidatorSet,
         cache: &mut SignatureCache,
-    ) -> Result<(), CertificateError>;
-
-    /// The rebuilt votes with their signatures (for evidence detection and tests).
-    fn votes(&self) -> impl Iterator<Item = (Vote, Signature)> + '_;
+    ) -> Result<(), CertificateError> {
+        self.check_kinds()?;
+        let signed = tally(network, set, self.votes(), cache)?;
+        if self.is_enough(set, signed) {
+            Ok(())
+        } else {
+            Err(CertificateError::NotEnoughPower {
+                signed,
+                total: set.total_power(),
+            })
+        }
+    }
 }
 
 impl CommitCertificate {
@@ -234,17 +243,8 @@ impl CommitCertificate {
     }
 }
 
+/// Valid distinct precommits of > 2/3 of the power.
 impl VoteCertificate for CommitCertificate {
-    fn verify_cached(
-        &self,
-        network: &Hash32,
-        set: &ValidatorSet,
-        cache: &mut SignatureCache,
-    ) -> Result<(), CertificateError> {
-        let signed = tally(network, set, self.votes(), cache)?;
-        require_power(set, signed, set.is_quorum(signed))
-    }
-
     /// The rebuilt signed precommits.
     fn votes(&self) -> impl Iterator<Item = (Vote, Signature)> + '_ {
         self.signatures.iter().map(|s| {
@@ -305,18 +305,8 @@ impl PolkaCertificate {
     }
 }
 
+/// Valid distinct prevotes of > 2/3 of the power.
 impl VoteCertificate for PolkaCertificate {
-    /// Verify: valid distinct prevotes of > 2/3 of the power.
-    fn verify_cached(
-        &self,
-        network: &Hash32,
-        set: &ValidatorSet,
-        cache: &mut SignatureCache,
-    ) -> Result<(), CertificateError> {
-        let signed = tally(network, set, self.votes(), cache)?;
-        require_power(set, signed, set.is_quorum(signed))
-    }
-
     /// The rebuilt prevotes with their signatures.
     fn votes(&self) -> impl Iterator<Item = (Vote, Signature)> + '_ {
         self.signatures.iter().map(|s| {
@@ -391,25 +381,23 @@ impl RoundCertificate {
     }
 }
 
+/// Valid distinct votes of > 1/3 (skip) or precommits of > 2/3 (precommit) of the power.
 impl VoteCertificate for RoundCertificate {
-    /// Verify: valid distinct votes of > 1/3 (skip) or > 2/3 precommits (precommit) of power.
-    fn verify_cached(
-        &self,
-        network: &Hash32,
-        set: &ValidatorSet,
-        cache: &mut SignatureCache,
-    ) -> Result<(), CertificateError> {
+    fn is_enough(&self, set: &ValidatorSet, signed: u64) -> bool {
+        match self.kind {
+            RoundCertificateKind::Skip => set.is_one_third(signed),
+            RoundCertificateKind::Precommit => set.is_quorum(signed),
+        }
+    }
+
+    /// A precommit certificate holds precommits only.
+    fn check_kinds(&self) -> Result<(), CertificateError> {
         if self.kind == RoundCertificateKind::Precommit
             && self.signatures.iter().any(|s| s.kind == VoteKind::Prevote)
         {
             return Err(CertificateError::WrongVoteType);
         }
-        let signed = tally(network, set, self.votes(), cache)?;
-        let enough = match self.kind {
-            RoundCertificateKind::Skip => set.is_one_third(signed),
-            RoundCertificateKind::Precommit => set.is_quorum(signed),
-        };
-        require_power(set, signed, enough)
+        Ok(())
     }
 
     /// The rebuilt votes with their signatures.
