@@ -662,6 +662,10 @@ impl Core {
     }
 
     /// Verify a certificate Malachite handed over (`None`: it did not convert).
+    #[allow(
+        clippy::result_large_err,
+        reason = "Malachite's resume value for certificate checks, handed straight back"
+    )]
     fn verify_certificate(
         &mut self,
         certificate: Option<&impl VoteCertificate>,
@@ -676,6 +680,10 @@ impl Core {
 
     /// [`Core::verify_certificate`]; the votes of a valid certificate go on to evidence
     /// detection.
+    #[allow(
+        clippy::result_large_err,
+        reason = "Malachite's resume value for certificate checks, handed straight back"
+    )]
     fn verify_and_observe(
         &mut self,
         certificate: Option<impl VoteCertificate>,

@@ -45,7 +45,7 @@ pub use combined::weighted_percentiles;
 pub use forecast_implied::{EXACT_SIGMA_MAX_ELEMENTS, forecast_implied_inferences};
 
 use combined::{ci_or_constant, combined_inference, combined_parts, naive_value};
-use one_out::{OneOutImplied, forecaster_values, one_out_inferer_values};
+use one_out::{ForecasterValues, OneOutImplied, forecaster_values, one_out_inferer_values};
 
 /// The percentiles (in %) of [`NetworkInferences::confidence_interval_values`]: ±2σ, ±1σ and the
 /// median of a normal distribution.
@@ -405,10 +405,13 @@ fn bundle_impl<K: Ord + Clone>(
     let naive_value = Some(naive_value(&p, input)?);
     let one_out = OneOutImplied::new(&p, &c, fast);
     let one_out_inferer_values = one_out_inferer_values(&p, input, &fk_keys, &one_out)?;
-    let (one_out_forecaster_values, one_in_forecaster_values) = if fk_keys.len() >= 2 {
+    let forecasters = if fk_keys.len() >= 2 {
         forecaster_values(&p, input, &c, &fk_keys)?
     } else {
-        (BTreeMap::new(), BTreeMap::new())
+        ForecasterValues {
+            one_out: BTreeMap::new(),
+            one_in: BTreeMap::new(),
+        }
     };
     Ok(NetworkInferences {
         case: combined.case,
@@ -417,8 +420,8 @@ fn bundle_impl<K: Ord + Clone>(
         inferer_values: input.inferences.clone(),
         forecaster_values: combined.forecaster_values,
         one_out_inferer_values,
-        one_out_forecaster_values,
-        one_in_forecaster_values,
+        one_out_forecaster_values: forecasters.one_out,
+        one_in_forecaster_values: forecasters.one_in,
         one_out_inferer_forecaster_values: one_out.by_forecaster(&p, &fk_keys),
         inferer_weights: combined.inferer_weights,
         forecaster_weights: combined.forecaster_weights,

@@ -116,6 +116,14 @@ pub(super) fn one_out_inferer_values<K: Ord + Clone>(
     Ok(out)
 }
 
+/// The network inferences without, or with only, each forecaster.
+pub(super) struct ForecasterValues<K> {
+    /// I⁻_{k′i} per withheld forecaster.
+    pub(super) one_out: BTreeMap<K, f64>,
+    /// I⁺_{ki} per forecaster.
+    pub(super) one_in: BTreeMap<K, f64>,
+}
+
 /// Per kept forecaster k′ (at least two): the one-out value I⁻_{k′i} (the others, under k′'s
 /// one-out regrets) and the one-in value I⁺_{ki} (the inferers and k alone, under its one-in
 /// regrets).
@@ -124,7 +132,7 @@ pub(super) fn forecaster_values<K: Ord + Clone>(
     input: &SynthesisInput<K>,
     c: &CombinedParts,
     fk_keys: &[&K],
-) -> Result<(BTreeMap<K, f64>, BTreeMap<K, f64>), MathError> {
+) -> Result<ForecasterValues<K>, MathError> {
     let ni = p.inferers.len();
     let (mut one_out, mut one_in) = (BTreeMap::new(), BTreeMap::new());
     let inferer_values: Vec<Option<f64>> = p.values.iter().map(|&v| Some(v)).collect();
@@ -162,5 +170,5 @@ pub(super) fn forecaster_values<K: Ord + Clone>(
         let v = weighted_value(p, &regrets, values, ni)?.value;
         one_in.insert((*kw).clone(), v);
     }
-    Ok((one_out, one_in))
+    Ok(ForecasterValues { one_out, one_in })
 }
