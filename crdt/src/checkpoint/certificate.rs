@@ -130,10 +130,10 @@ fn precommit(height: u64, round: u32, value: NilOrVal<CheckpointId>, key: Public
 }
 
 /// Sum the power of correctly signed, distinct validators' votes; fail on the first bad one.
-fn tally<'a>(
+fn tally(
     network: &Hash32,
     set: &ValidatorSet,
-    votes: impl Iterator<Item = (Vote, &'a Signature)>,
+    votes: impl Iterator<Item = (Vote, Signature)>,
     cache: &mut SignatureCache,
 ) -> Result<u64, CertificateError> {
     let mut seen = std::collections::BTreeSet::new();
@@ -146,13 +146,56 @@ fn tally<'a>(
         let Some(validator) = set.get(&key) else {
             return Err(CertificateError::UnknownValidator(key));
         };
-        if !cache.verify(&key, signature, &vote_sign_bytes(network, &vote)) {
+        if !cache.verify(&key, &signature, &vote_sign_bytes(network, &vote)) {
             return Err(CertificateError::BadSignature(key));
         }
         // The set's total fits in a u64 (≤ u64::MAX / 4), so a sum of distinct members does.
         power = power.saturating_add(validator.power);
     }
     Ok(power)
+}
+
+/// Signatures in the canonical order: ascending by validator, one per validator (the first).
+fn canonical<T>(mut signatures: Vec<T>, validator: impl Fn(&T) -> PublicKey) -> Vec<T> {
+    signatures.sort_by_key(&validator);
+    signatures.dedup_by(|a, b| validator(a) == validator(b));
+    signatures
+}
+
+/// A certificate made of signed votes, checked vote by vote against a validator set.
+pub trait VoteCertificate {
+    /// The rebuilt votes with their signatures (for evidence detection and tests).
+    fn votes(&self) -> impl Iterator<Item = (Vote, Signature)> + '_;
+
+    /// Whether `signed` power of `set` is what the certificate claims (default: > 2/3).
+    fn is_enough(&self, set: &ValidatorSet, signed: u64) -> bool {
+        set.is_quorum(signed)
+    }
+
+    /// Checks of the votes' kinds before any signature is checked (default: none).
+    fn check_kinds(&self) -> Result<(), CertificateError> {
+        Ok(())
+    }
+
+    /// Verify against the validator set of the certificate's height: the kinds, every
+    /// signature valid and distinct, and the signers hold the power the certificate claims.
+    fn verify_cached(
+        &self,
+        network: &Hash32,
+        set: &ValidatorSet,
+        cache: &mut SignatureCache,
+    ) -> Result<(), CertificateError> {
+        self.check_kinds()?;
+        let signed = tally(network, set, self.votes(), cache)?;
+        if self.is_enough(set, signed) {
+            Ok(())
+        } else {
+            Err(CertificateError::NotEnoughPower {
+                signed,
+                total: set.total_power(),
+            })
+        }
+    }
 }
 
 impl CommitCertificate {
@@ -168,67 +211,14 @@ impl CommitCertificate {
         self.verify_cached(network, set, &mut SignatureCache::new(0))
     }
 
-    /// [`CommitCertificate::verify`] with a signature cache.
-    pub fn verify_cached(
-        &self,
-        network: &Hash32,
-        set: &ValidatorSet,
-        cache: &mut SignatureCache,
-    ) -> Result<(), CertificateError> {
-        let votes = self.signatures.iter().map(|s| {
-            (
-                precommit(
-                    self.height,
-                    self.round,
-                    NilOrVal::Val(self.value),
-                    s.validator,
-                ),
-                &s.signature,
-            )
-        });
-        let signed = tally(network, set, votes, cache)?;
-        if set.is_quorum(signed) {
-            Ok(())
-        } else {
-            Err(CertificateError::NotEnoughPower {
-                signed,
-                total: set.total_power(),
-            })
-        }
-    }
-
-    /// The rebuilt signed precommits (for evidence detection and tests).
-    pub fn votes(&self) -> impl Iterator<Item = (Vote, Signature)> + '_ {
-        self.signatures.iter().map(|s| {
-            (
-                precommit(
-                    self.height,
-                    self.round,
-                    NilOrVal::Val(self.value),
-                    s.validator,
-                ),
-                s.signature,
-            )
-        })
-    }
-
     /// From Malachite's certificate (signatures sorted; `None` if the round is nil).
     pub fn from_malachite(c: &mtypes::CommitCertificate<Ctx>) -> Option<Self> {
-        let mut signatures: Vec<CommitSig> = c
-            .commit_signatures
-            .iter()
-            .map(|s| CommitSig {
-                validator: s.address.0,
-                signature: s.signature,
-            })
-            .collect();
-        signatures.sort_by_key(|s| s.validator);
-        signatures.dedup_by(|a, b| a.validator == b.validator);
+        let signatures = c.commit_signatures.iter().map(|s| (s.address, s.signature));
         Some(CommitCertificate {
             height: c.height.0,
             round: c.round.as_u32()?,
             value: c.value_id,
-            signatures,
+            signatures: commit_sigs(signatures),
         })
     }
 
@@ -253,6 +243,35 @@ impl CommitCertificate {
     }
 }
 
+/// Valid distinct precommits of > 2/3 of the power.
+impl VoteCertificate for CommitCertificate {
+    /// The rebuilt signed precommits.
+    fn votes(&self) -> impl Iterator<Item = (Vote, Signature)> + '_ {
+        self.signatures.iter().map(|s| {
+            (
+                precommit(
+                    self.height,
+                    self.round,
+                    NilOrVal::Val(self.value),
+                    s.validator,
+                ),
+                s.signature,
+            )
+        })
+    }
+}
+
+/// Commit or polka signatures from Malachite's, in the canonical order.
+fn commit_sigs(signatures: impl Iterator<Item = (ValidatorAddress, Signature)>) -> Vec<CommitSig> {
+    let signatures = signatures
+        .map(|(address, signature)| CommitSig {
+            validator: address.0,
+            signature,
+        })
+        .collect();
+    canonical(signatures, |s: &CommitSig| s.validator)
+}
+
 impl PolkaCertificate {
     /// Structural checks.
     pub fn check_shape(&self) -> Result<(), ShapeError> {
@@ -260,61 +279,14 @@ impl PolkaCertificate {
         check_sorted(self.signatures.iter().map(|s| &s.validator))
     }
 
-    /// The rebuilt prevotes with their signatures.
-    pub fn votes(&self) -> impl Iterator<Item = (Vote, Signature)> + '_ {
-        self.signatures.iter().map(|s| {
-            let mut v = precommit(
-                self.height,
-                self.round,
-                NilOrVal::Val(self.value),
-                s.validator,
-            );
-            v.kind = VoteType::Prevote;
-            (v, s.signature)
-        })
-    }
-
-    /// Verify: valid distinct prevotes of > 2/3 of the power.
-    pub fn verify_cached(
-        &self,
-        network: &Hash32,
-        set: &ValidatorSet,
-        cache: &mut SignatureCache,
-    ) -> Result<(), CertificateError> {
-        let votes = self.votes().collect::<Vec<_>>();
-        let signed = tally(
-            network,
-            set,
-            votes.iter().map(|(v, s)| (v.clone(), s)),
-            cache,
-        )?;
-        if set.is_quorum(signed) {
-            Ok(())
-        } else {
-            Err(CertificateError::NotEnoughPower {
-                signed,
-                total: set.total_power(),
-            })
-        }
-    }
-
     /// From Malachite's certificate.
     pub fn from_malachite(c: &mtypes::PolkaCertificate<Ctx>) -> Option<Self> {
-        let mut signatures: Vec<CommitSig> = c
-            .polka_signatures
-            .iter()
-            .map(|s| CommitSig {
-                validator: s.address.0,
-                signature: s.signature,
-            })
-            .collect();
-        signatures.sort_by_key(|s| s.validator);
-        signatures.dedup_by(|a, b| a.validator == b.validator);
+        let signatures = c.polka_signatures.iter().map(|s| (s.address, s.signature));
         Some(PolkaCertificate {
             height: c.height.0,
             round: c.round.as_u32()?,
             value: c.value_id,
-            signatures,
+            signatures: commit_sigs(signatures),
         })
     }
 
@@ -333,6 +305,23 @@ impl PolkaCertificate {
     }
 }
 
+/// Valid distinct prevotes of > 2/3 of the power.
+impl VoteCertificate for PolkaCertificate {
+    /// The rebuilt prevotes with their signatures.
+    fn votes(&self) -> impl Iterator<Item = (Vote, Signature)> + '_ {
+        self.signatures.iter().map(|s| {
+            let mut v = precommit(
+                self.height,
+                self.round,
+                NilOrVal::Val(self.value),
+                s.validator,
+            );
+            v.kind = VoteType::Prevote;
+            (v, s.signature)
+        })
+    }
+}
+
 impl RoundCertificate {
     /// Structural checks.
     pub fn check_shape(&self) -> Result<(), ShapeError> {
@@ -340,52 +329,9 @@ impl RoundCertificate {
         check_sorted(self.signatures.iter().map(|s| &s.validator))
     }
 
-    /// The rebuilt votes with their signatures.
-    pub fn votes(&self) -> impl Iterator<Item = (Vote, Signature)> + '_ {
-        self.signatures.iter().map(|s| {
-            let value = s.value.map_or(NilOrVal::Nil, NilOrVal::Val);
-            let mut v = precommit(self.height, self.round, value, s.validator);
-            v.kind = s.kind.into();
-            (v, s.signature)
-        })
-    }
-
-    /// Verify: valid distinct votes of > 1/3 (skip) or > 2/3 precommits (precommit) of power.
-    pub fn verify_cached(
-        &self,
-        network: &Hash32,
-        set: &ValidatorSet,
-        cache: &mut SignatureCache,
-    ) -> Result<(), CertificateError> {
-        if self.kind == RoundCertificateKind::Precommit
-            && self.signatures.iter().any(|s| s.kind == VoteKind::Prevote)
-        {
-            return Err(CertificateError::WrongVoteType);
-        }
-        let votes = self.votes().collect::<Vec<_>>();
-        let signed = tally(
-            network,
-            set,
-            votes.iter().map(|(v, s)| (v.clone(), s)),
-            cache,
-        )?;
-        let enough = match self.kind {
-            RoundCertificateKind::Skip => set.is_one_third(signed),
-            RoundCertificateKind::Precommit => set.is_quorum(signed),
-        };
-        if enough {
-            Ok(())
-        } else {
-            Err(CertificateError::NotEnoughPower {
-                signed,
-                total: set.total_power(),
-            })
-        }
-    }
-
     /// From Malachite's certificate.
     pub fn from_malachite(c: &mtypes::RoundCertificate<Ctx>) -> Option<Self> {
-        let mut signatures: Vec<RoundSig> = c
+        let signatures = c
             .round_signatures
             .iter()
             .map(|s| RoundSig {
@@ -398,8 +344,7 @@ impl RoundCertificate {
                 signature: s.signature,
             })
             .collect();
-        signatures.sort_by_key(|s| s.validator);
-        signatures.dedup_by(|a, b| a.validator == b.validator);
+        let signatures = canonical(signatures, |s: &RoundSig| s.validator);
         Some(RoundCertificate {
             height: c.height.0,
             round: c.round.as_u32()?,
@@ -433,6 +378,36 @@ impl RoundCertificate {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Valid distinct votes of > 1/3 (skip) or precommits of > 2/3 (precommit) of the power.
+impl VoteCertificate for RoundCertificate {
+    fn is_enough(&self, set: &ValidatorSet, signed: u64) -> bool {
+        match self.kind {
+            RoundCertificateKind::Skip => set.is_one_third(signed),
+            RoundCertificateKind::Precommit => set.is_quorum(signed),
+        }
+    }
+
+    /// A precommit certificate holds precommits only.
+    fn check_kinds(&self) -> Result<(), CertificateError> {
+        if self.kind == RoundCertificateKind::Precommit
+            && self.signatures.iter().any(|s| s.kind == VoteKind::Prevote)
+        {
+            return Err(CertificateError::WrongVoteType);
+        }
+        Ok(())
+    }
+
+    /// The rebuilt votes with their signatures.
+    fn votes(&self) -> impl Iterator<Item = (Vote, Signature)> + '_ {
+        self.signatures.iter().map(|s| {
+            let value = s.value.map_or(NilOrVal::Nil, NilOrVal::Val);
+            let mut v = precommit(self.height, self.round, value, s.validator);
+            v.kind = s.kind.into();
+            (v, s.signature)
+        })
     }
 }
 

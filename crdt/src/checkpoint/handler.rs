@@ -23,7 +23,7 @@ use mtypes::{Round, Validity, ValueOrigin, VoteType};
 
 use super::catchup::{CatchUpState, DecidedStore, Lag, PeerId};
 use super::certificate::{
-    CommitCertificate, PolkaCertificate, RoundCertificate, to_malachite_error,
+    CommitCertificate, PolkaCertificate, RoundCertificate, VoteCertificate, to_malachite_error,
 };
 use super::context::{CheckpointHeight, Proposal, ValidatorAddress};
 use super::engine::{
@@ -315,7 +315,11 @@ impl Core {
         if signer != self.me || !self.h.persisted_own.insert(own_digest(msg)) {
             return;
         }
-        let record = WalRecord { height, entry };
+        self.append_wal(WalRecord { height, entry });
+    }
+
+    /// Ask the host to append `record`, unless it is one being replayed from the WAL.
+    fn append_wal(&mut self, record: WalRecord) {
         if self
             .replay
             .as_ref()
@@ -414,85 +418,26 @@ impl Core {
     /// Translate one Malachite effect; returns the resume value.
     pub(crate) fn on_effect(&mut self, effect: MEffect<Ctx>) -> Result<Resume<Ctx>, Never> {
         Ok(match effect {
+            // Timers.
             MEffect::CancelAllTimeouts(r) => {
                 self.effects.push(Effect::CancelAllTimers);
                 r.resume_with(())
             }
             MEffect::CancelTimeout(t, r) => {
-                if let Some(id) = self.timer(&t) {
-                    self.effects.push(Effect::CancelTimer(id));
-                }
+                self.cancel_timer(&t);
                 r.resume_with(())
             }
             MEffect::ScheduleTimeout(t, r) => {
-                if let Some(id) = self.timer(&t) {
-                    let at_ms = self
-                        .now_ms
-                        .saturating_add(self.config.timeouts.duration_ms(id.kind, id.round));
-                    self.effects.push(Effect::ScheduleTimer { id, at_ms });
-                }
+                self.schedule_timer(&t);
                 r.resume_with(())
             }
+            // Rounds, values and decisions.
             MEffect::StartRound(_, round, _, _, r) => {
                 self.round = round.as_u32();
                 r.resume_with(())
             }
-            MEffect::PublishConsensusMsg(msg, r) => {
-                let wire = match msg {
-                    SignedConsensusMsg::Vote(v) => {
-                        ConsensusMessage::Vote(VoteMessage::from_malachite(&v))
-                    }
-                    SignedConsensusMsg::Proposal(p) => {
-                        ConsensusMessage::Proposal(ProposalMessage::from_malachite(&p))
-                    }
-                };
-                self.broadcast_own(wire);
-                r.resume_with(())
-            }
-            MEffect::PublishLivenessMsg(msg, r) => {
-                match msg {
-                    LivenessMsg::Vote(v) => {
-                        self.broadcast_own(ConsensusMessage::Vote(VoteMessage::from_malachite(&v)))
-                    }
-                    LivenessMsg::PolkaCertificate(c) => {
-                        if let Some(c) = PolkaCertificate::from_malachite(&c) {
-                            self.effects
-                                .push(Effect::Broadcast(ConsensusMessage::PolkaCertificate(c)));
-                        }
-                    }
-                    LivenessMsg::SkipRoundCertificate(c) => {
-                        if let Some(c) = RoundCertificate::from_malachite(&c) {
-                            self.effects
-                                .push(Effect::Broadcast(ConsensusMessage::RoundCertificate(c)));
-                        }
-                    }
-                }
-                r.resume_with(())
-            }
-            MEffect::RepublishVote(v, r) => {
-                self.broadcast_own(ConsensusMessage::Vote(VoteMessage::from_malachite(&v)));
-                r.resume_with(())
-            }
-            MEffect::RepublishRoundCertificate(c, r) => {
-                if let Some(c) = RoundCertificate::from_malachite(&c) {
-                    self.effects
-                        .push(Effect::Broadcast(ConsensusMessage::RoundCertificate(c)));
-                }
-                r.resume_with(())
-            }
             MEffect::GetValue(height, round, _timeout, r) => {
-                let round = round.as_u32().unwrap_or(0);
-                // After a restart that replays our own proposal, never ask for another value.
-                if !self.h.signed.contains_key(&(round, Step::Proposal)) {
-                    let deadline_ms = self.now_ms.saturating_add(
-                        self.config.timeouts.duration_ms(TimerKind::Propose, round),
-                    );
-                    self.effects.push(Effect::NeedValue {
-                        height: height.0,
-                        round,
-                        deadline_ms,
-                    });
-                }
+                self.need_value(height, round);
                 r.resume_with(())
             }
             // The whole value travels inside the proposal, which Malachite re-publishes
@@ -516,75 +461,36 @@ impl Core {
                 ));
                 r.resume_with(())
             }
-            MEffect::SignVote(vote, r) => {
-                let key = (vote.round.as_u32().unwrap_or(0), step_of(vote.kind));
-                if let Some(ConsensusMessage::Vote(prev)) = self.h.signed.get(&key) {
-                    if prev.vote != vote {
-                        self.stats.guard_refusals += 1;
-                    }
-                    return Ok(r.resume_with(prev.to_malachite()));
-                }
-                let signature = sign_vote(&self.keypair, &self.config.network, &vote);
-                let msg = VoteMessage { vote, signature };
-                self.h
-                    .signed
-                    .insert(key, ConsensusMessage::Vote(msg.clone()));
-                r.resume_with(msg.to_malachite())
+            MEffect::WalAppend(height, input, r) => {
+                self.on_wal_append(height, &input);
+                r.resume_with(())
             }
-            MEffect::SignProposal(proposal, r) => {
-                let key = (proposal.round.as_u32().unwrap_or(0), Step::Proposal);
-                if let Some(ConsensusMessage::Proposal(prev)) = self.h.signed.get(&key) {
-                    if prev.proposal != proposal {
-                        self.stats.guard_refusals += 1;
-                    }
-                    return Ok(r.resume_with(prev.to_malachite()));
-                }
-                let signature = sign_proposal(&self.keypair, &self.config.network, &proposal);
-                let msg = ProposalMessage {
-                    proposal,
-                    signature,
-                };
-                self.h
-                    .signed
-                    .insert(key, ConsensusMessage::Proposal(msg.clone()));
-                r.resume_with(msg.to_malachite())
+            // Publishing.
+            MEffect::PublishConsensusMsg(msg, r) => {
+                self.publish(msg);
+                r.resume_with(())
             }
+            MEffect::PublishLivenessMsg(msg, r) => {
+                self.publish_liveness(msg);
+                r.resume_with(())
+            }
+            MEffect::RepublishVote(v, r) => {
+                self.broadcast_own(ConsensusMessage::Vote(VoteMessage::from_malachite(&v)));
+                r.resume_with(())
+            }
+            MEffect::RepublishRoundCertificate(c, r) => {
+                self.broadcast_round_certificate(&c);
+                r.resume_with(())
+            }
+            // Signing and verification.
+            MEffect::SignVote(vote, r) => r.resume_with(self.sign_vote(vote)),
+            MEffect::SignProposal(proposal, r) => r.resume_with(self.sign_proposal(proposal)),
             MEffect::VerifySignature(signed, key, r) => {
-                let network = self.config.network;
-                let (msg, bytes) = match signed.message {
-                    ConsensusMsg::Vote(vote) => {
-                        let bytes = vote_sign_bytes(&network, &vote);
-                        let msg = ConsensusMessage::Vote(VoteMessage {
-                            vote,
-                            signature: signed.signature,
-                        });
-                        (msg, bytes)
-                    }
-                    ConsensusMsg::Proposal(proposal) => {
-                        let bytes = proposal_sign_bytes(&network, &proposal);
-                        let msg = ConsensusMessage::Proposal(ProposalMessage {
-                            proposal,
-                            signature: signed.signature,
-                        });
-                        (msg, bytes)
-                    }
-                };
-                let ok = self.h.sig_cache.verify(&key, &signed.signature, &bytes);
-                if ok {
-                    self.on_verified(&msg);
-                } else {
-                    self.penalize(Offence::BadSignature);
-                }
-                r.resume_with(ok)
+                r.resume_with(self.verify_signature(signed, &key))
             }
             MEffect::VerifyCommitCertificate(certificate, set, _, r) => {
-                let result = match CommitCertificate::from_malachite(&certificate) {
-                    Some(c) => c
-                        .verify_cached(&self.config.network, &set, &mut self.h.sig_cache)
-                        .map_err(to_malachite_error),
-                    None => Err(mtypes::CertificateError::VerificationError(None)),
-                };
-                r.resume_with(result)
+                let c = CommitCertificate::from_malachite(&certificate);
+                r.resume_with(self.verify_certificate(c.as_ref(), &set))
             }
             MEffect::VerifyExtendedCommitCertificate(certificate, set, _, _, r) => {
                 let result = if let Some(s) = certificate
@@ -594,48 +500,19 @@ impl Core {
                 {
                     Err(mtypes::CertificateError::UnexpectedVoteExtension(s.address))
                 } else {
-                    match CommitCertificate::from_malachite(&certificate.trim_vote_extensions()) {
-                        Some(c) => c
-                            .verify_cached(&self.config.network, &set, &mut self.h.sig_cache)
-                            .map_err(to_malachite_error),
-                        None => Err(mtypes::CertificateError::VerificationError(None)),
-                    }
+                    let trimmed = certificate.trim_vote_extensions();
+                    let c = CommitCertificate::from_malachite(&trimmed);
+                    self.verify_certificate(c.as_ref(), &set)
                 };
                 r.resume_with(result)
             }
             MEffect::VerifyPolkaCertificate(certificate, set, _, r) => {
-                let result = match PolkaCertificate::from_malachite(&certificate) {
-                    Some(c) => {
-                        let result = c
-                            .verify_cached(&self.config.network, &set, &mut self.h.sig_cache)
-                            .map_err(to_malachite_error);
-                        if result.is_ok() {
-                            self.observe_certificate_votes(c.votes());
-                        }
-                        result
-                    }
-                    None => Err(mtypes::CertificateError::VerificationError(None)),
-                };
-                r.resume_with(result)
+                let c = PolkaCertificate::from_malachite(&certificate);
+                r.resume_with(self.verify_and_observe(c, &set))
             }
             MEffect::VerifyRoundCertificate(certificate, set, _, r) => {
-                let result = match RoundCertificate::from_malachite(&certificate) {
-                    Some(c) => {
-                        let result = c
-                            .verify_cached(&self.config.network, &set, &mut self.h.sig_cache)
-                            .map_err(to_malachite_error);
-                        if result.is_ok() {
-                            self.observe_certificate_votes(c.votes());
-                        }
-                        result
-                    }
-                    None => Err(mtypes::CertificateError::VerificationError(None)),
-                };
-                r.resume_with(result)
-            }
-            MEffect::WalAppend(height, input, r) => {
-                self.on_wal_append(height, &input);
-                r.resume_with(())
+                let c = RoundCertificate::from_malachite(&certificate);
+                r.resume_with(self.verify_and_observe(c, &set))
             }
             // Vote extensions are disabled: never asked for, never accepted.
             MEffect::ExtendVote(.., r) => r.resume_with(None),
@@ -643,6 +520,180 @@ impl Core {
                 r.resume_with(Err(mcons::VoteExtensionError::InvalidVoteExtension))
             }
         })
+    }
+
+    fn cancel_timer(&mut self, timeout: &mtypes::Timeout) {
+        if let Some(id) = self.timer(timeout) {
+            self.effects.push(Effect::CancelTimer(id));
+        }
+    }
+
+    /// Schedule Malachite's timeout at now + its configured duration.
+    fn schedule_timer(&mut self, timeout: &mtypes::Timeout) {
+        if let Some(id) = self.timer(timeout) {
+            let at_ms = self
+                .now_ms
+                .saturating_add(self.config.timeouts.duration_ms(id.kind, id.round));
+            self.effects.push(Effect::ScheduleTimer { id, at_ms });
+        }
+    }
+
+    /// Ask the host for a value to propose, due by the propose timeout.
+    fn need_value(&mut self, height: CheckpointHeight, round: Round) {
+        let round = round.as_u32().unwrap_or(0);
+        // After a restart that replays our own proposal, never ask for another value.
+        if self.h.signed.contains_key(&(round, Step::Proposal)) {
+            return;
+        }
+        let deadline_ms = self
+            .now_ms
+            .saturating_add(self.config.timeouts.duration_ms(TimerKind::Propose, round));
+        self.effects.push(Effect::NeedValue {
+            height: height.0,
+            round,
+            deadline_ms,
+        });
+    }
+
+    /// Publish one of our signed votes or proposals (persisted first).
+    fn publish(&mut self, msg: SignedConsensusMsg<Ctx>) {
+        let wire = match msg {
+            SignedConsensusMsg::Vote(v) => ConsensusMessage::Vote(VoteMessage::from_malachite(&v)),
+            SignedConsensusMsg::Proposal(p) => {
+                ConsensusMessage::Proposal(ProposalMessage::from_malachite(&p))
+            }
+        };
+        self.broadcast_own(wire);
+    }
+
+    fn publish_liveness(&mut self, msg: LivenessMsg<Ctx>) {
+        match msg {
+            LivenessMsg::Vote(v) => {
+                self.broadcast_own(ConsensusMessage::Vote(VoteMessage::from_malachite(&v)))
+            }
+            LivenessMsg::PolkaCertificate(c) => {
+                if let Some(c) = PolkaCertificate::from_malachite(&c) {
+                    self.effects
+                        .push(Effect::Broadcast(ConsensusMessage::PolkaCertificate(c)));
+                }
+            }
+            LivenessMsg::SkipRoundCertificate(c) => self.broadcast_round_certificate(&c),
+        }
+    }
+
+    fn broadcast_round_certificate(&mut self, c: &mtypes::RoundCertificate<Ctx>) {
+        if let Some(c) = RoundCertificate::from_malachite(c) {
+            self.effects
+                .push(Effect::Broadcast(ConsensusMessage::RoundCertificate(c)));
+        }
+    }
+
+    /// Sign a vote, unless this node signed one for the same `(round, step)`: then that one
+    /// again (the double-sign guard).
+    fn sign_vote(&mut self, vote: super::context::Vote) -> mtypes::SignedVote<Ctx> {
+        let key = (vote.round.as_u32().unwrap_or(0), step_of(vote.kind));
+        if let Some(ConsensusMessage::Vote(prev)) = self.h.signed.get(&key) {
+            if prev.vote != vote {
+                self.stats.guard_refusals += 1;
+            }
+            return prev.to_malachite();
+        }
+        let signature = sign_vote(&self.keypair, &self.config.network, &vote);
+        let msg = VoteMessage { vote, signature };
+        self.h
+            .signed
+            .insert(key, ConsensusMessage::Vote(msg.clone()));
+        msg.to_malachite()
+    }
+
+    /// Sign a proposal, with the same guard as [`Core::sign_vote`].
+    fn sign_proposal(&mut self, proposal: Proposal) -> mtypes::SignedProposal<Ctx> {
+        let key = (proposal.round.as_u32().unwrap_or(0), Step::Proposal);
+        if let Some(ConsensusMessage::Proposal(prev)) = self.h.signed.get(&key) {
+            if prev.proposal != proposal {
+                self.stats.guard_refusals += 1;
+            }
+            return prev.to_malachite();
+        }
+        let signature = sign_proposal(&self.keypair, &self.config.network, &proposal);
+        let msg = ProposalMessage {
+            proposal,
+            signature,
+        };
+        self.h
+            .signed
+            .insert(key, ConsensusMessage::Proposal(msg.clone()));
+        msg.to_malachite()
+    }
+
+    /// Check a signature over the exact sign bytes; a valid message goes on to evidence
+    /// detection (and validation, for a proposal), an invalid one penalizes its peer.
+    fn verify_signature(
+        &mut self,
+        signed: mtypes::SignedMessage<Ctx, ConsensusMsg<Ctx>>,
+        key: &mtypes::PublicKey<Ctx>,
+    ) -> bool {
+        let network = self.config.network;
+        let (msg, bytes) = match signed.message {
+            ConsensusMsg::Vote(vote) => {
+                let bytes = vote_sign_bytes(&network, &vote);
+                let msg = ConsensusMessage::Vote(VoteMessage {
+                    vote,
+                    signature: signed.signature,
+                });
+                (msg, bytes)
+            }
+            ConsensusMsg::Proposal(proposal) => {
+                let bytes = proposal_sign_bytes(&network, &proposal);
+                let msg = ConsensusMessage::Proposal(ProposalMessage {
+                    proposal,
+                    signature: signed.signature,
+                });
+                (msg, bytes)
+            }
+        };
+        let ok = self.h.sig_cache.verify(key, &signed.signature, &bytes);
+        if ok {
+            self.on_verified(&msg);
+        } else {
+            self.penalize(Offence::BadSignature);
+        }
+        ok
+    }
+
+    /// Verify a certificate Malachite handed over (`None`: it did not convert).
+    #[allow(
+        clippy::result_large_err,
+        reason = "Malachite's resume value for certificate checks, handed straight back"
+    )]
+    fn verify_certificate(
+        &mut self,
+        certificate: Option<&impl VoteCertificate>,
+        set: &ValidatorSet,
+    ) -> Result<(), mtypes::CertificateError<Ctx>> {
+        let Some(c) = certificate else {
+            return Err(mtypes::CertificateError::VerificationError(None));
+        };
+        c.verify_cached(&self.config.network, set, &mut self.h.sig_cache)
+            .map_err(to_malachite_error)
+    }
+
+    /// [`Core::verify_certificate`]; the votes of a valid certificate go on to evidence
+    /// detection.
+    #[allow(
+        clippy::result_large_err,
+        reason = "Malachite's resume value for certificate checks, handed straight back"
+    )]
+    fn verify_and_observe(
+        &mut self,
+        certificate: Option<impl VoteCertificate>,
+        set: &ValidatorSet,
+    ) -> Result<(), mtypes::CertificateError<Ctx>> {
+        let result = self.verify_certificate(certificate.as_ref(), set);
+        if let (Ok(()), Some(c)) = (&result, &certificate) {
+            self.observe_certificate_votes(c.votes());
+        }
+        result
     }
 
     fn observe_certificate_votes(
@@ -674,14 +725,7 @@ impl Core {
         if let Some(msg) = own {
             self.h.persisted_own.insert(own_digest(&msg));
         }
-        if self
-            .replay
-            .as_ref()
-            .is_some_and(|r| r.contains(&record.digest()))
-        {
-            return;
-        }
-        self.effects.push(Effect::WalAppend(record));
+        self.append_wal(record);
     }
 
     fn on_decide(&mut self, certificate: &mtypes::CommitCertificate<Ctx>) {

@@ -18,6 +18,7 @@
 //! - [`messages`]: the wire enum [`ConsensusMessage`] and its capped, canonical decode.
 //! - [`certificate`]: commit / polka / round certificates and their verification.
 //! - [`engine`]: [`Engine::handle`] (inputs → effects); [`handler`](self) answers Malachite.
+//! - [`config`]: the engine's configuration (timeouts, catch-up, start schedule) and timer ids.
 //! - [`wal`]: WAL records, the persistence contract, replay on restart.
 //! - [`catchup`]: decided history, the catch-up protocol and its rate limits.
 //! - [`evidence`]: conflict detection, portable evidence, [`verify_vote_evidence`].
@@ -39,6 +40,7 @@
 
 pub mod catchup;
 pub mod certificate;
+pub mod config;
 pub mod context;
 pub mod engine;
 pub mod error;
@@ -58,7 +60,7 @@ pub mod sim;
 mod tests;
 
 pub use catchup::{DecidedCheckpoint, PeerId};
-pub use certificate::CommitCertificate;
+pub use certificate::{CommitCertificate, VoteCertificate};
 pub use engine::{
     Effect, Engine, EngineConfig, EngineFault, Input, Offence, Persisted, StartSchedule, Stats,
     TimeoutConfig, TimerId, TimerKind,

@@ -16,8 +16,10 @@
 //! are unsigned and every debit is checked).
 
 mod emission;
+mod error;
 mod governance;
 pub mod settle;
+mod slashing;
 pub mod state;
 mod tx;
 mod window_state;
@@ -30,10 +32,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::ids::{Amount, Hash32, TopicId};
 use chorus_protocol::keys::PublicKey;
-use chorus_protocol::messages::{Evidence, Payload, Role};
+use chorus_protocol::messages::{Evidence, Payload};
 use chorus_protocol::params::ModuleParams;
 use serde::{Deserialize, Serialize};
 
+pub use error::{LedgerError, TxError};
 pub use settle::{EmaScores, EpochRecord, Mechanism};
 pub use state::{
     Account, Proposal, ProposalOutcome, Release, ReputerStake, Supply, TopicState, Validator,
@@ -158,29 +161,6 @@ pub enum LedgerEvent {
     },
 }
 
-/// Why a height could not be applied.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LedgerError {
-    /// Heights must be applied in order.
-    #[error("expected height {expected}, got {got}")]
-    WrongHeight {
-        /// Next height.
-        expected: u64,
-        /// Offered height.
-        got: u64,
-    },
-    /// The input names windows that are not due at this height.
-    #[error("window {0:?} is not due at this height")]
-    UnexpectedWindow(WindowKey),
-    /// The genesis is inconsistent.
-    #[error("genesis: {0}")]
-    Genesis(String),
-    /// A snapshot does not decode.
-    #[error("ledger snapshot: {0}")]
-    Snapshot(String),
-}
-
 /// The whole replicated ledger.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
@@ -254,40 +234,20 @@ impl Ledger {
         for t in &g.topics {
             l.topics.insert(
                 t.id,
-                TopicState {
-                    spec: t.spec.clone(),
-                    creator: t.creator,
-                    workers: BTreeSet::new(),
-                    reputers: BTreeSet::new(),
-                    stakes: BTreeMap::new(),
-                    fee_revenue: t.fee_revenue,
-                    weight: None,
-                    reward_pool: Amount::ZERO,
-                    next_worker_epoch: 0,
-                    next_reputer_epoch: 0,
-                    active: true,
-                    mechanism: Default::default(),
-                },
+                TopicState::new(t.spec.clone(), t.creator, t.fee_revenue),
             );
         }
         for r in &g.registrations {
             if let Some(t) = l.topics.get_mut(&r.topic) {
-                match r.role {
-                    Role::Worker => t.workers.insert(r.address),
-                    Role::Reputer => t.reputers.insert(r.address),
-                };
+                t.members_mut(r.role).insert(r.address);
             }
         }
         for s in &g.reputer_stakes {
             if let Some(t) = l.topics.get_mut(&s.topic) {
-                let stake = t.stakes.entry(s.reputer).or_default();
-                match s.delegator {
-                    None => stake.own = Amount(stake.own.0 + s.amount.0),
-                    Some(d) => {
-                        let e = stake.delegated.entry(d).or_default();
-                        *e = Amount(e.0 + s.amount.0);
-                    }
-                }
+                t.stakes
+                    .entry(s.reputer)
+                    .or_default()
+                    .add(s.delegator, s.amount);
             }
         }
         Ok(l)
@@ -334,23 +294,16 @@ impl Ledger {
     fn windows_closing(&self, mut out: Vec<WindowKey>, end: u64) -> Vec<WindowKey> {
         let skew = self.params.max_clock_skew_ms;
         for (id, t) in &self.topics {
-            let mut e = t.next_worker_epoch;
-            while t.spec.worker_window(e).1.saturating_add(skew) <= end {
-                out.push(WindowKey::Topic {
-                    topic: *id,
-                    epoch: e,
-                    phase: Phase::Workers,
-                });
-                e += 1;
-            }
-            let mut e = t.next_reputer_epoch;
-            while t.spec.reputer_window(e).1.saturating_add(skew) <= end {
-                out.push(WindowKey::Topic {
-                    topic: *id,
-                    epoch: e,
-                    phase: Phase::Reputers,
-                });
-                e += 1;
+            for phase in [Phase::Workers, Phase::Reputers] {
+                let mut epoch = t.next_epoch(phase);
+                while t.window_close(phase, epoch).saturating_add(skew) <= end {
+                    out.push(WindowKey::Topic {
+                        topic: *id,
+                        epoch,
+                        phase,
+                    });
+                    epoch += 1;
+                }
             }
         }
         out.sort();
@@ -433,12 +386,9 @@ impl Ledger {
                 self.finalize_reputer_window(topic, epoch, entries, epochs_settling, events)
             }
         }
-        let Some(t) = self.topics.get_mut(&topic) else {
-            return;
-        };
-        match phase {
-            Phase::Workers => t.next_worker_epoch = t.next_worker_epoch.max(epoch + 1),
-            Phase::Reputers => t.next_reputer_epoch = t.next_reputer_epoch.max(epoch + 1),
+        if let Some(t) = self.topics.get_mut(&topic) {
+            let next = t.next_epoch_mut(phase);
+            *next = (*next).max(epoch + 1);
         }
     }
 
@@ -515,15 +465,22 @@ impl Ledger {
         a.balance = Amount(a.balance.0.saturating_add(amount.0));
     }
 
-    fn debit(&mut self, who: &PublicKey, amount: Amount) -> Result<(), String> {
-        let a = self
-            .accounts
-            .get_mut(who)
-            .ok_or_else(|| "no such account".to_string())?;
+    fn debit(&mut self, who: &PublicKey, amount: Amount) -> Result<(), TxError> {
+        let a = self.accounts.get_mut(who).ok_or(TxError::NoSuchAccount)?;
         a.balance = a
             .balance
             .checked_sub(amount)
-            .ok_or_else(|| format!("insufficient balance: has {}, needs {amount}", a.balance))?;
+            .ok_or(TxError::InsufficientBalance {
+                has: a.balance,
+                needs: amount,
+            })?;
+        Ok(())
+    }
+
+    /// Debit a fee from `who` into the treasury.
+    fn collect_fee(&mut self, who: &PublicKey, fee: Amount) -> Result<(), TxError> {
+        self.debit(who, fee)?;
+        self.treasury = Amount(self.treasury.0 + fee.0);
         Ok(())
     }
 }

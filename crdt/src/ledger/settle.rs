@@ -18,24 +18,28 @@
 //! - inferers and forecasters are paid liquid; a reputer's reward is added to its stake, the
 //!   delegators' part (pro rata to delegated stake) to their delegations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::keys::PublicKey;
 use chorus_protocol::math::losses::ValueBundle as MathBundle;
-use chorus_protocol::math::payout::delegator_split;
+use chorus_protocol::math::payout::{RemainderPolicy, delegator_split, split_amount};
 use chorus_protocol::math::regrets::{
     InitialRegretParams, NetworkRegrets, updated_topic_initial_regret,
 };
 use chorus_protocol::math::reputer::ReputerParams;
 use chorus_protocol::math::rewards::RewardParams;
-use chorus_protocol::math::settle_io::{SettleJsonInput, SettleParams, TaskMaps, settle};
+use chorus_protocol::math::settle_io::{
+    PayoutsOut, SettleJsonInput, SettleJsonOutput, SettleParams, TaskMaps, settle,
+};
 use chorus_protocol::math::synth_io::SynthJsonOutput;
 use chorus_protocol::math::synthesis::{SynthesisInput, SynthesisParams, synthesize_bundle};
 use chorus_protocol::math::util::quantile;
-use chorus_protocol::messages::{Payload, ValueBundle, WorkerValue};
+use chorus_protocol::messages::{Payload, ValueBundle, WorkerBundle, WorkerValue};
+use chorus_protocol::params::ModuleParams;
 use serde::{Deserialize, Serialize};
 
+use super::state::{ReputerStake, TopicState};
 use super::{Ledger, LedgerEvent, SignedEntry};
 
 /// What a finalized worker window left for its settlement.
@@ -125,16 +129,11 @@ fn to_math(b: &ValueBundle, allowed: &dyn Fn(&str) -> bool) -> MathBundle<String
 
 impl Ledger {
     fn charge_data_fee(&mut self, who: &PublicKey) -> bool {
-        let fee = self.params.data_sending_fee;
-        if self.debit(who, fee).is_err() {
-            return false;
-        }
-        self.treasury = Amount(self.treasury.0 + fee.0);
-        true
+        self.collect_fee(who, self.params.data_sending_fee).is_ok()
     }
 
-    /// Finalize the worker window of `(topic, epoch)`: choose the counted bundles, compute the
-    /// network inference, keep it for the settlement.
+    /// Finalize the worker window of `(topic, epoch)`: choose the counted bundles, charge their
+    /// data fees, compute the network inference, keep it for the settlement.
     pub(super) fn finalize_worker_window(
         &mut self,
         topic: TopicId,
@@ -145,68 +144,14 @@ impl Ledger {
         let Some(t) = self.topics.get(&topic) else {
             return;
         };
-        let cap = usize::try_from(self.params.max_top_inferers_to_reward).unwrap_or(usize::MAX);
-        let registered = t.workers.clone();
-        let mech = &t.mechanism;
-        let rank = |k: &String, ema: &BTreeMap<String, f64>| {
-            ema.get(k).copied().unwrap_or(mech.inferer_quantile_score)
-        };
-        // Candidates: registered authors with a bundle, in key order.
-        let mut bundles: Vec<(&PublicKey, &chorus_protocol::messages::WorkerBundle)> = entries
-            .iter()
-            .filter(|e| registered.contains(&e.author))
-            .filter_map(|e| match &e.payload {
-                Payload::WorkerBundle(b) if b.topic == topic && b.epoch == epoch => {
-                    Some((&e.author, b))
-                }
-                _ => None,
-            })
-            .collect();
-        bundles.sort_by_key(|(a, _)| **a);
-        let mut inferers: Vec<(String, f64)> = bundles
-            .iter()
-            .filter_map(|(a, b)| b.inference.map(|v| (hex(a), v)))
-            .collect();
-        if inferers.len() > cap {
-            inferers.sort_by(|a, b| {
-                rank(&b.0, &mech.ema.inferer)
-                    .total_cmp(&rank(&a.0, &mech.ema.inferer))
-                    .then(a.0.cmp(&b.0))
-            });
-            inferers.truncate(cap);
-        }
-        let fcap = usize::try_from(self.params.max_top_forecasters_to_reward).unwrap_or(usize::MAX);
-        let mut forecasters: Vec<(String, BTreeMap<String, f64>)> = bundles
-            .iter()
-            .filter(|(_, b)| !b.forecasts.is_empty())
-            .map(|(a, b)| {
-                (
-                    hex(a),
-                    b.forecasts
-                        .iter()
-                        .map(|f| (hex(&f.inferer), f.value))
-                        .collect(),
-                )
-            })
-            .collect();
-        if forecasters.len() > fcap {
-            forecasters.sort_by(|a, b| {
-                rank(&b.0, &mech.ema.forecaster)
-                    .total_cmp(&rank(&a.0, &mech.ema.forecaster))
-                    .then(a.0.cmp(&b.0))
-            });
-            forecasters.truncate(fcap);
-        }
-        // Everyone counted pays the data-sending fee.
-        let mut paying: BTreeMap<String, PublicKey> = BTreeMap::new();
-        for (a, _) in &bundles {
-            let h = hex(a);
-            if inferers.iter().any(|(k, _)| *k == h) || forecasters.iter().any(|(k, _)| *k == h) {
-                paying.insert(h, **a);
-            }
-        }
+        let CountedWorkers {
+            mut inferers,
+            mut forecasters,
+            keys,
+        } = counted_workers(t, &self.params, topic, epoch, entries);
+        // Everyone counted pays the data-sending fee; who cannot pay is left out.
         let mut unpaid = vec![];
-        for (h, k) in &paying {
+        for (h, k) in &keys {
             if !self.charge_data_fee(k) {
                 unpaid.push(h.clone());
             }
@@ -234,20 +179,7 @@ impl Ledger {
             forecasters: forecasts.keys().cloned().collect(),
         };
         if !inferences.is_empty() {
-            let input = SynthesisInput {
-                params: SynthesisParams {
-                    p_norm: t.spec.p_norm,
-                    c_norm: params.c_norm,
-                    epsilon: t.spec.epsilon,
-                    epsilon_safe_div: params.epsilon_safe_div,
-                },
-                initial_regret: t.mechanism.initial_regret,
-                previous_network_loss: t.mechanism.previous_network_loss,
-                inferences,
-                forecasts,
-                regrets: t.mechanism.regrets.clone(),
-            };
-            match synthesize_bundle(&input) {
+            match synthesize_bundle(&synthesis_input(t, &params, inferences, forecasts)) {
                 Ok(n) => {
                     let out = SynthJsonOutput::from_inferences(n, true);
                     events.push(LedgerEvent::NetworkInference {
@@ -272,7 +204,8 @@ impl Ledger {
         }
     }
 
-    /// Settle the epoch whose reputer window of `(topic, epoch)` is finalized.
+    /// Settle the epoch whose reputer window of `(topic, epoch)` is finalized: choose the
+    /// counted reputers, run the settlement, update the mechanism, pay out.
     pub(super) fn finalize_reputer_window(
         &mut self,
         topic: TopicId,
@@ -291,86 +224,18 @@ impl Ledger {
         let Some(bundle) = record.bundle else {
             return;
         };
-        let workers: std::collections::BTreeSet<String> = bundle
+        let reputers = counted_reputers(t, &params, topic, epoch, entries);
+        if reputers.is_empty() {
+            return;
+        }
+        let workers: BTreeSet<String> = bundle
             .inferer_values
             .keys()
             .chain(record.forecasters.iter())
             .cloned()
             .collect();
-        // Counted reputers: registered, enough stake, the largest stakes first.
-        let mut reputers: Vec<(PublicKey, u128, &ValueBundle)> = entries
-            .iter()
-            .filter(|e| t.reputers.contains(&e.author))
-            .filter_map(|e| match &e.payload {
-                Payload::ReputerBundle(b) if b.topic == topic && b.epoch == epoch => {
-                    let stake = t
-                        .stakes
-                        .get(&e.author)
-                        .map(|s| s.authority().0)
-                        .unwrap_or(0);
-                    (stake >= params.required_minimum_stake.0 && stake > 0)
-                        .then_some((e.author, stake, &b.losses))
-                }
-                _ => None,
-            })
-            .collect();
-        reputers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        reputers.truncate(usize::try_from(params.max_top_reputers_to_reward).unwrap_or(usize::MAX));
-        let allowed = |k: &str| workers.contains(k);
-        let bundles: BTreeMap<String, MathBundle<String>> = reputers
-            .iter()
-            .map(|(k, _, b)| (hex(k), to_math(b, &allowed)))
-            .collect();
-        let stakes: BTreeMap<String, f64> = reputers
-            .iter()
-            .map(|(k, s, _)| (hex(k), *s as f64))
-            .collect();
-        let reputer_keys: BTreeMap<String, PublicKey> =
-            reputers.iter().map(|(k, _, _)| (hex(k), *k)).collect();
-        if bundles.is_empty() {
-            return;
-        }
         let reward = t.reward_pool.0 / epochs_settling.max(1);
-        let m = &t.mechanism;
-        let input = SettleJsonInput {
-            params: SettleParams {
-                alpha_regret: t.spec.alpha_regret,
-                initial_regret: m.initial_regret,
-                reputer: ReputerParams {
-                    learning_rate: params.learning_rate,
-                    gradient_descent_max_iters: params.gradient_descent_max_iters,
-                    max_gradient_threshold: params.max_gradient_threshold,
-                    min_stake_fraction: params.min_stake_fraction,
-                    epsilon_reputer: params.epsilon_reputer,
-                    epsilon_safe_div: params.epsilon_safe_div,
-                },
-                rewards: RewardParams {
-                    p_reward_inference: params.p_reward_inference,
-                    p_reward_forecast: params.p_reward_forecast,
-                    p_reward_reputer: params.p_reward_reputer,
-                    c_reward_inference: params.c_reward_inference,
-                    c_reward_forecast: params.c_reward_forecast,
-                    task_reward_alpha: params.task_reward_alpha,
-                    beta_entropy: params.beta_entropy,
-                    epsilon: t.spec.epsilon,
-                    max_samples_to_scale_scores: usize::try_from(
-                        params.max_samples_to_scale_scores,
-                    )
-                    .unwrap_or(10),
-                },
-            },
-            reputer_value_bundles: bundles,
-            reputer_stakes: stakes,
-            previous_regrets: m.regrets.clone(),
-            listening_coefficients: m.listening_coefficients.clone(),
-            inferer_score_history: m.inferer_score_history.clone(),
-            forecaster_score_history: m.forecaster_score_history.clone(),
-            previous_smoothed_fractions: m.smoothed.clone(),
-            previous_forecaster_score_ratio: m.forecaster_score_ratio,
-            topic_reward: reward as f64,
-            topic_reward_base_units: Some(reward),
-        };
-        let out = match settle(&input) {
+        let out = match settle(&settle_input(t, &params, &reputers, &workers, reward)) {
             Ok(o) => o,
             Err(e) => {
                 events.push(LedgerEvent::MechanismError {
@@ -381,158 +246,421 @@ impl Ledger {
                 return;
             }
         };
-        // Mechanism state.
-        let alpha = t.spec.alpha_regret;
-        let irp = InitialRegretParams {
-            quantile: params.initial_regret_quantile,
-            p_norm_safe_div: params.p_norm_safe_div,
-            p_norm: t.spec.p_norm,
-            c_norm: params.c_norm,
-            epsilon: t.spec.epsilon,
-        };
-        let m = &mut t.mechanism;
-        if let Some(ir) = updated_topic_initial_regret(
-            &m.regrets,
-            &out.regrets,
-            &out.network_losses,
-            &m.inferer_inclusions,
-            &m.forecaster_inclusions,
-            alpha,
-            &irp,
-        ) && ir.is_finite()
-        {
-            m.initial_regret = ir;
-        }
-        m.regrets = out.regrets.clone();
-        m.previous_network_loss = Some(out.network_losses.combined_value);
-        m.listening_coefficients = out.listening_coefficients.clone();
-        let keep = usize::try_from(params.max_samples_to_scale_scores).unwrap_or(10);
-        let prepend = |new: &BTreeMap<String, f64>, old: &mut Vec<f64>| {
-            let mut v: Vec<f64> = new.values().copied().collect();
-            v.append(old);
-            v.truncate(keep);
-            *old = v;
-        };
-        prepend(&out.inferer_scores, &mut m.inferer_score_history);
-        prepend(&out.forecaster_scores, &mut m.forecaster_score_history);
-        m.smoothed = out.smoothed_fractions.clone();
-        m.forecaster_score_ratio = out.forecaster_score_ratio;
-        let sa = t.spec.merit_sortition_alpha;
-        let ema = |map: &mut BTreeMap<String, f64>, scores: &BTreeMap<String, f64>| {
-            for (k, v) in scores {
-                let next = match map.get(k) {
-                    None => *v,
-                    Some(p) => sa * v + (1.0 - sa) * p,
-                };
-                if next.is_finite() {
-                    map.insert(k.clone(), next);
-                }
-            }
-        };
-        ema(&mut m.ema.inferer, &out.inferer_scores);
-        ema(&mut m.ema.forecaster, &out.forecaster_scores);
-        ema(&mut m.ema.reputer, &out.reputer_scores);
-        let scores: Vec<f64> = out.inferer_scores.values().copied().collect();
-        if !scores.is_empty() {
-            let q = quantile(&scores, t.spec.active_inferer_quantile);
-            if q.is_finite() {
-                m.inferer_quantile_score = q;
-            }
-        }
-        // Payouts.
-        let Some(p) = out.payouts else {
+        update_mechanism(t, &params, &out);
+        let Some(payouts) = out.payouts else {
             return;
         };
-        let mut paid = 0u128;
-        let mut credits: Vec<(PublicKey, u128, &'static str)> = vec![];
-        let mut staked_rewards: Vec<(PublicKey, u128)> = vec![];
-        for (role, map) in [("inferer", &p.inferers), ("forecaster", &p.forecasters)] {
-            for (k, amount) in map {
-                if *amount == 0 {
-                    continue;
-                }
-                if let Ok(pk) = k.parse::<PublicKey>() {
-                    credits.push((pk, *amount, role));
-                    let counter = if role == "inferer" {
-                        &mut m.inferer_inclusions
-                    } else {
-                        &mut m.forecaster_inclusions
-                    };
-                    *counter.entry(k.clone()).or_default() += 1;
-                }
-            }
-        }
-        for (k, amount) in &p.reputers {
+        let reputer_keys: BTreeMap<String, PublicKey> =
+            reputers.iter().map(|r| (hex(&r.key), r.key)).collect();
+        self.pay_out(topic, epoch, &payouts, &reputer_keys, events);
+    }
+
+    /// Pay an epoch's payouts: inferers and forecasters liquid, reputers and their delegators
+    /// into their stakes; the topic's pool pays for all of it. Reward events come reputers
+    /// first, in key order, each followed by its delegators, then inferers, then forecasters.
+    fn pay_out(
+        &mut self,
+        topic: TopicId,
+        epoch: u64,
+        payouts: &PayoutsOut,
+        reputer_keys: &BTreeMap<String, PublicKey>,
+        events: &mut Vec<LedgerEvent>,
+    ) {
+        let Some(t) = self.topics.get_mut(&topic) else {
+            return;
+        };
+        let liquid = worker_rewards(&mut t.mechanism, payouts);
+        let mut staked = vec![];
+        for (k, amount) in &payouts.reputers {
             let (Some(pk), true) = (reputer_keys.get(k), *amount > 0) else {
                 continue;
             };
-            let Some(stake) = t.stakes.get_mut(pk) else {
-                continue;
-            };
-            let authority = stake.authority().0;
-            let delegated = stake.delegated_total().0;
-            let Ok((own, to_delegators)) = delegator_split(*amount, delegated, authority) else {
-                continue;
-            };
-            stake.own = Amount(stake.own.0 + own);
-            paid += own;
-            staked_rewards.push((*pk, own));
-            events.push(LedgerEvent::Reward {
-                topic,
-                epoch,
-                to: *pk,
-                amount: Amount(own),
-                role: "reputer".into(),
-            });
-            let weights: BTreeMap<PublicKey, f64> = stake
-                .delegated
-                .iter()
-                .map(|(d, a)| (*d, a.0 as f64))
-                .collect();
-            let split = chorus_protocol::math::payout::split_amount(
-                to_delegators,
-                &weights,
-                chorus_protocol::math::payout::RemainderPolicy::ToPool,
-            );
-            if let Ok(split) = split {
-                for (d, a) in split.amounts {
-                    if a == 0 {
-                        continue;
-                    }
-                    if let Some(x) = stake.delegated.get_mut(&d) {
-                        *x = Amount(x.0 + a);
-                        paid += a;
-                        staked_rewards.push((d, a));
-                        events.push(LedgerEvent::Reward {
-                            topic,
-                            epoch,
-                            to: d,
-                            amount: Amount(a),
-                            role: "delegator".into(),
-                        });
-                    }
-                }
+            if let Some(stake) = t.stakes.get_mut(pk) {
+                staked.extend(stake_reward(stake, *pk, *amount));
             }
         }
-        for (pk, amount, role) in &credits {
-            paid += amount;
+        let mut paid = 0u128;
+        for r in staked.iter().chain(&liquid) {
+            paid += r.amount;
             events.push(LedgerEvent::Reward {
                 topic,
                 epoch,
-                to: *pk,
-                amount: Amount(*amount),
-                role: (*role).into(),
+                to: r.to,
+                amount: Amount(r.amount),
+                role: r.role.into(),
             });
         }
         t.reward_pool = Amount(t.reward_pool.0.saturating_sub(paid));
-        for (pk, amount, _) in credits {
-            self.credit(pk, Amount(amount));
-            let a = self.accounts.entry(pk).or_default();
-            a.rewards = Amount(a.rewards.0 + amount);
+        for r in &liquid {
+            self.credit(r.to, Amount(r.amount));
         }
-        for (pk, amount) in staked_rewards {
-            let a = self.accounts.entry(pk).or_default();
-            a.rewards = Amount(a.rewards.0 + amount);
+        for r in liquid.iter().chain(&staked) {
+            let a = self.accounts.entry(r.to).or_default();
+            a.rewards = Amount(a.rewards.0 + r.amount);
         }
     }
+}
+
+/// The workers of a worker window that count, before data fees.
+struct CountedWorkers {
+    /// Inferers and their inference.
+    inferers: Vec<(String, f64)>,
+    /// Forecasters and their forecasts by inferer.
+    forecasters: Vec<(String, BTreeMap<String, f64>)>,
+    /// The key of every counted worker, by hex.
+    keys: BTreeMap<String, PublicKey>,
+}
+
+/// The workers of `(topic, epoch)` that count: registered authors with a bundle; at most
+/// `max_top_inferers_to_reward` inferers and `max_top_forecasters_to_reward` forecasters.
+fn counted_workers(
+    t: &TopicState,
+    params: &ModuleParams,
+    topic: TopicId,
+    epoch: u64,
+    entries: &[SignedEntry],
+) -> CountedWorkers {
+    let cap = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let mech = &t.mechanism;
+    // Candidates: registered authors with a bundle, in key order.
+    let mut bundles: Vec<(&PublicKey, &WorkerBundle)> = entries
+        .iter()
+        .filter(|e| t.workers.contains(&e.author))
+        .filter_map(|e| match &e.payload {
+            Payload::WorkerBundle(b) if b.topic == topic && b.epoch == epoch => {
+                Some((&e.author, b))
+            }
+            _ => None,
+        })
+        .collect();
+    bundles.sort_by_key(|(a, _)| **a);
+    let inferers = bundles
+        .iter()
+        .filter_map(|(a, b)| b.inference.map(|v| (hex(a), v)))
+        .collect();
+    let inferers = keep_top(
+        inferers,
+        cap(params.max_top_inferers_to_reward),
+        &mech.ema.inferer,
+        mech.inferer_quantile_score,
+    );
+    let forecasters = bundles
+        .iter()
+        .filter(|(_, b)| !b.forecasts.is_empty())
+        .map(|(a, b)| {
+            let forecasts = b
+                .forecasts
+                .iter()
+                .map(|f| (hex(&f.inferer), f.value))
+                .collect();
+            (hex(a), forecasts)
+        })
+        .collect();
+    let forecasters = keep_top(
+        forecasters,
+        cap(params.max_top_forecasters_to_reward),
+        &mech.ema.forecaster,
+        mech.inferer_quantile_score,
+    );
+    let keys = bundles
+        .iter()
+        .map(|(a, _)| (hex(a), **a))
+        .filter(|(h, _)| {
+            inferers.iter().any(|(k, _)| k == h) || forecasters.iter().any(|(k, _)| k == h)
+        })
+        .collect();
+    CountedWorkers {
+        inferers,
+        forecasters,
+        keys,
+    }
+}
+
+/// The synthesis input of an epoch: the counted inferences and forecasts, the topic's
+/// parameters and mechanism state.
+fn synthesis_input(
+    t: &TopicState,
+    params: &ModuleParams,
+    inferences: BTreeMap<String, f64>,
+    forecasts: BTreeMap<String, BTreeMap<String, f64>>,
+) -> SynthesisInput<String> {
+    SynthesisInput {
+        params: SynthesisParams {
+            p_norm: t.spec.p_norm,
+            c_norm: params.c_norm,
+            epsilon: t.spec.epsilon,
+            epsilon_safe_div: params.epsilon_safe_div,
+        },
+        initial_regret: t.mechanism.initial_regret,
+        previous_network_loss: t.mechanism.previous_network_loss,
+        inferences,
+        forecasts,
+        regrets: t.mechanism.regrets.clone(),
+    }
+}
+
+/// At most `cap` workers, the best by EMA score first (a newcomer ranks at `newcomer`), ties
+/// by key; the list is left as it is when it fits.
+fn keep_top<V>(
+    mut workers: Vec<(String, V)>,
+    cap: usize,
+    ema: &BTreeMap<String, f64>,
+    newcomer: f64,
+) -> Vec<(String, V)> {
+    if workers.len() > cap {
+        let rank = |k: &String| ema.get(k).copied().unwrap_or(newcomer);
+        workers.sort_by(|a, b| rank(&b.0).total_cmp(&rank(&a.0)).then(a.0.cmp(&b.0)));
+        workers.truncate(cap);
+    }
+    workers
+}
+
+/// A reputer whose bundle counts in a settlement.
+struct CountedReputer<'a> {
+    key: PublicKey,
+    /// Stake authority (own + delegated), base units.
+    stake: u128,
+    losses: &'a ValueBundle,
+}
+
+/// The reputers whose bundles count for `(topic, epoch)`: registered, with a positive stake
+/// authority of at least `required_minimum_stake`; the `max_top_reputers_to_reward` largest
+/// stakes, ties by key.
+fn counted_reputers<'a>(
+    t: &TopicState,
+    params: &ModuleParams,
+    topic: TopicId,
+    epoch: u64,
+    entries: &'a [SignedEntry],
+) -> Vec<CountedReputer<'a>> {
+    let mut reputers: Vec<CountedReputer<'a>> = entries
+        .iter()
+        .filter(|e| t.reputers.contains(&e.author))
+        .filter_map(|e| match &e.payload {
+            Payload::ReputerBundle(b) if b.topic == topic && b.epoch == epoch => {
+                let stake = t
+                    .stakes
+                    .get(&e.author)
+                    .map(|s| s.authority().0)
+                    .unwrap_or(0);
+                (stake >= params.required_minimum_stake.0 && stake > 0).then_some(CountedReputer {
+                    key: e.author,
+                    stake,
+                    losses: &b.losses,
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    reputers.sort_by(|a, b| b.stake.cmp(&a.stake).then(a.key.cmp(&b.key)));
+    reputers.truncate(usize::try_from(params.max_top_reputers_to_reward).unwrap_or(usize::MAX));
+    reputers
+}
+
+/// `max_samples_to_scale_scores` as a count (10 if it does not fit).
+fn max_samples(params: &ModuleParams) -> usize {
+    usize::try_from(params.max_samples_to_scale_scores).unwrap_or(10)
+}
+
+/// The settlement's input: the counted reputers' losses of the workers that took part, their
+/// stakes, the topic's mechanism state and `reward` base units to distribute.
+fn settle_input(
+    t: &TopicState,
+    params: &ModuleParams,
+    reputers: &[CountedReputer<'_>],
+    workers: &BTreeSet<String>,
+    reward: u128,
+) -> SettleJsonInput {
+    let allowed = |k: &str| workers.contains(k);
+    let m = &t.mechanism;
+    SettleJsonInput {
+        params: SettleParams {
+            alpha_regret: t.spec.alpha_regret,
+            initial_regret: m.initial_regret,
+            reputer: ReputerParams {
+                learning_rate: params.learning_rate,
+                gradient_descent_max_iters: params.gradient_descent_max_iters,
+                max_gradient_threshold: params.max_gradient_threshold,
+                min_stake_fraction: params.min_stake_fraction,
+                epsilon_reputer: params.epsilon_reputer,
+                epsilon_safe_div: params.epsilon_safe_div,
+            },
+            rewards: RewardParams {
+                p_reward_inference: params.p_reward_inference,
+                p_reward_forecast: params.p_reward_forecast,
+                p_reward_reputer: params.p_reward_reputer,
+                c_reward_inference: params.c_reward_inference,
+                c_reward_forecast: params.c_reward_forecast,
+                task_reward_alpha: params.task_reward_alpha,
+                beta_entropy: params.beta_entropy,
+                epsilon: t.spec.epsilon,
+                max_samples_to_scale_scores: max_samples(params),
+            },
+        },
+        reputer_value_bundles: reputers
+            .iter()
+            .map(|r| (hex(&r.key), to_math(r.losses, &allowed)))
+            .collect(),
+        reputer_stakes: reputers
+            .iter()
+            .map(|r| (hex(&r.key), r.stake as f64))
+            .collect(),
+        previous_regrets: m.regrets.clone(),
+        listening_coefficients: m.listening_coefficients.clone(),
+        inferer_score_history: m.inferer_score_history.clone(),
+        forecaster_score_history: m.forecaster_score_history.clone(),
+        previous_smoothed_fractions: m.smoothed.clone(),
+        previous_forecaster_score_ratio: m.forecaster_score_ratio,
+        topic_reward: reward as f64,
+        topic_reward_base_units: Some(reward),
+    }
+}
+
+/// Carry a settlement's outputs into the topic's mechanism: regrets and the initial regret,
+/// network loss, listening coefficients, score histories, smoothed fractions, EMA scores and
+/// the newcomers' quantile.
+fn update_mechanism(t: &mut TopicState, params: &ModuleParams, out: &SettleJsonOutput) {
+    let spec = &t.spec;
+    let irp = InitialRegretParams {
+        quantile: params.initial_regret_quantile,
+        p_norm_safe_div: params.p_norm_safe_div,
+        p_norm: spec.p_norm,
+        c_norm: params.c_norm,
+        epsilon: spec.epsilon,
+    };
+    let m = &mut t.mechanism;
+    if let Some(ir) = updated_topic_initial_regret(
+        &m.regrets,
+        &out.regrets,
+        &out.network_losses,
+        &m.inferer_inclusions,
+        &m.forecaster_inclusions,
+        spec.alpha_regret,
+        &irp,
+    ) && ir.is_finite()
+    {
+        m.initial_regret = ir;
+    }
+    m.regrets = out.regrets.clone();
+    m.previous_network_loss = Some(out.network_losses.combined_value);
+    m.listening_coefficients = out.listening_coefficients.clone();
+    let keep = max_samples(params);
+    prepend_scores(&out.inferer_scores, &mut m.inferer_score_history, keep);
+    prepend_scores(
+        &out.forecaster_scores,
+        &mut m.forecaster_score_history,
+        keep,
+    );
+    m.smoothed = out.smoothed_fractions.clone();
+    m.forecaster_score_ratio = out.forecaster_score_ratio;
+    let alpha = spec.merit_sortition_alpha;
+    update_ema(&mut m.ema.inferer, &out.inferer_scores, alpha);
+    update_ema(&mut m.ema.forecaster, &out.forecaster_scores, alpha);
+    update_ema(&mut m.ema.reputer, &out.reputer_scores, alpha);
+    let scores: Vec<f64> = out.inferer_scores.values().copied().collect();
+    if !scores.is_empty() {
+        let q = quantile(&scores, spec.active_inferer_quantile);
+        if q.is_finite() {
+            m.inferer_quantile_score = q;
+        }
+    }
+}
+
+/// Put this epoch's scores in front of the history, keeping the newest `keep`.
+fn prepend_scores(new: &BTreeMap<String, f64>, history: &mut Vec<f64>, keep: usize) {
+    let mut v: Vec<f64> = new.values().copied().collect();
+    v.append(history);
+    v.truncate(keep);
+    *history = v;
+}
+
+/// EMA of scores with weight `alpha` on the new score; a first score is taken as it is; a
+/// non-finite result leaves the old value.
+fn update_ema(ema: &mut BTreeMap<String, f64>, scores: &BTreeMap<String, f64>, alpha: f64) {
+    for (k, v) in scores {
+        let next = match ema.get(k) {
+            None => *v,
+            Some(p) => alpha * v + (1.0 - alpha) * p,
+        };
+        if next.is_finite() {
+            ema.insert(k.clone(), next);
+        }
+    }
+}
+
+/// A reward paid in a settlement.
+struct Reward {
+    to: PublicKey,
+    amount: u128,
+    /// `inferer`, `forecaster`, `reputer` or `delegator`.
+    role: &'static str,
+}
+
+/// The liquid rewards of inferers and forecasters (zero amounts skipped); each paid worker's
+/// inclusion count goes up.
+fn worker_rewards(m: &mut Mechanism, payouts: &PayoutsOut) -> Vec<Reward> {
+    let mut rewards = vec![];
+    for (role, paid, inclusions) in [
+        ("inferer", &payouts.inferers, &mut m.inferer_inclusions),
+        (
+            "forecaster",
+            &payouts.forecasters,
+            &mut m.forecaster_inclusions,
+        ),
+    ] {
+        for (k, amount) in paid {
+            if *amount == 0 {
+                continue;
+            }
+            if let Ok(to) = k.parse::<PublicKey>() {
+                rewards.push(Reward {
+                    to,
+                    amount: *amount,
+                    role,
+                });
+                *inclusions.entry(k.clone()).or_default() += 1;
+            }
+        }
+    }
+    rewards
+}
+
+/// Add a reputer's `amount` to stake: its part to its own stake, the delegators' part
+/// (Allora's split by stake authority, then pro rata to delegations, floored; the remainder
+/// stays in the pool) to their delegations. Returns the reputer's reward, then each
+/// delegator's that is not zero.
+fn stake_reward(stake: &mut ReputerStake, reputer: PublicKey, amount: u128) -> Vec<Reward> {
+    let authority = stake.authority().0;
+    let delegated = stake.delegated_total().0;
+    let Ok((own, to_delegators)) = delegator_split(amount, delegated, authority) else {
+        return vec![];
+    };
+    stake.own = Amount(stake.own.0 + own);
+    let mut rewards = vec![Reward {
+        to: reputer,
+        amount: own,
+        role: "reputer",
+    }];
+    let weights: BTreeMap<PublicKey, f64> = stake
+        .delegated
+        .iter()
+        .map(|(d, a)| (*d, a.0 as f64))
+        .collect();
+    let Ok(split) = split_amount(to_delegators, &weights, RemainderPolicy::ToPool) else {
+        return rewards;
+    };
+    for (d, a) in split.amounts {
+        if a == 0 {
+            continue;
+        }
+        if let Some(x) = stake.delegated.get_mut(&d) {
+            *x = Amount(x.0 + a);
+            rewards.push(Reward {
+                to: d,
+                amount: a,
+                role: "delegator",
+            });
+        }
+    }
+    rewards
 }

@@ -4,9 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chorus_protocol::ids::{Amount, Hash32, TopicId};
 use chorus_protocol::keys::PublicKey;
-use chorus_protocol::messages::{GovernanceAction, VoteOption};
+use chorus_protocol::messages::{GovernanceAction, Role, VoteOption};
 use chorus_protocol::topic::TopicSpec;
 use serde::{Deserialize, Serialize};
+
+use crate::window::Phase;
 
 /// A liquid account.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -61,6 +63,16 @@ impl ReputerStake {
     pub fn delegated_total(&self) -> Amount {
         Amount(self.delegated.values().map(|a| a.0).sum())
     }
+
+    /// Add `amount`: to the reputer's own stake (`delegator` `None`) or to `delegator`'s
+    /// delegation.
+    pub fn add(&mut self, delegator: Option<PublicKey>, amount: Amount) {
+        let slot = match delegator {
+            None => &mut self.own,
+            Some(d) => self.delegated.entry(d).or_default(),
+        };
+        *slot = Amount(slot.0 + amount.0);
+    }
 }
 
 /// A topic and everything the ledger tracks about it.
@@ -93,6 +105,64 @@ pub struct TopicState {
 }
 
 impl TopicState {
+    /// A new active topic: no registrations, stake, pool or mechanism history yet.
+    pub fn new(spec: TopicSpec, creator: PublicKey, fee_revenue: Amount) -> TopicState {
+        TopicState {
+            spec,
+            creator,
+            workers: BTreeSet::new(),
+            reputers: BTreeSet::new(),
+            stakes: BTreeMap::new(),
+            fee_revenue,
+            weight: None,
+            reward_pool: Amount::ZERO,
+            next_worker_epoch: 0,
+            next_reputer_epoch: 0,
+            active: true,
+            mechanism: Default::default(),
+        }
+    }
+
+    /// The keys registered for `role`.
+    pub fn members(&self, role: Role) -> &BTreeSet<PublicKey> {
+        match role {
+            Role::Worker => &self.workers,
+            Role::Reputer => &self.reputers,
+        }
+    }
+
+    /// The keys registered for `role`, to change.
+    pub fn members_mut(&mut self, role: Role) -> &mut BTreeSet<PublicKey> {
+        match role {
+            Role::Worker => &mut self.workers,
+            Role::Reputer => &mut self.reputers,
+        }
+    }
+
+    /// The next epoch whose `phase` window a checkpoint finalizes.
+    pub fn next_epoch(&self, phase: Phase) -> u64 {
+        match phase {
+            Phase::Workers => self.next_worker_epoch,
+            Phase::Reputers => self.next_reputer_epoch,
+        }
+    }
+
+    /// [`TopicState::next_epoch`], to advance.
+    pub fn next_epoch_mut(&mut self, phase: Phase) -> &mut u64 {
+        match phase {
+            Phase::Workers => &mut self.next_worker_epoch,
+            Phase::Reputers => &mut self.next_reputer_epoch,
+        }
+    }
+
+    /// When the `phase` window of `epoch` closes (ms).
+    pub fn window_close(&self, phase: Phase, epoch: u64) -> u64 {
+        match phase {
+            Phase::Workers => self.spec.worker_window(epoch).1,
+            Phase::Reputers => self.spec.reputer_window(epoch).1,
+        }
+    }
+
     /// All stake in the topic (Allora's GetTopicStake).
     pub fn total_stake(&self) -> Amount {
         Amount(self.stakes.values().map(|s| s.authority().0).sum())

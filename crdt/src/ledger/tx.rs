@@ -1,20 +1,17 @@
-//! Ledger messages: transfers, fees, stakes, bonds, registrations, topics, governance and
-//! evidence. Each message either takes effect completely or is refused with a reason; a refused
-//! message still consumes its nonce, so it can never be replayed.
+//! Ledger messages: transfers, fees, stakes, bonds, registrations, topics and governance. Each
+//! message either takes effect completely or is refused with a [`TxError`]; a refused message
+//! still consumes its nonce, so it can never be replayed. Evidence is applied after them
+//! (`slashing`).
 
-use std::collections::BTreeSet;
-
-use chorus_protocol::envelope::Envelope;
-use chorus_protocol::ids::{Amount, TopicId};
+use chorus_protocol::ids::{Amount, Hash32, TopicId};
 use chorus_protocol::keys::PublicKey;
-use chorus_protocol::math::payout::mul_div_floor;
-use chorus_protocol::messages::{EvidenceKind, Payload, Role};
-use chorus_protocol::validation::Slot;
+use chorus_protocol::messages::{
+    BondChange, CreateTopic, FundTopic, GovernanceProposal, GovernanceVote, Payload, Registration,
+    StakeChange, Transfer,
+};
 
 use super::state::{Proposal, Release, TopicState};
-use super::{EvidenceVerifier, Ledger, LedgerEvent, SignedEntry};
-
-type TxResult = Result<(), String>;
+use super::{EvidenceVerifier, Ledger, LedgerEvent, SignedEntry, TxError};
 
 impl Ledger {
     pub(super) fn apply_ledger_messages(
@@ -33,7 +30,10 @@ impl Ledger {
             let nonce = e.payload.nonce().unwrap_or(0);
             let account = self.accounts.entry(e.author).or_default();
             let result = if nonce <= account.nonce {
-                Err(format!("stale nonce {nonce} (last {})", account.nonce))
+                Err(TxError::StaleNonce {
+                    nonce,
+                    last: account.nonce,
+                })
             } else {
                 account.nonce = nonce;
                 self.apply_tx(e, now)
@@ -47,7 +47,7 @@ impl Ledger {
                 Err(reason) => LedgerEvent::Refused {
                     author: e.author,
                     id: e.id,
-                    reason,
+                    reason: reason.to_string(),
                 },
             });
         }
@@ -63,270 +63,192 @@ impl Ledger {
         }
     }
 
-    fn topic_mut(&mut self, id: TopicId) -> Result<&mut TopicState, String> {
-        self.topics
-            .get_mut(&id)
-            .ok_or_else(|| format!("unknown topic {id}"))
+    fn topic_mut(&mut self, id: TopicId) -> Result<&mut TopicState, TxError> {
+        self.topics.get_mut(&id).ok_or(TxError::UnknownTopic(id))
     }
 
-    fn apply_tx(&mut self, e: &SignedEntry, now: u64) -> TxResult {
+    fn apply_tx(&mut self, e: &SignedEntry, now: u64) -> Result<(), TxError> {
         let who = e.author;
         match &e.payload {
-            Payload::CreateTopic(m) => {
-                m.spec.validate(&self.params).map_err(|e| e.to_string())?;
-                if m.fee < self.params.create_topic_fee {
-                    return Err("fee below the create-topic fee".into());
-                }
-                if m.spec.start_ms < now {
-                    return Err("topic start is in the past".into());
-                }
-                let id = TopicId::derived(&who, m.nonce);
-                if self.topics.contains_key(&id) {
-                    return Err(format!("topic {id} exists"));
-                }
-                self.debit(&who, m.fee)?;
-                self.treasury = Amount(self.treasury.0 + m.fee.0);
-                self.topics.insert(
-                    id,
-                    TopicState {
-                        spec: m.spec.clone(),
-                        creator: who,
-                        workers: BTreeSet::new(),
-                        reputers: BTreeSet::new(),
-                        stakes: Default::default(),
-                        fee_revenue: m.fee,
-                        weight: None,
-                        reward_pool: Amount::ZERO,
-                        next_worker_epoch: 0,
-                        next_reputer_epoch: 0,
-                        active: true,
-                        mechanism: Default::default(),
-                    },
-                );
-                Ok(())
-            }
-            Payload::Register(m) => {
-                let fee = self.params.registration_fee;
-                let t = self.topic_mut(m.topic)?;
-                let set = match m.role {
-                    Role::Worker => &t.workers,
-                    Role::Reputer => &t.reputers,
-                };
-                if set.contains(&who) {
-                    return Err("already registered".into());
-                }
-                self.debit(&who, fee)?;
-                self.treasury = Amount(self.treasury.0 + fee.0);
-                let t = self.topic_mut(m.topic)?;
-                t.fee_revenue = Amount(t.fee_revenue.0 + fee.0);
-                match m.role {
-                    Role::Worker => t.workers.insert(who),
-                    Role::Reputer => t.reputers.insert(who),
-                };
-                Ok(())
-            }
-            Payload::Unregister(m) => {
-                let t = self.topic_mut(m.topic)?;
-                let removed = match m.role {
-                    Role::Worker => t.workers.remove(&who),
-                    Role::Reputer => t.reputers.remove(&who),
-                };
-                if removed {
-                    Ok(())
-                } else {
-                    Err("not registered".into())
-                }
-            }
-            Payload::Transfer(m) => {
-                self.debit(&who, m.amount)?;
-                self.credit(m.to, m.amount);
-                Ok(())
-            }
-            Payload::FundTopic(m) => {
-                self.topic_mut(m.topic)?;
-                self.debit(&who, m.amount)?;
-                self.treasury = Amount(self.treasury.0 + m.amount.0);
-                let t = self.topic_mut(m.topic)?;
-                t.fee_revenue = Amount(t.fee_revenue.0 + m.amount.0);
-                Ok(())
-            }
-            Payload::Stake(m) => {
-                let t = self.topic_mut(m.topic)?;
-                if !t.reputers.contains(&m.reputer) {
-                    return Err("stake target is not a registered reputer".into());
-                }
-                self.debit(&who, m.amount)?;
-                let t = self.topic_mut(m.topic)?;
-                let s = t.stakes.entry(m.reputer).or_default();
-                if m.reputer == who {
-                    s.own = Amount(s.own.0 + m.amount.0);
-                } else {
-                    let d = s.delegated.entry(who).or_default();
-                    *d = Amount(d.0 + m.amount.0);
-                }
-                Ok(())
-            }
-            Payload::Unstake(m) => {
-                let delay = self.params.remove_stake_delay_ms;
-                let t = self.topic_mut(m.topic)?;
-                let s = t
-                    .stakes
-                    .get_mut(&m.reputer)
-                    .ok_or_else(|| "no stake on that reputer".to_string())?;
-                let slot = if m.reputer == who {
-                    &mut s.own
-                } else {
-                    s.delegated
-                        .get_mut(&who)
-                        .ok_or_else(|| "no delegation on that reputer".to_string())?
-                };
-                *slot = slot
-                    .checked_sub(m.amount)
-                    .ok_or_else(|| format!("only {slot} staked"))?;
-                if m.reputer != who && s.delegated.get(&who) == Some(&Amount::ZERO) {
-                    s.delegated.remove(&who);
-                }
-                self.releases.push(Release {
-                    owner: who,
-                    at_ms: now.saturating_add(delay),
-                    amount: m.amount,
-                });
-                Ok(())
-            }
-            Payload::Bond(m) => {
-                self.debit(&who, m.amount)?;
-                let v = self.validators.entry(who).or_default();
-                v.bond = Amount(v.bond.0 + m.amount.0);
-                Ok(())
-            }
-            Payload::Unbond(m) => {
-                let total: u128 = self.validators.values().map(|v| v.bond.0).sum();
-                let v = self
-                    .validators
-                    .get_mut(&who)
-                    .ok_or_else(|| "not a validator".to_string())?;
-                let left = v
-                    .bond
-                    .checked_sub(m.amount)
-                    .ok_or_else(|| format!("only {} bonded", v.bond))?;
-                if total - m.amount.0 == 0 {
-                    return Err("the last bonded stake cannot leave".into());
-                }
-                v.bond = left;
-                if left == Amount::ZERO {
-                    self.validators.remove(&who);
-                }
-                self.releases.push(Release {
-                    owner: who,
-                    at_ms: now.saturating_add(self.params.validator_unbonding_ms),
-                    amount: m.amount,
-                });
-                Ok(())
-            }
-            Payload::Propose(m) => {
-                let ends = self.next_height + self.params.governance_voting_periods;
-                self.proposals.insert(
-                    e.id,
-                    Proposal {
-                        proposer: who,
-                        title: m.title.clone(),
-                        action: m.action.clone(),
-                        voting_ends: ends,
-                        votes: Default::default(),
-                        outcome: None,
-                    },
-                );
-                Ok(())
-            }
-            Payload::Vote(m) => {
-                let p = self
-                    .proposals
-                    .get_mut(&m.proposal)
-                    .ok_or_else(|| "unknown proposal".to_string())?;
-                if p.outcome.is_some() {
-                    return Err("voting has ended".into());
-                }
-                p.votes.insert(who, m.option);
-                Ok(())
-            }
+            Payload::CreateTopic(m) => self.create_topic(who, m, now),
+            Payload::Register(m) => self.register(who, m),
+            Payload::Unregister(m) => self.unregister(who, m),
+            Payload::Transfer(m) => self.transfer(who, m),
+            Payload::FundTopic(m) => self.fund_topic(who, m),
+            Payload::Stake(m) => self.stake(who, m),
+            Payload::Unstake(m) => self.unstake(who, m, now),
+            Payload::Bond(m) => self.bond(who, m),
+            Payload::Unbond(m) => self.unbond(who, m, now),
+            Payload::Propose(m) => self.propose(who, e.id, m),
+            Payload::Vote(m) => self.vote(who, m),
             Payload::WorkerBundle(_) | Payload::ReputerBundle(_) | Payload::Evidence(_) => {
-                Err("not a ledger message".into())
+                Err(TxError::NotALedgerMessage)
             }
         }
     }
 
-    fn apply_evidence(
-        &mut self,
-        e: &SignedEntry,
-        ev: &chorus_protocol::messages::Evidence,
-        verifier: &dyn EvidenceVerifier,
-        events: &mut Vec<LedgerEvent>,
-    ) {
-        let key = match Slot::of(e.author, &e.payload) {
-            Slot::Evidence { content, .. } => content,
-            _ => e.id,
-        };
-        if self.evidence.contains(&key) {
-            events.push(LedgerEvent::Refused {
-                author: e.author,
-                id: e.id,
-                reason: "evidence already used".into(),
-            });
-            return;
+    /// A new topic, its id derived from the author and nonce; the fee goes to the treasury
+    /// and counts as the topic's fee revenue.
+    fn create_topic(&mut self, who: PublicKey, m: &CreateTopic, now: u64) -> Result<(), TxError> {
+        m.spec.validate(&self.params)?;
+        if m.fee < self.params.create_topic_fee {
+            return Err(TxError::CreateTopicFeeTooLow);
         }
-        let offender = match ev.kind {
-            EvidenceKind::ConsensusVote => verifier.offender(ev),
-            EvidenceKind::ReputerBundle => envelope_offender(ev, &self.network),
-            // Workers and ledger authors hold no stake: their entries are already excluded
-            // from the window by the equivocation rule; the evidence is recorded only.
-            EvidenceKind::WorkerBundle | EvidenceKind::LedgerNonce => None,
-        };
-        self.evidence.insert(key);
-        let ppm = u128::from(self.params.slash_fraction_ppm);
-        let Some(offender) = offender else {
-            events.push(LedgerEvent::Applied {
-                author: e.author,
-                id: e.id,
-                kind: "evidence".into(),
-            });
-            return;
-        };
-        let mut burned = 0u128;
-        if ev.kind == EvidenceKind::ConsensusVote {
-            if let Some(v) = self.validators.get_mut(&offender) {
-                let cut = mul_div_floor(v.bond.0, ppm, 1_000_000).unwrap_or(0);
-                v.bond = Amount(v.bond.0 - cut);
-                v.slashed_count += 1;
-                burned += cut;
-            }
+        if m.spec.start_ms < now {
+            return Err(TxError::TopicStartInPast);
+        }
+        let id = TopicId::derived(&who, m.nonce);
+        if self.topics.contains_key(&id) {
+            return Err(TxError::TopicExists(id));
+        }
+        self.collect_fee(&who, m.fee)?;
+        self.topics
+            .insert(id, TopicState::new(m.spec.clone(), who, m.fee));
+        Ok(())
+    }
+
+    /// Register the author for a role, for the registration fee.
+    fn register(&mut self, who: PublicKey, m: &Registration) -> Result<(), TxError> {
+        let fee = self.params.registration_fee;
+        if self.topic_mut(m.topic)?.members(m.role).contains(&who) {
+            return Err(TxError::AlreadyRegistered);
+        }
+        self.collect_fee(&who, fee)?;
+        let t = self.topic_mut(m.topic)?;
+        t.fee_revenue = Amount(t.fee_revenue.0 + fee.0);
+        t.members_mut(m.role).insert(who);
+        Ok(())
+    }
+
+    fn unregister(&mut self, who: PublicKey, m: &Registration) -> Result<(), TxError> {
+        if self.topic_mut(m.topic)?.members_mut(m.role).remove(&who) {
+            Ok(())
         } else {
-            for t in self.topics.values_mut() {
-                if let Some(s) = t.stakes.get_mut(&offender) {
-                    let cut = mul_div_floor(s.own.0, ppm, 1_000_000).unwrap_or(0);
-                    s.own = Amount(s.own.0 - cut);
-                    burned += cut;
-                }
-            }
+            Err(TxError::NotRegistered)
         }
-        self.supply.slashed = Amount(self.supply.slashed.0 + burned);
-        events.push(LedgerEvent::Slashed {
-            offender,
-            amount: Amount(burned),
-        });
     }
-}
 
-/// The signer of two conflicting envelopes in an evidence message (already checked by gossip
-/// validation; checked again because the ledger trusts nothing).
-fn envelope_offender(
-    ev: &chorus_protocol::messages::Evidence,
-    network: &chorus_protocol::ids::NetworkId,
-) -> Option<PublicKey> {
-    let a = Envelope::from_bytes(&ev.first).ok()?;
-    let b = Envelope::from_bytes(&ev.second).ok()?;
-    if a.signer != b.signer || a == b {
-        return None;
+    fn transfer(&mut self, who: PublicKey, m: &Transfer) -> Result<(), TxError> {
+        self.debit(&who, m.amount)?;
+        self.credit(m.to, m.amount);
+        Ok(())
     }
-    let (pa, pb) = (a.open(network).ok()?, b.open(network).ok()?);
-    (Slot::of(a.signer, &pa) == Slot::of(b.signer, &pb)).then_some(a.signer)
+
+    /// Pay into the treasury as the topic's fee revenue.
+    fn fund_topic(&mut self, who: PublicKey, m: &FundTopic) -> Result<(), TxError> {
+        self.topic_mut(m.topic)?;
+        self.collect_fee(&who, m.amount)?;
+        let t = self.topic_mut(m.topic)?;
+        t.fee_revenue = Amount(t.fee_revenue.0 + m.amount.0);
+        Ok(())
+    }
+
+    /// Stake on a registered reputer: its own stake if the author is the reputer, otherwise a
+    /// delegation.
+    fn stake(&mut self, who: PublicKey, m: &StakeChange) -> Result<(), TxError> {
+        if !self.topic_mut(m.topic)?.reputers.contains(&m.reputer) {
+            return Err(TxError::StakeTargetNotReputer);
+        }
+        self.debit(&who, m.amount)?;
+        let t = self.topic_mut(m.topic)?;
+        let delegator = (m.reputer != who).then_some(who);
+        t.stakes
+            .entry(m.reputer)
+            .or_default()
+            .add(delegator, m.amount);
+        Ok(())
+    }
+
+    /// Take stake off a reputer; it is released after `remove_stake_delay_ms`.
+    fn unstake(&mut self, who: PublicKey, m: &StakeChange, now: u64) -> Result<(), TxError> {
+        let delay = self.params.remove_stake_delay_ms;
+        let t = self.topic_mut(m.topic)?;
+        let s = t.stakes.get_mut(&m.reputer).ok_or(TxError::NoStake)?;
+        let slot = if m.reputer == who {
+            &mut s.own
+        } else {
+            s.delegated.get_mut(&who).ok_or(TxError::NoDelegation)?
+        };
+        *slot = slot
+            .checked_sub(m.amount)
+            .ok_or(TxError::InsufficientStake { staked: *slot })?;
+        if m.reputer != who && s.delegated.get(&who) == Some(&Amount::ZERO) {
+            s.delegated.remove(&who);
+        }
+        self.releases.push(Release {
+            owner: who,
+            at_ms: now.saturating_add(delay),
+            amount: m.amount,
+        });
+        Ok(())
+    }
+
+    fn bond(&mut self, who: PublicKey, m: &BondChange) -> Result<(), TxError> {
+        self.debit(&who, m.amount)?;
+        let v = self.validators.entry(who).or_default();
+        v.bond = Amount(v.bond.0 + m.amount.0);
+        Ok(())
+    }
+
+    /// Take bond off a validator (never the last bonded stake); it is released after
+    /// `validator_unbonding_ms`.
+    fn unbond(&mut self, who: PublicKey, m: &BondChange, now: u64) -> Result<(), TxError> {
+        let total: u128 = self.validators.values().map(|v| v.bond.0).sum();
+        let v = self
+            .validators
+            .get_mut(&who)
+            .ok_or(TxError::NotAValidator)?;
+        let left = v
+            .bond
+            .checked_sub(m.amount)
+            .ok_or(TxError::InsufficientBond { bonded: v.bond })?;
+        if total - m.amount.0 == 0 {
+            return Err(TxError::LastBond);
+        }
+        v.bond = left;
+        if left == Amount::ZERO {
+            self.validators.remove(&who);
+        }
+        self.releases.push(Release {
+            owner: who,
+            at_ms: now.saturating_add(self.params.validator_unbonding_ms),
+            amount: m.amount,
+        });
+        Ok(())
+    }
+
+    /// A proposal, keyed by its message id; voting ends `governance_voting_periods` later.
+    fn propose(
+        &mut self,
+        who: PublicKey,
+        id: Hash32,
+        m: &GovernanceProposal,
+    ) -> Result<(), TxError> {
+        let ends = self.next_height + self.params.governance_voting_periods;
+        self.proposals.insert(
+            id,
+            Proposal {
+                proposer: who,
+                title: m.title.clone(),
+                action: m.action.clone(),
+                voting_ends: ends,
+                votes: Default::default(),
+                outcome: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// The author's vote, replacing an earlier one, while the proposal is not tallied.
+    fn vote(&mut self, who: PublicKey, m: &GovernanceVote) -> Result<(), TxError> {
+        let p = self
+            .proposals
+            .get_mut(&m.proposal)
+            .ok_or(TxError::UnknownProposal)?;
+        if p.outcome.is_some() {
+            return Err(TxError::VotingEnded);
+        }
+        p.votes.insert(who, m.option);
+        Ok(())
+    }
 }

@@ -17,9 +17,9 @@ use super::payout::{RemainderPolicy, split_amount};
 use super::regrets::{NetworkRegrets, update_regrets};
 use super::reputer::{ReputerParams, reputer_scores_keyed};
 use super::rewards::{
-    RewardParams, forecasting_performance_score, forecasting_utility, normalization_factor,
-    reputer_reward_fractions, rewards_per_actor, score_fractions_keyed, smoothed_fractions,
-    task_rewards,
+    RewardParams, TaskRewards, forecasting_performance_score, forecasting_utility,
+    normalization_factor, reputer_reward_fractions, rewards_per_actor, score_fractions_keyed,
+    smoothed_fractions, task_rewards,
 };
 use super::scores::{forecaster_scores, inferer_scores};
 
@@ -229,22 +229,7 @@ fn history(current: &BTreeMap<String, f64>, earlier: &[f64], n: usize) -> Vec<f6
 pub fn settle(input: &SettleJsonInput) -> Result<SettleJsonOutput, SettleError> {
     let p = &input.params;
     let rp = &p.rewards;
-    if input.reputer_value_bundles.is_empty() {
-        return Err(SettleError::NoReputers);
-    }
-    for v in input
-        .inferer_score_history
-        .iter()
-        .chain(&input.forecaster_score_history)
-        .chain([
-            &input.previous_forecaster_score_ratio,
-            &input.topic_reward,
-            &p.initial_regret,
-            &p.alpha_regret,
-        ])
-    {
-        super::error::finite("input number", *v)?;
-    }
+    check_input(input)?;
     let losses = network_losses(&input.reputer_value_bundles, &input.reputer_stakes)?;
     let regrets = update_regrets(
         &input.previous_regrets,
@@ -260,45 +245,21 @@ pub fn settle(input: &SettleJsonInput) -> Result<SettleJsonOutput, SettleError> 
     )?;
     let t_inf = inferer_scores(&losses);
     let t_fc = forecaster_scores(&losses);
-    let n = rp.max_samples_to_scale_scores;
-    let u = if t_inf.is_empty() {
-        BTreeMap::new()
-    } else {
-        score_fractions_keyed(
-            &t_inf,
-            &history(&t_inf, &input.inferer_score_history, n),
-            rp.p_reward_inference,
-            rp.c_reward_inference,
-            rp.epsilon,
-        )?
-    };
-    let v = if t_fc.is_empty() {
-        BTreeMap::new()
-    } else {
-        score_fractions_keyed(
-            &t_fc,
-            &history(&t_fc, &input.forecaster_score_history, n),
-            rp.p_reward_forecast,
-            rp.c_reward_forecast,
-            rp.epsilon,
-        )?
-    };
-    let stakes: Vec<f64> = rep
-        .scores
-        .keys()
-        .map(|r| input.reputer_stakes.get(r).copied().unwrap_or(0.0))
-        .collect();
-    let scores: Vec<f64> = rep.scores.values().copied().collect();
-    let w: BTreeMap<String, f64> = rep
-        .scores
-        .keys()
-        .cloned()
-        .zip(reputer_reward_fractions(
-            &stakes,
-            &scores,
-            rp.p_reward_reputer,
-        )?)
-        .collect();
+    let u = worker_fractions(
+        &t_inf,
+        &input.inferer_score_history,
+        rp,
+        rp.p_reward_inference,
+        rp.c_reward_inference,
+    )?;
+    let v = worker_fractions(
+        &t_fc,
+        &input.forecaster_score_history,
+        rp,
+        rp.p_reward_forecast,
+        rp.c_reward_forecast,
+    )?;
+    let w = reputer_fractions(&rep.scores, &input.reputer_stakes, rp.p_reward_reputer)?;
     let prev = &input.previous_smoothed_fractions;
     let sf = smoothed_fractions(&u, &prev.inferer, rp.task_reward_alpha, rp.beta_entropy)?;
     let sg = smoothed_fractions(&v, &prev.forecaster, rp.task_reward_alpha, rp.beta_entropy)?;
@@ -318,58 +279,18 @@ pub fn settle(input: &SettleJsonInput) -> Result<SettleJsonOutput, SettleError> 
         input.previous_forecaster_score_ratio,
         rp.task_reward_alpha,
     );
-    let (gamma, tr) = match normalization_factor(f, g, fu.chi) {
-        Ok(gamma) => (
-            gamma,
-            task_rewards(input.topic_reward, f, g, h, fu.chi, gamma)?,
-        ),
-        // No worker task carries entropy (no worker could be scored, e.g. the first epoch after
-        // the median path): nothing is paid for this epoch, but losses, regrets, reputer
-        // coefficients and scores above still update, as on chain where closing the reputer
-        // nonce and paying rewards are separate steps.
-        Err(MathError::DivisionByZero(_)) => (
-            0.0,
-            super::rewards::TaskRewards {
-                inferers: 0.0,
-                forecasters: 0.0,
-                reputers: 0.0,
-            },
-        ),
-        Err(e) => return Err(e.into()),
-    };
+    let (gamma, tr) = task_rewards_or_none(input.topic_reward, f, g, h, fu.chi)?;
     let inferer_rewards = rewards_per_actor(&u, tr.inferers);
     let forecaster_rewards = rewards_per_actor(&v, tr.forecasters);
     let reputer_rewards = rewards_per_actor(&w, tr.reputers);
     let payouts = match input.topic_reward_base_units {
         None => None,
-        Some(total) => {
-            // one split over all actors: shares = per-actor f64 rewards
-            let mut shares = BTreeMap::new();
-            for (tag, m) in [
-                ("f", &forecaster_rewards),
-                ("i", &inferer_rewards),
-                ("r", &reputer_rewards),
-            ] {
-                for (k, x) in m {
-                    shares.insert((tag, k.clone()), x.max(0.0));
-                }
-            }
-            let split = split_amount(total, &shares, RemainderPolicy::ToPool)?;
-            let pick = |tag: &str| -> BTreeMap<String, u128> {
-                split
-                    .amounts
-                    .iter()
-                    .filter(|((t, _), _)| *t == tag)
-                    .map(|((_, k), a)| (k.clone(), *a))
-                    .collect()
-            };
-            Some(PayoutsOut {
-                forecasters: pick("f"),
-                inferers: pick("i"),
-                remainder: split.remainder,
-                reputers: pick("r"),
-            })
-        }
+        Some(total) => Some(payouts(
+            total,
+            &forecaster_rewards,
+            &inferer_rewards,
+            &reputer_rewards,
+        )?),
     };
     Ok(SettleJsonOutput {
         adjusted_stakes: rep.adjusted_stakes,
@@ -405,6 +326,121 @@ pub fn settle(input: &SettleJsonInput) -> Result<SettleJsonOutput, SettleError> 
             inferers: tr.inferers,
             reputers: tr.reputers,
         },
+    })
+}
+
+/// At least one reputer bundle; every history value, ratio, reward and regret parameter
+/// finite.
+fn check_input(input: &SettleJsonInput) -> Result<(), SettleError> {
+    let p = &input.params;
+    if input.reputer_value_bundles.is_empty() {
+        return Err(SettleError::NoReputers);
+    }
+    for v in input
+        .inferer_score_history
+        .iter()
+        .chain(&input.forecaster_score_history)
+        .chain([
+            &input.previous_forecaster_score_ratio,
+            &input.topic_reward,
+            &p.initial_regret,
+            &p.alpha_regret,
+        ])
+    {
+        super::error::finite("input number", *v)?;
+    }
+    Ok(())
+}
+
+/// Reward fractions of inferers or forecasters from this epoch's scores and the earlier ones
+/// (the newest `max_samples_to_scale_scores`); none without scores.
+fn worker_fractions(
+    scores: &BTreeMap<String, f64>,
+    earlier: &[f64],
+    rp: &RewardParams,
+    p_reward: f64,
+    c_reward: f64,
+) -> Result<BTreeMap<String, f64>, MathError> {
+    if scores.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let samples = history(scores, earlier, rp.max_samples_to_scale_scores);
+    score_fractions_keyed(scores, &samples, p_reward, c_reward, rp.epsilon)
+}
+
+/// Reward fractions of reputers from their scores and stakes (a missing stake counts as 0).
+fn reputer_fractions(
+    scores: &BTreeMap<String, f64>,
+    stakes: &BTreeMap<String, f64>,
+    p_reward: f64,
+) -> Result<BTreeMap<String, f64>, MathError> {
+    let stake: Vec<f64> = scores
+        .keys()
+        .map(|r| stakes.get(r).copied().unwrap_or(0.0))
+        .collect();
+    let values: Vec<f64> = scores.values().copied().collect();
+    Ok(scores
+        .keys()
+        .cloned()
+        .zip(reputer_reward_fractions(&stake, &values, p_reward)?)
+        .collect())
+}
+
+/// γ and the task rewards of the topic reward; nothing is paid when no worker task carries
+/// entropy.
+fn task_rewards_or_none(
+    topic_reward: f64,
+    f: f64,
+    g: f64,
+    h: f64,
+    chi: f64,
+) -> Result<(f64, TaskRewards), MathError> {
+    match normalization_factor(f, g, chi) {
+        Ok(gamma) => Ok((gamma, task_rewards(topic_reward, f, g, h, chi, gamma)?)),
+        // No worker task carries entropy (no worker could be scored, e.g. the first epoch after
+        // the median path): nothing is paid for this epoch, but losses, regrets, reputer
+        // coefficients and scores above still update, as on chain where closing the reputer
+        // nonce and paying rewards are separate steps.
+        Err(MathError::DivisionByZero(_)) => Ok((
+            0.0,
+            TaskRewards {
+                inferers: 0.0,
+                forecasters: 0.0,
+                reputers: 0.0,
+            },
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Integer payouts of `total` base units: one split over all actors, shares = their f64
+/// rewards (negative ones count as 0); the remainder stays in the pool.
+fn payouts(
+    total: u128,
+    forecasters: &BTreeMap<String, f64>,
+    inferers: &BTreeMap<String, f64>,
+    reputers: &BTreeMap<String, f64>,
+) -> Result<PayoutsOut, MathError> {
+    let mut shares = BTreeMap::new();
+    for (tag, m) in [("f", forecasters), ("i", inferers), ("r", reputers)] {
+        for (k, x) in m {
+            shares.insert((tag, k.clone()), x.max(0.0));
+        }
+    }
+    let split = split_amount(total, &shares, RemainderPolicy::ToPool)?;
+    let pick = |tag: &str| -> BTreeMap<String, u128> {
+        split
+            .amounts
+            .iter()
+            .filter(|((t, _), _)| *t == tag)
+            .map(|((_, k), a)| (k.clone(), *a))
+            .collect()
+    };
+    Ok(PayoutsOut {
+        forecasters: pick("f"),
+        inferers: pick("i"),
+        remainder: split.remainder,
+        reputers: pick("r"),
     })
 }
 

@@ -10,6 +10,8 @@ use chorus_protocol::topic::{LossMethod, TopicSpec};
 
 use super::*;
 
+mod pinned;
+
 fn kp(i: u8) -> Keypair {
     Keypair::from_seed(&[i; 32])
 }
@@ -652,7 +654,7 @@ mod settlement {
             .collect()
     }
 
-    fn run(epochs: u64) -> (Ledger, Vec<LedgerEvent>) {
+    pub(super) fn run(epochs: u64) -> (Ledger, Vec<LedgerEvent>) {
         let (mut l, ws, rs) = world();
         let mut all = vec![];
         for h in 0..epochs {

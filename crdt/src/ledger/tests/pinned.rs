@@ -1,0 +1,180 @@
+//! Pinned outputs: a fixed history of every ledger message kind (accepted and refused) and a
+//! fixed settlement history must keep the exact root and events they have. A change to these
+//! values is a change of the replicated state machine, never a refactor.
+
+use super::*;
+
+/// Hex of blake3 over the JSON of `events` (what the node's API and store hold).
+fn events_digest(events: &[LedgerEvent]) -> String {
+    Hash32::of_parts(
+        "chorus/test/events",
+        &[&serde_json::to_vec(events).unwrap()],
+    )
+    .to_hex()
+}
+
+fn stake(nonce: u64, reputer: PublicKey, amount: u128) -> StakeChange {
+    StakeChange {
+        nonce,
+        topic: TopicId(1),
+        reputer,
+        amount: Amount(amount),
+    }
+}
+
+fn register(nonce: u64, topic: u64, role: Role) -> Registration {
+    Registration {
+        nonce,
+        topic: TopicId(topic),
+        role,
+    }
+}
+
+fn transfer(nonce: u64, amount: u128) -> Payload {
+    Payload::Transfer(Transfer {
+        nonce,
+        to: pk(9),
+        amount: Amount(amount),
+    })
+}
+
+/// Every ledger message kind: the topic, registrations and transfers at height 0, stakes and
+/// bonds on them at height 1, a vote after the tally at height 3.
+fn message_history() -> (Ledger, Vec<LedgerEvent>) {
+    let mut l = Ledger::from_genesis(&genesis()).unwrap();
+    let now = l.period_end(0);
+    let mut nameless = spec(now + 10_000);
+    nameless.name = String::new();
+    let create = |nonce, spec, fee| {
+        Payload::CreateTopic(CreateTopic {
+            nonce,
+            spec,
+            fee: Amount(fee),
+        })
+    };
+    let fund = |nonce, topic| {
+        Payload::FundTopic(FundTopic {
+            nonce,
+            topic: TopicId(topic),
+            amount: Amount(1_000),
+        })
+    };
+    let bond = |nonce, amount| BondChange {
+        nonce,
+        amount: Amount(amount),
+    };
+    let by_three = [
+        create(1, spec(now + 10_000), 80_000),
+        create(2, spec(now + 10_000), 1),
+        create(3, spec(0), 80_000),
+        create(4, nameless, 80_000),
+        Payload::Register(register(5, 1, Role::Worker)),
+        Payload::Register(register(6, 1, Role::Worker)),
+        Payload::Register(register(7, 99, Role::Worker)),
+        Payload::Unregister(register(8, 1, Role::Reputer)),
+        transfer(9, 10),
+        transfer(10, 1_000_000_000_000),
+        transfer(10, 5),
+        Payload::Register(register(11, 1, Role::Reputer)),
+        Payload::Stake(stake(12, pk(3), 1_000)),
+        Payload::Unregister(register(13, 1, Role::Worker)),
+    ];
+    let by_four = [
+        Payload::Stake(stake(1, pk(3), 500)),
+        Payload::Stake(stake(2, pk(4), 500)),
+        fund(3, 1),
+        fund(4, 77),
+        Payload::Unbond(bond(5, 1)),
+        Payload::Unstake(stake(6, pk(9), 1)),
+        Payload::Unstake(stake(7, pk(3), 1_000_000)),
+        Payload::Unstake(stake(8, pk(3), 500)),
+    ];
+    let by_five = [
+        Payload::Bond(bond(1, 100)),
+        Payload::Unbond(bond(2, 1_000_000_000)),
+        Payload::Unbond(bond(3, 50)),
+        Payload::Unstake(stake(4, pk(3), 1)),
+    ];
+    let propose = Payload::Propose(GovernanceProposal {
+        nonce: 1,
+        title: "text".into(),
+        description: String::new(),
+        action: GovernanceAction::Text,
+    });
+    let vote = |nonce, proposal| {
+        Payload::Vote(GovernanceVote {
+            nonce,
+            proposal,
+            option: VoteOption::Yes,
+        })
+    };
+    let mut first: Vec<SignedEntry> = by_three.into_iter().map(|p| entry(&l, &kp(3), p)).collect();
+    let proposal = entry(&l, &kp(1), propose);
+    let id = proposal.id;
+    first.push(proposal);
+    first.push(entry(&l, &kp(2), vote(1, Hash32::of(b"no such proposal"))));
+    first.push(entry(&l, &kp(6), transfer(1, 1)));
+    let mut events = apply(&mut l, first);
+    let mut second: Vec<SignedEntry> = by_four.into_iter().map(|p| entry(&l, &kp(4), p)).collect();
+    second.extend(by_five.into_iter().map(|p| entry(&l, &kp(5), p)));
+    second.push(entry(&l, &kp(1), vote(2, id)));
+    events.extend(apply(&mut l, second));
+    events.extend(apply(&mut l, vec![]));
+    let late = entry(&l, &kp(2), vote(2, id));
+    events.extend(apply(&mut l, vec![late]));
+    (l, events)
+}
+
+#[test]
+fn every_refusal_reason_of_a_fixed_history() {
+    let (_, events) = message_history();
+    assert_eq!(
+        refused(&events),
+        [
+            "unknown proposal",
+            "insufficient balance: has 0, needs 1",
+            "fee below the create-topic fee",
+            "topic start is in the past",
+            "topic field `name`: must be 1..=255 bytes",
+            "already registered",
+            "unknown topic 99",
+            "not registered",
+            "insufficient balance: has 919790, needs 1000000000000",
+            "stale nonce 10 (last 10)",
+            "only 100 bonded",
+            "no delegation on that reputer",
+            "stake target is not a registered reputer",
+            "unknown topic 77",
+            "not a validator",
+            "no stake on that reputer",
+            "only 500 staked",
+            "voting has ended",
+        ]
+    );
+}
+
+#[test]
+fn a_fixed_message_history_keeps_its_root_and_events() {
+    let (l, events) = message_history();
+    assert_eq!(
+        l.root().to_hex(),
+        "cd869717f1988c584ef77d0d42cee3dc2d1936b5fdb9e093817d1e557a7f7560"
+    );
+    assert_eq!(
+        events_digest(&events),
+        "692382f74fb05fb9ca152b1b547d5b3c0d9c728739974f247824e91f54cb9ce4"
+    );
+}
+
+#[test]
+fn a_fixed_settlement_history_keeps_its_root_and_events() {
+    let (l, events) = super::settlement::run(12);
+    assert_eq!(
+        l.root().to_hex(),
+        "c6c50f885a601b042975fd60a33073da376deb2717a52f66605c744e14cb8ed9"
+    );
+    assert_eq!(
+        events_digest(&events),
+        "bb806e822f33c69550dcb805b9485cbe57df705dd21a6e33586242be729d7cec"
+    );
+}
