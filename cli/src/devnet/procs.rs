@@ -69,7 +69,7 @@ impl Procs {
                 bootstrap,
                 api.clone(),
                 "warn",
-            );
+            )?;
             let config = dir.join("node.toml");
             std::fs::write(&config, toml::to_string(&cfg)?)?;
             let log = logs.join(format!("node-{i}.log"));
