@@ -329,12 +329,12 @@ impl LocalPlan {
     }
 }
 
-/// Why a local network (or one of its nodes) did not start.
+/// Why a local network (or one of its nodes) did not start (the cause is the error's source).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LocalNetError {
     /// The node's config is invalid or its roles could not be built.
-    #[error("node {node}: {source}")]
+    #[error("node {node}")]
     Setup {
         /// The node's index.
         node: usize,
@@ -342,7 +342,7 @@ pub enum LocalNetError {
         source: SetupError,
     },
     /// The node did not start.
-    #[error("node {node}: {source}")]
+    #[error("node {node}")]
     Start {
         /// The node's index.
         node: usize,
@@ -428,5 +428,117 @@ impl LocalNet {
         for i in 0..self.nodes.len() {
             self.stop_node(i).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn plan(root: PathBuf) -> LocalPlan {
+        LocalPlan {
+            name: "localnet-test".into(),
+            seed: 3,
+            nodes: 2,
+            validators: vec![0],
+            topics: vec![],
+            params: ModuleParams {
+                min_epoch_length_ms: 1,
+                ..ModuleParams::default()
+            },
+            genesis_time_ms: 0,
+            data_root: root,
+            memory: false,
+            replica: ReplicaConfig::default(),
+            tick: Duration::from_millis(50),
+            store_cache_bytes: 8 << 20,
+            decimals: 0,
+        }
+    }
+
+    #[test]
+    fn in_process_nodes_run_the_config_node_processes_are_given() {
+        let root = PathBuf::from("/nonexistent/root");
+        let plan = plan(root.clone());
+        let file = plan
+            .node_config(
+                1,
+                "/ip4/127.0.0.1/tcp/1".into(),
+                vec![],
+                "127.0.0.1:2".into(),
+                "warn",
+            )
+            .unwrap();
+        let local = plan.in_process_config(1, &[]).unwrap();
+        assert_eq!(local.node.data_dir, root.join("node-1"));
+        assert!(!local.api.enabled);
+        assert_eq!(local.network.listen, ["/ip4/127.0.0.1/tcp/0"]);
+        assert_eq!(
+            (&local.consensus, &local.worker, &local.validator),
+            (&file.consensus, &file.worker, &file.validator)
+        );
+        assert_eq!(
+            (local.node.tick_ms, local.network.anti_entropy_ms),
+            (file.node.tick_ms, file.network.anti_entropy_ms)
+        );
+    }
+
+    #[test]
+    fn an_invalid_plan_fails_before_any_node_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("nodes");
+        let mut plan = plan(root.clone());
+        // Node 0 is fine; node 1's worker has neither a model nor a forecaster.
+        plan.topics.push(LocalTopic {
+            id: TopicId(1),
+            spec: TopicSpec {
+                name: "t".into(),
+                metadata: String::new(),
+                loss: chorus_protocol::topic::LossMethod::Mse,
+                start_ms: 0,
+                epoch_length_ms: 1_000,
+                submission_window_ms: 500,
+                ground_truth_lag_ms: 1_000,
+                p_norm: 3.0,
+                alpha_regret: 0.1,
+                epsilon: 0.01,
+                merit_sortition_alpha: 0.1,
+                active_inferer_quantile: 0.25,
+                active_forecaster_quantile: 0.25,
+                active_reputer_quantile: 0.25,
+                allow_negative: false,
+            },
+            workers: vec![LocalWorker {
+                node: 1,
+                name: "empty".into(),
+                model: None,
+                forecaster: None,
+                data: None,
+                truth: None,
+            }],
+            reputers: vec![],
+        });
+        // A node that starts panics on this runtime (its store opens with `block_in_place`):
+        // nothing may start.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = match runtime.block_on(LocalNet::start(plan)) {
+            Ok(_) => panic!("an invalid plan started"),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(
+                err,
+                LocalNetError::Setup {
+                    node: 1,
+                    source: SetupError::Config(_)
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!root.exists(), "a node store was created");
     }
 }

@@ -19,18 +19,19 @@ use crate::models::{SpecError, build_truth};
 use crate::net::NetOptions;
 use crate::roles::{ReputerTask, RoleError, WorkerTask};
 
-/// Why a config does not make a [`NodeSetup`].
+/// Why a config does not make a [`NodeSetup`] (the message names the part; the cause is the
+/// error's source).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SetupError {
     /// The config's values are invalid (every problem listed).
-    #[error("invalid config: {0}")]
+    #[error("invalid config")]
     Config(#[from] ConfigError),
     /// A `[[worker]]` could not be built (its model, forecaster, bars or truth).
-    #[error("[[worker]]: {0}")]
+    #[error("[[worker]]")]
     Worker(#[from] RoleError),
     /// A `[[reputer]]`'s truth source could not be built.
-    #[error("[[reputer]] of topic {topic}: {source}")]
+    #[error("[[reputer]] of topic {topic}")]
     Reputer {
         /// The reputer's topic.
         topic: TopicId,
@@ -38,7 +39,7 @@ pub enum SetupError {
         source: SpecError,
     },
     /// A listen or bootstrap address is not a multiaddr.
-    #[error("[network] {field} {addr:?}: {source}")]
+    #[error("[network] {field} {addr:?}")]
     Address {
         /// `listen` or `bootstrap`.
         field: &'static str,

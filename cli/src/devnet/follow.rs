@@ -14,12 +14,16 @@ use tokio::sync::mpsc;
 
 use super::network::Network;
 use super::observe::{Observed, Source};
-use super::plan::TopicPlan;
+use super::plan::{DevnetPlan, TopicPlan};
 use super::report::EpochRecord;
 
-/// The run fails only if finalization stalls this long (a loaded machine just makes it
-/// slower).
+/// The run fails only if finalization stalls this long, or [`STALL_EPOCHS`] epochs if that
+/// is longer (a loaded machine just makes it slower).
 const STALL: Duration = Duration::from_secs(60);
+
+/// Epochs without a finalized one that count as a stall when epochs are long: a failed
+/// consensus round costs about five periods of timeouts, twice that is no longer bad luck.
+const STALL_EPOCHS: u32 = 10;
 
 /// Extra patience before the first finalized epoch (the nodes start and connect).
 const FIRST_EPOCH_GRACE: Duration = Duration::from_secs(30);
@@ -69,16 +73,18 @@ impl Followed {
     }
 }
 
-/// Follow node 0 until the first `epochs` epochs of every topic are finalized, printing a
-/// line per epoch unless `quiet`.
+/// Follow node 0 until the first `epochs` epochs of every topic of `plan` are finalized,
+/// printing a line per epoch unless `quiet`.
 pub(super) async fn epochs(
     net: &mut Network,
     observed: &mut mpsc::Receiver<Observed>,
-    topics: &[TopicPlan],
+    plan: &DevnetPlan,
     bars: &Bars,
     epochs: u64,
     quiet: bool,
 ) -> anyhow::Result<Followed> {
+    let topics = &plan.topics[..];
+    let stall = STALL.max(Duration::from_millis(plan.epoch_ms) * STALL_EPOCHS);
     let mut replay: BTreeMap<TopicId, Replay> = BTreeMap::new();
     for p in topics {
         replay.insert(p.id, Replay::new(bars.clone(), p.target.target())?);
@@ -87,10 +93,10 @@ pub(super) async fn epochs(
     let mut seen = Followed::default();
     let mut last_progress = Instant::now() + FIRST_EPOCH_GRACE;
     while !seen.done(topics, epochs) {
-        if Instant::now() > last_progress + STALL {
+        if Instant::now() > last_progress + stall {
             bail!(
                 "finalization stalled: no epoch finalized for {} s",
-                STALL.as_secs()
+                stall.as_secs()
             );
         }
         net.check_alive()?;

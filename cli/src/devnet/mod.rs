@@ -19,6 +19,8 @@ mod plan;
 mod procs;
 pub mod report;
 mod results;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -40,6 +42,14 @@ const EURUSD: &str = include_str!("../../../data/eurusd_1h.csv");
 /// Epochs before the report starts scoring by default (regrets need 1/alpha_regret epochs to
 /// become experienced; the topic is a plain mean before that).
 const WARMUP: u64 = 100;
+
+/// Shortest `--epoch-ms`: shorter epochs leave bundles no time to cross a loaded local
+/// network.
+pub const MIN_EPOCH_MS: u64 = 50;
+
+/// Longest `--epoch-ms` (10 minutes): even the shortest run (10 epochs) takes over an hour and
+/// a half at this length; the plan's timeouts are checked up to here.
+pub const MAX_EPOCH_MS: u64 = 600_000;
 
 /// Which prediction problem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -93,7 +103,7 @@ pub struct DevnetArgs {
     /// most 9 models); the first 4 are validators.
     #[arg(long, default_value_t = 14)]
     nodes: usize,
-    /// Epoch length in milliseconds of real time.
+    /// Epoch length in milliseconds of real time (50 to 600000).
     #[arg(long, default_value_t = 200)]
     epoch_ms: u64,
     /// Seed of the node keys.
@@ -149,8 +159,12 @@ fn inputs(args: &DevnetArgs) -> anyhow::Result<Inputs> {
     if args.nodes < 8 || args.nodes > 64 {
         return Err(BadInput(format!("--nodes must be in 8..=64, got {}", args.nodes)).into());
     }
-    if args.epoch_ms < 50 {
-        return Err(BadInput("--epoch-ms must be at least 50".into()).into());
+    if !(MIN_EPOCH_MS..=MAX_EPOCH_MS).contains(&args.epoch_ms) {
+        return Err(BadInput(format!(
+            "--epoch-ms must be in {MIN_EPOCH_MS}..={MAX_EPOCH_MS} (50 ms to 10 minutes), got {}",
+            args.epoch_ms
+        ))
+        .into());
     }
     let dir = args
         .out
@@ -226,17 +240,9 @@ async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Re
     let until_genesis = genesis_time.saturating_sub(now_ms()) as f64 / 1000.0;
     let topic_ids: Vec<TopicId> = plan.topics.iter().map(|p| p.id).collect();
     let mut observed = net.node0().watch(&topic_ids).await?;
-    let mut seen = follow::epochs(
-        &mut net,
-        &mut observed,
-        &plan.topics,
-        &bars,
-        epochs,
-        out.json,
-    )
-    .await?;
+    let mut seen = follow::epochs(&mut net, &mut observed, &plan, &bars, epochs, out.json).await?;
     let t_epochs_done = Instant::now();
-    follow::finality_tail(&mut seen, &mut observed, args.epoch_ms).await;
+    follow::finality_tail(&mut seen, &mut observed, plan.epoch_ms).await;
     let checks = Checks::run(&net, &plan.topics).await?;
     let checkpoints_finalized = seen.last_height;
     let runs = results::topic_runs(net.node0(), &plan.topics, seen).await;

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context;
+
 use chorus_crdt::checkpoint::TimeoutConfig;
 use chorus_crdt::replica::ReplicaConfig;
 use chorus_node::localnet::{LocalPlan, LocalReputer, LocalTopic, LocalWorker, node_key};
@@ -37,6 +39,8 @@ pub(super) struct DevnetPlan {
     pub topics: Vec<TopicPlan>,
     /// How many nodes run an inferer.
     pub inferers: usize,
+    /// Epoch length (and checkpoint period), ms.
+    pub epoch_ms: u64,
 }
 
 /// Which node runs which role.
@@ -59,7 +63,8 @@ impl Roles {
 
 impl DevnetPlan {
     /// The plan of `args` replaying `data` for `targets`, epoch 0 at `genesis_time_ms`, node
-    /// stores under `data_root`.
+    /// stores under `data_root`; every node's config checked ([`LocalPlan::validate`]), so a
+    /// plan a node would refuse fails here, before anything starts, in either mode.
     pub fn new(
         args: &DevnetArgs,
         data: &Path,
@@ -104,27 +109,35 @@ impl DevnetPlan {
             store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,
             decimals: DECIMALS,
         };
+        local
+            .validate()
+            .context("the devnet's own node configs are invalid")?;
         Ok(DevnetPlan {
             local,
             topics,
             inferers: roles.inferers.len(),
+            epoch_ms: period,
         })
     }
 }
 
-/// Consensus tunables for checkpoints every `period` ms.
+/// Consensus tunables for checkpoints every `period` ms: timeouts in periods, capped at
+/// 30 s, or at the longest of them when periods are long (every timeout must stay within the
+/// cap, or the nodes refuse the config).
 fn replica(period: u64) -> ReplicaConfig {
+    let propose_ms = (period * 3).max(500);
+    let rebroadcast_ms = (period * 5).max(1_000);
     ReplicaConfig {
         propose_grace_ms: (period / 5).max(20),
         timeouts: TimeoutConfig {
-            propose_ms: (period * 3).max(500),
+            propose_ms,
             propose_delta_ms: period,
             prevote_ms: period.max(200),
             prevote_delta_ms: period / 2,
             precommit_ms: period.max(200),
             precommit_delta_ms: period / 2,
-            rebroadcast_ms: (period * 5).max(1_000),
-            max_ms: 30_000,
+            rebroadcast_ms,
+            max_ms: propose_ms.max(rebroadcast_ms).max(30_000),
         },
         validator: true,
     }
