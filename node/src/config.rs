@@ -540,35 +540,8 @@ impl NetworkSection {
     /// The addresses parse and this build speaks their transport; bootstrap peers name their
     /// peer id; the anti-entropy period is in range.
     fn problems(&self) -> Vec<String> {
-        let mut problems = vec![];
-        for (i, a) in self.listen.iter().enumerate() {
-            match a.parse::<Multiaddr>() {
-                Err(e) => problems.push(format!("[network] listen[{i}] {a:?}: {e}")),
-                Ok(m) => {
-                    if let Some(why) = unsupported_transport(&m) {
-                        problems.push(format!("[network] listen[{i}] {a:?}: {why}"));
-                    }
-                }
-            }
-        }
-        for (i, a) in self.bootstrap.iter().enumerate() {
-            match a.parse::<Multiaddr>() {
-                Err(e) => problems.push(format!("[network] bootstrap[{i}] {a:?}: {e}")),
-                Ok(m) => {
-                    if let Some(why) = unsupported_transport(&m) {
-                        problems.push(format!("[network] bootstrap[{i}] {a:?}: {why}"));
-                    }
-                    if !m
-                        .iter()
-                        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
-                    {
-                        problems.push(format!(
-                            "[network] bootstrap[{i}] {a:?}: needs a /p2p/<peer id> suffix"
-                        ));
-                    }
-                }
-            }
-        }
+        let mut problems = address_problems("listen", &self.listen, false);
+        problems.extend(address_problems("bootstrap", &self.bootstrap, true));
         if !(1..=MAX_ANTI_ENTROPY_MS).contains(&self.anti_entropy_ms) {
             problems.push(format!(
                 "[network] anti_entropy_ms must be in 1..={MAX_ANTI_ENTROPY_MS}"
@@ -576,6 +549,34 @@ impl NetworkSection {
         }
         problems
     }
+}
+
+/// What is wrong with the addresses of `[network] <field>`: each must parse and use a
+/// transport this build speaks, and name its peer (`/p2p/…`) if `needs_peer`.
+fn address_problems(field: &str, addrs: &[String], needs_peer: bool) -> Vec<String> {
+    let mut problems = vec![];
+    for (i, a) in addrs.iter().enumerate() {
+        let m = match a.parse::<Multiaddr>() {
+            Err(e) => {
+                problems.push(format!("[network] {field}[{i}] {a:?}: {e}"));
+                continue;
+            }
+            Ok(m) => m,
+        };
+        if let Some(why) = unsupported_transport(&m) {
+            problems.push(format!("[network] {field}[{i}] {a:?}: {why}"));
+        }
+        if needs_peer
+            && !m
+                .iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+        {
+            problems.push(format!(
+                "[network] {field}[{i}] {a:?}: needs a /p2p/<peer id> suffix"
+            ));
+        }
+    }
+    problems
 }
 
 /// Why this binary cannot use `addr`'s transport, if it cannot: QUIC needs the `quic` feature.

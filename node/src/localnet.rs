@@ -443,10 +443,7 @@ mod tests {
             nodes: 2,
             validators: vec![0],
             topics: vec![],
-            params: ModuleParams {
-                min_epoch_length_ms: 1,
-                ..ModuleParams::default()
-            },
+            params: ModuleParams::default(),
             genesis_time_ms: 0,
             data_root: root,
             memory: false,
@@ -482,63 +479,5 @@ mod tests {
             (local.node.tick_ms, local.network.anti_entropy_ms),
             (file.node.tick_ms, file.network.anti_entropy_ms)
         );
-    }
-
-    #[test]
-    fn an_invalid_plan_fails_before_any_node_starts() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("nodes");
-        let mut plan = plan(root.clone());
-        // Node 0 is fine; node 1's worker has neither a model nor a forecaster.
-        plan.topics.push(LocalTopic {
-            id: TopicId(1),
-            spec: TopicSpec {
-                name: "t".into(),
-                metadata: String::new(),
-                loss: chorus_protocol::topic::LossMethod::Mse,
-                start_ms: 0,
-                epoch_length_ms: 1_000,
-                submission_window_ms: 500,
-                ground_truth_lag_ms: 1_000,
-                p_norm: 3.0,
-                alpha_regret: 0.1,
-                epsilon: 0.01,
-                merit_sortition_alpha: 0.1,
-                active_inferer_quantile: 0.25,
-                active_forecaster_quantile: 0.25,
-                active_reputer_quantile: 0.25,
-                allow_negative: false,
-            },
-            workers: vec![LocalWorker {
-                node: 1,
-                name: "empty".into(),
-                model: None,
-                forecaster: None,
-                data: None,
-                truth: None,
-            }],
-            reputers: vec![],
-        });
-        // A node that starts panics on this runtime (its store opens with `block_in_place`):
-        // nothing may start.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let err = match runtime.block_on(LocalNet::start(plan)) {
-            Ok(_) => panic!("an invalid plan started"),
-            Err(e) => e,
-        };
-        assert!(
-            matches!(
-                err,
-                LocalNetError::Setup {
-                    node: 1,
-                    source: SetupError::Config(_)
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(!root.exists(), "a node store was created");
     }
 }

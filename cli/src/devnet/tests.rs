@@ -1,6 +1,8 @@
 //! The devnet's flags and plan, without starting a network.
 
 use chorus_node::config::Config;
+use chorus_node::localnet::{LocalNet, LocalNetError};
+use chorus_node::setup::SetupError;
 
 use super::plan::DevnetPlan;
 use super::procs::write_run_dir;
@@ -99,4 +101,49 @@ fn epoch_lengths_outside_the_accepted_range_are_bad_input_before_anything_starts
         };
         assert!(inputs(&a).is_ok(), "--epoch-ms {epoch_ms} refused");
     }
+}
+
+/// One node with an invalid config (node 1's inferer loses its model): the in-process network
+/// refuses the plan before any node starts.
+#[test]
+fn an_invalid_node_config_fails_before_any_node_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("eurusd_1h.csv");
+    std::fs::write(&data, EURUSD).unwrap();
+    let root = dir.path().join("nodes");
+    let mut plan = DevnetPlan::new(
+        &args(200),
+        &data,
+        &[TargetArg::Range],
+        1_700_000_000_000,
+        root.clone(),
+    )
+    .unwrap();
+    let worker = plan.local.topics[0]
+        .workers
+        .iter_mut()
+        .find(|w| w.node == 1)
+        .unwrap();
+    worker.model = None;
+    // A node that starts panics on this runtime (its store opens with `block_in_place`):
+    // nothing may start.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = match runtime.block_on(LocalNet::start(plan.local)) {
+        Ok(_) => panic!("an invalid plan started"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(
+            err,
+            LocalNetError::Setup {
+                node: 1,
+                source: SetupError::Config(_)
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!root.exists(), "a node store was created");
 }
