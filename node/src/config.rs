@@ -11,6 +11,7 @@
 //! [network]
 //! listen = ["/ip4/127.0.0.1/tcp/4001"]
 //! bootstrap = ["/ip4/127.0.0.1/tcp/4002/p2p/12D3Koo…"]
+//! anti_entropy_ms = 1000       # how often to compare closed windows with a random peer
 //!
 //! [api]
 //! listen = "127.0.0.1:8080"
@@ -49,6 +50,11 @@ use crate::models::{ForecasterSpec, ModelSpec, TruthSpec};
 
 /// Largest `[node] store_cache_mb` (64 GiB).
 pub const MAX_STORE_CACHE_MB: u64 = 65_536;
+
+/// Largest `[network] anti_entropy_ms` (10 minutes): anti-entropy is what repairs a bundle
+/// gossip lost before its window closes, so rounds further apart than a long epoch repair
+/// too late to matter.
+pub const MAX_ANTI_ENTROPY_MS: u64 = 600_000;
 
 /// `[node]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,6 +104,9 @@ pub struct NetworkSection {
     pub memory: bool,
     /// Largest reconnect backoff, ms.
     pub max_backoff_ms: u64,
+    /// Period of anti-entropy rounds, ms: each round compares the roots of the closed windows
+    /// with one random peer and syncs the windows that differ.
+    pub anti_entropy_ms: u64,
 }
 
 impl Default for NetworkSection {
@@ -111,6 +120,9 @@ impl Default for NetworkSection {
             memory: false,
             // Reconnect quickly on a LAN; a minute caps the wait behind a long outage.
             max_backoff_ms: 60_000,
+            // One small request a second: a bundle gossip lost is repaired within seconds,
+            // well inside epochs of minutes.
+            anti_entropy_ms: 1_000,
         }
     }
 }
@@ -306,6 +318,14 @@ impl ConfigError {
     fn one(p: String) -> Self {
         ConfigError { problems: vec![p] }
     }
+
+    fn from_problems(problems: Vec<String>) -> Result<(), ConfigError> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
 }
 
 /// Environment variables as (section, key, value) overrides.
@@ -404,9 +424,33 @@ impl Config {
         (self.node.store_cache_mb.min(MAX_STORE_CACHE_MB) as usize) << 20
     }
 
+    /// The largest reconnect backoff.
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_millis(self.network.max_backoff_ms)
+    }
+
+    /// The period of anti-entropy rounds.
+    pub fn anti_entropy(&self) -> Duration {
+        Duration::from_millis(self.network.anti_entropy_ms)
+    }
+
     /// Check everything that can be checked without starting the node, and report every
-    /// problem, not just the first.
+    /// problem, not just the first: the values ([`Config::validate_values`]), then the key
+    /// and genesis files they name. `chorus config validate` and `chorus node run` run this.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = self.value_problems();
+        problems.extend(self.file_problems());
+        ConfigError::from_problems(problems)
+    }
+
+    /// The checks of [`Config::validate`] that read no file: what a config built in memory
+    /// (a [`crate::localnet::LocalPlan`] node's, before its key and genesis are written) must
+    /// pass.
+    pub fn validate_values(&self) -> Result<(), ConfigError> {
+        ConfigError::from_problems(self.value_problems())
+    }
+
+    fn value_problems(&self) -> Vec<String> {
         let mut problems = vec![];
         if self.node.tick_ms == 0 || self.node.tick_ms > 10_000 {
             problems.push("[node] tick_ms must be in 1..=10000".into());
@@ -416,34 +460,7 @@ impl Config {
                 "[node] store_cache_mb must be at most {MAX_STORE_CACHE_MB}"
             ));
         }
-        for (i, a) in self.network.listen.iter().enumerate() {
-            match a.parse::<Multiaddr>() {
-                Err(e) => problems.push(format!("[network] listen[{i}] {a:?}: {e}")),
-                Ok(m) => {
-                    if let Some(why) = unsupported_transport(&m) {
-                        problems.push(format!("[network] listen[{i}] {a:?}: {why}"));
-                    }
-                }
-            }
-        }
-        for (i, a) in self.network.bootstrap.iter().enumerate() {
-            match a.parse::<Multiaddr>() {
-                Err(e) => problems.push(format!("[network] bootstrap[{i}] {a:?}: {e}")),
-                Ok(m) => {
-                    if let Some(why) = unsupported_transport(&m) {
-                        problems.push(format!("[network] bootstrap[{i}] {a:?}: {why}"));
-                    }
-                    if !m
-                        .iter()
-                        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
-                    {
-                        problems.push(format!(
-                            "[network] bootstrap[{i}] {a:?}: needs a /p2p/<peer id> suffix"
-                        ));
-                    }
-                }
-            }
-        }
+        problems.extend(self.network.problems());
         if self.api.enabled && self.api.listen.parse::<SocketAddr>().is_err() {
             problems.push(format!(
                 "[api] listen {:?} is not an address like 127.0.0.1:8080",
@@ -475,6 +492,12 @@ impl Config {
                 ));
             }
         }
+        problems
+    }
+
+    /// The key and genesis files, and the roles' topics against the genesis.
+    fn file_problems(&self) -> Vec<String> {
+        let mut problems = vec![];
         if !self.node.key.exists() {
             problems.push(format!(
                 "[node] key {}: file not found",
@@ -510,12 +533,51 @@ impl Config {
                 }
             },
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError { problems })
+        problems
+    }
+}
+
+impl NetworkSection {
+    /// The addresses parse and this build speaks their transport; bootstrap peers name their
+    /// peer id; the anti-entropy period is in range.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = address_problems("listen", &self.listen, false);
+        problems.extend(address_problems("bootstrap", &self.bootstrap, true));
+        if !(1..=MAX_ANTI_ENTROPY_MS).contains(&self.anti_entropy_ms) {
+            problems.push(format!(
+                "[network] anti_entropy_ms must be in 1..={MAX_ANTI_ENTROPY_MS}"
+            ));
+        }
+        problems
+    }
+}
+
+/// What is wrong with the addresses of `[network] <field>`: each must parse and use a
+/// transport this build speaks, and name its peer (`/p2p/…`) if `needs_peer`.
+fn address_problems(field: &str, addrs: &[String], needs_peer: bool) -> Vec<String> {
+    let mut problems = vec![];
+    for (i, a) in addrs.iter().enumerate() {
+        let m = match a.parse::<Multiaddr>() {
+            Err(e) => {
+                problems.push(format!("[network] {field}[{i}] {a:?}: {e}"));
+                continue;
+            }
+            Ok(m) => m,
+        };
+        if let Some(why) = unsupported_transport(&m) {
+            problems.push(format!("[network] {field}[{i}] {a:?}: {why}"));
+        }
+        if needs_peer
+            && !m
+                .iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+        {
+            problems.push(format!(
+                "[network] {field}[{i}] {a:?}: needs a /p2p/<peer id> suffix"
+            ));
         }
     }
+    problems
 }
 
 /// Why this binary cannot use `addr`'s transport, if it cannot: QUIC needs the `quic` feature.
@@ -613,6 +675,36 @@ listen = ["/ip4/127.0.0.1/udp/4001/quic-v1"]
             "{:?}",
             err.problems
         );
+    }
+
+    #[test]
+    fn the_anti_entropy_period_is_configurable_and_bounded() {
+        let c = Config::parse("", std::iter::empty()).unwrap();
+        assert_eq!(c.anti_entropy(), Duration::from_secs(1));
+        let c = Config::parse("[network]\nanti_entropy_ms = 250", std::iter::empty()).unwrap();
+        assert_eq!(c.anti_entropy(), Duration::from_millis(250));
+        assert!(c.validate_values().is_ok());
+        for bad in [0, MAX_ANTI_ENTROPY_MS + 1] {
+            let c = Config::parse(
+                &format!("[network]\nanti_entropy_ms = {bad}"),
+                std::iter::empty(),
+            )
+            .unwrap();
+            let err = c.validate_values().unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{:?}", err.problems);
+            assert!(err.problems[0].contains("anti_entropy_ms"));
+        }
+    }
+
+    #[test]
+    fn value_checks_read_no_file() {
+        let c = Config::parse(
+            "[node]\nkey = \"/nonexistent/key\"\ngenesis = \"/nonexistent/genesis.toml\"",
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert!(c.validate_values().is_ok());
+        assert_eq!(c.validate().unwrap_err().problems.len(), 2);
     }
 
     #[test]

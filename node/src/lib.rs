@@ -5,6 +5,8 @@
 //!
 //! - [`models`]: worker models (built-in, HTTP, command), loss forecasters, truth sources.
 //! - [`config`]: the node's TOML configuration and its validation.
+//! - [`setup`]: a config, a genesis and a key into the [`actor::NodeSetup`] a node starts
+//!   from (shared by `chorus node run` and [`localnet`]).
 //! - [`store`]: the redb store on its own thread (envelopes, windows, certificates, WAL,
 //!   ledger snapshots, evidence, peers).
 
@@ -17,4 +19,5 @@ pub mod metrics;
 pub mod models;
 pub mod net;
 pub mod roles;
+pub mod setup;
 pub mod store;

@@ -23,12 +23,11 @@ use libp2p::Multiaddr;
 use crate::actor::{NodeHandle, NodeSetup, RunningNode, StartError, spawn};
 use crate::clock::Clock;
 use crate::config::{
-    ApiSection, Config, ConsensusSection, LogSection, NetworkSection, NodeSection, ReputerRole,
-    ValidatorRole, WorkerRole,
+    ApiSection, Config, ConfigError, ConsensusSection, LogSection, NetworkSection, NodeSection,
+    ReputerRole, ValidatorRole, WorkerRole,
 };
 use crate::models::{ForecasterSpec, ModelSpec, TruthSpec};
-use crate::net::NetOptions;
-use crate::roles::{ReputerTask, WorkerTask};
+use crate::setup::SetupError;
 
 /// One worker in a topic.
 #[derive(Clone, Debug)]
@@ -101,6 +100,10 @@ pub struct LocalPlan {
     /// Token decimals.
     pub decimals: u8,
 }
+
+/// Anti-entropy period of a local network's nodes, ms: on one machine a round is cheap, and
+/// half a second repairs a lost bundle within a few of the devnet's 200 ms epochs.
+pub const LOCAL_ANTI_ENTROPY_MS: u64 = 500;
 
 /// Workers spread their submissions over the first quarter of the submission window.
 fn worker_jitter_ms(spec: &TopicSpec) -> u64 {
@@ -200,8 +203,10 @@ impl LocalPlan {
 
     /// The `chorus node run` config of node `i`, for a run directory laid out as
     /// `<dir>/genesis.toml` and `<dir>/node-<i>/{node.toml,node.key,data,admin.token}`
-    /// (paths are relative to the config file). The node runs the same roles and tunables as
-    /// it does in-process under [`LocalNet`].
+    /// (paths are relative to the config file), checked with [`Config::validate_values`]:
+    /// a plan whose tunables a node would refuse fails here, before anything starts. The node
+    /// runs the same roles and tunables as it does in-process under [`LocalNet`], which
+    /// builds its nodes from this config too.
     pub fn node_config(
         &self,
         i: usize,
@@ -209,7 +214,49 @@ impl LocalPlan {
         bootstrap: Vec<String>,
         api: String,
         log_level: &str,
-    ) -> Config {
+    ) -> Result<Config, ConfigError> {
+        let (worker, reputer) = self.roles_of(i);
+        let cfg = Config {
+            node: NodeSection {
+                data_dir: "data".into(),
+                key: "node.key".into(),
+                genesis: "../genesis.toml".into(),
+                tick_ms: self.tick.as_millis() as u64,
+                store_cache_mb: (self.store_cache_bytes >> 20) as u64,
+            },
+            network: NetworkSection {
+                listen: vec![listen],
+                bootstrap,
+                kademlia: false,
+                mdns: false,
+                local: true,
+                memory: false,
+                // Restarted peers are back within seconds on one machine.
+                max_backoff_ms: 2_000,
+                anti_entropy_ms: LOCAL_ANTI_ENTROPY_MS,
+            },
+            api: ApiSection {
+                listen: api,
+                enabled: true,
+                admin_token_file: "admin.token".into(),
+            },
+            log: LogSection {
+                format: "text".into(),
+                level: log_level.into(),
+            },
+            worker,
+            reputer,
+            validator: ValidatorRole {
+                enabled: self.validators.contains(&i),
+            },
+            consensus: ConsensusSection::from_replica(&self.replica),
+        };
+        cfg.validate_values()?;
+        Ok(cfg)
+    }
+
+    /// The worker and reputer roles of node `i`.
+    fn roles_of(&self, i: usize) -> (Vec<WorkerRole>, Vec<ReputerRole>) {
         let mut worker = vec![];
         let mut reputer = vec![];
         for t in &self.topics {
@@ -230,107 +277,78 @@ impl LocalPlan {
                 });
             }
         }
-        Config {
-            node: NodeSection {
-                data_dir: "data".into(),
-                key: "node.key".into(),
-                genesis: "../genesis.toml".into(),
-                tick_ms: self.tick.as_millis() as u64,
-                store_cache_mb: (self.store_cache_bytes >> 20) as u64,
-            },
-            network: NetworkSection {
-                listen: vec![listen],
-                bootstrap,
-                kademlia: false,
-                mdns: false,
-                local: true,
-                memory: false,
-                // Restarted peers are back within seconds on one machine.
-                max_backoff_ms: 2_000,
-            },
-            api: ApiSection {
-                listen: api,
-                enabled: true,
-                admin_token_file: "admin.token".into(),
-            },
-            log: LogSection {
-                format: "text".into(),
-                level: log_level.into(),
-            },
-            worker,
-            reputer,
-            validator: ValidatorRole {
-                enabled: self.validators.contains(&i),
-            },
-            consensus: ConsensusSection::from_replica(&self.replica),
+        (worker, reputer)
+    }
+
+    /// Node `i`'s [`LocalPlan::node_config`] as an in-process node runs it: its store under
+    /// `data_root/node-<i>`, a fresh loopback port (or the memory transport), `bootstrap` as
+    /// peers, and no REST API (the caller holds its handle).
+    pub fn in_process_config(
+        &self,
+        i: usize,
+        bootstrap: &[Multiaddr],
+    ) -> Result<Config, ConfigError> {
+        let listen = if self.memory {
+            format!("/memory/{}", 40_000 + self.seed % 1_000 * 100 + i as u64)
+        } else {
+            "/ip4/127.0.0.1/tcp/0".into()
+        };
+        let bootstrap = bootstrap.iter().map(ToString::to_string).collect();
+        let mut cfg = self.node_config(i, listen, bootstrap, "127.0.0.1:0".into(), "info")?;
+        cfg.node.data_dir = self.data_root.join(format!("node-{i}"));
+        cfg.network.memory = self.memory;
+        cfg.api.enabled = false;
+        Ok(cfg)
+    }
+
+    /// Check every node's config before any node starts.
+    pub fn validate(&self) -> Result<(), LocalNetError> {
+        for node in 0..self.nodes {
+            self.in_process_config(node, &[])
+                .map_err(|e| LocalNetError::Setup {
+                    node,
+                    source: e.into(),
+                })?;
         }
+        Ok(())
     }
 
     fn setup(
         &self,
         i: usize,
         genesis: &Genesis,
-        bootstrap: Vec<Multiaddr>,
-    ) -> Result<NodeSetup, StartError> {
-        let key = node_key(self.seed, i);
-        let mut workers = vec![];
-        let mut reputers = vec![];
-        for t in &self.topics {
-            for w in t.workers.iter().filter(|w| w.node == i) {
-                workers.push(
-                    WorkerTask::build(
-                        t.id,
-                        key.public(),
-                        w.model.as_ref(),
-                        w.forecaster.as_ref(),
-                        w.data.as_ref(),
-                        w.truth.as_ref(),
-                        worker_jitter_ms(&t.spec),
-                    )
-                    .map_err(|e| StartError::Net(e.to_string()))?,
-                );
-            }
-            for r in t.reputers.iter().filter(|r| r.node == i) {
-                reputers.push(ReputerTask {
-                    topic: t.id,
-                    me: key.public(),
-                    truth: crate::models::build_truth(&r.truth)
-                        .map_err(|e| StartError::Net(e.to_string()))?,
-                });
-            }
-        }
-        let listen: Multiaddr = if self.memory {
-            format!("/memory/{}", 40_000 + self.seed % 1_000 * 100 + i as u64)
-                .parse()
-                .map_err(|e| StartError::Net(format!("{e}")))?
-        } else {
-            "/ip4/127.0.0.1/tcp/0"
-                .parse()
-                .map_err(|e| StartError::Net(format!("{e}")))?
-        };
-        Ok(NodeSetup {
-            genesis: genesis.clone(),
-            key,
-            data_dir: self.data_root.join(format!("node-{i}")),
-            store_cache_bytes: self.store_cache_bytes,
-            net: NetOptions {
-                memory: self.memory,
-                ..NetOptions::default()
-            },
-            listen: vec![listen],
-            bootstrap,
-            max_backoff: Duration::from_secs(5),
-            replica: ReplicaConfig {
-                validator: self.validators.contains(&i),
-                ..self.replica.clone()
-            },
-            tick: self.tick,
-            workers,
-            reputers,
-            clock: Clock::system(),
-            anti_entropy: Duration::from_millis(500),
-        })
+        bootstrap: &[Multiaddr],
+    ) -> Result<NodeSetup, SetupError> {
+        let cfg = self.in_process_config(i, bootstrap)?;
+        NodeSetup::from_config(
+            &cfg,
+            genesis.clone(),
+            node_key(self.seed, i),
+            Clock::system(),
+        )
     }
+}
+
+/// Why a local network (or one of its nodes) did not start (the cause is the error's source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalNetError {
+    /// The node's config is invalid or its roles could not be built.
+    #[error("node {node}")]
+    Setup {
+        /// The node's index.
+        node: usize,
+        /// Why.
+        source: SetupError,
+    },
+    /// The node did not start.
+    #[error("node {node}")]
+    Start {
+        /// The node's index.
+        node: usize,
+        /// Why.
+        source: StartError,
+    },
 }
 
 /// A running local network.
@@ -346,8 +364,9 @@ pub struct LocalNet {
 }
 
 impl LocalNet {
-    /// Start every node.
-    pub async fn start(plan: LocalPlan) -> Result<LocalNet, StartError> {
+    /// Check every node's config ([`LocalPlan::validate`]), then start every node.
+    pub async fn start(plan: LocalPlan) -> Result<LocalNet, LocalNetError> {
+        plan.validate()?;
         let genesis = plan.genesis();
         let mut net = LocalNet {
             nodes: (0..plan.nodes).map(|_| None).collect(),
@@ -362,7 +381,7 @@ impl LocalNet {
     }
 
     /// (Re)start node `i` with the other nodes' known addresses as bootstrap peers.
-    pub async fn start_node(&mut self, i: usize) -> Result<(), StartError> {
+    pub async fn start_node(&mut self, i: usize) -> Result<(), LocalNetError> {
         let bootstrap: Vec<Multiaddr> = self
             .addrs
             .iter()
@@ -370,13 +389,17 @@ impl LocalNet {
             .filter(|(j, _)| *j != i)
             .filter_map(|(_, a)| a.clone())
             .collect();
-        let setup = self.plan.setup(i, &self.genesis, bootstrap)?;
-        let node = spawn(setup).await?;
+        let setup = self
+            .plan
+            .setup(i, &self.genesis, &bootstrap)
+            .map_err(|source| LocalNetError::Setup { node: i, source })?;
+        let started = |source| LocalNetError::Start { node: i, source };
+        let node = spawn(setup).await.map_err(started)?;
         let mut addr = node
             .listen
             .first()
             .cloned()
-            .ok_or_else(|| StartError::Net("no listen address".into()))?;
+            .ok_or_else(|| started(StartError::Net("no listen address".into())))?;
         addr.push(libp2p::multiaddr::Protocol::P2p(node.peer_id));
         self.addrs[i] = Some(addr);
         self.nodes[i] = Some(node);
@@ -405,5 +428,56 @@ impl LocalNet {
         for i in 0..self.nodes.len() {
             self.stop_node(i).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn plan(root: PathBuf) -> LocalPlan {
+        LocalPlan {
+            name: "localnet-test".into(),
+            seed: 3,
+            nodes: 2,
+            validators: vec![0],
+            topics: vec![],
+            params: ModuleParams::default(),
+            genesis_time_ms: 0,
+            data_root: root,
+            memory: false,
+            replica: ReplicaConfig::default(),
+            tick: Duration::from_millis(50),
+            store_cache_bytes: 8 << 20,
+            decimals: 0,
+        }
+    }
+
+    #[test]
+    fn in_process_nodes_run_the_config_node_processes_are_given() {
+        let root = PathBuf::from("/nonexistent/root");
+        let plan = plan(root.clone());
+        let file = plan
+            .node_config(
+                1,
+                "/ip4/127.0.0.1/tcp/1".into(),
+                vec![],
+                "127.0.0.1:2".into(),
+                "warn",
+            )
+            .unwrap();
+        let local = plan.in_process_config(1, &[]).unwrap();
+        assert_eq!(local.node.data_dir, root.join("node-1"));
+        assert!(!local.api.enabled);
+        assert_eq!(local.network.listen, ["/ip4/127.0.0.1/tcp/0"]);
+        assert_eq!(
+            (&local.consensus, &local.worker, &local.validator),
+            (&file.consensus, &file.worker, &file.validator)
+        );
+        assert_eq!(
+            (local.node.tick_ms, local.network.anti_entropy_ms),
+            (file.node.tick_ms, file.network.anti_entropy_ms)
+        );
     }
 }

@@ -1,15 +1,12 @@
 //! `chorus node run` and `chorus config validate`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use chorus_node::actor::{NodeSetup, spawn};
 use chorus_node::api;
 use chorus_node::clock::Clock;
 use chorus_node::config::Config;
-use chorus_node::net::NetOptions;
-use chorus_node::roles::{ReputerTask, WorkerTask};
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::keyfile::read_key_file;
 use clap::{Args, Subcommand};
@@ -94,62 +91,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&cfg.node.genesis)
         .with_context(|| format!("reading {}", cfg.node.genesis.display()))?;
     let genesis = Genesis::from_toml_str(&text)?;
-    let mut workers = vec![];
-    for w in &cfg.worker {
-        workers.push(WorkerTask::build(
-            w.topic,
-            key.public(),
-            w.model.as_ref(),
-            w.forecaster.as_ref(),
-            w.data.as_ref(),
-            w.truth.as_ref(),
-            w.jitter_ms,
-        )?);
-    }
-    let mut reputers = vec![];
-    for r in &cfg.reputer {
-        reputers.push(ReputerTask {
-            topic: r.topic,
-            me: key.public(),
-            truth: chorus_node::models::build_truth(&r.truth)
-                .map_err(|e| anyhow::anyhow!("reputer of topic {}: {e}", r.topic))?,
-        });
-    }
-    let parse = |a: &String| a.parse().map_err(|e| anyhow::anyhow!("{a}: {e}"));
-    let listen = cfg
-        .network
-        .listen
-        .iter()
-        .map(parse)
-        .collect::<anyhow::Result<_>>()?;
-    let bootstrap = cfg
-        .network
-        .bootstrap
-        .iter()
-        .map(parse)
-        .collect::<anyhow::Result<_>>()?;
-    let setup = NodeSetup {
-        genesis,
-        key,
-        data_dir: cfg.node.data_dir.clone(),
-        store_cache_bytes: cfg.store_cache_bytes(),
-        net: NetOptions {
-            memory: cfg.network.memory,
-            kademlia: cfg.network.kademlia,
-            mdns: cfg.network.mdns,
-            local: cfg.network.local,
-            ..NetOptions::default()
-        },
-        listen,
-        bootstrap,
-        max_backoff: Duration::from_millis(cfg.network.max_backoff_ms),
-        replica: cfg.consensus.replica(cfg.validator.enabled),
-        tick: cfg.tick(),
-        workers,
-        reputers,
-        clock: Clock::system(),
-        anti_entropy: Duration::from_millis(1_000),
-    };
+    let setup = NodeSetup::from_config(&cfg, genesis, key, Clock::system())?;
     let mut node = spawn(setup).await?;
     tracing::info!(peer = %node.peer_id, listen = ?node.listen, "node started");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -32,59 +32,89 @@ pub struct Procs {
     pub logs: Vec<PathBuf>,
 }
 
+/// One node's files, written before any node starts.
+pub struct NodeFiles {
+    /// `<data root>/node-<i>`.
+    pub dir: PathBuf,
+    /// Its `node.toml`.
+    pub config: PathBuf,
+    /// Its REST API address (`127.0.0.1:port`).
+    pub api: String,
+}
+
+/// Write the run directory of `plan` under `plan.data_root`: the genesis, and every node's key
+/// and config (node `i` on `ports[2i]` for libp2p, `ports[2i + 1]` for REST, every other node
+/// as bootstrap). Every config is built, and so checked ([`LocalPlan::node_config`]), before
+/// anything is written.
+pub fn write_run_dir(plan: &LocalPlan, ports: &[u16]) -> anyhow::Result<Vec<NodeFiles>> {
+    if ports.len() < 2 * plan.nodes {
+        bail!("{} ports for {} nodes", ports.len(), plan.nodes);
+    }
+    let p2p: Vec<String> = (0..plan.nodes)
+        .map(|i| {
+            let peer = chorus_node::net::peer_id_of(&node_key(plan.seed, i).public())
+                .context("a node key without a peer id")?;
+            Ok(format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", ports[2 * i]))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let configs = (0..plan.nodes)
+        .map(|i| {
+            let bootstrap = (0..plan.nodes)
+                .filter(|j| *j != i)
+                .map(|j| p2p[j].clone())
+                .collect();
+            let api = format!("127.0.0.1:{}", ports[2 * i + 1]);
+            let listen = format!("/ip4/127.0.0.1/tcp/{}", ports[2 * i]);
+            let cfg = plan.node_config(i, listen, bootstrap, api, "warn")?;
+            Ok(cfg)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let root = &plan.data_root;
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    std::fs::write(root.join("genesis.toml"), plan.genesis().to_toml_string()?)?;
+    let mut nodes = vec![];
+    for (i, cfg) in configs.into_iter().enumerate() {
+        let dir = root.join(format!("node-{i}"));
+        std::fs::create_dir_all(&dir)?;
+        write_key_file(&dir.join("node.key"), &node_key(plan.seed, i))?;
+        let config = dir.join("node.toml");
+        std::fs::write(&config, toml::to_string(&cfg)?)?;
+        nodes.push(NodeFiles {
+            dir,
+            config,
+            api: cfg.api.listen,
+        });
+    }
+    Ok(nodes)
+}
+
 impl Procs {
-    /// Write the files of `plan` under `plan.data_root` and start every node with `bin`
-    /// (the running `chorus` executable); logs go to `logs`.
+    /// Write the files of `plan` ([`write_run_dir`], on free loopback ports) and start every
+    /// node with `bin` (the running `chorus` executable); logs go to `logs`.
     pub fn start(plan: &LocalPlan, bin: &Path, logs: &Path) -> anyhow::Result<Procs> {
-        let root = &plan.data_root;
-        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-        std::fs::create_dir_all(logs).with_context(|| format!("creating {}", logs.display()))?;
-        std::fs::write(root.join("genesis.toml"), plan.genesis().to_toml_string()?)?;
         let ports = chorus_node::localnet::free_loopback_ports(2 * plan.nodes)?;
-        let p2p: Vec<String> = (0..plan.nodes)
-            .map(|i| {
-                let peer = chorus_node::net::peer_id_of(&node_key(plan.seed, i).public())
-                    .context("a node key without a peer id")?;
-                Ok(format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", ports[2 * i]))
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let nodes = write_run_dir(plan, &ports)?;
+        std::fs::create_dir_all(logs).with_context(|| format!("creating {}", logs.display()))?;
         let mut procs = Procs {
             children: vec![],
             apis: vec![],
             dirs: vec![],
             logs: vec![],
         };
-        for i in 0..plan.nodes {
-            let dir = root.join(format!("node-{i}"));
-            std::fs::create_dir_all(&dir)?;
-            write_key_file(&dir.join("node.key"), &node_key(plan.seed, i))?;
-            let api = format!("127.0.0.1:{}", ports[2 * i + 1]);
-            let bootstrap = (0..plan.nodes)
-                .filter(|j| *j != i)
-                .map(|j| p2p[j].clone())
-                .collect();
-            let cfg = plan.node_config(
-                i,
-                format!("/ip4/127.0.0.1/tcp/{}", ports[2 * i]),
-                bootstrap,
-                api.clone(),
-                "warn",
-            );
-            let config = dir.join("node.toml");
-            std::fs::write(&config, toml::to_string(&cfg)?)?;
+        for (i, node) in nodes.into_iter().enumerate() {
             let log = logs.join(format!("node-{i}.log"));
             let file = std::fs::File::create(&log)?;
             let child = Command::new(bin)
                 .args(["node", "run", "--config"])
-                .arg(&config)
+                .arg(&node.config)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(file))
                 .spawn()
                 .with_context(|| format!("starting node {i} ({})", bin.display()))?;
             procs.children.push(Some(child));
-            procs.apis.push(format!("http://{api}"));
-            procs.dirs.push(dir);
+            procs.apis.push(format!("http://{}", node.api));
+            procs.dirs.push(node.dir);
             procs.logs.push(log);
         }
         Ok(procs)

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chorus_node::config::Config;
+use chorus_node::config::{Config, ConfigError};
 use chorus_node::localnet::{LocalPlan, node_key};
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::keys::Keypair;
@@ -254,15 +254,15 @@ impl Cluster {
     /// (Re)write every node's config (after changing `bootstrap` or `hidden`).
     pub fn write_configs(&self, log_level: &str) -> anyhow::Result<()> {
         for n in &self.nodes {
-            let text = toml::to_string(&self.config_of(n.index, log_level))?;
+            let text = toml::to_string(&self.config_of(n.index, log_level)?)?;
             std::fs::write(&n.config, text)?;
         }
         Ok(())
     }
 
     /// The config of node `i` (the plan's roles and tunables; bootstrap = every other node
-    /// unless overridden).
-    pub fn config_of(&self, i: usize, log_level: &str) -> Config {
+    /// unless overridden), checked as [`LocalPlan::node_config`] checks it.
+    pub fn config_of(&self, i: usize, log_level: &str) -> Result<Config, ConfigError> {
         let me = &self.nodes[i];
         let bootstrap = match self.bootstrap.get(&i) {
             Some(list) => list.clone(),

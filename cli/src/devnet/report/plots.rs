@@ -330,13 +330,60 @@ fn esc(s: &str) -> String {
     out
 }
 
+/// Where a chart's data land: the plot area and the axes' ranges and ticks.
+struct Frame {
+    /// Height of the document (grows with the legend).
+    height: f64,
+    /// Plot area width and height.
+    pw: f64,
+    ph: f64,
+    /// Axis ranges (y widened to whole tick steps).
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+    xticks: Vec<f64>,
+    xstep: f64,
+    yticks: Vec<f64>,
+    ystep: f64,
+    /// The y axis stops at the chart's cap, below the data.
+    capped: bool,
+}
+
+impl Frame {
+    fn sx(&self, x: f64) -> f64 {
+        LEFT + (x - self.x0) / (self.x1 - self.x0) * self.pw
+    }
+
+    fn sy(&self, y: f64) -> f64 {
+        TOP + self.ph - (y - self.y0) / (self.y1 - self.y0) * self.ph
+    }
+}
+
 impl LineChart {
     /// The chart as a standalone SVG document.
     fn render(&self) -> String {
+        let f = self.frame();
+        let mut s = String::with_capacity(
+            4096 + self
+                .series
+                .iter()
+                .map(|s| s.points.len().min(MAX_POINTS) * 16)
+                .sum::<usize>(),
+        );
+        self.write_header(&mut s, &f);
+        self.write_axes(&mut s, &f);
+        self.write_annotations(&mut s, &f);
+        self.write_lines(&mut s, &f);
+        self.write_legend(&mut s, &f);
+        s.push_str("</svg>\n");
+        s
+    }
+
+    /// The data range (y always includes 0; capped at `y_cap`), widened to round ticks.
+    fn frame(&self) -> Frame {
         let height = MIN_HEIGHT.max(TOP + 20.0 + LEGEND_ROW * self.series.len() as f64 + 20.0);
         let (pw, ph) = (WIDTH - LEFT - RIGHT, height - TOP - BOTTOM);
-
-        // Data range; y always includes 0.
         let all = self.series.iter().flat_map(|s| s.points.iter());
         let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64, 0.0f64);
         for &(x, y) in all.filter(|(x, y)| x.is_finite() && y.is_finite()) {
@@ -367,16 +414,25 @@ impl LineChart {
         (y0, y1) = ((y0 / step).floor() * step, (y1 / step).ceil() * step);
         let (yticks, ystep) = ticks(y0, y1);
         let (xticks, xstep) = ticks(x0, x1);
-        let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
-        let sy = |y: f64| TOP + ph - (y - y0) / (y1 - y0) * ph;
+        Frame {
+            height,
+            pw,
+            ph,
+            x0,
+            x1,
+            y0,
+            y1,
+            xticks,
+            xstep,
+            yticks,
+            ystep,
+            capped: capped.is_some(),
+        }
+    }
 
-        let mut s = String::with_capacity(
-            4096 + self
-                .series
-                .iter()
-                .map(|s| s.points.len().min(MAX_POINTS) * 16)
-                .sum::<usize>(),
-        );
+    /// The document's opening, title, clip path of the plot area and background.
+    fn write_header(&self, s: &mut String, f: &Frame) {
+        let (height, pw, ph) = (f.height, f.pw, f.ph);
         let _ = writeln!(
             s,
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
@@ -396,28 +452,31 @@ impl LineChart {
             WIDTH / 2.0,
             esc(&self.title)
         );
+    }
 
-        // Grid and ticks.
+    /// Grid, tick labels, axis lines and axis labels.
+    fn write_axes(&self, s: &mut String, f: &Frame) {
+        let (pw, ph) = (f.pw, f.ph);
         let mut grid = String::new();
-        for &t in &yticks {
-            let y = sy(t);
+        for &t in &f.yticks {
+            let y = f.sy(t);
             let _ = write!(grid, "M{LEFT:.1},{y:.1}H{:.1}", LEFT + pw);
             let _ = writeln!(
                 s,
                 r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
                 LEFT - 6.0,
                 y + 4.0,
-                tick_label(t, ystep)
+                tick_label(t, f.ystep)
             );
         }
-        for &t in &xticks {
-            let x = sx(t);
+        for &t in &f.xticks {
+            let x = f.sx(t);
             let _ = write!(grid, "M{x:.1},{TOP:.1}V{:.1}", TOP + ph);
             let _ = writeln!(
                 s,
                 r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
                 TOP + ph + 18.0,
-                tick_label(t, xstep)
+                tick_label(t, f.xstep)
             );
         }
         let _ = writeln!(
@@ -444,8 +503,13 @@ impl LineChart {
             TOP + ph / 2.0,
             esc(&self.y_label)
         );
+    }
+
+    /// The vertical marker and the note, if any.
+    fn write_annotations(&self, s: &mut String, f: &Frame) {
+        let (pw, ph) = (f.pw, f.ph);
         if let Some((m, label)) = &self.marker {
-            let x = sx(*m);
+            let x = f.sx(*m);
             let _ = writeln!(
                 s,
                 r##"<path d="M{x:.1},{TOP:.1}V{:.1}" stroke="#999999" stroke-width="1" stroke-dasharray="4 4" fill="none"/>"##,
@@ -468,8 +532,10 @@ impl LineChart {
                 esc(note)
             );
         }
+    }
 
-        // Lines, in order (the last drawn on top), then the legend.
+    /// The lines, in order (the last drawn on top), clipped to the plot area.
+    fn write_lines(&self, s: &mut String, f: &Frame) {
         for series in &self.series {
             if series.points.is_empty() {
                 continue;
@@ -487,11 +553,15 @@ impl LineChart {
                 if i > 0 {
                     s.push(' ');
                 }
-                let _ = write!(s, "{:.1},{:.1}", sx(x), sy(y));
+                let _ = write!(s, "{:.1},{:.1}", f.sx(x), f.sy(y));
             }
             s.push_str("\"/>\n");
         }
-        let lx = LEFT + pw + 16.0;
+    }
+
+    /// One legend row per line, right of the plot; lines cut by the cap say so.
+    fn write_legend(&self, s: &mut String, f: &Frame) {
+        let lx = LEFT + f.pw + 16.0;
         for (i, series) in self.series.iter().enumerate() {
             let y = TOP + 10.0 + LEGEND_ROW * i as f64;
             let _ = write!(
@@ -502,7 +572,7 @@ impl LineChart {
             if let Some(d) = series.style.dash {
                 let _ = write!(s, r#" stroke-dasharray="{d}""#);
             }
-            let off = capped.is_some() && series.points.iter().any(|pt| pt.1 > y1);
+            let off = f.capped && series.points.iter().any(|pt| pt.1 > f.y1);
             let _ = writeln!(
                 s,
                 r#"/><text x="{:.1}" y="{:.1}">{}{}</text>"#,
@@ -512,8 +582,6 @@ impl LineChart {
                 if off { " (off scale)" } else { "" }
             );
         }
-        s.push_str("</svg>\n");
-        s
     }
 }
 

@@ -1,0 +1,233 @@
+//! Following the run: node 0's finalized inferences become report rows (with the truth from
+//! the replayed bars) until the last epoch is finalized; its ledger records give the rewards,
+//! also during a short tail after it (rewards are paid a checkpoint later).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use chorus_crdt::ledger::LedgerEvent;
+use chorus_node::actor::InferenceEvent;
+use chorus_node::models::{Bars, Replay};
+use chorus_protocol::ids::TopicId;
+use tokio::sync::mpsc;
+
+use super::network::Network;
+use super::observe::{Observed, Source};
+use super::plan::{DevnetPlan, TopicPlan};
+use super::report::EpochRecord;
+
+/// The run fails only if finalization stalls this long, or [`STALL_EPOCHS`] epochs if that
+/// is longer (a loaded machine just makes it slower).
+const STALL: Duration = Duration::from_secs(60);
+
+/// Epochs without a finalized one that count as a stall when epochs are long: a failed
+/// consensus round costs about five periods of timeouts, twice that is no longer bad luck.
+const STALL_EPOCHS: u32 = 10;
+
+/// Extra patience before the first finalized epoch (the nodes start and connect).
+const FIRST_EPOCH_GRACE: Duration = Duration::from_secs(30);
+
+/// What the run saw of the network.
+#[derive(Default)]
+pub(super) struct Followed {
+    /// Report rows per topic and epoch.
+    pub records: BTreeMap<TopicId, BTreeMap<u64, EpochRecord>>,
+    /// Rewards per (topic, epoch) and receiver (hex key), base units.
+    pub rewards: BTreeMap<(TopicId, u64), BTreeMap<String, u128>>,
+    /// The highest finalized checkpoint.
+    pub last_height: u64,
+}
+
+impl Followed {
+    /// Whether every topic has its last epoch (`epochs - 1`) recorded.
+    fn done(&self, topics: &[TopicPlan], epochs: u64) -> bool {
+        topics.iter().all(|p| {
+            self.records
+                .get(&p.id)
+                .and_then(|m| m.last_key_value())
+                .is_some_and(|(e, _)| *e + 1 >= epochs)
+        })
+    }
+
+    /// Add the rewards among `events`.
+    fn add_rewards(&mut self, height: u64, events: &[LedgerEvent]) {
+        self.last_height = self.last_height.max(height);
+        for e in events {
+            if let LedgerEvent::Reward {
+                topic,
+                epoch,
+                to,
+                amount,
+                ..
+            } = e
+            {
+                *self
+                    .rewards
+                    .entry((*topic, *epoch))
+                    .or_default()
+                    .entry(to.to_hex())
+                    .or_default() += amount.0;
+            }
+        }
+    }
+}
+
+/// Follow node 0 until the first `epochs` epochs of every topic of `plan` are finalized,
+/// printing a line per epoch unless `quiet`.
+pub(super) async fn epochs(
+    net: &mut Network,
+    observed: &mut mpsc::Receiver<Observed>,
+    plan: &DevnetPlan,
+    bars: &Bars,
+    epochs: u64,
+    quiet: bool,
+) -> anyhow::Result<Followed> {
+    let topics = &plan.topics[..];
+    let stall = STALL.max(Duration::from_millis(plan.epoch_ms) * STALL_EPOCHS);
+    let mut replay: BTreeMap<TopicId, Replay> = BTreeMap::new();
+    for p in topics {
+        replay.insert(p.id, Replay::new(bars.clone(), p.target.target())?);
+    }
+    let debug = std::env::var_os("CHORUS_DEVNET_DEBUG").is_some();
+    let mut seen = Followed::default();
+    let mut last_progress = Instant::now() + FIRST_EPOCH_GRACE;
+    while !seen.done(topics, epochs) {
+        if Instant::now() > last_progress + stall {
+            bail!(
+                "finalization stalled: no epoch finalized for {} s",
+                stall.as_secs()
+            );
+        }
+        net.check_alive()?;
+        let next = match tokio::time::timeout(Duration::from_secs(1), observed.recv()).await {
+            Err(_) => continue,
+            Ok(None) => bail!("node 0 stopped"),
+            Ok(Some(o)) => o,
+        };
+        match next {
+            Observed::Inference(ev) if ev.finalized && ev.epoch < epochs => {
+                last_progress = Instant::now();
+                let Some(plan) = topics.iter().find(|p| p.id == ev.topic) else {
+                    continue;
+                };
+                let truth = replay.get(&ev.topic).and_then(|r| r.truth(ev.epoch));
+                let rec = record(net.node0(), plan, ev.epoch, truth, ev.checkpoint_height).await;
+                if !quiet {
+                    print_epoch(plan, &ev, truth);
+                }
+                if let Some(rec) = rec {
+                    seen.records
+                        .entry(ev.topic)
+                        .or_default()
+                        .insert(ev.epoch, rec);
+                }
+            }
+            Observed::Inference(_) => {}
+            Observed::Ledger { height, events } => {
+                seen.add_rewards(height, &events);
+                log_ledger(height, &events, debug);
+            }
+            Observed::Lagged(n) => {
+                eprintln!("devnet: missed {n} events from node 0 (falling behind)");
+            }
+            Observed::Closed(why) => bail!("{why}"),
+        }
+    }
+    Ok(seen)
+}
+
+/// After the last epoch: wait three epochs of `epoch_ms` (its rewards are paid a checkpoint
+/// later), then take the ledger records that arrived meanwhile.
+pub(super) async fn finality_tail(
+    seen: &mut Followed,
+    observed: &mut mpsc::Receiver<Observed>,
+    epoch_ms: u64,
+) {
+    tokio::time::sleep(Duration::from_millis(epoch_ms * 3)).await;
+    while let Ok(o) = observed.try_recv() {
+        if let Observed::Ledger { height, events } = o {
+            seen.add_rewards(height, &events);
+        }
+    }
+}
+
+/// The line of a finalized epoch.
+fn print_epoch(plan: &TopicPlan, ev: &InferenceEvent, truth: Option<f64>) {
+    println!(
+        "[{:5}] epoch {:5}  truth {:>12.6e}  network {:>12.6e}  checkpoint {}",
+        plan.target.name(),
+        ev.epoch,
+        truth.unwrap_or(f64::NAN),
+        ev.combined_value,
+        ev.checkpoint_height.unwrap_or(0),
+    );
+}
+
+/// Mechanism errors always; other ledger events (but emissions and network inferences) with
+/// `CHORUS_DEVNET_DEBUG`.
+fn log_ledger(height: u64, events: &[LedgerEvent], debug: bool) {
+    for e in events {
+        match e {
+            LedgerEvent::Reward { .. } => {}
+            LedgerEvent::MechanismError {
+                topic,
+                epoch,
+                reason,
+            } => {
+                eprintln!("devnet: topic {topic} epoch {epoch}: {reason}");
+            }
+            LedgerEvent::Emission { .. } | LedgerEvent::NetworkInference { .. } => {}
+            other => {
+                if debug {
+                    eprintln!("devnet: height {height}: {other:?}");
+                }
+            }
+        }
+    }
+}
+
+/// The report row of one finalized epoch, from node 0's finalized inference.
+async fn record(
+    node: &Source,
+    plan: &TopicPlan,
+    epoch: u64,
+    truth: Option<f64>,
+    height: Option<u64>,
+) -> Option<EpochRecord> {
+    let truth = truth?;
+    let v = node.inference(plan.id, epoch).await.ok()?;
+    let mut rec = EpochRecord::new(epoch, truth);
+    rec.checkpoint_height = height;
+    rec.combined = v["combined_value"].as_f64();
+    rec.naive = v["naive_value"].as_f64();
+    let name = |k: &str| plan.workers.get(k).map(|(n, _)| n.clone());
+    if let Some(m) = v["inferer_values"].as_object() {
+        for (k, x) in m {
+            if let (Some(n), Some(x)) = (name(k), x.as_f64()) {
+                rec.inferences.insert(n, x);
+            }
+        }
+    }
+    if let Some(m) = v["inferer_weights"].as_object() {
+        let total: f64 = m.values().filter_map(|w| w.as_f64()).sum();
+        for (k, w) in m {
+            if let (Some(n), Some(w)) = (name(k), w.as_f64())
+                && total > 0.0
+            {
+                rec.weights.insert(n, w / total);
+            }
+        }
+    }
+    let loss = |x: f64| libm::log10(((x - truth) * (x - truth)).max(1e-30));
+    for (n, x) in &rec.inferences {
+        rec.losses.insert(n.clone(), loss(*x));
+    }
+    if let Some(c) = rec.combined {
+        rec.losses.insert("combined".into(), loss(c));
+    }
+    if let Some(c) = rec.naive {
+        rec.losses.insert("naive".into(), loss(c));
+    }
+    Some(rec)
+}

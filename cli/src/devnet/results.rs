@@ -1,0 +1,210 @@
+//! The end of a run: the checks (every node on the same ledger, supply conserved), the report
+//! rows handed to [`super::report`], and what is printed (tables and paths, or one `--json`
+//! summary object).
+
+use std::collections::BTreeMap;
+
+use anyhow::bail;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::follow::Followed;
+use super::network::Network;
+use super::observe::Source;
+use super::plan::TopicPlan;
+use super::report::{self, ReportFiles, TopicRun, WorkerInfo};
+use crate::output::Output;
+
+/// The `--json` summary.
+#[derive(Serialize)]
+pub(super) struct Summary {
+    pub epochs: u64,
+    pub checkpoints_finalized: u64,
+    pub supply_conserved: bool,
+    pub nodes_agree: bool,
+    pub warmup_epochs: u64,
+    pub seconds: f64,
+    pub timing: Timing,
+    pub topics: Vec<report::TopicSummary>,
+    pub report: Vec<String>,
+}
+
+/// Where the wall time of a run went (s).
+#[derive(Serialize)]
+pub(super) struct Timing {
+    /// Keys, genesis, starting the nodes and their connections.
+    pub start: f64,
+    /// Idle until the genesis time (the nodes' first epoch).
+    pub until_genesis: f64,
+    /// The epochs, paced by the clock: `epochs × epoch_ms`.
+    pub epochs_paced: f64,
+    /// Beyond the pacing until the last epoch was finalized (finality and settlement lag).
+    pub finality_tail: f64,
+    /// Agreement and supply checks, tables, CSV and plots.
+    pub report: f64,
+}
+
+impl Timing {
+    fn line(&self) -> String {
+        format!(
+            "where the time went: start {:.1} s, until genesis {:.1} s, epochs {:.1} s (paced by \
+             the clock), finality tail {:.1} s, checks and report {:.1} s",
+            self.start, self.until_genesis, self.epochs_paced, self.finality_tail, self.report
+        )
+    }
+}
+
+/// The end-of-run checks, and node 0's status they read.
+pub(super) struct Checks {
+    /// Every node reports the same height and ledger root.
+    pub nodes_agree: bool,
+    /// Node 0's total supply is genesis + minted - slashed.
+    pub supply_conserved: bool,
+    /// Node 0's `/v1/status`.
+    status: Value,
+}
+
+impl Checks {
+    /// Ask every node; with `CHORUS_DEVNET_DEBUG`, also print node 0's scores, topics,
+    /// status and validation counters, and every node's height.
+    pub async fn run(net: &Network, topics: &[TopicPlan]) -> anyhow::Result<Checks> {
+        let nodes_agree = net.agree().await;
+        let status = net.node0().status().await?;
+        if std::env::var_os("CHORUS_DEVNET_DEBUG").is_some() {
+            debug_dump(net, topics, &status).await?;
+        }
+        Ok(Checks {
+            nodes_agree,
+            supply_conserved: status["supply"]["conserved"].as_bool().unwrap_or(false),
+            status,
+        })
+    }
+
+    /// An error if a check failed.
+    pub fn verdict(&self) -> anyhow::Result<()> {
+        if !self.supply_conserved {
+            bail!("supply was not conserved");
+        }
+        if !self.nodes_agree {
+            bail!("the nodes did not agree on the ledger");
+        }
+        Ok(())
+    }
+}
+
+async fn debug_dump(net: &Network, topics: &[TopicPlan], status: &Value) -> anyhow::Result<()> {
+    let node0 = net.node0();
+    for p in topics {
+        eprintln!("scores {}: {}", p.id, node0.scores(p.id).await?);
+        eprintln!("topic {}: {}", p.id, node0.topic(p.id).await?);
+    }
+    eprintln!("status: {status}");
+    for (i, src) in net.sources.iter().enumerate() {
+        let st = src.status().await?;
+        eprintln!(
+            "node {i}: height {} submissions {}",
+            st["height"], st["submissions"]
+        );
+    }
+    if let Source::Local(h) = node0 {
+        for line in h.metrics().encode().lines() {
+            if line.contains("validation_outcomes") && !line.starts_with('#') {
+                eprintln!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The report input of every topic: the rows `seen`, their rewards, and node 0's score EMAs.
+pub(super) async fn topic_runs(
+    node0: &Source,
+    topics: &[TopicPlan],
+    mut seen: Followed,
+) -> Vec<TopicRun> {
+    let mut runs = vec![];
+    for p in topics {
+        let mut run = TopicRun {
+            name: p.name.clone(),
+            target: p.target.name().into(),
+            workers: p
+                .workers
+                .values()
+                .map(|(name, model)| WorkerInfo::new(name.clone(), model.clone()))
+                .collect(),
+            records: vec![],
+            score_ema: BTreeMap::new(),
+            token_decimals: 18,
+        };
+        if let Ok(s) = node0.scores(p.id).await {
+            for field in ["inferers", "forecasters"] {
+                if let Some(m) = s[field].as_object() {
+                    for (k, v) in m {
+                        if let (Some((name, _)), Some(v)) = (p.workers.get(k), v.as_f64()) {
+                            run.score_ema.insert(name.clone(), v);
+                        }
+                    }
+                }
+            }
+        }
+        for (epoch, mut rec) in seen.records.remove(&p.id).unwrap_or_default() {
+            if let Some(r) = seen.rewards.get(&(p.id, epoch)) {
+                for (k, amount) in r {
+                    if let Some((name, _)) = p.workers.get(k) {
+                        rec.rewards.insert(name.clone(), *amount);
+                    }
+                }
+            }
+            run.records.push(rec);
+        }
+        runs.push(run);
+    }
+    runs
+}
+
+/// Print the summary: one JSON object with `--json`, else the tables, the checks, the timing
+/// and the report's paths.
+pub(super) fn print(
+    out: &Output,
+    summary: &Summary,
+    files: &ReportFiles,
+    checks: &Checks,
+) -> anyhow::Result<()> {
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
+        return Ok(());
+    }
+    let supply = &checks.status["supply"];
+    println!();
+    println!("{}", files.tables());
+    println!(
+        "supply check: {} (genesis {} + minted {} - slashed {} = total {})",
+        if checks.supply_conserved {
+            "conserved"
+        } else {
+            "BROKEN"
+        },
+        supply["genesis"].as_str().unwrap_or("?"),
+        supply["minted"].as_str().unwrap_or("?"),
+        supply["slashed"].as_str().unwrap_or("?"),
+        supply["total"].as_str().unwrap_or("?"),
+    );
+    println!(
+        "nodes agree: {}",
+        if checks.nodes_agree {
+            "yes (same height and ledger root on every node)"
+        } else {
+            "NO"
+        }
+    );
+    println!(
+        "checkpoints finalized: {}; wall time {:.1} s",
+        summary.checkpoints_finalized, summary.seconds
+    );
+    println!("{}", summary.timing.line());
+    println!("report files:");
+    for p in files.paths() {
+        println!("  {}", p.display());
+    }
+    Ok(())
+}
