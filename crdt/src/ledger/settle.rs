@@ -141,45 +141,28 @@ impl Ledger {
         entries: &[SignedEntry],
         events: &mut Vec<LedgerEvent>,
     ) {
-        let Some(t) = self.topics.get(&topic) else {
+        let Some(counted) = self.counted_workers(topic, epoch, entries) else {
             return;
         };
-        let CountedWorkers {
-            mut inferers,
-            mut forecasters,
-            keys,
-        } = counted_workers(t, &self.params, topic, epoch, entries);
         // Everyone counted pays the data-sending fee; who cannot pay is left out.
-        let mut unpaid = vec![];
-        for (h, k) in &keys {
+        let mut unpaid = BTreeSet::new();
+        for (h, k) in &counted.keys {
             if !self.charge_data_fee(k) {
-                unpaid.push(h.clone());
+                unpaid.insert(h.clone());
             }
         }
-        inferers.retain(|(k, _)| !unpaid.contains(k));
-        forecasters.retain(|(k, _)| !unpaid.contains(k));
-        let inferences: BTreeMap<String, f64> = inferers.into_iter().collect();
-        let forecasts: BTreeMap<String, BTreeMap<String, f64>> = forecasters
-            .into_iter()
-            .map(|(k, m)| {
-                let m: BTreeMap<String, f64> = m
-                    .into_iter()
-                    .filter(|(j, _)| inferences.contains_key(j))
-                    .collect();
-                (k, m)
-            })
-            .filter(|(_, m)| !m.is_empty())
-            .collect();
-        let params = self.params.clone();
+        let Some(input) = self.epoch_synthesis_input(topic, counted, &unpaid) else {
+            return;
+        };
         let Some(t) = self.topics.get_mut(&topic) else {
             return;
         };
         let mut record = EpochRecord {
             bundle: None,
-            forecasters: forecasts.keys().cloned().collect(),
+            forecasters: input.forecasts.keys().cloned().collect(),
         };
-        if !inferences.is_empty() {
-            match synthesize_bundle(&synthesis_input(t, &params, inferences, forecasts)) {
+        if !input.inferences.is_empty() {
+            match synthesize_bundle(&input) {
                 Ok(n) => {
                     let out = SynthJsonOutput::from_inferences(n, true);
                     events.push(LedgerEvent::NetworkInference {
@@ -302,13 +285,67 @@ impl Ledger {
 }
 
 /// The workers of a worker window that count, before data fees.
-struct CountedWorkers {
+/// The workers of an epoch that count ([`Ledger::counted_workers`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CountedWorkers {
     /// Inferers and their inference.
     inferers: Vec<(String, f64)>,
     /// Forecasters and their forecasts by inferer.
     forecasters: Vec<(String, BTreeMap<String, f64>)>,
     /// The key of every counted worker, by hex.
-    keys: BTreeMap<String, PublicKey>,
+    pub keys: BTreeMap<String, PublicKey>,
+}
+
+impl Ledger {
+    /// The workers of a worker window's effective `entries` that count for `(topic, epoch)`
+    /// (`None`: unknown topic). With [`Ledger::epoch_synthesis_input`], the one way the
+    /// synthesis input of an epoch is built: by the settlement when the window is finalized,
+    /// and by the replica for its live inference when the window closes.
+    pub fn counted_workers(
+        &self,
+        topic: TopicId,
+        epoch: u64,
+        entries: &[SignedEntry],
+    ) -> Option<CountedWorkers> {
+        let t = self.topics.get(&topic)?;
+        Some(counted_workers(t, &self.params, topic, epoch, entries))
+    }
+
+    /// Whether `who` can pay the data-sending fee now (what the settlement will charge).
+    pub fn can_pay_data_fee(&self, who: &PublicKey) -> bool {
+        self.balance(who) >= self.params.data_sending_fee
+    }
+
+    /// The synthesis input of an epoch from its counted workers, leaving out those in
+    /// `unpaid` (by hex key) and forecasts of inferers that do not count (`None`: unknown
+    /// topic). Its `inferences` may be empty.
+    pub fn epoch_synthesis_input(
+        &self,
+        topic: TopicId,
+        counted: CountedWorkers,
+        unpaid: &BTreeSet<String>,
+    ) -> Option<SynthesisInput<String>> {
+        let t = self.topics.get(&topic)?;
+        let inferences: BTreeMap<String, f64> = counted
+            .inferers
+            .into_iter()
+            .filter(|(k, _)| !unpaid.contains(k))
+            .collect();
+        let forecasts = counted
+            .forecasters
+            .into_iter()
+            .filter(|(k, _)| !unpaid.contains(k))
+            .map(|(k, m)| {
+                let m: BTreeMap<String, f64> = m
+                    .into_iter()
+                    .filter(|(j, _)| inferences.contains_key(j))
+                    .collect();
+                (k, m)
+            })
+            .filter(|(_, m)| !m.is_empty())
+            .collect();
+        Some(synthesis_input(t, &self.params, inferences, forecasts))
+    }
 }
 
 /// The workers of `(topic, epoch)` that count: registered authors with a bundle; at most

@@ -4,12 +4,13 @@
 use chorus_protocol::envelope::Envelope;
 use chorus_protocol::ids::Hash32;
 use chorus_protocol::math::synth_io::SynthJsonOutput;
-use chorus_protocol::math::synthesis::{SynthesisInput, SynthesisParams, synthesize_combined};
+use chorus_protocol::math::synthesis::synthesize_combined;
 use chorus_protocol::messages::{Evidence, EvidenceKind, Payload};
 use chorus_protocol::validation::{self, ChannelKind, IgnoreReason, RejectReason};
 
 use super::admission::{Admitted, PersistBatch, Refusal, Route};
 use super::{Effect, Offence, Outcome, PeerKey, Replica, ReplicaEvent};
+use crate::ledger::SignedEntry;
 use crate::window::{Insert, Phase, WindowKey, entry_from_parts};
 
 /// The gossip channel of a payload.
@@ -212,59 +213,37 @@ impl Replica {
                 let Ok(entries) = w.effective_entries(&heads) else {
                     continue;
                 };
-                let mut input = SynthesisInput {
-                    params: SynthesisParams {
-                        p_norm: t.spec.p_norm,
-                        c_norm: self.ledger.params.c_norm,
-                        epsilon: t.spec.epsilon,
-                        epsilon_safe_div: self.ledger.params.epsilon_safe_div,
-                    },
-                    initial_regret: t.mechanism.initial_regret,
-                    previous_network_loss: t.mechanism.previous_network_loss,
-                    inferences: Default::default(),
-                    forecasts: Default::default(),
-                    regrets: t.mechanism.regrets.clone(),
+                let entries: Vec<SignedEntry> = entries
+                    .into_iter()
+                    .map(|e| SignedEntry {
+                        author: e.envelope.signer,
+                        id: e.message_id(),
+                        payload: e.payload.clone(),
+                    })
+                    .collect();
+                // The settlement's own choice of workers, with who could pay the fee now.
+                let Some(counted) = self.ledger.counted_workers(topic, epoch, &entries) else {
+                    continue;
                 };
-                for e in &entries {
-                    if !t.workers.contains(&e.envelope.signer) {
-                        continue;
-                    }
-                    if let Payload::WorkerBundle(b) = &e.payload {
-                        let k = e.envelope.signer.to_hex();
-                        if let Some(v) = b.inference {
-                            input.inferences.insert(k.clone(), v);
-                        }
-                        if !b.forecasts.is_empty() {
-                            input.forecasts.insert(
-                                k,
-                                b.forecasts
-                                    .iter()
-                                    .map(|f| (f.inferer.to_hex(), f.value))
-                                    .collect(),
-                            );
-                        }
-                    }
-                }
-                for m in input.forecasts.values_mut() {
-                    m.retain(|j, _| input.inferences.contains_key(j));
-                }
-                input.forecasts.retain(|_, m| !m.is_empty());
+                let unpaid = counted
+                    .keys
+                    .iter()
+                    .filter(|(_, k)| !self.ledger.can_pay_data_fee(k))
+                    .map(|(h, _)| h.clone())
+                    .collect();
+                let Some(input) = self.ledger.epoch_synthesis_input(topic, counted, &unpaid) else {
+                    continue;
+                };
                 if input.inferences.is_empty() {
                     continue;
                 }
                 if let Ok(c) = synthesize_combined(&input) {
-                    out.push(Effect::Event(ReplicaEvent::LocalInference {
-                        topic,
-                        epoch,
-                        combined: c.combined_value,
-                        inferers: input.inferences.len(),
-                    }));
-                    let summary = SynthJsonOutput {
+                    let bundle = SynthJsonOutput {
                         combined_value: c.combined_value,
                         confidence_interval_values: None,
                         forecaster_values: c.forecaster_values,
                         forecaster_weights: c.forecaster_weights,
-                        inferer_values: input.inferences.clone(),
+                        inferer_values: input.inferences,
                         inferer_weights: c.inferer_weights,
                         naive_value: None,
                         one_in_forecaster_values: Default::default(),
@@ -272,7 +251,12 @@ impl Replica {
                         one_out_inferer_forecaster_values: Default::default(),
                         one_out_inferer_values: Default::default(),
                     };
-                    self.local_inference.insert(topic, (epoch, summary));
+                    self.local_inference.insert(topic, (epoch, bundle.clone()));
+                    out.push(Effect::Event(ReplicaEvent::LocalInference {
+                        topic,
+                        epoch,
+                        bundle: Box::new(bundle),
+                    }));
                 }
             }
             if let Some(e) = done {

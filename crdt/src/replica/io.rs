@@ -110,10 +110,8 @@ pub enum ReplicaEvent {
         topic: TopicId,
         /// Epoch.
         epoch: u64,
-        /// Combined value.
-        combined: f64,
-        /// Inferers counted.
-        inferers: usize,
+        /// The bundle (combined value, weights; the one-out values come with finalization).
+        bundle: Box<SynthJsonOutput>,
     },
     /// A checkpoint was applied.
     Finalized {

@@ -30,6 +30,7 @@ use chorus_protocol::keys::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 pub use handle::{
     Command, InferenceEvent, LedgerRecord, NodeHandle, Query, QueryError, SubmitResult,
@@ -224,23 +225,22 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
     let handle = NodeHandle::new(commands_tx, inferences_tx.clone(), metrics.clone())
         .with_ledger_events(ledger_tx.clone());
     let mut tasks = JoinSet::new();
+    // Every task runs in a span naming the node (and its topic), so that the lines of many
+    // nodes in one process (devnet, testbeds) can be told apart.
+    let node_span = tracing::info_span!("node", id = %setup.key.public().short());
     for w in setup.workers {
-        tasks.spawn(run_worker(
-            w,
-            view_rx.clone(),
-            roles_tx.clone(),
-            clock,
-            metrics.clone(),
-        ));
+        let span = tracing::info_span!(parent: &node_span, "worker", topic = w.topic.0);
+        tasks.spawn(
+            run_worker(w, view_rx.clone(), roles_tx.clone(), clock, metrics.clone())
+                .instrument(span),
+        );
     }
     for r in setup.reputers {
-        tasks.spawn(run_reputer(
-            r,
-            view_rx.clone(),
-            roles_tx.clone(),
-            clock,
-            metrics.clone(),
-        ));
+        let span = tracing::info_span!(parent: &node_span, "reputer", topic = r.topic.0);
+        tasks.spawn(
+            run_reputer(r, view_rx.clone(), roles_tx.clone(), clock, metrics.clone())
+                .instrument(span),
+        );
     }
     drop(roles_tx);
     let net = network::NetDriver::new(
@@ -265,7 +265,12 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         wal,
         network_name: setup.genesis.network.clone(),
     });
-    tasks.spawn(actor.run(commands_rx, roles_rx, first_effects));
+    let span = tracing::info_span!(parent: &node_span, "actor");
+    tasks.spawn(
+        actor
+            .run(commands_rx, roles_rx, first_effects)
+            .instrument(span),
+    );
     Ok(RunningNode {
         handle,
         peer_id,

@@ -414,31 +414,38 @@ impl Actor {
     fn event(&mut self, ev: ReplicaEvent) {
         let now = self.now();
         match ev {
-            ReplicaEvent::LocalInference { topic, epoch, .. } => {
-                if let Some((e, bundle)) = self.p.replica.local_inference(topic).cloned()
-                    && e == epoch
-                {
-                    let h = self.history.entry(topic).or_default();
-                    if !h.get(&epoch).is_some_and(|s| s.finalized) {
-                        h.insert(
-                            epoch,
-                            StoredInference {
-                                bundle: bundle.clone(),
-                                finalized: false,
-                                height: None,
-                            },
-                        );
-                    }
-                    let _ = self.p.inferences.send(InferenceEvent {
-                        topic,
+            ReplicaEvent::LocalInference {
+                topic,
+                epoch,
+                bundle,
+            } => {
+                let combined_value = bundle.combined_value;
+                let h = self.history.entry(topic).or_default();
+                if !h.get(&epoch).is_some_and(|s| s.finalized) {
+                    h.insert(
                         epoch,
-                        combined_value: bundle.combined_value,
-                        naive_value: None,
-                        finalized: false,
-                        checkpoint_height: None,
-                        time_ms: now,
-                    });
+                        StoredInference {
+                            bundle: *bundle,
+                            finalized: false,
+                            height: None,
+                        },
+                    );
                 }
+                tracing::info!(
+                    topic = topic.0,
+                    epoch,
+                    combined_value,
+                    "worker window closed: local network inference"
+                );
+                let _ = self.p.inferences.send(InferenceEvent {
+                    topic,
+                    epoch,
+                    combined_value,
+                    naive_value: None,
+                    finalized: false,
+                    checkpoint_height: None,
+                    time_ms: now,
+                });
             }
             ReplicaEvent::Finalized {
                 height,
@@ -447,6 +454,12 @@ impl Actor {
                 ..
             } => {
                 self.p.metrics.checkpoint(height);
+                tracing::info!(
+                    height,
+                    events = events.len(),
+                    inferences = bundles.len(),
+                    "checkpoint applied"
+                );
                 // Finality latency: from the end of the period this height finalizes.
                 let period_end = self.p.replica.ledger().period_end(height.saturating_sub(1));
                 self.p
@@ -538,6 +551,12 @@ impl Actor {
                 });
                 self.carry_out(effects).await;
                 let refused = refused.flatten();
+                match &refused {
+                    None => tracing::info!(?topic, ?epoch, kind, "submission published"),
+                    Some(reason) => {
+                        tracing::info!(?topic, ?epoch, kind, %reason, "submission refused")
+                    }
+                }
                 self.submissions.insert(
                     (topic.unwrap_or(0), kind),
                     Submission {
