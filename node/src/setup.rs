@@ -7,6 +7,7 @@
 //! (models, forecasters, truth sources: a CSV that does not load fails here, before the node
 //! starts) and the addresses parsed.
 
+use chorus_crdt::replica::{AntiEntropyConfig, ReplicaConfig};
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::ids::TopicId;
 use chorus_protocol::keys::Keypair;
@@ -105,12 +106,17 @@ impl NodeSetup {
             listen: multiaddrs("listen", &net.listen)?,
             bootstrap: multiaddrs("bootstrap", &net.bootstrap)?,
             max_backoff: cfg.max_backoff(),
-            replica: cfg.consensus.replica(cfg.validator.enabled),
+            replica: ReplicaConfig {
+                anti_entropy: AntiEntropyConfig {
+                    round_ms: cfg.network.anti_entropy_ms,
+                    ..AntiEntropyConfig::default()
+                },
+                ..cfg.consensus.replica(cfg.validator.enabled)
+            },
             tick: cfg.tick(),
             workers,
             reputers,
             clock,
-            anti_entropy: cfg.anti_entropy(),
         })
     }
 }
@@ -194,7 +200,7 @@ truth = { kind = "builtin", target = "range" }
         assert_eq!(s.store_cache_bytes, 16 << 20);
         assert_eq!(s.tick, Duration::from_millis(20));
         assert_eq!(s.max_backoff, Duration::from_secs(3));
-        assert_eq!(s.anti_entropy, Duration::from_millis(750));
+        assert_eq!(s.replica.anti_entropy.round_ms, 750);
         assert_eq!(s.listen.len(), 1);
         assert_eq!(s.bootstrap.len(), 1);
         assert!(s.net.kademlia && !s.net.mdns && !s.net.local && !s.net.memory);

@@ -73,8 +73,6 @@ pub struct NodeSetup {
     pub reputers: Vec<ReputerTask>,
     /// The clock.
     pub clock: Clock,
-    /// Anti-entropy round interval.
-    pub anti_entropy: Duration,
 }
 
 /// A started node.
@@ -188,7 +186,6 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
     let wal = restore.wal.clone();
     let clock = setup.clock;
     let mut replica_config = setup.replica.clone();
-    replica_config.anti_entropy.round_ms = setup.anti_entropy.as_millis() as u64;
     // Which peer and windows anti-entropy picks must not be predictable by a peer.
     replica_config.seed = random_seed();
     let (replica, first_effects) = Replica::new(
