@@ -40,23 +40,7 @@ fn key(tag: u8, i: u32) -> Keypair {
 }
 
 fn spec() -> TopicSpec {
-    TopicSpec {
-        name: "bench".into(),
-        metadata: String::new(),
-        loss: LossMethod::Mse,
-        start_ms: 0,
-        epoch_length_ms: 1_000,
-        submission_window_ms: 500,
-        ground_truth_lag_ms: 1_000,
-        p_norm: 3.0,
-        alpha_regret: 0.1,
-        epsilon: 0.01,
-        merit_sortition_alpha: 0.1,
-        active_inferer_quantile: 0.25,
-        active_forecaster_quantile: 0.25,
-        active_reputer_quantile: 0.25,
-        allow_negative: false,
-    }
+    TopicSpec::new("bench", LossMethod::Mse, 0, 1_000, 500, 1_000)
 }
 
 struct World {

@@ -98,23 +98,7 @@ fn main() {
     let msg = signing_bytes(&network, &envs[0].payload);
     let view = View {
         params: ModuleParams::default(),
-        spec: TopicSpec {
-            name: "bench".into(),
-            metadata: String::new(),
-            loss: LossMethod::Mse,
-            start_ms: 0,
-            epoch_length_ms: 60_000,
-            submission_window_ms: 60_000,
-            ground_truth_lag_ms: 60_000,
-            p_norm: 3.0,
-            alpha_regret: 0.1,
-            epsilon: 0.01,
-            merit_sortition_alpha: 0.1,
-            active_inferer_quantile: 0.25,
-            active_forecaster_quantile: 0.25,
-            active_reputer_quantile: 0.25,
-            allow_negative: false,
-        },
+        spec: TopicSpec::new("bench", LossMethod::Mse, 0, 60_000, 60_000, 60_000),
     };
     let channel = Channel {
         network,

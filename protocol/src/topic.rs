@@ -82,6 +82,36 @@ fn in_range(field: &'static str, v: f64, lo: f64, hi: f64) -> Result<(), TopicEr
 }
 
 impl TopicSpec {
+    /// A topic with the given schedule and loss and the usual mechanism parameters: p-norm 3,
+    /// regret α 0.1, ε 0.01, merit-sortition α 0.1, active quantiles 0.25 (override fields
+    /// with struct update syntax).
+    pub fn new(
+        name: impl Into<String>,
+        loss: LossMethod,
+        start_ms: u64,
+        epoch_length_ms: u64,
+        submission_window_ms: u64,
+        ground_truth_lag_ms: u64,
+    ) -> TopicSpec {
+        TopicSpec {
+            name: name.into(),
+            metadata: String::new(),
+            loss,
+            start_ms,
+            epoch_length_ms,
+            submission_window_ms,
+            ground_truth_lag_ms,
+            p_norm: 3.0,
+            alpha_regret: 0.1,
+            epsilon: 0.01,
+            merit_sortition_alpha: 0.1,
+            active_inferer_quantile: 0.25,
+            active_forecaster_quantile: 0.25,
+            active_reputer_quantile: 0.25,
+            allow_negative: false,
+        }
+    }
+
     /// Check every field against Allora's rules (`CreateNewTopicRequest.Validate`).
     pub fn validate(&self, params: &ModuleParams) -> Result<(), TopicError> {
         if self.name.is_empty() || self.name.len() > MAX_STRING_LEN {
@@ -183,23 +213,14 @@ pub(crate) mod tests {
 
     /// A valid spec for tests.
     pub(crate) fn spec() -> TopicSpec {
-        TopicSpec {
-            name: "ETH 10min".into(),
-            metadata: String::new(),
-            loss: LossMethod::Mse,
-            start_ms: 1_000_000,
-            epoch_length_ms: 60_000,
-            submission_window_ms: 30_000,
-            ground_truth_lag_ms: 60_000,
-            p_norm: 3.0,
-            alpha_regret: 0.1,
-            epsilon: 0.01,
-            merit_sortition_alpha: 0.1,
-            active_inferer_quantile: 0.25,
-            active_forecaster_quantile: 0.25,
-            active_reputer_quantile: 0.25,
-            allow_negative: false,
-        }
+        TopicSpec::new(
+            "ETH 10min",
+            LossMethod::Mse,
+            1_000_000,
+            60_000,
+            30_000,
+            60_000,
+        )
     }
 
     #[test]

@@ -228,23 +228,20 @@ fn topic(
 
 fn topic_spec(name: &str, start: u64, args: &DevnetArgs) -> TopicSpec {
     let epoch_ms = args.epoch_ms;
+    // Most of the epoch to submit: bundles travel through a loaded local network of many
+    // nodes.
     TopicSpec {
-        name: name.into(),
         metadata: "replayed hourly bars, one bar per epoch".into(),
-        loss: LossMethod::Mse,
-        start_ms: start,
-        epoch_length_ms: epoch_ms,
-        // Most of the epoch: bundles travel through a loaded local network of many nodes.
-        submission_window_ms: epoch_ms * 3 / 4,
-        ground_truth_lag_ms: epoch_ms,
         p_norm: args.p_norm,
         alpha_regret: args.alpha_regret,
-        epsilon: 0.01,
-        merit_sortition_alpha: 0.1,
-        active_inferer_quantile: 0.25,
-        active_forecaster_quantile: 0.25,
-        active_reputer_quantile: 0.25,
-        allow_negative: false,
+        ..TopicSpec::new(
+            name,
+            LossMethod::Mse,
+            start,
+            epoch_ms,
+            epoch_ms * 3 / 4,
+            epoch_ms,
+        )
     }
 }
 

@@ -96,23 +96,7 @@ mod tests {
 
     fn ledger() -> Ledger {
         let me = Keypair::from_seed(&[1; 32]).public();
-        let spec = TopicSpec {
-            name: "t".into(),
-            metadata: String::new(),
-            loss: LossMethod::Mse,
-            start_ms: 10_000,
-            epoch_length_ms: 1_000,
-            submission_window_ms: 500,
-            ground_truth_lag_ms: 1_000,
-            p_norm: 3.0,
-            alpha_regret: 0.1,
-            epsilon: 0.01,
-            merit_sortition_alpha: 0.1,
-            active_inferer_quantile: 0.25,
-            active_forecaster_quantile: 0.25,
-            active_reputer_quantile: 0.25,
-            allow_negative: false,
-        };
+        let spec = TopicSpec::new("t", LossMethod::Mse, 10_000, 1_000, 500, 1_000);
         let g = Genesis {
             network: "window-state".into(),
             genesis_time_ms: 10_000,

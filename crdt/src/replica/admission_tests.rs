@@ -7,7 +7,7 @@
 use automerge::Automerge;
 use automerge::sync::{self, SyncDoc};
 use chorus_protocol::envelope::Envelope;
-use chorus_protocol::ids::{Hash32, TopicId};
+use chorus_protocol::ids::Hash32;
 use chorus_protocol::keys::{Keypair, Signature};
 use chorus_protocol::messages::{Evidence, EvidenceKind, Payload, WorkerBundle};
 use chorus_protocol::validation::{ChannelKind, IgnoreReason, RejectReason};
@@ -16,21 +16,9 @@ use super::tests::{config, genesis, keys};
 use super::wire::{InboundId, Request, Response};
 use super::{Effect, Input, Offence, Outcome, Replica, Restore};
 use crate::ledger::Ledger;
-use crate::window::{Phase, WindowKey, entry_from_parts};
+use crate::window::{WindowKey, entry_from_parts};
 
-const TOPIC: TopicId = TopicId(1);
-/// Inside the worker window of epoch 2 (`[1 002 000, 1 002 500)`, skew 100).
-const LIVE: u64 = 1_002_100;
-/// After that window closed, before anything finalized it.
-const LATE: u64 = 1_002_700;
-
-fn window(epoch: u64) -> WindowKey {
-    WindowKey::Topic {
-        topic: TOPIC,
-        epoch,
-        phase: Phase::Workers,
-    }
-}
+use super::tests::{LATE, LIVE, TOPIC, worker_window as window};
 
 struct Fixture {
     replica: Replica,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chorus_protocol::envelope::Envelope;
-use chorus_protocol::ids::{Hash32, TopicId};
+use chorus_protocol::ids::Hash32;
 use chorus_protocol::keys::{Keypair, PublicKey};
 use chorus_protocol::messages::{Payload, WorkerBundle};
 use chorus_protocol::validation::ChannelKind;
@@ -13,20 +13,9 @@ use super::tests::{config, genesis, keys};
 use super::wire::{InboundId, MAX_CATCHUP, Request, RequestId, Response, StoreQuery};
 use super::{Effect, Input, Replica, Restore};
 use crate::ledger::WindowState;
-use crate::window::{Phase, WindowKey};
+use crate::window::WindowKey;
 
-const TOPIC: TopicId = TopicId(1);
-const LIVE: u64 = 1_002_100;
-/// Epoch 2's worker window is closed (not finalized); rounds are due.
-const LATE: u64 = 1_002_700;
-
-fn window(epoch: u64) -> WindowKey {
-    WindowKey::Topic {
-        topic: TOPIC,
-        epoch,
-        phase: Phase::Workers,
-    }
-}
+use super::tests::{LATE, LIVE, TOPIC, worker_window as window};
 
 struct F {
     r: Replica,

@@ -283,7 +283,7 @@ impl Sim {
             genesis,
             config,
             seed,
-            rng: SimRng::new(seed),
+            rng: SimRng::seeded(seed),
             queue: BinaryHeap::new(),
             in_flight: BTreeMap::new(),
             seq: 0,

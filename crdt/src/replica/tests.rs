@@ -15,6 +15,22 @@ use super::sim::{NetConfig, Sim, SimRoles};
 use crate::checkpoint::TimeoutConfig;
 use crate::ledger::Ledger;
 
+/// The topic of [`genesis`].
+pub(crate) const TOPIC: TopicId = TopicId(1);
+/// Inside the worker window of epoch 2 (`[1 002 000, 1 002 500)`, skew 100).
+pub(crate) const LIVE: u64 = 1_002_100;
+/// After that window closed, before anything finalized it.
+pub(crate) const LATE: u64 = 1_002_700;
+
+/// The worker window of `epoch` of [`TOPIC`].
+pub(crate) fn worker_window(epoch: u64) -> crate::window::WindowKey {
+    crate::window::WindowKey::Topic {
+        topic: TOPIC,
+        epoch,
+        phase: crate::window::Phase::Workers,
+    }
+}
+
 pub(crate) fn keys(n: u8) -> Vec<Keypair> {
     (1..=n).map(|i| Keypair::from_seed(&[i; 32])).collect()
 }
@@ -30,23 +46,7 @@ pub(crate) fn genesis(keys: &[Keypair]) -> Genesis {
         min_topic_weight: 0.0,
         ..ModuleParams::default()
     };
-    let spec = TopicSpec {
-        name: "sim".into(),
-        metadata: String::new(),
-        loss: LossMethod::Mse,
-        start_ms: start,
-        epoch_length_ms: 1_000,
-        submission_window_ms: 500,
-        ground_truth_lag_ms: 1_000,
-        p_norm: 3.0,
-        alpha_regret: 0.1,
-        epsilon: 0.01,
-        merit_sortition_alpha: 0.1,
-        active_inferer_quantile: 0.25,
-        active_forecaster_quantile: 0.25,
-        active_reputer_quantile: 0.25,
-        allow_negative: false,
-    };
+    let spec = TopicSpec::new("sim", LossMethod::Mse, start, 1_000, 500, 1_000);
     let mut g = Genesis {
         network: "replica-test".into(),
         genesis_time_ms: start,

@@ -31,21 +31,15 @@ pub fn network() -> NetworkId {
 /// A topic spec starting at t = 1_000_000 ms with 60 s epochs.
 pub fn spec() -> TopicSpec {
     TopicSpec {
-        name: "EUR/USD 1h range".into(),
         metadata: "next bar ln(high/low)".into(),
-        loss: LossMethod::Mse,
-        start_ms: 1_000_000,
-        epoch_length_ms: 60_000,
-        submission_window_ms: 30_000,
-        ground_truth_lag_ms: 60_000,
-        p_norm: 3.0,
-        alpha_regret: 0.1,
-        epsilon: 0.01,
-        merit_sortition_alpha: 0.1,
-        active_inferer_quantile: 0.25,
-        active_forecaster_quantile: 0.25,
-        active_reputer_quantile: 0.25,
-        allow_negative: false,
+        ..TopicSpec::new(
+            "EUR/USD 1h range",
+            LossMethod::Mse,
+            1_000_000,
+            60_000,
+            30_000,
+            60_000,
+        )
     }
 }
 

@@ -76,21 +76,15 @@ impl NetSpec {
     /// The topic definition shared by every topic.
     pub fn topic_spec(&self, k: usize) -> TopicSpec {
         TopicSpec {
-            name: format!("EUR/USD range #{k}"),
             metadata: "testbed topic: hourly EUR/USD bars, one per epoch".into(),
-            loss: LossMethod::Mse,
-            start_ms: self.start_ms,
-            epoch_length_ms: self.epoch_ms,
-            submission_window_ms: self.epoch_ms / 2,
-            ground_truth_lag_ms: self.epoch_ms,
-            p_norm: 3.0,
-            alpha_regret: 0.1,
-            epsilon: 0.01,
-            merit_sortition_alpha: 0.1,
-            active_inferer_quantile: 0.25,
-            active_forecaster_quantile: 0.25,
-            active_reputer_quantile: 0.25,
-            allow_negative: false,
+            ..TopicSpec::new(
+                format!("EUR/USD range #{k}"),
+                LossMethod::Mse,
+                self.start_ms,
+                self.epoch_ms,
+                self.epoch_ms / 2,
+                self.epoch_ms,
+            )
         }
     }
 

@@ -82,7 +82,7 @@ async fn run_inner(args: CrashArgs, report: &mut Report) -> anyhow::Result<()> {
     if args.store_kills > 10_000 || args.node_kills > 1_000 {
         bail!("at most 10000 store kills and 1000 node kills");
     }
-    let mut rng = Rng::new(args.seed);
+    let mut rng = Rng::seeded(args.seed);
     if args.store_kills > 0 {
         store_level(args.store_kills, &mut rng, report).await?;
     }

@@ -297,7 +297,7 @@ mod tests {
             })
             .collect();
         let hostile = Keypair::from_seed(&[99; 32]);
-        let mut rng = SimRng::new(1);
+        let mut rng = SimRng::seeded(1);
         let report = gauntlet(key, network, &envelopes, &hostile, &mut rng).unwrap();
         assert!(report.offered >= 20, "{report:?}");
         assert_eq!(report.offered, report.refused, "{report:?}");

@@ -132,7 +132,7 @@ impl<'a> Runner<'a> {
             proposers: BTreeMap::new(),
             hostile_hashes: BTreeMap::new(),
             hostile_sent: (0, 0),
-            rng: SimRng::new(seed ^ 0x5EED_4057),
+            rng: SimRng::seeded(seed ^ 0x5EED_4057),
             next_convergence_check: s.converge_from_ms,
             steps: 0,
             s,
@@ -566,7 +566,7 @@ impl<'a> Runner<'a> {
 
     /// The hostile-author gauntlet on the fullest worker window of a random checked node.
     fn hostile_author(&mut self, now: u64) -> HostileReport {
-        let mut rng = SimRng::new(self.seed ^ 0x4057_11E5);
+        let mut rng = SimRng::seeded(self.seed ^ 0x4057_11E5);
         let checked: Vec<usize> = self
             .checked_nodes()
             .into_iter()

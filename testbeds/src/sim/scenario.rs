@@ -163,23 +163,14 @@ pub fn genesis(keys: &[Keypair], bonds: &[u128]) -> Genesis {
         min_topic_weight: 0.0,
         ..ModuleParams::default()
     };
-    let spec = TopicSpec {
-        name: "sim".into(),
-        metadata: String::new(),
-        loss: LossMethod::Mse,
-        start_ms: GENESIS_MS,
-        epoch_length_ms: PERIOD_MS,
-        submission_window_ms: PERIOD_MS / 2,
-        ground_truth_lag_ms: PERIOD_MS,
-        p_norm: 3.0,
-        alpha_regret: 0.1,
-        epsilon: 0.01,
-        merit_sortition_alpha: 0.1,
-        active_inferer_quantile: 0.25,
-        active_forecaster_quantile: 0.25,
-        active_reputer_quantile: 0.25,
-        allow_negative: false,
-    };
+    let spec = TopicSpec::new(
+        "sim",
+        LossMethod::Mse,
+        GENESIS_MS,
+        PERIOD_MS,
+        PERIOD_MS / 2,
+        PERIOD_MS,
+    );
     let mut g = Genesis {
         network: "chorus-testbeds-sim".into(),
         genesis_time_ms: GENESIS_MS,
@@ -276,7 +267,7 @@ fn bonds(config: &SimConfig, rng: &mut SimRng) -> (Vec<u128>, Vec<usize>) {
 impl Scenario {
     /// The scenario of `seed` under `config` (deterministic).
     pub fn new(config: &SimConfig, seed: u64) -> Scenario {
-        let mut rng = SimRng::new(seed ^ 0x5CE7_A410);
+        let mut rng = SimRng::seeded(seed ^ 0x5CE7_A410);
         let n = config.nodes;
         let keys: Vec<Keypair> = (0..n).map(node_key).collect();
         let (bonds, byzantine_validators) = bonds(config, &mut rng);

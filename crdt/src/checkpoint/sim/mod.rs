@@ -402,10 +402,10 @@ impl Harness {
     }
 
     fn send(&mut self, from: usize, to: usize, bytes: &[u8]) {
-        if self.rng.chance(self.net.drop_per_mille) {
+        if self.rng.chance_per_mille(self.net.drop_per_mille) {
             return;
         }
-        let copies = if self.rng.chance(self.net.dup_per_mille) {
+        let copies = if self.rng.chance_per_mille(self.net.dup_per_mille) {
             2
         } else {
             1

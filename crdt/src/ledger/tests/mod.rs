@@ -21,23 +21,7 @@ fn pk(i: u8) -> PublicKey {
 }
 
 fn spec(start: u64) -> TopicSpec {
-    TopicSpec {
-        name: "t".into(),
-        metadata: String::new(),
-        loss: LossMethod::Mse,
-        start_ms: start,
-        epoch_length_ms: 1_000,
-        submission_window_ms: 500,
-        ground_truth_lag_ms: 1_000,
-        p_norm: 3.0,
-        alpha_regret: 0.1,
-        epsilon: 0.01,
-        merit_sortition_alpha: 0.1,
-        active_inferer_quantile: 0.25,
-        active_forecaster_quantile: 0.25,
-        active_reputer_quantile: 0.25,
-        allow_negative: false,
-    }
+    TopicSpec::new("t", LossMethod::Mse, start, 1_000, 500, 1_000)
 }
 
 fn genesis() -> Genesis {
