@@ -408,13 +408,8 @@ impl LocalNet {
 
     /// Stop node `i`: flush, end its tasks, join its storage thread.
     pub async fn stop_node(&mut self, i: usize) {
-        if let Some(mut node) = self.nodes[i].take() {
-            node.handle.shutdown().await;
-            node.tasks.abort_all();
-            while node.tasks.join_next().await.is_some() {}
-            drop(node.handle);
-            let thread = node.store_thread;
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        if let Some(node) = self.nodes[i].take() {
+            node.stop().await;
         }
     }
 

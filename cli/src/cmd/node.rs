@@ -120,11 +120,6 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(t) = api_task {
         let _ = t.await;
     }
-    node.handle.shutdown().await;
-    node.tasks.abort_all();
-    while node.tasks.join_next().await.is_some() {}
-    drop(node.handle);
-    let thread = node.store_thread;
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    node.stop().await;
     Ok(())
 }

@@ -351,15 +351,7 @@ impl Replica {
             }
             (Asked::Sync(window), Response::Sync(Some(bytes))) => {
                 match self.sync_message(from, window, &bytes, now_ms, out) {
-                    Some(message) => {
-                        self.request(
-                            from,
-                            Request::Sync { window, message },
-                            Some(Asked::Sync(window)),
-                            now_ms,
-                            out,
-                        );
-                    }
+                    Some(message) => self.send_sync(from, window, message, now_ms, out),
                     None => self.sync_close(from, window),
                 }
                 self.retry_validations(now_ms, out);
@@ -399,15 +391,23 @@ impl Replica {
             .collect();
         for window in differ {
             if let Some(message) = self.sync_open(from, window, now_ms) {
-                self.request(
-                    from,
-                    Request::Sync { window, message },
-                    Some(Asked::Sync(window)),
-                    now_ms,
-                    out,
-                );
+                self.send_sync(from, window, message, now_ms, out);
             }
         }
+    }
+
+    /// Our next sync message for `window` to `peer`, as a request whose answer continues the
+    /// session.
+    fn send_sync(
+        &mut self,
+        peer: PeerKey,
+        window: WindowKey,
+        message: Vec<u8>,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        let request = Request::Sync { window, message };
+        self.request(peer, request, Some(Asked::Sync(window)), now_ms, out);
     }
 
     /// A request from a peer: answered from memory, or by a store read the host runs.

@@ -85,6 +85,31 @@ impl Default for NetConfig {
     }
 }
 
+/// Replica tunables for one-second checkpoint periods on a LAN-like simulated network:
+/// consensus timeouts scaled to the period, anti-entropy rounds every half period (delays
+/// stay under half a second). Each node's seed is derived from the simulator's.
+pub fn replica_config() -> ReplicaConfig {
+    ReplicaConfig {
+        propose_grace_ms: 100,
+        timeouts: crate::checkpoint::TimeoutConfig {
+            propose_ms: 500,
+            propose_delta_ms: 100,
+            prevote_ms: 200,
+            prevote_delta_ms: 100,
+            precommit_ms: 200,
+            precommit_delta_ms: 100,
+            rebroadcast_ms: 1_000,
+            max_ms: 5_000,
+        },
+        validator: true,
+        anti_entropy: super::AntiEntropyConfig {
+            round_ms: 500,
+            request_timeout_ms: 1_000,
+        },
+        seed: 0,
+    }
+}
+
 /// What a node persisted.
 #[derive(Clone, Debug, Default)]
 pub struct SimStore {

@@ -12,7 +12,6 @@ use chorus_protocol::topic::{LossMethod, TopicSpec};
 
 use super::ReplicaConfig;
 use super::sim::{NetConfig, Sim, SimRoles};
-use crate::checkpoint::TimeoutConfig;
 use crate::ledger::Ledger;
 
 /// The topic of [`genesis`].
@@ -29,6 +28,18 @@ pub(crate) fn worker_window(epoch: u64) -> crate::window::WindowKey {
         epoch,
         phase: crate::window::Phase::Workers,
     }
+}
+
+/// The running nodes' applied heights differ by at most `within`.
+fn assert_heights_within(s: &Sim, within: u64, what: &str) {
+    let hs: Vec<u64> = s
+        .ledger_roots()
+        .into_iter()
+        .flatten()
+        .map(|r| r.0)
+        .collect();
+    let spread = hs.iter().max().unwrap() - hs.iter().min().unwrap();
+    assert!(spread <= within, "{what}: heights {hs:?}");
 }
 
 pub(crate) fn keys(n: u8) -> Vec<Keypair> {
@@ -113,26 +124,7 @@ pub(crate) fn roles() -> SimRoles {
 }
 
 pub(crate) fn config() -> ReplicaConfig {
-    ReplicaConfig {
-        propose_grace_ms: 100,
-        timeouts: TimeoutConfig {
-            propose_ms: 500,
-            propose_delta_ms: 100,
-            prevote_ms: 200,
-            prevote_delta_ms: 100,
-            precommit_ms: 200,
-            precommit_delta_ms: 100,
-            rebroadcast_ms: 1_000,
-            max_ms: 5_000,
-        },
-        validator: true,
-        // Rounds as often as the simulator's old anti-entropy; latencies here are ≤ 150 ms.
-        anti_entropy: super::AntiEntropyConfig {
-            round_ms: 500,
-            request_timeout_ms: 1_000,
-        },
-        seed: 0,
-    }
+    super::sim::replica_config()
 }
 
 fn sim(seed: u64, net: NetConfig) -> Sim {
@@ -210,16 +202,7 @@ fn a_crashed_replica_restarts_from_its_store_and_catches_up() {
     assert!(s.faults.is_empty(), "{:?}", s.faults);
     let (height, _) = agree(&s);
     assert!(height >= 15, "only {height}");
-    let hs: Vec<u64> = s
-        .ledger_roots()
-        .into_iter()
-        .flatten()
-        .map(|r| r.0)
-        .collect();
-    assert!(
-        hs.iter().max().unwrap() - hs.iter().min().unwrap() <= 2,
-        "{hs:?}"
-    );
+    assert_heights_within(&s, 2, "after the restart");
 }
 
 #[test]
@@ -232,16 +215,7 @@ fn a_partitioned_minority_heals_and_converges() {
     s.heal();
     s.run_until(1_000_000 + 25_000);
     assert!(s.faults.is_empty(), "{:?}", s.faults);
-    let hs: Vec<u64> = s
-        .ledger_roots()
-        .into_iter()
-        .flatten()
-        .map(|r| r.0)
-        .collect();
-    assert!(
-        hs.iter().max().unwrap() - hs.iter().min().unwrap() <= 2,
-        "{hs:?}"
-    );
+    assert_heights_within(&s, 2, "");
     agree(&s);
 }
 
@@ -281,16 +255,7 @@ fn lost_window_fetches_are_asked_again() {
         s.run_until(1_000_000 + 14_000);
         s.net.loss = 0.0;
         s.run_until(1_000_000 + 24_000);
-        let hs: Vec<u64> = s
-            .ledger_roots()
-            .into_iter()
-            .flatten()
-            .map(|r| r.0)
-            .collect();
-        assert!(
-            hs.iter().max().unwrap() - hs.iter().min().unwrap() <= 2,
-            "seed {seed}: {hs:?}"
-        );
+        assert_heights_within(&s, 2, &format!("seed {seed}"));
         agree(&s);
     }
 }

@@ -89,6 +89,18 @@ pub struct RunningNode {
     pub store_thread: StoreThread,
 }
 
+impl RunningNode {
+    /// Stop the node: flush its storage, end its tasks, join its storage thread.
+    pub async fn stop(mut self) {
+        self.handle.shutdown().await;
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        drop(self.handle);
+        let thread = self.store_thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

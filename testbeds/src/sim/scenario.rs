@@ -14,9 +14,8 @@
 
 use std::collections::BTreeSet;
 
-use chorus_crdt::checkpoint::TimeoutConfig;
+use chorus_crdt::replica::ReplicaConfig;
 use chorus_crdt::replica::sim::{NetConfig, SimRng, SimRoles};
-use chorus_crdt::replica::{AntiEntropyConfig, ReplicaConfig};
 use chorus_protocol::genesis::{
     Genesis, GenesisBalance, GenesisRegistration, GenesisStake, GenesisTopic, GenesisValidator,
     Token,
@@ -128,29 +127,10 @@ pub fn is_reputer(i: usize) -> bool {
     i % 3 == 2
 }
 
-/// Consensus timeouts scaled for 1 s checkpoint periods on a LAN-like simulated network.
+/// Consensus timeouts scaled for 1 s checkpoint periods on a LAN-like simulated network
+/// (the simulator's own tunables).
 pub fn replica_config() -> ReplicaConfig {
-    ReplicaConfig {
-        propose_grace_ms: 100,
-        timeouts: TimeoutConfig {
-            propose_ms: 500,
-            propose_delta_ms: 100,
-            prevote_ms: 200,
-            prevote_delta_ms: 100,
-            precommit_ms: 200,
-            precommit_delta_ms: 100,
-            rebroadcast_ms: 1_000,
-            max_ms: 5_000,
-        },
-        validator: true,
-        // Anti-entropy rounds every half period; delays here stay under half a second.
-        anti_entropy: AntiEntropyConfig {
-            round_ms: 500,
-            request_timeout_ms: 1_000,
-        },
-        // Each node's seed is derived from the simulator's.
-        seed: 0,
-    }
+    chorus_crdt::replica::sim::replica_config()
 }
 
 /// The genesis of a network of `nodes` nodes whose first validators have `bonds`.
