@@ -12,8 +12,8 @@ use chorus_protocol::keys::PublicKey;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{read, write};
-use crate::http::{DEFAULT_NODE, NodeClient};
 use crate::output::{BadInput, Output};
+use chorus_node::api::client::{DEFAULT_NODE, NodeClient};
 
 /// Where the node is.
 #[derive(Debug, Clone, Args)]
@@ -255,7 +255,7 @@ pub enum ApiCommand {
 
 /// The node client of `--node`.
 pub fn client(node: &NodeArgs) -> anyhow::Result<NodeClient> {
-    Ok(NodeClient::new(&node.url)?)
+    NodeClient::new(&node.url).map_err(|e| BadInput(format!("--node {e}")).into())
 }
 
 /// Run a command that talks to a node.
