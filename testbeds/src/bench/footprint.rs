@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chorus_node::api::types::Inference;
 use chorus_node::localnet::node_key;
 use chorus_protocol::envelope::Envelope;
 use chorus_protocol::genesis::{GenesisBalance, GenesisRegistration};
@@ -25,8 +26,8 @@ use futures::StreamExt;
 use libp2p::Multiaddr;
 use libp2p::gossipsub::IdentTopic;
 
+use crate::procs;
 use crate::procs::cluster::{Cluster, RunDir, chorus_bin, loopback_endpoints};
-use crate::procs::http;
 use crate::procs::plan::{NetSpec, now_ms, write_data};
 use crate::scenarios::rss_bytes;
 
@@ -212,8 +213,9 @@ pub async fn measure(
     let mut counted = 0usize;
     let mut asked = 0usize;
     for e in last.saturating_sub(5)..last.saturating_sub(1) {
-        if let Ok(v) = http::get_json(&api, &format!("/v1/topics/1/inference?epoch={e}")).await {
-            counted += v["inferer_values"].as_object().map_or(0, |m| m.len());
+        let path = format!("/v1/topics/1/inference?epoch={e}");
+        if let Ok(v) = procs::get::<Inference>(&api, &path).await {
+            counted += v.bundle.inferer_values.len();
         }
         // At most `max_top_inferers_to_reward` inferers count per epoch (ranked by score).
         asked += workers.min(spec.params().max_top_inferers_to_reward as usize);

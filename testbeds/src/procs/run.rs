@@ -188,7 +188,7 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
         let live_apis: Vec<String> = live.iter().map(|i| apis[*i].clone()).collect();
         let answers = check::statuses(&live_apis).await;
         for (i, s) in live.iter().zip(answers) {
-            if let Some(h) = s.as_ref().and_then(check::Head::of) {
+            if let Some(h) = s.as_ref().map(check::Head::of) {
                 for o in outages.iter_mut() {
                     if o.node == *i
                         && o.caught_up_s.is_none()

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use arc_malachitebft_core_types::{NilOrVal, VoteType};
 use chorus_crdt::checkpoint::ConsensusMessage;
+use chorus_node::api::types::Account;
 use chorus_node::store::ops;
 use chorus_protocol::envelope::Envelope;
 use chorus_protocol::ids::{Amount, Hash32, NetworkId};
@@ -39,14 +40,16 @@ use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::swarm::SwarmEvent;
 
 use super::{Rng, store_writer};
+use crate::procs;
 use crate::procs::check::{self, Observer};
 use crate::procs::cluster::{Cluster, RunDir, chorus_bin, loopback_endpoints};
-use crate::procs::http;
 use crate::procs::plan::{NetSpec, write_data};
 use crate::report::Report;
 
 /// The validator that is killed.
 const VICTIM: usize = 3;
+/// Time allowed for one submission (answered after a durable commit).
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `crash` flags.
 #[derive(Debug, Args)]
@@ -322,6 +325,11 @@ async fn submit_loop(w: Writer) {
         acked,
         next,
     } = w;
+    let Ok(node) = procs::api(&api) else {
+        return;
+    };
+    // A durable commit per submission: allow more than a read.
+    let node = node.with_timeout(SUBMIT_TIMEOUT);
     let mut nonce = next.lock().map(|n| *n).unwrap_or(1);
     loop {
         let payload = Payload::Transfer(Transfer {
@@ -334,8 +342,8 @@ async fn submit_loop(w: Writer) {
         if let Ok(mut n) = next.lock() {
             *n = nonce;
         }
-        match http::submit(&api, &token, &bytes).await {
-            Ok(v) if v["accepted"] == true => {
+        match node.submit(bytes.clone(), &token).await {
+            Ok(v) if v.accepted => {
                 if let Ok(mut a) = acked.lock() {
                     a.push(Hash32::of(&bytes));
                 }
@@ -387,7 +395,7 @@ async fn node_level(args: &CrashArgs, rng: &mut Rng, report: &mut Report) -> any
             check::statuses(apis)
                 .await
                 .iter()
-                .all(|s| s.as_ref().is_some_and(|s| s["height"].as_u64() >= Some(2)))
+                .all(|s| s.as_ref().is_some_and(|s| s.height >= 2))
         }
     })
     .await;
@@ -397,9 +405,9 @@ async fn node_level(args: &CrashArgs, rng: &mut Rng, report: &mut Report) -> any
             start.start_ms
         );
     }
-    let account: serde_json::Value =
-        http::get_json(&apis[VICTIM], &format!("/v1/accounts/{}", victim.to_hex())).await?;
-    let next = Arc::new(Mutex::new(account["next_nonce"].as_u64().unwrap_or(1)));
+    let account: Account =
+        procs::get(&apis[VICTIM], &format!("/v1/accounts/{}", victim.to_hex())).await?;
+    let next = Arc::new(Mutex::new(account.next_nonce));
     let to = cluster.nodes[0].key.public();
     let t0 = Instant::now();
     let mut acked_total = 0usize;
@@ -457,7 +465,7 @@ async fn node_level(args: &CrashArgs, rng: &mut Rng, report: &mut Report) -> any
         cluster.start(VICTIM)?;
         cluster.wait_ready(VICTIM, Duration::from_secs(60)).await?;
         for (i, s) in check::statuses(&apis).await.iter().enumerate() {
-            if let Some(h) = s.as_ref().and_then(check::Head::of) {
+            if let Some(h) = s.as_ref().map(check::Head::of) {
                 obs.record(i, h);
             }
         }
@@ -512,8 +520,9 @@ async fn node_level(args: &CrashArgs, rng: &mut Rng, report: &mut Report) -> any
     );
     let mut bonds = BTreeSet::new();
     for a in &apis {
-        if let Ok(v) = http::get_json(a, &format!("/v1/accounts/{}", victim.to_hex())).await {
-            bonds.insert(v["bond"].as_str().unwrap_or("?").to_string());
+        let path = format!("/v1/accounts/{}", victim.to_hex());
+        if let Ok(v) = procs::get::<Account>(a, &path).await {
+            bonds.insert(v.bond.to_string());
         }
     }
     report.check(

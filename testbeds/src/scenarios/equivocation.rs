@@ -30,6 +30,7 @@ use chorus_crdt::checkpoint::signing::sign_vote;
 use chorus_crdt::checkpoint::{CheckpointId, ConsensusMessage};
 use chorus_crdt::ledger::LedgerEvent;
 use chorus_node::actor::Query;
+use chorus_node::api::types::{Account, Status};
 use chorus_node::localnet::{LocalNet, node_key};
 use chorus_protocol::ids::{Hash32, NetworkId};
 use chorus_protocol::keys::Keypair;
@@ -40,7 +41,8 @@ use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 
-use super::wait_for;
+use super::{ask, wait_for};
+use crate::procs::check;
 use crate::procs::cluster::RunDir;
 use crate::procs::plan::{NetSpec, now_ms, write_data};
 use crate::report::Report;
@@ -188,13 +190,10 @@ async fn evidence_times(net: &LocalNet, nodes: &[usize]) -> BTreeMap<usize, Opti
     let mut out = BTreeMap::new();
     for i in nodes {
         let t = match net.handle(*i) {
-            Some(h) => h.query(Query::Status).await.ok().and_then(|s| {
-                s["submissions"]
-                    .as_array()?
-                    .iter()
-                    .find(|x| x["kind"] == "evidence" && x["accepted"] == true)
-                    .and_then(|x| x["time_ms"].as_u64())
-            }),
+            Some(h) => ask::<Status>(h, Query::Status)
+                .await
+                .ok()
+                .and_then(|s| check::accepted(&s, "evidence").next().map(|x| x.time_ms)),
             None => None,
         };
         out.insert(*i, t);
@@ -283,9 +282,9 @@ async fn run_inner(args: EquivocationArgs, report: &mut Report) -> anyhow::Resul
     let mut detect_height = 0;
     for i in &honest {
         if let Some(h) = net.handle(*i)
-            && let Ok(s) = h.query(Query::Status).await
+            && let Ok(s) = ask::<Status>(h, Query::Status).await
         {
-            detect_height = detect_height.max(s["height"].as_u64().unwrap_or(0));
+            detect_height = detect_height.max(s.height);
         }
     }
     report.metric("ledger_height_at_detection", detect_height);
@@ -342,9 +341,9 @@ async fn run_inner(args: EquivocationArgs, report: &mut Report) -> anyhow::Resul
     let mut bonds = vec![];
     for i in &honest {
         if let Some(h) = net.handle(*i)
-            && let Ok(a) = h.query(Query::Account(byz)).await
+            && let Ok(a) = ask::<Account>(h, Query::Account(byz)).await
         {
-            bonds.push(a["bond"].as_str().unwrap_or("?").to_string());
+            bonds.push(a.bond.to_string());
         }
     }
     let bond_after = (bond_before - expected).to_string();

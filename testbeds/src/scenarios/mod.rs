@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chorus_node::actor::NodeHandle;
+use chorus_node::actor::{NodeHandle, Query};
 use chorus_node::localnet::LocalNet;
 use tokio::task::JoinSet;
 
@@ -181,6 +181,11 @@ where
     }
 }
 
+/// Ask an in-process node and read its answer as the API document `T` (`api::types`).
+pub async fn ask<T: serde::de::DeserializeOwned>(h: &NodeHandle, q: Query) -> anyhow::Result<T> {
+    Ok(serde_json::from_value(h.query(q).await?)?)
+}
+
 /// The metrics page of node `i` of an in-process network.
 pub fn metrics_of(net: &LocalNet, i: usize) -> String {
     net.handle(i)
@@ -190,7 +195,7 @@ pub fn metrics_of(net: &LocalNet, i: usize) -> String {
 
 /// REJECT verdicts a node's validator gave (every channel).
 pub fn rejects(page: &str) -> f64 {
-    crate::procs::http::metric_sum(
+    chorus_node::api::client::metric_sum(
         page,
         "chorus_validation_outcomes_total",
         &["outcome=\"reject\""],
@@ -199,7 +204,7 @@ pub fn rejects(page: &str) -> f64 {
 
 /// Peers a node graylisted (disconnected and blocked).
 pub fn graylisted(page: &str) -> f64 {
-    crate::procs::http::metric_sum(
+    chorus_node::api::client::metric_sum(
         page,
         "chorus_queue_drops_total",
         &["queue=\"graylisted_peers\""],

@@ -24,12 +24,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use chorus_node::api::types::{Inference, LatestCheckpoint};
 use clap::Args;
 
 use super::netns::{self, Lab};
+use crate::procs;
 use crate::procs::check::{self, Observer};
 use crate::procs::cluster::{Cluster, Endpoint, RunDir, chorus_bin};
-use crate::procs::http;
 use crate::procs::plan::{NetSpec, now_ms, write_data};
 use crate::report::Report;
 
@@ -75,14 +76,11 @@ pub async fn run(args: PartitionArgs) -> anyhow::Result<ExitCode> {
 async fn poll_submissions(apis: &[String], into: &mut BTreeSet<(usize, u64)>) {
     for (i, s) in check::statuses(apis).await.into_iter().enumerate() {
         let Some(s) = s else { continue };
-        for sub in s["submissions"].as_array().into_iter().flatten() {
-            if sub["kind"] == "worker_bundle"
-                && sub["accepted"] == true
-                && let Some(e) = sub["epoch"].as_u64()
-            {
-                into.insert((i, e));
-            }
-        }
+        into.extend(
+            check::accepted(&s, "worker_bundle")
+                .filter_map(|sub| sub.epoch)
+                .map(|e| (i, e)),
+        );
     }
 }
 
@@ -134,7 +132,7 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
             check::statuses(apis)
                 .await
                 .iter()
-                .all(|s| s.as_ref().is_some_and(|s| s["height"].as_u64() >= Some(3)))
+                .all(|s| s.as_ref().is_some_and(|s| s.height >= 3))
         }
     })
     .await;
@@ -144,7 +142,7 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
     let before = check::statuses(&apis).await;
     let h_before = before
         .iter()
-        .filter_map(|s| s.as_ref()?["height"].as_u64())
+        .filter_map(|s| s.as_ref().map(|s| s.height))
         .max()
         .unwrap_or(0);
     lab.partition()?;
@@ -155,7 +153,7 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
     while tp.elapsed() < Duration::from_secs(args.seconds) {
         poll_submissions(&apis, &mut submitted).await;
         for (i, s) in check::statuses(&apis).await.iter().enumerate() {
-            if let Some(h) = s.as_ref().and_then(check::Head::of) {
+            if let Some(h) = s.as_ref().map(check::Head::of) {
                 h_max_during = h_max_during.max(h.height);
                 obs.record(i, h);
             }
@@ -187,7 +185,7 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
         let all = check::statuses(&apis).await;
         let heads: Vec<Option<check::Head>> = all
             .iter()
-            .map(|s| s.as_ref().and_then(check::Head::of))
+            .map(|s| s.as_ref().map(check::Head::of))
             .collect();
         for (i, h) in heads.iter().enumerate() {
             if let Some(h) = h {
@@ -224,8 +222,8 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
     // Quorum certificates.
     let mut signers = vec![];
     for a in &apis {
-        if let Ok(v) = http::get_json(a, "/v1/checkpoints/latest").await {
-            signers.push(v["signers"].as_u64().unwrap_or(0));
+        if let Ok(v) = procs::get::<LatestCheckpoint>(a, "/v1/checkpoints/latest").await {
+            signers.push(v.signers);
         }
     }
     report.check(
@@ -263,11 +261,12 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
                 .map(|(w, _)| *w)
                 .collect();
             for (i, a) in apis.iter().enumerate() {
-                match http::get_json(a, &format!("/v1/topics/1/inference?epoch={e}")).await {
+                let path = format!("/v1/topics/1/inference?epoch={e}");
+                match procs::get::<Inference>(a, &path).await {
                     Ok(v) => {
                         for w in &want {
                             checked += 1;
-                            let found = v["inferer_values"].get(&addresses[*w]).is_some();
+                            let found = v.bundle.inferer_values.contains_key(&addresses[*w]);
                             if i == 0 {
                                 let slot = lost_at_0.entry((e, sides[*w])).or_default();
                                 slot.1 += 1;

@@ -26,15 +26,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chorus_node::api::client::metric_sum;
+use chorus_node::api::types::Status;
 use clap::Args;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use super::rss_bytes;
+use crate::procs;
 use crate::procs::check::{self, Observer};
 use crate::procs::cluster::{Cluster, RunDir, chorus_bin, loopback_endpoints};
-use crate::procs::http;
 use crate::procs::plan::{NetSpec, write_data};
 use crate::report::Report;
 
@@ -225,7 +227,7 @@ async fn run_inner(args: SlowPeerArgs, report: &mut Report) -> anyhow::Result<()
     let h0 = check::statuses(&apis)
         .await
         .iter()
-        .filter_map(|s| s.as_ref()?["height"].as_u64())
+        .filter_map(|s| s.as_ref().map(|s| s.height))
         .min()
         .unwrap_or(0);
     let t0 = Instant::now();
@@ -240,7 +242,7 @@ async fn run_inner(args: SlowPeerArgs, report: &mut Report) -> anyhow::Result<()
                 .push(rss_bytes(*p).unwrap_or(0));
         }
         for (i, s) in check::statuses(&apis).await.iter().enumerate() {
-            if let Some(h) = s.as_ref().and_then(check::Head::of) {
+            if let Some(h) = s.as_ref().map(check::Head::of) {
                 obs.record(i, h);
             }
         }
@@ -322,8 +324,11 @@ async fn run_inner(args: SlowPeerArgs, report: &mut Report) -> anyhow::Result<()
     );
     let mut drops = vec![];
     for a in &apis {
-        let page = http::get_text(a, "/metrics").await.unwrap_or_default();
-        drops.push(http::metric_sum(&page, "chorus_queue_drops_total", &[]));
+        let page = match procs::api(a) {
+            Ok(node) => node.get_text("/metrics").await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        drops.push(metric_sum(&page, "chorus_queue_drops_total", &[]));
     }
     report.metric("queue_drops_per_node", drops);
     let conv = check::converge(&apis, Duration::from_secs(30), &mut obs).await;
@@ -336,14 +341,8 @@ async fn run_inner(args: SlowPeerArgs, report: &mut Report) -> anyhow::Result<()
             Err(e) => e.clone(),
         },
     );
-    let slow_status = http::get_json(&cluster.nodes[slow].api(), "/v1/status").await;
-    report.metric(
-        "slow_peer_height",
-        slow_status
-            .ok()
-            .and_then(|s| s["height"].as_u64())
-            .unwrap_or(0),
-    );
+    let slow_status = procs::get::<Status>(&cluster.nodes[slow].api(), "/v1/status").await;
+    report.metric("slow_peer_height", slow_status.map_or(0, |s| s.height));
     proxies.abort_all();
     Ok(())
 }
