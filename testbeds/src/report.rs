@@ -108,6 +108,14 @@ impl Report {
         })
     }
 
+    /// Finish a run: an error that ended it early is the failed check "run completed".
+    pub fn finish_run(mut self, result: anyhow::Result<()>, as_json: bool) -> ExitCode {
+        if let Err(e) = result {
+            self.check("run completed", false, format!("{e:#}"));
+        }
+        self.finish(as_json)
+    }
+
     /// Print (JSON or text) and give the exit code.
     pub fn finish(self, as_json: bool) -> ExitCode {
         if as_json {

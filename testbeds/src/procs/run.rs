@@ -83,13 +83,8 @@ struct Outage {
 pub async fn run(args: ProcsArgs) -> anyhow::Result<ExitCode> {
     let mut report = Report::new("procs");
     let json = args.json;
-    match run_inner(args, &mut report).await {
-        Ok(()) => {}
-        Err(e) => {
-            report.check("run completed", false, format!("{e:#}"));
-        }
-    }
-    Ok(report.finish(json))
+    let result = run_inner(args, &mut report).await;
+    Ok(report.finish_run(result, json))
 }
 
 async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {

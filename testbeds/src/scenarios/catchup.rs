@@ -57,10 +57,8 @@ pub struct CatchupArgs {
 pub async fn run(args: CatchupArgs) -> anyhow::Result<ExitCode> {
     let mut report = Report::new("catchup");
     let json = args.json;
-    if let Err(e) = run_inner(args, &mut report).await {
-        report.check("run completed", false, format!("{e:#}"));
-    }
-    Ok(report.finish(json))
+    let result = run_inner(args, &mut report).await;
+    Ok(report.finish_run(result, json))
 }
 
 /// Envelopes in a closed store.

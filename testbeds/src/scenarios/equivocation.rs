@@ -70,10 +70,8 @@ pub struct EquivocationArgs {
 pub async fn run(args: EquivocationArgs) -> anyhow::Result<ExitCode> {
     let mut report = Report::new("equivocation");
     let json = args.json;
-    if let Err(e) = run_inner(args, &mut report).await {
-        report.check("run completed", false, format!("{e:#}"));
-    }
-    Ok(report.finish(json))
+    let result = run_inner(args, &mut report).await;
+    Ok(report.finish_run(result, json))
 }
 
 /// What the byzantine swarm did.

@@ -124,10 +124,8 @@ impl SubmissionLog {
 pub async fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
     let mut report = Report::new("flood");
     let json = args.json;
-    if let Err(e) = run_inner(args, &mut report).await {
-        report.check("run completed", false, format!("{e:#}"));
-    }
-    Ok(report.finish(json))
+    let result = run_inner(args, &mut report).await;
+    Ok(report.finish_run(result, json))
 }
 
 async fn run_inner(args: FloodArgs, report: &mut Report) -> anyhow::Result<()> {

@@ -66,10 +66,8 @@ pub async fn run(args: PartitionArgs) -> anyhow::Result<ExitCode> {
         report.skip(why);
         return Ok(report.finish(json));
     }
-    if let Err(e) = run_inner(args, &mut report).await {
-        report.check("run completed", false, format!("{e:#}"));
-    }
-    Ok(report.finish(json))
+    let result = run_inner(args, &mut report).await;
+    Ok(report.finish_run(result, json))
 }
 
 /// Accepted own worker bundles per (node, epoch), from polling every node's status.

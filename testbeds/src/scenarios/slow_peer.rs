@@ -161,10 +161,8 @@ async fn proxy(
 pub async fn run(args: SlowPeerArgs) -> anyhow::Result<ExitCode> {
     let mut report = Report::new("slow-peer");
     let json = args.json;
-    if let Err(e) = run_inner(args, &mut report).await {
-        report.check("run completed", false, format!("{e:#}"));
-    }
-    Ok(report.finish(json))
+    let result = run_inner(args, &mut report).await;
+    Ok(report.finish_run(result, json))
 }
 
 fn mib(b: u64) -> f64 {
