@@ -218,10 +218,37 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
         agreed,
         format!("node 0: {a:?}; restarted node: {b:?}"),
     );
-    // Finalized inferences of the last missed epochs, every topic.
+    check_inferences(&net, offline, args.topics as u64, report).await?;
+    net.shutdown().await;
+    let envelopes_after = count_envelopes(&store)?;
+    let entries = envelopes_after.saturating_sub(envelopes_before);
+    report.metric("entries_fetched", entries);
+    report.metric(
+        "entries_per_second",
+        (entries as f64 / catch_up_s.max(1e-9)).round(),
+    );
+    report.metric(
+        "heights_per_second",
+        ((target.height - h_restart) as f64 / catch_up_s.max(1e-9) * 10.0).round() / 10.0,
+    );
+    report.note(
+        "entries_fetched counts every envelope the node stored after its restart, including \
+         the few live epochs between reaching the target height and the stop",
+    );
+    Ok(())
+}
+
+/// Finalized inferences of the last missed epochs, every topic: the same on node 0 and the
+/// restarted node.
+async fn check_inferences(
+    net: &LocalNet,
+    offline: usize,
+    topics: u64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let mut problems = vec![];
     let mut compared = 0;
-    for t in 1..=args.topics as u64 {
+    for t in 1..=topics {
         let mut last = u64::MAX;
         for i in [0, offline] {
             let h = net.handle(i).context("node")?;
@@ -261,22 +288,6 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
         } else {
             problems.into_iter().take(5).collect::<Vec<_>>().join("; ")
         },
-    );
-    net.shutdown().await;
-    let envelopes_after = count_envelopes(&store)?;
-    let entries = envelopes_after.saturating_sub(envelopes_before);
-    report.metric("entries_fetched", entries);
-    report.metric(
-        "entries_per_second",
-        (entries as f64 / catch_up_s.max(1e-9)).round(),
-    );
-    report.metric(
-        "heights_per_second",
-        ((target.height - h_restart) as f64 / catch_up_s.max(1e-9) * 10.0).round() / 10.0,
-    );
-    report.note(
-        "entries_fetched counts every envelope the node stored after its restart, including \
-         the few live epochs between reaching the target height and the stop",
     );
     Ok(())
 }
