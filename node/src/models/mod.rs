@@ -18,6 +18,7 @@ pub mod builtin;
 pub mod command;
 pub mod forecasters;
 pub mod http;
+mod kernels;
 pub mod rng;
 pub mod spec;
 pub mod template;
