@@ -48,6 +48,17 @@ impl Report {
         pass
     }
 
+    /// Record a check that passes when `problems` is empty: its detail is `ok`, else the
+    /// problems joined by `; `.
+    pub fn check_none(&mut self, name: &str, problems: &[String], ok: impl Into<String>) -> bool {
+        let detail = if problems.is_empty() {
+            ok.into()
+        } else {
+            problems.join("; ")
+        };
+        self.check(name, problems.is_empty(), detail)
+    }
+
     /// Record a number (or any JSON value).
     pub fn metric(&mut self, key: &str, value: impl Into<Value>) {
         self.metrics.insert(key.into(), value.into());

@@ -268,29 +268,21 @@ pub async fn create_topic(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use chorus_node::api::fake;
+
     use super::*;
 
     #[test]
     fn specs_are_checked_locally_except_network_limits() {
         let dir = tempfile::tempdir().unwrap();
-        let good = r#"
-name = "EUR/USD 1h"
-loss = { method = "mse" }
-start_ms = 0
-epoch_length_ms = 1000
-submission_window_ms = 500
-ground_truth_lag_ms = 1000000000
-p_norm = 3.0
-alpha_regret = 0.1
-epsilon = 0.01
-merit_sortition_alpha = 0.1
-active_inferer_quantile = 0.25
-active_forecaster_quantile = 0.25
-active_reputer_quantile = 0.25
-"#;
+        // Beyond the network's limits (checked by the node), but locally well-formed.
+        let good = fake::FAKE_TOPIC_SPEC.replace(
+            "ground_truth_lag_ms = 60000",
+            "ground_truth_lag_ms = 1000000000",
+        );
         let p = dir.path().join("t.toml");
-        std::fs::write(&p, good).unwrap();
-        assert_eq!(read_spec(&p).unwrap().name, "EUR/USD 1h");
+        std::fs::write(&p, &good).unwrap();
+        assert_eq!(read_spec(&p).unwrap().name, "EUR/USD 1h range");
         std::fs::write(&p, good.replace("p_norm = 3.0", "p_norm = 9.0")).unwrap();
         assert!(read_spec(&p).unwrap_err().0.contains("p_norm"));
         std::fs::write(&p, format!("{good}\nextra = 1\n")).unwrap();

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use chorus_protocol::ids::{Amount, Hash32, NetworkId, TopicId};
 use chorus_protocol::keys::{Keypair, PublicKey};
-use chorus_protocol::math::loss::LossMethod;
 use chorus_protocol::math::synth_io::SynthJsonOutput;
 use chorus_protocol::topic::TopicSpec;
 use serde_json::Value;
@@ -60,10 +59,10 @@ pub fn canned(q: &Query) -> Result<Value, QueryError> {
     };
     let value = match q {
         Query::Status => serde_json::to_value(status()),
-        Query::Topics => serde_json::to_value([topic()]),
+        Query::Topics => serde_json::to_value([topic()?]),
         Query::Topic(t) => {
             known(t)?;
-            serde_json::to_value(topic())
+            serde_json::to_value(topic()?)
         }
         Query::Inference { topic, epoch } => {
             known(topic)?;
@@ -140,26 +139,31 @@ fn status() -> types::Status {
     }
 }
 
-fn topic() -> types::Topic {
-    types::Topic {
+/// The spec of [`FAKE_TOPIC`] as an operator writes it for `chorus topic create --spec`.
+pub const FAKE_TOPIC_SPEC: &str = r#"name = "EUR/USD 1h range"
+loss = { method = "mse" }
+start_ms = 0
+epoch_length_ms = 60000
+submission_window_ms = 30000
+ground_truth_lag_ms = 60000
+p_norm = 3.0
+alpha_regret = 0.01
+epsilon = 0.01
+merit_sortition_alpha = 0.1
+active_inferer_quantile = 0.25
+active_forecaster_quantile = 0.25
+active_reputer_quantile = 0.25
+"#;
+
+/// [`FAKE_TOPIC_SPEC`] parsed.
+pub fn fake_topic_spec() -> Result<TopicSpec, toml::de::Error> {
+    toml::from_str(FAKE_TOPIC_SPEC)
+}
+
+fn topic() -> Result<types::Topic, QueryError> {
+    Ok(types::Topic {
         id: FAKE_TOPIC,
-        spec: TopicSpec {
-            name: "EUR/USD 1h range".into(),
-            metadata: String::new(),
-            loss: LossMethod::Mse,
-            start_ms: 0,
-            epoch_length_ms: 60_000,
-            submission_window_ms: 30_000,
-            ground_truth_lag_ms: 60_000,
-            p_norm: 3.0,
-            alpha_regret: 0.01,
-            epsilon: 0.01,
-            merit_sortition_alpha: 0.1,
-            active_inferer_quantile: 0.25,
-            active_forecaster_quantile: 0.25,
-            active_reputer_quantile: 0.25,
-            allow_negative: false,
-        },
+        spec: fake_topic_spec().map_err(|_| QueryError::Unavailable)?,
         creator: fake_address(),
         weight: Some(1.5e9),
         active: true,
@@ -170,7 +174,7 @@ fn topic() -> types::Topic {
         reputers: 3,
         current_epoch: Some(41),
         last_finalized_epoch: Some(39),
-    }
+    })
 }
 
 fn inference(topic: TopicId, epoch: u64) -> types::Inference {

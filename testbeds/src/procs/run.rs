@@ -94,14 +94,10 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
     let mut outages = planned_outages(&args);
     let mut obs = Observer::default();
     let crashed = drive(&args, &spec, &mut cluster, &apis, &mut outages, &mut obs).await?;
-    report.check(
+    report.check_none(
         "no node exited on its own",
-        crashed.is_empty(),
-        if crashed.is_empty() {
-            "every process ran until the end".to_string()
-        } else {
-            crashed.join("; ")
-        },
+        &crashed,
+        "every process ran until the end",
     );
     let converged = check_agreement(&args, &apis, &mut obs, report).await;
     check_inferences(&spec, &apis, report).await;
@@ -281,18 +277,11 @@ async fn check_agreement(
         ),
         Err(last) => report.check("all nodes agree at the end", false, last.clone()),
     };
-    report.check(
-        "no conflicting heads at any height",
-        obs.conflicts.is_empty(),
-        if obs.conflicts.is_empty() {
-            format!(
-                "{} heights observed, one root and tip each",
-                obs.heights_seen()
-            )
-        } else {
-            obs.conflicts.join("; ")
-        },
+    let ok = format!(
+        "{} heights observed, one root and tip each",
+        obs.heights_seen()
     );
+    report.check_none("no conflicting heads at any height", &obs.conflicts, ok);
     if let Ok(h) = &converged {
         let want = args.epochs / 2;
         report.check(
