@@ -119,6 +119,17 @@ impl Report {
         })
     }
 
+    /// Run `body` into a fresh report named `name` and finish it ([`Report::finish_run`]).
+    pub async fn run(
+        name: &str,
+        as_json: bool,
+        body: impl AsyncFnOnce(&mut Report) -> anyhow::Result<()>,
+    ) -> ExitCode {
+        let mut report = Report::new(name);
+        let result = body(&mut report).await;
+        report.finish_run(result, as_json)
+    }
+
     /// Finish a run: an error that ended it early is the failed check "run completed".
     pub fn finish_run(mut self, result: anyhow::Result<()>, as_json: bool) -> ExitCode {
         if let Err(e) = result {

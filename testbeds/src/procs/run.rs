@@ -81,10 +81,8 @@ struct Outage {
 
 /// Run the command.
 pub async fn run(args: ProcsArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("procs");
     let json = args.json;
-    let result = run_inner(args, &mut report).await;
-    Ok(report.finish_run(result, json))
+    Ok(Report::run("procs", json, async |report| run_inner(args, report).await).await)
 }
 
 async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {

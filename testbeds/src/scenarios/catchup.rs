@@ -55,10 +55,11 @@ pub struct CatchupArgs {
 
 /// Run the scenario.
 pub async fn run(args: CatchupArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("catchup");
     let json = args.json;
-    let result = run_inner(args, &mut report).await;
-    Ok(report.finish_run(result, json))
+    Ok(Report::run("catchup", json, async |report| {
+        run_inner(args, report).await
+    })
+    .await)
 }
 
 /// Envelopes in a closed store.

@@ -32,11 +32,10 @@ use chorus_protocol::envelope::Envelope;
 use chorus_protocol::ids::{Amount, Hash32, NetworkId};
 use chorus_protocol::keys::{Keypair, PublicKey};
 use chorus_protocol::messages::{Payload, Transfer};
-use chorus_protocol::validation::{Channel, ChannelKind};
 use clap::Args;
 use futures::StreamExt;
 use libp2p::Multiaddr;
-use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::gossipsub;
 use libp2p::swarm::SwarmEvent;
 
 use super::{Rng, store_writer};
@@ -73,10 +72,8 @@ pub struct CrashArgs {
 
 /// Run the scenario.
 pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("crash");
     let json = args.json;
-    let result = run_inner(args, &mut report).await;
-    Ok(report.finish_run(result, json))
+    Ok(Report::run("crash", json, async |report| run_inner(args, report).await).await)
 }
 
 async fn run_inner(args: CrashArgs, report: &mut Report) -> anyhow::Result<()> {
@@ -238,15 +235,7 @@ async fn listen(
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let key = Keypair::from_seed(&[0xCD; 32]);
-    let mut swarm = chorus_node::net::build_swarm(&key, &Default::default())?;
-    let topic = IdentTopic::new(
-        Channel {
-            network,
-            kind: ChannelKind::Consensus,
-        }
-        .name(),
-    );
-    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    let (mut swarm, _) = super::consensus_swarm(&key, network)?;
     let mut redial = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {

@@ -35,10 +35,9 @@ use chorus_node::api::types::{Account, Status};
 use chorus_node::localnet::{LocalNet, node_key};
 use chorus_protocol::ids::{Hash32, NetworkId};
 use chorus_protocol::keys::{Keypair, PublicKey};
-use chorus_protocol::validation::{Channel, ChannelKind};
 use clap::Args;
 use futures::StreamExt;
-use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::gossipsub;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 
@@ -69,10 +68,11 @@ pub struct EquivocationArgs {
 
 /// Run the scenario.
 pub async fn run(args: EquivocationArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("equivocation");
     let json = args.json;
-    let result = run_inner(args, &mut report).await;
-    Ok(report.finish_run(result, json))
+    Ok(Report::run("equivocation", json, async |report| {
+        run_inner(args, report).await
+    })
+    .await)
 }
 
 /// A node's stream of finalized ledger records.
@@ -114,15 +114,7 @@ async fn byzantine(
     mut detected: tokio::sync::watch::Receiver<bool>,
     timeout: Duration,
 ) -> anyhow::Result<Equivocated> {
-    let mut swarm = chorus_node::net::build_swarm(&key, &Default::default())?;
-    let topic = IdentTopic::new(
-        Channel {
-            network,
-            kind: ChannelKind::Consensus,
-        }
-        .name(),
-    );
-    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    let (mut swarm, topic) = super::consensus_swarm(&key, network)?;
     for t in &targets {
         let _ = swarm.dial(t.clone());
     }

@@ -122,10 +122,8 @@ impl SubmissionLog {
 
 /// Run the scenario.
 pub async fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("flood");
     let json = args.json;
-    let result = run_inner(args, &mut report).await;
-    Ok(report.finish_run(result, json))
+    Ok(Report::run("flood", json, async |report| run_inner(args, report).await).await)
 }
 
 async fn run_inner(args: FloodArgs, report: &mut Report) -> anyhow::Result<()> {

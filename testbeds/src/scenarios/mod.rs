@@ -29,6 +29,12 @@ use std::time::{Duration, Instant};
 
 use chorus_node::actor::{NodeHandle, Query};
 use chorus_node::localnet::LocalNet;
+use chorus_node::net::Behaviour;
+use chorus_protocol::ids::NetworkId;
+use chorus_protocol::keys::Keypair;
+use chorus_protocol::validation::{Channel, ChannelKind};
+use libp2p::Swarm;
+use libp2p::gossipsub::IdentTopic;
 use tokio::task::JoinSet;
 
 /// Whether a program is on `PATH`.
@@ -184,6 +190,23 @@ where
 /// Ask an in-process node and read its answer as the API document `T` (`api::types`).
 pub async fn ask<T: serde::de::DeserializeOwned>(h: &NodeHandle, q: Query) -> anyhow::Result<T> {
     Ok(serde_json::from_value(h.query(q).await?)?)
+}
+
+/// A libp2p peer of `key` subscribed to `network`'s consensus channel, and that channel.
+pub fn consensus_swarm(
+    key: &Keypair,
+    network: NetworkId,
+) -> anyhow::Result<(Swarm<Behaviour>, IdentTopic)> {
+    let mut swarm = chorus_node::net::build_swarm(key, &Default::default())?;
+    let topic = IdentTopic::new(
+        Channel {
+            network,
+            kind: ChannelKind::Consensus,
+        }
+        .name(),
+    );
+    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    Ok((swarm, topic))
 }
 
 /// The metrics page of node `i` of an in-process network.

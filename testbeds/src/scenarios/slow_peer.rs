@@ -159,10 +159,11 @@ async fn proxy(
 
 /// Run the scenario.
 pub async fn run(args: SlowPeerArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("slow-peer");
     let json = args.json;
-    let result = run_inner(args, &mut report).await;
-    Ok(report.finish_run(result, json))
+    Ok(Report::run("slow-peer", json, async |report| {
+        run_inner(args, report).await
+    })
+    .await)
 }
 
 fn mib(b: u64) -> f64 {
