@@ -7,13 +7,14 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use chorus_node::api::client::{DEFAULT_NODE, NodeClient};
 use chorus_protocol::ids::Amount;
 use chorus_protocol::keys::PublicKey;
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::read::AccountView;
 use super::{read, write};
 use crate::output::{BadInput, Output};
-use chorus_node::api::client::{DEFAULT_NODE, NodeClient};
 
 /// Where the node is.
 #[derive(Debug, Clone, Args)]
@@ -289,24 +290,10 @@ async fn dispatch(cmd: ApiCommand, out: &Output) -> anyhow::Result<()> {
             read::leaderboard(&client(&node)?, topic, out).await
         }
         ApiCommand::Rewards { address, key, node } => {
-            read::account(
-                &client(&node)?,
-                address,
-                key,
-                read::AccountView::Rewards,
-                out,
-            )
-            .await
+            read::account(&client(&node)?, address, key, AccountView::Rewards, out).await
         }
         ApiCommand::Balance { address, key, node } => {
-            read::account(
-                &client(&node)?,
-                address,
-                key,
-                read::AccountView::Balance,
-                out,
-            )
-            .await
+            read::account(&client(&node)?, address, key, AccountView::Balance, out).await
         }
         ApiCommand::Transfer { to, amount, tx } => write::transfer(to, amount, &tx, out).await,
         ApiCommand::Stake(StakeCommand::Add(a)) => write::stake(a, true, out).await,
