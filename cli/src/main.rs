@@ -9,7 +9,6 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod devnet;
-mod http;
 mod output;
 
 /// Chorus: a peer-to-peer, self-improving inference network (Allora's mechanism, no chain).
@@ -80,11 +79,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let code = if err.downcast_ref::<output::BadInput>().is_some() {
-                2
-            } else {
-                1
-            };
+            let code = if output::is_bad_input(&err) { 2 } else { 1 };
             out.error(&err);
             ExitCode::from(code)
         }

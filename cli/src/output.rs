@@ -1,5 +1,6 @@
 //! Printing results and errors, as text or as JSON (`--json`).
 
+use chorus_node::api::client::ClientError;
 use serde::Serialize;
 
 /// Marks an error caused by bad user input (exit code 2).
@@ -13,6 +14,15 @@ impl std::fmt::Display for BadInput {
 }
 
 impl std::error::Error for BadInput {}
+
+/// Whether `err` is the user's fault (exit code 2): a [`BadInput`], or a node that refused the
+/// request as malformed or unauthorized (400, 401, 413).
+pub fn is_bad_input(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<BadInput>().is_some()
+        || err
+            .downcast_ref::<ClientError>()
+            .is_some_and(ClientError::is_caller_fault)
+}
 
 /// Where results go.
 pub struct Output {
@@ -29,6 +39,12 @@ impl Output {
             println!("{text}");
         }
         Ok(())
+    }
+
+    /// Print a node's answer document: `text` for humans, with `--json` the document as the
+    /// node sends it (keys in the node's order: sorted).
+    pub fn document<T: Serialize>(&self, text: &str, doc: &T) -> anyhow::Result<()> {
+        self.print(text, &serde_json::to_value(doc)?)
     }
 
     /// Print an error as one line with its cause chain.

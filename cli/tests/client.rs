@@ -242,25 +242,7 @@ async fn every_write_command_submits_its_message() {
     let me = kp.public();
     let delegate = Keypair::from_seed(&[4; 32]).public();
     let spec = dir.path().join("topic.toml");
-    std::fs::write(
-        &spec,
-        r#"
-name = "ETH 10min"
-loss = { method = "mse" }
-start_ms = 0
-epoch_length_ms = 600000
-submission_window_ms = 300000
-ground_truth_lag_ms = 600000
-p_norm = 3.0
-alpha_regret = 0.1
-epsilon = 0.01
-merit_sortition_alpha = 0.1
-active_inferer_quantile = 0.25
-active_forecaster_quantile = 0.25
-active_reputer_quantile = 0.25
-"#,
-    )
-    .unwrap();
+    std::fs::write(&spec, fake::FAKE_TOPIC_SPEC).unwrap();
     let key = key.to_str().unwrap();
     let spec = spec.to_str().unwrap();
     let delegate_hex = delegate.to_hex();
@@ -339,7 +321,7 @@ active_reputer_quantile = 0.25
     let Payload::CreateTopic(create) = payload else {
         panic!("{payload:?}")
     };
-    assert_eq!(create.spec.name, "ETH 10min");
+    assert_eq!(create.spec, fake::fake_topic_spec().unwrap());
     assert_eq!(create.nonce, n);
     assert_eq!(create.fee, Amount(75_000));
 

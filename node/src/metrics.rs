@@ -200,24 +200,25 @@ impl NodeMetrics {
                 "Items dropped by a full bounded queue, by queue",
                 m.queue_drops.clone(),
             );
-            r.register_with_unit(
-                "gossip_latency",
-                "Delay from a message's send time (or its window opening) to its receipt",
-                Unit::Seconds,
-                m.gossip_latency.clone(),
-            );
-            r.register_with_unit(
-                "sync_latency",
-                "Round trip of one anti-entropy sync message (request to answer)",
-                Unit::Seconds,
-                m.sync_latency.clone(),
-            );
-            r.register_with_unit(
-                "finality_latency",
-                "Delay from a window's close to the checkpoint that finalized it",
-                Unit::Seconds,
-                m.finality_latency.clone(),
-            );
+            for (name, help, histogram) in [
+                (
+                    "gossip_latency",
+                    "Delay from a message's send time (or its window opening) to its receipt",
+                    &m.gossip_latency,
+                ),
+                (
+                    "sync_latency",
+                    "Round trip of one anti-entropy sync message (request to answer)",
+                    &m.sync_latency,
+                ),
+                (
+                    "finality_latency",
+                    "Delay from a window's close to the checkpoint that finalized it",
+                    &m.finality_latency,
+                ),
+            ] {
+                r.register_with_unit(name, help, Unit::Seconds, histogram.clone());
+            }
             r.register(
                 "checkpoint_height",
                 "Height of the latest finalized checkpoint",

@@ -59,6 +59,15 @@ async fn get(node: &FakeNode, path: &str) -> (u16, Value) {
 }
 
 /// A one-line `{"error": …}` body.
+/// Open topic 1's event stream and wait until the node counts the subscriber.
+async fn subscribed(node: &FakeNode) -> Response<Incoming> {
+    let url = format!("{}/v1/topics/1/stream", node.url());
+    let resp = send(Method::GET, &url, &[], vec![]).await;
+    assert_eq!(resp.status(), 200);
+    assert!(node.wait_for_subscribers(1, TIMEOUT).await);
+    resp
+}
+
 fn assert_error(body: &Value) {
     let msg = body["error"].as_str().expect("an error message");
     assert!(!msg.is_empty() && !msg.contains('\n'), "{msg:?}");
@@ -227,16 +236,8 @@ async fn submit_needs_the_admin_token_and_an_envelope() {
 #[tokio::test]
 async fn the_stream_delivers_the_topics_inferences() {
     let node = FakeNode::start().await.unwrap();
-    let resp = send(
-        Method::GET,
-        &format!("{}/v1/topics/1/stream", node.url()),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(resp.status(), 200);
+    let resp = subscribed(&node).await;
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    assert!(node.wait_for_subscribers(1, TIMEOUT).await);
     let event = |topic, epoch, finalized| InferenceEvent {
         topic: TopicId(topic),
         epoch,
@@ -354,15 +355,7 @@ async fn a_gone_actor_is_503() {
 #[tokio::test]
 async fn shutdown_ends_open_streams_and_returns() {
     let node = FakeNode::start().await.unwrap();
-    let resp = send(
-        Method::GET,
-        &format!("{}/v1/topics/1/stream", node.url()),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(resp.status(), 200);
-    assert!(node.wait_for_subscribers(1, TIMEOUT).await);
+    let resp = subscribed(&node).await;
     // Well within SHUTDOWN_GRACE: the stream is cut, not waited out.
     tokio::time::timeout(Duration::from_secs(3), node.shutdown())
         .await

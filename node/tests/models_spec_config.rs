@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chorus_node::models::{
-    BuiltinModel, BuiltinSpec, EpochContext, Forecaster, ForecasterSpec, Inferer, Model,
-    ModelError, ModelSpec, SpecError, Target, TruthSource, TruthSpec, build_forecaster,
-    build_model, build_truth, default_set, squared_error,
+    BuiltinModel, BuiltinSpec, CommandSpec, EpochContext, Forecaster, ForecasterSpec, HttpSpec,
+    Inferer, Model, ModelError, ModelSpec, SpecError, Target, TruthSource, TruthSpec,
+    build_forecaster, build_model, build_truth, default_set, squared_error,
 };
 use serde::Deserialize;
 
@@ -109,12 +109,12 @@ fn toml_config_parses_with_defaults() {
         })
     );
     match &cfg.worker[4] {
-        ModelSpec::Http {
+        ModelSpec::Http(HttpSpec {
             url,
             timeout_ms,
             max_body_bytes,
             params,
-        } => {
+        }) => {
             assert!(url.ends_with("{Token}?epoch={Epoch}"));
             assert_eq!((*timeout_ms, *max_body_bytes), (1500, 65536));
             assert!(params.is_empty());
@@ -122,13 +122,13 @@ fn toml_config_parses_with_defaults() {
         other => panic!("{other:?}"),
     }
     match &cfg.worker[6] {
-        ModelSpec::Command {
+        ModelSpec::Command(CommandSpec {
             program,
             args,
             timeout_ms,
             max_stdout_bytes,
             ..
-        } => {
+        }) => {
             assert_eq!(program, "my-model");
             assert_eq!(args.len(), 4);
             assert_eq!((*timeout_ms, *max_stdout_bytes), (500, 65536));
@@ -256,19 +256,19 @@ fn specs_round_trip_through_json_and_toml() {
                 .map(move |(_, model)| ModelSpec::Builtin(BuiltinSpec { target: t, model }))
         })
         .collect();
-    specs.push(ModelSpec::Http {
+    specs.push(ModelSpec::Http(HttpSpec {
         url: "http://127.0.0.1:1/{Epoch}".into(),
         timeout_ms: 10,
         max_body_bytes: 100,
         params: BTreeMap::from([("A".to_string(), "b".to_string())]),
-    });
-    specs.push(ModelSpec::Command {
+    }));
+    specs.push(ModelSpec::Command(CommandSpec {
         program: "p".into(),
         args: vec!["{Token}".into()],
         timeout_ms: 10,
         max_stdout_bytes: 100,
         params: BTreeMap::new(),
-    });
+    }));
     for spec in specs {
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(
@@ -366,24 +366,24 @@ async fn runnable_external_inferer_errors_are_typed() {
         .local_addr()
         .unwrap()
         .port();
-    let m = build_model(&ModelSpec::Http {
+    let m = build_model(&ModelSpec::Http(HttpSpec {
         url: format!("http://127.0.0.1:{port}/x"),
         timeout_ms: 1000,
         max_body_bytes: 1024,
         params: BTreeMap::new(),
-    })
+    }))
     .unwrap();
     let e = m.infer(&EpochContext::default()).await.unwrap_err();
     assert_eq!(e.reason(), "connect");
     #[cfg(unix)]
     {
-        let m = build_model(&ModelSpec::Command {
+        let m = build_model(&ModelSpec::Command(CommandSpec {
             program: "sh".into(),
             args: vec!["-c".into(), "sleep 5".into()],
             timeout_ms: 100,
             max_stdout_bytes: 1024,
             params: BTreeMap::new(),
-        })
+        }))
         .unwrap();
         let start = std::time::Instant::now();
         let e = m.infer(&EpochContext::default()).await.unwrap_err();

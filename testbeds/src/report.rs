@@ -48,6 +48,17 @@ impl Report {
         pass
     }
 
+    /// Record a check that passes when `problems` is empty: its detail is `ok`, else the
+    /// problems joined by `; `.
+    pub fn check_none(&mut self, name: &str, problems: &[String], ok: impl Into<String>) -> bool {
+        let detail = if problems.is_empty() {
+            ok.into()
+        } else {
+            problems.join("; ")
+        };
+        self.check(name, problems.is_empty(), detail)
+    }
+
     /// Record a number (or any JSON value).
     pub fn metric(&mut self, key: &str, value: impl Into<Value>) {
         self.metrics.insert(key.into(), value.into());
@@ -106,6 +117,25 @@ impl Report {
             "metrics": self.metrics,
             "notes": self.notes,
         })
+    }
+
+    /// Run `body` into a fresh report named `name` and finish it ([`Report::finish_run`]).
+    pub async fn run(
+        name: &str,
+        as_json: bool,
+        body: impl AsyncFnOnce(&mut Report) -> anyhow::Result<()>,
+    ) -> ExitCode {
+        let mut report = Report::new(name);
+        let result = body(&mut report).await;
+        report.finish_run(result, as_json)
+    }
+
+    /// Finish a run: an error that ended it early is the failed check "run completed".
+    pub fn finish_run(mut self, result: anyhow::Result<()>, as_json: bool) -> ExitCode {
+        if let Err(e) = result {
+            self.check("run completed", false, format!("{e:#}"));
+        }
+        self.finish(as_json)
     }
 
     /// Print (JSON or text) and give the exit code.

@@ -7,12 +7,13 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use chorus_node::api::client::{DEFAULT_NODE, NodeClient};
 use chorus_protocol::ids::Amount;
 use chorus_protocol::keys::PublicKey;
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::read::AccountView;
 use super::{read, write};
-use crate::http::{DEFAULT_NODE, NodeClient};
 use crate::output::{BadInput, Output};
 
 /// Where the node is.
@@ -255,7 +256,7 @@ pub enum ApiCommand {
 
 /// The node client of `--node`.
 pub fn client(node: &NodeArgs) -> anyhow::Result<NodeClient> {
-    Ok(NodeClient::new(&node.url)?)
+    NodeClient::new(&node.url).map_err(|e| BadInput(format!("--node {e}")).into())
 }
 
 /// Run a command that talks to a node.
@@ -289,24 +290,10 @@ async fn dispatch(cmd: ApiCommand, out: &Output) -> anyhow::Result<()> {
             read::leaderboard(&client(&node)?, topic, out).await
         }
         ApiCommand::Rewards { address, key, node } => {
-            read::account(
-                &client(&node)?,
-                address,
-                key,
-                read::AccountView::Rewards,
-                out,
-            )
-            .await
+            read::account(&client(&node)?, address, key, AccountView::Rewards, out).await
         }
         ApiCommand::Balance { address, key, node } => {
-            read::account(
-                &client(&node)?,
-                address,
-                key,
-                read::AccountView::Balance,
-                out,
-            )
-            .await
+            read::account(&client(&node)?, address, key, AccountView::Balance, out).await
         }
         ApiCommand::Transfer { to, amount, tx } => write::transfer(to, amount, &tx, out).await,
         ApiCommand::Stake(StakeCommand::Add(a)) => write::stake(a, true, out).await,

@@ -1,17 +1,20 @@
 //! Read commands: status, topics, inferences, scores, leaderboard, accounts, the live stream.
 //!
-//! Text output is a few readable lines or a table; `--json` prints the node's JSON as is
-//! (`topic watch --json`: one compact JSON object per inference, one per line).
+//! Answers are read as the node's typed documents (`chorus_node::api::types`). Text output is
+//! a few readable lines or a table; `--json` prints the node's JSON document (`topic watch
+//! --json`: one compact JSON object per inference, one per line).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
 use std::path::PathBuf;
 
 use anyhow::anyhow;
+use chorus_node::api::client::NodeClient;
+use chorus_node::api::types;
 use chorus_protocol::keyfile::read_key_file;
 use chorus_protocol::keys::PublicKey;
 use serde_json::Value;
 
-use crate::http::NodeClient;
 use crate::output::Output;
 
 /// A JSON value as a table cell: strings bare, `null`/missing as `-`.
@@ -26,6 +29,38 @@ fn cell(v: Option<&Value>) -> String {
 
 fn field(v: &Value, key: &str) -> String {
     cell(v.get(key))
+}
+
+/// An optional value as a table cell (`-` if none).
+fn opt<T: Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |x| x.to_string())
+}
+
+/// A number as JSON shows it (`1.0`, not `1`; `-` for NaN).
+fn num(x: f64) -> String {
+    cell(Some(&Value::from(x)))
+}
+
+/// An optional number as JSON shows it (`-` if none).
+fn opt_num(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".into(), num)
+}
+
+/// The entry of `key` in a map of numbers as a table cell.
+fn entry(m: &BTreeMap<String, f64>, key: &str) -> String {
+    opt_num(m.get(key).copied())
+}
+
+/// A list of ids, comma-separated (`-` if empty).
+fn ids(v: &[u64]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
 }
 
 /// Left-aligned columns separated by two spaces.
@@ -61,95 +96,55 @@ fn pairs(items: &[(&str, String)]) -> String {
         .join("\n")
 }
 
-/// The keys of a JSON object (empty for anything else).
-fn keys(v: Option<&Value>) -> impl Iterator<Item = &String> {
-    v.and_then(Value::as_object)
-        .into_iter()
-        .flat_map(|m| m.keys())
-}
-
 /// `chorus status`.
 pub async fn status(node: &NodeClient, out: &Output) -> anyhow::Result<()> {
-    let s = node.get("/v1/status").await?;
-    let roles = s.get("roles");
-    let topics = |role: &str| {
-        roles
-            .and_then(|r| r.get(role))
-            .and_then(Value::as_array)
-            .map(|a| {
-                let ids: Vec<String> = a.iter().map(|v| cell(Some(v))).collect();
-                if ids.is_empty() {
-                    "-".to_owned()
-                } else {
-                    ids.join(",")
-                }
-            })
-            .unwrap_or_else(|| "-".into())
+    let s: types::Status = node.get("/v1/status").await?;
+    let listen = if s.listen.is_empty() {
+        "-".into()
+    } else {
+        s.listen.join(" ")
     };
-    let listen = s
-        .get("listen")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|v| cell(Some(v)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|| "-".into());
-    let uptime = s
-        .get("uptime_ms")
-        .and_then(Value::as_u64)
-        .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
-        .unwrap_or_else(|| "-".into());
     let mut text = pairs(&[
         ("node", node.base().to_owned()),
-        (
-            "network",
-            format!("{} ({})", field(&s, "network"), field(&s, "network_id")),
-        ),
-        ("address", field(&s, "address")),
-        (
-            "peer id",
-            format!("{} ({} peers)", field(&s, "peer_id"), field(&s, "peers")),
-        ),
+        ("network", format!("{} ({})", s.network, s.network_id)),
+        ("address", s.address.to_hex()),
+        ("peer id", format!("{} ({} peers)", s.peer_id, s.peers)),
         ("listen", listen),
         (
             "checkpoint",
             format!(
                 "height {}, tip {}, ledger root {}",
-                field(&s, "height"),
-                field(&s, "tip"),
-                field(&s, "ledger_root")
+                s.height, s.tip, s.ledger_root
             ),
         ),
         (
             "roles",
             format!(
                 "worker in {}; reputer in {}; validator {}",
-                topics("worker"),
-                topics("reputer"),
-                cell(roles.and_then(|r| r.get("validator")))
+                ids(&s.roles.worker),
+                ids(&s.roles.reputer),
+                yes_no(s.roles.validator)
             ),
         ),
-        ("balance", field(&s, "balance")),
-        ("bond", field(&s, "bond")),
-        ("rewards", field(&s, "rewards")),
-        ("next nonce", field(&s, "next_nonce")),
-        ("uptime", uptime),
+        ("balance", s.balance.to_string()),
+        ("bond", s.bond.to_string()),
+        ("rewards", s.rewards.to_string()),
+        ("next nonce", s.next_nonce.to_string()),
+        ("uptime", format!("{:.1} s", s.uptime_ms as f64 / 1000.0)),
     ]);
-    let subs = s
-        .get("submissions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !subs.is_empty() {
-        let rows: Vec<Vec<String>> = subs
+    if !s.submissions.is_empty() {
+        let rows: Vec<Vec<String>> = s
+            .submissions
             .iter()
             .map(|x| {
-                ["topic", "epoch", "kind", "accepted", "reason", "time_ms"]
-                    .iter()
-                    .map(|k| field(x, k))
-                    .collect()
+                vec![
+                    opt(x.topic),
+                    opt(x.epoch),
+                    x.kind.clone(),
+                    yes_no(x.accepted),
+                    opt(x.reason.as_ref()),
+                    x.time_ms.to_string(),
+                ]
             })
             .collect();
         text.push_str("\n\nlast submissions:\n");
@@ -158,30 +153,30 @@ pub async fn status(node: &NodeClient, out: &Output) -> anyhow::Result<()> {
             &rows,
         ));
     }
-    out.print(&text, &s)
+    out.document(&text, &s)
 }
 
 /// `chorus topic list`.
 pub async fn topics(node: &NodeClient, out: &Output) -> anyhow::Result<()> {
-    let list = node.get("/v1/topics").await?;
-    let items = list.as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
-        return out.print("no topics", &list);
+    let list: Vec<types::Topic> = node.get("/v1/topics").await?;
+    if list.is_empty() {
+        return out.document("no topics", &list);
     }
-    let cols = [
-        "id",
-        "name",
-        "epoch_length_ms",
-        "current_epoch",
-        "last_finalized_epoch",
-        "workers",
-        "reputers",
-        "stake",
-        "active",
-    ];
-    let rows: Vec<Vec<String>> = items
+    let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|t| cols.iter().map(|k| field(t, k)).collect())
+        .map(|t| {
+            vec![
+                t.id.to_string(),
+                t.spec.name.clone(),
+                t.spec.epoch_length_ms.to_string(),
+                opt(t.current_epoch),
+                opt(t.last_finalized_epoch),
+                t.workers.to_string(),
+                t.reputers.to_string(),
+                t.stake.to_string(),
+                yes_no(t.active),
+            ]
+        })
         .collect();
     let headers = [
         "id",
@@ -194,12 +189,13 @@ pub async fn topics(node: &NodeClient, out: &Output) -> anyhow::Result<()> {
         "stake",
         "active",
     ];
-    out.print(&table(&headers, &rows), &list)
+    out.document(&table(&headers, &rows), &list)
 }
 
 /// `chorus topic show ID`.
 pub async fn topic(node: &NodeClient, id: u64, out: &Output) -> anyhow::Result<()> {
-    let t = node.get(&format!("/v1/topics/{id}")).await?;
+    let t: types::Topic = node.get(&format!("/v1/topics/{id}")).await?;
+    let t = serde_json::to_value(t)?;
     let items: Vec<(&str, String)> = t
         .as_object()
         .map(|m| m.iter().map(|(k, v)| (k.as_str(), cell(Some(v)))).collect())
@@ -218,45 +214,37 @@ pub async fn inference(
         Some(e) => format!("/v1/topics/{topic}/inference?epoch={e}"),
         None => format!("/v1/topics/{topic}/inference"),
     };
-    let inf = node.get(&path).await?;
-    let state = match inf.get("finalized").and_then(Value::as_bool) {
-        Some(true) => format!(
-            "finalized at checkpoint {}",
-            field(&inf, "checkpoint_height")
-        ),
-        Some(false) => "local (not yet finalized)".to_owned(),
-        None => "-".to_owned(),
+    let inf: types::Inference = node.get(&path).await?;
+    let state = if inf.finalized {
+        format!("finalized at checkpoint {}", opt(inf.checkpoint_height))
+    } else {
+        "local (not yet finalized)".to_owned()
     };
+    let b = &inf.bundle;
     let mut text = pairs(&[
-        ("topic", field(&inf, "topic")),
-        ("epoch", field(&inf, "epoch")),
+        ("topic", inf.topic.to_string()),
+        ("epoch", inf.epoch.to_string()),
         ("state", state),
-        ("combined value", field(&inf, "combined_value")),
-        ("naive value", field(&inf, "naive_value")),
+        ("combined value", num(b.combined_value)),
+        ("naive value", opt_num(b.naive_value)),
         (
             "confidence interval",
-            field(&inf, "confidence_interval_values"),
+            cell(
+                serde_json::to_value(&b.confidence_interval_values)
+                    .ok()
+                    .as_ref(),
+            ),
         ),
     ]);
     let maps = [
-        "inferer_values",
-        "inferer_weights",
-        "forecaster_values",
-        "forecaster_weights",
+        &b.inferer_values,
+        &b.inferer_weights,
+        &b.forecaster_values,
+        &b.forecaster_weights,
     ];
-    let workers: BTreeSet<&String> = maps.iter().flat_map(|m| keys(inf.get(*m))).collect();
+    let workers: BTreeSet<&String> = maps.iter().flat_map(|m| m.keys()).collect();
     if !workers.is_empty() {
-        let rows: Vec<Vec<String>> = workers
-            .iter()
-            .map(|w| {
-                std::iter::once((*w).clone())
-                    .chain(
-                        maps.iter()
-                            .map(|m| cell(inf.get(*m).and_then(|x| x.get(w.as_str())))),
-                    )
-                    .collect()
-            })
-            .collect();
+        let rows = actor_rows(&workers, &maps);
         text.push_str("\n\n");
         text.push_str(&table(
             &[
@@ -269,42 +257,41 @@ pub async fn inference(
             &rows,
         ));
     }
-    out.print(&text, &inf)
+    out.document(&text, &inf)
+}
+
+/// One row per actor: its address, then its entry in each map.
+fn actor_rows(actors: &BTreeSet<&String>, maps: &[&BTreeMap<String, f64>]) -> Vec<Vec<String>> {
+    actors
+        .iter()
+        .map(|a| {
+            std::iter::once((*a).clone())
+                .chain(maps.iter().map(|m| entry(m, a)))
+                .collect()
+        })
+        .collect()
 }
 
 /// `chorus scores TOPIC`.
 pub async fn scores(node: &NodeClient, topic: u64, out: &Output) -> anyhow::Result<()> {
-    let s = node.get(&format!("/v1/topics/{topic}/scores")).await?;
-    let regrets = s.get("regrets");
-    let regret = |kind: &str| regrets.and_then(|r| r.get(kind));
+    let s: types::Scores = node.get(&format!("/v1/topics/{topic}/scores")).await?;
     let score_maps = [
-        s.get("inferers"),
-        s.get("forecasters"),
-        s.get("reputers"),
-        s.get("listening_coefficients"),
-        regret("inferer"),
-        regret("forecaster"),
-        regret("naive"),
+        &s.inferers,
+        &s.forecasters,
+        &s.reputers,
+        &s.listening_coefficients,
+        &s.regrets.inferer,
+        &s.regrets.forecaster,
+        &s.regrets.naive,
     ];
-    let actors: BTreeSet<&String> = score_maps.iter().flat_map(|m| keys(*m)).collect();
+    let actors: BTreeSet<&String> = score_maps.iter().flat_map(|m| m.keys()).collect();
     let mut text = pairs(&[
-        ("topic", field(&s, "topic")),
-        ("previous network loss", field(&s, "previous_network_loss")),
-        ("initial regret", field(&s, "initial_regret")),
+        ("topic", s.topic.to_string()),
+        ("previous network loss", opt_num(s.previous_network_loss)),
+        ("initial regret", num(s.initial_regret)),
     ]);
     if !actors.is_empty() {
-        let rows: Vec<Vec<String>> = actors
-            .iter()
-            .map(|a| {
-                std::iter::once((*a).clone())
-                    .chain(
-                        score_maps
-                            .iter()
-                            .map(|m| cell(m.and_then(|x| x.get(a.as_str())))),
-                    )
-                    .collect()
-            })
-            .collect();
+        let rows = actor_rows(&actors, &score_maps);
         text.push_str("\n\n");
         text.push_str(&table(
             &[
@@ -320,34 +307,30 @@ pub async fn scores(node: &NodeClient, topic: u64, out: &Output) -> anyhow::Resu
             &rows,
         ));
     }
-    out.print(&text, &s)
+    out.document(&text, &s)
 }
 
 /// `chorus leaderboard TOPIC`.
 pub async fn leaderboard(node: &NodeClient, topic: u64, out: &Output) -> anyhow::Result<()> {
-    let b = node.get(&format!("/v1/topics/{topic}/leaderboard")).await?;
-    let entries = b
-        .get("entries")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if entries.is_empty() {
-        return out.print(&format!("topic {topic}: no scored actors yet"), &b);
+    let b: types::Leaderboard = node.get(&format!("/v1/topics/{topic}/leaderboard")).await?;
+    if b.entries.is_empty() {
+        return out.document(&format!("topic {topic}: no scored actors yet"), &b);
     }
-    let rows: Vec<Vec<String>> = entries
+    let rows: Vec<Vec<String>> = b
+        .entries
         .iter()
         .enumerate()
         .map(|(i, e)| {
             vec![
                 (i + 1).to_string(),
-                field(e, "address"),
-                field(e, "role"),
-                field(e, "score_ema"),
-                field(e, "rewards"),
+                e.address.clone(),
+                e.role.clone(),
+                num(e.score_ema),
+                e.rewards.to_string(),
             ]
         })
         .collect();
-    out.print(
+    out.document(
         &table(&["rank", "address", "role", "score", "rewards"], &rows),
         &b,
     )
@@ -374,12 +357,8 @@ async fn whose(
     if let Some(k) = key {
         return Ok(read_key_file(&k)?.public().to_hex());
     }
-    let status = node.get("/v1/status").await?;
-    status
-        .get("address")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("the node's status has no address"))
+    let status: types::Status = node.get("/v1/status").await?;
+    Ok(status.address.to_hex())
 }
 
 /// `chorus rewards [ADDRESS]` and `chorus balance [ADDRESS]`.
@@ -391,29 +370,28 @@ pub async fn account(
     out: &Output,
 ) -> anyhow::Result<()> {
     let who = whose(node, address, key).await?;
-    let a = node.get(&format!("/v1/accounts/{who}")).await?;
+    let a: types::Account = node.get(&format!("/v1/accounts/{who}")).await?;
     let text = match view {
-        AccountView::Rewards => pairs(&[("address", who), ("rewards", field(&a, "rewards"))]),
+        AccountView::Rewards => pairs(&[("address", who), ("rewards", a.rewards.to_string())]),
         AccountView::Balance => {
             let mut text = pairs(&[
                 ("address", who),
-                ("balance", field(&a, "balance")),
-                ("bond", field(&a, "bond")),
-                ("rewards", field(&a, "rewards")),
-                (
-                    "nonce",
-                    format!("{} (next {})", field(&a, "nonce"), field(&a, "next_nonce")),
-                ),
+                ("balance", a.balance.to_string()),
+                ("bond", a.bond.to_string()),
+                ("rewards", a.rewards.to_string()),
+                ("nonce", format!("{} (next {})", a.nonce, a.next_nonce)),
             ]);
-            let stakes = a
-                .get("stakes")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if !stakes.is_empty() {
-                let rows: Vec<Vec<String>> = stakes
+            if !a.stakes.is_empty() {
+                let rows: Vec<Vec<String>> = a
+                    .stakes
                     .iter()
-                    .map(|s| vec![field(s, "topic"), field(s, "reputer"), field(s, "amount")])
+                    .map(|s| {
+                        vec![
+                            s.topic.to_string(),
+                            s.reputer.to_hex(),
+                            s.amount.to_string(),
+                        ]
+                    })
                     .collect();
                 text.push_str("\n\nstakes:\n");
                 text.push_str(&table(&["topic", "reputer", "amount"], &rows));
@@ -421,7 +399,7 @@ pub async fn account(
             text
         }
     };
-    out.print(&text, &a)
+    out.document(&text, &a)
 }
 
 /// `chorus topic watch ID [--count N]`: one line per network inference until Ctrl-C, the

@@ -7,11 +7,12 @@
 //! node (`accepted: false`) is an error (exit code 1) carrying the node's reason.
 
 use std::path::Path;
-use std::str::FromStr;
 
 use anyhow::{Context, anyhow};
+use chorus_node::api::client::NodeClient;
+use chorus_node::api::types::{Account, Status, SubmitResult};
 use chorus_protocol::envelope::Envelope;
-use chorus_protocol::ids::{Amount, Hash32, NetworkId, TopicId};
+use chorus_protocol::ids::{Amount, NetworkId, TopicId};
 use chorus_protocol::keyfile::read_key_file;
 use chorus_protocol::keys::{Keypair, PublicKey};
 use chorus_protocol::messages::{
@@ -22,7 +23,6 @@ use chorus_protocol::topic::TopicSpec;
 use serde_json::Value;
 
 use super::api::{RoleArg, StakeArgs, TxArgs, client, non_empty};
-use crate::http::NodeClient;
 use crate::output::{BadInput, Output};
 
 /// The first nonce of an account: the ledger accepts a nonce above the last one applied,
@@ -34,7 +34,7 @@ struct Submitted {
     kind: &'static str,
     nonce: u64,
     author: PublicKey,
-    answer: Value,
+    answer: SubmitResult,
 }
 
 fn read_token(path: &Path) -> Result<String, BadInput> {
@@ -71,25 +71,15 @@ fn key(path: &Path) -> Result<Keypair, BadInput> {
 
 /// The network id the node signs for.
 async fn network_id(node: &NodeClient) -> anyhow::Result<NetworkId> {
-    let status = node.get("/v1/status").await?;
-    let hex = status
-        .get("network_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("the node's status has no network_id"))?;
-    Hash32::from_str(hex).map_err(|e| anyhow!("the node's network_id {hex:?} is not hex: {e}"))
+    let status: Status = node.get("/v1/status").await?;
+    Ok(status.network_id)
 }
 
 async fn next_nonce(node: &NodeClient, me: &PublicKey) -> anyhow::Result<u64> {
-    match node
+    let account: Option<Account> = node
         .get_opt(&format!("/v1/accounts/{}", me.to_hex()))
-        .await?
-    {
-        None => Ok(FIRST_NONCE),
-        Some(account) => account
-            .get("next_nonce")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| anyhow!("the node's account answer has no next_nonce")),
-    }
+        .await?;
+    Ok(account.map_or(FIRST_NONCE, |a| a.next_nonce))
 }
 
 /// Sign `make(nonce, author)` and submit it.
@@ -128,7 +118,7 @@ fn report(
     extra_text: &str,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let mut json = s.answer.clone();
+    let mut json = serde_json::to_value(&s.answer)?;
     if let Some(obj) = json.as_object_mut() {
         obj.insert("kind".into(), s.kind.into());
         obj.insert("nonce".into(), s.nonce.into());
@@ -136,9 +126,8 @@ fn report(
             obj.insert((*k).into(), v.clone());
         }
     }
-    let accepted = s.answer.get("accepted").and_then(Value::as_bool);
-    let id = s.answer.get("id").and_then(Value::as_str).unwrap_or("-");
-    if accepted == Some(true) {
+    let id = s.answer.id;
+    if s.answer.accepted {
         let text = format!(
             "{} {id} accepted (signer {}, nonce {}){extra_text}",
             s.kind,
@@ -150,11 +139,7 @@ fn report(
     if out.json {
         println!("{}", serde_json::to_string_pretty(&json)?);
     }
-    let reason = s
-        .answer
-        .get("reason")
-        .and_then(Value::as_str)
-        .unwrap_or("no reason given");
+    let reason = s.answer.reason.as_deref().unwrap_or("no reason given");
     Err(anyhow!("the node refused the {} {id}: {reason}", s.kind))
 }
 
@@ -283,29 +268,21 @@ pub async fn create_topic(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use chorus_node::api::fake;
+
     use super::*;
 
     #[test]
     fn specs_are_checked_locally_except_network_limits() {
         let dir = tempfile::tempdir().unwrap();
-        let good = r#"
-name = "EUR/USD 1h"
-loss = { method = "mse" }
-start_ms = 0
-epoch_length_ms = 1000
-submission_window_ms = 500
-ground_truth_lag_ms = 1000000000
-p_norm = 3.0
-alpha_regret = 0.1
-epsilon = 0.01
-merit_sortition_alpha = 0.1
-active_inferer_quantile = 0.25
-active_forecaster_quantile = 0.25
-active_reputer_quantile = 0.25
-"#;
+        // Beyond the network's limits (checked by the node), but locally well-formed.
+        let good = fake::FAKE_TOPIC_SPEC.replace(
+            "ground_truth_lag_ms = 60000",
+            "ground_truth_lag_ms = 1000000000",
+        );
         let p = dir.path().join("t.toml");
-        std::fs::write(&p, good).unwrap();
-        assert_eq!(read_spec(&p).unwrap().name, "EUR/USD 1h");
+        std::fs::write(&p, &good).unwrap();
+        assert_eq!(read_spec(&p).unwrap().name, "EUR/USD 1h range");
         std::fs::write(&p, good.replace("p_norm = 3.0", "p_norm = 9.0")).unwrap();
         assert!(read_spec(&p).unwrap_err().0.contains("p_norm"));
         std::fs::write(&p, format!("{good}\nextra = 1\n")).unwrap();

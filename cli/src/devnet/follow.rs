@@ -199,24 +199,21 @@ async fn record(
     let v = node.inference(plan.id, epoch).await.ok()?;
     let mut rec = EpochRecord::new(epoch, truth);
     rec.checkpoint_height = height;
-    rec.combined = v["combined_value"].as_f64();
-    rec.naive = v["naive_value"].as_f64();
+    let b = &v.bundle;
+    rec.combined = Some(b.combined_value);
+    rec.naive = b.naive_value;
     let name = |k: &str| plan.workers.get(k).map(|(n, _)| n.clone());
-    if let Some(m) = v["inferer_values"].as_object() {
-        for (k, x) in m {
-            if let (Some(n), Some(x)) = (name(k), x.as_f64()) {
-                rec.inferences.insert(n, x);
-            }
+    for (k, x) in &b.inferer_values {
+        if let Some(n) = name(k) {
+            rec.inferences.insert(n, *x);
         }
     }
-    if let Some(m) = v["inferer_weights"].as_object() {
-        let total: f64 = m.values().filter_map(|w| w.as_f64()).sum();
-        for (k, w) in m {
-            if let (Some(n), Some(w)) = (name(k), w.as_f64())
-                && total > 0.0
-            {
-                rec.weights.insert(n, w / total);
-            }
+    let total: f64 = b.inferer_weights.values().sum();
+    for (k, w) in &b.inferer_weights {
+        if let Some(n) = name(k)
+            && total > 0.0
+        {
+            rec.weights.insert(n, w / total);
         }
     }
     let loss = |x: f64| libm::log10(((x - truth) * (x - truth)).max(1e-30));

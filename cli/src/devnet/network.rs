@@ -77,7 +77,7 @@ impl Network {
             let mut seen = vec![];
             for src in &self.sources {
                 if let Ok(s) = src.status().await {
-                    seen.push((s["height"].clone(), s["ledger_root"].clone()));
+                    seen.push((s.height, s.ledger_root));
                 }
             }
             if seen.len() == self.sources.len() && seen.iter().all(|s| *s == seen[0]) {

@@ -6,11 +6,12 @@
 use anyhow::{Context, bail};
 use chorus_crdt::ledger::LedgerEvent;
 use chorus_node::actor::{InferenceEvent, NodeHandle, Query};
+use chorus_node::api::client::{EventStream, NodeClient};
+use chorus_node::api::types;
 use chorus_protocol::ids::TopicId;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
-
-use crate::http::NodeClient;
 
 /// Something the observed node reported.
 #[derive(Debug)]
@@ -39,44 +40,39 @@ pub enum Source {
 }
 
 impl Source {
-    /// `GET /v1/status`.
-    pub async fn status(&self) -> anyhow::Result<Value> {
+    /// The answer to `query`: from the handle, or `GET path` of the REST API.
+    async fn ask<T: DeserializeOwned>(&self, query: Query, path: &str) -> anyhow::Result<T> {
         match self {
-            Source::Local(h) => Ok(h.query(Query::Status).await?),
-            Source::Remote(c) => c.get("/v1/status").await,
+            Source::Local(h) => Ok(serde_json::from_value(h.query(query).await?)?),
+            Source::Remote(c) => Ok(c.get(path).await?),
         }
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> anyhow::Result<types::Status> {
+        self.ask(Query::Status, "/v1/status").await
     }
 
     /// `GET /v1/topics/{id}/scores`.
-    pub async fn scores(&self, topic: TopicId) -> anyhow::Result<Value> {
-        match self {
-            Source::Local(h) => Ok(h.query(Query::Scores(topic)).await?),
-            Source::Remote(c) => c.get(&format!("/v1/topics/{topic}/scores")).await,
-        }
+    pub async fn scores(&self, topic: TopicId) -> anyhow::Result<types::Scores> {
+        let path = format!("/v1/topics/{topic}/scores");
+        self.ask(Query::Scores(topic), &path).await
     }
 
     /// `GET /v1/topics/{id}`.
-    pub async fn topic(&self, topic: TopicId) -> anyhow::Result<Value> {
-        match self {
-            Source::Local(h) => Ok(h.query(Query::Topic(topic)).await?),
-            Source::Remote(c) => c.get(&format!("/v1/topics/{topic}")).await,
-        }
+    pub async fn topic(&self, topic: TopicId) -> anyhow::Result<types::Topic> {
+        self.ask(Query::Topic(topic), &format!("/v1/topics/{topic}"))
+            .await
     }
 
     /// `GET /v1/topics/{id}/inference?epoch=E`.
-    pub async fn inference(&self, topic: TopicId, epoch: u64) -> anyhow::Result<Value> {
-        match self {
-            Source::Local(h) => Ok(h
-                .query(Query::Inference {
-                    topic,
-                    epoch: Some(epoch),
-                })
-                .await?),
-            Source::Remote(c) => {
-                c.get(&format!("/v1/topics/{topic}/inference?epoch={epoch}"))
-                    .await
-            }
-        }
+    pub async fn inference(&self, topic: TopicId, epoch: u64) -> anyhow::Result<types::Inference> {
+        let query = Query::Inference {
+            topic,
+            epoch: Some(epoch),
+        };
+        let path = format!("/v1/topics/{topic}/inference?epoch={epoch}");
+        self.ask(query, &path).await
     }
 
     /// Start watching the inferences of `topics` and the ledger's rewards and mechanism
@@ -143,7 +139,7 @@ async fn forward_ledger(
 }
 
 /// Forward a REST event stream until it ends (then report [`Observed::Closed`]).
-async fn forward_sse(mut stream: crate::http::EventStream, tx: mpsc::Sender<Observed>) {
+async fn forward_sse(mut stream: EventStream, tx: mpsc::Sender<Observed>) {
     loop {
         let o = match stream.next().await {
             Ok(Some(ev)) => match parse_sse(&ev.event, &ev.data) {

@@ -16,10 +16,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chorus_node::api::client::NodeClient;
+use chorus_node::api::types::Status;
 use chorus_node::localnet::{LocalPlan, node_key};
 use chorus_protocol::keyfile::write_key_file;
-
-use crate::http::NodeClient;
 
 /// The running node processes.
 pub struct Procs {
@@ -122,10 +122,7 @@ impl Procs {
 
     /// REST clients of every node.
     pub fn clients(&self) -> anyhow::Result<Vec<NodeClient>> {
-        self.apis
-            .iter()
-            .map(|u| NodeClient::new(u).map_err(Into::into))
-            .collect()
+        self.apis.iter().map(|u| Ok(NodeClient::new(u)?)).collect()
     }
 
     /// Wait until every node answers `/v1/status`; fail early if one exits.
@@ -134,7 +131,7 @@ impl Procs {
         let t0 = Instant::now();
         for (i, c) in clients.iter().enumerate() {
             loop {
-                if c.get("/v1/status").await.is_ok() {
+                if c.get::<Status>("/v1/status").await.is_ok() {
                     break;
                 }
                 self.check_alive()?;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::bail;
+use chorus_node::api::types;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -61,7 +62,7 @@ pub(super) struct Checks {
     /// Node 0's total supply is genesis + minted - slashed.
     pub supply_conserved: bool,
     /// Node 0's `/v1/status`.
-    status: Value,
+    status: types::Status,
 }
 
 impl Checks {
@@ -75,7 +76,7 @@ impl Checks {
         }
         Ok(Checks {
             nodes_agree,
-            supply_conserved: status["supply"]["conserved"].as_bool().unwrap_or(false),
+            supply_conserved: status.supply.conserved,
             status,
         })
     }
@@ -92,18 +93,28 @@ impl Checks {
     }
 }
 
-async fn debug_dump(net: &Network, topics: &[TopicPlan], status: &Value) -> anyhow::Result<()> {
+/// A document as one line of JSON (keys sorted, as the node sends them).
+fn json<T: Serialize>(doc: &T) -> Value {
+    serde_json::to_value(doc).unwrap_or_default()
+}
+
+async fn debug_dump(
+    net: &Network,
+    topics: &[TopicPlan],
+    status: &types::Status,
+) -> anyhow::Result<()> {
     let node0 = net.node0();
     for p in topics {
-        eprintln!("scores {}: {}", p.id, node0.scores(p.id).await?);
-        eprintln!("topic {}: {}", p.id, node0.topic(p.id).await?);
+        eprintln!("scores {}: {}", p.id, json(&node0.scores(p.id).await?));
+        eprintln!("topic {}: {}", p.id, json(&node0.topic(p.id).await?));
     }
-    eprintln!("status: {status}");
+    eprintln!("status: {}", json(status));
     for (i, src) in net.sources.iter().enumerate() {
         let st = src.status().await?;
         eprintln!(
             "node {i}: height {} submissions {}",
-            st["height"], st["submissions"]
+            st.height,
+            json(&st.submissions)
         );
     }
     if let Source::Local(h) = node0 {
@@ -137,13 +148,9 @@ pub(super) async fn topic_runs(
             token_decimals: 18,
         };
         if let Ok(s) = node0.scores(p.id).await {
-            for field in ["inferers", "forecasters"] {
-                if let Some(m) = s[field].as_object() {
-                    for (k, v) in m {
-                        if let (Some((name, _)), Some(v)) = (p.workers.get(k), v.as_f64()) {
-                            run.score_ema.insert(name.clone(), v);
-                        }
-                    }
+            for (k, v) in s.inferers.iter().chain(&s.forecasters) {
+                if let Some((name, _)) = p.workers.get(k) {
+                    run.score_ema.insert(name.clone(), *v);
                 }
             }
         }
@@ -174,7 +181,7 @@ pub(super) fn print(
         println!("{}", serde_json::to_string_pretty(summary)?);
         return Ok(());
     }
-    let supply = &checks.status["supply"];
+    let supply = &checks.status.supply;
     println!();
     println!("{}", files.tables());
     println!(
@@ -184,10 +191,10 @@ pub(super) fn print(
         } else {
             "BROKEN"
         },
-        supply["genesis"].as_str().unwrap_or("?"),
-        supply["minted"].as_str().unwrap_or("?"),
-        supply["slashed"].as_str().unwrap_or("?"),
-        supply["total"].as_str().unwrap_or("?"),
+        supply.genesis,
+        supply.minted,
+        supply.slashed,
+        supply.total,
     );
     println!(
         "nodes agree: {}",

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chorus_protocol::ids::{Hash32, TopicId};
+use chorus_protocol::ids::TopicId;
 use chorus_protocol::keys::PublicKey;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -55,16 +55,8 @@ pub enum QueryError {
     Unavailable,
 }
 
-/// What happened to a submitted envelope.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubmitResult {
-    /// Message id (hex).
-    pub id: Hash32,
-    /// Accepted locally, persisted and published.
-    pub accepted: bool,
-    /// Why not, if not.
-    pub reason: Option<String>,
-}
+/// What happened to a submitted envelope (the API's answer document).
+pub use crate::api::types::SubmitResult;
 
 /// A network inference as streamed to subscribers (`GET /v1/topics/{id}/stream`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@
 
 pub mod handle;
 mod network;
+mod read_model;
 mod run;
 pub mod views;
 

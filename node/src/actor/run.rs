@@ -9,23 +9,23 @@ use chorus_crdt::replica::wire::{Request, RequestId, Response, StoreQuery};
 use chorus_crdt::replica::{Effect, Input, Replica, ReplicaEvent};
 use chorus_crdt::window::WindowKey;
 use chorus_protocol::codec;
-use chorus_protocol::ids::{Hash32, TopicId};
+use chorus_protocol::ids::Hash32;
 use chorus_protocol::keys::PublicKey;
 use chorus_protocol::messages::Payload;
 use chorus_protocol::validation::ChannelKind;
 use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::handle::{Command, InferenceEvent, Query, QueryError, SubmitResult};
+use super::handle::{Command, InferenceEvent, SubmitResult};
 use super::network::NetDriver;
-use super::views::{self, INFERENCE_HISTORY, StoredInference};
+use super::read_model::ReadModel;
+use super::views::NodeFacts;
+use crate::api::types::Submission;
 use crate::clock::Clock;
 use crate::metrics::NodeMetrics;
 use crate::roles::{RoleOutput, RoleView};
 use crate::store::{Store, ops};
 
-/// Last submissions remembered per (topic, kind) for `status`.
-const SUBMISSIONS_KEPT: usize = 64;
 /// Ledger snapshots are written every this many heights (and at height 1).
 const LEDGER_SNAPSHOT_EVERY: u64 = 16;
 
@@ -43,27 +43,13 @@ pub(super) struct ActorParts {
     pub network_name: String,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
-pub(super) struct Submission {
-    topic: Option<u64>,
-    epoch: Option<u64>,
-    kind: &'static str,
-    accepted: bool,
-    reason: Option<String>,
-    time_ms: u64,
-}
-
 pub(super) struct Actor {
     pub(super) p: ActorParts,
     pub(super) timers: BTreeMap<TimerId, u64>,
     pub(super) pending_persist: Vec<(WindowKey, Vec<u8>)>,
     pub(super) pending_wal: bool,
-    pub(super) history: BTreeMap<TopicId, BTreeMap<u64, StoredInference>>,
-    /// Finalized inferences to store: (topic, epoch, JSON).
-    pub(super) pending_inferences: Vec<(u64, u64, Vec<u8>)>,
-    pub(super) submissions: BTreeMap<(u64, &'static str), Submission>,
-    pub(super) started_ms: u64,
-    pub(super) next_nonce: BTreeMap<PublicKey, u64>,
+    /// What the API reads besides the replica.
+    pub(super) read: ReadModel,
     pub(super) submit_waiters: Vec<(Hash32, oneshot::Sender<SubmitResult>)>,
     pub(super) dirty: bool,
     pub(super) next_store_stats: u64,
@@ -77,11 +63,7 @@ impl Actor {
             timers: BTreeMap::new(),
             pending_persist: vec![],
             pending_wal: false,
-            history: BTreeMap::new(),
-            pending_inferences: vec![],
-            submissions: BTreeMap::new(),
-            started_ms: now,
-            next_nonce: BTreeMap::new(),
+            read: ReadModel::new(now),
             submit_waiters: vec![],
             dirty: false,
             next_store_stats: now,
@@ -207,8 +189,8 @@ impl Actor {
     /// Queue pending envelope writes (not yet durable: they become durable with the next
     /// durable commit; peers' envelopes can be fetched again after a crash).
     async fn write_behind(&mut self) {
-        if !self.pending_inferences.is_empty() {
-            let items = std::mem::take(&mut self.pending_inferences);
+        let items = self.read.take_pending_inferences();
+        if !items.is_empty() {
             let _ = self
                 .p
                 .store
@@ -420,17 +402,7 @@ impl Actor {
                 bundle,
             } => {
                 let combined_value = bundle.combined_value;
-                let h = self.history.entry(topic).or_default();
-                if !h.get(&epoch).is_some_and(|s| s.finalized) {
-                    h.insert(
-                        epoch,
-                        StoredInference {
-                            bundle: *bundle,
-                            finalized: false,
-                            height: None,
-                        },
-                    );
-                }
+                self.read.local_inference(topic, epoch, *bundle);
                 tracing::info!(
                     topic = topic.0,
                     epoch,
@@ -485,19 +457,8 @@ impl Actor {
                             .find(|(t, e, _)| t == topic && e == epoch)
                             .map(|(_, _, b)| b.clone());
                         if let Some(bundle) = bundle {
-                            let stored = StoredInference {
-                                bundle,
-                                finalized: true,
-                                height: Some(height),
-                            };
-                            if let Ok(json) = serde_json::to_vec(&stored) {
-                                self.pending_inferences.push((topic.0, *epoch, json));
-                            }
-                            let h = self.history.entry(*topic).or_default();
-                            h.insert(*epoch, stored);
-                            while h.len() > INFERENCE_HISTORY {
-                                h.pop_first();
-                            }
+                            self.read
+                                .finalized_inference(*topic, *epoch, height, bundle);
                         }
                         let _ = self.p.inferences.send(InferenceEvent {
                             topic: *topic,
@@ -514,16 +475,9 @@ impl Actor {
                 self.publish_view();
             }
             ReplicaEvent::Submitted { id, kind, refused } => {
-                let s = Submission {
-                    topic: None,
-                    epoch: None,
-                    kind,
-                    accepted: refused.is_none(),
-                    reason: refused,
-                    time_ms: now,
-                };
-                self.submissions.insert((0, kind), s);
                 let _ = id;
+                let s = submission(None, None, kind, refused, now);
+                self.read.submission((0, kind), s);
             }
             ReplicaEvent::Fault(f) => {
                 tracing::error!(fault = %f, "replica fault");
@@ -557,37 +511,18 @@ impl Actor {
                         tracing::info!(?topic, ?epoch, kind, %reason, "submission refused")
                     }
                 }
-                self.submissions.insert(
-                    (topic.unwrap_or(0), kind),
-                    Submission {
-                        topic,
-                        epoch,
-                        kind,
-                        accepted: refused.is_none(),
-                        reason: refused,
-                        time_ms: now,
-                    },
-                );
-                while self.submissions.len() > SUBMISSIONS_KEPT {
-                    self.submissions.pop_first();
-                }
+                let s = submission(topic, epoch, kind, refused, now);
+                self.read.submission((topic.unwrap_or(0), kind), s);
             }
             RoleOutput::Skipped {
                 topic,
                 epoch,
                 reason,
             } => {
-                self.submissions.insert(
-                    (topic.0, "worker_bundle"),
-                    Submission {
-                        topic: Some(topic.0),
-                        epoch: Some(epoch),
-                        kind: "worker_bundle",
-                        accepted: false,
-                        reason: Some(format!("skipped: {reason}")),
-                        time_ms: self.now(),
-                    },
-                );
+                let kind = "worker_bundle";
+                let reason = Some(format!("skipped: {reason}"));
+                let s = submission(Some(topic.0), Some(epoch), kind, reason, self.now());
+                self.read.submission((topic.0, kind), s);
             }
         }
     }
@@ -595,25 +530,28 @@ impl Actor {
     async fn handle_command(&mut self, c: Command) {
         match c {
             Command::Query(q, reply) => {
-                let answer = match q {
-                    Query::Inference {
-                        topic,
-                        epoch: Some(e),
-                    } if !self.history.get(&topic).is_some_and(|h| h.contains_key(&e)) => {
-                        self.stored_inference(topic, e).await
+                let answer = match self.read.needs_store(&q) {
+                    Some((topic, epoch)) => {
+                        let (replica, store) = (&self.p.replica, &self.p.store);
+                        ReadModel::stored_inference(replica, store, topic, epoch).await
                     }
-                    q => self.answer(q),
+                    None => {
+                        let now = self.now();
+                        let net = &self.p.net;
+                        let facts = || NodeFacts {
+                            network: self.p.network_name.clone(),
+                            peer_id: net.swarm.local_peer_id().to_string(),
+                            peers: net.peer_count(),
+                            listen: net.listen().iter().map(|a| a.to_string()).collect(),
+                        };
+                        self.read.answer(&self.p.replica, facts, q, now)
+                    }
                 };
                 let _ = reply.send(answer);
             }
             Command::Submit(bytes, reply) => {
                 let id = Hash32::of(&bytes);
-                if let Ok(env) = chorus_protocol::envelope::Envelope::from_bytes(&bytes)
-                    && let Some(n) = env.payload_unverified().ok().and_then(|p| p.nonce())
-                {
-                    let e = self.next_nonce.entry(env.signer).or_default();
-                    *e = (*e).max(n + 1);
-                }
+                self.read.submitted_envelope(&bytes);
                 let now = self.now();
                 let effects = self.p.replica.handle(Input::PublishSigned(bytes), now);
                 let refused = effects.iter().find_map(|e| match e {
@@ -641,94 +579,22 @@ impl Actor {
             }
         }
     }
+}
 
-    /// A finalized inference no longer in memory, from the store.
-    async fn stored_inference(
-        &mut self,
-        topic: TopicId,
-        epoch: u64,
-    ) -> Result<serde_json::Value, QueryError> {
-        // Unknown topics answer as for the in-memory history.
-        views::topic_of(self.p.replica.ledger(), topic)?;
-        let bytes = self
-            .p
-            .store
-            .call(move |db| ops::inference(db, topic.0, epoch))
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "reading a stored inference");
-                QueryError::Unavailable
-            })?;
-        let stored: Option<StoredInference> = bytes.and_then(|b| serde_json::from_slice(&b).ok());
-        match stored {
-            Some(s) => Ok(views::inference_json(topic, epoch, &s)),
-            None => Err(views::no_inference(topic, Some(epoch))),
-        }
-    }
-
-    fn answer(&self, q: Query) -> Result<serde_json::Value, QueryError> {
-        let r = &self.p.replica;
-        let ledger = r.ledger();
-        let now = self.now();
-        match q {
-            Query::Status => {
-                let me = r.public_key();
-                let account = ledger.accounts.get(&me).cloned().unwrap_or_default();
-                let roles_worker: Vec<u64> = ledger
-                    .topics
-                    .iter()
-                    .filter(|(_, t)| t.workers.contains(&me))
-                    .map(|(id, _)| id.0)
-                    .collect();
-                let roles_reputer: Vec<u64> = ledger
-                    .topics
-                    .iter()
-                    .filter(|(_, t)| t.reputers.contains(&me))
-                    .map(|(id, _)| id.0)
-                    .collect();
-                Ok(serde_json::json!({
-                    "network": self.p.network_name,
-                    "network_id": r.network().to_hex(),
-                    "address": me.to_hex(),
-                    "peer_id": self.p.net.swarm.local_peer_id().to_string(),
-                    "peers": self.p.net.peer_count(),
-                    "listen": self.p.net.listen().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                    "height": ledger.next_height,
-                    "tip": r.tip().to_hex(),
-                    "ledger_root": ledger.root().to_hex(),
-                    "roles": {
-                        "worker": roles_worker,
-                        "reputer": roles_reputer,
-                        "validator": ledger.validators.contains_key(&me),
-                    },
-                    "submissions": self.submissions.values().collect::<Vec<_>>(),
-                    "balance": account.balance.to_string(),
-                    "bond": ledger.validators.get(&me).map(|v| v.bond.to_string()).unwrap_or_else(|| "0".into()),
-                    "rewards": account.rewards.to_string(),
-                    "next_nonce": self.next_nonce.get(&me).copied().unwrap_or(0).max(account.nonce + 1),
-                    "uptime_ms": now.saturating_sub(self.started_ms),
-                    "supply": {
-                        "genesis": ledger.supply.genesis.to_string(),
-                        "minted": ledger.supply.minted.to_string(),
-                        "slashed": ledger.supply.slashed.to_string(),
-                        "total": ledger.total_tokens().to_string(),
-                        "conserved": ledger.check_supply().is_ok(),
-                    },
-                }))
-            }
-            Query::Topics => Ok(views::topics(ledger, now)),
-            Query::Topic(id) => views::topic(ledger, id, now),
-            Query::Inference { topic, epoch } => {
-                views::inference(ledger, &self.history, topic, epoch)
-            }
-            Query::Scores(id) => views::scores(ledger, id),
-            Query::Leaderboard(id) => views::leaderboard(ledger, id),
-            Query::Account(who) => Ok(views::account(
-                r,
-                &who,
-                self.next_nonce.get(&who).copied().unwrap_or(0),
-            )),
-            Query::LatestCheckpoint => views::latest_checkpoint(r),
-        }
+/// One submission as `status` shows it.
+fn submission(
+    topic: Option<u64>,
+    epoch: Option<u64>,
+    kind: &'static str,
+    refused: Option<String>,
+    time_ms: u64,
+) -> Submission {
+    Submission {
+        topic,
+        epoch,
+        kind: kind.into(),
+        accepted: refused.is_none(),
+        reason: refused,
+        time_ms,
     }
 }

@@ -1,15 +1,16 @@
-//! Answers to queries: JSON documents built from the replica's state (shapes in `docs/api.md`).
+//! Answers to queries: the API's typed documents ([`crate::api::types`]) built from the
+//! replica's state (shapes in `docs/api.md`).
 
 use std::collections::BTreeMap;
 
 use chorus_crdt::ledger::{Ledger, TopicState};
 use chorus_crdt::replica::Replica;
-use chorus_protocol::ids::TopicId;
+use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::keys::PublicKey;
 use chorus_protocol::math::synth_io::SynthJsonOutput;
-use serde_json::{Value, json};
 
 use super::handle::QueryError;
+use crate::api::types;
 
 /// Network inferences kept in memory per topic (the newest epochs). Finalized ones are also
 /// stored (`inferences` table), and older `?epoch=` queries are answered from the store: a
@@ -27,36 +28,30 @@ pub struct StoredInference {
     pub height: Option<u64>,
 }
 
-fn topic_json(id: TopicId, t: &TopicState, now_ms: u64) -> Value {
-    let mut v = serde_json::to_value(&t.spec).unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.insert("id".into(), json!(id.0));
-        o.insert("creator".into(), json!(t.creator.to_hex()));
-        o.insert("weight".into(), json!(t.weight));
-        o.insert("active".into(), json!(t.active));
-        o.insert("fee_revenue".into(), json!(t.fee_revenue.to_string()));
-        o.insert("reward_pool".into(), json!(t.reward_pool.to_string()));
-        o.insert("stake".into(), json!(t.total_stake().to_string()));
-        o.insert("workers".into(), json!(t.workers.len()));
-        o.insert("reputers".into(), json!(t.reputers.len()));
-        o.insert("current_epoch".into(), json!(t.spec.epoch_at(now_ms)));
-        o.insert(
-            "last_finalized_epoch".into(),
-            json!(t.next_worker_epoch.checked_sub(1)),
-        );
+fn topic_view(id: TopicId, t: &TopicState, now_ms: u64) -> types::Topic {
+    types::Topic {
+        id: id.0,
+        spec: t.spec.clone(),
+        creator: t.creator,
+        weight: t.weight,
+        active: t.active,
+        fee_revenue: t.fee_revenue,
+        reward_pool: t.reward_pool,
+        stake: t.total_stake(),
+        workers: t.workers.len(),
+        reputers: t.reputers.len(),
+        current_epoch: t.spec.epoch_at(now_ms),
+        last_finalized_epoch: t.next_worker_epoch.checked_sub(1),
     }
-    v
 }
 
 /// `GET /v1/topics`.
-pub fn topics(ledger: &Ledger, now_ms: u64) -> Value {
-    Value::Array(
-        ledger
-            .topics
-            .iter()
-            .map(|(id, t)| topic_json(*id, t, now_ms))
-            .collect(),
-    )
+pub fn topics(ledger: &Ledger, now_ms: u64) -> Vec<types::Topic> {
+    ledger
+        .topics
+        .iter()
+        .map(|(id, t)| topic_view(*id, t, now_ms))
+        .collect()
 }
 
 pub(super) fn topic_of(ledger: &Ledger, id: TopicId) -> Result<&TopicState, QueryError> {
@@ -67,17 +62,17 @@ pub(super) fn topic_of(ledger: &Ledger, id: TopicId) -> Result<&TopicState, Quer
 }
 
 /// `GET /v1/topics/{id}`.
-pub fn topic(ledger: &Ledger, id: TopicId, now_ms: u64) -> Result<Value, QueryError> {
-    Ok(topic_json(id, topic_of(ledger, id)?, now_ms))
+pub fn topic(ledger: &Ledger, id: TopicId, now_ms: u64) -> Result<types::Topic, QueryError> {
+    Ok(topic_view(id, topic_of(ledger, id)?, now_ms))
 }
 
-/// `GET /v1/topics/{id}/inference`.
+/// `GET /v1/topics/{id}/inference` from the in-memory history.
 pub fn inference(
     ledger: &Ledger,
     history: &BTreeMap<TopicId, BTreeMap<u64, StoredInference>>,
     id: TopicId,
     epoch: Option<u64>,
-) -> Result<Value, QueryError> {
+) -> Result<types::Inference, QueryError> {
     topic_of(ledger, id)?;
     let h = history.get(&id);
     let found = match epoch {
@@ -87,7 +82,7 @@ pub fn inference(
     let Some((e, s)) = found else {
         return Err(no_inference(id, epoch));
     };
-    Ok(inference_json(id, e, s))
+    Ok(inference_view(id, e, s))
 }
 
 /// The answer when no inference is held.
@@ -99,38 +94,37 @@ pub fn no_inference(id: TopicId, epoch: Option<u64>) -> QueryError {
 }
 
 /// One inference as the API shows it.
-pub fn inference_json(id: TopicId, epoch: u64, s: &StoredInference) -> Value {
-    let mut v = serde_json::to_value(&s.bundle).unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.insert("topic".into(), json!(id.0));
-        o.insert("epoch".into(), json!(epoch));
-        o.insert("finalized".into(), json!(s.finalized));
-        o.insert("checkpoint_height".into(), json!(s.height));
+pub fn inference_view(id: TopicId, epoch: u64, s: &StoredInference) -> types::Inference {
+    types::Inference {
+        topic: id.0,
+        epoch,
+        finalized: s.finalized,
+        checkpoint_height: s.height,
+        bundle: s.bundle.clone(),
     }
-    v
 }
 
 /// `GET /v1/topics/{id}/scores`.
-pub fn scores(ledger: &Ledger, id: TopicId) -> Result<Value, QueryError> {
+pub fn scores(ledger: &Ledger, id: TopicId) -> Result<types::Scores, QueryError> {
     let m = &topic_of(ledger, id)?.mechanism;
-    Ok(json!({
-        "topic": id.0,
-        "inferers": m.ema.inferer,
-        "forecasters": m.ema.forecaster,
-        "reputers": m.ema.reputer,
-        "regrets": {
-            "inferer": m.regrets.inferer,
-            "forecaster": m.regrets.forecaster,
-            "naive": m.regrets.naive,
+    Ok(types::Scores {
+        topic: id.0,
+        inferers: m.ema.inferer.clone(),
+        forecasters: m.ema.forecaster.clone(),
+        reputers: m.ema.reputer.clone(),
+        regrets: types::Regrets {
+            inferer: m.regrets.inferer.clone(),
+            forecaster: m.regrets.forecaster.clone(),
+            naive: m.regrets.naive.clone(),
         },
-        "initial_regret": m.initial_regret,
-        "listening_coefficients": m.listening_coefficients,
-        "previous_network_loss": m.previous_network_loss,
-    }))
+        initial_regret: m.initial_regret,
+        listening_coefficients: m.listening_coefficients.clone(),
+        previous_network_loss: m.previous_network_loss,
+    })
 }
 
 /// `GET /v1/topics/{id}/leaderboard`.
-pub fn leaderboard(ledger: &Ledger, id: TopicId) -> Result<Value, QueryError> {
+pub fn leaderboard(ledger: &Ledger, id: TopicId) -> Result<types::Leaderboard, QueryError> {
     let m = &topic_of(ledger, id)?.mechanism;
     let mut entries: Vec<(f64, String, &'static str)> = vec![];
     for (role, map) in [
@@ -143,26 +137,43 @@ pub fn leaderboard(ledger: &Ledger, id: TopicId) -> Result<Value, QueryError> {
         }
     }
     entries.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let rows: Vec<Value> = entries
+    let entries = entries
         .into_iter()
-        .map(|(s, k, role)| {
-            let rewards = k
+        .map(|(score_ema, address, role)| {
+            let rewards = address
                 .parse::<PublicKey>()
                 .ok()
                 .and_then(|pk| ledger.accounts.get(&pk))
-                .map(|a| a.rewards.to_string())
-                .unwrap_or_else(|| "0".into());
-            json!({"address": k, "role": role, "score_ema": s, "rewards": rewards})
+                .map(|a| a.rewards)
+                .unwrap_or_default();
+            types::LeaderboardEntry {
+                address,
+                role: role.into(),
+                score_ema,
+                rewards,
+            }
         })
         .collect();
-    Ok(json!({"topic": id.0, "entries": rows}))
+    Ok(types::Leaderboard {
+        topic: id.0,
+        entries,
+    })
+}
+
+/// A validator's bond (zero if it is none).
+fn bond(ledger: &Ledger, who: &PublicKey) -> Amount {
+    ledger
+        .validators
+        .get(who)
+        .map(|v| v.bond)
+        .unwrap_or_default()
 }
 
 /// `GET /v1/accounts/{address}`.
-pub fn account(replica: &Replica, who: &PublicKey, next_nonce: u64) -> Value {
+pub fn account(replica: &Replica, who: &PublicKey, next_nonce: u64) -> types::Account {
     let ledger = replica.ledger();
     let a = ledger.accounts.get(who).cloned().unwrap_or_default();
-    let stakes: Vec<Value> = ledger
+    let stakes = ledger
         .topics
         .iter()
         .flat_map(|(id, t)| {
@@ -172,37 +183,102 @@ pub fn account(replica: &Replica, who: &PublicKey, next_nonce: u64) -> Value {
                 } else {
                     s.delegated.get(who).copied()?
                 };
-                (amount.0 > 0).then(|| {
-                    json!({"topic": id.0, "reputer": reputer.to_hex(), "amount": amount.to_string()})
+                (amount.0 > 0).then_some(types::Stake {
+                    topic: id.0,
+                    reputer: *reputer,
+                    amount,
                 })
             })
         })
         .collect();
-    json!({
-        "address": who.to_hex(),
-        "balance": a.balance.to_string(),
-        "nonce": a.nonce,
-        "next_nonce": next_nonce.max(a.nonce + 1),
-        "rewards": a.rewards.to_string(),
-        "bond": ledger.validators.get(who).map(|v| v.bond.to_string()).unwrap_or_else(|| "0".into()),
-        "stakes": stakes,
-    })
+    types::Account {
+        address: *who,
+        balance: a.balance,
+        nonce: a.nonce,
+        next_nonce: next_nonce.max(a.nonce + 1),
+        rewards: a.rewards,
+        bond: bond(ledger, who),
+        stakes,
+    }
+}
+
+/// `GET /v1/status`: this node's view of itself; `node` holds what the network driver knows.
+pub fn status(
+    replica: &Replica,
+    node: NodeFacts,
+    uptime_ms: u64,
+    next_nonce: u64,
+    submissions: Vec<types::Submission>,
+) -> types::Status {
+    let ledger = replica.ledger();
+    let me = replica.public_key();
+    let account = ledger.accounts.get(&me).cloned().unwrap_or_default();
+    let topics_where = |has_role: fn(&TopicState, &PublicKey) -> bool| -> Vec<u64> {
+        ledger
+            .topics
+            .iter()
+            .filter(|(_, t)| has_role(t, &me))
+            .map(|(id, _)| id.0)
+            .collect()
+    };
+    types::Status {
+        network: node.network,
+        network_id: replica.network(),
+        address: me,
+        peer_id: node.peer_id,
+        peers: node.peers,
+        listen: node.listen,
+        height: ledger.next_height,
+        tip: replica.tip(),
+        ledger_root: ledger.root(),
+        roles: types::Roles {
+            worker: topics_where(|t, me| t.workers.contains(me)),
+            reputer: topics_where(|t, me| t.reputers.contains(me)),
+            validator: ledger.validators.contains_key(&me),
+        },
+        submissions,
+        balance: account.balance,
+        bond: bond(ledger, &me),
+        rewards: account.rewards,
+        next_nonce: next_nonce.max(account.nonce + 1),
+        uptime_ms,
+        supply: types::Supply {
+            genesis: ledger.supply.genesis,
+            minted: ledger.supply.minted,
+            slashed: ledger.supply.slashed,
+            total: Amount(ledger.total_tokens()),
+            conserved: ledger.check_supply().is_ok(),
+        },
+    }
+}
+
+/// What `status` shows of the network driver.
+#[derive(Clone, Debug)]
+pub struct NodeFacts {
+    /// The network's name.
+    pub network: String,
+    /// The libp2p peer id.
+    pub peer_id: String,
+    /// Connected peers.
+    pub peers: usize,
+    /// Listen addresses.
+    pub listen: Vec<String>,
 }
 
 /// `GET /v1/checkpoints/latest`.
-pub fn latest_checkpoint(replica: &Replica) -> Result<Value, QueryError> {
+pub fn latest_checkpoint(replica: &Replica) -> Result<types::LatestCheckpoint, QueryError> {
     let d = replica
         .engine()
         .tip()
         .ok_or_else(|| QueryError::NotFound("no checkpoint decided yet".into()))?;
     let cp = &d.checkpoint;
-    Ok(json!({
-        "height": cp.height,
-        "id": d.id().0.to_hex(),
-        "previous": cp.previous.to_hex(),
-        "ledger_root": cp.ledger_root.to_hex(),
-        "windows": cp.windows.len(),
-        "entries": cp.windows.iter().map(|w| w.heads.len()).sum::<usize>(),
-        "signers": d.certificate.signatures.len(),
-    }))
+    Ok(types::LatestCheckpoint {
+        height: cp.height,
+        id: d.id().0,
+        previous: cp.previous,
+        ledger_root: cp.ledger_root,
+        windows: cp.windows.len(),
+        entries: cp.windows.iter().map(|w| w.heads.len()).sum(),
+        signers: d.certificate.signatures.len(),
+    })
 }

@@ -10,16 +10,20 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chorus_protocol::ids::{Hash32, NetworkId};
+use chorus_protocol::ids::{Amount, Hash32, NetworkId, TopicId};
 use chorus_protocol::keys::{Keypair, PublicKey};
-use serde_json::{Value, json};
+use chorus_protocol::math::synth_io::SynthJsonOutput;
+use chorus_protocol::topic::TopicSpec;
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::types;
 use crate::actor::handle::{COMMAND_QUEUE, INFERENCE_EVENTS};
 use crate::actor::{Command, InferenceEvent, NodeHandle, Query, QueryError, SubmitResult};
 use crate::metrics::NodeMetrics;
@@ -46,30 +50,19 @@ pub fn fake_address() -> PublicKey {
 /// Canned answers in the shapes of `docs/api.md`: one topic ([`FAKE_TOPIC`]) with inferences
 /// up to epoch [`FAKE_LATEST_EPOCH`], every account known with [`FAKE_NEXT_NONCE`].
 pub fn canned(q: &Query) -> Result<Value, QueryError> {
-    let me = fake_address().to_hex();
-    let other = Keypair::from_seed(&[10; 32]).public().to_hex();
-    let known = |t: &chorus_protocol::ids::TopicId| {
+    let known = |t: &TopicId| {
         if t.0 == FAKE_TOPIC {
             Ok(())
         } else {
             Err(QueryError::NotFound(format!("topic {t}")))
         }
     };
-    Ok(match q {
-        Query::Status => json!({
-            "network": "chorus-fake", "network_id": FAKE_NETWORK.to_hex(), "address": me,
-            "peer_id": "12D3KooWFake", "peers": 5, "listen": ["/ip4/127.0.0.1/tcp/4001"],
-            "height": 42, "tip": Hash32([1; 32]).to_hex(), "ledger_root": Hash32([2; 32]).to_hex(),
-            "roles": {"worker": [FAKE_TOPIC], "reputer": [], "validator": true},
-            "submissions": [{"topic": FAKE_TOPIC, "epoch": 41, "kind": "worker_bundle",
-                             "accepted": true, "reason": null, "time_ms": 1_700_000_000_000u64}],
-            "balance": "1000", "bond": "100", "rewards": "12", "next_nonce": FAKE_NEXT_NONCE,
-            "uptime_ms": 12_345
-        }),
-        Query::Topics => json!([topic_json()]),
+    let value = match q {
+        Query::Status => serde_json::to_value(status()),
+        Query::Topics => serde_json::to_value([topic()?]),
         Query::Topic(t) => {
             known(t)?;
-            topic_json()
+            serde_json::to_value(topic()?)
         }
         Query::Inference { topic, epoch } => {
             known(topic)?;
@@ -79,59 +72,188 @@ pub fn canned(q: &Query) -> Result<Value, QueryError> {
                     "inference of topic {topic} epoch {epoch}"
                 )));
             }
-            json!({
-                "topic": topic.0, "epoch": epoch, "finalized": true, "checkpoint_height": 41,
-                "combined_value": 0.0012, "naive_value": 0.0011,
-                "inferer_values": {me.clone(): 0.0013, other.clone(): 0.0011},
-                "forecaster_values": {me.clone(): 0.0012},
-                "one_out_inferer_values": {}, "one_out_forecaster_values": {},
-                "one_in_forecaster_values": {},
-                "one_out_inferer_forecaster_values": {me.clone(): {other.clone(): 0.0012}},
-                "inferer_weights": {me.clone(): 0.6, other.clone(): 0.4},
-                "forecaster_weights": {},
-                "confidence_interval_values": [0.0009, 0.0010, 0.0012, 0.0013, 0.0015]
-            })
+            serde_json::to_value(inference(*topic, epoch))
         }
         Query::Scores(t) => {
             known(t)?;
-            json!({
-                "topic": t.0, "inferers": {me.clone(): -0.12, other.clone(): 0.3},
-                "forecasters": {}, "reputers": {},
-                "regrets": {"inferer": {me.clone(): -0.5}, "forecaster": {}, "naive": {}},
-                "initial_regret": 0.0, "listening_coefficients": {me.clone(): 1.0},
-                "previous_network_loss": -5.2
-            })
+            serde_json::to_value(scores(*t))
         }
         Query::Leaderboard(t) => {
             known(t)?;
-            json!({"topic": t.0, "entries": [
-                {"address": other, "role": "inferer", "score_ema": 0.3, "rewards": "1200"},
-                {"address": me, "role": "inferer", "score_ema": -0.12, "rewards": "12"}
-            ]})
+            serde_json::to_value(leaderboard(*t))
         }
-        Query::Account(a) => json!({
-            "address": a.to_hex(), "balance": "1000", "nonce": FAKE_NEXT_NONCE - 1,
-            "next_nonce": FAKE_NEXT_NONCE, "rewards": "12", "bond": "0",
-            "stakes": [{"topic": FAKE_TOPIC, "reputer": a.to_hex(), "amount": "50000"}]
+        Query::Account(a) => serde_json::to_value(account(*a)),
+        Query::LatestCheckpoint => serde_json::to_value(types::LatestCheckpoint {
+            height: 42,
+            id: Hash32([3; 32]),
+            previous: Hash32([4; 32]),
+            ledger_root: Hash32([2; 32]),
+            windows: 4,
+            entries: 31,
+            signers: 4,
         }),
-        Query::LatestCheckpoint => json!({
-            "height": 42, "id": Hash32([3; 32]).to_hex(), "previous": Hash32([4; 32]).to_hex(),
-            "ledger_root": Hash32([2; 32]).to_hex(), "windows": 4, "entries": 31, "signers": 4
-        }),
+    };
+    value.map_err(|_| QueryError::Unavailable)
+}
+
+fn other_address() -> String {
+    Keypair::from_seed(&[10; 32]).public().to_hex()
+}
+
+fn status() -> types::Status {
+    types::Status {
+        network: "chorus-fake".into(),
+        network_id: FAKE_NETWORK,
+        address: fake_address(),
+        peer_id: "12D3KooWFake".into(),
+        peers: 5,
+        listen: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+        height: 42,
+        tip: Hash32([1; 32]),
+        ledger_root: Hash32([2; 32]),
+        roles: types::Roles {
+            worker: vec![FAKE_TOPIC],
+            reputer: vec![],
+            validator: true,
+        },
+        submissions: vec![types::Submission {
+            topic: Some(FAKE_TOPIC),
+            epoch: Some(41),
+            kind: "worker_bundle".into(),
+            accepted: true,
+            reason: None,
+            time_ms: 1_700_000_000_000,
+        }],
+        balance: Amount(1000),
+        bond: Amount(100),
+        rewards: Amount(12),
+        next_nonce: FAKE_NEXT_NONCE,
+        uptime_ms: 12_345,
+        supply: types::Supply {
+            genesis: Amount(1_000_000),
+            minted: Amount(12),
+            slashed: Amount(0),
+            total: Amount(1_000_012),
+            conserved: true,
+        },
+    }
+}
+
+/// The spec of [`FAKE_TOPIC`] as an operator writes it for `chorus topic create --spec`.
+pub const FAKE_TOPIC_SPEC: &str = r#"name = "EUR/USD 1h range"
+loss = { method = "mse" }
+start_ms = 0
+epoch_length_ms = 60000
+submission_window_ms = 30000
+ground_truth_lag_ms = 60000
+p_norm = 3.0
+alpha_regret = 0.01
+epsilon = 0.01
+merit_sortition_alpha = 0.1
+active_inferer_quantile = 0.25
+active_forecaster_quantile = 0.25
+active_reputer_quantile = 0.25
+"#;
+
+/// [`FAKE_TOPIC_SPEC`] parsed.
+pub fn fake_topic_spec() -> Result<TopicSpec, toml::de::Error> {
+    toml::from_str(FAKE_TOPIC_SPEC)
+}
+
+fn topic() -> Result<types::Topic, QueryError> {
+    Ok(types::Topic {
+        id: FAKE_TOPIC,
+        spec: fake_topic_spec().map_err(|_| QueryError::Unavailable)?,
+        creator: fake_address(),
+        weight: Some(1.5e9),
+        active: true,
+        fee_revenue: Amount(75_000),
+        reward_pool: Amount(0),
+        stake: Amount(60_000),
+        workers: 10,
+        reputers: 3,
+        current_epoch: Some(41),
+        last_finalized_epoch: Some(39),
     })
 }
 
-fn topic_json() -> Value {
-    json!({
-        "id": FAKE_TOPIC, "name": "EUR/USD 1h range", "metadata": "", "loss": {"method": "mse"},
-        "start_ms": 0, "epoch_length_ms": 60_000, "submission_window_ms": 30_000,
-        "ground_truth_lag_ms": 60_000, "p_norm": 3.0, "alpha_regret": 0.01, "epsilon": 0.01,
-        "merit_sortition_alpha": 0.1, "active_inferer_quantile": 0.25,
-        "active_forecaster_quantile": 0.25, "active_reputer_quantile": 0.25,
-        "allow_negative": false, "creator": fake_address().to_hex(), "weight": 1.5e9,
-        "active": true, "fee_revenue": "75000", "reward_pool": "0", "stake": "60000",
-        "workers": 10, "reputers": 3, "current_epoch": 41, "last_finalized_epoch": 39
-    })
+fn inference(topic: TopicId, epoch: u64) -> types::Inference {
+    let (me, other) = (fake_address().to_hex(), other_address());
+    let map = |entries: &[(&String, f64)]| -> BTreeMap<String, f64> {
+        entries.iter().map(|(k, v)| ((*k).clone(), *v)).collect()
+    };
+    types::Inference {
+        topic: topic.0,
+        epoch,
+        finalized: true,
+        checkpoint_height: Some(41),
+        bundle: SynthJsonOutput {
+            combined_value: 0.0012,
+            naive_value: Some(0.0011),
+            inferer_values: map(&[(&me, 0.0013), (&other, 0.0011)]),
+            forecaster_values: map(&[(&me, 0.0012)]),
+            one_out_inferer_values: BTreeMap::new(),
+            one_out_forecaster_values: BTreeMap::new(),
+            one_in_forecaster_values: BTreeMap::new(),
+            one_out_inferer_forecaster_values: BTreeMap::from([(
+                me.clone(),
+                map(&[(&other, 0.0012)]),
+            )]),
+            inferer_weights: map(&[(&me, 0.6), (&other, 0.4)]),
+            forecaster_weights: BTreeMap::new(),
+            confidence_interval_values: Some(vec![0.0009, 0.0010, 0.0012, 0.0013, 0.0015]),
+        },
+    }
+}
+
+fn scores(topic: TopicId) -> types::Scores {
+    let (me, other) = (fake_address().to_hex(), other_address());
+    types::Scores {
+        topic: topic.0,
+        inferers: BTreeMap::from([(me.clone(), -0.12), (other, 0.3)]),
+        forecasters: BTreeMap::new(),
+        reputers: BTreeMap::new(),
+        regrets: types::Regrets {
+            inferer: BTreeMap::from([(me.clone(), -0.5)]),
+            forecaster: BTreeMap::new(),
+            naive: BTreeMap::new(),
+        },
+        initial_regret: 0.0,
+        listening_coefficients: BTreeMap::from([(me, 1.0)]),
+        previous_network_loss: Some(-5.2),
+    }
+}
+
+fn leaderboard(topic: TopicId) -> types::Leaderboard {
+    let entry = |address: String, score_ema: f64, rewards: u128| types::LeaderboardEntry {
+        address,
+        role: "inferer".into(),
+        score_ema,
+        rewards: Amount(rewards),
+    };
+    types::Leaderboard {
+        topic: topic.0,
+        entries: vec![
+            entry(other_address(), 0.3, 1200),
+            entry(fake_address().to_hex(), -0.12, 12),
+        ],
+    }
+}
+
+fn account(address: PublicKey) -> types::Account {
+    types::Account {
+        address,
+        balance: Amount(1000),
+        nonce: FAKE_NEXT_NONCE - 1,
+        next_nonce: FAKE_NEXT_NONCE,
+        rewards: Amount(12),
+        bond: Amount(0),
+        stakes: vec![types::Stake {
+            topic: FAKE_TOPIC,
+            reputer: address,
+            amount: Amount(50_000),
+        }],
+    }
 }
 
 /// A running fake node. Dropping it stops its tasks.

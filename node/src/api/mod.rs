@@ -32,11 +32,13 @@
 //! ```
 
 pub mod auth;
+pub mod client;
 pub mod error;
 #[cfg(feature = "test-support")]
 pub mod fake;
 mod routes;
 pub mod sse;
+pub mod types;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::bars::{Bar, log_return};
-use super::builtin::sample_sd;
+use super::kernels::sample_sd;
 
 /// Default loss floor: `(0.5e-5)² = 2.5e-11` (half a tick of a 5-decimal FX quote, squared).
 pub const DEFAULT_LOSS_FLOOR: f64 = 2.5e-11;

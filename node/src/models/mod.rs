@@ -18,6 +18,7 @@ pub mod builtin;
 pub mod command;
 pub mod forecasters;
 pub mod http;
+mod kernels;
 pub mod rng;
 pub mod spec;
 pub mod template;
@@ -34,8 +35,8 @@ pub use forecasters::{
 };
 pub use http::{HttpError, HttpForecaster, HttpModel, HttpOptions, HttpTruth};
 pub use spec::{
-    BuiltinSpec, Forecaster, ForecasterSpec, Inferer, ModelError, ModelSpec, SpecError, TruthSpec,
-    build_forecaster, build_model, build_truth,
+    BuiltinSpec, CommandSpec, Forecaster, ForecasterSpec, HttpSpec, Inferer, ModelError, ModelSpec,
+    SpecError, TruthSpec, build_forecaster, build_model, build_truth,
 };
 pub use template::{EpochContext, Template, TemplateError};
 pub use truth::{Replay, SyntheticConfig, TruthError, TruthSource, synthetic_bars};

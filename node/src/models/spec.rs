@@ -93,6 +93,63 @@ pub struct BuiltinSpec {
     pub model: BuiltinModel,
 }
 
+/// An HTTP endpoint of a model, forecaster or truth source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// URL template (`{TopicId}`, `{Epoch}`/`{BlockHeight}`, `{Token}`, params).
+    pub url: String,
+    /// Timeout in milliseconds (default 2000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Response size cap (default 64 KiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Extra static placeholders.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+}
+
+impl HttpSpec {
+    fn options(&self) -> HttpOptions {
+        HttpOptions {
+            timeout: Duration::from_millis(self.timeout_ms),
+            max_body_bytes: self.max_body_bytes,
+            params: self.params.clone(),
+        }
+    }
+}
+
+/// A local program run as a model or forecaster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSpec {
+    /// The program (path or name on `PATH`).
+    pub program: String,
+    /// Argument templates.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Timeout in milliseconds (default 2000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// stdout size cap (default 64 KiB).
+    #[serde(default = "default_max_stdout")]
+    pub max_stdout_bytes: usize,
+    /// Extra static placeholders.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+}
+
+impl CommandSpec {
+    fn options(&self) -> CommandOptions {
+        CommandOptions {
+            timeout: Duration::from_millis(self.timeout_ms),
+            max_stdout_bytes: self.max_stdout_bytes,
+            params: self.params.clone(),
+        }
+    }
+}
+
 /// Where an inferer's values come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -100,36 +157,9 @@ pub enum ModelSpec {
     /// A built-in model, fed with the topic's bars.
     Builtin(BuiltinSpec),
     /// An HTTP endpoint (plain `http://`, typically on localhost).
-    Http {
-        /// URL template (`{TopicId}`, `{Epoch}`/`{BlockHeight}`, `{Token}`, params).
-        url: String,
-        /// Timeout in milliseconds (default 2000).
-        #[serde(default = "default_timeout_ms")]
-        timeout_ms: u64,
-        /// Response size cap (default 64 KiB).
-        #[serde(default = "default_max_body")]
-        max_body_bytes: usize,
-        /// Extra static placeholders.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        params: BTreeMap<String, String>,
-    },
+    Http(HttpSpec),
     /// A local program.
-    Command {
-        /// The program (path or name on `PATH`).
-        program: String,
-        /// Argument templates.
-        #[serde(default)]
-        args: Vec<String>,
-        /// Timeout in milliseconds (default 2000).
-        #[serde(default = "default_timeout_ms")]
-        timeout_ms: u64,
-        /// stdout size cap (default 64 KiB).
-        #[serde(default = "default_max_stdout")]
-        max_stdout_bytes: usize,
-        /// Extra static placeholders.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        params: BTreeMap<String, String>,
-    },
+    Command(CommandSpec),
 }
 
 /// Where a forecaster's values come from.
@@ -161,36 +191,9 @@ pub enum ForecasterSpec {
         median_window: usize,
     },
     /// An HTTP endpoint returning `{"<inferer>": value, …}`.
-    Http {
-        /// URL template.
-        url: String,
-        /// Timeout in milliseconds (default 2000).
-        #[serde(default = "default_timeout_ms")]
-        timeout_ms: u64,
-        /// Response size cap (default 64 KiB).
-        #[serde(default = "default_max_body")]
-        max_body_bytes: usize,
-        /// Extra static placeholders.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        params: BTreeMap<String, String>,
-    },
+    Http(HttpSpec),
     /// A local program printing `{"<inferer>": value, …}`.
-    Command {
-        /// The program.
-        program: String,
-        /// Argument templates.
-        #[serde(default)]
-        args: Vec<String>,
-        /// Timeout in milliseconds (default 2000).
-        #[serde(default = "default_timeout_ms")]
-        timeout_ms: u64,
-        /// stdout size cap (default 64 KiB).
-        #[serde(default = "default_max_stdout")]
-        max_stdout_bytes: usize,
-        /// Extra static placeholders.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        params: BTreeMap<String, String>,
-    },
+    Command(CommandSpec),
 }
 
 /// Where the ground truth comes from.
@@ -215,19 +218,7 @@ pub enum TruthSpec {
         start_price: f64,
     },
     /// An HTTP endpoint with the model contract; `204`/`null` = not available yet.
-    Http {
-        /// URL template.
-        url: String,
-        /// Timeout in milliseconds (default 2000).
-        #[serde(default = "default_timeout_ms")]
-        timeout_ms: u64,
-        /// Response size cap (default 64 KiB).
-        #[serde(default = "default_max_body")]
-        max_body_bytes: usize,
-        /// Extra static placeholders.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        params: BTreeMap<String, String>,
-    },
+    Http(HttpSpec),
     /// A CSV replay (see [`super::bars::Bars::from_csv_reader`]).
     Csv {
         /// The file; relative paths are taken from the working directory unless
@@ -414,54 +405,14 @@ impl Forecaster {
     }
 }
 
-fn http_options(
-    timeout_ms: u64,
-    max_body_bytes: usize,
-    params: &BTreeMap<String, String>,
-) -> HttpOptions {
-    HttpOptions {
-        timeout: Duration::from_millis(timeout_ms),
-        max_body_bytes,
-        params: params.clone(),
-    }
-}
-
-fn command_options(
-    timeout_ms: u64,
-    max_stdout_bytes: usize,
-    params: &BTreeMap<String, String>,
-) -> CommandOptions {
-    CommandOptions {
-        timeout: Duration::from_millis(timeout_ms),
-        max_stdout_bytes,
-        params: params.clone(),
-    }
-}
-
 /// Builds a runnable inferer from its spec (validates everything up front).
 pub fn build_model(spec: &ModelSpec) -> Result<Inferer, SpecError> {
     Ok(match spec {
         ModelSpec::Builtin(b) => Inferer::Builtin(BuiltinInferer::new(b.model.clone(), b.target)?),
-        ModelSpec::Http {
-            url,
-            timeout_ms,
-            max_body_bytes,
-            params,
-        } => Inferer::Http(HttpModel::new(
-            url,
-            &http_options(*timeout_ms, *max_body_bytes, params),
-        )?),
-        ModelSpec::Command {
-            program,
-            args,
-            timeout_ms,
-            max_stdout_bytes,
-            params,
-        } => Inferer::Command(CommandModel::new(
-            program,
-            args,
-            &command_options(*timeout_ms, *max_stdout_bytes, params),
-        )?),
+        ModelSpec::Http(h) => Inferer::Http(HttpModel::new(&h.url, &h.options())?),
+        ModelSpec::Command(c) => {
+            Inferer::Command(CommandModel::new(&c.program, &c.args, &c.options())?)
+        }
     })
 }
 
@@ -484,26 +435,10 @@ pub fn build_forecaster(spec: &ForecasterSpec) -> Result<Forecaster, SpecError> 
             )?,
             regimes: BTreeMap::new(),
         },
-        ForecasterSpec::Http {
-            url,
-            timeout_ms,
-            max_body_bytes,
-            params,
-        } => Forecaster::Http(HttpForecaster::new(
-            url,
-            &http_options(*timeout_ms, *max_body_bytes, params),
-        )?),
-        ForecasterSpec::Command {
-            program,
-            args,
-            timeout_ms,
-            max_stdout_bytes,
-            params,
-        } => Forecaster::Command(CommandModel::new(
-            program,
-            args,
-            &command_options(*timeout_ms, *max_stdout_bytes, params),
-        )?),
+        ForecasterSpec::Http(h) => Forecaster::Http(HttpForecaster::new(&h.url, &h.options())?),
+        ForecasterSpec::Command(c) => {
+            Forecaster::Command(CommandModel::new(&c.program, &c.args, &c.options())?)
+        }
     })
 }
 
@@ -526,15 +461,7 @@ pub fn build_truth(spec: &TruthSpec) -> Result<TruthSource, SpecError> {
             };
             TruthSource::Replay(Replay::new(synthetic_bars(&config)?, *target)?)
         }
-        TruthSpec::Http {
-            url,
-            timeout_ms,
-            max_body_bytes,
-            params,
-        } => TruthSource::Http(HttpTruth::new(
-            url,
-            &http_options(*timeout_ms, *max_body_bytes, params),
-        )?),
+        TruthSpec::Http(h) => TruthSource::Http(HttpTruth::new(&h.url, &h.options())?),
         TruthSpec::Csv { path, target } => TruthSource::Replay(Replay::load_csv(path, *target)?),
     })
 }

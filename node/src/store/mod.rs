@@ -129,10 +129,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |db| {
-            let _ = reply.send(f(db));
-        });
+        let (job, rx) = with_reply(f);
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -157,13 +154,23 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |db| {
-            let _ = reply.send(f(db));
-        });
+        let (job, rx) = with_reply(f);
         self.jobs
             .blocking_send(job)
             .map_err(|_| StoreError::Closed)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
+}
+
+/// `f` as a job whose result comes back on the returned receiver.
+fn with_reply<T, F>(f: F) -> (Job, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    let job: Job = Box::new(move |db| {
+        let _ = reply.send(f(db));
+    });
+    (job, rx)
 }

@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chorus_node::api::types::Inference;
 use chorus_node::localnet::node_key;
 use chorus_protocol::envelope::Envelope;
 use chorus_protocol::genesis::{GenesisBalance, GenesisRegistration};
@@ -25,8 +26,8 @@ use futures::StreamExt;
 use libp2p::Multiaddr;
 use libp2p::gossipsub::IdentTopic;
 
+use crate::procs;
 use crate::procs::cluster::{Cluster, RunDir, chorus_bin, loopback_endpoints};
-use crate::procs::http;
 use crate::procs::plan::{NetSpec, now_ms, write_data};
 use crate::scenarios::rss_bytes;
 
@@ -92,40 +93,7 @@ pub async fn measure(
     if topics == 0 || topics > 64 || workers == 0 || workers > 1_000 || epochs < 12 {
         bail!("topics in 1..=64, workers in 1..=1000, epochs ≥ 12");
     }
-    let bin = chorus_bin(bin)?;
-    let dir = RunDir::new(None, "chorus-bench-footprint-")?;
-    let data = write_data(&dir.path)?;
-    let mut spec = NetSpec::new("chorus-bench-footprint", 2, Duration::from_secs(5));
-    spec.validators = 1;
-    spec.topics = topics;
-    spec.workers = 0;
-    spec.reputers = 1;
-    spec.observers = 1;
-    let plan = spec.plan(&data, dir.path.clone());
-    let mut cluster = Cluster::create(plan, loopback_endpoints(2)?, bin, dir, "warn")?;
-    let keys: Vec<Keypair> = (0..workers).map(|j| node_key(0x5EED, j)).collect();
-    let mut genesis = cluster.genesis.clone();
-    for k in &keys {
-        genesis.balances.push(GenesisBalance {
-            address: k.public(),
-            amount: Amount(1_000_000_000),
-        });
-        for t in 1..=topics as u64 {
-            genesis.registrations.push(GenesisRegistration {
-                topic: TopicId(t),
-                address: k.public(),
-                role: Role::Worker,
-            });
-        }
-    }
-    cluster.replace_genesis(genesis)?;
-    cluster.start_all()?;
-    for i in 0..2 {
-        cluster.wait_ready(i, Duration::from_secs(60)).await?;
-    }
-    let pids: Vec<u32> = (0..2)
-        .map(|i| cluster.nodes[i].pid().context("node not running"))
-        .collect::<anyhow::Result<_>>()?;
+    let (mut cluster, spec, keys, pids) = start(topics, workers, bin).await?;
     let network = cluster.genesis.network_id();
     // The publisher.
     let me = Keypair::from_seed(&[0x77; 32]);
@@ -212,8 +180,9 @@ pub async fn measure(
     let mut counted = 0usize;
     let mut asked = 0usize;
     for e in last.saturating_sub(5)..last.saturating_sub(1) {
-        if let Ok(v) = http::get_json(&api, &format!("/v1/topics/1/inference?epoch={e}")).await {
-            counted += v["inferer_values"].as_object().map_or(0, |m| m.len());
+        let path = format!("/v1/topics/1/inference?epoch={e}");
+        if let Ok(v) = procs::get::<Inference>(&api, &path).await {
+            counted += v.bundle.inferer_values.len();
         }
         // At most `max_top_inferers_to_reward` inferers count per epoch (ranked by score).
         asked += workers.min(spec.params().max_top_inferers_to_reward as usize);
@@ -240,4 +209,48 @@ pub async fn measure(
         overhead: ((stores[1] as f64 / raw.max(1) as f64) * 100.0).round() / 100.0,
         finalized_share: (counted as f64 / asked.max(1) as f64 * 1000.0).round() / 1000.0,
     })
+}
+
+/// One validator and one follower whose genesis registers `workers` worker keys on every
+/// topic; returns them, the network's spec, the worker keys and the two process ids.
+async fn start(
+    topics: usize,
+    workers: usize,
+    bin: Option<&std::path::Path>,
+) -> anyhow::Result<(Cluster, NetSpec, Vec<Keypair>, Vec<u32>)> {
+    let bin = chorus_bin(bin)?;
+    let dir = RunDir::new(None, "chorus-bench-footprint-")?;
+    let data = write_data(&dir.path)?;
+    let mut spec = NetSpec::new("chorus-bench-footprint", 2, Duration::from_secs(5));
+    spec.validators = 1;
+    spec.topics = topics;
+    spec.workers = 0;
+    spec.reputers = 1;
+    spec.observers = 1;
+    let plan = spec.plan(&data, dir.path.clone());
+    let mut cluster = Cluster::create(plan, loopback_endpoints(2)?, bin, dir, "warn")?;
+    let keys: Vec<Keypair> = (0..workers).map(|j| node_key(0x5EED, j)).collect();
+    let mut genesis = cluster.genesis.clone();
+    for k in &keys {
+        genesis.balances.push(GenesisBalance {
+            address: k.public(),
+            amount: Amount(1_000_000_000),
+        });
+        for t in 1..=topics as u64 {
+            genesis.registrations.push(GenesisRegistration {
+                topic: TopicId(t),
+                address: k.public(),
+                role: Role::Worker,
+            });
+        }
+    }
+    cluster.replace_genesis(genesis)?;
+    cluster.start_all()?;
+    for i in 0..2 {
+        cluster.wait_ready(i, Duration::from_secs(60)).await?;
+    }
+    let pids: Vec<u32> = (0..2)
+        .map(|i| cluster.nodes[i].pid().context("node not running"))
+        .collect::<anyhow::Result<_>>()?;
+    Ok((cluster, spec, keys, pids))
 }

@@ -99,167 +99,201 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let all = args.which == Which::All;
     let mut ingest_rate = None;
     if all || matches!(args.which, Which::Ingest | Which::Catchup) {
-        let rounds = if args.which == Which::Catchup {
-            args.rounds.min(5)
-        } else {
-            args.rounds
-        };
-        let envelopes = args.envelopes;
-        let r = tokio::task::spawn_blocking(move || ingest::measure(envelopes, rounds)).await??;
-        ingest_rate = Some(r.pipeline_per_s);
-        report.metric("ingest_envelopes_per_round", r.envelopes as u64);
-        report.metric("ingest_envelope_bytes", r.envelope_bytes as u64);
-        report.metric("ingest_rounds", r.rounds as u64);
-        report.metric("raw_verify_per_s", r.raw_verify_per_s.round());
-        report.metric(
-            "raw_verify_parsed_keys_per_s",
-            r.raw_verify_parsed_per_s.round(),
-        );
-        report.metric("pipeline_per_s", r.pipeline_per_s.round());
-        report.metric("pipeline_without_store_per_s", r.no_store_per_s.round());
-        report.metric("batch_verify_per_s", r.batch_verify_per_s.round());
-        report.metric(
-            "pipeline_vs_raw_verify",
-            (r.ratio() * 100.0).round() / 100.0,
-        );
-        report.metric(
-            "pipeline_time_pct_validate_store_merge",
-            vec![
-                round1(r.share_validate * 100.0),
-                round1(r.share_store * 100.0),
-                round1(r.share_merge * 100.0),
-            ],
-        );
-        report.check(
-            "ingest pipeline ≥ 0.5× raw verify",
-            r.ratio() >= 0.5,
-            format!(
-                "{:.0}/s vs {:.0}/s = {:.2}× (without the store {:.2}×; batch verify alone \
-                 {:.2}×; against verification with keys decompressed beforehand {:.2}×)",
-                r.pipeline_per_s,
-                r.raw_verify_per_s,
-                r.ratio(),
-                r.no_store_per_s / r.raw_verify_per_s,
-                r.batch_verify_per_s / r.raw_verify_per_s,
-                r.pipeline_per_s / r.raw_verify_parsed_per_s
-            ),
-        );
+        ingest_rate = Some(ingest(&args, &mut report).await?);
     }
     if all || args.which == Which::Inference {
-        for n in &args.nodes {
-            let (local, fin) =
-                latency::inference(*n, args.workers, args.epochs, args.period_ms).await?;
-            report.metric(
-                &format!("inference_{n}_nodes_local"),
-                serde_json::to_value(&local)?,
-            );
-            report.metric(
-                &format!("inference_{n}_nodes_finalized"),
-                serde_json::to_value(&fin)?,
-            );
-            report.check(
-                &format!("inference on every node at {n} nodes"),
-                local.missing == 0 && fin.missing == 0,
-                format!(
-                    "after window close + {} ms skew allowance: p50 {} ms, p99 {} ms; finalized \
-                     after window close: p50 {} ms, p99 {} ms ({} samples)",
-                    local.protocol_wait_ms,
-                    local.p50_ms,
-                    local.p99_ms,
-                    fin.p50_ms,
-                    fin.p99_ms,
-                    local.samples
-                ),
-            );
-        }
+        inference(&args, &mut report).await?;
     }
     if all || args.which == Which::Finality {
-        for v in &args.validators {
-            let l = latency::finality(*v, args.epochs, args.period_ms).await?;
-            report.metric(
-                &format!("finality_{v}_validators"),
-                serde_json::to_value(&l)?,
-            );
-            report.check(
-                &format!("finality at {v} validators"),
-                l.missing == 0,
-                format!(
-                    "period end → applied on each validator: p50 {} ms, p99 {} ms (includes the \
-                     {} ms skew + grace wait before the height starts; {} samples)",
-                    l.p50_ms, l.p99_ms, l.protocol_wait_ms, l.samples
-                ),
-            );
-        }
+        finality(&args, &mut report).await?;
     }
     if all || args.which == Which::Catchup {
-        let (e, t, w) = match args.catchup.as_slice() {
-            [e, t, w] => (*e, *t as usize, *w as usize),
-            _ => anyhow::bail!("--catchup EPOCHS,TOPICS,WORKERS"),
-        };
-        let mut sub = Report::new("catchup");
-        crate::scenarios::catchup::run_inner(
-            crate::scenarios::catchup::CatchupArgs {
-                epochs: e,
-                topics: t,
-                workers: w,
-                epoch_ms: 1_000,
-                timeout: 1_800,
-                json: false,
-            },
-            &mut sub,
-        )
-        .await?;
-        let rate = sub
-            .get_metric("entries_per_second")
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(f64::NAN);
-        for k in ["catch_up_seconds", "entries_fetched", "heights_per_second"] {
-            if let Some(v) = sub.get_metric(k) {
-                report.metric(&format!("catchup_{k}"), v.clone());
-            }
-        }
-        report.metric("catchup_entries_per_s", rate);
-        for f in sub.failures() {
-            report.note(format!("catch-up run: {f}"));
-        }
-        if let Some(i) = ingest_rate {
-            report.metric("catchup_vs_ingest", (rate / i * 1000.0).round() / 1000.0);
-        }
-        report.check(
-            "catch-up measured",
-            sub.passing(),
-            format!(
-                "{e} epochs × {t} topics × {w} workers: {rate:.0} entries/s caught up{}",
-                ingest_rate
-                    .map(|i| format!(" vs {i:.0}/s ingest = {:.3}×", rate / i))
-                    .unwrap_or_default()
-            ),
-        );
+        catchup(&args, ingest_rate, &mut report).await?;
     }
     if all || args.which == Which::Footprint {
-        let (t, w, e) = match args.footprint.as_slice() {
-            [t, w, e] => (*t as usize, *w as usize, *e),
-            _ => anyhow::bail!("--footprint TOPICS,WORKERS,EPOCHS"),
-        };
-        let f = footprint::measure(t, w, e, args.chorus_bin.as_deref()).await?;
-        report.metric("footprint", serde_json::to_value(&f)?);
+        footprint(&args, &mut report).await?;
+    }
+    Ok(report.finish(args.json))
+}
+
+/// Ingest: the validate → store → merge pipeline against raw signature verification; returns
+/// the pipeline's rate (envelopes/s).
+async fn ingest(args: &BenchArgs, report: &mut Report) -> anyhow::Result<f64> {
+    let rounds = if args.which == Which::Catchup {
+        args.rounds.min(5)
+    } else {
+        args.rounds
+    };
+    let envelopes = args.envelopes;
+    let r = tokio::task::spawn_blocking(move || ingest::measure(envelopes, rounds)).await??;
+    report.metric("ingest_envelopes_per_round", r.envelopes as u64);
+    report.metric("ingest_envelope_bytes", r.envelope_bytes as u64);
+    report.metric("ingest_rounds", r.rounds as u64);
+    report.metric("raw_verify_per_s", r.raw_verify_per_s.round());
+    report.metric(
+        "raw_verify_parsed_keys_per_s",
+        r.raw_verify_parsed_per_s.round(),
+    );
+    report.metric("pipeline_per_s", r.pipeline_per_s.round());
+    report.metric("pipeline_without_store_per_s", r.no_store_per_s.round());
+    report.metric("batch_verify_per_s", r.batch_verify_per_s.round());
+    report.metric(
+        "pipeline_vs_raw_verify",
+        (r.ratio() * 100.0).round() / 100.0,
+    );
+    report.metric(
+        "pipeline_time_pct_validate_store_merge",
+        vec![
+            round1(r.share_validate * 100.0),
+            round1(r.share_store * 100.0),
+            round1(r.share_merge * 100.0),
+        ],
+    );
+    report.check(
+        "ingest pipeline ≥ 0.5× raw verify",
+        r.ratio() >= 0.5,
+        format!(
+            "{:.0}/s vs {:.0}/s = {:.2}× (without the store {:.2}×; batch verify alone \
+             {:.2}×; against verification with keys decompressed beforehand {:.2}×)",
+            r.pipeline_per_s,
+            r.raw_verify_per_s,
+            r.ratio(),
+            r.no_store_per_s / r.raw_verify_per_s,
+            r.batch_verify_per_s / r.raw_verify_per_s,
+            r.pipeline_per_s / r.raw_verify_parsed_per_s
+        ),
+    );
+    Ok(r.pipeline_per_s)
+}
+
+/// Inference latency at each `--nodes`.
+async fn inference(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> {
+    for n in &args.nodes {
+        let (local, fin) =
+            latency::inference(*n, args.workers, args.epochs, args.period_ms).await?;
+        report.metric(
+            &format!("inference_{n}_nodes_local"),
+            serde_json::to_value(&local)?,
+        );
+        report.metric(
+            &format!("inference_{n}_nodes_finalized"),
+            serde_json::to_value(&fin)?,
+        );
         report.check(
-            "footprint measured",
-            f.finalized_share > 0.9,
+            &format!("inference on every node at {n} nodes"),
+            local.missing == 0 && fin.missing == 0,
             format!(
-                "{t} topics × {w} workers, {e} epochs: RSS validator {} MiB (peak {}), \
-                 follower {} MiB (peak {}); {} B per stored entry = {}× the raw envelope ({} \
-                 envelopes); {:.1} % of the bundles finalized",
-                f.rss_end_mib[0],
-                f.rss_peak_mib[0],
-                f.rss_end_mib[1],
-                f.rss_peak_mib[1],
-                f.bytes_per_entry,
-                f.overhead,
-                f.envelopes,
-                round1(f.finalized_share * 100.0)
+                "after window close + {} ms skew allowance: p50 {} ms, p99 {} ms; finalized \
+                 after window close: p50 {} ms, p99 {} ms ({} samples)",
+                local.protocol_wait_ms,
+                local.p50_ms,
+                local.p99_ms,
+                fin.p50_ms,
+                fin.p99_ms,
+                local.samples
             ),
         );
     }
-    Ok(report.finish(args.json))
+    Ok(())
+}
+
+/// Finality latency at each `--validators`.
+async fn finality(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> {
+    for v in &args.validators {
+        let l = latency::finality(*v, args.epochs, args.period_ms).await?;
+        report.metric(
+            &format!("finality_{v}_validators"),
+            serde_json::to_value(&l)?,
+        );
+        report.check(
+            &format!("finality at {v} validators"),
+            l.missing == 0,
+            format!(
+                "period end → applied on each validator: p50 {} ms, p99 {} ms (includes the \
+                 {} ms skew + grace wait before the height starts; {} samples)",
+                l.p50_ms, l.p99_ms, l.protocol_wait_ms, l.samples
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Catch-up rate of a node that was offline (the catchup scenario), against the ingest rate.
+async fn catchup(
+    args: &BenchArgs,
+    ingest_rate: Option<f64>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let (e, t, w) = match args.catchup.as_slice() {
+        [e, t, w] => (*e, *t as usize, *w as usize),
+        _ => anyhow::bail!("--catchup EPOCHS,TOPICS,WORKERS"),
+    };
+    let mut sub = Report::new("catchup");
+    crate::scenarios::catchup::run_inner(
+        crate::scenarios::catchup::CatchupArgs {
+            epochs: e,
+            topics: t,
+            workers: w,
+            epoch_ms: 1_000,
+            timeout: 1_800,
+            json: false,
+        },
+        &mut sub,
+    )
+    .await?;
+    let rate = sub
+        .get_metric("entries_per_second")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(f64::NAN);
+    for k in ["catch_up_seconds", "entries_fetched", "heights_per_second"] {
+        if let Some(v) = sub.get_metric(k) {
+            report.metric(&format!("catchup_{k}"), v.clone());
+        }
+    }
+    report.metric("catchup_entries_per_s", rate);
+    for f in sub.failures() {
+        report.note(format!("catch-up run: {f}"));
+    }
+    if let Some(i) = ingest_rate {
+        report.metric("catchup_vs_ingest", (rate / i * 1000.0).round() / 1000.0);
+    }
+    report.check(
+        "catch-up measured",
+        sub.passing(),
+        format!(
+            "{e} epochs × {t} topics × {w} workers: {rate:.0} entries/s caught up{}",
+            ingest_rate
+                .map(|i| format!(" vs {i:.0}/s ingest = {:.3}×", rate / i))
+                .unwrap_or_default()
+        ),
+    );
+    Ok(())
+}
+
+/// Memory and store footprint of a long run.
+async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> {
+    let (t, w, e) = match args.footprint.as_slice() {
+        [t, w, e] => (*t as usize, *w as usize, *e),
+        _ => anyhow::bail!("--footprint TOPICS,WORKERS,EPOCHS"),
+    };
+    let f = footprint::measure(t, w, e, args.chorus_bin.as_deref()).await?;
+    report.metric("footprint", serde_json::to_value(&f)?);
+    report.check(
+        "footprint measured",
+        f.finalized_share > 0.9,
+        format!(
+            "{t} topics × {w} workers, {e} epochs: RSS validator {} MiB (peak {}), \
+             follower {} MiB (peak {}); {} B per stored entry = {}× the raw envelope ({} \
+             envelopes); {:.1} % of the bundles finalized",
+            f.rss_end_mib[0],
+            f.rss_peak_mib[0],
+            f.rss_end_mib[1],
+            f.rss_peak_mib[1],
+            f.bytes_per_entry,
+            f.overhead,
+            f.envelopes,
+            round1(f.finalized_share * 100.0)
+        ),
+    );
+    Ok(())
 }

@@ -6,10 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use chorus_node::api::types::{Inference, Status, Submission, Topic};
 use futures::future::join_all;
-use serde_json::Value;
-
-use super::http;
 
 /// What one node said about its ledger at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,12 +22,12 @@ pub struct Head {
 
 impl Head {
     /// From a `/v1/status` answer.
-    pub fn of(status: &Value) -> Option<Head> {
-        Some(Head {
-            height: status["height"].as_u64()?,
-            root: status["ledger_root"].as_str()?.to_string(),
-            tip: status["tip"].as_str()?.to_string(),
-        })
+    pub fn of(status: &Status) -> Head {
+        Head {
+            height: status.height,
+            root: status.ledger_root.to_hex(),
+            tip: status.tip.to_hex(),
+        }
     }
 }
 
@@ -78,12 +76,20 @@ fn short(hex: &str) -> &str {
 }
 
 /// Fetch the status of every API address at once (failures as `None`).
-pub async fn statuses(apis: &[String]) -> Vec<Option<Value>> {
+pub async fn statuses(apis: &[String]) -> Vec<Option<Status>> {
     join_all(
         apis.iter()
-            .map(|a| async move { http::get_json(a, "/v1/status").await.ok() }),
+            .map(|a| async move { super::get(a, "/v1/status").await.ok() }),
     )
     .await
+}
+
+/// The submissions of `kind` a node's status shows as accepted.
+pub fn accepted<'a>(status: &'a Status, kind: &'a str) -> impl Iterator<Item = &'a Submission> {
+    status
+        .submissions
+        .iter()
+        .filter(move |s| s.kind == kind && s.accepted)
 }
 
 /// Wait until every node reports the same head; returns it, or the last disagreement.
@@ -95,7 +101,7 @@ pub async fn converge(
     let t0 = Instant::now();
     loop {
         let all = statuses(apis).await;
-        let heads: Vec<Option<Head>> = all.iter().map(|s| s.as_ref().and_then(Head::of)).collect();
+        let heads: Vec<Option<Head>> = all.iter().map(|s| s.as_ref().map(Head::of)).collect();
         for (i, h) in heads.iter().enumerate() {
             if let Some(h) = h {
                 obs.record(i, h.clone());
@@ -123,15 +129,23 @@ pub async fn converge(
 }
 
 /// The fields of a network inference that must agree.
-fn inference_core(v: &Value) -> Value {
-    serde_json::json!({
-        "finalized": v["finalized"],
-        "combined_value": v["combined_value"],
-        "naive_value": v["naive_value"],
-        "inferer_values": v["inferer_values"],
-        "forecaster_values": v["forecaster_values"],
-        "inferer_weights": v["inferer_weights"],
-    })
+type InferenceCore = (
+    f64,
+    Option<f64>,
+    BTreeMap<String, f64>,
+    BTreeMap<String, f64>,
+    BTreeMap<String, f64>,
+);
+
+fn inference_core(v: Inference) -> InferenceCore {
+    let b = v.bundle;
+    (
+        b.combined_value,
+        b.naive_value,
+        b.inferer_values,
+        b.forecaster_values,
+        b.inferer_weights,
+    )
 }
 
 /// Compare the finalized inferences of `topic` for `epochs` on every node. Returns (epochs
@@ -143,25 +157,25 @@ pub async fn compare_inferences(apis: &[String], topic: u64, epochs: &[u64]) -> 
         let path = format!("/v1/topics/{topic}/inference?epoch={e}");
         let answers = join_all(apis.iter().map(|a| {
             let path = path.clone();
-            async move { http::get_json(a, &path).await }
+            async move { super::get::<Inference>(a, &path).await }
         }))
         .await;
-        let mut reference: Option<(usize, Value)> = None;
+        let mut reference: Option<(usize, InferenceCore)> = None;
         let mut all = true;
         for (i, a) in answers.into_iter().enumerate() {
             match a {
                 Ok(v) => {
-                    if v["finalized"] != Value::Bool(true) {
+                    if !v.finalized {
                         problems.push(format!("topic {topic} epoch {e}: node {i} not finalized"));
                         all = false;
                         continue;
                     }
-                    let core = inference_core(&v);
+                    let core = inference_core(v);
                     match &reference {
                         None => reference = Some((i, core)),
                         Some((j, r)) if *r != core => problems.push(format!(
                             "topic {topic} epoch {e}: node {i} differs from node {j}: {} vs {}",
-                            core["combined_value"], r["combined_value"]
+                            core.0, r.0
                         )),
                         Some(_) => {}
                     }
@@ -180,14 +194,11 @@ pub async fn compare_inferences(apis: &[String], topic: u64, epochs: &[u64]) -> 
 }
 
 /// Nodes whose `supply.conserved` is not `true`.
-pub fn supply_problems(statuses: &[Option<Value>]) -> Vec<usize> {
+pub fn supply_problems(statuses: &[Option<Status>]) -> Vec<usize> {
     statuses
         .iter()
         .enumerate()
-        .filter(|(_, s)| {
-            s.as_ref()
-                .is_none_or(|s| s["supply"]["conserved"] != Value::Bool(true))
-        })
+        .filter(|(_, s)| s.as_ref().is_none_or(|s| !s.supply.conserved))
         .map(|(i, _)| i)
         .collect()
 }
@@ -197,12 +208,12 @@ pub async fn min_finalized_epoch(apis: &[String], topic: u64) -> Option<u64> {
     let path = format!("/v1/topics/{topic}");
     let answers = join_all(apis.iter().map(|a| {
         let path = path.clone();
-        async move { http::get_json(a, &path).await.ok() }
+        async move { super::get::<Topic>(a, &path).await.ok() }
     }))
     .await;
     answers
         .into_iter()
-        .map(|a| a.and_then(|v| v["last_finalized_epoch"].as_u64()))
+        .map(|a| a.and_then(|t| t.last_finalized_epoch))
         .collect::<Option<Vec<u64>>>()?
         .into_iter()
         .min()

@@ -19,13 +19,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chorus_node::api::types::Status;
 use chorus_node::config::{Config, ConfigError};
 use chorus_node::localnet::{LocalPlan, node_key};
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::keys::Keypair;
 use libp2p::PeerId;
-
-use super::http;
 
 /// Where node `i` listens.
 #[derive(Clone, Debug)]
@@ -375,8 +374,8 @@ impl Cluster {
     }
 
     /// `GET /v1/status` of node `i`.
-    pub async fn status(&self, i: usize) -> anyhow::Result<serde_json::Value> {
-        http::get_json(&self.nodes[i].api(), "/v1/status").await
+    pub async fn status(&self, i: usize) -> anyhow::Result<Status> {
+        super::get(&self.nodes[i].api(), "/v1/status").await
     }
 
     /// Wait until node `i` answers `/v1/status`.

@@ -81,18 +81,40 @@ struct Outage {
 
 /// Run the command.
 pub async fn run(args: ProcsArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("procs");
     let json = args.json;
-    match run_inner(args, &mut report).await {
-        Ok(()) => {}
-        Err(e) => {
-            report.check("run completed", false, format!("{e:#}"));
-        }
-    }
-    Ok(report.finish(json))
+    Ok(Report::run("procs", json, async |report| run_inner(args, report).await).await)
 }
 
 async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
+    validate(&args)?;
+    let (mut cluster, spec) = start(&args, report).await?;
+    let apis: Vec<String> = cluster.nodes.iter().map(|n| n.api()).collect();
+    let mut outages = planned_outages(&args);
+    let mut obs = Observer::default();
+    let crashed = drive(&args, &spec, &mut cluster, &apis, &mut outages, &mut obs).await?;
+    report.check_none(
+        "no node exited on its own",
+        &crashed,
+        "every process ran until the end",
+    );
+    let converged = check_agreement(&args, &apis, &mut obs, report).await;
+    check_inferences(&spec, &apis, report).await;
+    let statuses = check::statuses(&apis).await;
+    let bad = check::supply_problems(&statuses);
+    report.check(
+        "supply conserved on every node",
+        bad.is_empty(),
+        if bad.is_empty() {
+            "genesis + minted − slashed = total everywhere".to_string()
+        } else {
+            format!("nodes {bad:?}")
+        },
+    );
+    check_outages(&outages, converged, report);
+    stop(&args, &mut cluster, report)
+}
+
+fn validate(args: &ProcsArgs) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes > 64 {
         bail!("--nodes must be in 1..=64");
     }
@@ -112,6 +134,11 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Write the run directory, start every node and wait until all answer.
+async fn start(args: &ProcsArgs, report: &mut Report) -> anyhow::Result<(Cluster, NetSpec)> {
     let bin = chorus_bin(args.chorus_bin.as_deref())?;
     // Processes take a moment to start: epoch 0 begins after all of them answer.
     let lead = Duration::from_millis(3_000 + 250 * args.nodes as u64);
@@ -140,10 +167,11 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
         "startup_s",
         (t_start.elapsed().as_secs_f64() * 10.0).round() / 10.0,
     );
-    let apis: Vec<String> = cluster.nodes.iter().map(|n| n.api()).collect();
-    let topic = spec.topic_spec(0);
-    let mut outages: Vec<Outage> = args
-        .kill
+    Ok((cluster, spec))
+}
+
+fn planned_outages(args: &ProcsArgs) -> Vec<Outage> {
+    args.kill
         .iter()
         .map(|(node, e)| Outage {
             node: *node,
@@ -154,8 +182,20 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
             target: 0,
             caught_up_s: None,
         })
-        .collect();
-    let mut obs = Observer::default();
+        .collect()
+}
+
+/// Run until `--epochs`, killing and restarting nodes as planned and recording every head;
+/// returns the nodes that exited on their own.
+async fn drive(
+    args: &ProcsArgs,
+    spec: &NetSpec,
+    cluster: &mut Cluster,
+    apis: &[String],
+    outages: &mut [Outage],
+    obs: &mut Observer,
+) -> anyhow::Result<Vec<String>> {
+    let topic = spec.topic_spec(0);
     let mut crashed = vec![];
     loop {
         let now = now_ms();
@@ -188,7 +228,7 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
         let live_apis: Vec<String> = live.iter().map(|i| apis[*i].clone()).collect();
         let answers = check::statuses(&live_apis).await;
         for (i, s) in live.iter().zip(answers) {
-            if let Some(h) = s.as_ref().and_then(check::Head::of) {
+            if let Some(h) = s.as_ref().map(check::Head::of) {
                 for o in outages.iter_mut() {
                     if o.node == *i
                         && o.caught_up_s.is_none()
@@ -209,17 +249,18 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    report.check(
-        "no node exited on its own",
-        crashed.is_empty(),
-        if crashed.is_empty() {
-            "every process ran until the end".to_string()
-        } else {
-            crashed.join("; ")
-        },
-    );
+    Ok(crashed)
+}
+
+/// Restarted nodes may still be catching up: wait for one common head, then check it.
+async fn check_agreement(
+    args: &ProcsArgs,
+    apis: &[String],
+    obs: &mut Observer,
+    report: &mut Report,
+) -> bool {
     // Restarted nodes may still be catching up: wait for one common head.
-    let converged = check::converge(&apis, Duration::from_secs(60), &mut obs).await;
+    let converged = check::converge(apis, Duration::from_secs(60), obs).await;
     match &converged {
         Ok(h) => report.check(
             "all nodes agree at the end",
@@ -234,18 +275,11 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
         ),
         Err(last) => report.check("all nodes agree at the end", false, last.clone()),
     };
-    report.check(
-        "no conflicting heads at any height",
-        obs.conflicts.is_empty(),
-        if obs.conflicts.is_empty() {
-            format!(
-                "{} heights observed, one root and tip each",
-                obs.heights_seen()
-            )
-        } else {
-            obs.conflicts.join("; ")
-        },
+    let ok = format!(
+        "{} heights observed, one root and tip each",
+        obs.heights_seen()
     );
+    report.check_none("no conflicting heads at any height", &obs.conflicts, ok);
     if let Ok(h) = &converged {
         let want = args.epochs / 2;
         report.check(
@@ -258,13 +292,18 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
         );
         report.metric("final_height", h.height);
     }
+    converged.is_ok()
+}
+
+/// Finalized inferences of the last few epochs every node has.
+async fn check_inferences(spec: &NetSpec, apis: &[String], report: &mut Report) {
     // Finalized inferences of the last few epochs every node has.
     for t in 0..spec.topics {
         let id = t as u64 + 1;
-        match check::min_finalized_epoch(&apis, id).await {
+        match check::min_finalized_epoch(apis, id).await {
             Some(last) => {
                 let epochs: Vec<u64> = (last.saturating_sub(4)..=last).collect();
-                let (compared, problems) = check::compare_inferences(&apis, id, &epochs).await;
+                let (compared, problems) = check::compare_inferences(apis, id, &epochs).await;
                 report.check(
                     &format!("topic {id}: same finalized inferences"),
                     problems.is_empty() && compared >= 3,
@@ -284,18 +323,10 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
             }
         }
     }
-    let statuses = check::statuses(&apis).await;
-    let bad = check::supply_problems(&statuses);
-    report.check(
-        "supply conserved on every node",
-        bad.is_empty(),
-        if bad.is_empty() {
-            "genesis + minted − slashed = total everywhere".to_string()
-        } else {
-            format!("nodes {bad:?}")
-        },
-    );
-    for o in &outages {
+}
+
+fn check_outages(outages: &[Outage], converged: bool, report: &mut Report) {
+    for o in outages {
         let key = format!("node {} killed at epoch {}", o.node, o.at_epoch);
         match (o.restarted, o.caught_up_s) {
             (Some(_), Some(s)) => {
@@ -309,7 +340,7 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
                 );
             }
             (Some(_), None) => {
-                let ok = converged.is_ok();
+                let ok = converged;
                 report.check(
                     &format!("{key}: caught up"),
                     ok,
@@ -325,6 +356,10 @@ async fn run_inner(args: ProcsArgs, report: &mut Report) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// On failure keep the run directory and show log tails; then SIGTERM every node.
+fn stop(args: &ProcsArgs, cluster: &mut Cluster, report: &mut Report) -> anyhow::Result<()> {
     if !report.passing() {
         let kept = cluster.keep_dir();
         report.note(format!(

@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chorus_node::actor::Query;
+use chorus_node::api::types::{Inference, Status, Topic};
 use chorus_node::localnet::LocalNet;
 use chorus_protocol::ids::TopicId;
 use clap::Args;
 
-use super::wait_for;
+use super::{ask, wait_for};
 use crate::procs::check::Head;
 use crate::procs::cluster::RunDir;
 use crate::procs::plan::{NetSpec, write_data};
@@ -54,12 +55,11 @@ pub struct CatchupArgs {
 
 /// Run the scenario.
 pub async fn run(args: CatchupArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("catchup");
     let json = args.json;
-    if let Err(e) = run_inner(args, &mut report).await {
-        report.check("run completed", false, format!("{e:#}"));
-    }
-    Ok(report.finish(json))
+    Ok(Report::run("catchup", json, async |report| {
+        run_inner(args, report).await
+    })
+    .await)
 }
 
 /// Envelopes in a closed store.
@@ -72,8 +72,8 @@ pub fn count_envelopes(path: &std::path::Path) -> anyhow::Result<u64> {
 }
 
 async fn head(net: &LocalNet, i: usize) -> Option<Head> {
-    let s = net.handle(i)?.query(Query::Status).await.ok()?;
-    Head::of(&s)
+    let s: Status = ask(net.handle(i)?, Query::Status).await.ok()?;
+    Some(Head::of(&s))
 }
 
 /// While the node is down: wait until node 0 has applied `target` heights, printing progress
@@ -219,54 +219,7 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
         agreed,
         format!("node 0: {a:?}; restarted node: {b:?}"),
     );
-    // Finalized inferences of the last missed epochs, every topic.
-    let mut problems = vec![];
-    let mut compared = 0;
-    for t in 1..=args.topics as u64 {
-        let mut last = u64::MAX;
-        for i in [0, offline] {
-            let l = net
-                .handle(i)
-                .context("node")?
-                .query(Query::Topic(TopicId(t)))
-                .await
-                .ok()
-                .and_then(|v| v["last_finalized_epoch"].as_u64())
-                .unwrap_or(0);
-            last = last.min(l);
-        }
-        for e in last.saturating_sub(2)..=last {
-            let q = Query::Inference {
-                topic: TopicId(t),
-                epoch: Some(e),
-            };
-            let x = net.handle(0).context("node 0")?.query(q.clone()).await;
-            let y = net.handle(offline).context("node")?.query(q).await;
-            match (x, y) {
-                (Ok(x), Ok(y))
-                    if x["finalized"] == true
-                        && y["finalized"] == true
-                        && x["combined_value"] == y["combined_value"] =>
-                {
-                    compared += 1
-                }
-                (x, y) => problems.push(format!(
-                    "topic {t} epoch {e}: {:?} vs {:?}",
-                    x.map(|v| v["combined_value"].clone()),
-                    y.map(|v| v["combined_value"].clone())
-                )),
-            }
-        }
-    }
-    report.check(
-        "same finalized inferences",
-        problems.is_empty() && compared > 0,
-        if problems.is_empty() {
-            format!("{compared} (topic, epoch) pairs identical")
-        } else {
-            problems.into_iter().take(5).collect::<Vec<_>>().join("; ")
-        },
-    );
+    check_inferences(&net, offline, args.topics as u64, report).await?;
     net.shutdown().await;
     let envelopes_after = count_envelopes(&store)?;
     let entries = envelopes_after.saturating_sub(envelopes_before);
@@ -282,6 +235,60 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
     report.note(
         "entries_fetched counts every envelope the node stored after its restart, including \
          the few live epochs between reaching the target height and the stop",
+    );
+    Ok(())
+}
+
+/// Finalized inferences of the last missed epochs, every topic: the same on node 0 and the
+/// restarted node.
+async fn check_inferences(
+    net: &LocalNet,
+    offline: usize,
+    topics: u64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut problems = vec![];
+    let mut compared = 0;
+    for t in 1..=topics {
+        let mut last = u64::MAX;
+        for i in [0, offline] {
+            let h = net.handle(i).context("node")?;
+            let l = ask::<Topic>(h, Query::Topic(TopicId(t)))
+                .await
+                .ok()
+                .and_then(|v| v.last_finalized_epoch)
+                .unwrap_or(0);
+            last = last.min(l);
+        }
+        for e in last.saturating_sub(2)..=last {
+            let q = Query::Inference {
+                topic: TopicId(t),
+                epoch: Some(e),
+            };
+            let x = ask::<Inference>(net.handle(0).context("node 0")?, q.clone()).await;
+            let y = ask::<Inference>(net.handle(offline).context("node")?, q).await;
+            let combined = |v: anyhow::Result<Inference>| {
+                v.map(|v| (v.finalized, v.bundle.combined_value))
+                    .map_err(|e| e.to_string())
+            };
+            match (combined(x), combined(y)) {
+                (Ok((true, x)), Ok((true, y))) if x == y => compared += 1,
+                (x, y) => problems.push(format!(
+                    "topic {t} epoch {e}: {:?} vs {:?}",
+                    x.map(|v| v.1),
+                    y.map(|v| v.1)
+                )),
+            }
+        }
+    }
+    report.check(
+        "same finalized inferences",
+        problems.is_empty() && compared > 0,
+        if problems.is_empty() {
+            format!("{compared} (topic, epoch) pairs identical")
+        } else {
+            problems.into_iter().take(5).collect::<Vec<_>>().join("; ")
+        },
     );
     Ok(())
 }

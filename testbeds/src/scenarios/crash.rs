@@ -26,27 +26,29 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use arc_malachitebft_core_types::{NilOrVal, VoteType};
 use chorus_crdt::checkpoint::ConsensusMessage;
+use chorus_node::api::types::Account;
 use chorus_node::store::ops;
 use chorus_protocol::envelope::Envelope;
 use chorus_protocol::ids::{Amount, Hash32, NetworkId};
 use chorus_protocol::keys::{Keypair, PublicKey};
 use chorus_protocol::messages::{Payload, Transfer};
-use chorus_protocol::validation::{Channel, ChannelKind};
 use clap::Args;
 use futures::StreamExt;
 use libp2p::Multiaddr;
-use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::gossipsub;
 use libp2p::swarm::SwarmEvent;
 
 use super::{Rng, store_writer};
+use crate::procs;
 use crate::procs::check::{self, Observer};
 use crate::procs::cluster::{Cluster, RunDir, chorus_bin, loopback_endpoints};
-use crate::procs::http;
 use crate::procs::plan::{NetSpec, write_data};
 use crate::report::Report;
 
 /// The validator that is killed.
 const VICTIM: usize = 3;
+/// Time allowed for one submission (answered after a durable commit).
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `crash` flags.
 #[derive(Debug, Args)]
@@ -70,12 +72,8 @@ pub struct CrashArgs {
 
 /// Run the scenario.
 pub async fn run(args: CrashArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("crash");
     let json = args.json;
-    if let Err(e) = run_inner(args, &mut report).await {
-        report.check("run completed", false, format!("{e:#}"));
-    }
-    Ok(report.finish(json))
+    Ok(Report::run("crash", json, async |report| run_inner(args, report).await).await)
 }
 
 async fn run_inner(args: CrashArgs, report: &mut Report) -> anyhow::Result<()> {
@@ -237,15 +235,7 @@ async fn listen(
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let key = Keypair::from_seed(&[0xCD; 32]);
-    let mut swarm = chorus_node::net::build_swarm(&key, &Default::default())?;
-    let topic = IdentTopic::new(
-        Channel {
-            network,
-            kind: ChannelKind::Consensus,
-        }
-        .name(),
-    );
-    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    let (mut swarm, _) = super::consensus_swarm(&key, network)?;
     let mut redial = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
@@ -322,6 +312,11 @@ async fn submit_loop(w: Writer) {
         acked,
         next,
     } = w;
+    let Ok(node) = procs::api(&api) else {
+        return;
+    };
+    // A durable commit per submission: allow more than a read.
+    let node = node.with_timeout(SUBMIT_TIMEOUT);
     let mut nonce = next.lock().map(|n| *n).unwrap_or(1);
     loop {
         let payload = Payload::Transfer(Transfer {
@@ -334,8 +329,8 @@ async fn submit_loop(w: Writer) {
         if let Ok(mut n) = next.lock() {
             *n = nonce;
         }
-        match http::submit(&api, &token, &bytes).await {
-            Ok(v) if v["accepted"] == true => {
+        match node.submit(bytes.clone(), &token).await {
+            Ok(v) if v.accepted => {
                 if let Ok(mut a) = acked.lock() {
                     a.push(Hash32::of(&bytes));
                 }
@@ -387,7 +382,7 @@ async fn node_level(args: &CrashArgs, rng: &mut Rng, report: &mut Report) -> any
             check::statuses(apis)
                 .await
                 .iter()
-                .all(|s| s.as_ref().is_some_and(|s| s["height"].as_u64() >= Some(2)))
+                .all(|s| s.as_ref().is_some_and(|s| s.height >= 2))
         }
     })
     .await;
@@ -397,98 +392,46 @@ async fn node_level(args: &CrashArgs, rng: &mut Rng, report: &mut Report) -> any
             start.start_ms
         );
     }
-    let account: serde_json::Value =
-        http::get_json(&apis[VICTIM], &format!("/v1/accounts/{}", victim.to_hex())).await?;
-    let next = Arc::new(Mutex::new(account["next_nonce"].as_u64().unwrap_or(1)));
-    let to = cluster.nodes[0].key.public();
+    let account: Account =
+        procs::get(&apis[VICTIM], &format!("/v1/accounts/{}", victim.to_hex())).await?;
+    let writes = Victim {
+        key: victim_key,
+        network,
+        to: cluster.nodes[0].key.public(),
+        next: Arc::new(Mutex::new(account.next_nonce)),
+    };
     let t0 = Instant::now();
-    let mut acked_total = 0usize;
-    let mut lost = vec![];
-    let mut catchup_s = vec![];
-    let mut obs = Observer::default();
-    let mut kills_at = vec![];
+    let mut acc = Rounds::default();
     for round in 0..args.node_kills {
-        // Caught up and voting again: the listener saw new votes of the validator.
-        let tc = Instant::now();
-        let seen_before = seen.lock().map(|s| s.messages).unwrap_or(0);
-        let voting = super::wait_for(Duration::from_secs(60), || {
-            let n = seen.lock().map(|s| s.messages).unwrap_or(0);
-            async move { n >= seen_before + 2 }
-        })
-        .await;
-        if !voting {
-            bail!("round {round}: node {VICTIM} did not vote within 60 s after its restart");
-        }
-        if round > 0 {
-            catchup_s.push(tc.elapsed().as_secs_f64());
-        }
-        let token = cluster.nodes[VICTIM].admin_token()?;
-        let acked: Arc<Mutex<Vec<Hash32>>> = Arc::default();
-        let writer = tokio::spawn(submit_loop(Writer {
-            api: apis[VICTIM].clone(),
-            token,
-            key: victim_key.clone(),
-            network,
-            to,
-            acked: acked.clone(),
-            next: next.clone(),
-        }));
-        tokio::time::sleep(Duration::from_millis(300 + rng.below(1_200))).await;
-        cluster.kill9(VICTIM)?;
-        kills_at.push(crate::procs::plan::now_ms());
-        let _ = writer.await;
-        let ids = acked.lock().map(|v| v.clone()).unwrap_or_default();
-        acked_total += ids.len();
-        let path = cluster.nodes[VICTIM].store_path();
-        let missing = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Hash32>> {
-            let db = ops::open(&path, &network)?;
-            let mut missing = vec![];
-            for id in &ids {
-                if ops::envelope(&db, id)?.is_none() {
-                    missing.push(*id);
-                }
-            }
-            Ok(missing)
-        })
-        .await??;
-        for m in missing.iter().take(3) {
-            lost.push(format!("round {round}: {}", m.to_hex()));
-        }
-        cluster.start(VICTIM)?;
-        cluster.wait_ready(VICTIM, Duration::from_secs(60)).await?;
-        for (i, s) in check::statuses(&apis).await.iter().enumerate() {
-            if let Some(h) = s.as_ref().and_then(check::Head::of) {
-                obs.record(i, h);
-            }
-        }
+        kill_round(round, &mut cluster, &apis, &writes, &seen, rng, &mut acc).await?;
     }
     report.metric("node_kills", u64::from(args.node_kills));
-    report.metric("node_acknowledged_submissions", acked_total as u64);
+    report.metric("node_acknowledged_submissions", acc.acked as u64);
     report.metric(
         "node_level_seconds",
         (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
     );
-    if !catchup_s.is_empty() {
+    if !acc.catchup_s.is_empty() {
         report.metric(
             "node_restart_to_voting_s_max",
-            catchup_s.iter().copied().fold(0.0, f64::max),
+            acc.catchup_s.iter().copied().fold(0.0, f64::max),
         );
     }
     report.check(
         "node: no acknowledged submission lost",
-        lost.is_empty() && acked_total > 0,
-        if lost.is_empty() {
+        acc.lost.is_empty() && acc.acked > 0,
+        if acc.lost.is_empty() {
             format!(
-                "{acked_total} submissions answered accepted over {} kills, all in the store \
-                 after each crash",
-                args.node_kills
+                "{} submissions answered accepted over {} kills, all in the store after each \
+                 crash",
+                acc.acked, args.node_kills
             )
         } else {
-            lost.join("; ")
+            acc.lost.join("; ")
         },
     );
     // Let the restarted validator vote a few heights, then look at what it signed.
-    let conv = check::converge(&apis, Duration::from_secs(60), &mut obs).await;
+    let conv = check::converge(&apis, Duration::from_secs(60), &mut acc.obs).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = stop_tx.send(());
     let _ = listener.await;
@@ -497,7 +440,7 @@ async fn node_level(args: &CrashArgs, rng: &mut Rng, report: &mut Report) -> any
         .map(|s| (s.conflicts(), s.messages))
         .unwrap_or_default();
     report.metric("victim_signed_messages_seen", messages);
-    report.metric("kill_times_ms", kills_at.clone());
+    report.metric("kill_times_ms", acc.kills_at.clone());
     report.check(
         "no double-sign after restarts",
         conflicts.is_empty() && messages > 0,
@@ -512,8 +455,9 @@ async fn node_level(args: &CrashArgs, rng: &mut Rng, report: &mut Report) -> any
     );
     let mut bonds = BTreeSet::new();
     for a in &apis {
-        if let Ok(v) = http::get_json(a, &format!("/v1/accounts/{}", victim.to_hex())).await {
-            bonds.insert(v["bond"].as_str().unwrap_or("?").to_string());
+        let path = format!("/v1/accounts/{}", victim.to_hex());
+        if let Ok(v) = procs::get::<Account>(a, &path).await {
+            bonds.insert(v.bond.to_string());
         }
     }
     report.check(
@@ -523,11 +467,103 @@ async fn node_level(args: &CrashArgs, rng: &mut Rng, report: &mut Report) -> any
     );
     report.check(
         "all nodes agree at the end",
-        conv.is_ok() && obs.conflicts.is_empty(),
+        conv.is_ok() && acc.obs.conflicts.is_empty(),
         match &conv {
             Ok(h) => format!("height {} on all 4 nodes", h.height),
             Err(e) => e.clone(),
         },
     );
+    Ok(())
+}
+
+/// The validator under writes.
+struct Victim {
+    key: Keypair,
+    network: NetworkId,
+    /// Where its transfers go.
+    to: PublicKey,
+    /// The next nonce, shared across rounds.
+    next: Arc<Mutex<u64>>,
+}
+
+/// What the kill rounds saw.
+#[derive(Default)]
+struct Rounds {
+    /// Submissions answered accepted.
+    acked: usize,
+    /// Acknowledged submissions missing from the store after a crash.
+    lost: Vec<String>,
+    /// Restart to voting again, per round after the first (s).
+    catchup_s: Vec<f64>,
+    /// When each kill happened (unix ms).
+    kills_at: Vec<u64>,
+    obs: Observer,
+}
+
+/// One round: wait until the victim votes, write to it, kill -9 it mid-write, check that
+/// every acknowledged submission is in its store, restart it.
+async fn kill_round(
+    round: u32,
+    cluster: &mut Cluster,
+    apis: &[String],
+    victim: &Victim,
+    seen: &Arc<Mutex<Signed>>,
+    rng: &mut Rng,
+    acc: &mut Rounds,
+) -> anyhow::Result<()> {
+    // Caught up and voting again: the listener saw new votes of the validator.
+    let tc = Instant::now();
+    let seen_before = seen.lock().map(|s| s.messages).unwrap_or(0);
+    let voting = super::wait_for(Duration::from_secs(60), || {
+        let n = seen.lock().map(|s| s.messages).unwrap_or(0);
+        async move { n >= seen_before + 2 }
+    })
+    .await;
+    if !voting {
+        bail!("round {round}: node {VICTIM} did not vote within 60 s after its restart");
+    }
+    if round > 0 {
+        acc.catchup_s.push(tc.elapsed().as_secs_f64());
+    }
+    let token = cluster.nodes[VICTIM].admin_token()?;
+    let acked: Arc<Mutex<Vec<Hash32>>> = Arc::default();
+    let writer = tokio::spawn(submit_loop(Writer {
+        api: apis[VICTIM].clone(),
+        token,
+        key: victim.key.clone(),
+        network: victim.network,
+        to: victim.to,
+        acked: acked.clone(),
+        next: victim.next.clone(),
+    }));
+    tokio::time::sleep(Duration::from_millis(300 + rng.below(1_200))).await;
+    cluster.kill9(VICTIM)?;
+    acc.kills_at.push(crate::procs::plan::now_ms());
+    let _ = writer.await;
+    let ids = acked.lock().map(|v| v.clone()).unwrap_or_default();
+    acc.acked += ids.len();
+    let path = cluster.nodes[VICTIM].store_path();
+    let network = victim.network;
+    let missing = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Hash32>> {
+        let db = ops::open(&path, &network)?;
+        let mut missing = vec![];
+        for id in &ids {
+            if ops::envelope(&db, id)?.is_none() {
+                missing.push(*id);
+            }
+        }
+        Ok(missing)
+    })
+    .await??;
+    for m in missing.iter().take(3) {
+        acc.lost.push(format!("round {round}: {}", m.to_hex()));
+    }
+    cluster.start(VICTIM)?;
+    cluster.wait_ready(VICTIM, Duration::from_secs(60)).await?;
+    for (i, s) in check::statuses(apis).await.iter().enumerate() {
+        if let Some(h) = s.as_ref().map(check::Head::of) {
+            acc.obs.record(i, h);
+        }
+    }
     Ok(())
 }

@@ -19,6 +19,7 @@
 //!   bond at `/v1/accounts/{address}`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -30,17 +31,18 @@ use chorus_crdt::checkpoint::signing::sign_vote;
 use chorus_crdt::checkpoint::{CheckpointId, ConsensusMessage};
 use chorus_crdt::ledger::LedgerEvent;
 use chorus_node::actor::Query;
+use chorus_node::api::types::{Account, Status};
 use chorus_node::localnet::{LocalNet, node_key};
 use chorus_protocol::ids::{Hash32, NetworkId};
-use chorus_protocol::keys::Keypair;
-use chorus_protocol::validation::{Channel, ChannelKind};
+use chorus_protocol::keys::{Keypair, PublicKey};
 use clap::Args;
 use futures::StreamExt;
-use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::gossipsub;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 
-use super::wait_for;
+use super::{ask, wait_for};
+use crate::procs::check;
 use crate::procs::cluster::RunDir;
 use crate::procs::plan::{NetSpec, now_ms, write_data};
 use crate::report::Report;
@@ -66,13 +68,15 @@ pub struct EquivocationArgs {
 
 /// Run the scenario.
 pub async fn run(args: EquivocationArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("equivocation");
     let json = args.json;
-    if let Err(e) = run_inner(args, &mut report).await {
-        report.check("run completed", false, format!("{e:#}"));
-    }
-    Ok(report.finish(json))
+    Ok(Report::run("equivocation", json, async |report| {
+        run_inner(args, report).await
+    })
+    .await)
 }
+
+/// A node's stream of finalized ledger records.
+type LedgerReceiver = tokio::sync::broadcast::Receiver<chorus_node::actor::LedgerRecord>;
 
 /// What the byzantine swarm did.
 #[derive(Debug, Default)]
@@ -110,15 +114,7 @@ async fn byzantine(
     mut detected: tokio::sync::watch::Receiver<bool>,
     timeout: Duration,
 ) -> anyhow::Result<Equivocated> {
-    let mut swarm = chorus_node::net::build_swarm(&key, &Default::default())?;
-    let topic = IdentTopic::new(
-        Channel {
-            network,
-            kind: ChannelKind::Consensus,
-        }
-        .name(),
-    );
-    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    let (mut swarm, topic) = super::consensus_swarm(&key, network)?;
     for t in &targets {
         let _ = swarm.dial(t.clone());
     }
@@ -188,13 +184,10 @@ async fn evidence_times(net: &LocalNet, nodes: &[usize]) -> BTreeMap<usize, Opti
     let mut out = BTreeMap::new();
     for i in nodes {
         let t = match net.handle(*i) {
-            Some(h) => h.query(Query::Status).await.ok().and_then(|s| {
-                s["submissions"]
-                    .as_array()?
-                    .iter()
-                    .find(|x| x["kind"] == "evidence" && x["accepted"] == true)
-                    .and_then(|x| x["time_ms"].as_u64())
-            }),
+            Some(h) => ask::<Status>(h, Query::Status)
+                .await
+                .ok()
+                .and_then(|s| check::accepted(&s, "evidence").next().map(|x| x.time_ms)),
             None => None,
         };
         out.insert(*i, t);
@@ -252,7 +245,7 @@ async fn run_inner(args: EquivocationArgs, report: &mut Report) -> anyhow::Resul
         .find(|v| v.address == byz)
         .map(|v| v.bond.0)
         .context("the byzantine validator has no bond")?;
-    let mut ledger_rx: Vec<(usize, tokio::sync::broadcast::Receiver<_>)> = honest
+    let mut ledger_rx: Vec<(usize, LedgerReceiver)> = honest
         .iter()
         .filter_map(|i| Some((*i, net.handle(*i)?.subscribe_ledger()?)))
         .collect();
@@ -269,23 +262,15 @@ async fn run_inner(args: EquivocationArgs, report: &mut Report) -> anyhow::Resul
         Duration::from_secs(60),
     ));
     // Watch for every honest node's evidence.
-    let t0 = Instant::now();
-    let mut times = BTreeMap::new();
-    while t0.elapsed() < Duration::from_secs(60) {
-        times = evidence_times(&net, &honest).await;
-        if times.values().all(Option::is_some) || byz_task.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let times = evidence_of_all(&net, &honest, &byz_task).await;
     let _ = detected_tx.send(true);
     // The ledger height when the last node detected it.
     let mut detect_height = 0;
     for i in &honest {
         if let Some(h) = net.handle(*i)
-            && let Ok(s) = h.query(Query::Status).await
+            && let Ok(s) = ask::<Status>(h, Query::Status).await
         {
-            detect_height = detect_height.max(s["height"].as_u64().unwrap_or(0));
+            detect_height = detect_height.max(s.height);
         }
     }
     report.metric("ledger_height_at_detection", detect_height);
@@ -317,6 +302,66 @@ async fn run_inner(args: EquivocationArgs, report: &mut Report) -> anyhow::Resul
         ),
     );
     // Slashing: every honest node's ledger.
+    let expected = bond_before * u128::from(spec.params().slash_fraction_ppm) / 1_000_000;
+    let slash_heights = check_slashing(
+        &net,
+        &honest,
+        &mut ledger_rx,
+        byz,
+        bond_before,
+        expected,
+        report,
+    )
+    .await;
+    let late: Vec<u64> = slash_heights
+        .iter()
+        .copied()
+        .filter(|h| *h > detect_height + 2)
+        .collect();
+    report.check(
+        "slashed at the next checkpoint",
+        !slash_heights.is_empty() && late.is_empty(),
+        format!(
+            "ledger height {detect_height} when detected; slashed at height {:?} (allowed: \
+             ≤ {})",
+            slash_heights.iter().max(),
+            detect_height + 2
+        ),
+    );
+    // Stop cleanly and look into the stores.
+    check_stores(&mut net, &honest, &dir.path, report).await;
+    Ok(())
+}
+
+/// Watch for every honest node's evidence (at most 60 s, or until the byzantine task ends).
+async fn evidence_of_all<T>(
+    net: &LocalNet,
+    honest: &[usize],
+    byz_task: &tokio::task::JoinHandle<T>,
+) -> BTreeMap<usize, Option<u64>> {
+    let t0 = Instant::now();
+    let mut times = BTreeMap::new();
+    while t0.elapsed() < Duration::from_secs(60) {
+        times = evidence_times(net, honest).await;
+        if times.values().all(Option::is_some) || byz_task.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    times
+}
+
+/// Slashing: every honest node's ledger slashes the bond once, by `expected`; returns the
+/// heights it was slashed at.
+async fn check_slashing(
+    net: &LocalNet,
+    honest: &[usize],
+    ledger_rx: &mut [(usize, LedgerReceiver)],
+    byz: PublicKey,
+    bond_before: u128,
+    expected: u128,
+    report: &mut Report,
+) -> Vec<u64> {
     let mut slashed: BTreeMap<usize, Vec<(u64, u128)>> = BTreeMap::new();
     let collected = wait_for(Duration::from_secs(30), || {
         for (i, rx) in ledger_rx.iter_mut() {
@@ -337,14 +382,13 @@ async fn run_inner(args: EquivocationArgs, report: &mut Report) -> anyhow::Resul
     let slash_heights: Vec<u64> = slashed.values().flatten().map(|(h, _)| *h).collect();
     let once = slashed.values().all(|v| v.len() == 1);
     let amounts: Vec<u128> = slashed.values().flatten().map(|(_, a)| *a).collect();
-    let expected = bond_before * u128::from(spec.params().slash_fraction_ppm) / 1_000_000;
     report.metric("slashed_at_heights", slash_heights.clone());
     let mut bonds = vec![];
-    for i in &honest {
+    for i in honest {
         if let Some(h) = net.handle(*i)
-            && let Ok(a) = h.query(Query::Account(byz)).await
+            && let Ok(a) = ask::<Account>(h, Query::Account(byz)).await
         {
-            bonds.push(a["bond"].as_str().unwrap_or("?").to_string());
+            bonds.push(a.bond.to_string());
         }
     }
     let bond_after = (bond_before - expected).to_string();
@@ -365,27 +409,16 @@ async fn run_inner(args: EquivocationArgs, report: &mut Report) -> anyhow::Resul
             bonds.len()
         ),
     );
-    let late: Vec<u64> = slash_heights
-        .iter()
-        .copied()
-        .filter(|h| *h > detect_height + 2)
-        .collect();
-    report.check(
-        "slashed at the next checkpoint",
-        !slash_heights.is_empty() && late.is_empty(),
-        format!(
-            "ledger height {detect_height} when detected; slashed at height {:?} (allowed: \
-             ≤ {})",
-            slash_heights.iter().max(),
-            detect_height + 2
-        ),
-    );
-    // Stop cleanly and look into the stores.
+    slash_heights
+}
+
+/// Stop cleanly and look into the stores.
+async fn check_stores(net: &mut LocalNet, honest: &[usize], dir: &Path, report: &mut Report) {
     let paths: Vec<(usize, std::path::PathBuf)> = honest
         .iter()
-        .map(|i| (*i, dir.path.join(format!("node-{i}")).join("node.redb")))
+        .map(|i| (*i, dir.join(format!("node-{i}")).join("node.redb")))
         .collect();
-    for i in &honest {
+    for i in honest {
         net.stop_node(*i).await;
     }
     let mut stored = vec![];
@@ -404,5 +437,4 @@ async fn run_inner(args: EquivocationArgs, report: &mut Report) -> anyhow::Resul
                 .join(", ")
         ),
     );
-    Ok(())
 }

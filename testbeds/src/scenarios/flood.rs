@@ -25,14 +25,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chorus_node::actor::Query;
+use chorus_node::api::types::{Inference, Status, Topic};
 use chorus_node::localnet::{LocalNet, node_key};
 use chorus_protocol::ids::TopicId;
 use clap::Args;
 
 use super::{
-    ChildGuard, InferenceLog, graylisted, metrics_of, pin_self_and_reserve_one, rejects,
+    ChildGuard, InferenceLog, ask, graylisted, metrics_of, pin_self_and_reserve_one, rejects,
     spawn_self, wait_for,
 };
+use crate::procs::check;
 use crate::procs::cluster::RunDir;
 use crate::procs::plan::{NetSpec, now_ms, write_data};
 use crate::report::{Report, percentile};
@@ -88,19 +90,16 @@ impl SubmissionLog {
             let mut seen = std::collections::BTreeSet::new();
             loop {
                 for (i, h) in &handles {
-                    let Ok(s) = h.query(Query::Status).await else {
+                    let Ok(s) = ask::<Status>(h, Query::Status).await else {
                         continue;
                     };
-                    for sub in s["submissions"].as_array().into_iter().flatten() {
-                        if sub["kind"] == "worker_bundle"
-                            && sub["accepted"] == serde_json::Value::Bool(true)
-                            && let Some(e) = sub["epoch"].as_u64()
-                        {
+                    for sub in check::accepted(&s, "worker_bundle") {
+                        if let Some(e) = sub.epoch {
                             seen.insert((*i, e));
                             tracing::debug!(
                                 node = i,
                                 epoch = e,
-                                time_ms = sub["time_ms"].as_u64(),
+                                time_ms = sub.time_ms,
                                 "submitted"
                             );
                         }
@@ -123,12 +122,8 @@ impl SubmissionLog {
 
 /// Run the scenario.
 pub async fn run(args: FloodArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("flood");
     let json = args.json;
-    if let Err(e) = run_inner(args, &mut report).await {
-        report.check("run completed", false, format!("{e:#}"));
-    }
-    Ok(report.finish(json))
+    Ok(Report::run("flood", json, async |report| run_inner(args, report).await).await)
 }
 
 async fn run_inner(args: FloodArgs, report: &mut Report) -> anyhow::Result<()> {
@@ -165,8 +160,11 @@ async fn run_inner(args: FloodArgs, report: &mut Report) -> anyhow::Result<()> {
         let topic = &topic;
         async move {
             (0..n).all(|i| {
-                crate::procs::http::metric_sum(&metrics_of(net, i), "chorus_connected_peers", &[])
-                    >= (n - 1) as f64
+                chorus_node::api::client::metric_sum(
+                    &metrics_of(net, i),
+                    "chorus_connected_peers",
+                    &[],
+                ) >= (n - 1) as f64
             }) && topic.epoch_at(now_ms()).is_some_and(|e| e >= 2)
         }
     })
@@ -292,10 +290,10 @@ async fn honest_checks(
         async move {
             for i in 0..n {
                 let Some(h) = net.handle(i) else { return false };
-                let Ok(t) = h.query(Query::Topic(TopicId(1))).await else {
+                let Ok(t) = ask::<Topic>(h, Query::Topic(TopicId(1))).await else {
                     return false;
                 };
-                if t["last_finalized_epoch"].as_u64().is_none_or(|e| e < e_to) {
+                if t.last_finalized_epoch.is_none_or(|e| e < e_to) {
                     return false;
                 }
             }
@@ -324,16 +322,14 @@ async fn honest_checks(
                 .map(|(w, _)| *w)
                 .collect();
             expected += want.len();
-            match h
-                .query(Query::Inference {
-                    topic: TopicId(1),
-                    epoch: Some(e),
-                })
-                .await
-            {
+            let q = Query::Inference {
+                topic: TopicId(1),
+                epoch: Some(e),
+            };
+            match ask::<Inference>(h, q).await {
                 Ok(v) => {
                     for w in &want {
-                        if v["inferer_values"].get(&addresses[*w]).is_some() {
+                        if v.bundle.inferer_values.contains_key(&addresses[*w]) {
                             counted += 1;
                         } else {
                             missing.push(format!("node {i} epoch {e}: worker {w} missing"));
@@ -346,7 +342,7 @@ async fn honest_checks(
                             );
                         }
                     }
-                    if v["finalized"] != serde_json::Value::Bool(true) {
+                    if !v.finalized {
                         missing.push(format!("node {i} epoch {e}: not finalized"));
                     }
                 }

@@ -27,8 +27,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chorus_node::actor::NodeHandle;
+use chorus_node::actor::{NodeHandle, Query};
 use chorus_node::localnet::LocalNet;
+use chorus_node::net::Behaviour;
+use chorus_protocol::ids::NetworkId;
+use chorus_protocol::keys::Keypair;
+use chorus_protocol::validation::{Channel, ChannelKind};
+use libp2p::Swarm;
+use libp2p::gossipsub::IdentTopic;
 use tokio::task::JoinSet;
 
 /// Whether a program is on `PATH`.
@@ -181,6 +187,28 @@ where
     }
 }
 
+/// Ask an in-process node and read its answer as the API document `T` (`api::types`).
+pub async fn ask<T: serde::de::DeserializeOwned>(h: &NodeHandle, q: Query) -> anyhow::Result<T> {
+    Ok(serde_json::from_value(h.query(q).await?)?)
+}
+
+/// A libp2p peer of `key` subscribed to `network`'s consensus channel, and that channel.
+pub fn consensus_swarm(
+    key: &Keypair,
+    network: NetworkId,
+) -> anyhow::Result<(Swarm<Behaviour>, IdentTopic)> {
+    let mut swarm = chorus_node::net::build_swarm(key, &Default::default())?;
+    let topic = IdentTopic::new(
+        Channel {
+            network,
+            kind: ChannelKind::Consensus,
+        }
+        .name(),
+    );
+    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    Ok((swarm, topic))
+}
+
 /// The metrics page of node `i` of an in-process network.
 pub fn metrics_of(net: &LocalNet, i: usize) -> String {
     net.handle(i)
@@ -190,7 +218,7 @@ pub fn metrics_of(net: &LocalNet, i: usize) -> String {
 
 /// REJECT verdicts a node's validator gave (every channel).
 pub fn rejects(page: &str) -> f64 {
-    crate::procs::http::metric_sum(
+    chorus_node::api::client::metric_sum(
         page,
         "chorus_validation_outcomes_total",
         &["outcome=\"reject\""],
@@ -199,7 +227,7 @@ pub fn rejects(page: &str) -> f64 {
 
 /// Peers a node graylisted (disconnected and blocked).
 pub fn graylisted(page: &str) -> f64 {
-    crate::procs::http::metric_sum(
+    chorus_node::api::client::metric_sum(
         page,
         "chorus_queue_drops_total",
         &["queue=\"graylisted_peers\""],

@@ -24,12 +24,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use chorus_node::api::types::{Inference, LatestCheckpoint};
 use clap::Args;
 
 use super::netns::{self, Lab};
+use crate::procs;
 use crate::procs::check::{self, Observer};
 use crate::procs::cluster::{Cluster, Endpoint, RunDir, chorus_bin};
-use crate::procs::http;
 use crate::procs::plan::{NetSpec, now_ms, write_data};
 use crate::report::Report;
 
@@ -65,24 +66,19 @@ pub async fn run(args: PartitionArgs) -> anyhow::Result<ExitCode> {
         report.skip(why);
         return Ok(report.finish(json));
     }
-    if let Err(e) = run_inner(args, &mut report).await {
-        report.check("run completed", false, format!("{e:#}"));
-    }
-    Ok(report.finish(json))
+    let result = run_inner(args, &mut report).await;
+    Ok(report.finish_run(result, json))
 }
 
 /// Accepted own worker bundles per (node, epoch), from polling every node's status.
 async fn poll_submissions(apis: &[String], into: &mut BTreeSet<(usize, u64)>) {
     for (i, s) in check::statuses(apis).await.into_iter().enumerate() {
         let Some(s) = s else { continue };
-        for sub in s["submissions"].as_array().into_iter().flatten() {
-            if sub["kind"] == "worker_bundle"
-                && sub["accepted"] == true
-                && let Some(e) = sub["epoch"].as_u64()
-            {
-                into.insert((i, e));
-            }
-        }
+        into.extend(
+            check::accepted(&s, "worker_bundle")
+                .filter_map(|sub| sub.epoch)
+                .map(|e| (i, e)),
+        );
     }
 }
 
@@ -90,10 +86,58 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
     if !(4..=40).contains(&args.nodes) || args.seconds == 0 || args.seconds > 600 {
         bail!("--nodes must be in 4..=40 and --seconds in 1..=600");
     }
+    let mut run = start(&args, report).await?;
+    let h_before = warm_up(&run.apis).await?;
+    run.lab.partition()?;
+    let t_part = now_ms();
+    report.metric("height_at_partition", h_before);
+    let h_max_during = partitioned(&args, &mut run, h_before).await?;
+    run.lab.heal()?;
+    let t_heal = now_ms();
+    report.metric("max_height_during_partition", h_max_during);
+    report.check(
+        "no checkpoint finalized without > 2/3 of stake during the partition",
+        h_max_during <= h_before + 1,
+        format!(
+            "height {h_before} at the partition, at most {h_max_during} during it (2/2 \
+             validators per side)"
+        ),
+    );
+    heal(&mut run, t_heal, report).await?;
+    check_quorum(&run.apis, report).await;
+    // Entries of both sides from inside the partition.
+    let topic = run.spec.topic_spec(0);
+    let e_from = topic.epoch_at(t_part).map_or(0, |e| e + 1);
+    let e_to = topic.epoch_at(t_heal).map_or(0, |e| e.saturating_sub(1));
+    check_entries(&run, e_from, e_to, report).await;
+    if !report.passing() {
+        let kept = run.cluster.keep_dir();
+        report.note(format!("run directory kept: {}", kept.display()));
+    }
+    drop(run);
+    Ok(())
+}
+
+/// The partitioned network under test.
+struct Run {
+    /// The nodes (dropped, and so stopped, before the namespaces).
+    cluster: Cluster,
+    lab: Lab,
+    spec: NetSpec,
+    apis: Vec<String>,
+    /// The side of each node.
+    sides: Vec<usize>,
+    obs: Observer,
+    /// Accepted own worker bundles per (node, epoch).
+    submitted: BTreeSet<(usize, u64)>,
+}
+
+/// Create the namespaces, start every node in its own, wait until all answer.
+async fn start(args: &PartitionArgs, report: &mut Report) -> anyhow::Result<Run> {
     let bin = chorus_bin(args.chorus_bin.as_deref())?;
     let n = args.nodes;
     let sides: Vec<usize> = (0..n).map(|i| i % 2).collect();
-    let mut lab = Lab::create(&sides)?;
+    let lab = Lab::create(&sides)?;
     report.note(format!(
         "{n} network namespaces chp{}-*, bridge chb{}; partition by blackhole routes",
         lab.tag(),
@@ -124,74 +168,78 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
         cluster.wait_ready(i, Duration::from_secs(60)).await?;
     }
     let apis: Vec<String> = cluster.nodes.iter().map(|c| c.api()).collect();
-    let topic = spec.topic_spec(0);
-    let mut obs = Observer::default();
-    let mut submitted = BTreeSet::new();
+    Ok(Run {
+        cluster,
+        lab,
+        spec,
+        apis,
+        sides,
+        obs: Observer::default(),
+        submitted: BTreeSet::new(),
+    })
+}
+
+/// Normal operation first: wait for height 3; returns the highest height then.
+async fn warm_up(apis: &[String]) -> anyhow::Result<u64> {
     // Normal operation first.
-    let warm = super::wait_for(Duration::from_secs(90), || {
-        let apis = &apis;
-        async move {
-            check::statuses(apis)
-                .await
-                .iter()
-                .all(|s| s.as_ref().is_some_and(|s| s["height"].as_u64() >= Some(3)))
-        }
+    let warm = super::wait_for(Duration::from_secs(90), || async move {
+        check::statuses(apis)
+            .await
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.height >= 3))
     })
     .await;
     if !warm {
         bail!("the network did not reach height 3 before the partition");
     }
-    let before = check::statuses(&apis).await;
+    let before = check::statuses(apis).await;
     let h_before = before
         .iter()
-        .filter_map(|s| s.as_ref()?["height"].as_u64())
+        .filter_map(|s| s.as_ref().map(|s| s.height))
         .max()
         .unwrap_or(0);
-    lab.partition()?;
-    let t_part = now_ms();
-    report.metric("height_at_partition", h_before);
+    Ok(h_before)
+}
+
+/// Watch the partitioned network for `--seconds`; returns the highest height seen.
+async fn partitioned(args: &PartitionArgs, run: &mut Run, h_before: u64) -> anyhow::Result<u64> {
     let tp = Instant::now();
     let mut h_max_during = h_before;
     while tp.elapsed() < Duration::from_secs(args.seconds) {
-        poll_submissions(&apis, &mut submitted).await;
-        for (i, s) in check::statuses(&apis).await.iter().enumerate() {
-            if let Some(h) = s.as_ref().and_then(check::Head::of) {
+        poll_submissions(&run.apis, &mut run.submitted).await;
+        for (i, s) in check::statuses(&run.apis).await.iter().enumerate() {
+            if let Some(h) = s.as_ref().map(check::Head::of) {
                 h_max_during = h_max_during.max(h.height);
-                obs.record(i, h);
+                run.obs.record(i, h);
             }
         }
-        if let Some((i, st)) = cluster.reap_exited().into_iter().next() {
+        if let Some((i, st)) = run.cluster.reap_exited().into_iter().next() {
             bail!("node {i} exited during the partition: {st}");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    lab.heal()?;
-    let t_heal = now_ms();
+    Ok(h_max_during)
+}
+
+/// Heal: one identical, finalized state within 30 s.
+async fn heal(run: &mut Run, t_heal: u64, report: &mut Report) -> anyhow::Result<()> {
     let th = Instant::now();
-    report.metric("max_height_during_partition", h_max_during);
-    report.check(
-        "no checkpoint finalized without > 2/3 of stake during the partition",
-        h_max_during <= h_before + 1,
-        format!(
-            "height {h_before} at the partition, at most {h_max_during} during it (2/2 \
-             validators per side)"
-        ),
-    );
+    let n = run.apis.len();
     // Heal: one identical, finalized state within 30 s.
-    let genesis_ledger = chorus_crdt::ledger::Ledger::from_genesis(&cluster.genesis)?;
+    let genesis_ledger = chorus_crdt::ledger::Ledger::from_genesis(&run.cluster.genesis)?;
     let period_at_heal = genesis_ledger.period_at(t_heal);
     let mut healed_after: Option<f64> = None;
     let mut last = String::new();
     while th.elapsed() < Duration::from_secs_f64(MAX_HEAL_S + 30.0) {
-        poll_submissions(&apis, &mut submitted).await;
-        let all = check::statuses(&apis).await;
+        poll_submissions(&run.apis, &mut run.submitted).await;
+        let all = check::statuses(&run.apis).await;
         let heads: Vec<Option<check::Head>> = all
             .iter()
-            .map(|s| s.as_ref().and_then(check::Head::of))
+            .map(|s| s.as_ref().map(check::Head::of))
             .collect();
         for (i, h) in heads.iter().enumerate() {
             if let Some(h) = h {
-                obs.record(i, h.clone());
+                run.obs.record(i, h.clone());
             }
         }
         let same = heads.iter().all(|h| h.is_some() && *h == heads[0]);
@@ -211,21 +259,27 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
     report.metric("heal_to_agreement_s", healed_after);
     report.check(
         "identical checkpoint chain and ledger root ≤ 30 s after heal",
-        healed_after.is_some_and(|s| s <= MAX_HEAL_S) && obs.conflicts.is_empty(),
+        healed_after.is_some_and(|s| s <= MAX_HEAL_S) && run.obs.conflicts.is_empty(),
         match healed_after {
             Some(s) => format!(
                 "all {n} nodes at one head with height ≥ {period_at_heal} after {s:.1} s; {} \
                  conflicting heads seen",
-                obs.conflicts.len()
+                run.obs.conflicts.len()
             ),
             None => format!("not within {:.0} s; heights: {last}", MAX_HEAL_S + 30.0),
         },
     );
+    Ok(())
+}
+
+/// Quorum certificates.
+async fn check_quorum(apis: &[String], report: &mut Report) {
+    let n = apis.len();
     // Quorum certificates.
     let mut signers = vec![];
-    for a in &apis {
-        if let Ok(v) = http::get_json(a, "/v1/checkpoints/latest").await {
-            signers.push(v["signers"].as_u64().unwrap_or(0));
+    for a in apis {
+        if let Ok(v) = procs::get::<LatestCheckpoint>(a, "/v1/checkpoints/latest").await {
+            signers.push(v.signers);
         }
     }
     report.check(
@@ -233,19 +287,19 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
         signers.len() == n && signers.iter().all(|s| *s >= 3),
         format!("signers of each node's latest checkpoint: {signers:?} (of 4 equal bonds)"),
     );
-    // Entries of both sides from inside the partition.
-    let e_from = topic.epoch_at(t_part).map_or(0, |e| e + 1);
-    let e_to = topic.epoch_at(t_heal).map_or(0, |e| e.saturating_sub(1));
-    let fin = super::wait_for(Duration::from_secs(30), || {
-        let apis = &apis;
-        async move {
-            check::min_finalized_epoch(apis, 1)
-                .await
-                .is_some_and(|e| e >= e_to)
-        }
+}
+
+/// Every entry accepted inside the partition is in the finalized inferences of every node.
+async fn check_entries(run: &Run, e_from: u64, e_to: u64, report: &mut Report) {
+    let (apis, sides, n) = (&run.apis, &run.sides, run.apis.len());
+    let fin = super::wait_for(Duration::from_secs(30), || async move {
+        check::min_finalized_epoch(apis, 1)
+            .await
+            .is_some_and(|e| e >= e_to)
     })
     .await;
-    let addresses: Vec<String> = cluster
+    let addresses: Vec<String> = run
+        .cluster
         .nodes
         .iter()
         .map(|c| c.key.public().to_hex())
@@ -257,17 +311,19 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
     let mut lost_at_0: std::collections::BTreeMap<(u64, usize), (u64, u64)> = Default::default();
     if fin && e_to >= e_from {
         for e in e_from..=e_to {
-            let want: Vec<usize> = submitted
+            let want: Vec<usize> = run
+                .submitted
                 .iter()
                 .filter(|(_, se)| *se == e)
                 .map(|(w, _)| *w)
                 .collect();
             for (i, a) in apis.iter().enumerate() {
-                match http::get_json(a, &format!("/v1/topics/1/inference?epoch={e}")).await {
+                let path = format!("/v1/topics/1/inference?epoch={e}");
+                match procs::get::<Inference>(a, &path).await {
                     Ok(v) => {
                         for w in &want {
                             checked += 1;
-                            let found = v["inferer_values"].get(&addresses[*w]).is_some();
+                            let found = v.bundle.inferer_values.contains_key(&addresses[*w]);
                             if i == 0 {
                                 let slot = lost_at_0.entry((e, sides[*w])).or_default();
                                 slot.1 += 1;
@@ -322,11 +378,4 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
             )
         },
     );
-    if !report.passing() {
-        let kept = cluster.keep_dir();
-        report.note(format!("run directory kept: {}", kept.display()));
-    }
-    drop(cluster);
-    drop(lab);
-    Ok(())
 }

@@ -26,15 +26,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chorus_node::api::client::metric_sum;
+use chorus_node::api::types::Status;
 use clap::Args;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use super::rss_bytes;
+use crate::procs;
 use crate::procs::check::{self, Observer};
 use crate::procs::cluster::{Cluster, RunDir, chorus_bin, loopback_endpoints};
-use crate::procs::http;
 use crate::procs::plan::{NetSpec, write_data};
 use crate::report::Report;
 
@@ -157,12 +159,11 @@ async fn proxy(
 
 /// Run the scenario.
 pub async fn run(args: SlowPeerArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::new("slow-peer");
     let json = args.json;
-    if let Err(e) = run_inner(args, &mut report).await {
-        report.check("run completed", false, format!("{e:#}"));
-    }
-    Ok(report.finish(json))
+    Ok(Report::run("slow-peer", json, async |report| {
+        run_inner(args, report).await
+    })
+    .await)
 }
 
 fn mib(b: u64) -> f64 {
@@ -225,13 +226,49 @@ async fn run_inner(args: SlowPeerArgs, report: &mut Report) -> anyhow::Result<()
     let h0 = check::statuses(&apis)
         .await
         .iter()
-        .filter_map(|s| s.as_ref()?["height"].as_u64())
+        .filter_map(|s| s.as_ref().map(|s| s.height))
         .min()
         .unwrap_or(0);
+    let mut obs = Observer::default();
+    let samples = soak(&mut cluster, &apis, &pids, args.seconds, &mut obs).await?;
+    check_rss(&rss0, &samples, &connected, &control, &stats, report);
+    let mut drops = vec![];
+    for a in &apis {
+        let page = match procs::api(a) {
+            Ok(node) => node.get_text("/metrics").await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        drops.push(metric_sum(&page, "chorus_queue_drops_total", &[]));
+    }
+    report.metric("queue_drops_per_node", drops);
+    let conv = check::converge(&apis, Duration::from_secs(30), &mut obs).await;
+    let progressed = conv.as_ref().is_ok_and(|h| h.height > h0);
+    report.check(
+        "the honest nodes keep finalizing and agree",
+        progressed && obs.conflicts.is_empty(),
+        match &conv {
+            Ok(h) => format!("height {h0} → {} on every honest node", h.height),
+            Err(e) => e.clone(),
+        },
+    );
+    let slow_status = procs::get::<Status>(&cluster.nodes[slow].api(), "/v1/status").await;
+    report.metric("slow_peer_height", slow_status.map_or(0, |s| s.height));
+    proxies.abort_all();
+    Ok(())
+}
+
+/// RSS samples of every honest node every 5 s for `seconds`, recording heads and failing if a
+/// node exits.
+async fn soak(
+    cluster: &mut Cluster,
+    apis: &[String],
+    pids: &[u32],
+    seconds: u64,
+    obs: &mut Observer,
+) -> anyhow::Result<BTreeMap<usize, Vec<u64>>> {
     let t0 = Instant::now();
     let mut samples: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
-    let mut obs = Observer::default();
-    while t0.elapsed() < Duration::from_secs(args.seconds) {
+    while t0.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_secs(5)).await;
         for (i, p) in pids.iter().enumerate() {
             samples
@@ -239,8 +276,8 @@ async fn run_inner(args: SlowPeerArgs, report: &mut Report) -> anyhow::Result<()
                 .or_default()
                 .push(rss_bytes(*p).unwrap_or(0));
         }
-        for (i, s) in check::statuses(&apis).await.iter().enumerate() {
-            if let Some(h) = s.as_ref().and_then(check::Head::of) {
+        for (i, s) in check::statuses(apis).await.iter().enumerate() {
+            if let Some(h) = s.as_ref().map(check::Head::of) {
                 obs.record(i, h);
             }
         }
@@ -248,6 +285,18 @@ async fn run_inner(args: SlowPeerArgs, report: &mut Report) -> anyhow::Result<()
             bail!("node {i} exited during the soak: {st}");
         }
     }
+    Ok(samples)
+}
+
+/// The nodes serving the slow peer grow no more than the control group.
+fn check_rss(
+    rss0: &[u64],
+    samples: &BTreeMap<usize, Vec<u64>>,
+    connected: &[usize],
+    control: &[usize],
+    stats: &ProxyStats,
+    report: &mut Report,
+) {
     let growth = |i: usize| -> f64 {
         let end = samples.get(&i).and_then(|v| v.last()).copied().unwrap_or(0);
         end as f64 / rss0[i].max(1) as f64 - 1.0
@@ -320,30 +369,4 @@ async fn run_inner(args: SlowPeerArgs, report: &mut Report) -> anyhow::Result<()
             control_growth * 100.0
         ),
     );
-    let mut drops = vec![];
-    for a in &apis {
-        let page = http::get_text(a, "/metrics").await.unwrap_or_default();
-        drops.push(http::metric_sum(&page, "chorus_queue_drops_total", &[]));
-    }
-    report.metric("queue_drops_per_node", drops);
-    let conv = check::converge(&apis, Duration::from_secs(30), &mut obs).await;
-    let progressed = conv.as_ref().is_ok_and(|h| h.height > h0);
-    report.check(
-        "the honest nodes keep finalizing and agree",
-        progressed && obs.conflicts.is_empty(),
-        match &conv {
-            Ok(h) => format!("height {h0} → {} on every honest node", h.height),
-            Err(e) => e.clone(),
-        },
-    );
-    let slow_status = http::get_json(&cluster.nodes[slow].api(), "/v1/status").await;
-    report.metric(
-        "slow_peer_height",
-        slow_status
-            .ok()
-            .and_then(|s| s["height"].as_u64())
-            .unwrap_or(0),
-    );
-    proxies.abort_all();
-    Ok(())
 }

@@ -1,0 +1,183 @@
+//! The API's read side: what queries see beyond the replica (recent network inferences,
+//! this node's last submissions, the nonces it has seen submitted, its start time) and the
+//! answering of [`Query`]s from it and the replica. The actor feeds it replica events and
+//! submissions, and drains the finalized inferences it has to store.
+
+use std::collections::BTreeMap;
+
+use chorus_crdt::replica::Replica;
+use chorus_protocol::ids::TopicId;
+use chorus_protocol::keys::PublicKey;
+use chorus_protocol::math::synth_io::SynthJsonOutput;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::handle::{Query, QueryError};
+use super::views::{self, INFERENCE_HISTORY, NodeFacts, StoredInference};
+use crate::api::types::Submission;
+use crate::store::{Store, ops};
+
+/// Last submissions remembered per (topic, kind) for `status`.
+const SUBMISSIONS_KEPT: usize = 64;
+
+/// A finalized inference waiting to be stored: (topic, epoch, JSON of [`StoredInference`]).
+pub(super) type PendingInference = (u64, u64, Vec<u8>);
+
+/// The API's read-side state.
+pub(super) struct ReadModel {
+    /// The newest network inferences per topic (at most [`INFERENCE_HISTORY`] epochs).
+    history: BTreeMap<TopicId, BTreeMap<u64, StoredInference>>,
+    /// Finalized inferences to store.
+    pending_inferences: Vec<PendingInference>,
+    /// The last submission per (topic, kind), at most [`SUBMISSIONS_KEPT`] (drop oldest key).
+    submissions: BTreeMap<(u64, &'static str), Submission>,
+    /// One past the highest nonce submitted through this node, per author.
+    next_nonce: BTreeMap<PublicKey, u64>,
+    /// When the node started (unix ms).
+    started_ms: u64,
+}
+
+impl ReadModel {
+    pub(super) fn new(now_ms: u64) -> Self {
+        ReadModel {
+            history: BTreeMap::new(),
+            pending_inferences: vec![],
+            submissions: BTreeMap::new(),
+            next_nonce: BTreeMap::new(),
+            started_ms: now_ms,
+        }
+    }
+
+    /// This node's own inference at window close (kept unless a finalized one is held).
+    pub(super) fn local_inference(&mut self, topic: TopicId, epoch: u64, bundle: SynthJsonOutput) {
+        let h = self.history.entry(topic).or_default();
+        if !h.get(&epoch).is_some_and(|s| s.finalized) {
+            h.insert(
+                epoch,
+                StoredInference {
+                    bundle,
+                    finalized: false,
+                    height: None,
+                },
+            );
+        }
+    }
+
+    /// A network inference finalized at `height`: held in memory and queued for the store.
+    pub(super) fn finalized_inference(
+        &mut self,
+        topic: TopicId,
+        epoch: u64,
+        height: u64,
+        bundle: SynthJsonOutput,
+    ) {
+        let stored = StoredInference {
+            bundle,
+            finalized: true,
+            height: Some(height),
+        };
+        if let Ok(json) = serde_json::to_vec(&stored) {
+            self.pending_inferences.push((topic.0, epoch, json));
+        }
+        let h = self.history.entry(topic).or_default();
+        h.insert(epoch, stored);
+        while h.len() > INFERENCE_HISTORY {
+            h.pop_first();
+        }
+    }
+
+    /// The finalized inferences to store since the last call.
+    pub(super) fn take_pending_inferences(&mut self) -> Vec<PendingInference> {
+        std::mem::take(&mut self.pending_inferences)
+    }
+
+    /// Remember a submission (or a skipped duty) under `(topic, kind)`.
+    pub(super) fn submission(&mut self, key: (u64, &'static str), s: Submission) {
+        self.submissions.insert(key, s);
+        while self.submissions.len() > SUBMISSIONS_KEPT {
+            self.submissions.pop_first();
+        }
+    }
+
+    /// Note the nonce of a signed envelope submitted through the API.
+    pub(super) fn submitted_envelope(&mut self, bytes: &[u8]) {
+        if let Ok(env) = chorus_protocol::envelope::Envelope::from_bytes(bytes)
+            && let Some(n) = env.payload_unverified().ok().and_then(|p| p.nonce())
+        {
+            let e = self.next_nonce.entry(env.signer).or_default();
+            *e = (*e).max(n + 1);
+        }
+    }
+
+    /// Whether an inference query must go to the store (an epoch no longer in memory).
+    pub(super) fn needs_store(&self, q: &Query) -> Option<(TopicId, u64)> {
+        match q {
+            Query::Inference {
+                topic,
+                epoch: Some(e),
+            } if !self.history.get(topic).is_some_and(|h| h.contains_key(e)) => Some((*topic, *e)),
+            _ => None,
+        }
+    }
+
+    /// A finalized inference no longer in memory, from the store.
+    pub(super) async fn stored_inference(
+        replica: &Replica,
+        store: &Store,
+        topic: TopicId,
+        epoch: u64,
+    ) -> Result<Value, QueryError> {
+        // Unknown topics answer as for the in-memory history.
+        views::topic_of(replica.ledger(), topic)?;
+        let bytes = store
+            .call(move |db| ops::inference(db, topic.0, epoch))
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "reading a stored inference");
+                QueryError::Unavailable
+            })?;
+        let stored: Option<StoredInference> = bytes.and_then(|b| serde_json::from_slice(&b).ok());
+        match stored {
+            Some(s) => document(&views::inference_view(topic, epoch, &s)),
+            None => Err(views::no_inference(topic, Some(epoch))),
+        }
+    }
+
+    /// Answer `q` from memory; `node` gives what `status` shows of the network driver.
+    pub(super) fn answer(
+        &self,
+        replica: &Replica,
+        node: impl FnOnce() -> NodeFacts,
+        q: Query,
+        now_ms: u64,
+    ) -> Result<Value, QueryError> {
+        let ledger = replica.ledger();
+        let nonce_of = |who: &PublicKey| self.next_nonce.get(who).copied().unwrap_or(0);
+        match q {
+            Query::Status => {
+                let uptime_ms = now_ms.saturating_sub(self.started_ms);
+                let submissions = self.submissions.values().cloned().collect();
+                let me = replica.public_key();
+                let status = views::status(replica, node(), uptime_ms, nonce_of(&me), submissions);
+                document(&status)
+            }
+            Query::Topics => document(&views::topics(ledger, now_ms)),
+            Query::Topic(id) => document(&views::topic(ledger, id, now_ms)?),
+            Query::Inference { topic, epoch } => {
+                document(&views::inference(ledger, &self.history, topic, epoch)?)
+            }
+            Query::Scores(id) => document(&views::scores(ledger, id)?),
+            Query::Leaderboard(id) => document(&views::leaderboard(ledger, id)?),
+            Query::Account(who) => document(&views::account(replica, &who, nonce_of(&who))),
+            Query::LatestCheckpoint => document(&views::latest_checkpoint(replica)?),
+        }
+    }
+}
+
+/// A typed answer as the JSON value the handle carries.
+fn document<T: Serialize>(answer: &T) -> Result<Value, QueryError> {
+    serde_json::to_value(answer).map_err(|e| {
+        tracing::error!(error = %e, "encoding an API answer");
+        QueryError::Unavailable
+    })
+}

@@ -1,0 +1,253 @@
+//! The REST API's answers as typed documents (shapes in `docs/api.md`): the node builds them,
+//! clients (the CLI, the testbeds) read them. Amounts are decimal strings of base units,
+//! addresses and hashes 64 lowercase hex characters, as on the wire.
+
+use std::collections::BTreeMap;
+
+use chorus_protocol::ids::{Amount, Hash32, NetworkId};
+use chorus_protocol::keys::PublicKey;
+use chorus_protocol::math::synth_io::SynthJsonOutput;
+use chorus_protocol::topic::TopicSpec;
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The network's name.
+    pub network: String,
+    /// The network id.
+    pub network_id: NetworkId,
+    /// This node's address.
+    pub address: PublicKey,
+    /// This node's libp2p peer id.
+    pub peer_id: String,
+    /// Connected peers.
+    pub peers: usize,
+    /// Listen addresses.
+    pub listen: Vec<String>,
+    /// Next checkpoint height.
+    pub height: u64,
+    /// The latest decided checkpoint id (hex).
+    pub tip: Hash32,
+    /// The ledger's state root.
+    pub ledger_root: Hash32,
+    /// The roles this node's key holds.
+    pub roles: Roles,
+    /// The last submission per (topic, kind).
+    pub submissions: Vec<Submission>,
+    /// This node's balance.
+    pub balance: Amount,
+    /// This node's validator bond ("0" if none).
+    pub bond: Amount,
+    /// This node's total rewards.
+    pub rewards: Amount,
+    /// The nonce of this node's next ledger message.
+    pub next_nonce: u64,
+    /// Milliseconds since the node started.
+    pub uptime_ms: u64,
+    /// The token supply.
+    pub supply: Supply,
+}
+
+/// The roles of a node's key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Roles {
+    /// Topics it works on.
+    pub worker: Vec<u64>,
+    /// Topics it reputes.
+    pub reputer: Vec<u64>,
+    /// Whether it is a validator.
+    pub validator: bool,
+}
+
+/// One submission this node made (or skipped), for `status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    /// Topic, if the payload has one.
+    pub topic: Option<u64>,
+    /// Epoch, if the payload has one.
+    pub epoch: Option<u64>,
+    /// Payload kind (`worker_bundle`, `transfer`, …).
+    pub kind: String,
+    /// Whether this node accepted it.
+    pub accepted: bool,
+    /// Why not, if not.
+    pub reason: Option<String>,
+    /// When.
+    pub time_ms: u64,
+}
+
+/// The token supply in `status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Supply {
+    /// At genesis.
+    pub genesis: Amount,
+    /// Minted since.
+    pub minted: Amount,
+    /// Slashed since.
+    pub slashed: Amount,
+    /// Every token held anywhere.
+    pub total: Amount,
+    /// Whether `total = genesis + minted - slashed`.
+    pub conserved: bool,
+}
+
+/// `GET /v1/topics/{id}` (and each entry of `GET /v1/topics`): the spec and the topic's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Topic {
+    /// Topic id.
+    pub id: u64,
+    /// The spec, as created.
+    #[serde(flatten)]
+    pub spec: TopicSpec,
+    /// Its creator.
+    pub creator: PublicKey,
+    /// Its emission weight (none until first computed).
+    pub weight: Option<f64>,
+    /// Whether it runs.
+    pub active: bool,
+    /// Fees paid to it.
+    pub fee_revenue: Amount,
+    /// Undistributed rewards.
+    pub reward_pool: Amount,
+    /// Total stake on it.
+    pub stake: Amount,
+    /// Registered workers.
+    pub workers: usize,
+    /// Registered reputers.
+    pub reputers: usize,
+    /// The epoch open now (none before the topic starts).
+    pub current_epoch: Option<u64>,
+    /// The last epoch with a finalized inference.
+    pub last_finalized_epoch: Option<u64>,
+}
+
+/// `GET /v1/topics/{id}/inference`: one network inference with where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Inference {
+    /// Topic id.
+    pub topic: u64,
+    /// Epoch.
+    pub epoch: u64,
+    /// Finalized by a checkpoint (else: this node's own at window close).
+    pub finalized: bool,
+    /// The finalizing checkpoint's height.
+    pub checkpoint_height: Option<u64>,
+    /// The values, with Allora's field names.
+    #[serde(flatten)]
+    pub bundle: SynthJsonOutput,
+}
+
+/// `GET /v1/topics/{id}/scores`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Topic id.
+    pub topic: u64,
+    /// EMA scores of inferers.
+    pub inferers: BTreeMap<String, f64>,
+    /// EMA scores of forecasters.
+    pub forecasters: BTreeMap<String, f64>,
+    /// EMA scores of reputers.
+    pub reputers: BTreeMap<String, f64>,
+    /// Network regrets.
+    pub regrets: Regrets,
+    /// The topic's initial regret.
+    pub initial_regret: f64,
+    /// Reputers' listening coefficients.
+    pub listening_coefficients: BTreeMap<String, f64>,
+    /// The last network loss, if any.
+    pub previous_network_loss: Option<f64>,
+}
+
+/// The network regrets in `scores`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Regrets {
+    /// Inferer regrets.
+    pub inferer: BTreeMap<String, f64>,
+    /// Forecaster regrets.
+    pub forecaster: BTreeMap<String, f64>,
+    /// Naive inferer regrets.
+    pub naive: BTreeMap<String, f64>,
+}
+
+/// `GET /v1/topics/{id}/leaderboard`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Leaderboard {
+    /// Topic id.
+    pub topic: u64,
+    /// By score (descending), then address.
+    pub entries: Vec<LeaderboardEntry>,
+}
+
+/// One row of a leaderboard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaderboardEntry {
+    /// Participant.
+    pub address: String,
+    /// `inferer`, `forecaster` or `reputer`.
+    pub role: String,
+    /// EMA score.
+    pub score_ema: f64,
+    /// The account's total rewards.
+    pub rewards: Amount,
+}
+
+/// `GET /v1/accounts/{address}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    /// The address.
+    pub address: PublicKey,
+    /// Balance.
+    pub balance: Amount,
+    /// The last applied nonce.
+    pub nonce: u64,
+    /// The nonce of the next ledger message (counts this node's pending ones).
+    pub next_nonce: u64,
+    /// Total rewards.
+    pub rewards: Amount,
+    /// Validator bond ("0" if none).
+    pub bond: Amount,
+    /// Its stakes, own and delegated.
+    pub stakes: Vec<Stake>,
+}
+
+/// One stake of an account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stake {
+    /// Topic id.
+    pub topic: u64,
+    /// The reputer staked on.
+    pub reputer: PublicKey,
+    /// Amount.
+    pub amount: Amount,
+}
+
+/// `GET /v1/checkpoints/latest`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatestCheckpoint {
+    /// Height.
+    pub height: u64,
+    /// Checkpoint id.
+    pub id: Hash32,
+    /// The previous checkpoint's id (hex).
+    pub previous: Hash32,
+    /// Ledger root after it.
+    pub ledger_root: Hash32,
+    /// Windows it closes.
+    pub windows: usize,
+    /// Entries (window heads) in them.
+    pub entries: usize,
+    /// Validator signatures on its certificate.
+    pub signers: usize,
+}
+
+/// `POST /v1/submit`: the node's decision on a submitted envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResult {
+    /// Message id (hex).
+    pub id: Hash32,
+    /// Accepted locally, persisted and published.
+    pub accepted: bool,
+    /// Why not, if not.
+    pub reason: Option<String>,
+}
