@@ -163,6 +163,19 @@ pub struct StakeArgs {
 }
 
 /// The commands that talk to a node (flattened into the top-level command list).
+/// Which account a read command shows.
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    /// Address (64 hex).
+    #[arg(value_parser = parse_address)]
+    address: Option<PublicKey>,
+    /// A key file whose address to use.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ApiCommand {
     /// Topics on the node: list, show, watch live, create, fund.
@@ -186,28 +199,10 @@ pub enum ApiCommand {
         node: NodeArgs,
     },
     /// Total rewards of an account (default: the --key's address, else the node's own).
-    Rewards {
-        /// Address (64 hex).
-        #[arg(value_parser = parse_address)]
-        address: Option<PublicKey>,
-        /// A key file whose address to use.
-        #[arg(long, value_name = "FILE")]
-        key: Option<PathBuf>,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Rewards(AccountArgs),
     /// Balance, bond, stakes and nonce of an account (default: the --key's address, else the
     /// node's own).
-    Balance {
-        /// Address (64 hex).
-        #[arg(value_parser = parse_address)]
-        address: Option<PublicKey>,
-        /// A key file whose address to use.
-        #[arg(long, value_name = "FILE")]
-        key: Option<PathBuf>,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Balance(AccountArgs),
     /// Send tokens.
     Transfer {
         /// Recipient address (64 hex).
@@ -289,11 +284,25 @@ async fn dispatch(cmd: ApiCommand, out: &Output) -> anyhow::Result<()> {
         ApiCommand::Leaderboard { topic, node } => {
             read::leaderboard(&client(&node)?, topic, out).await
         }
-        ApiCommand::Rewards { address, key, node } => {
-            read::account(&client(&node)?, address, key, AccountView::Rewards, out).await
+        ApiCommand::Rewards(a) => {
+            read::account(
+                &client(&a.node)?,
+                a.address,
+                a.key,
+                AccountView::Rewards,
+                out,
+            )
+            .await
         }
-        ApiCommand::Balance { address, key, node } => {
-            read::account(&client(&node)?, address, key, AccountView::Balance, out).await
+        ApiCommand::Balance(a) => {
+            read::account(
+                &client(&a.node)?,
+                a.address,
+                a.key,
+                AccountView::Balance,
+                out,
+            )
+            .await
         }
         ApiCommand::Transfer { to, amount, tx } => write::transfer(to, amount, &tx, out).await,
         ApiCommand::Stake(StakeCommand::Add(a)) => write::stake(a, true, out).await,

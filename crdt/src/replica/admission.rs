@@ -116,10 +116,15 @@ impl Replica {
         }
         let (envelope, payload) = match validation::admit(bytes, envelope, payload, arrival, self) {
             Verdict::Accept(a) => (a.envelope, a.payload),
-            // A second valid message for a held slot: kept, a visible conflict.
+            // A second valid message for a held slot: kept, a visible conflict. Gossip does
+            // not keep a reporter's second evidence message for one offence (the offence is
+            // known already); reconciliation must, since a peer's window may hold both and a
+            // checkpoint may name them.
             Verdict::Ignore(IgnoreReason::Equivocation, Some(second)) => {
                 match second.payload_unverified() {
-                    Ok(p) if !matches!(p, Payload::Evidence(_)) => (*second, p),
+                    Ok(p) if route != Route::Live || !matches!(p, Payload::Evidence(_)) => {
+                        (*second, p)
+                    }
                     _ => return Err(Refusal::Ignore(IgnoreReason::Equivocation)),
                 }
             }
@@ -192,7 +197,8 @@ impl Replica {
         now_ms: u64,
         out: &mut Vec<Effect>,
     ) {
-        if !self.reported_conflicts.insert(slot) {
+        // Two evidence messages of one reporter for one offence prove nothing new.
+        if matches!(slot, Slot::Evidence { .. }) || !self.reported_conflicts.insert(slot) {
             return;
         }
         let first = self.windows.get(&key).and_then(|w| {

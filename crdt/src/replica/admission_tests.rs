@@ -484,3 +484,76 @@ fn a_ledger_message_held_in_one_period_joins_another_a_peer_names() {
         "the same message joins the window the peer named"
     );
 }
+
+#[test]
+fn a_reporters_two_evidence_messages_for_one_offence_join_a_window_a_peer_names() {
+    // Twins (one key, two replicas) report one offence with the two bundles in different
+    // orders: two messages for one evidence slot. Gossip keeps the first; a window a peer
+    // names (a proposal may hold both) admits both, or the proposal could not be validated.
+    let mut f = fixture();
+    let w = f.keys[1].clone();
+    let (x, y) = (f.bundle(&w, 2, 1.0), f.bundle(&w, 2, 2.0));
+    let evidence = |first: &[u8], second: &[u8]| {
+        let p = Payload::Evidence(Evidence {
+            kind: EvidenceKind::WorkerBundle,
+            first: first.to_vec(),
+            second: second.to_vec(),
+        });
+        Envelope::seal(&f.keys[2], &f.network, &p).to_bytes()
+    };
+    let (ab, ba) = (evidence(&x, &y), evidence(&y, &x));
+    let gossip = |f: &mut Fixture, bytes: &[u8]| {
+        let effects = f.replica.handle(
+            Input::Gossip {
+                channel: ChannelKind::Ledger,
+                bytes: bytes.to_vec(),
+                from: f.peer(),
+            },
+            LIVE,
+        );
+        effects.iter().find_map(|e| match e {
+            Effect::Report {
+                outcome, reason, ..
+            } => Some((*outcome, *reason)),
+            _ => None,
+        })
+    };
+    assert_eq!(gossip(&mut f, &ab), Some((Outcome::Accept, "")));
+    assert_eq!(
+        gossip(&mut f, &ba),
+        Some((Outcome::Ignore, IgnoreReason::Equivocation.as_str()))
+    );
+    let period = WindowKey::Ledger { period: 2 };
+    let holds = |f: &Fixture, bytes: &[u8]| {
+        let env = Envelope::from_bytes(bytes).unwrap();
+        let p = env.payload_unverified().unwrap();
+        let hash = entry_from_parts(&period, env, bytes.to_vec(), p)
+            .unwrap()
+            .hash();
+        f.replica.window(&period).is_some_and(|w| w.contains(&hash))
+    };
+    assert!(holds(&f, &ab) && !holds(&f, &ba));
+    let peer = f.peer();
+    f.replica.handle(Input::PeerUp(peer), LATE);
+    let mut asked = vec![];
+    f.replica.fetch_window(period, Some(peer), LATE, &mut asked);
+    let Some(Effect::Request { id, .. }) = asked.first() else {
+        panic!("no fetch: {asked:?}");
+    };
+    let effects = f.replica.handle(
+        Input::Response {
+            id: *id,
+            from: peer,
+            response: Response::Envelopes(vec![ab.clone(), ba.clone()]),
+        },
+        LATE,
+    );
+    assert_eq!(penalty(&effects), None);
+    assert!(holds(&f, &ab) && holds(&f, &ba));
+    // No evidence about evidence is published.
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Broadcast { .. }))
+    );
+}

@@ -2,8 +2,8 @@
 //! requests the host only carries.
 //!
 //! - **Rounds.** Every [`AntiEntropyConfig::round_ms`] the replica asks one peer, chosen by its
-//!   seeded generator (not predictable by a peer), for the roots of the windows that closed
-//!   and are not finalized — those it holds and those the ledger says have closed, so a window
+//!   seeded generator (not predictable by a peer), for the roots of the windows not finalized
+//!   yet — those it holds (open or closed) and those the ledger says have closed, so a window
 //!   it never heard of is compared too (at most [`MAX_ROOTS`], a random sample beyond). One
 //!   roots exchange is in flight at a time; it ends by its answer or its timeout.
 //! - **Sync sessions.** Each window whose root differs (at most [`SYNCS_PER_ROUND`] per
@@ -247,12 +247,17 @@ impl Replica {
         }
     }
 
-    /// The windows a round compares: closed and not finalized, held here or due by the
-    /// ledger's clock; a random sample of [`MAX_ROOTS`] beyond that, in key order.
+    /// The windows a round compares: every window held here that is not finalized (open
+    /// ones too: a ledger message carried into the next period, or an entry gossip lost,
+    /// reaches peers before that window closes) and every window the ledger's clock says has
+    /// closed, held or not; a random sample of [`MAX_ROOTS`] beyond that, in key order.
     fn round_windows(&mut self, now_ms: u64) -> Vec<WindowKey> {
-        let set: BTreeSet<WindowKey> = self
-            .closed_window_keys(now_ms)
-            .into_iter()
+        let held = self
+            .windows
+            .keys()
+            .filter(|k| self.ledger.window_state(k, now_ms).is_live())
+            .copied();
+        let set: BTreeSet<WindowKey> = held
             .chain(self.ledger.windows_closed_by(now_ms, MAX_PERIODS))
             .collect();
         let mut windows: Vec<WindowKey> = set.into_iter().collect();

@@ -107,6 +107,24 @@ pub struct Node {
 }
 
 impl Node {
+    /// A new endpoint, not started.
+    fn new(keypair: Keypair, app: SimApp) -> Node {
+        Node {
+            keypair,
+            engine: None,
+            wal: Vec::new(),
+            chain: BTreeMap::new(),
+            app,
+            behaviour: Behaviour::Honest,
+            timers: BTreeMap::new(),
+            timer_generation: 0,
+            evidence: Vec::new(),
+            faults: Vec::new(),
+            decided_at: BTreeMap::new(),
+            crash_after_own_vote: false,
+        }
+    }
+
     fn peer(&self) -> PeerId {
         PeerId(self.keypair.public())
     }
@@ -201,20 +219,7 @@ impl Harness {
             trace: blake3::Hasher::new(),
         };
         for (i, keypair) in keys.into_iter().enumerate() {
-            h.nodes.push(Node {
-                keypair,
-                engine: None,
-                wal: Vec::new(),
-                chain: BTreeMap::new(),
-                app: SimApp::new(i as u64),
-                behaviour: Behaviour::Honest,
-                timers: BTreeMap::new(),
-                timer_generation: 0,
-                evidence: Vec::new(),
-                faults: Vec::new(),
-                decided_at: BTreeMap::new(),
-                crash_after_own_vote: false,
-            });
+            h.nodes.push(Node::new(keypair, SimApp::new(i as u64)));
         }
         h
     }
@@ -232,20 +237,7 @@ impl Harness {
     /// The twin is not started. Returns its index.
     pub fn add_twin(&mut self, of: usize, salt: u64) -> usize {
         let keypair = self.nodes[of].keypair.clone();
-        self.nodes.push(Node {
-            keypair,
-            engine: None,
-            wal: Vec::new(),
-            chain: BTreeMap::new(),
-            app: SimApp::new(salt),
-            behaviour: Behaviour::Honest,
-            timers: BTreeMap::new(),
-            timer_generation: 0,
-            evidence: Vec::new(),
-            faults: Vec::new(),
-            decided_at: BTreeMap::new(),
-            crash_after_own_vote: false,
-        });
+        self.nodes.push(Node::new(keypair, SimApp::new(salt)));
         self.nodes.len() - 1
     }
 
