@@ -3,8 +3,9 @@
 //!
 //! - **Rounds.** Every [`AntiEntropyConfig::round_ms`] the replica asks one peer, chosen by its
 //!   seeded generator (not predictable by a peer), for the roots of the windows not finalized
-//!   yet — those it holds (open or closed) and those the ledger says have closed, so a window
-//!   it never heard of is compared too (at most [`MAX_ROOTS`], a random sample beyond). One
+//!   yet — those it holds that closed, its open ledger windows, and those the ledger says have
+//!   closed, so a window it never heard of is compared too (at most [`MAX_ROOTS`], a random
+//!   sample beyond). One
 //!   roots exchange is in flight at a time; it ends by its answer or its timeout.
 //! - **Sync sessions.** Each window whose root differs (at most [`SYNCS_PER_ROUND`] per
 //!   answer) is reconciled by automerge sync, one request per message, every change admitted
@@ -32,6 +33,7 @@ use super::wire::{
     InboundId, MAX_CATCHUP, MAX_FETCH, MAX_ROOTS, Request, RequestId, Response, StoreQuery,
 };
 use super::{Effect, PeerKey, Replica, ReplicaEvent};
+use crate::ledger::WindowState;
 use crate::window::WindowKey;
 
 /// Windows reconciled by sync from one roots answer (the rest wait for the next round).
@@ -247,15 +249,21 @@ impl Replica {
         }
     }
 
-    /// The windows a round compares: every window held here that is not finalized (open
-    /// ones too: a ledger message carried into the next period, or an entry gossip lost,
-    /// reaches peers before that window closes) and every window the ledger's clock says has
-    /// closed, held or not; a random sample of [`MAX_ROOTS`] beyond that, in key order.
+    /// The windows a round compares: the held windows that closed and are not finalized,
+    /// the held ledger windows still open (a ledger message carried into the next period
+    /// reaches peers only this way; topic windows that are open are gossip's, and syncing
+    /// them while they fill costs more than it repairs), and every window the ledger's clock
+    /// says has closed, held or not; a random sample of [`MAX_ROOTS`] beyond that, in key
+    /// order.
     fn round_windows(&mut self, now_ms: u64) -> Vec<WindowKey> {
         let held = self
             .windows
             .keys()
-            .filter(|k| self.ledger.window_state(k, now_ms).is_live())
+            .filter(|k| match self.ledger.window_state(k, now_ms) {
+                WindowState::Closed => true,
+                WindowState::Open => matches!(k, WindowKey::Ledger { .. }),
+                _ => false,
+            })
             .copied();
         let set: BTreeSet<WindowKey> = held
             .chain(self.ledger.windows_closed_by(now_ms, MAX_PERIODS))
