@@ -507,7 +507,14 @@ impl Replica {
             let nonce_ok = payload
                 .nonce()
                 .is_none_or(|n| n > self.ledger.accounts.get(&env.signer).map_or(0, |a| a.nonce));
-            if nonce_ok {
+            // Evidence of an offence the ledger already acted upon would be refused: carrying
+            // it on would keep it in every next window of this node alone, forever.
+            let acted_upon = matches!(
+                chorus_protocol::validation::Slot::of(env.signer, &payload),
+                chorus_protocol::validation::Slot::Evidence { content, .. }
+                    if self.ledger.evidence.contains(&content)
+            );
+            if nonce_ok && !acted_upon {
                 let key = WindowKey::Ledger {
                     period: self.ledger.next_height.max(self.ledger.period_at(now_ms)),
                 };
