@@ -48,11 +48,16 @@ enum Command {
     Api(cmd::api::ApiCommand),
 }
 
+/// Warnings by default; gossipsub's "not publishing a message that has already been
+/// published" (the consensus engine re-broadcasts its votes on a timer, and gossipsub keeps
+/// one copy) is not one.
+const DEFAULT_LOG_FILTER: &str = "warn,libp2p_gossipsub::behaviour=error";
+
 fn init_default_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         .try_init();
