@@ -196,7 +196,17 @@ async fn record(
     height: Option<u64>,
 ) -> Option<EpochRecord> {
     let truth = truth?;
-    let v = node.inference(plan.id, epoch).await.ok()?;
+    let v = match node.inference(plan.id, epoch).await {
+        Ok(v) => v,
+        Err(e) => {
+            // The run then waits for this epoch's record and ends as a stall: say why.
+            eprintln!(
+                "devnet: node 0 has no inference of topic {} epoch {epoch}: {e}",
+                plan.id
+            );
+            return None;
+        }
+    };
     let mut rec = EpochRecord::new(epoch, truth);
     rec.checkpoint_height = height;
     let b = &v.bundle;
