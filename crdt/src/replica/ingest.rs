@@ -251,7 +251,6 @@ impl Replica {
                         one_out_inferer_forecaster_values: Default::default(),
                         one_out_inferer_values: Default::default(),
                     };
-                    self.local_inference.insert(topic, (epoch, bundle.clone()));
                     out.push(Effect::Event(ReplicaEvent::LocalInference {
                         topic,
                         epoch,

@@ -41,7 +41,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::ids::{Hash32, MessageId, NetworkId, TopicId};
 use chorus_protocol::keys::{Keypair, PublicKey};
-use chorus_protocol::math::synth_io::SynthJsonOutput;
 use chorus_protocol::validation::{ChannelKind, Slot};
 
 use crate::checkpoint::{
@@ -136,8 +135,6 @@ pub struct Replica {
     tip: Hash32,
     /// Epochs whose local inference was already computed, per topic.
     inferred: BTreeMap<TopicId, u64>,
-    /// The latest local inference per topic.
-    local_inference: BTreeMap<TopicId, (u64, SynthJsonOutput)>,
     /// Anti-entropy: peers, pending requests, fetches.
     ae: antientropy::AntiEntropy,
     /// Automerge sync sessions, per peer and window.
@@ -247,7 +244,6 @@ impl Replica {
             prepared: BTreeMap::new(),
             tip,
             inferred: BTreeMap::new(),
-            local_inference: BTreeMap::new(),
             ae,
             sync_sessions: BTreeMap::new(),
             reported_conflicts: BTreeSet::new(),
@@ -363,11 +359,6 @@ impl Replica {
             .filter(|k| self.ledger.window_state(k, now_ms) == crate::ledger::WindowState::Closed)
             .copied()
             .collect()
-    }
-
-    /// The latest local (not yet finalized) inference of a topic.
-    pub fn local_inference(&self, topic: TopicId) -> Option<&(u64, SynthJsonOutput)> {
-        self.local_inference.get(&topic)
     }
 
     fn tick(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
