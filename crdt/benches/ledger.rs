@@ -8,10 +8,10 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use chorus_crdt::ledger::{HeightInput, Ledger, NoConsensusEvidence, SignedEntry};
+use chorus_crdt::replica::duties::loss_bundle;
 use chorus_crdt::window::{Phase, WindowKey};
 use chorus_protocol::envelope::Envelope;
 use chorus_protocol::genesis::{
@@ -20,10 +20,7 @@ use chorus_protocol::genesis::{
 };
 use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::keys::{Keypair, PublicKey};
-use chorus_protocol::messages::{
-    ForecastElement, OneOutInfererForecasterValues, Payload, ReputerBundle, Role, ValueBundle,
-    WorkerBundle, WorkerValue,
-};
+use chorus_protocol::messages::{ForecastElement, Payload, ReputerBundle, Role, WorkerBundle};
 use chorus_protocol::params::ModuleParams;
 use chorus_protocol::topic::{LossMethod, TopicSpec};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -172,7 +169,8 @@ fn worker_entries(w: &World, topic: TopicId, e: u64) -> Vec<SignedEntry> {
         .collect()
 }
 
-/// Every reputer reports the log10 squared error of every value of the finalized bundle.
+/// Every reputer reports the log10 squared error of every value of the finalized bundle (the
+/// node's own [`loss_bundle`]).
 fn reputer_entries(w: &World, topic: TopicId, e: u64) -> Vec<SignedEntry> {
     let Some(b) = w.ledger.topics[&topic]
         .mechanism
@@ -183,32 +181,7 @@ fn reputer_entries(w: &World, topic: TopicId, e: u64) -> Vec<SignedEntry> {
         return vec![];
     };
     let y = truth(topic, e);
-    let loss = |v: f64| ((v - y).powi(2)).max(1e-12).log10();
-    let values = |m: &BTreeMap<String, f64>| -> Vec<WorkerValue> {
-        m.iter()
-            .map(|(k, v)| WorkerValue {
-                worker: k.parse().unwrap(),
-                value: loss(*v),
-            })
-            .collect()
-    };
-    let losses = ValueBundle {
-        combined_value: loss(b.combined_value),
-        naive_value: b.naive_value.map(loss),
-        inferer_values: values(&b.inferer_values),
-        forecaster_values: values(&b.forecaster_values),
-        one_out_inferer_values: values(&b.one_out_inferer_values),
-        one_out_forecaster_values: values(&b.one_out_forecaster_values),
-        one_in_forecaster_values: values(&b.one_in_forecaster_values),
-        one_out_inferer_forecaster_values: b
-            .one_out_inferer_forecaster_values
-            .iter()
-            .map(|(f, m)| OneOutInfererForecasterValues {
-                forecaster: f.parse().unwrap(),
-                values: values(m),
-            })
-            .collect(),
-    };
+    let losses = loss_bundle(b, y, &LossMethod::Mse).unwrap();
     w.reputers
         .iter()
         .map(|k| {

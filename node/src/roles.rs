@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use chorus_crdt::replica::duties::loss_bundle;
 use chorus_protocol::ids::TopicId;
+use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
-use chorus_protocol::math::synth_io::SynthJsonOutput;
 use chorus_protocol::messages::{ForecastElement, Payload, ReputerBundle, WorkerBundle};
 use chorus_protocol::topic::TopicSpec;
 use tokio::sync::{mpsc, watch};
@@ -38,7 +38,7 @@ pub struct RoleView {
     /// Registered reputers per topic.
     pub reputers: BTreeMap<TopicId, BTreeSet<PublicKey>>,
     /// Finalized network inferences awaiting their losses, by (topic, epoch).
-    pub pending: BTreeMap<(TopicId, u64), Arc<SynthJsonOutput>>,
+    pub pending: BTreeMap<(TopicId, u64), Arc<NetworkInference>>,
 }
 
 /// A payload a role wants published, or an epoch it skipped.
@@ -173,7 +173,12 @@ pub async fn run_worker(
                 }
                 let ctx = EpochContext::new(task.topic.0, *e, spec.name.clone());
                 if let Ok(Some(y)) = truth.truth(&ctx).await {
-                    f.observe_truth(*e, y, &bundle.inferer_values, |t, p| {
+                    let inferences = bundle
+                        .inferer_values
+                        .iter()
+                        .map(|(k, v)| (k.to_hex(), *v))
+                        .collect();
+                    f.observe_truth(*e, y, &inferences, |t, p| {
                         spec.loss.loss(t, p).unwrap_or(f64::NAN)
                     });
                     learned.insert(*e);

@@ -9,6 +9,7 @@
 //! - [`envelope`]: signed envelopes; message id = blake3 of the envelope bytes.
 //! - [`messages`]: every signed message kind ([`messages::Payload`]).
 //! - [`topic`], [`params`], [`genesis`]: topic definitions, module parameters, genesis TOML.
+//! - [`inference`]: the network inference of a (topic, epoch), keyed by the workers' keys.
 //! - [`rng`]: the one seeded generator (SplitMix64) for reproducible choices.
 //! - [`validation`]: gossip validation as a pure function (Accept / Ignore / Reject).
 //! - [`math`]: the Allora v0.6 mathematics (synthesis, losses, regrets, reputer consensus,
@@ -32,6 +33,7 @@ pub mod codec;
 pub mod envelope;
 pub mod genesis;
 pub mod ids;
+pub mod inference;
 pub mod keyfile;
 pub mod keys;
 pub mod math;

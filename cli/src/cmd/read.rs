@@ -47,7 +47,7 @@ fn opt_num(x: Option<f64>) -> String {
 }
 
 /// The entry of `key` in a map of numbers as a table cell.
-fn entry(m: &BTreeMap<String, f64>, key: &str) -> String {
+fn entry<K: Ord>(m: &BTreeMap<K, f64>, key: &K) -> String {
     opt_num(m.get(key).copied())
 }
 
@@ -242,7 +242,7 @@ pub async fn inference(
         &b.forecaster_values,
         &b.forecaster_weights,
     ];
-    let workers: BTreeSet<&String> = maps.iter().flat_map(|m| m.keys()).collect();
+    let workers: BTreeSet<&PublicKey> = maps.iter().flat_map(|m| m.keys()).collect();
     if !workers.is_empty() {
         let rows = actor_rows(&workers, &maps);
         text.push_str("\n\n");
@@ -261,12 +261,15 @@ pub async fn inference(
 }
 
 /// One row per actor: its address, then its entry in each map.
-fn actor_rows(actors: &BTreeSet<&String>, maps: &[&BTreeMap<String, f64>]) -> Vec<Vec<String>> {
+fn actor_rows<K: Ord + ToString>(
+    actors: &BTreeSet<&K>,
+    maps: &[&BTreeMap<K, f64>],
+) -> Vec<Vec<String>> {
     actors
         .iter()
         .map(|a| {
-            std::iter::once((*a).clone())
-                .chain(maps.iter().map(|m| entry(m, a)))
+            std::iter::once(a.to_string())
+                .chain(maps.iter().map(|m| entry(*m, *a)))
                 .collect()
         })
         .collect()

@@ -10,6 +10,7 @@ use chorus_crdt::ledger::LedgerEvent;
 use chorus_node::actor::InferenceEvent;
 use chorus_node::models::{Bars, Replay};
 use chorus_protocol::ids::TopicId;
+use chorus_protocol::keys::PublicKey;
 use tokio::sync::mpsc;
 
 use super::network::Network;
@@ -212,7 +213,7 @@ async fn record(
     let b = &v.bundle;
     rec.combined = Some(b.combined_value);
     rec.naive = b.naive_value;
-    let name = |k: &str| plan.workers.get(k).map(|(n, _)| n.clone());
+    let name = |k: &PublicKey| plan.workers.get(&k.to_hex()).map(|(n, _)| n.clone());
     for (k, x) in &b.inferer_values {
         if let Some(n) = name(k) {
             rec.inferences.insert(n, *x);

@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chorus_protocol::ids::{Amount, TopicId};
+use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
 use chorus_protocol::math::losses::ValueBundle as MathBundle;
 use chorus_protocol::math::payout::{RemainderPolicy, delegator_split, split_amount};
@@ -32,7 +33,6 @@ use chorus_protocol::math::rewards::RewardParams;
 use chorus_protocol::math::settle_io::{
     PayoutsOut, SettleJsonInput, SettleJsonOutput, SettleParams, TaskMaps, settle,
 };
-use chorus_protocol::math::synth_io::SynthJsonOutput;
 use chorus_protocol::math::synthesis::{SynthesisInput, SynthesisParams, synthesize_bundle};
 use chorus_protocol::math::util::quantile;
 use chorus_protocol::messages::{Payload, ValueBundle, WorkerBundle, WorkerValue};
@@ -46,7 +46,7 @@ use super::{Ledger, LedgerEvent, SignedEntry};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// The network inference bundle computed when the window was finalized.
-    pub bundle: Option<SynthJsonOutput>,
+    pub bundle: Option<NetworkInference>,
     /// Forecasters that submitted forecasts.
     pub forecasters: Vec<String>,
 }
@@ -92,7 +92,7 @@ pub struct Mechanism {
     /// Finalized worker windows awaiting settlement, by epoch.
     pub pending: BTreeMap<u64, EpochRecord>,
     /// The last finalized network inference (epoch, bundle).
-    pub last_inference: Option<(u64, SynthJsonOutput)>,
+    pub last_inference: Option<(u64, NetworkInference)>,
 }
 
 /// Epochs of finalized worker windows kept waiting for their reputer window.
@@ -162,9 +162,11 @@ impl Ledger {
             forecasters: input.forecasts.keys().cloned().collect(),
         };
         if !input.inferences.is_empty() {
-            match synthesize_bundle(&input) {
-                Ok(n) => {
-                    let out = SynthJsonOutput::from_inferences(n, true);
+            let bundle = synthesize_bundle(&input)
+                .map_err(|e| e.to_string())
+                .and_then(|n| NetworkInference::from_synthesis(n).map_err(|e| e.to_string()));
+            match bundle {
+                Ok(out) => {
                     events.push(LedgerEvent::NetworkInference {
                         topic,
                         epoch,
@@ -174,10 +176,10 @@ impl Ledger {
                     t.mechanism.last_inference = Some((epoch, out.clone()));
                     record.bundle = Some(out);
                 }
-                Err(e) => events.push(LedgerEvent::MechanismError {
+                Err(reason) => events.push(LedgerEvent::MechanismError {
                     topic,
                     epoch,
-                    reason: e.to_string(),
+                    reason,
                 }),
             }
         }
@@ -214,8 +216,8 @@ impl Ledger {
         let workers: BTreeSet<String> = bundle
             .inferer_values
             .keys()
-            .chain(record.forecasters.iter())
-            .cloned()
+            .map(PublicKey::to_hex)
+            .chain(record.forecasters.iter().cloned())
             .collect();
         let reward = t.reward_pool.0 / epochs_settling.max(1);
         let out = match settle(&settle_input(t, &params, &reputers, &workers, reward)) {

@@ -1,12 +1,9 @@
 //! What a role has to do, as pure functions shared by the node and the simulator: the loss
 //! bundle a reputer publishes for a finalized network inference.
 
-use std::collections::BTreeMap;
-
-use chorus_protocol::keys::PublicKey;
+use chorus_protocol::inference::{NetworkInference, Values};
 use chorus_protocol::math::MathError;
 use chorus_protocol::math::loss::LossMethod;
-use chorus_protocol::math::synth_io::SynthJsonOutput;
 use chorus_protocol::messages::{OneOutInfererForecasterValues, ValueBundle, WorkerValue};
 
 /// Smallest loss before log10, relative to the truth's magnitude (and absolute for a zero
@@ -20,27 +17,22 @@ pub enum DutyError {
     /// The loss function refused an input.
     #[error("loss: {0}")]
     Loss(#[from] MathError),
-    /// A worker key in the bundle is not a key.
-    #[error("bundle names a worker that is not a key: {0}")]
-    BadKey(String),
 }
 
 /// The log10 losses of every value of a network-inference bundle against `truth`: the payload
 /// of a reputer's `ReputerBundle`.
 pub fn loss_bundle(
-    bundle: &SynthJsonOutput,
+    bundle: &NetworkInference,
     truth: f64,
     method: &LossMethod,
 ) -> Result<ValueBundle, DutyError> {
     let floor = LOSS_FLOOR.max(LOSS_FLOOR * truth.abs() * truth.abs());
     let loss = |v: f64| method.reported_loss(truth, v, floor);
-    let values = |m: &BTreeMap<String, f64>| -> Result<Vec<WorkerValue>, DutyError> {
+    let values = |m: &Values| -> Result<Vec<WorkerValue>, DutyError> {
         m.iter()
             .map(|(k, v)| {
                 Ok(WorkerValue {
-                    worker: k
-                        .parse::<PublicKey>()
-                        .map_err(|_| DutyError::BadKey(k.clone()))?,
+                    worker: *k,
                     value: loss(*v)?,
                 })
             })
@@ -59,7 +51,7 @@ pub fn loss_bundle(
             .iter()
             .map(|(f, m)| {
                 Ok(OneOutInfererForecasterValues {
-                    forecaster: f.parse().map_err(|_| DutyError::BadKey(f.clone()))?,
+                    forecaster: *f,
                     values: values(m)?,
                 })
             })

@@ -3,7 +3,7 @@
 
 use chorus_protocol::envelope::Envelope;
 use chorus_protocol::ids::Hash32;
-use chorus_protocol::math::synth_io::SynthJsonOutput;
+use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::math::synthesis::synthesize_combined;
 use chorus_protocol::messages::{Evidence, EvidenceKind, Payload};
 use chorus_protocol::validation::{self, ChannelKind, IgnoreReason, RejectReason};
@@ -237,20 +237,17 @@ impl Replica {
                 if input.inferences.is_empty() {
                     continue;
                 }
-                if let Ok(c) = synthesize_combined(&input) {
-                    let bundle = SynthJsonOutput {
-                        combined_value: c.combined_value,
-                        confidence_interval_values: None,
-                        forecaster_values: c.forecaster_values,
-                        forecaster_weights: c.forecaster_weights,
-                        inferer_values: input.inferences,
-                        inferer_weights: c.inferer_weights,
-                        naive_value: None,
-                        one_in_forecaster_values: Default::default(),
-                        one_out_forecaster_values: Default::default(),
-                        one_out_inferer_forecaster_values: Default::default(),
-                        one_out_inferer_values: Default::default(),
-                    };
+                let bundle = synthesize_combined(&input).ok().and_then(|c| {
+                    NetworkInference::provisional(
+                        c.combined_value,
+                        input.inferences,
+                        c.inferer_weights,
+                        c.forecaster_values,
+                        c.forecaster_weights,
+                    )
+                    .ok()
+                });
+                if let Some(bundle) = bundle {
                     out.push(Effect::Event(ReplicaEvent::LocalInference {
                         topic,
                         epoch,

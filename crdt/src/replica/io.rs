@@ -1,7 +1,7 @@
 //! What flows in and out of a replica: its tunables, inputs, effects and events.
 
 use chorus_protocol::ids::{Hash32, MessageId, TopicId};
-use chorus_protocol::math::synth_io::SynthJsonOutput;
+use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::messages::Payload;
 use chorus_protocol::validation::ChannelKind;
 
@@ -111,7 +111,7 @@ pub enum ReplicaEvent {
         /// Epoch.
         epoch: u64,
         /// The bundle (combined value, weights; the one-out values come with finalization).
-        bundle: Box<SynthJsonOutput>,
+        bundle: Box<NetworkInference>,
     },
     /// A checkpoint was applied.
     Finalized {
@@ -125,7 +125,7 @@ pub enum ReplicaEvent {
         events: Vec<LedgerEvent>,
         /// The finalized network inference bundle of each `NetworkInference` event, taken
         /// when this height was applied (later heights settle and drop them from the ledger).
-        bundles: Vec<(TopicId, u64, SynthJsonOutput)>,
+        bundles: Vec<(TopicId, u64, NetworkInference)>,
     },
     /// A late proposal waits while windows are reconciled with peers.
     Reconciling {

@@ -32,8 +32,11 @@
 
 pub mod byzantine;
 mod carry;
+mod genesis;
 mod rng;
 mod roles;
+
+pub use genesis::{SIM_GENESIS_MS, SIM_MAX_CLOCK_SKEW_MS, SIM_PERIOD_MS, SIM_TOPIC, sim_genesis};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -172,8 +175,8 @@ enum Delivery {
     },
 }
 
-/// Counters of a run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Counters of a run (summed over runs with `+=`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SimStats {
     /// Messages sent.
     pub sent: u64,
@@ -199,6 +202,23 @@ pub struct SimStats {
     pub garbage_sent: u64,
     /// Reconciliations asked for before late proposals.
     pub reconciles: u64,
+}
+
+impl std::ops::AddAssign<&SimStats> for SimStats {
+    fn add_assign(&mut self, o: &SimStats) {
+        self.sent += o.sent;
+        self.lost += o.lost;
+        self.faults += o.faults;
+        self.submitted += o.submitted;
+        self.finalized += o.finalized;
+        self.relayed += o.relayed;
+        self.rejected += o.rejected;
+        self.penalized += o.penalized;
+        self.forged_votes += o.forged_votes;
+        self.forged_proposals += o.forged_proposals;
+        self.garbage_sent += o.garbage_sent;
+        self.reconciles += o.reconciles;
+    }
 }
 
 /// Something that happened, for checkers ([`Sim::take_events`]).

@@ -1,17 +1,11 @@
 #![allow(clippy::unwrap_used)]
 
-use chorus_protocol::genesis::{
-    Genesis, GenesisBalance, GenesisRegistration, GenesisStake, GenesisTopic, GenesisValidator,
-    Token,
-};
-use chorus_protocol::ids::{Amount, TopicId};
+use chorus_protocol::genesis::Genesis;
+use chorus_protocol::ids::TopicId;
 use chorus_protocol::keys::Keypair;
-use chorus_protocol::messages::Role;
-use chorus_protocol::params::ModuleParams;
-use chorus_protocol::topic::{LossMethod, TopicSpec};
 
 use super::ReplicaConfig;
-use super::sim::{NetConfig, Sim, SimRoles};
+use super::sim::{NetConfig, Sim, SimRoles, sim_genesis};
 use crate::ledger::Ledger;
 
 /// The topic of [`genesis`].
@@ -48,69 +42,8 @@ pub(crate) fn keys(n: u8) -> Vec<Keypair> {
 
 /// 6 nodes: 0–3 validators; 0, 1, 2, 4 workers; 3 and 5 reputers.
 pub(crate) fn genesis(keys: &[Keypair]) -> Genesis {
-    let start = 1_000_000;
-    let params = ModuleParams {
-        checkpoint_period_ms: 1_000,
-        min_epoch_length_ms: 100,
-        max_clock_skew_ms: 100,
-        emission_per_period: Amount(1_000_000),
-        min_topic_weight: 0.0,
-        ..ModuleParams::default()
-    };
-    let spec = TopicSpec::new("sim", LossMethod::Mse, start, 1_000, 500, 1_000);
-    let mut g = Genesis {
-        network: "replica-test".into(),
-        genesis_time_ms: start,
-        token: Token {
-            symbol: "CHR".into(),
-            decimals: 0,
-        },
-        balances: keys
-            .iter()
-            .map(|k| GenesisBalance {
-                address: k.public(),
-                amount: Amount(1_000_000),
-            })
-            .collect(),
-        validators: keys[..4]
-            .iter()
-            .map(|k| GenesisValidator {
-                address: k.public(),
-                bond: Amount(100_000),
-                name: String::new(),
-            })
-            .collect(),
-        reputer_stakes: vec![],
-        registrations: vec![],
-        params,
-        topics: vec![GenesisTopic {
-            id: TopicId(1),
-            creator: keys[0].public(),
-            spec,
-            fee_revenue: Amount(75_000),
-        }],
-    };
-    for i in [0, 1, 2, 4] {
-        g.registrations.push(GenesisRegistration {
-            topic: TopicId(1),
-            address: keys[i].public(),
-            role: Role::Worker,
-        });
-    }
-    for i in [3, 5] {
-        g.registrations.push(GenesisRegistration {
-            topic: TopicId(1),
-            address: keys[i].public(),
-            role: Role::Reputer,
-        });
-        g.reputer_stakes.push(GenesisStake {
-            topic: TopicId(1),
-            reputer: keys[i].public(),
-            delegator: None,
-            amount: Amount(50_000),
-        });
-    }
-    g
+    let bonds = [100_000; 4];
+    sim_genesis("replica-test", keys, &bonds, |i| i == 3 || i == 5)
 }
 
 pub(crate) fn roles() -> SimRoles {

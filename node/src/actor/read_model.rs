@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use chorus_crdt::replica::Replica;
 use chorus_protocol::ids::TopicId;
+use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
-use chorus_protocol::math::synth_io::SynthJsonOutput;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -49,7 +49,7 @@ impl ReadModel {
     }
 
     /// This node's own inference at window close (kept unless a finalized one is held).
-    pub(super) fn local_inference(&mut self, topic: TopicId, epoch: u64, bundle: SynthJsonOutput) {
+    pub(super) fn local_inference(&mut self, topic: TopicId, epoch: u64, bundle: NetworkInference) {
         let h = self.history.entry(topic).or_default();
         if !h.get(&epoch).is_some_and(|s| s.finalized) {
             h.insert(
@@ -69,7 +69,7 @@ impl ReadModel {
         topic: TopicId,
         epoch: u64,
         height: u64,
-        bundle: SynthJsonOutput,
+        bundle: NetworkInference,
     ) {
         let stored = StoredInference {
             bundle,

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chorus_crdt::ledger::{Ledger, TopicState};
 use chorus_crdt::replica::Replica;
 use chorus_protocol::ids::{Amount, TopicId};
+use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
-use chorus_protocol::math::synth_io::SynthJsonOutput;
 
 use super::handle::QueryError;
 use crate::api::types;
@@ -21,7 +21,7 @@ pub const INFERENCE_HISTORY: usize = 128;
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StoredInference {
     /// The bundle.
-    pub bundle: SynthJsonOutput,
+    pub bundle: NetworkInference,
     /// Finalized by a checkpoint (else: local at window close).
     pub finalized: bool,
     /// The checkpoint height, if finalized.

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chorus_protocol::ids::{Amount, Hash32, NetworkId, TopicId};
+use chorus_protocol::inference::{NetworkInference, Values};
 use chorus_protocol::keys::{Keypair, PublicKey};
-use chorus_protocol::math::synth_io::SynthJsonOutput;
 use chorus_protocol::topic::TopicSpec;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -178,16 +178,17 @@ fn topic() -> Result<types::Topic, QueryError> {
 }
 
 fn inference(topic: TopicId, epoch: u64) -> types::Inference {
-    let (me, other) = (fake_address().to_hex(), other_address());
-    let map = |entries: &[(&String, f64)]| -> BTreeMap<String, f64> {
-        entries.iter().map(|(k, v)| ((*k).clone(), *v)).collect()
+    let me = fake_address();
+    let other = Keypair::from_seed(&[10; 32]).public();
+    let map = |entries: &[(&PublicKey, f64)]| -> Values {
+        entries.iter().map(|(k, v)| (**k, *v)).collect()
     };
     types::Inference {
         topic: topic.0,
         epoch,
         finalized: true,
         checkpoint_height: Some(41),
-        bundle: SynthJsonOutput {
+        bundle: NetworkInference {
             combined_value: 0.0012,
             naive_value: Some(0.0011),
             inferer_values: map(&[(&me, 0.0013), (&other, 0.0011)]),
@@ -195,10 +196,7 @@ fn inference(topic: TopicId, epoch: u64) -> types::Inference {
             one_out_inferer_values: BTreeMap::new(),
             one_out_forecaster_values: BTreeMap::new(),
             one_in_forecaster_values: BTreeMap::new(),
-            one_out_inferer_forecaster_values: BTreeMap::from([(
-                me.clone(),
-                map(&[(&other, 0.0012)]),
-            )]),
+            one_out_inferer_forecaster_values: BTreeMap::from([(me, map(&[(&other, 0.0012)]))]),
             inferer_weights: map(&[(&me, 0.6), (&other, 0.4)]),
             forecaster_weights: BTreeMap::new(),
             confidence_interval_values: Some(vec![0.0009, 0.0010, 0.0012, 0.0013, 0.0015]),

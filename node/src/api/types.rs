@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use chorus_protocol::ids::{Amount, Hash32, NetworkId};
+use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
-use chorus_protocol::math::synth_io::SynthJsonOutput;
 use chorus_protocol::topic::TopicSpec;
 use serde::{Deserialize, Serialize};
 
@@ -135,7 +135,7 @@ pub struct Inference {
     pub checkpoint_height: Option<u64>,
     /// The values, with Allora's field names.
     #[serde(flatten)]
-    pub bundle: SynthJsonOutput,
+    pub bundle: NetworkInference,
 }
 
 /// `GET /v1/topics/{id}/scores`.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chorus_node::api::types::{Inference, Status, Submission, Topic};
+use chorus_protocol::inference::Values;
 use futures::future::join_all;
 
 /// What one node said about its ledger at one moment.
@@ -129,13 +130,7 @@ pub async fn converge(
 }
 
 /// The fields of a network inference that must agree.
-type InferenceCore = (
-    f64,
-    Option<f64>,
-    BTreeMap<String, f64>,
-    BTreeMap<String, f64>,
-    BTreeMap<String, f64>,
-);
+type InferenceCore = (f64, Option<f64>, Values, Values, Values);
 
 fn inference_core(v: Inference) -> InferenceCore {
     let b = v.bundle;

@@ -310,9 +310,7 @@ async fn honest_checks(
     let mut expected = 0usize;
     let mut counted = 0usize;
     let mut missing = vec![];
-    let addresses: Vec<String> = (0..n)
-        .map(|i| node_key(spec.seed, i).public().to_hex())
-        .collect();
+    let addresses: Vec<_> = (0..n).map(|i| node_key(spec.seed, i).public()).collect();
     for i in 0..n {
         let Some(h) = net.handle(i) else { continue };
         for e in e_from..=e_to {

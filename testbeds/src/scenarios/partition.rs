@@ -298,12 +298,7 @@ async fn check_entries(run: &Run, e_from: u64, e_to: u64, report: &mut Report) {
             .is_some_and(|e| e >= e_to)
     })
     .await;
-    let addresses: Vec<String> = run
-        .cluster
-        .nodes
-        .iter()
-        .map(|c| c.key.public().to_hex())
-        .collect();
+    let addresses: Vec<_> = run.cluster.nodes.iter().map(|c| c.key.public()).collect();
     let mut missing = vec![];
     let mut checked = 0u64;
     let mut per_side = [0u64; 2];

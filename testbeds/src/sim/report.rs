@@ -147,27 +147,6 @@ pub struct SeedViolation {
     pub violation: Violation,
 }
 
-/// Message counters summed over seeds.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Messages {
-    /// Sent.
-    pub sent: u64,
-    /// Lost (loss, partitions, crashed receivers).
-    pub lost: u64,
-    /// Relayed gossip.
-    pub relayed: u64,
-    /// Rejected by a replica's validation.
-    pub rejected: u64,
-    /// Penalties raised.
-    pub penalized: u64,
-    /// Conflicting votes forged.
-    pub forged_votes: u64,
-    /// Bad-root proposals sent.
-    pub forged_proposals: u64,
-    /// Garbage messages sent.
-    pub garbage_sent: u64,
-}
-
 /// The summary of a run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
@@ -205,8 +184,8 @@ pub struct Summary {
     pub hostile_changes: (u64, u64),
     /// Crafted sync messages sent to live replicas, and the hostile changes in them.
     pub hostile_sync: (u64, u64),
-    /// Message counters.
-    pub messages: Messages,
+    /// The simulator's counters summed over seeds.
+    pub messages: SimStats,
     /// Slowest convergence after the drain (ms).
     pub max_convergence_ms: u64,
     /// Simulator steps.
@@ -223,7 +202,7 @@ impl Summary {
     /// Summarise `reports` (any order) of a run of `config` that took `wall_secs`.
     pub fn new(config: &SimConfig, reports: &[SeedReport], wall_secs: f64) -> Self {
         let mut entries = LivenessStats::default();
-        let mut messages = Messages::default();
+        let mut messages = SimStats::default();
         let mut hostile = (0, 0);
         let mut hostile_sync = (0, 0);
         let mut first_violations = vec![];
@@ -233,15 +212,7 @@ impl Summary {
             entries.finalized += r.liveness.finalized;
             entries.eligible_finalized += r.liveness.eligible_finalized;
             entries.censored += r.liveness.censored;
-            let s = &r.stats;
-            messages.sent += s.sent;
-            messages.lost += s.lost;
-            messages.relayed += s.relayed;
-            messages.rejected += s.rejected;
-            messages.penalized += s.penalized;
-            messages.forged_votes += s.forged_votes;
-            messages.forged_proposals += s.forged_proposals;
-            messages.garbage_sent += s.garbage_sent;
+            messages += &r.stats;
             hostile.0 += r.hostile.offered;
             hostile.1 += r.hostile.refused;
             hostile_sync.0 += r.hostile.sync_messages;

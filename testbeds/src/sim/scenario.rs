@@ -15,26 +15,23 @@
 use std::collections::BTreeSet;
 
 use chorus_crdt::replica::ReplicaConfig;
-use chorus_crdt::replica::sim::{NetConfig, SimRng, SimRoles};
-use chorus_protocol::genesis::{
-    Genesis, GenesisBalance, GenesisRegistration, GenesisStake, GenesisTopic, GenesisValidator,
-    Token,
+use chorus_crdt::replica::sim::{
+    NetConfig, SIM_GENESIS_MS, SIM_MAX_CLOCK_SKEW_MS, SIM_PERIOD_MS, SIM_TOPIC, SimRng, SimRoles,
+    sim_genesis,
 };
-use chorus_protocol::ids::{Amount, Hash32, TopicId};
+use chorus_protocol::genesis::Genesis;
+use chorus_protocol::ids::{Hash32, TopicId};
 use chorus_protocol::keys::Keypair;
-use chorus_protocol::messages::Role;
-use chorus_protocol::params::ModuleParams;
-use chorus_protocol::topic::{LossMethod, TopicSpec};
 
 use super::config::SimConfig;
 pub use super::config::ValidatorAttack;
 
 /// Genesis time of every simulated network (ms).
-pub const GENESIS_MS: u64 = 1_000_000;
+pub const GENESIS_MS: u64 = SIM_GENESIS_MS;
 /// Checkpoint period = epoch length (ms).
-pub const PERIOD_MS: u64 = 1_000;
+pub const PERIOD_MS: u64 = SIM_PERIOD_MS;
 /// The clock-skew allowance of the genesis (ms); node skews stay within ± half of it.
-pub const MAX_CLOCK_SKEW_MS: u64 = 100;
+pub const MAX_CLOCK_SKEW_MS: u64 = SIM_MAX_CLOCK_SKEW_MS;
 /// Warm-up before the first partition, crash or twin split (ms).
 pub const WARMUP_MS: u64 = 2_000;
 /// Liveness phase after the faults end, with submissions (ms).
@@ -49,7 +46,7 @@ pub const CONVERGE_MS: u64 = 30_000;
 /// Bond of an honest validator.
 pub const HONEST_BOND: u128 = 100_000;
 /// The one simulated topic.
-pub const TOPIC: TopicId = TopicId(1);
+pub const TOPIC: TopicId = SIM_TOPIC;
 
 /// A scripted fault.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,77 +132,7 @@ pub fn replica_config() -> ReplicaConfig {
 
 /// The genesis of a network of `nodes` nodes whose first validators have `bonds`.
 pub fn genesis(keys: &[Keypair], bonds: &[u128]) -> Genesis {
-    let params = ModuleParams {
-        checkpoint_period_ms: PERIOD_MS,
-        min_epoch_length_ms: 100,
-        max_clock_skew_ms: MAX_CLOCK_SKEW_MS,
-        emission_per_period: Amount(1_000_000),
-        min_topic_weight: 0.0,
-        ..ModuleParams::default()
-    };
-    let spec = TopicSpec::new(
-        "sim",
-        LossMethod::Mse,
-        GENESIS_MS,
-        PERIOD_MS,
-        PERIOD_MS / 2,
-        PERIOD_MS,
-    );
-    let mut g = Genesis {
-        network: "chorus-testbeds-sim".into(),
-        genesis_time_ms: GENESIS_MS,
-        token: Token {
-            symbol: "CHR".into(),
-            decimals: 0,
-        },
-        balances: keys
-            .iter()
-            .map(|k| GenesisBalance {
-                address: k.public(),
-                amount: Amount(1_000_000),
-            })
-            .collect(),
-        validators: keys
-            .iter()
-            .zip(bonds)
-            .filter(|(_, b)| **b > 0)
-            .map(|(k, b)| GenesisValidator {
-                address: k.public(),
-                bond: Amount(*b),
-                name: String::new(),
-            })
-            .collect(),
-        reputer_stakes: vec![],
-        registrations: vec![],
-        params,
-        topics: vec![GenesisTopic {
-            id: TOPIC,
-            creator: keys[0].public(),
-            spec,
-            fee_revenue: Amount(75_000),
-        }],
-    };
-    for (i, k) in keys.iter().enumerate() {
-        let role = if is_reputer(i) {
-            Role::Reputer
-        } else {
-            Role::Worker
-        };
-        g.registrations.push(GenesisRegistration {
-            topic: TOPIC,
-            address: k.public(),
-            role,
-        });
-        if role == Role::Reputer {
-            g.reputer_stakes.push(GenesisStake {
-                topic: TOPIC,
-                reputer: k.public(),
-                delegator: None,
-                amount: Amount(50_000),
-            });
-        }
-    }
-    g
+    sim_genesis("chorus-testbeds-sim", keys, bonds, is_reputer)
 }
 
 /// `n` distinct indices from `pool`, drawn by `rng`.

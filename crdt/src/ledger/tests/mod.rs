@@ -597,10 +597,10 @@ mod settlement {
         let Some(b) = &rec.bundle else { return vec![] };
         let y = truth(e);
         let loss = |v: f64| ((v - y).powi(2)).max(1e-12).log10();
-        let wv = |m: &std::collections::BTreeMap<String, f64>| -> Vec<WorkerValue> {
+        let wv = |m: &chorus_protocol::inference::Values| -> Vec<WorkerValue> {
             m.iter()
                 .map(|(k, v)| WorkerValue {
-                    worker: k.parse().unwrap(),
+                    worker: *k,
                     value: loss(*v),
                 })
                 .collect()
@@ -617,7 +617,7 @@ mod settlement {
                 .one_out_inferer_forecaster_values
                 .iter()
                 .map(|(f, m)| OneOutInfererForecasterValues {
-                    forecaster: f.parse().unwrap(),
+                    forecaster: *f,
                     values: wv(m),
                 })
                 .collect(),
