@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chorus_crdt::checkpoint::TimeoutConfig;
 use chorus_crdt::replica::ReplicaConfig;
-use chorus_node::actor::Query;
+use chorus_node::api::types::Status;
 use chorus_node::localnet::{LocalNet, LocalPlan, LocalReputer, LocalTopic, LocalWorker};
 use chorus_node::models::{BuiltinSpec, ForecasterSpec, ModelSpec, Target, TruthSpec};
 use chorus_protocol::ids::{Amount, TopicId};
@@ -118,8 +118,8 @@ fn plan(root: PathBuf) -> LocalPlan {
     }
 }
 
-async fn status(net: &LocalNet, i: usize) -> serde_json::Value {
-    net.handle(i).unwrap().query(Query::Status).await.unwrap()
+async fn status(net: &LocalNet, i: usize) -> Status {
+    net.handle(i).unwrap().status().await.unwrap()
 }
 
 async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut f: F)
@@ -141,7 +141,7 @@ async fn heights(net: &LocalNet) -> Vec<u64> {
     let mut v = vec![];
     for i in 0..net.nodes.len() {
         if net.handle(i).is_some() {
-            v.push(status(net, i).await["height"].as_u64().unwrap());
+            v.push(status(net, i).await.height);
         }
     }
     v
@@ -165,10 +165,10 @@ async fn six_nodes_agree_catch_up_and_drop_a_forger() {
     // 2. Node 5 (a reputer) stops for 3 epochs, restarts, catches up.
     net.stop_node(5).await;
     tokio::time::sleep(Duration::from_millis(3 * EPOCH_MS)).await;
-    let before: u64 = status(&net, 0).await["height"].as_u64().unwrap();
+    let before: u64 = status(&net, 0).await.height;
     net.start_node(5).await.unwrap();
     wait_for("node 5 to catch up", Duration::from_secs(40), || async {
-        status(&net, 5).await["height"].as_u64().unwrap() >= before + 2
+        status(&net, 5).await.height >= before + 2
     })
     .await;
 
@@ -178,10 +178,7 @@ async fn six_nodes_agree_catch_up_and_drop_a_forger() {
         let mut seen = vec![];
         for i in 0..6 {
             let s = status(&net, i).await;
-            seen.push((
-                s["height"].as_u64().unwrap(),
-                s["ledger_root"].as_str().unwrap().to_string(),
-            ));
+            seen.push((s.height, s.ledger_root));
         }
         if seen.iter().all(|s| *s == seen[0]) {
             agreed = true;
@@ -194,53 +191,33 @@ async fn six_nodes_agree_catch_up_and_drop_a_forger() {
         "nodes never reported the same height and ledger root"
     );
     let h = net.handle(0).unwrap();
-    let inference = h
-        .query(Query::Inference {
-            topic: TopicId(1),
-            epoch: Some(5),
-        })
-        .await
-        .unwrap();
-    assert_eq!(inference["finalized"], true);
+    let inference = h.inference(TopicId(1), Some(5)).await.unwrap();
+    assert!(inference.finalized);
     // Node 5 finalized epoch 5 before its restart: it answers from its store.
     let restarted = net
         .handle(5)
         .unwrap()
-        .query(Query::Inference {
-            topic: TopicId(1),
-            epoch: Some(5),
-        })
+        .inference(TopicId(1), Some(5))
         .await
         .unwrap();
-    assert_eq!(restarted["combined_value"], inference["combined_value"]);
-    assert_eq!(restarted["finalized"], true);
+    assert_eq!(
+        restarted.bundle.combined_value,
+        inference.bundle.combined_value
+    );
+    assert!(restarted.finalized);
     for i in 1..6 {
-        let other = net
-            .handle(i)
-            .unwrap()
-            .query(Query::Inference {
-                topic: TopicId(1),
-                epoch: Some(5),
-            })
-            .await;
+        let other = net.handle(i).unwrap().inference(TopicId(1), Some(5)).await;
         if let Ok(other) = other {
             assert_eq!(
-                other["combined_value"], inference["combined_value"],
+                other.bundle.combined_value, inference.bundle.combined_value,
                 "node {i}"
             );
         }
     }
-    let topic = h.query(Query::Scores(TopicId(1))).await.unwrap();
-    assert!(
-        topic["regrets"]["inferer"].as_object().unwrap().len() >= 2,
-        "{topic}"
-    );
-    let rewards: u64 = status(&net, 0).await["rewards"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(rewards > 0, "validator 0 earned nothing");
+    let topic = h.scores(TopicId(1)).await.unwrap();
+    assert!(topic.regrets.inferer.len() >= 2, "{topic:?}");
+    let rewards = status(&net, 0).await.rewards;
+    assert!(rewards.0 > 0, "validator 0 earned nothing");
 
     // 4. A peer that forges worker 0's bundles (invalid signatures) is disconnected by all.
     assert!(

@@ -5,11 +5,10 @@
 
 use anyhow::{Context, bail};
 use chorus_crdt::ledger::LedgerEvent;
-use chorus_node::actor::{InferenceEvent, NodeHandle, Query};
+use chorus_node::actor::{InferenceEvent, NodeHandle};
 use chorus_node::api::client::{EventStream, NodeClient};
 use chorus_node::api::types;
 use chorus_protocol::ids::TopicId;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 
@@ -40,39 +39,37 @@ pub enum Source {
 }
 
 impl Source {
-    /// The answer to `query`: from the handle, or `GET path` of the REST API.
-    async fn ask<T: DeserializeOwned>(&self, query: Query, path: &str) -> anyhow::Result<T> {
-        match self {
-            Source::Local(h) => Ok(serde_json::from_value(h.query(query).await?)?),
-            Source::Remote(c) => Ok(c.get(path).await?),
-        }
-    }
-
     /// `GET /v1/status`.
     pub async fn status(&self) -> anyhow::Result<types::Status> {
-        self.ask(Query::Status, "/v1/status").await
+        Ok(match self {
+            Source::Local(h) => h.status().await?,
+            Source::Remote(c) => c.get("/v1/status").await?,
+        })
     }
 
     /// `GET /v1/topics/{id}/scores`.
     pub async fn scores(&self, topic: TopicId) -> anyhow::Result<types::Scores> {
-        let path = format!("/v1/topics/{topic}/scores");
-        self.ask(Query::Scores(topic), &path).await
+        Ok(match self {
+            Source::Local(h) => h.scores(topic).await?,
+            Source::Remote(c) => c.get(&format!("/v1/topics/{topic}/scores")).await?,
+        })
     }
 
     /// `GET /v1/topics/{id}`.
     pub async fn topic(&self, topic: TopicId) -> anyhow::Result<types::Topic> {
-        self.ask(Query::Topic(topic), &format!("/v1/topics/{topic}"))
-            .await
+        Ok(match self {
+            Source::Local(h) => h.topic(topic).await?,
+            Source::Remote(c) => c.get(&format!("/v1/topics/{topic}")).await?,
+        })
     }
 
     /// `GET /v1/topics/{id}/inference?epoch=E`.
     pub async fn inference(&self, topic: TopicId, epoch: u64) -> anyhow::Result<types::Inference> {
-        let query = Query::Inference {
-            topic,
-            epoch: Some(epoch),
-        };
         let path = format!("/v1/topics/{topic}/inference?epoch={epoch}");
-        self.ask(query, &path).await
+        Ok(match self {
+            Source::Local(h) => h.inference(topic, Some(epoch)).await?,
+            Source::Remote(c) => c.get(&path).await?,
+        })
     }
 
     /// Start watching the inferences of `topics` and the ledger's rewards and mechanism

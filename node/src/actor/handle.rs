@@ -8,6 +8,7 @@ use chorus_protocol::keys::PublicKey;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::api::types;
 use crate::metrics::NodeMetrics;
 
 /// Commands waiting for the actor. Full queue: callers wait (backpressure); the API answers
@@ -17,7 +18,8 @@ pub const COMMAND_QUEUE: usize = 256;
 /// ahead (drop oldest) and is told how many it missed.
 pub const INFERENCE_EVENTS: usize = 1_024;
 
-/// A read-only question for the node. Answers are JSON documents (shapes in `docs/api.md`).
+/// A read-only question for the node. The [`Answer`] is the API document of its route (shapes
+/// in `docs/api.md`); the typed methods of [`NodeHandle`] ask one and return its document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Query {
     /// `GET /v1/status`.
@@ -43,6 +45,30 @@ pub enum Query {
     LatestCheckpoint,
 }
 
+/// The node's answer to a [`Query`]: the document of the route (`api::types`), serialized as
+/// that document alone.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)]
+pub enum Answer {
+    /// [`Query::Status`].
+    Status(Box<types::Status>),
+    /// [`Query::Topics`].
+    Topics(Vec<types::Topic>),
+    /// [`Query::Topic`].
+    Topic(Box<types::Topic>),
+    /// [`Query::Inference`].
+    Inference(Box<types::Inference>),
+    /// [`Query::Scores`].
+    Scores(Box<types::Scores>),
+    /// [`Query::Leaderboard`].
+    Leaderboard(types::Leaderboard),
+    /// [`Query::Account`].
+    Account(Box<types::Account>),
+    /// [`Query::LatestCheckpoint`].
+    LatestCheckpoint(types::LatestCheckpoint),
+}
+
 /// Why a query has no answer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -53,6 +79,10 @@ pub enum QueryError {
     /// The node is shutting down or gone (503).
     #[error("the node is not running")]
     Unavailable,
+    /// The node answered another kind of document than the query asks for (a bug of the
+    /// answering side, e.g. a fake node's responder).
+    #[error("the node answered {0} with another kind of document")]
+    WrongAnswer(&'static str),
 }
 
 /// What happened to a submitted envelope (the API's answer document).
@@ -81,10 +111,7 @@ pub struct InferenceEvent {
 #[derive(Debug)]
 pub enum Command {
     /// Answer a query.
-    Query(
-        Query,
-        oneshot::Sender<Result<serde_json::Value, QueryError>>,
-    ),
+    Query(Query, oneshot::Sender<Result<Answer, QueryError>>),
     /// Validate, persist and publish a signed envelope (canonical bytes).
     Submit(Vec<u8>, oneshot::Sender<SubmitResult>),
     /// Stop: flush storage, close connections, end the actor.
@@ -141,13 +168,81 @@ impl NodeHandle {
     }
 
     /// Ask the node.
-    pub async fn query(&self, q: Query) -> Result<serde_json::Value, QueryError> {
+    pub async fn query(&self, q: Query) -> Result<Answer, QueryError> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Query(q, tx))
             .await
             .map_err(|_| QueryError::Unavailable)?;
         rx.await.map_err(|_| QueryError::Unavailable)?
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<types::Status, QueryError> {
+        match self.query(Query::Status).await? {
+            Answer::Status(s) => Ok(*s),
+            _ => Err(QueryError::WrongAnswer("status")),
+        }
+    }
+
+    /// `GET /v1/topics`.
+    pub async fn topics(&self) -> Result<Vec<types::Topic>, QueryError> {
+        match self.query(Query::Topics).await? {
+            Answer::Topics(t) => Ok(t),
+            _ => Err(QueryError::WrongAnswer("topics")),
+        }
+    }
+
+    /// `GET /v1/topics/{id}`.
+    pub async fn topic(&self, topic: TopicId) -> Result<types::Topic, QueryError> {
+        match self.query(Query::Topic(topic)).await? {
+            Answer::Topic(t) => Ok(*t),
+            _ => Err(QueryError::WrongAnswer("topic")),
+        }
+    }
+
+    /// `GET /v1/topics/{id}/inference[?epoch=E]` (the latest if `epoch` is `None`).
+    pub async fn inference(
+        &self,
+        topic: TopicId,
+        epoch: Option<u64>,
+    ) -> Result<types::Inference, QueryError> {
+        match self.query(Query::Inference { topic, epoch }).await? {
+            Answer::Inference(i) => Ok(*i),
+            _ => Err(QueryError::WrongAnswer("inference")),
+        }
+    }
+
+    /// `GET /v1/topics/{id}/scores`.
+    pub async fn scores(&self, topic: TopicId) -> Result<types::Scores, QueryError> {
+        match self.query(Query::Scores(topic)).await? {
+            Answer::Scores(s) => Ok(*s),
+            _ => Err(QueryError::WrongAnswer("scores")),
+        }
+    }
+
+    /// `GET /v1/topics/{id}/leaderboard`.
+    pub async fn leaderboard(&self, topic: TopicId) -> Result<types::Leaderboard, QueryError> {
+        match self.query(Query::Leaderboard(topic)).await? {
+            Answer::Leaderboard(l) => Ok(l),
+            _ => Err(QueryError::WrongAnswer("leaderboard")),
+        }
+    }
+
+    /// `GET /v1/accounts/{address}`.
+    pub async fn account(&self, who: PublicKey) -> Result<types::Account, QueryError> {
+        match self.query(Query::Account(who)).await? {
+            Answer::Account(a) => Ok(*a),
+            _ => Err(QueryError::WrongAnswer("account")),
+        }
+    }
+
+    /// `GET /v1/checkpoints/latest`.
+    pub async fn latest_checkpoint(&self) -> Result<types::LatestCheckpoint, QueryError> {
+        match self.query(Query::LatestCheckpoint).await? {
+            Answer::LatestCheckpoint(c) => Ok(c),
+            _ => Err(QueryError::WrongAnswer("latest checkpoint")),
+        }
     }
 
     /// Submit a signed envelope.

@@ -34,7 +34,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 pub use handle::{
-    Command, InferenceEvent, LedgerRecord, NodeHandle, Query, QueryError, SubmitResult,
+    Answer, Command, InferenceEvent, LedgerRecord, NodeHandle, Query, QueryError, SubmitResult,
 };
 
 use crate::clock::Clock;

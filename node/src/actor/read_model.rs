@@ -9,10 +9,8 @@ use chorus_crdt::replica::Replica;
 use chorus_protocol::ids::TopicId;
 use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
-use serde::Serialize;
-use serde_json::Value;
 
-use super::handle::{Query, QueryError};
+use super::handle::{Answer, Query, QueryError};
 use super::views::{self, INFERENCE_HISTORY, NodeFacts, StoredInference};
 use crate::api::types::Submission;
 use crate::store::{Store, ops};
@@ -126,7 +124,7 @@ impl ReadModel {
         store: &Store,
         topic: TopicId,
         epoch: u64,
-    ) -> Result<Value, QueryError> {
+    ) -> Result<Answer, QueryError> {
         // Unknown topics answer as for the in-memory history.
         views::topic_of(replica.ledger(), topic)?;
         let bytes = store
@@ -138,7 +136,9 @@ impl ReadModel {
             })?;
         let stored: Option<StoredInference> = bytes.and_then(|b| serde_json::from_slice(&b).ok());
         match stored {
-            Some(s) => document(&views::inference_view(topic, epoch, &s)),
+            Some(s) => Ok(Answer::Inference(Box::new(views::inference_view(
+                topic, epoch, &s,
+            )))),
             None => Err(views::no_inference(topic, Some(epoch))),
         }
     }
@@ -150,7 +150,7 @@ impl ReadModel {
         node: impl FnOnce() -> NodeFacts,
         q: Query,
         now_ms: u64,
-    ) -> Result<Value, QueryError> {
+    ) -> Result<Answer, QueryError> {
         let ledger = replica.ledger();
         let nonce_of = |who: &PublicKey| self.next_nonce.get(who).copied().unwrap_or(0);
         match q {
@@ -159,25 +159,26 @@ impl ReadModel {
                 let submissions = self.submissions.values().cloned().collect();
                 let me = replica.public_key();
                 let status = views::status(replica, node(), uptime_ms, nonce_of(&me), submissions);
-                document(&status)
+                Ok(Answer::Status(Box::new(status)))
             }
-            Query::Topics => document(&views::topics(ledger, now_ms)),
-            Query::Topic(id) => document(&views::topic(ledger, id, now_ms)?),
-            Query::Inference { topic, epoch } => {
-                document(&views::inference(ledger, &self.history, topic, epoch)?)
+            Query::Topics => Ok(Answer::Topics(views::topics(ledger, now_ms))),
+            Query::Topic(id) => Ok(Answer::Topic(Box::new(views::topic(ledger, id, now_ms)?))),
+            Query::Inference { topic, epoch } => Ok(Answer::Inference(Box::new(views::inference(
+                ledger,
+                &self.history,
+                topic,
+                epoch,
+            )?))),
+            Query::Scores(id) => Ok(Answer::Scores(Box::new(views::scores(ledger, id)?))),
+            Query::Leaderboard(id) => Ok(Answer::Leaderboard(views::leaderboard(ledger, id)?)),
+            Query::Account(who) => Ok(Answer::Account(Box::new(views::account(
+                replica,
+                &who,
+                nonce_of(&who),
+            )))),
+            Query::LatestCheckpoint => {
+                Ok(Answer::LatestCheckpoint(views::latest_checkpoint(replica)?))
             }
-            Query::Scores(id) => document(&views::scores(ledger, id)?),
-            Query::Leaderboard(id) => document(&views::leaderboard(ledger, id)?),
-            Query::Account(who) => document(&views::account(replica, &who, nonce_of(&who))),
-            Query::LatestCheckpoint => document(&views::latest_checkpoint(replica)?),
         }
     }
-}
-
-/// A typed answer as the JSON value the handle carries.
-fn document<T: Serialize>(answer: &T) -> Result<Value, QueryError> {
-    serde_json::to_value(answer).map_err(|e| {
-        tracing::error!(error = %e, "encoding an API answer");
-        QueryError::Unavailable
-    })
 }

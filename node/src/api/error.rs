@@ -47,7 +47,7 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::NotFound(what) => ApiError::NotFound(format!("not found: {what}")),
-            QueryError::Unavailable => ApiError::Unavailable,
+            QueryError::Unavailable | QueryError::WrongAnswer(_) => ApiError::Unavailable,
         }
     }
 }

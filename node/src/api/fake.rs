@@ -19,13 +19,12 @@ use chorus_protocol::ids::{Amount, Hash32, NetworkId, TopicId};
 use chorus_protocol::inference::{NetworkInference, Values};
 use chorus_protocol::keys::{Keypair, PublicKey};
 use chorus_protocol::topic::TopicSpec;
-use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::types;
 use crate::actor::handle::{COMMAND_QUEUE, INFERENCE_EVENTS};
-use crate::actor::{Command, InferenceEvent, NodeHandle, Query, QueryError, SubmitResult};
+use crate::actor::{Answer, Command, InferenceEvent, NodeHandle, Query, QueryError, SubmitResult};
 use crate::metrics::NodeMetrics;
 
 /// The fake node's network id.
@@ -40,7 +39,7 @@ pub const FAKE_LATEST_EPOCH: u64 = 40;
 pub const FAKE_NEXT_NONCE: u64 = 3;
 
 /// How the fake actor answers queries.
-pub type Answer = Arc<dyn Fn(&Query) -> Result<Value, QueryError> + Send + Sync>;
+pub type Responder = Arc<dyn Fn(&Query) -> Result<Answer, QueryError> + Send + Sync>;
 
 /// The fake node's own address.
 pub fn fake_address() -> PublicKey {
@@ -49,7 +48,7 @@ pub fn fake_address() -> PublicKey {
 
 /// Canned answers in the shapes of `docs/api.md`: one topic ([`FAKE_TOPIC`]) with inferences
 /// up to epoch [`FAKE_LATEST_EPOCH`], every account known with [`FAKE_NEXT_NONCE`].
-pub fn canned(q: &Query) -> Result<Value, QueryError> {
+pub fn canned(q: &Query) -> Result<Answer, QueryError> {
     let known = |t: &TopicId| {
         if t.0 == FAKE_TOPIC {
             Ok(())
@@ -57,12 +56,12 @@ pub fn canned(q: &Query) -> Result<Value, QueryError> {
             Err(QueryError::NotFound(format!("topic {t}")))
         }
     };
-    let value = match q {
-        Query::Status => serde_json::to_value(status()),
-        Query::Topics => serde_json::to_value([topic()?]),
+    Ok(match q {
+        Query::Status => Answer::Status(Box::new(status())),
+        Query::Topics => Answer::Topics(vec![topic()?]),
         Query::Topic(t) => {
             known(t)?;
-            serde_json::to_value(topic()?)
+            Answer::Topic(Box::new(topic()?))
         }
         Query::Inference { topic, epoch } => {
             known(topic)?;
@@ -72,18 +71,18 @@ pub fn canned(q: &Query) -> Result<Value, QueryError> {
                     "inference of topic {topic} epoch {epoch}"
                 )));
             }
-            serde_json::to_value(inference(*topic, epoch))
+            Answer::Inference(Box::new(inference(*topic, epoch)))
         }
         Query::Scores(t) => {
             known(t)?;
-            serde_json::to_value(scores(*t))
+            Answer::Scores(Box::new(scores(*t)))
         }
         Query::Leaderboard(t) => {
             known(t)?;
-            serde_json::to_value(leaderboard(*t))
+            Answer::Leaderboard(leaderboard(*t))
         }
-        Query::Account(a) => serde_json::to_value(account(*a)),
-        Query::LatestCheckpoint => serde_json::to_value(types::LatestCheckpoint {
+        Query::Account(a) => Answer::Account(Box::new(account(*a))),
+        Query::LatestCheckpoint => Answer::LatestCheckpoint(types::LatestCheckpoint {
             height: 42,
             id: Hash32([3; 32]),
             previous: Hash32([4; 32]),
@@ -92,8 +91,7 @@ pub fn canned(q: &Query) -> Result<Value, QueryError> {
             entries: 31,
             signers: 4,
         }),
-    };
-    value.map_err(|_| QueryError::Unavailable)
+    })
 }
 
 fn other_address() -> String {
@@ -278,7 +276,7 @@ impl FakeNode {
     }
 
     /// Start with custom answers.
-    pub async fn start_with(answer: Answer) -> io::Result<FakeNode> {
+    pub async fn start_with(answer: Responder) -> io::Result<FakeNode> {
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (events, _) = broadcast::channel(INFERENCE_EVENTS);
         let metrics = Arc::new(NodeMetrics::new());
@@ -369,7 +367,7 @@ impl Drop for FakeNode {
 
 async fn fake_actor(
     mut commands: mpsc::Receiver<Command>,
-    answer: Answer,
+    answer: Responder,
     submitted: Arc<Mutex<Vec<Vec<u8>>>>,
 ) {
     while let Some(cmd) = commands.recv().await {

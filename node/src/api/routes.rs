@@ -19,13 +19,13 @@ use serde::Deserialize;
 use super::ApiState;
 use super::auth::Admin;
 use super::error::ApiError;
-use crate::actor::Query;
+use crate::actor::{Answer, Query};
 
 /// Content type of the metrics page (what `prometheus-client` writes).
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A JSON answer of the actor.
-type JsonAnswer = Result<Json<serde_json::Value>, ApiError>;
+type JsonAnswer = Result<Json<Answer>, ApiError>;
 
 fn bad_path(e: PathRejection) -> ApiError {
     ApiError::BadRequest(format!("bad path: {}", e.body_text()))

@@ -16,13 +16,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chorus_node::actor::Query;
-use chorus_node::api::types::{Inference, Status, Topic};
+use chorus_node::actor::QueryError;
+use chorus_node::api::types::Inference;
 use chorus_node::localnet::LocalNet;
 use chorus_protocol::ids::TopicId;
 use clap::Args;
 
-use super::{ask, wait_for};
+use super::wait_for;
 use crate::procs::check::Head;
 use crate::procs::cluster::RunDir;
 use crate::procs::plan::{NetSpec, write_data};
@@ -72,7 +72,7 @@ pub fn count_envelopes(path: &std::path::Path) -> anyhow::Result<u64> {
 }
 
 async fn head(net: &LocalNet, i: usize) -> Option<Head> {
-    let s: Status = ask(net.handle(i)?, Query::Status).await.ok()?;
+    let s = net.handle(i)?.status().await.ok()?;
     Some(Head::of(&s))
 }
 
@@ -253,7 +253,8 @@ async fn check_inferences(
         let mut last = u64::MAX;
         for i in [0, offline] {
             let h = net.handle(i).context("node")?;
-            let l = ask::<Topic>(h, Query::Topic(TopicId(t)))
+            let l = h
+                .topic(TopicId(t))
                 .await
                 .ok()
                 .and_then(|v| v.last_finalized_epoch)
@@ -261,13 +262,11 @@ async fn check_inferences(
             last = last.min(l);
         }
         for e in last.saturating_sub(2)..=last {
-            let q = Query::Inference {
-                topic: TopicId(t),
-                epoch: Some(e),
-            };
-            let x = ask::<Inference>(net.handle(0).context("node 0")?, q.clone()).await;
-            let y = ask::<Inference>(net.handle(offline).context("node")?, q).await;
-            let combined = |v: anyhow::Result<Inference>| {
+            let x = net.handle(0).context("node 0")?;
+            let x = x.inference(TopicId(t), Some(e)).await;
+            let y = net.handle(offline).context("node")?;
+            let y = y.inference(TopicId(t), Some(e)).await;
+            let combined = |v: Result<Inference, QueryError>| {
                 v.map(|v| (v.finalized, v.bundle.combined_value))
                     .map_err(|e| e.to_string())
             };

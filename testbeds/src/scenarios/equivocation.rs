@@ -30,8 +30,6 @@ use chorus_crdt::checkpoint::messages::VoteMessage;
 use chorus_crdt::checkpoint::signing::sign_vote;
 use chorus_crdt::checkpoint::{CheckpointId, ConsensusMessage};
 use chorus_crdt::ledger::LedgerEvent;
-use chorus_node::actor::Query;
-use chorus_node::api::types::{Account, Status};
 use chorus_node::localnet::{LocalNet, node_key};
 use chorus_protocol::ids::{Hash32, NetworkId};
 use chorus_protocol::keys::{Keypair, PublicKey};
@@ -41,7 +39,7 @@ use libp2p::gossipsub;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 
-use super::{ask, wait_for};
+use super::wait_for;
 use crate::procs::check;
 use crate::procs::cluster::RunDir;
 use crate::procs::plan::{NetSpec, now_ms, write_data};
@@ -184,7 +182,8 @@ async fn evidence_times(net: &LocalNet, nodes: &[usize]) -> BTreeMap<usize, Opti
     let mut out = BTreeMap::new();
     for i in nodes {
         let t = match net.handle(*i) {
-            Some(h) => ask::<Status>(h, Query::Status)
+            Some(h) => h
+                .status()
                 .await
                 .ok()
                 .and_then(|s| check::accepted(&s, "evidence").next().map(|x| x.time_ms)),
@@ -268,7 +267,7 @@ async fn run_inner(args: EquivocationArgs, report: &mut Report) -> anyhow::Resul
     let mut detect_height = 0;
     for i in &honest {
         if let Some(h) = net.handle(*i)
-            && let Ok(s) = ask::<Status>(h, Query::Status).await
+            && let Ok(s) = h.status().await
         {
             detect_height = detect_height.max(s.height);
         }
@@ -386,7 +385,7 @@ async fn check_slashing(
     let mut bonds = vec![];
     for i in honest {
         if let Some(h) = net.handle(*i)
-            && let Ok(a) = ask::<Account>(h, Query::Account(byz)).await
+            && let Ok(a) = h.account(byz).await
         {
             bonds.push(a.bond.to_string());
         }

@@ -24,14 +24,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chorus_node::actor::Query;
-use chorus_node::api::types::{Inference, Status, Topic};
 use chorus_node::localnet::{LocalNet, node_key};
 use chorus_protocol::ids::TopicId;
 use clap::Args;
 
 use super::{
-    ChildGuard, InferenceLog, ask, graylisted, metrics_of, pin_self_and_reserve_one, rejects,
+    ChildGuard, InferenceLog, graylisted, metrics_of, pin_self_and_reserve_one, rejects,
     spawn_self, wait_for,
 };
 use crate::procs::check;
@@ -90,7 +88,7 @@ impl SubmissionLog {
             let mut seen = std::collections::BTreeSet::new();
             loop {
                 for (i, h) in &handles {
-                    let Ok(s) = ask::<Status>(h, Query::Status).await else {
+                    let Ok(s) = h.status().await else {
                         continue;
                     };
                     for sub in check::accepted(&s, "worker_bundle") {
@@ -290,7 +288,7 @@ async fn honest_checks(
         async move {
             for i in 0..n {
                 let Some(h) = net.handle(i) else { return false };
-                let Ok(t) = ask::<Topic>(h, Query::Topic(TopicId(1))).await else {
+                let Ok(t) = h.topic(TopicId(1)).await else {
                     return false;
                 };
                 if t.last_finalized_epoch.is_none_or(|e| e < e_to) {
@@ -320,11 +318,7 @@ async fn honest_checks(
                 .map(|(w, _)| *w)
                 .collect();
             expected += want.len();
-            let q = Query::Inference {
-                topic: TopicId(1),
-                epoch: Some(e),
-            };
-            match ask::<Inference>(h, q).await {
+            match h.inference(TopicId(1), Some(e)).await {
                 Ok(v) => {
                     for w in &want {
                         if v.bundle.inferer_values.contains_key(&addresses[*w]) {

@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chorus_node::actor::{NodeHandle, Query};
+use chorus_node::actor::NodeHandle;
 use chorus_node::localnet::LocalNet;
 use chorus_node::net::Behaviour;
 use chorus_protocol::ids::NetworkId;
@@ -185,11 +185,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Ask an in-process node and read its answer as the API document `T` (`api::types`).
-pub async fn ask<T: serde::de::DeserializeOwned>(h: &NodeHandle, q: Query) -> anyhow::Result<T> {
-    Ok(serde_json::from_value(h.query(q).await?)?)
 }
 
 /// A libp2p peer of `key` subscribed to `network`'s consensus channel, and that channel.
