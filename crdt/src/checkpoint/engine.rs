@@ -91,6 +91,14 @@ pub enum Offence {
     BadSignature,
     /// A catch-up response whose certificate or value does not check out.
     BadCatchUp,
+    /// A certificate that does not verify whatever the validator set (a bad or duplicate
+    /// signature, votes of the wrong kind or for another value).
+    BadCertificate,
+    /// A vote or proposal signed by a key outside the validator set of a height this node has
+    /// reached (or a proposal by a validator that is not the round's proposer).
+    NotAValidator,
+    /// A catch-up request or response sent by gossip (they travel by request and response).
+    NotGossip,
 }
 
 /// Why a checkpoint was refused before asking the application.
@@ -241,7 +249,7 @@ pub struct Persisted {
 /// One node's checkpoint consensus.
 pub struct Engine {
     consensus: State<Ctx>,
-    core: Core,
+    pub(super) core: Core,
 }
 
 impl std::fmt::Debug for Engine {
@@ -255,7 +263,15 @@ impl std::fmt::Debug for Engine {
 }
 
 fn valset_for(valsets: &BTreeMap<u64, ValidatorSet>, height: u64) -> Option<ValidatorSet> {
-    valsets.range(..=height).next_back().map(|(_, s)| s.clone())
+    valset_ref(valsets, height).cloned()
+}
+
+/// The validator set in force at `height`: the newest that starts at or below it.
+pub(super) fn valset_ref(
+    valsets: &BTreeMap<u64, ValidatorSet>,
+    height: u64,
+) -> Option<&ValidatorSet> {
+    valsets.range(..=height).next_back().map(|(_, s)| s)
 }
 
 fn malachite_peer(peer: &PeerId) -> Option<mcons::PeerId> {

@@ -48,6 +48,7 @@ pub mod evidence;
 mod handler;
 pub mod limits;
 pub mod messages;
+mod screen;
 pub mod signing;
 pub mod validators;
 pub mod value;
@@ -68,6 +69,7 @@ pub use engine::{
 pub use error::{CertificateError, EngineError, EvidenceError, MessageError, ShapeError};
 pub use evidence::{Equivocation, verify_vote_evidence};
 pub use messages::ConsensusMessage;
+pub use screen::Screen;
 pub use validators::{MAX_TOTAL_POWER, ValidatorSet};
 pub use value::{Checkpoint, CheckpointId, WindowHead};
 pub use wal::WalRecord;

@@ -525,3 +525,72 @@ fn a_reporters_two_evidence_messages_for_one_offence_join_a_window_a_peer_names(
             .any(|e| matches!(e, Effect::Broadcast { .. }))
     );
 }
+
+/// Consensus gossip is screened before it is reported: a validator's vote is accepted (and so
+/// relayed), garbage and a forged signature are rejected with their sender penalised, and
+/// nothing is blamed for a height this node cannot judge.
+#[test]
+fn consensus_gossip_is_relayed_only_when_it_verifies() {
+    use arc_malachitebft_core_types::{NilOrVal, Round, VoteType};
+
+    use crate::checkpoint::context::{CheckpointHeight, ValidatorAddress, Vote};
+    use crate::checkpoint::messages::VoteMessage;
+    use crate::checkpoint::signing::sign_vote;
+    use crate::checkpoint::{ConsensusMessage, Offence as EngineOffence};
+
+    let mut f = fixture();
+    let vote = |height: u64, forge: bool| {
+        let vote = Vote {
+            height: CheckpointHeight(height),
+            round: Round::new(0),
+            kind: VoteType::Prevote,
+            value: NilOrVal::Nil,
+            validator: ValidatorAddress(f.keys[1].public()),
+        };
+        let mut signature = sign_vote(&f.keys[1], &f.network, &vote);
+        if forge {
+            signature.0[3] ^= 1;
+        }
+        ConsensusMessage::Vote(VoteMessage { vote, signature }).to_bytes()
+    };
+    let (valid, forged, ahead) = (vote(1, false), vote(1, true), vote(9, true));
+    let mut send = |bytes: Vec<u8>| {
+        let effects = f.replica.handle(
+            Input::Gossip {
+                channel: ChannelKind::Consensus,
+                bytes,
+                from: f.keys[0].public(),
+            },
+            LIVE,
+        );
+        let report = effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Report {
+                    outcome, reason, ..
+                } => Some((*outcome, *reason)),
+                _ => None,
+            })
+            .expect("every consensus message is reported");
+        let penalties: Vec<Offence> = effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Penalize { offence, .. } => Some(offence),
+                _ => None,
+            })
+            .collect();
+        (report, penalties)
+    };
+    assert_eq!(send(valid), ((Outcome::Accept, ""), vec![]));
+    assert_eq!(
+        send(forged),
+        (
+            (Outcome::Reject, "bad_signature"),
+            vec![Offence::Consensus(EngineOffence::BadSignature)]
+        )
+    );
+    let (report, penalties) = send(vec![0xff; 40]);
+    assert_eq!(report, (Outcome::Reject, "malformed"));
+    assert!(matches!(penalties[..], [Offence::MalformedConsensus(_)]));
+    assert_eq!(send(ahead), ((Outcome::Ignore, "height_ahead"), vec![]));
+}

@@ -7,9 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chorus_protocol::ids::Hash32;
 use chorus_protocol::validation::ChannelKind;
 
-use super::{Effect, MAX_PREPARED, Offence, PeerKey, Replica, ReplicaEvent, validator_set};
+use super::{
+    Effect, MAX_PREPARED, Offence, Outcome, PeerKey, Replica, ReplicaEvent, validator_set,
+};
 use crate::checkpoint::{
-    self, Checkpoint, CheckpointId, ConsensusMessage, DecidedCheckpoint, PeerId, WindowHead,
+    self, Checkpoint, CheckpointId, ConsensusMessage, DecidedCheckpoint, PeerId, Screen, WindowHead,
 };
 use crate::ledger::{HeightInput, Ledger, LedgerEvent, SignedEntry};
 use crate::window::WindowKey;
@@ -47,20 +49,74 @@ impl Replica {
         out: &mut Vec<Effect>,
     ) {
         match ConsensusMessage::decode(bytes) {
-            Ok(message) => {
-                let effects = self.engine.handle(
-                    checkpoint::Input::Message {
-                        from: PeerId(from),
-                        message,
-                    },
-                    now_ms,
-                );
-                self.engine_effects(effects, now_ms, out);
-            }
+            Ok(message) => self.consensus_message(from, message, now_ms, out),
             Err(e) => out.push(Effect::Penalize {
                 peer: from,
                 offence: Offence::MalformedConsensus(e.to_string()),
             }),
+        }
+    }
+
+    fn consensus_message(
+        &mut self,
+        from: PeerKey,
+        message: ConsensusMessage,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        let effects = self.engine.handle(
+            checkpoint::Input::Message {
+                from: PeerId(from),
+                message,
+            },
+            now_ms,
+        );
+        self.engine_effects(effects, now_ms, out);
+    }
+
+    /// A consensus message from gossip: screened before it is reported (and so relayed), see
+    /// [`checkpoint::Screen`]. Only the peer that sent what it should have refused is blamed.
+    pub(super) fn consensus_gossip(
+        &mut self,
+        from: PeerKey,
+        bytes: &[u8],
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        let report = |outcome, reason| Effect::Report {
+            id: Hash32::of(bytes),
+            from,
+            outcome,
+            reason,
+            channel: ChannelKind::Consensus,
+        };
+        let message = match ConsensusMessage::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                out.push(report(Outcome::Reject, "malformed"));
+                out.push(Effect::Penalize {
+                    peer: from,
+                    offence: Offence::MalformedConsensus(e.to_string()),
+                });
+                return;
+            }
+        };
+        match self.engine.screen(&message) {
+            Screen::Relay => {
+                out.push(report(Outcome::Accept, ""));
+                self.consensus_message(from, message, now_ms, out);
+            }
+            Screen::Hold(reason) => {
+                out.push(report(Outcome::Ignore, reason));
+                self.consensus_message(from, message, now_ms, out);
+            }
+            Screen::Refuse(offence) => {
+                out.push(report(Outcome::Reject, refusal_reason(&offence)));
+                out.push(Effect::Penalize {
+                    peer: from,
+                    offence: Offence::Consensus(offence),
+                });
+            }
         }
     }
 
@@ -563,5 +619,18 @@ impl Replica {
         // A proposal request may have been waiting for this ledger.
         self.try_propose(now_ms, out);
         self.retry_validations(now_ms, out);
+    }
+}
+
+/// The metrics reason of a consensus message refused at gossip.
+fn refusal_reason(offence: &checkpoint::Offence) -> &'static str {
+    use checkpoint::Offence as O;
+    match offence {
+        O::Malformed(_) => "malformed",
+        O::BadSignature => "bad_signature",
+        O::BadCertificate => "bad_certificate",
+        O::NotAValidator => "not_a_validator",
+        O::NotGossip => "wrong_channel",
+        _ => "invalid_consensus",
     }
 }

@@ -277,14 +277,7 @@ impl Replica {
                 from,
             } => {
                 if channel == ChannelKind::Consensus {
-                    self.consensus_bytes(from, &bytes, now_ms, &mut out);
-                    out.push(Effect::Report {
-                        id: Hash32::of(&bytes),
-                        from,
-                        outcome: Outcome::Accept,
-                        reason: "",
-                        channel,
-                    });
+                    self.consensus_gossip(from, &bytes, now_ms, &mut out);
                 } else {
                     self.gossip(channel, &bytes, from, now_ms, &mut out);
                 }

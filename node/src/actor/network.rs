@@ -22,6 +22,7 @@ use libp2p::{Multiaddr, PeerId, Swarm};
 use crate::metrics::NodeMetrics;
 use crate::net::behaviour::{Behaviour, BehaviourEvent};
 use crate::net::peer_id_of;
+use crate::net::penalties::PenaltyBook;
 use crate::net::scoring::GRAYLIST_THRESHOLD;
 
 /// Requests served per peer per second before the rest are refused.
@@ -82,6 +83,8 @@ pub(super) struct NetDriver {
     sync_sent: BTreeMap<OutboundRequestId, std::time::Instant>,
     inbound: BTreeMap<u64, ResponseChannel<Response>>,
     next_inbound: u64,
+    /// Decaying penalties and expiring graylisting.
+    book: PenaltyBook<PeerId>,
 }
 
 impl NetDriver {
@@ -115,6 +118,7 @@ impl NetDriver {
             sync_sent: BTreeMap::new(),
             inbound: BTreeMap::new(),
             next_inbound: 0,
+            book: PenaltyBook::default(),
         }
     }
 
@@ -163,13 +167,26 @@ impl NetDriver {
         }
     }
 
-    /// Disconnect and block the peers whose gossip score fell below the graylist threshold.
-    pub(super) fn graylist(&mut self) {
+    /// Decay the penalties, lift expired graylisting, then disconnect and block (for
+    /// [`GRAYLIST_MS`](crate::net::penalties::GRAYLIST_MS)) the peers whose gossip score fell
+    /// below the graylist threshold.
+    pub(super) fn graylist(&mut self, now_ms: u64) {
+        for (p, penalty) in self.book.decay(now_ms) {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&p, -penalty);
+        }
+        for p in self.book.expired(now_ms) {
+            tracing::info!(peer = %p, "graylisting expired: unblocked");
+            self.swarm.behaviour_mut().blocked.unblock_peer(p);
+        }
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for p in peers {
             let score = self.swarm.behaviour().gossipsub.peer_score(&p);
-            if score.is_some_and(|s| s < GRAYLIST_THRESHOLD) {
+            if score.is_some_and(|s| s < GRAYLIST_THRESHOLD) && !self.book.is_blocked(&p) {
                 tracing::warn!(peer = %p, ?score, "graylisted: disconnecting and blocking");
+                self.book.block(&p, now_ms);
                 self.swarm.behaviour_mut().blocked.block_peer(p);
                 let _ = self.swarm.disconnect_peer_id(p);
                 self.metrics.dropped("graylisted_peers");
@@ -210,13 +227,16 @@ impl NetDriver {
         }
     }
 
-    /// Lower a peer's application score by its offence's weight.
-    pub(super) fn penalize(&mut self, peer: &PeerKey, offence: &Offence) {
+    /// Raise a peer's (decaying) penalty by its offence's weight; its application score is
+    /// minus the penalty.
+    pub(super) fn penalize(&mut self, peer: &PeerKey, offence: &Offence, now_ms: u64) {
         tracing::info!(peer = %peer.short(), %offence, kind = offence.kind(), "peer penalized");
         if let Some(p) = peer_id_of(peer) {
-            let gs = &mut self.swarm.behaviour_mut().gossipsub;
-            let score = gs.peer_score(&p).unwrap_or(0.0);
-            gs.set_application_score(&p, score.min(0.0) - APP_PENALTY * offence.weight());
+            let penalty = self.book.add(&p, APP_PENALTY * offence.weight(), now_ms);
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&p, -penalty);
         }
     }
 

@@ -159,7 +159,7 @@ impl Actor {
         self.input(Input::Tick).await;
         self.write_behind().await;
         let now = self.now();
-        self.p.net.graylist();
+        self.p.net.graylist(now);
         self.p.net.redial(now);
         if now >= self.next_store_stats {
             self.next_store_stats = now + 10_000;
@@ -279,7 +279,10 @@ impl Actor {
                 self.p.net.respond(id, response);
             }
             Effect::ServeCatchUp { peer, height } => self.serve_catch_up(peer, height).await,
-            Effect::Penalize { peer, offence } => self.p.net.penalize(&peer, &offence),
+            Effect::Penalize { peer, offence } => {
+                let now = self.now();
+                self.p.net.penalize(&peer, &offence, now)
+            }
             Effect::Event(ev) => self.event(ev),
             other => self.persist_effect(other).await,
         }

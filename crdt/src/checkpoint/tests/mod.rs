@@ -6,3 +6,4 @@ mod bench;
 mod codec;
 mod engine;
 mod scenarios;
+mod screen;
