@@ -99,6 +99,8 @@ pub struct LocalPlan {
     pub store_cache_bytes: usize,
     /// Token decimals.
     pub decimals: u8,
+    /// Connect node `i` only to node `i − 1` (a line) instead of to every node.
+    pub line: bool,
 }
 
 /// Anti-entropy period of a local network's nodes, ms: on one machine a round is cheap, and
@@ -380,13 +382,15 @@ impl LocalNet {
         Ok(net)
     }
 
-    /// (Re)start node `i` with the other nodes' known addresses as bootstrap peers.
+    /// (Re)start node `i` with the other nodes' known addresses as bootstrap peers (in a
+    /// [`LocalPlan::line`], node `i − 1` and `i + 1` only).
     pub async fn start_node(&mut self, i: usize) -> Result<(), LocalNetError> {
+        let line = self.plan.line;
         let bootstrap: Vec<Multiaddr> = self
             .addrs
             .iter()
             .enumerate()
-            .filter(|(j, _)| *j != i)
+            .filter(|(j, _)| *j != i && (!line || j.abs_diff(i) == 1))
             .filter_map(|(_, a)| a.clone())
             .collect();
         let setup = self
@@ -446,6 +450,7 @@ mod tests {
             tick: Duration::from_millis(50),
             store_cache_bytes: 8 << 20,
             decimals: 0,
+            line: false,
         }
     }
 

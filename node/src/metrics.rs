@@ -21,6 +21,7 @@
 //! | `chorus_model_requests_total` | counter | `topic`, `kind`, `outcome` | model and truth-source calls (`kind` = `inference`/`forecast`/`truth`; Allora: `allora_worker_inference_request_count`, …) |
 //! | `chorus_epochs_missed_total` | counter | `topic`, `reason` | epochs a duty was not done, by the failing adapter's reason code (`timeout`, `connect`, `status`, `garbage`, `not_registered`, `loss`, …) |
 //! | `chorus_queue_drops_total` | counter | `queue` | items dropped by a full bounded queue |
+//! | `chorus_peer_penalties_total` | counter | `offence` | penalties this node gave peers, by offence kind (`invalid_entries`, `malformed_sync`, `malformed_consensus`, `consensus`) |
 //! | `chorus_gossip_latency_seconds` | histogram | | delay from a message's window opening (or send time) to its receipt |
 //! | `chorus_sync_latency_seconds` | histogram | | round trip of one anti-entropy sync message (request to answer) |
 //! | `chorus_finality_latency_seconds` | histogram | | delay from a window's close to the checkpoint that finalized it |
@@ -94,6 +95,11 @@ struct QueueLabels {
     queue: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OffenceLabels {
+    offence: &'static str,
+}
+
 /// Every metric of a node, in one registry (libp2p's metrics register into it too).
 #[derive(Debug)]
 pub struct NodeMetrics {
@@ -107,6 +113,7 @@ pub struct NodeMetrics {
     model_requests: Family<ModelLabels, Counter>,
     epochs_missed: Family<MissedLabels, Counter>,
     queue_drops: Family<QueueLabels, Counter>,
+    peer_penalties: Family<OffenceLabels, Counter>,
     gossip_latency: Histogram,
     sync_latency: Histogram,
     finality_latency: Histogram,
@@ -145,6 +152,7 @@ impl NodeMetrics {
             model_requests: Family::default(),
             epochs_missed: Family::default(),
             queue_drops: Family::default(),
+            peer_penalties: Family::default(),
             gossip_latency: histogram(GOSSIP_BUCKETS),
             sync_latency: histogram(SYNC_BUCKETS),
             finality_latency: histogram(FINALITY_BUCKETS),
@@ -199,6 +207,11 @@ impl NodeMetrics {
                 "queue_drops",
                 "Items dropped by a full bounded queue, by queue",
                 m.queue_drops.clone(),
+            );
+            r.register(
+                "peer_penalties",
+                "Penalties this node gave peers, by offence kind",
+                m.peer_penalties.clone(),
             );
             for (name, help, histogram) in [
                 (
@@ -335,6 +348,13 @@ impl NodeMetrics {
                 topic: topic.0,
                 reason: reason.to_owned(),
             })
+            .inc();
+    }
+
+    /// This node penalised a peer for an offence of kind `offence`.
+    pub fn penalized(&self, offence: &'static str) {
+        self.peer_penalties
+            .get_or_create(&OffenceLabels { offence })
             .inc();
     }
 

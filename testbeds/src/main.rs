@@ -43,6 +43,9 @@ enum Command {
     SlowPeer(scenarios::slow_peer::SlowPeerArgs),
     /// Scenario 6: a node offline for many epochs catches up (windows, certificates, ledger).
     Catchup(scenarios::catchup::CatchupArgs),
+    /// Hostile consensus messages enter a line of honest nodes at one end: only the attacker
+    /// is graylisted, no honest link drops.
+    Relay(scenarios::relay::RelayArgs),
     /// Benchmarks (BENCHMARKS.md, section Testbeds).
     Bench(bench::BenchArgs),
     /// The attacker of `flood` (started by it, in its own process).
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Command::Equivocation(a) => block_on(scenarios::equivocation::run(a)),
         Command::SlowPeer(a) => block_on(scenarios::slow_peer::run(a)),
         Command::Catchup(a) => block_on(scenarios::catchup::run(a)),
+        Command::Relay(a) => block_on(scenarios::relay::run(a)),
         Command::Bench(a) => block_on(bench::run(a)),
         Command::FloodAttacker(a) => block_on(scenarios::attacker::run(a)),
     }

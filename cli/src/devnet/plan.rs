@@ -108,6 +108,7 @@ impl DevnetPlan {
             tick: Duration::from_millis((period / 8).clamp(10, 50)),
             store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,
             decimals: DECIMALS,
+            line: false,
         };
         local
             .validate()

@@ -231,6 +231,7 @@ impl NetDriver {
     /// minus the penalty.
     pub(super) fn penalize(&mut self, peer: &PeerKey, offence: &Offence, now_ms: u64) {
         tracing::info!(peer = %peer.short(), %offence, kind = offence.kind(), "peer penalized");
+        self.metrics.penalized(offence.kind());
         if let Some(p) = peer_id_of(peer) {
             let penalty = self.book.add(&p, APP_PENALTY * offence.weight(), now_ms);
             self.swarm

@@ -190,6 +190,7 @@ impl NetSpec {
             tick: Duration::from_millis(50),
             store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,
             decimals: 0,
+            line: false,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod equivocation;
 pub mod flood;
 pub mod netns;
 pub mod partition;
+pub mod relay;
 pub mod slow_peer;
 pub mod store_writer;
 
