@@ -26,6 +26,7 @@
 //! | `chorus_sync_latency_seconds` | histogram | | round trip of one anti-entropy sync message (request to answer) |
 //! | `chorus_finality_latency_seconds` | histogram | | delay from a window's close to the checkpoint that finalized it |
 //! | `chorus_checkpoint_height` | gauge | | height of the latest finalized checkpoint |
+//! | `chorus_stalled_height` | gauge | | 0, or the decided height this node cannot apply (it is stuck before it; `/v1/status` `stalled` says why) |
 //! | `chorus_store_size_bytes` | gauge | | size of the redb file |
 //! | `chorus_store_envelopes` | gauge | | signed envelopes in the store |
 //! | `chorus_connected_peers` | gauge | | connected libp2p peers |
@@ -118,6 +119,7 @@ pub struct NodeMetrics {
     sync_latency: Histogram,
     finality_latency: Histogram,
     checkpoint_height: Gauge,
+    stalled_height: Gauge,
     store_bytes: Gauge,
     store_envelopes: Gauge,
     connected_peers: Gauge,
@@ -157,6 +159,7 @@ impl NodeMetrics {
             sync_latency: histogram(SYNC_BUCKETS),
             finality_latency: histogram(FINALITY_BUCKETS),
             checkpoint_height: Gauge::default(),
+            stalled_height: Gauge::default(),
             store_bytes: Gauge::default(),
             store_envelopes: Gauge::default(),
             connected_peers: Gauge::default(),
@@ -236,6 +239,11 @@ impl NodeMetrics {
                 "checkpoint_height",
                 "Height of the latest finalized checkpoint",
                 m.checkpoint_height.clone(),
+            );
+            r.register(
+                "stalled_height",
+                "0, or the decided height this node cannot apply",
+                m.stalled_height.clone(),
             );
             r.register_with_unit(
                 "store_size",
@@ -385,6 +393,11 @@ impl NodeMetrics {
     /// Observe one window's delay from close to finality.
     pub fn finality_latency(&self, delay: Duration) {
         self.finality_latency.observe(delay.as_secs_f64());
+    }
+
+    /// This node cannot apply the decided `height`.
+    pub fn stalled(&self, height: u64) {
+        self.stalled_height.set(gauge_value(height));
     }
 
     /// The latest finalized checkpoint height.

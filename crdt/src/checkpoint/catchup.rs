@@ -87,6 +87,24 @@ impl DecidedCheckpoint {
         }
         self.certificate.verify(network, set)
     }
+
+    /// Integrity of a stored record, without the validator set of its height (which may be
+    /// long gone): its shape, the certificate names this checkpoint, and every signature in it
+    /// verifies. A flipped byte anywhere fails one of these.
+    pub fn check_integrity(&self, network: &Hash32) -> Result<(), CertificateError> {
+        use super::certificate::VoteCertificate;
+        self.check_shape().map_err(|_| CertificateError::Mismatch)?;
+        if self.certificate.value != self.id() {
+            return Err(CertificateError::Mismatch);
+        }
+        for (vote, signature) in self.certificate.votes() {
+            let key = vote.validator.0;
+            if !super::signing::verify_vote(network, &vote, &signature, &key) {
+                return Err(CertificateError::BadSignature(key));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The decided checkpoints a node keeps in memory: the last `retention` heights (at least

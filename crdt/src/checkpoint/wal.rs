@@ -104,6 +104,38 @@ impl WalRecord {
         codec::decode(bytes)
     }
 
+    /// Check a record read back from storage: a vote or proposal must carry its signer's
+    /// valid signature on `network`. The WAL re-arms the double-sign guard with this node's own
+    /// signed messages, so a record damaged on disk must stop the start, not be replayed (a
+    /// flipped byte that still decodes fails its signature).
+    ///
+    /// # Errors
+    /// What is wrong, for the operator.
+    pub fn check(&self, network: &Hash32) -> Result<(), String> {
+        let ok = match &self.entry {
+            WalEntry::Vote(v) => {
+                super::signing::verify_vote(network, &v.vote, &v.signature, &v.vote.validator.0)
+            }
+            WalEntry::Proposal(p) => super::signing::verify_proposal(
+                network,
+                &p.proposal,
+                &p.signature,
+                &p.proposal.proposer.0,
+            ),
+            WalEntry::ProposedValue { .. }
+            | WalEntry::Timeout { .. }
+            | WalEntry::PolkaCertificate(_) => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "a signed message of height {} whose signature does not verify",
+                self.height
+            ))
+        }
+    }
+
     /// blake3 of the canonical bytes (identifies a record).
     pub fn digest(&self) -> Hash32 {
         Hash32::of(&self.to_bytes())

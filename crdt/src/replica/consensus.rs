@@ -496,10 +496,19 @@ impl Replica {
                         return;
                     }
                     Content::Invalid(reason) => {
-                        out.push(Effect::Event(ReplicaEvent::Fault(format!(
-                            "decided checkpoint {height} does not apply here: {reason}"
-                        ))));
-                        self.unqueue_decided();
+                        // A checkpoint > 2/3 of the stake certified does not apply to this
+                        // node's state: it cannot go on, and must say so (once), not drop it.
+                        if self.stalled.is_none() {
+                            let reason = format!(
+                                "decided checkpoint {height} does not apply here: {reason}"
+                            );
+                            out.push(Effect::Event(ReplicaEvent::Fault(reason.clone())));
+                            out.push(Effect::Event(ReplicaEvent::Stalled {
+                                height,
+                                reason: reason.clone(),
+                            }));
+                            self.stalled = Some((height, reason));
+                        }
                         return;
                     }
                 },

@@ -145,6 +145,14 @@ pub enum ReplicaEvent {
     },
     /// Something is wrong inside this replica (not a peer's fault).
     Fault(String),
+    /// A decided checkpoint does not apply to this replica's state: it applies nothing more
+    /// until restarted (see [`Replica::stalled`](super::Replica::stalled)).
+    Stalled {
+        /// The height that does not apply.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What flows out of a replica. Carry out in order: a `WalAppend` must be durable before any

@@ -117,6 +117,8 @@ pub struct Replica {
     engine: Engine,
     /// Decided checkpoints waiting to be applied (entries still being fetched), by height.
     decided_queue: BTreeMap<u64, DecidedCheckpoint>,
+    /// A decided height that does not apply here, and why (the replica is stuck before it).
+    stalled: Option<(u64, String)>,
     /// The heads those checkpoints fix, by window id: such a window admits only these.
     certified: BTreeMap<Hash32, BTreeSet<Hash32>>,
     /// Proposals waiting for entries before their validity can be decided.
@@ -235,6 +237,7 @@ impl Replica {
             keys: Default::default(),
             engine,
             decided_queue: BTreeMap::new(),
+            stalled: None,
             certified: BTreeMap::new(),
             validations: BTreeMap::new(),
             need_value: None,
@@ -312,6 +315,12 @@ impl Replica {
     /// The network.
     pub fn network(&self) -> NetworkId {
         self.network
+    }
+
+    /// The decided height this replica cannot apply, and why: it is stuck before it (a state
+    /// that differs from what > 2/3 of the stake certified; restore a backup or resync).
+    pub fn stalled(&self) -> Option<(u64, &str)> {
+        self.stalled.as_ref().map(|(h, r)| (*h, r.as_str()))
     }
 
     /// Everything finalized so far.

@@ -430,3 +430,49 @@ fn bonded_keys_of_replicas_configured_as_non_validators_never_sign() {
     s.run_until(1_000_000 + 6_000);
     assert!(!s.nodes[0].store.decided.is_empty());
 }
+
+/// A decided checkpoint that does not apply here (its ledger root is not what this replica
+/// computes) puts the replica in a visible stalled state, once; it is not dropped in silence.
+#[test]
+fn a_decided_checkpoint_that_does_not_apply_stalls_the_replica_visibly() {
+    use chorus_protocol::ids::Hash32;
+
+    use super::{Effect, Input, Replica, ReplicaEvent, Restore};
+    use crate::checkpoint::{Checkpoint, CommitCertificate, DecidedCheckpoint};
+
+    let keys = keys(6);
+    let g = genesis(&keys);
+    let checkpoint = Checkpoint {
+        height: 1,
+        previous: g.network_id(),
+        ledger_root: Hash32([0xAB; 32]),
+        windows: vec![],
+    };
+    let d = DecidedCheckpoint {
+        certificate: CommitCertificate {
+            height: 1,
+            round: 0,
+            value: checkpoint.id(),
+            signatures: vec![],
+        },
+        checkpoint,
+    };
+    let restore = Restore {
+        decided: vec![d],
+        ..Restore::default()
+    };
+    let stalls = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Event(ReplicaEvent::Stalled { height: 1, .. })))
+            .count()
+    };
+    let (mut r, effects) = Replica::new(&g, keys[5].clone(), config(), restore, LIVE).unwrap();
+    assert_eq!(stalls(&effects), 1);
+    assert_eq!(r.stalled().map(|(h, _)| h), Some(1));
+    let applied = r.ledger().next_height;
+    let more = r.handle(Input::Tick, LIVE + 1_000);
+    assert_eq!(stalls(&more), 0, "reported once");
+    assert_eq!(r.stalled().map(|(h, _)| h), Some(1), "not dropped");
+    assert_eq!(r.ledger().next_height, applied);
+}

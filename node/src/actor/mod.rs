@@ -23,10 +23,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chorus_crdt::checkpoint::{DecidedCheckpoint, WalRecord};
 use chorus_crdt::ledger::Ledger;
 use chorus_crdt::replica::{Replica, ReplicaConfig, Restore};
 use chorus_protocol::codec;
 use chorus_protocol::genesis::Genesis;
+use chorus_protocol::ids::NetworkId;
 use chorus_protocol::keys::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -112,6 +114,18 @@ pub enum StartError {
     /// The replica.
     #[error("replica: {0}")]
     Replica(#[from] chorus_crdt::replica::ReplicaError),
+    /// The store holds a record that does not decode or check out: the node refuses to start
+    /// rather than drop it.
+    #[error(
+        "{path}: {source}; the node refuses to start rather than drop it (restore a backup of \
+         the data directory, or move it away to start over and catch up from peers)"
+    )]
+    Restore {
+        /// The store file.
+        path: PathBuf,
+        /// What is wrong.
+        source: StoreError,
+    },
     /// libp2p.
     #[error("network: {0}")]
     Net(String),
@@ -136,28 +150,57 @@ fn random_seed() -> u64 {
     }
 }
 
-/// What the store holds for a restart.
-fn restore_from_store(store: &Store) -> Result<Restore, StoreError> {
-    store.call_blocking(|db| {
+/// What the store holds for a restart. A record that does not decode or check out stops the
+/// start (never dropped in silence): a WAL record re-arms the double-sign guard, a certificate
+/// is served to peers, and the ledger snapshot must have the root its checkpoint certifies.
+fn restore_from_store(store: &Store, network: NetworkId) -> Result<Restore, StoreError> {
+    store.call_blocking(move |db| {
+        let corrupt = |table, reason| StoreError::Corrupt { table, reason };
         let ledger = match ops::latest_ledger(db)? {
             None => None,
             Some((h, bytes)) => Some((
                 h,
-                Ledger::from_snapshot(&bytes).map_err(|e| StoreError::Corrupt {
-                    table: "ledger",
-                    reason: e.to_string(),
-                })?,
+                Ledger::from_snapshot(&bytes)
+                    .map_err(|e| corrupt("ledger", format!("snapshot of height {h}: {e}")))?,
             )),
         };
         let applied = ledger.as_ref().map_or(0, |(h, _)| *h);
-        let decided = ops::certificates_from(db, applied.saturating_sub(255))?
-            .into_iter()
-            .filter_map(|(_, bytes)| codec::decode(&bytes).ok())
-            .collect();
-        let wal = ops::wal_records(db)?
-            .into_iter()
-            .filter_map(|b| chorus_crdt::checkpoint::WalRecord::from_bytes(&b).ok())
-            .collect();
+        let mut decided: Vec<DecidedCheckpoint> = vec![];
+        for (h, bytes) in ops::certificates_from(db, applied.saturating_sub(255))? {
+            let d: DecidedCheckpoint = codec::decode(&bytes)
+                .map_err(|e| corrupt("certificates", format!("height {h}: {e}")))?;
+            if d.height() != h {
+                return Err(corrupt(
+                    "certificates",
+                    format!("the record of height {h} holds height {}", d.height()),
+                ));
+            }
+            d.check_integrity(&network)
+                .map_err(|e| corrupt("certificates", format!("height {h}: {e}")))?;
+            decided.push(d);
+        }
+        if let Some((h, l)) = &ledger
+            && let Some(d) = decided.iter().find(|d| d.height() == *h)
+            && l.root() != d.checkpoint.ledger_root
+        {
+            return Err(corrupt(
+                "ledger",
+                format!(
+                    "the snapshot of height {h} has root {}, its checkpoint certifies {}",
+                    l.root().to_hex(),
+                    d.checkpoint.ledger_root.to_hex()
+                ),
+            ));
+        }
+        let mut wal = vec![];
+        for (seq, bytes) in ops::wal_records(db)? {
+            let record = WalRecord::from_bytes(&bytes)
+                .map_err(|e| corrupt("wal", format!("record {seq}: {e}")))?;
+            record
+                .check(&network)
+                .map_err(|e| corrupt("wal", format!("record {seq}: {e}")))?;
+            wal.push(record);
+        }
         let mut envelopes = vec![];
         for key in ops::window_keys(db)? {
             // Kept unless finalized: a topic the snapshot does not know yet may be created by
@@ -195,7 +238,19 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         &network,
         setup.store_cache_bytes,
     )?;
-    let restore = tokio::task::block_in_place(|| restore_from_store(&store))?;
+    let store_path = setup.data_dir.join("node.redb");
+    let restore = match tokio::task::block_in_place(|| restore_from_store(&store, network)) {
+        Ok(r) => r,
+        Err(source) => {
+            // Close the file before saying why: the caller may repair it and start again.
+            drop(store);
+            tokio::task::block_in_place(|| store_thread.join());
+            return Err(StartError::Restore {
+                path: store_path,
+                source,
+            });
+        }
+    };
     let wal = restore.wal.clone();
     let clock = setup.clock;
     let mut replica_config = setup.replica.clone();

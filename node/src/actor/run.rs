@@ -485,6 +485,16 @@ impl Actor {
             ReplicaEvent::Fault(f) => {
                 tracing::error!(fault = %f, "replica fault");
             }
+            ReplicaEvent::Stalled { height, reason } => {
+                tracing::error!(
+                    height,
+                    %reason,
+                    "STALLED: this node cannot apply a checkpoint the network decided; it \
+                     applies nothing more (restore a backup of the data directory, or move it \
+                     away and resync from peers)"
+                );
+                self.p.metrics.stalled(height);
+            }
             ReplicaEvent::Reconciling { windows, peers } => {
                 tracing::info!(windows, peers, "late proposal: reconciling closed windows");
             }

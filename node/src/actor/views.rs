@@ -249,6 +249,10 @@ pub fn status(
             total: Amount(ledger.total_tokens()),
             conserved: ledger.check_supply().is_ok(),
         },
+        stalled: replica.stalled().map(|(height, reason)| types::Stalled {
+            height,
+            reason: reason.to_owned(),
+        }),
     }
 }
 

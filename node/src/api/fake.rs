@@ -134,6 +134,7 @@ fn status() -> types::Status {
             total: Amount(1_000_012),
             conserved: true,
         },
+        stalled: None,
     }
 }
 

@@ -47,6 +47,19 @@ pub struct Status {
     pub uptime_ms: u64,
     /// The token supply.
     pub supply: Supply,
+    /// Set when this node cannot apply a checkpoint the network decided: it is stuck before
+    /// that height.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<Stalled>,
+}
+
+/// A decided height this node cannot apply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stalled {
+    /// The height.
+    pub height: u64,
+    /// Why.
+    pub reason: String,
 }
 
 /// The roles of a node's key.

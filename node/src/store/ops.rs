@@ -299,13 +299,13 @@ pub fn wal_append(db: &Database, records: &[Vec<u8>]) -> Result<(), StoreError> 
 }
 
 /// Every WAL record in order.
-pub fn wal_records(db: &Database) -> Result<Vec<Vec<u8>>, StoreError> {
+pub fn wal_records(db: &Database) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     let tx = db.begin_read()?;
     let t = tx.open_table(WAL)?;
     let mut out = vec![];
     for item in t.iter()? {
-        let (_, v) = item?;
-        out.push(v.value().to_vec());
+        let (k, v) = item?;
+        out.push((k.value(), v.value().to_vec()));
     }
     Ok(out)
 }
@@ -471,7 +471,8 @@ mod tests {
         assert_eq!(w1, vec![vec![1, 2, 3], vec![4]]);
         assert_eq!(window_envelopes(&db, &key(2).id()).unwrap(), vec![vec![5]]);
         assert_eq!(window_keys(&db).unwrap().len(), 2);
-        assert_eq!(wal_records(&db).unwrap(), vec![vec![9], vec![8]]);
+        let wal: Vec<Vec<u8>> = wal_records(&db).unwrap().into_iter().map(|r| r.1).collect();
+        assert_eq!(wal, vec![vec![9], vec![8]]);
         assert_eq!(latest_ledger(&db).unwrap().unwrap().0, 5);
         let s = stats(&db).unwrap();
         assert_eq!((s.envelopes, s.windows, s.wal_records), (3, 2, 2));
