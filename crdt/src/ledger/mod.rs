@@ -399,8 +399,11 @@ impl Ledger {
     /// strings, `LossMethod` is internally tagged, `ParamValue` untagged), so a snapshot is
     /// JSON, whose floats round-trip exactly (`serde_json`'s `float_roundtrip`). A restorer
     /// can check the decoded ledger's root against the checkpoint of its height.
-    pub fn to_snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    ///
+    /// # Errors
+    /// The state does not encode (a bug: then nothing must be persisted in its place).
+    pub fn to_snapshot(&self) -> Result<Vec<u8>, LedgerError> {
+        serde_json::to_vec(self).map_err(|e| LedgerError::Snapshot(e.to_string()))
     }
 
     /// Decode a snapshot made by [`Ledger::to_snapshot`].

@@ -603,8 +603,13 @@ impl Replica {
             );
             self.engine_effects(effects, now_ms, out);
         }
-        let bytes = self.ledger.to_snapshot();
-        out.push(Effect::PersistLedger { height, bytes });
+        match self.ledger.to_snapshot() {
+            Ok(bytes) => out.push(Effect::PersistLedger { height, bytes }),
+            // The previous snapshot stays; the heights since re-apply from the store.
+            Err(e) => out.push(Effect::Event(ReplicaEvent::Fault(format!(
+                "the ledger of height {height} does not encode; not persisted: {e}"
+            )))),
+        }
         let bundles = events
             .iter()
             .filter_map(|e| match e {

@@ -742,7 +742,7 @@ fn a_snapshot_restores_the_exact_ledger() {
         .is_err(),
         "if bincode learns to decode the ledger, snapshots may go back to it"
     );
-    let back = Ledger::from_snapshot(&l.to_snapshot()).unwrap();
+    let back = Ledger::from_snapshot(&l.to_snapshot().unwrap()).unwrap();
     assert_eq!(back, l);
     assert_eq!(back.root(), l.root());
     assert!(Ledger::from_snapshot(b"{").is_err());
