@@ -175,10 +175,42 @@ pub trait ValidationView {
     fn seen(&self, slot: &Slot) -> Option<MessageId>;
     /// The author's last finalized ledger nonce (0 if none).
     fn last_nonce(&self, author: &PublicKey) -> u64;
+    /// What `key` holds in the finalized state.
+    fn funds(&self, key: &PublicKey) -> Funds;
     /// `key` decompressed for verification. Views that see the same signers often answer
     /// from a [`KeyCache`](crate::keys::KeyCache).
     fn verifying_key(&self, key: &PublicKey) -> Result<crate::keys::VerifyingKey, KeyError> {
         key.verifying_key()
+    }
+}
+
+/// What an account holds, as the finalized state says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Funds {
+    /// Spendable balance.
+    pub liquid: Amount,
+    /// Bonded, staked or delegated (not spendable, but the account is not empty).
+    pub locked: Amount,
+}
+
+/// What a ledger message spends from its author's liquid balance when applied: the amount
+/// moved, the fee paid. Messages that only release or vote spend nothing.
+pub fn ledger_spend(payload: &Payload, params: &ModuleParams) -> Amount {
+    match payload {
+        Payload::Transfer(m) => m.amount,
+        Payload::FundTopic(m) => m.amount,
+        Payload::Stake(m) => m.amount,
+        Payload::Bond(m) => m.amount,
+        Payload::CreateTopic(m) => m.fee,
+        Payload::Register(_) => params.registration_fee,
+        Payload::Unregister(_)
+        | Payload::Unstake(_)
+        | Payload::Unbond(_)
+        | Payload::Propose(_)
+        | Payload::Vote(_)
+        | Payload::WorkerBundle(_)
+        | Payload::ReputerBundle(_)
+        | Payload::Evidence(_) => Amount::ZERO,
     }
 }
 
@@ -210,6 +242,10 @@ pub enum IgnoreReason {
     StaleNonce,
     /// Nonce too far ahead of the last finalized one.
     NonceTooFarAhead,
+    /// A ledger message whose author cannot pay what it spends (or, for a message that
+    /// spends nothing, holds nothing at all) as of the finalized state: spam from fresh keys
+    /// is not relayed.
+    CannotPay,
     /// Its window is already finalized here.
     WindowFinalized,
     /// A decided checkpoint fixes its window's content, and it is not part of it.
@@ -288,6 +324,7 @@ reason_names!(IgnoreReason {
     UnknownWorker => "unknown_worker",
     StaleNonce => "stale_nonce",
     NonceTooFarAhead => "nonce_too_far_ahead",
+    CannotPay => "cannot_pay",
     WindowFinalized => "window_finalized",
     NotCertified => "not_certified",
 });
@@ -548,6 +585,12 @@ fn check_timing_and_standing(
             }
             if nonce - last > params.max_nonce_gap {
                 return Some(Ignore(IgnoreReason::NonceTooFarAhead, None));
+            }
+            let funds = view.funds(author);
+            let spend = ledger_spend(other, params);
+            let empty = funds.liquid == Amount::ZERO && funds.locked == Amount::ZERO;
+            if funds.liquid < spend || empty {
+                return Some(Ignore(IgnoreReason::CannotPay, None));
             }
             None
         }

@@ -55,6 +55,10 @@ fn base_state() -> StaticView {
     s.stakes.push((1, pk(21), Amount(20_000)));
     s.stakes.push((1, pk(22), Amount(5_000)));
     s.nonces.push((pk(1), 5));
+    // Ledger authors hold funds (an account that holds nothing is ignored: `cannot_pay`).
+    for k in [1, 3, 5] {
+        s.funds.push((pk(k), Amount(10_000_000), Amount::ZERO));
+    }
     s
 }
 
@@ -363,6 +367,35 @@ fn cases() -> Vec<Case> {
         seal(&key(1), &transfer(5 + 1025, 2, 10)),
         Some(Ok(I::NonceTooFarAhead)),
     ));
+    v.push(case(
+        "ignore-cannot-pay",
+        "a transfer from a key that holds nothing (fresh keys cannot spam the ledger)",
+        ledger(),
+        seal(&key(4), &transfer(1, 2, 10)),
+        Some(Ok(I::CannotPay)),
+    ));
+    v.push(case(
+        "ignore-cannot-pay-more-than-held",
+        "a transfer of more than the author's liquid balance",
+        ledger(),
+        seal(&key(1), &transfer(6, 2, 10_000_001)),
+        Some(Ok(I::CannotPay)),
+    ));
+    let mut c = case(
+        "accept-unbond-with-only-a-bond",
+        "an account whose tokens are all bonded may still unbond (it spends nothing)",
+        ledger(),
+        seal(
+            &key(6),
+            &Payload::Unbond(chorus_protocol::messages::BondChange {
+                nonce: 1,
+                amount: Amount(10),
+            }),
+        ),
+        None,
+    );
+    c.state.funds.push((pk(6), Amount::ZERO, Amount(100)));
+    v.push(c);
     v.push(case(
         "ignore-register-unknown-topic",
         "registration for an unknown topic",

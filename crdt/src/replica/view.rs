@@ -6,7 +6,7 @@ use chorus_protocol::keys::{KeyError, PublicKey, VerifyingKey};
 use chorus_protocol::messages::Role;
 use chorus_protocol::params::ModuleParams;
 use chorus_protocol::topic::TopicSpec;
-use chorus_protocol::validation::{Slot, ValidationView};
+use chorus_protocol::validation::{Funds, Slot, ValidationView};
 
 use super::Replica;
 
@@ -45,6 +45,29 @@ impl ValidationView for Replica {
 
     fn verifying_key(&self, key: &PublicKey) -> Result<VerifyingKey, KeyError> {
         self.keys.verifying_key(key)
+    }
+
+    fn funds(&self, key: &PublicKey) -> Funds {
+        let l = &self.ledger;
+        let liquid = l.accounts.get(key).map(|a| a.balance).unwrap_or_default();
+        let mut locked = l.validators.get(key).map_or(0, |v| v.bond.0);
+        for t in l.topics.values() {
+            for (reputer, s) in &t.stakes {
+                if reputer == key {
+                    locked = locked.saturating_add(s.own.0);
+                }
+                if let Some(d) = s.delegated.get(key) {
+                    locked = locked.saturating_add(d.0);
+                }
+            }
+        }
+        for r in l.releases.iter().filter(|r| r.owner == *key) {
+            locked = locked.saturating_add(r.amount.0);
+        }
+        Funds {
+            liquid,
+            locked: Amount(locked),
+        }
     }
 
     fn last_nonce(&self, author: &PublicKey) -> u64 {

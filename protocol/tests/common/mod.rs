@@ -10,7 +10,7 @@ use chorus_protocol::keys::{Keypair, PublicKey};
 use chorus_protocol::messages::*;
 use chorus_protocol::params::ModuleParams;
 use chorus_protocol::topic::{LossMethod, TopicSpec};
-use chorus_protocol::validation::{Slot, ValidationView};
+use chorus_protocol::validation::{Funds, Slot, ValidationView};
 use serde::{Deserialize, Serialize};
 
 /// Deterministic keypair number `i`.
@@ -224,6 +224,9 @@ pub struct StaticView {
     pub seen_envelopes: Vec<String>,
     /// (author, last finalized nonce).
     pub nonces: Vec<(PublicKey, u64)>,
+    /// (account, liquid balance, locked amount); absent accounts hold nothing.
+    #[serde(default)]
+    pub funds: Vec<(PublicKey, Amount, Amount)>,
     /// Parameter overrides; defaults otherwise.
     #[serde(default)]
     pub params: Option<ModuleParams>,
@@ -272,6 +275,16 @@ impl ValidationView for StaticView {
     }
     fn seen(&self, slot: &Slot) -> Option<MessageId> {
         self.seen.get(slot).copied()
+    }
+    fn funds(&self, key: &PublicKey) -> Funds {
+        self.funds
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, liquid, locked)| Funds {
+                liquid: *liquid,
+                locked: *locked,
+            })
+            .unwrap_or_default()
     }
     fn last_nonce(&self, author: &PublicKey) -> u64 {
         self.nonces
