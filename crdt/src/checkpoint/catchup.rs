@@ -33,6 +33,9 @@ use chorus_protocol::keys::PublicKey;
 use super::certificate::CommitCertificate;
 use super::error::{CertificateError, ShapeError};
 use super::limits::{MAX_CATCH_UP_RATE_ENTRIES, MAX_MESSAGE_SIZE};
+
+/// Peers whose claimed height catch-up remembers (the lowest claims are forgotten first).
+pub const MAX_CLAIMS: usize = 256;
 use super::validators::ValidatorSet;
 use super::value::{Checkpoint, CheckpointId};
 
@@ -170,9 +173,12 @@ pub(crate) enum Lag {
 pub(crate) struct CatchUpState {
     /// Height we last asked for, and when.
     requested: Option<(u64, u64)>,
-    /// The highest height seen in a message, and the latest peer that sent one that high
-    /// (the first may have gone away since; retries go to the latest).
-    pub(crate) ahead: Option<(u64, PeerId)>,
+    /// The highest height each peer's messages claimed (at most [`MAX_CLAIMS`] peers). A claim
+    /// is not proof: retries rotate over every peer that claims to be ahead, so a peer that
+    /// claims a height it cannot serve delays catch-up by one retry, never pins it.
+    claims: BTreeMap<PeerId, u64>,
+    /// The peer asked last (rotation starts after it).
+    last_asked: Option<PeerId>,
     /// When we last served `(peer, height)`.
     served: BTreeMap<(PeerId, u64), u64>,
     /// While at this height, when we first saw a message of the next height.
@@ -182,9 +188,39 @@ pub(crate) struct CatchUpState {
 impl CatchUpState {
     /// Note that `peer` sent a message for `height`.
     pub(crate) fn note_height(&mut self, peer: PeerId, height: u64) {
-        if self.ahead.is_none_or(|(h, _)| height >= h) {
-            self.ahead = Some((height, peer));
+        let claim = self.claims.entry(peer).or_insert(0);
+        *claim = (*claim).max(height);
+        if self.claims.len() > MAX_CLAIMS {
+            // Forget the lowest claim.
+            if let Some(low) = self.claims.iter().min_by_key(|(_, h)| **h).map(|(p, _)| *p) {
+                self.claims.remove(&low);
+            }
         }
+    }
+
+    /// The highest height any peer claimed.
+    pub(crate) fn highest_claim(&self) -> Option<u64> {
+        self.claims.values().max().copied()
+    }
+
+    /// The next peer to ask for `current`: the peers claiming a height above it, in key order,
+    /// starting after the one asked last.
+    pub(crate) fn next_peer(&mut self, current: u64) -> Option<PeerId> {
+        let ahead = |(p, h): (&PeerId, &u64)| (*h > current).then_some(*p);
+        let after = self.last_asked.and_then(|last| {
+            self.claims
+                .range((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded))
+                .find_map(ahead)
+        });
+        let peer = after.or_else(|| self.claims.iter().find_map(ahead))?;
+        self.last_asked = Some(peer);
+        Some(peer)
+    }
+
+    /// `peer` answered a catch-up request with something that does not verify: its claims no
+    /// longer count.
+    pub(crate) fn forget(&mut self, peer: &PeerId) {
+        self.claims.remove(peer);
     }
 
     /// Classify a message for `msg_height > current` arriving at a node at `current`:
@@ -219,6 +255,11 @@ impl CatchUpState {
                 }
             }
         }
+    }
+
+    /// Whether a request for `height` would be sent now (without recording one).
+    pub(crate) fn due(&self, height: u64, now_ms: u64, retry_ms: u64) -> bool {
+        !matches!(self.requested, Some((h, at)) if h == height && now_ms < at.saturating_add(retry_ms))
     }
 
     /// Whether to ask for `height` now (not asked within `retry_ms`).
@@ -296,15 +337,29 @@ mod tests {
             Lag::GraceStarted(200),
             "a new height restarts it"
         );
-        s.note_height(peer(1), 9);
+    }
+
+    /// A peer claiming a height far ahead (a forged "ahead") does not pin catch-up: retries
+    /// rotate over every peer that claims to be ahead, and one whose answer did not verify is
+    /// forgotten.
+    #[test]
+    fn catch_up_rotates_over_the_peers_ahead() {
+        let mut s = CatchUpState::default();
+        s.note_height(peer(1), 1_000_000_000);
         s.note_height(peer(2), 8);
-        assert_eq!(s.ahead, Some((9, peer(1))));
-        s.note_height(peer(3), 9);
-        assert_eq!(
-            s.ahead,
-            Some((9, peer(3))),
-            "the latest peer seen that far ahead is asked: the first may be gone"
-        );
+        s.note_height(peer(3), 4);
+        assert_eq!(s.highest_claim(), Some(1_000_000_000));
+        let asked: Vec<_> = (0..4).filter_map(|_| s.next_peer(5)).collect();
+        // Both peers ahead, alternately (in key order); peer 3 is behind.
+        assert_eq!(asked.len(), 4);
+        assert_ne!(asked[0], asked[1]);
+        assert_eq!((asked[0], asked[1]), (asked[2], asked[3]));
+        assert!(asked.contains(&peer(1)) && asked.contains(&peer(2)));
+        s.forget(&peer(1));
+        assert_eq!(s.next_peer(5), Some(peer(2)));
+        assert_eq!(s.next_peer(5), Some(peer(2)));
+        assert_eq!(s.highest_claim(), Some(8));
+        assert_eq!(s.next_peer(8), None);
     }
 
     #[test]

@@ -564,10 +564,13 @@ impl Engine {
             VoteExtensionPolicy::Disabled,
         ));
         // Caught up one height but known to be further behind: ask for the next at once.
-        if let Some((ahead, peer)) = self.core.catch_up.ahead
-            && ahead > height.saturating_add(1)
+        if self
+            .core
+            .catch_up
+            .highest_claim()
+            .is_some_and(|ahead| ahead > height.saturating_add(1))
         {
-            self.core.maybe_request(peer);
+            self.core.request_next();
         }
     }
 

@@ -141,6 +141,9 @@ impl Core {
 
     fn penalize(&mut self, offence: Offence) {
         if let Some(peer) = self.current_peer {
+            if offence == Offence::BadCatchUp {
+                self.catch_up.forget(&peer);
+            }
             self.effects.push(Effect::Misbehaviour { peer, offence });
         }
     }
@@ -344,7 +347,7 @@ impl Core {
             self.now_ms,
             self.config.catch_up_grace_ms,
         ) {
-            Lag::Lagging => self.maybe_request(peer),
+            Lag::Lagging => self.request_next(),
             Lag::GraceStarted(at_ms) => self.effects.push(Effect::ScheduleTimer {
                 id: self.catch_up_timer(),
                 at_ms,
@@ -361,10 +364,18 @@ impl Core {
         }
     }
 
-    /// The catch-up timer fired: still behind? Ask (again) the peer furthest ahead.
+    /// The catch-up timer fired: still behind? Ask the next peer that claims to be ahead
+    /// (rotating, so a peer that claims what it cannot serve does not pin catch-up).
     pub(crate) fn on_catch_up_timer(&mut self) {
-        if let Some((ahead, peer)) = self.catch_up.ahead
-            && ahead > self.height
+        self.request_next();
+    }
+
+    /// Ask the next peer that claims to be ahead, if a request is due (rate-limited).
+    pub(crate) fn request_next(&mut self) {
+        if self
+            .catch_up
+            .due(self.height, self.now_ms, self.config.catch_up_retry_ms)
+            && let Some(peer) = self.catch_up.next_peer(self.height)
         {
             self.maybe_request(peer);
         }

@@ -156,8 +156,15 @@ impl std::fmt::Debug for Replica {
 }
 
 /// The validator set the ledger's bonds give.
+///
+/// At most [`MAX_VALIDATORS`](crate::checkpoint::limits::MAX_VALIDATORS) validators take part:
+/// the largest bonds, ties by key. Any number of accounts may bond; the others wait outside the
+/// set (their bond still counts for slashing and unbonding), so bonding never freezes the set.
 pub fn validator_set(ledger: &Ledger) -> Result<ValidatorSet, ReplicaError> {
-    ValidatorSet::from_bonds(&ledger.bonds()).map_err(|e| ReplicaError::ValidatorSet(e.to_string()))
+    let mut bonds = ledger.bonds();
+    bonds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    bonds.truncate(crate::checkpoint::limits::MAX_VALIDATORS);
+    ValidatorSet::from_bonds(&bonds).map_err(|e| ReplicaError::ValidatorSet(e.to_string()))
 }
 
 impl Replica {

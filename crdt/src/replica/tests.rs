@@ -476,3 +476,42 @@ fn a_decided_checkpoint_that_does_not_apply_stalls_the_replica_visibly() {
     assert_eq!(r.stalled().map(|(h, _)| h), Some(1), "not dropped");
     assert_eq!(r.ledger().next_height, applied);
 }
+
+/// More bonded accounts than a validator set holds: the set is the largest bonds (ties by key),
+/// never an error that freezes the set or stops a restart.
+#[test]
+fn the_validator_set_is_the_largest_bonds_up_to_its_cap() {
+    use chorus_protocol::ids::{Amount, Hash32};
+
+    use crate::checkpoint::limits::MAX_VALIDATORS;
+    use crate::ledger::Validator;
+
+    let keys = keys(6);
+    let mut l = Ledger::from_genesis(&genesis(&keys)).unwrap();
+    let extra = MAX_VALIDATORS + 76;
+    for i in 0..extra {
+        let key = Keypair::from_seed(&Hash32::of(&(i as u64).to_le_bytes()).0).public();
+        l.validators.insert(
+            key,
+            Validator {
+                bond: Amount(1 + i as u128),
+                ..Validator::default()
+            },
+        );
+    }
+    let set = super::validator_set(&l).unwrap();
+    assert_eq!(set.len(), MAX_VALIDATORS);
+    // The genesis validators (bond 100 000) and the largest of the others are in; the 80
+    // smallest bonds (1..=80) are out.
+    for k in &keys[..4] {
+        assert!(set.get(&k.public()).is_some());
+    }
+    let smallest_in = l
+        .validators
+        .iter()
+        .filter(|(k, _)| set.get(k).is_some())
+        .map(|(_, v)| v.bond.0)
+        .min()
+        .unwrap();
+    assert_eq!(smallest_in, 81);
+}
