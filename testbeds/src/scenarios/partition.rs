@@ -91,16 +91,19 @@ async fn run_inner(args: PartitionArgs, report: &mut Report) -> anyhow::Result<(
     run.lab.partition()?;
     let t_part = now_ms();
     report.metric("height_at_partition", h_before);
-    let h_max_during = partitioned(&args, &mut run, h_before).await?;
+    let (h_max_during, answered) = partitioned(&args, &mut run, h_before).await?;
+    // At least one answer per node per second of partition (polls run every 250 ms).
+    let min_answers = u32::try_from(args.seconds).unwrap_or(u32::MAX);
     run.lab.heal()?;
     let t_heal = now_ms();
     report.metric("max_height_during_partition", h_max_during);
     report.check(
         "no checkpoint finalized without > 2/3 of stake during the partition",
-        h_max_during <= h_before + 1,
+        h_max_during <= h_before + 1 && answered.iter().all(|a| *a >= min_answers),
         format!(
             "height {h_before} at the partition, at most {h_max_during} during it (2/2 \
-             validators per side)"
+             validators per side); status answers per node {answered:?} (at least \
+             {min_answers} each)"
         ),
     );
     heal(&mut run, t_heal, report).await?;
@@ -202,14 +205,22 @@ async fn warm_up(apis: &[String]) -> anyhow::Result<u64> {
 }
 
 /// Watch the partitioned network for `--seconds`; returns the highest height seen.
-async fn partitioned(args: &PartitionArgs, run: &mut Run, h_before: u64) -> anyhow::Result<u64> {
+/// The highest height any node reported during the partition, and how many status polls
+/// each node answered (a height never asked cannot show a violation).
+async fn partitioned(
+    args: &PartitionArgs,
+    run: &mut Run,
+    h_before: u64,
+) -> anyhow::Result<(u64, Vec<u32>)> {
     let tp = Instant::now();
     let mut h_max_during = h_before;
+    let mut answered = vec![0u32; run.apis.len()];
     while tp.elapsed() < Duration::from_secs(args.seconds) {
         poll_submissions(&run.apis, &mut run.submitted).await;
         for (i, s) in check::statuses(&run.apis).await.iter().enumerate() {
             if let Some(h) = s.as_ref().map(check::Head::of) {
                 h_max_during = h_max_during.max(h.height);
+                answered[i] += 1;
                 run.obs.record(i, h);
             }
         }
@@ -218,7 +229,7 @@ async fn partitioned(args: &PartitionArgs, run: &mut Run, h_before: u64) -> anyh
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Ok(h_max_during)
+    Ok((h_max_during, answered))
 }
 
 /// Heal: one identical, finalized state within 30 s.

@@ -40,6 +40,8 @@ use crate::procs::cluster::{Cluster, RunDir, chorus_bin, loopback_endpoints};
 use crate::procs::plan::{NetSpec, write_data};
 use crate::report::Report;
 
+/// Bytes the slow peer must have read for the run to count (1 s at the default rate).
+const MIN_BYTES_TO_SLOW_PEER: u64 = 1_024;
 /// Largest allowed RSS growth beyond the control group (fraction).
 const MAX_RSS_DRIFT: f64 = 0.10;
 /// Bytes forwarded per step of the throttle.
@@ -359,6 +361,19 @@ fn check_rss(
     report.metric(
         "proxy_bytes_from_slow_peer",
         stats.up_bytes.load(Ordering::Relaxed),
+    );
+    // Without this the RSS check would pass for a slow peer that never connected.
+    let (conns, down) = (
+        stats.connections.load(Ordering::Relaxed),
+        stats.down_bytes.load(Ordering::Relaxed),
+    );
+    report.check(
+        "the slow peer was connected and read from",
+        conns >= 1 && down >= MIN_BYTES_TO_SLOW_PEER,
+        format!(
+            "{conns} proxied connections, {down} bytes to the slow peer (at least \
+             {MIN_BYTES_TO_SLOW_PEER})"
+        ),
     );
     report.check(
         "RSS of the nodes serving the slow peer stays within 10 % of the control group",
