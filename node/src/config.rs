@@ -12,6 +12,8 @@
 //! listen = ["/ip4/127.0.0.1/tcp/4001"]
 //! bootstrap = ["/ip4/127.0.0.1/tcp/4002/p2p/12D3Koo…"]
 //! anti_entropy_ms = 1000       # how often to compare closed windows with a random peer
+//! max_connections = 256        # established connections in total
+//! max_connections_per_ip = 8   # inbound connections per remote address (loopback exempt while local = true)
 //!
 //! [api]
 //! listen = "127.0.0.1:8080"
@@ -107,6 +109,11 @@ pub struct NetworkSection {
     /// Period of anti-entropy rounds, ms: each round compares the roots of the closed windows
     /// with one random peer and syncs the windows that differ.
     pub anti_entropy_ms: u64,
+    /// Established connections in total (inbound and outbound).
+    pub max_connections: u32,
+    /// Established inbound connections per remote IP address (loopback is exempt while
+    /// `local = true`).
+    pub max_connections_per_ip: u32,
 }
 
 impl Default for NetworkSection {
@@ -123,6 +130,8 @@ impl Default for NetworkSection {
             // One small request a second: a bundle gossip lost is repaired within seconds,
             // well inside epochs of minutes.
             anti_entropy_ms: 1_000,
+            max_connections: 256,
+            max_connections_per_ip: 8,
         }
     }
 }
@@ -547,6 +556,11 @@ impl NetworkSection {
             problems.push(format!(
                 "[network] anti_entropy_ms must be in 1..={MAX_ANTI_ENTROPY_MS}"
             ));
+        }
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+            problems.push(
+                "[network] max_connections and max_connections_per_ip must be at least 1".into(),
+            );
         }
         problems
     }

@@ -236,6 +236,7 @@ impl LocalPlan {
                 // Restarted peers are back within seconds on one machine.
                 max_backoff_ms: 2_000,
                 anti_entropy_ms: LOCAL_ANTI_ENTROPY_MS,
+                ..NetworkSection::default()
             },
             api: ApiSection {
                 listen: api,

@@ -101,6 +101,8 @@ impl NodeSetup {
                 kademlia: net.kademlia,
                 mdns: net.mdns,
                 local: net.local,
+                max_connections: net.max_connections,
+                max_connections_per_ip: net.max_connections_per_ip,
                 ..NetOptions::default()
             },
             listen: multiaddrs("listen", &net.listen)?,

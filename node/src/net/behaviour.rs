@@ -10,10 +10,11 @@ use libp2p::core::upgrade::Version;
 use libp2p::gossipsub::{self, MessageAuthenticity, MessageId, ValidationMode};
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, allow_block_list, identify, kad, mdns, noise, ping,
-    request_response, tcp, yamux,
+    StreamProtocol, Swarm, SwarmBuilder, allow_block_list, connection_limits, identify, kad, mdns,
+    noise, ping, request_response, tcp, yamux,
 };
 
+use super::ip_limits::IpLimits;
 use super::rpc::{PROTOCOL, RpcCodec};
 use super::scoring;
 
@@ -26,6 +27,10 @@ pub const MAX_RPC_STREAMS: usize = 64;
 /// Every protocol a node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Connections in total, pending, and per peer.
+    pub limits: connection_limits::Behaviour,
+    /// Inbound connections per remote address.
+    pub ip_limits: IpLimits,
     /// Peers we refuse (graylisted, misbehaving).
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Signed-envelope gossip.
@@ -55,7 +60,16 @@ pub struct NetOptions {
     pub local: bool,
     /// Gossipsub heartbeat.
     pub heartbeat: Duration,
+    /// Established connections in total (inbound and outbound).
+    pub max_connections: u32,
+    /// Established inbound connections per remote IP address (loopback exempt when `local`).
+    pub max_connections_per_ip: u32,
 }
+
+/// Connections one peer id may hold with us at once.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Inbound connections still in their handshake at once.
+pub const MAX_PENDING_INBOUND: u32 = 64;
 
 impl Default for NetOptions {
     fn default() -> Self {
@@ -65,6 +79,8 @@ impl Default for NetOptions {
             mdns: false,
             local: true,
             heartbeat: Duration::from_millis(700),
+            max_connections: 256,
+            max_connections_per_ip: 8,
         }
     }
 }
@@ -124,7 +140,13 @@ fn behaviour(
     } else {
         None
     };
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(opts.max_connections))
+        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+        .with_max_pending_incoming(Some(MAX_PENDING_INBOUND));
     Ok(Behaviour {
+        limits: connection_limits::Behaviour::new(limits),
+        ip_limits: IpLimits::new(opts.max_connections_per_ip, opts.local),
         blocked: allow_block_list::Behaviour::default(),
         gossipsub,
         rpc,

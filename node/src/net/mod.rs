@@ -2,6 +2,7 @@
 //! request-response, identify, ping, optional Kademlia and mDNS) and the RPC protocol.
 
 pub mod behaviour;
+pub mod ip_limits;
 pub mod penalties;
 pub mod rpc;
 pub mod scoring;
