@@ -177,6 +177,10 @@ pub trait ValidationView {
     fn last_nonce(&self, author: &PublicKey) -> u64;
     /// What `key` holds in the finalized state.
     fn funds(&self, key: &PublicKey) -> Funds;
+    /// Whether `evidence` of kind `ConsensusVote` proves a double vote (two validly signed
+    /// consensus messages of one validator for one slot). The consensus layer decodes them;
+    /// this crate does not know their encoding.
+    fn consensus_evidence_ok(&self, evidence: &crate::messages::Evidence) -> bool;
     /// `key` decompressed for verification. Views that see the same signers often answer
     /// from a [`KeyCache`](crate::keys::KeyCache).
     fn verifying_key(&self, key: &PublicKey) -> Result<crate::keys::VerifyingKey, KeyError> {
@@ -757,7 +761,8 @@ fn check_evidence(e: &crate::messages::Evidence, view: &impl ValidationView) -> 
     }
     if e.kind == EvidenceKind::ConsensusVote {
         // Consensus votes are checked by the consensus layer that understands them.
-        return None;
+        return (!view.consensus_evidence_ok(e))
+            .then_some(Verdict::Reject(RejectReason::BadEvidence));
     }
     let (Ok(a), Ok(b)) = (
         Envelope::from_bytes(&e.first),

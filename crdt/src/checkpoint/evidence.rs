@@ -50,6 +50,27 @@ pub struct Equivocation {
     pub step: Step,
 }
 
+impl Equivocation {
+    /// The offence's id: the same for every pair of messages that shows this validator signed
+    /// twice in this (height, round, step), so it is punished once.
+    pub fn offence_id(&self) -> Hash32 {
+        let step: u8 = match self.step {
+            Step::Proposal => 0,
+            Step::Prevote => 1,
+            Step::Precommit => 2,
+        };
+        Hash32::of_parts(
+            "chorus/offence/consensus/v1",
+            &[
+                self.validator.as_bytes(),
+                &self.height.to_le_bytes(),
+                &self.round.to_le_bytes(),
+                &[step],
+            ],
+        )
+    }
+}
+
 /// The slot of a signed message and what it says in that slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Slot {

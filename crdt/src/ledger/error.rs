@@ -115,6 +115,10 @@ pub enum TxError {
     /// The evidence was already acted upon.
     #[error("evidence already used")]
     EvidenceAlreadyUsed,
+    /// The evidence does not prove an offence (it does not decode, the two messages are not
+    /// of one slot by one signer, or a signature does not verify).
+    #[error("evidence does not prove an offence")]
+    InvalidEvidence,
 }
 
 #[cfg(test)]
@@ -178,6 +182,10 @@ mod tests {
             (TxError::VotingEnded, "voting has ended"),
             (TxError::NotALedgerMessage, "not a ledger message"),
             (TxError::EvidenceAlreadyUsed, "evidence already used"),
+            (
+                TxError::InvalidEvidence,
+                "evidence does not prove an offence",
+            ),
         ];
         for (error, reason) in cases {
             assert_eq!(error.to_string(), reason, "{error:?}");

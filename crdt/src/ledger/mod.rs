@@ -68,15 +68,16 @@ pub struct HeightInput {
 /// Verifies consensus-vote evidence (implemented by the checkpoint module): returns the
 /// validator that signed both votes if the evidence proves a double vote.
 pub trait EvidenceVerifier {
-    /// The offender, if `evidence` is a valid proof.
-    fn offender(&self, evidence: &Evidence) -> Option<PublicKey>;
+    /// The offender and the offence's id (one id per equivocated slot, whatever pair of
+    /// messages shows it), if `evidence` is a valid proof.
+    fn offence(&self, evidence: &Evidence) -> Option<(PublicKey, Hash32)>;
 }
 
 /// A verifier that accepts no consensus evidence (for tests without consensus).
 pub struct NoConsensusEvidence;
 
 impl EvidenceVerifier for NoConsensusEvidence {
-    fn offender(&self, _: &Evidence) -> Option<PublicKey> {
+    fn offence(&self, _: &Evidence) -> Option<(PublicKey, Hash32)> {
         None
     }
 }

@@ -1,10 +1,15 @@
-//! Evidence of equivocation, applied after the ledger messages of a height, in id order: each
-//! piece of evidence is acted upon once; a double consensus vote slashes the validator's bond,
-//! conflicting reputer bundles slash the reputer's own stake in every topic, by
-//! `slash_fraction_ppm`. What is cut is burned.
+//! Evidence of equivocation, applied after the ledger messages of a height, in id order.
+//!
+//! Each offence is punished once, whatever pair of messages shows it and however many peers
+//! report it: the ledger keys what it acted upon by the offence (offender and equivocated slot),
+//! not by the evidence message. Evidence that proves nothing is refused and recorded nowhere.
+//! A double consensus vote slashes the validator's bond; conflicting reputer bundles slash the
+//! reputer's own stake in the bundle's topic only; conflicting worker bundles and ledger messages
+//! are recorded (those authors hold no stake; the equivocation rule already excluded their
+//! entries). Slashing is `slash_fraction_ppm` of the stake; what is cut is burned.
 
 use chorus_protocol::envelope::Envelope;
-use chorus_protocol::ids::{Amount, NetworkId};
+use chorus_protocol::ids::{Amount, Hash32, NetworkId, TopicId};
 use chorus_protocol::keys::PublicKey;
 use chorus_protocol::math::payout::mul_div_floor;
 use chorus_protocol::messages::{Evidence, EvidenceKind};
@@ -20,68 +25,110 @@ impl Ledger {
         verifier: &dyn EvidenceVerifier,
         events: &mut Vec<LedgerEvent>,
     ) {
-        let key = match Slot::of(e.author, &e.payload) {
-            Slot::Evidence { content, .. } => content,
-            _ => e.id,
-        };
-        if self.evidence.contains(&key) {
+        let refuse = |events: &mut Vec<LedgerEvent>, reason: TxError| {
             events.push(LedgerEvent::Refused {
                 author: e.author,
                 id: e.id,
-                reason: TxError::EvidenceAlreadyUsed.to_string(),
+                reason: reason.to_string(),
             });
+        };
+        let offence = match ev.kind {
+            EvidenceKind::ConsensusVote => verifier.offence(ev).map(|(who, id)| (who, id, None)),
+            _ => envelope_offence(ev, &self.network),
+        };
+        let Some((offender, offence_id, slot)) = offence else {
+            refuse(events, TxError::InvalidEvidence);
+            return;
+        };
+        if self.evidence.contains(&offence_id) {
+            refuse(events, TxError::EvidenceAlreadyUsed);
             return;
         }
-        let offender = match ev.kind {
-            EvidenceKind::ConsensusVote => verifier.offender(ev),
-            EvidenceKind::ReputerBundle => envelope_offender(ev, &self.network),
-            // Workers and ledger authors hold no stake: their entries are already excluded
-            // from the window by the equivocation rule; the evidence is recorded only.
-            EvidenceKind::WorkerBundle | EvidenceKind::LedgerNonce => None,
-        };
-        self.evidence.insert(key);
+        self.evidence.insert(offence_id);
         let ppm = u128::from(self.params.slash_fraction_ppm);
-        let Some(offender) = offender else {
-            events.push(LedgerEvent::Applied {
-                author: e.author,
-                id: e.id,
-                kind: "evidence".into(),
-            });
-            return;
-        };
-        let mut burned = 0u128;
-        if ev.kind == EvidenceKind::ConsensusVote {
-            if let Some(v) = self.validators.get_mut(&offender) {
-                let cut = mul_div_floor(v.bond.0, ppm, 1_000_000).unwrap_or(0);
-                v.bond = Amount(v.bond.0 - cut);
-                v.slashed_count += 1;
-                burned += cut;
-            }
-        } else {
-            for t in self.topics.values_mut() {
-                if let Some(s) = t.stakes.get_mut(&offender) {
-                    let cut = mul_div_floor(s.own.0, ppm, 1_000_000).unwrap_or(0);
-                    s.own = Amount(s.own.0 - cut);
-                    burned += cut;
+        let cut = |stake: u128| mul_div_floor(stake, ppm, 1_000_000).unwrap_or(0);
+        let burned = match (ev.kind, slot) {
+            (EvidenceKind::ConsensusVote, _) => match self.validators.get_mut(&offender) {
+                Some(v) => {
+                    let c = cut(v.bond.0);
+                    v.bond = Amount(v.bond.0 - c);
+                    v.slashed_count += 1;
+                    c
                 }
+                None => 0,
+            },
+            (EvidenceKind::ReputerBundle, Some(Slot::Reputer { topic, .. })) => {
+                self.slash_reputer(topic, &offender, cut)
             }
-        }
+            _ => {
+                events.push(LedgerEvent::Applied {
+                    author: e.author,
+                    id: e.id,
+                    kind: "evidence".into(),
+                });
+                return;
+            }
+        };
         self.supply.slashed = Amount(self.supply.slashed.0 + burned);
         events.push(LedgerEvent::Slashed {
             offender,
             amount: Amount(burned),
         });
     }
+
+    /// Cut `offender`'s own stake in `topic`; returns what was cut.
+    fn slash_reputer(
+        &mut self,
+        topic: TopicId,
+        offender: &PublicKey,
+        cut: impl Fn(u128) -> u128,
+    ) -> u128 {
+        let Some(s) = self
+            .topics
+            .get_mut(&topic)
+            .and_then(|t| t.stakes.get_mut(offender))
+        else {
+            return 0;
+        };
+        let c = cut(s.own.0);
+        s.own = Amount(s.own.0 - c);
+        c
+    }
 }
 
-/// The signer of two conflicting envelopes in an evidence message (already checked by gossip
-/// validation; checked again because the ledger trusts nothing).
-fn envelope_offender(ev: &Evidence, network: &NetworkId) -> Option<PublicKey> {
+/// The offender, the offence id and the equivocated slot of evidence made of two envelopes:
+/// both decode and verify on `network`, are different, have one signer and one slot, and the
+/// slot is of the evidence's kind.
+fn envelope_offence(
+    ev: &Evidence,
+    network: &NetworkId,
+) -> Option<(PublicKey, Hash32, Option<Slot>)> {
     let a = Envelope::from_bytes(&ev.first).ok()?;
     let b = Envelope::from_bytes(&ev.second).ok()?;
     if a.signer != b.signer || a == b {
         return None;
     }
     let (pa, pb) = (a.open(network).ok()?, b.open(network).ok()?);
-    (Slot::of(a.signer, &pa) == Slot::of(b.signer, &pb)).then_some(a.signer)
+    let slot = Slot::of(a.signer, &pa);
+    if slot != Slot::of(b.signer, &pb) {
+        return None;
+    }
+    let (tag, parts): (&str, Vec<Vec<u8>>) = match &slot {
+        Slot::Worker { topic, epoch, .. } if ev.kind == EvidenceKind::WorkerBundle => (
+            "chorus/offence/worker/v1",
+            vec![topic.0.to_le_bytes().to_vec(), epoch.to_le_bytes().to_vec()],
+        ),
+        Slot::Reputer { topic, epoch, .. } if ev.kind == EvidenceKind::ReputerBundle => (
+            "chorus/offence/reputer/v1",
+            vec![topic.0.to_le_bytes().to_vec(), epoch.to_le_bytes().to_vec()],
+        ),
+        Slot::Ledger { nonce, .. } if ev.kind == EvidenceKind::LedgerNonce => (
+            "chorus/offence/ledger/v1",
+            vec![nonce.to_le_bytes().to_vec()],
+        ),
+        _ => return None,
+    };
+    let mut all: Vec<&[u8]> = vec![a.signer.as_bytes()];
+    all.extend(parts.iter().map(Vec::as_slice));
+    Some((a.signer, Hash32::of_parts(tag, &all), Some(slot)))
 }

@@ -30,13 +30,13 @@ enum Content {
 struct VoteEvidence(Hash32);
 
 impl crate::ledger::EvidenceVerifier for VoteEvidence {
-    fn offender(
+    fn offence(
         &self,
         evidence: &chorus_protocol::messages::Evidence,
-    ) -> Option<chorus_protocol::keys::PublicKey> {
+    ) -> Option<(chorus_protocol::keys::PublicKey, Hash32)> {
         checkpoint::verify_vote_evidence(&self.0, evidence)
             .ok()
-            .map(|e| e.validator)
+            .map(|e| (e.validator, e.offence_id()))
     }
 }
 

@@ -47,6 +47,10 @@ impl ValidationView for Replica {
         self.keys.verifying_key(key)
     }
 
+    fn consensus_evidence_ok(&self, evidence: &chorus_protocol::messages::Evidence) -> bool {
+        crate::checkpoint::verify_vote_evidence(&self.network, evidence).is_ok()
+    }
+
     fn funds(&self, key: &PublicKey) -> Funds {
         let l = &self.ledger;
         let liquid = l.accounts.get(key).map(|a| a.balance).unwrap_or_default();

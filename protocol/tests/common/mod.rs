@@ -276,6 +276,10 @@ impl ValidationView for StaticView {
     fn seen(&self, slot: &Slot) -> Option<MessageId> {
         self.seen.get(slot).copied()
     }
+    fn consensus_evidence_ok(&self, _: &chorus_protocol::messages::Evidence) -> bool {
+        // The vectors carry no consensus votes (this crate cannot decode them).
+        false
+    }
     fn funds(&self, key: &PublicKey) -> Funds {
         self.funds
             .iter()

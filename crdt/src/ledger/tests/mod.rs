@@ -429,6 +429,86 @@ fn reputer_equivocation_evidence_slashes_and_counts_once() {
     assert_eq!(l.supply.slashed, Amount(5_000));
 }
 
+/// One offence is punished once whatever pair of messages shows it (three conflicting bundles
+/// give three pairs), and evidence that proves nothing is refused and recorded nowhere.
+#[test]
+fn an_offence_is_slashed_once_and_invalid_evidence_is_refused() {
+    let mut l = Ledger::from_genesis(&genesis()).unwrap();
+    let r = entry(
+        &l,
+        &kp(4),
+        Payload::Register(Registration {
+            nonce: 1,
+            topic: TopicId(1),
+            role: Role::Reputer,
+        }),
+    );
+    let s = entry(
+        &l,
+        &kp(4),
+        Payload::Stake(StakeChange {
+            nonce: 2,
+            topic: TopicId(1),
+            reputer: pk(4),
+            amount: Amount(100_000),
+        }),
+    );
+    apply(&mut l, vec![r, s]);
+    let network = l.network;
+    let bundle = |who: u8, gt: f64| {
+        Envelope::seal(
+            &kp(who),
+            &network,
+            &Payload::ReputerBundle(ReputerBundle {
+                topic: TopicId(1),
+                epoch: 3,
+                ground_truth: gt,
+                losses: ValueBundle::default(),
+            }),
+        )
+        .to_bytes()
+    };
+    let evidence = |first: Vec<u8>, second: Vec<u8>| {
+        Payload::Evidence(Evidence {
+            kind: EvidenceKind::ReputerBundle,
+            first,
+            second,
+        })
+    };
+    let (a, b, c) = (bundle(4, 1.0), bundle(4, 2.0), bundle(4, 3.0));
+    let pairs = vec![
+        entry(&l, &kp(5), evidence(a.clone(), b.clone())),
+        entry(&l, &kp(3), evidence(a.clone(), c.clone())),
+        entry(&l, &kp(2), evidence(b, c)),
+    ];
+    let events = apply(&mut l, pairs);
+    let slashed: Vec<Amount> = events
+        .iter()
+        .filter_map(|e| match e {
+            LedgerEvent::Slashed { amount, .. } => Some(*amount),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(slashed, vec![Amount(5_000)], "{events:?}");
+    assert_eq!(l.topics[&TopicId(1)].stakes[&pk(4)].own, Amount(95_000));
+    assert_eq!(l.supply.slashed, Amount(5_000));
+    let used = events
+        .iter()
+        .filter(|e| matches!(e, LedgerEvent::Refused { reason, .. } if reason == "evidence already used"))
+        .count();
+    assert_eq!(used, 2);
+    // Two bundles of two different reputers prove nothing.
+    let recorded = l.evidence.len();
+    let bogus = entry(&l, &kp(5), evidence(a, bundle(5, 9.0)));
+    let events = apply(&mut l, vec![bogus]);
+    assert!(
+        events.iter().any(|e| matches!(e, LedgerEvent::Refused { reason, .. } if reason == "evidence does not prove an offence")),
+        "{events:?}"
+    );
+    assert_eq!(l.evidence.len(), recorded);
+    assert_eq!(l.supply.slashed, Amount(5_000));
+}
+
 #[test]
 fn windows_due_follow_the_clock_and_are_finalized_once() {
     let mut l = Ledger::from_genesis(&genesis()).unwrap();
