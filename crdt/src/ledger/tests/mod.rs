@@ -377,8 +377,8 @@ fn governance_changes_parameters_when_stake_says_yes() {
     assert!(out.passed && out.error.unwrap().contains("unknown field"));
 }
 
-#[test]
-fn reputer_equivocation_evidence_slashes_and_counts_once() {
+/// A ledger where key 4 is a reputer of topic 1 with 100 000 staked.
+fn reputer_4_staked() -> Ledger {
     let mut l = Ledger::from_genesis(&genesis()).unwrap();
     let r = entry(
         &l,
@@ -400,6 +400,12 @@ fn reputer_equivocation_evidence_slashes_and_counts_once() {
         }),
     );
     apply(&mut l, vec![r, s]);
+    l
+}
+
+#[test]
+fn reputer_equivocation_evidence_slashes_and_counts_once() {
+    let mut l = reputer_4_staked();
     let bundle = |gt: f64| {
         Payload::ReputerBundle(ReputerBundle {
             topic: TopicId(1),
@@ -433,27 +439,7 @@ fn reputer_equivocation_evidence_slashes_and_counts_once() {
 /// give three pairs), and evidence that proves nothing is refused and recorded nowhere.
 #[test]
 fn an_offence_is_slashed_once_and_invalid_evidence_is_refused() {
-    let mut l = Ledger::from_genesis(&genesis()).unwrap();
-    let r = entry(
-        &l,
-        &kp(4),
-        Payload::Register(Registration {
-            nonce: 1,
-            topic: TopicId(1),
-            role: Role::Reputer,
-        }),
-    );
-    let s = entry(
-        &l,
-        &kp(4),
-        Payload::Stake(StakeChange {
-            nonce: 2,
-            topic: TopicId(1),
-            reputer: pk(4),
-            amount: Amount(100_000),
-        }),
-    );
-    apply(&mut l, vec![r, s]);
+    let mut l = reputer_4_staked();
     let network = l.network;
     let bundle = |who: u8, gt: f64| {
         Envelope::seal(
