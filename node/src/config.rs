@@ -73,6 +73,10 @@ pub struct NodeSection {
     /// The store's page cache, MiB. The cache fills with what the node writes, so this is
     /// roughly the memory the store adds to the node.
     pub store_cache_mb: u64,
+    /// `"<height>:<checkpoint id hex>"`, a checkpoint the operator trusts (from a source they
+    /// trust): a chain whose checkpoint of that height differs is not followed. Required when
+    /// the node's state is older than the validator unbonding period.
+    pub trusted_checkpoint: Option<String>,
 }
 
 impl Default for NodeSection {
@@ -84,6 +88,7 @@ impl Default for NodeSection {
             // 50 ms: batches window applies (automerge likes batches) and keeps latency low.
             tick_ms: 50,
             store_cache_mb: (crate::store::ops::DEFAULT_CACHE_BYTES >> 20) as u64,
+            trusted_checkpoint: None,
         }
     }
 }
@@ -428,6 +433,14 @@ impl Config {
         Duration::from_millis(self.node.tick_ms)
     }
 
+    /// `[node] trusted_checkpoint` parsed (`None` if absent or malformed: validation says why).
+    pub fn trusted_checkpoint(&self) -> Option<(u64, chorus_protocol::ids::Hash32)> {
+        self.node
+            .trusted_checkpoint
+            .as_deref()
+            .and_then(parse_trusted_checkpoint)
+    }
+
     /// The store's page cache, bytes.
     pub fn store_cache_bytes(&self) -> usize {
         (self.node.store_cache_mb.min(MAX_STORE_CACHE_MB) as usize) << 20
@@ -467,6 +480,13 @@ impl Config {
         if self.node.store_cache_mb > MAX_STORE_CACHE_MB {
             problems.push(format!(
                 "[node] store_cache_mb must be at most {MAX_STORE_CACHE_MB}"
+            ));
+        }
+        if let Some(t) = &self.node.trusted_checkpoint
+            && parse_trusted_checkpoint(t).is_none()
+        {
+            problems.push(format!(
+                "[node] trusted_checkpoint {t:?} is not \"<height>:<64 hex characters>\""
             ));
         }
         problems.extend(self.network.problems());
@@ -566,6 +586,14 @@ impl NetworkSection {
     }
 }
 
+/// `"<height>:<64 hex>"` → (height, checkpoint id).
+fn parse_trusted_checkpoint(s: &str) -> Option<(u64, chorus_protocol::ids::Hash32)> {
+    let (h, id) = s.split_once(':')?;
+    let height = h.trim().parse().ok()?;
+    let bytes: [u8; 32] = hex::decode(id.trim()).ok()?.try_into().ok()?;
+    Some((height, chorus_protocol::ids::Hash32(bytes)))
+}
+
 /// What is wrong with the addresses of `[network] <field>`: each must parse and use a
 /// transport this build speaks, and name its peer (`/p2p/…`) if `needs_peer`.
 fn address_problems(field: &str, addrs: &[String], needs_peer: bool) -> Vec<String> {
@@ -624,6 +652,30 @@ mod tests {
         let c = Config::parse("[api]\nlisten = \"127.0.0.1:1\"", env.into_iter()).unwrap();
         assert_eq!(c.api.listen, "127.0.0.1:9999");
         assert!(c.network.kademlia);
+    }
+
+    #[test]
+    fn trusted_checkpoint_parses_or_is_a_problem() {
+        let id = "ab".repeat(32);
+        let c = Config::parse(
+            &format!("[node]\ntrusted_checkpoint = \"42:{id}\""),
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.trusted_checkpoint(),
+            Some((42, chorus_protocol::ids::Hash32([0xab; 32])))
+        );
+        assert!(c.value_problems().is_empty());
+        for bad in ["42", "x:ab", "42:abcd"] {
+            let c = Config::parse(
+                &format!("[node]\ntrusted_checkpoint = \"{bad}\""),
+                std::iter::empty(),
+            )
+            .unwrap();
+            assert_eq!(c.trusted_checkpoint(), None);
+            assert_eq!(c.value_problems().len(), 1, "{bad}");
+        }
     }
 
     #[test]

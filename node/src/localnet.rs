@@ -225,6 +225,7 @@ impl LocalPlan {
                 genesis: "../genesis.toml".into(),
                 tick_ms: self.tick.as_millis() as u64,
                 store_cache_mb: (self.store_cache_bytes >> 20) as u64,
+                trusted_checkpoint: None,
             },
             network: NetworkSection {
                 listen: vec![listen],

@@ -113,6 +113,7 @@ impl NodeSetup {
                     round_ms: cfg.network.anti_entropy_ms,
                     ..AntiEntropyConfig::default()
                 },
+                trusted_checkpoint: cfg.trusted_checkpoint(),
                 ..cfg.consensus.replica(cfg.validator.enabled)
             },
             tick: cfg.tick(),

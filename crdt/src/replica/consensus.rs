@@ -485,6 +485,19 @@ impl Replica {
                 return;
             };
             let id = d.id();
+            if let Some((th, trusted)) = self.config.trusted_checkpoint
+                && th == height
+                && trusted != id.0
+            {
+                let reason = format!(
+                    "decided checkpoint {height} is {}, the trusted checkpoint is {}: this chain \
+                     does not extend it",
+                    id.0.to_hex(),
+                    trusted.to_hex()
+                );
+                self.stall(height, reason, out);
+                return;
+            }
             let (next, events) = match self.prepared.remove(&id) {
                 Some(p) => p,
                 None => match self.derive(&d.checkpoint) {
@@ -498,23 +511,27 @@ impl Replica {
                     Content::Invalid(reason) => {
                         // A checkpoint > 2/3 of the stake certified does not apply to this
                         // node's state: it cannot go on, and must say so (once), not drop it.
-                        if self.stalled.is_none() {
-                            let reason = format!(
-                                "decided checkpoint {height} does not apply here: {reason}"
-                            );
-                            out.push(Effect::Event(ReplicaEvent::Fault(reason.clone())));
-                            out.push(Effect::Event(ReplicaEvent::Stalled {
-                                height,
-                                reason: reason.clone(),
-                            }));
-                            self.stalled = Some((height, reason));
-                        }
+                        let reason =
+                            format!("decided checkpoint {height} does not apply here: {reason}");
+                        self.stall(height, reason, out);
                         return;
                     }
                 },
             };
             self.unqueue_decided();
             self.finish_height(d, next, events, now_ms, out);
+        }
+    }
+
+    /// Stop applying at `height` and say why, once.
+    fn stall(&mut self, height: u64, reason: String, out: &mut Vec<Effect>) {
+        if self.stalled.is_none() {
+            out.push(Effect::Event(ReplicaEvent::Fault(reason.clone())));
+            out.push(Effect::Event(ReplicaEvent::Stalled {
+                height,
+                reason: reason.clone(),
+            }));
+            self.stalled = Some((height, reason));
         }
     }
 

@@ -27,6 +27,9 @@ pub struct ReplicaConfig {
     /// Seeds the choice of anti-entropy peers and windows (the node draws it at start, the
     /// simulator derives it from its seed): not predictable by a peer, repeatable in tests.
     pub seed: u64,
+    /// A checkpoint the operator trusts, `(height, id)`: a chain whose checkpoint of that
+    /// height has another id is not followed (weak subjectivity).
+    pub trusted_checkpoint: Option<(u64, Hash32)>,
 }
 
 impl Default for ReplicaConfig {
@@ -38,6 +41,7 @@ impl Default for ReplicaConfig {
             validator: true,
             anti_entropy: AntiEntropyConfig::default(),
             seed: 0,
+            trusted_checkpoint: None,
         }
     }
 }

@@ -66,6 +66,19 @@ pub enum ReplicaError {
     /// No validator can be formed from the genesis bonds.
     #[error("validator set: {0}")]
     ValidatorSet(String),
+    /// The stored chain does not extend the trusted checkpoint.
+    #[error(
+        "the stored checkpoint of height {height} is {found}, the trusted checkpoint is {trusted}: \
+         this store follows another chain"
+    )]
+    NotTrusted {
+        /// The height.
+        height: u64,
+        /// The stored checkpoint's id.
+        found: Hash32,
+        /// The trusted id.
+        trusted: Hash32,
+    },
 }
 
 /// What a restarted replica starts from (all optional).
@@ -183,6 +196,16 @@ impl Replica {
             Some((_, l)) => (l, restore.decided),
             None => (genesis_ledger.clone(), restore.decided),
         };
+        if let Some((height, trusted)) = config.trusted_checkpoint
+            && let Some(d) = decided.iter().find(|d| d.height() == height)
+            && d.id().0 != trusted
+        {
+            return Err(ReplicaError::NotTrusted {
+                height,
+                found: d.id().0,
+                trusted,
+            });
+        }
         // Validator sets: the genesis set from height 1. Bonds take effect two heights after
         // the height that changed them (`finish_height`), so a ledger that applied heights
         // 1..=n gives the set of n + 2 on; n + 1 runs with the bonds from before height n.

@@ -110,6 +110,7 @@ pub fn replica_config() -> ReplicaConfig {
             request_timeout_ms: 1_000,
         },
         seed: 0,
+        trusted_checkpoint: None,
     }
 }
 

@@ -515,3 +515,47 @@ fn the_validator_set_is_the_largest_bonds_up_to_its_cap() {
         .unwrap();
     assert_eq!(smallest_in, 81);
 }
+
+/// Weak subjectivity: a store whose checkpoint of the trusted height has another id does not
+/// start; the trusted id itself passes.
+#[test]
+fn a_stored_chain_that_does_not_extend_the_trusted_checkpoint_is_refused() {
+    use chorus_protocol::ids::Hash32;
+
+    use super::{Replica, ReplicaConfig, ReplicaError, Restore};
+    use crate::checkpoint::{Checkpoint, CommitCertificate, DecidedCheckpoint};
+
+    let keys = keys(6);
+    let g = genesis(&keys);
+    let checkpoint = Checkpoint {
+        height: 1,
+        previous: g.network_id(),
+        ledger_root: Hash32([0xCD; 32]),
+        windows: vec![],
+    };
+    let d = DecidedCheckpoint {
+        certificate: CommitCertificate {
+            height: 1,
+            round: 0,
+            value: checkpoint.id(),
+            signatures: vec![],
+        },
+        checkpoint,
+    };
+    let start = |trusted: Hash32| {
+        let config = ReplicaConfig {
+            trusted_checkpoint: Some((1, trusted)),
+            ..config()
+        };
+        let restore = Restore {
+            decided: vec![d.clone()],
+            ..Restore::default()
+        };
+        Replica::new(&g, keys[5].clone(), config, restore, LIVE).map(|_| ())
+    };
+    assert!(matches!(
+        start(Hash32([1; 32])),
+        Err(ReplicaError::NotTrusted { height: 1, .. })
+    ));
+    assert!(start(d.id().0).is_ok());
+}

@@ -126,6 +126,20 @@ pub enum StartError {
         /// What is wrong.
         source: StoreError,
     },
+    /// The node's state is older than the validator unbonding period and no trusted
+    /// checkpoint is configured.
+    #[error(
+        "this node's state is {age_ms} ms old, older than the validator unbonding period \
+         ({unbonding_ms} ms): validators that have since unbonded could show it another history. \
+         Set [node] trusted_checkpoint = \"<height>:<checkpoint id>\" from a source you trust \
+         (`GET /v1/checkpoints/latest` of a node you trust: its height and id)"
+    )]
+    NeedsTrustedCheckpoint {
+        /// Age of the state.
+        age_ms: u64,
+        /// The unbonding period.
+        unbonding_ms: u64,
+    },
     /// libp2p.
     #[error("network: {0}")]
     Net(String),
@@ -137,6 +151,27 @@ pub enum StartError {
         /// Error.
         source: std::io::Error,
     },
+}
+
+/// Weak subjectivity: validators that unbonded longer ago than the unbonding period can sign
+/// another history at no cost, so a node whose state is that old must be told which chain is
+/// real (`[node] trusted_checkpoint`).
+fn too_old(genesis: &Genesis, restore: &Restore, now_ms: u64) -> Option<StartError> {
+    let (state_ms, unbonding_ms) = match &restore.ledger {
+        Some((_, l)) => (
+            l.period_start(l.next_height),
+            l.params.validator_unbonding_ms,
+        ),
+        None => (
+            genesis.genesis_time_ms,
+            genesis.params.validator_unbonding_ms,
+        ),
+    };
+    let age_ms = now_ms.saturating_sub(state_ms);
+    (age_ms > unbonding_ms).then_some(StartError::NeedsTrustedCheckpoint {
+        age_ms,
+        unbonding_ms,
+    })
 }
 
 /// A seed from the operating system (the clock's nanoseconds if it has none).
@@ -251,8 +286,15 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
             });
         }
     };
-    let wal = restore.wal.clone();
     let clock = setup.clock;
+    if setup.replica.trusted_checkpoint.is_none()
+        && let Some(err) = too_old(&setup.genesis, &restore, clock.now_ms())
+    {
+        drop(store);
+        tokio::task::block_in_place(|| store_thread.join());
+        return Err(err);
+    }
+    let wal = restore.wal.clone();
     let mut replica_config = setup.replica.clone();
     // Which peer and windows anti-entropy picks must not be predictable by a peer.
     replica_config.seed = random_seed();
@@ -343,4 +385,44 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         tasks,
         store_thread,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn genesis(time_ms: u64) -> Genesis {
+        let key = Keypair::from_seed(&[1; 32]);
+        Genesis {
+            network: "old".into(),
+            genesis_time_ms: time_ms,
+            token: chorus_protocol::genesis::Token {
+                symbol: "CHR".into(),
+                decimals: 0,
+            },
+            balances: vec![],
+            validators: vec![chorus_protocol::genesis::GenesisValidator {
+                address: key.public(),
+                bond: chorus_protocol::ids::Amount(1),
+                name: String::new(),
+            }],
+            reputer_stakes: vec![],
+            registrations: vec![],
+            params: Default::default(),
+            topics: vec![],
+        }
+    }
+
+    /// A node whose state is older than the unbonding period needs a trusted checkpoint; one
+    /// within it does not.
+    #[test]
+    fn state_older_than_the_unbonding_period_needs_a_trusted_checkpoint() {
+        let g = genesis(1_000);
+        let unbonding = g.params.validator_unbonding_ms;
+        let restore = Restore::default();
+        assert!(too_old(&g, &restore, 1_000 + unbonding).is_none());
+        let err = too_old(&g, &restore, 1_001 + unbonding).unwrap();
+        assert!(err.to_string().contains("trusted_checkpoint"), "{err}");
+    }
 }
