@@ -431,24 +431,19 @@ fn bonded_keys_of_replicas_configured_as_non_validators_never_sign() {
     assert!(!s.nodes[0].store.decided.is_empty());
 }
 
-/// A decided checkpoint that does not apply here (its ledger root is not what this replica
-/// computes) puts the replica in a visible stalled state, once; it is not dropped in silence.
-#[test]
-fn a_decided_checkpoint_that_does_not_apply_stalls_the_replica_visibly() {
-    use chorus_protocol::ids::Hash32;
-
-    use super::{Effect, Input, Replica, ReplicaEvent, Restore};
+/// A decided checkpoint of height 1 with an empty, uncertified value and `ledger_root`.
+fn bogus_decided(
+    g: &Genesis,
+    ledger_root: chorus_protocol::ids::Hash32,
+) -> crate::checkpoint::DecidedCheckpoint {
     use crate::checkpoint::{Checkpoint, CommitCertificate, DecidedCheckpoint};
-
-    let keys = keys(6);
-    let g = genesis(&keys);
     let checkpoint = Checkpoint {
         height: 1,
         previous: g.network_id(),
-        ledger_root: Hash32([0xAB; 32]),
+        ledger_root,
         windows: vec![],
     };
-    let d = DecidedCheckpoint {
+    DecidedCheckpoint {
         certificate: CommitCertificate {
             height: 1,
             round: 0,
@@ -456,7 +451,20 @@ fn a_decided_checkpoint_that_does_not_apply_stalls_the_replica_visibly() {
             signatures: vec![],
         },
         checkpoint,
-    };
+    }
+}
+
+/// A decided checkpoint that does not apply here (its ledger root is not what this replica
+/// computes) puts the replica in a visible stalled state, once; it is not dropped in silence.
+#[test]
+fn a_decided_checkpoint_that_does_not_apply_stalls_the_replica_visibly() {
+    use chorus_protocol::ids::Hash32;
+
+    use super::{Effect, Input, Replica, ReplicaEvent, Restore};
+
+    let keys = keys(6);
+    let g = genesis(&keys);
+    let d = bogus_decided(&g, Hash32([0xAB; 32]));
     let restore = Restore {
         decided: vec![d],
         ..Restore::default()
@@ -523,25 +531,10 @@ fn a_stored_chain_that_does_not_extend_the_trusted_checkpoint_is_refused() {
     use chorus_protocol::ids::Hash32;
 
     use super::{Replica, ReplicaConfig, ReplicaError, Restore};
-    use crate::checkpoint::{Checkpoint, CommitCertificate, DecidedCheckpoint};
 
     let keys = keys(6);
     let g = genesis(&keys);
-    let checkpoint = Checkpoint {
-        height: 1,
-        previous: g.network_id(),
-        ledger_root: Hash32([0xCD; 32]),
-        windows: vec![],
-    };
-    let d = DecidedCheckpoint {
-        certificate: CommitCertificate {
-            height: 1,
-            round: 0,
-            value: checkpoint.id(),
-            signatures: vec![],
-        },
-        checkpoint,
-    };
+    let d = bogus_decided(&g, Hash32([0xCD; 32]));
     let start = |trusted: Hash32| {
         let config = ReplicaConfig {
             trusted_checkpoint: Some((1, trusted)),
