@@ -32,11 +32,7 @@ impl Ledger {
                 reason: reason.to_string(),
             });
         };
-        let offence = match ev.kind {
-            EvidenceKind::ConsensusVote => verifier.offence(ev).map(|(who, id)| (who, id, None)),
-            _ => envelope_offence(ev, &self.network),
-        };
-        let Some((offender, offence_id, slot)) = offence else {
+        let Some((offender, offence_id, slot)) = self.offence_of(ev, verifier) else {
             refuse(events, TxError::InvalidEvidence);
             return;
         };
@@ -74,6 +70,25 @@ impl Ledger {
             offender,
             amount: Amount(burned),
         });
+    }
+
+    /// The offender, offence id and (for envelopes) equivocated slot `ev` proves, if it proves
+    /// one.
+    fn offence_of(
+        &self,
+        ev: &Evidence,
+        verifier: &dyn EvidenceVerifier,
+    ) -> Option<(PublicKey, Hash32, Option<Slot>)> {
+        match ev.kind {
+            EvidenceKind::ConsensusVote => verifier.offence(ev).map(|(who, id)| (who, id, None)),
+            _ => envelope_offence(ev, &self.network),
+        }
+    }
+
+    /// Whether the offence `ev` proves was already acted upon (evidence of it would be refused).
+    pub fn offence_acted_upon(&self, ev: &Evidence, verifier: &dyn EvidenceVerifier) -> bool {
+        self.offence_of(ev, verifier)
+            .is_some_and(|(_, id, _)| self.evidence.contains(&id))
     }
 
     /// Cut `offender`'s own stake in `topic`; returns what was cut.

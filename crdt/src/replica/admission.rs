@@ -198,7 +198,9 @@ impl Replica {
         out: &mut Vec<Effect>,
     ) {
         // Two evidence messages of one reporter for one offence prove nothing new.
-        if matches!(slot, Slot::Evidence { .. }) || !self.reported_conflicts.insert(slot) {
+        if matches!(slot, Slot::Evidence { .. })
+            || self.reported_conflicts.insert(slot, key).is_some()
+        {
             return;
         }
         let first = self.windows.get(&key).and_then(|w| {

@@ -585,17 +585,22 @@ impl Replica {
                 }
             }
         }
+        // Reports of dropped windows are forgotten (a finalized window admits nothing more).
+        let windows = &self.windows;
+        self.reported_conflicts
+            .retain(|_, k| windows.contains_key(k));
         for (env, payload) in carry {
             let nonce_ok = payload
                 .nonce()
                 .is_none_or(|n| n > self.ledger.accounts.get(&env.signer).map_or(0, |a| a.nonce));
             // Evidence of an offence the ledger already acted upon would be refused: carrying
             // it on would keep it in every next window of this node alone, forever.
-            let acted_upon = matches!(
-                chorus_protocol::validation::Slot::of(env.signer, &payload),
-                chorus_protocol::validation::Slot::Evidence { content, .. }
-                    if self.ledger.evidence.contains(&content)
-            );
+            let acted_upon = match &payload {
+                chorus_protocol::messages::Payload::Evidence(ev) => self
+                    .ledger
+                    .offence_acted_upon(ev, &VoteEvidence(self.network)),
+                _ => false,
+            };
             if nonce_ok && !acted_upon {
                 let key = WindowKey::Ledger {
                     period: self.ledger.next_height.max(self.ledger.period_at(now_ms)),

@@ -154,8 +154,10 @@ pub struct Replica {
     ae: antientropy::AntiEntropy,
     /// Automerge sync sessions, per peer and window.
     sync_sessions: BTreeMap<(PeerKey, WindowKey), sync::Session>,
-    /// Slots whose conflict this replica already reported.
-    reported_conflicts: BTreeSet<Slot>,
+    /// Slots whose conflict this replica already reported, with their window (forgotten when
+    /// the window is dropped: a finalized window admits nothing more, so nothing is reported
+    /// twice, and the set stays bounded by the open windows).
+    reported_conflicts: BTreeMap<Slot, WindowKey>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -279,7 +281,7 @@ impl Replica {
             inferred: BTreeMap::new(),
             ae,
             sync_sessions: BTreeMap::new(),
-            reported_conflicts: BTreeSet::new(),
+            reported_conflicts: BTreeMap::new(),
         };
         // Registered workers and reputers sign every epoch: decompress their keys once.
         r.keys.admit(
