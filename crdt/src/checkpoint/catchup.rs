@@ -33,11 +33,11 @@ use chorus_protocol::keys::PublicKey;
 use super::certificate::CommitCertificate;
 use super::error::{CertificateError, ShapeError};
 use super::limits::{MAX_CATCH_UP_RATE_ENTRIES, MAX_MESSAGE_SIZE};
+use super::validators::ValidatorSet;
+use super::value::{Checkpoint, CheckpointId};
 
 /// Peers whose claimed height catch-up remembers (the lowest claims are forgotten first).
 pub const MAX_CLAIMS: usize = 256;
-use super::validators::ValidatorSet;
-use super::value::{Checkpoint, CheckpointId};
 
 /// A peer of the network. In Chorus a node's ed25519 key is also its libp2p identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -264,13 +264,11 @@ impl CatchUpState {
 
     /// Whether to ask for `height` now (not asked within `retry_ms`).
     pub(crate) fn should_request(&mut self, height: u64, now_ms: u64, retry_ms: u64) -> bool {
-        match self.requested {
-            Some((h, at)) if h == height && now_ms < at.saturating_add(retry_ms) => false,
-            _ => {
-                self.requested = Some((height, now_ms));
-                true
-            }
+        let due = self.due(height, now_ms, retry_ms);
+        if due {
+            self.requested = Some((height, now_ms));
         }
+        due
     }
 
     /// Whether to answer `peer` for `height` now (not answered within `retry_ms`).

@@ -101,6 +101,20 @@ pub enum Offence {
     NotGossip,
 }
 
+impl Offence {
+    /// The reason code of a consensus message refused for it (metrics, logs).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Offence::Malformed(_) => "malformed",
+            Offence::BadSignature => "bad_signature",
+            Offence::BadCatchUp => "bad_catch_up",
+            Offence::BadCertificate => "bad_certificate",
+            Offence::NotAValidator => "not_a_validator",
+            Offence::NotGossip => "wrong_channel",
+        }
+    }
+}
+
 /// Why a checkpoint was refused before asking the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -416,7 +430,7 @@ impl Engine {
                 if id.height == self.core.height {
                     match id.to_timeout() {
                         Some(timeout) => self.run(MInput::TimeoutElapsed(timeout)),
-                        None => self.core.on_catch_up_timer(),
+                        None => self.core.request_next(),
                     }
                 }
             }

@@ -364,13 +364,9 @@ impl Core {
         }
     }
 
-    /// The catch-up timer fired: still behind? Ask the next peer that claims to be ahead
-    /// (rotating, so a peer that claims what it cannot serve does not pin catch-up).
-    pub(crate) fn on_catch_up_timer(&mut self) {
-        self.request_next();
-    }
-
-    /// Ask the next peer that claims to be ahead, if a request is due (rate-limited).
+    /// Still behind (the catch-up timer fired, or a message showed it): ask the next peer that
+    /// claims to be ahead, if a request is due. Rotating, so a peer that claims what it cannot
+    /// serve does not pin catch-up.
     pub(crate) fn request_next(&mut self) {
         if self
             .catch_up

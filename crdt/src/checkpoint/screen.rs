@@ -58,10 +58,6 @@ impl Engine {
             return Screen::Hold("no_validator_set");
         };
         let network = core.config.network;
-        let is_certificate = matches!(
-            message,
-            ConsensusMessage::PolkaCertificate(_) | ConsensusMessage::RoundCertificate(_)
-        );
         let cache = &mut core.h.sig_cache;
         let verdict = match message {
             ConsensusMessage::Vote(v) => {
@@ -71,7 +67,7 @@ impl Engine {
             ConsensusMessage::Proposal(p) => {
                 let round = p.proposal.round.as_u32().unwrap_or(0);
                 if set.proposer(height, round).public_key() != &p.proposal.proposer.0 {
-                    Verdict::OutsideSet
+                    Verdict::OutsideSet(Offence::NotAValidator)
                 } else {
                     let bytes = proposal_sign_bytes(&network, &p.proposal);
                     signed_by(set, &p.proposal.proposer.0, &p.signature, &bytes, cache)
@@ -87,11 +83,8 @@ impl Engine {
             Verdict::Valid => Screen::Relay,
             Verdict::BadSignature => Screen::Refuse(Offence::BadSignature),
             Verdict::BadCertificate => Screen::Refuse(Offence::BadCertificate),
-            Verdict::OutsideSet if settled && is_certificate => {
-                Screen::Refuse(Offence::BadCertificate)
-            }
-            Verdict::OutsideSet if settled => Screen::Refuse(Offence::NotAValidator),
-            Verdict::OutsideSet => Screen::Hold("validator_set_may_change"),
+            Verdict::OutsideSet(offence) if settled => Screen::Refuse(offence),
+            Verdict::OutsideSet(_) => Screen::Hold("validator_set_may_change"),
         }
     }
 }
@@ -101,8 +94,8 @@ enum Verdict {
     BadSignature,
     BadCertificate,
     /// Signed by a key that is not (or not the proposer) in the set, or a certificate that
-    /// does not verify against the set.
-    OutsideSet,
+    /// does not verify against the set: the offence once the set is settled.
+    OutsideSet(Offence),
 }
 
 fn signed_by(
@@ -113,7 +106,7 @@ fn signed_by(
     cache: &mut SignatureCache,
 ) -> Verdict {
     if set.get(key).is_none() {
-        Verdict::OutsideSet
+        Verdict::OutsideSet(Offence::NotAValidator)
     } else if cache.verify(key, signature, bytes) {
         Verdict::Valid
     } else {
@@ -130,7 +123,9 @@ fn certified(
     use super::error::CertificateError as E;
     match c.verify_cached(network, set, cache) {
         Ok(()) => Verdict::Valid,
-        Err(E::UnknownValidator(_) | E::NotEnoughPower { .. }) => Verdict::OutsideSet,
+        Err(E::UnknownValidator(_) | E::NotEnoughPower { .. }) => {
+            Verdict::OutsideSet(Offence::BadCertificate)
+        }
         Err(_) => Verdict::BadCertificate,
     }
 }

@@ -128,11 +128,17 @@ impl Fixture {
     /// Offer `envelopes` as the answer to this replica's fetch of `epoch`'s window: the
     /// penalty, if any.
     fn fetch(&mut self, epoch: u64, envelopes: &[&[u8]], now: u64) -> Option<Offence> {
+        let envelopes = envelopes.iter().map(|b| b.to_vec()).collect();
+        penalty(&self.fetch_effects(window(epoch), envelopes, now))
+    }
+
+    /// Offer `envelopes` from [`Fixture::peer`] as the answer to this replica's fetch of
+    /// `key`: the effects.
+    fn fetch_effects(&mut self, key: WindowKey, envelopes: Vec<Vec<u8>>, now: u64) -> Vec<Effect> {
         let peer = self.peer();
         self.replica.handle(Input::PeerUp(peer), now);
         let mut asked = vec![];
-        self.replica
-            .fetch_window(window(epoch), Some(peer), now, &mut asked);
+        self.replica.fetch_window(key, Some(peer), now, &mut asked);
         let id = asked
             .iter()
             .find_map(|e| match e {
@@ -140,19 +146,18 @@ impl Fixture {
                     id,
                     request: Request::WindowEntries(w),
                     ..
-                } if *w == window(epoch) => Some(*id),
+                } if *w == key => Some(*id),
                 _ => None,
             })
-            .unwrap();
-        let effects = self.replica.handle(
+            .unwrap_or_else(|| panic!("no fetch: {asked:?}"));
+        self.replica.handle(
             Input::Response {
                 id,
                 from: peer,
-                response: Response::Envelopes(envelopes.iter().map(|b| b.to_vec()).collect()),
+                response: Response::Envelopes(envelopes),
             },
             now,
-        );
-        penalty(&effects)
+        )
     }
 }
 
@@ -430,22 +435,7 @@ fn a_ledger_message_held_in_one_period_joins_another_a_peer_names() {
         f.replica.window(&key).is_some_and(|w| w.contains(&hash))
     };
     assert!(held_in(&f, ours) && !held_in(&f, earlier));
-    let peer = f.peer();
-    f.replica.handle(Input::PeerUp(peer), LATE);
-    let mut asked = vec![];
-    f.replica
-        .fetch_window(earlier, Some(peer), LATE, &mut asked);
-    let Some(Effect::Request { id, .. }) = asked.first() else {
-        panic!("no fetch: {asked:?}");
-    };
-    let effects = f.replica.handle(
-        Input::Response {
-            id: *id,
-            from: peer,
-            response: Response::Envelopes(vec![tx.clone()]),
-        },
-        LATE,
-    );
+    let effects = f.fetch_effects(earlier, vec![tx.clone()], LATE);
     assert_eq!(penalty(&effects), None);
     assert!(
         held_in(&f, earlier),
@@ -501,21 +491,7 @@ fn a_reporters_two_evidence_messages_for_one_offence_join_a_window_a_peer_names(
         f.replica.window(&period).is_some_and(|w| w.contains(&hash))
     };
     assert!(holds(&f, &ab) && !holds(&f, &ba));
-    let peer = f.peer();
-    f.replica.handle(Input::PeerUp(peer), LATE);
-    let mut asked = vec![];
-    f.replica.fetch_window(period, Some(peer), LATE, &mut asked);
-    let Some(Effect::Request { id, .. }) = asked.first() else {
-        panic!("no fetch: {asked:?}");
-    };
-    let effects = f.replica.handle(
-        Input::Response {
-            id: *id,
-            from: peer,
-            response: Response::Envelopes(vec![ab.clone(), ba.clone()]),
-        },
-        LATE,
-    );
+    let effects = f.fetch_effects(period, vec![ab.clone(), ba.clone()], LATE);
     assert_eq!(penalty(&effects), None);
     assert!(holds(&f, &ab) && holds(&f, &ba));
     // No evidence about evidence is published.

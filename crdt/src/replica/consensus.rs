@@ -48,12 +48,8 @@ impl Replica {
         now_ms: u64,
         out: &mut Vec<Effect>,
     ) {
-        match ConsensusMessage::decode(bytes) {
-            Ok(message) => self.consensus_message(from, message, now_ms, out),
-            Err(e) => out.push(Effect::Penalize {
-                peer: from,
-                offence: Offence::MalformedConsensus(e.to_string()),
-            }),
+        if let Some(message) = decode_consensus(from, bytes, out) {
+            self.consensus_message(from, message, now_ms, out);
         }
     }
 
@@ -90,16 +86,9 @@ impl Replica {
             reason,
             channel: ChannelKind::Consensus,
         };
-        let message = match ConsensusMessage::decode(bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                out.push(report(Outcome::Reject, "malformed"));
-                out.push(Effect::Penalize {
-                    peer: from,
-                    offence: Offence::MalformedConsensus(e.to_string()),
-                });
-                return;
-            }
+        let Some(message) = decode_consensus(from, bytes, out) else {
+            out.push(report(Outcome::Reject, "malformed"));
+            return;
         };
         match self.engine.screen(&message) {
             Screen::Relay => {
@@ -111,7 +100,7 @@ impl Replica {
                 self.consensus_message(from, message, now_ms, out);
             }
             Screen::Refuse(offence) => {
-                out.push(report(Outcome::Reject, refusal_reason(&offence)));
+                out.push(report(Outcome::Reject, offence.reason()));
                 out.push(Effect::Penalize {
                     peer: from,
                     offence: Offence::Consensus(offence),
@@ -473,6 +462,10 @@ impl Replica {
 
     /// Apply decided checkpoints in height order as far as their entries are held.
     pub(super) fn apply_decided_queue(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        // Stalled: the height that does not apply would be derived again for nothing.
+        if self.stalled.is_some() {
+            return;
+        }
         while let Some((&height, _)) = self.decided_queue.first_key_value() {
             if height <= self.ledger.next_height {
                 self.unqueue_decided();
@@ -485,10 +478,7 @@ impl Replica {
                 return;
             };
             let id = d.id();
-            if let Some((th, trusted)) = self.config.trusted_checkpoint
-                && th == height
-                && trusted != id.0
-            {
+            if let Some(trusted) = self.config.contradicts_trusted(&d) {
                 let reason = format!(
                     "decided checkpoint {height} is {}, the trusted checkpoint is {}: this chain \
                      does not extend it",
@@ -658,15 +648,18 @@ impl Replica {
     }
 }
 
-/// The metrics reason of a consensus message refused at gossip.
-fn refusal_reason(offence: &checkpoint::Offence) -> &'static str {
-    use checkpoint::Offence as O;
-    match offence {
-        O::Malformed(_) => "malformed",
-        O::BadSignature => "bad_signature",
-        O::BadCertificate => "bad_certificate",
-        O::NotAValidator => "not_a_validator",
-        O::NotGossip => "wrong_channel",
-        _ => "invalid_consensus",
-    }
+/// A consensus message from `from`'s bytes; bytes that do not decode penalise `from`.
+fn decode_consensus(
+    from: PeerKey,
+    bytes: &[u8],
+    out: &mut Vec<Effect>,
+) -> Option<ConsensusMessage> {
+    ConsensusMessage::decode(bytes)
+        .map_err(|e| {
+            out.push(Effect::Penalize {
+                peer: from,
+                offence: Offence::MalformedConsensus(e.to_string()),
+            });
+        })
+        .ok()
 }

@@ -32,6 +32,15 @@ pub struct ReplicaConfig {
     pub trusted_checkpoint: Option<(u64, Hash32)>,
 }
 
+impl ReplicaConfig {
+    /// The trusted checkpoint's id, if `d` is of its height and has another id.
+    pub fn contradicts_trusted(&self, d: &crate::checkpoint::DecidedCheckpoint) -> Option<Hash32> {
+        self.trusted_checkpoint
+            .filter(|(height, id)| *height == d.height() && *id != d.id().0)
+            .map(|(_, id)| id)
+    }
+}
+
 impl Default for ReplicaConfig {
     fn default() -> Self {
         ReplicaConfig {

@@ -198,12 +198,12 @@ impl Replica {
             Some((_, l)) => (l, restore.decided),
             None => (genesis_ledger.clone(), restore.decided),
         };
-        if let Some((height, trusted)) = config.trusted_checkpoint
-            && let Some(d) = decided.iter().find(|d| d.height() == height)
-            && d.id().0 != trusted
+        if let Some((d, trusted)) = decided
+            .iter()
+            .find_map(|d| config.contradicts_trusted(d).map(|t| (d, t)))
         {
             return Err(ReplicaError::NotTrusted {
-                height,
+                height: d.height(),
                 found: d.id().0,
                 trusted,
             });

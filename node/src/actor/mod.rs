@@ -274,26 +274,28 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         setup.store_cache_bytes,
     )?;
     let store_path = setup.data_dir.join("node.redb");
-    let restore = match tokio::task::block_in_place(|| restore_from_store(&store, network)) {
+    let clock = setup.clock;
+    let restore = tokio::task::block_in_place(|| restore_from_store(&store, network))
+        .map_err(|source| StartError::Restore {
+            path: store_path,
+            source,
+        })
+        .and_then(|r| {
+            let old = setup.replica.trusted_checkpoint.is_none();
+            match too_old(&setup.genesis, &r, clock.now_ms()) {
+                Some(err) if old => Err(err),
+                _ => Ok(r),
+            }
+        });
+    let restore = match restore {
         Ok(r) => r,
-        Err(source) => {
+        Err(e) => {
             // Close the file before saying why: the caller may repair it and start again.
             drop(store);
             tokio::task::block_in_place(|| store_thread.join());
-            return Err(StartError::Restore {
-                path: store_path,
-                source,
-            });
+            return Err(e);
         }
     };
-    let clock = setup.clock;
-    if setup.replica.trusted_checkpoint.is_none()
-        && let Some(err) = too_old(&setup.genesis, &restore, clock.now_ms())
-    {
-        drop(store);
-        tokio::task::block_in_place(|| store_thread.join());
-        return Err(err);
-    }
     let wal = restore.wal.clone();
     let mut replica_config = setup.replica.clone();
     // Which peer and windows anti-entropy picks must not be predictable by a peer.
