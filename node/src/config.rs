@@ -48,7 +48,9 @@ use chorus_protocol::ids::TopicId;
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 
-use crate::models::{ForecasterSpec, ModelSpec, TruthSpec};
+use crate::models::{
+    Bars, ForecasterSpec, ModelSpec, TruthSpec, build_forecaster, build_model, build_truth,
+};
 
 /// Largest `[node] store_cache_mb` (64 GiB).
 pub const MAX_STORE_CACHE_MB: u64 = 65_536;
@@ -546,6 +548,7 @@ impl Config {
                     self.node.genesis.display()
                 )),
                 Ok(g) => {
+                    problems.extend(self.token_problems(&g));
                     let topics: Vec<TopicId> = g.topics.iter().map(|t| t.id).collect();
                     for t in self
                         .worker
@@ -561,6 +564,64 @@ impl Config {
                     }
                 }
             },
+        }
+        problems.extend(self.model_problems());
+        problems
+    }
+
+    /// Every model, forecaster and truth spec is built as `node run` would build it (URL
+    /// scheme and host, templates, params, `ca_file`, CSV files), each failure on its own line.
+    fn model_problems(&self) -> Vec<String> {
+        let mut problems = vec![];
+        for (i, w) in self.worker.iter().enumerate() {
+            let at = format!("[[worker]] #{i} (topic {})", w.topic);
+            if let Some(Err(e)) = w.model.as_ref().map(build_model) {
+                problems.push(format!("{at} model: {e}"));
+            }
+            if let Some(Err(e)) = w.forecaster.as_ref().map(build_forecaster) {
+                problems.push(format!("{at} forecaster: {e}"));
+            }
+            if let Some(Err(e)) = w.truth.as_ref().map(build_truth) {
+                problems.push(format!("{at} truth: {e}"));
+            }
+            if let Some(Err(e)) = w.data.as_ref().map(Bars::load_csv) {
+                problems.push(format!("{at} data: {e}"));
+            }
+        }
+        for (i, r) in self.reputer.iter().enumerate() {
+            if let Err(e) = build_truth(&r.truth) {
+                problems.push(format!("[[reputer]] #{i} (topic {}) truth: {e}", r.topic));
+            }
+        }
+        problems
+    }
+
+    /// A role whose requests use `{Token}` (with no `Token` param) for a genesis topic that
+    /// has no token could never fill it.
+    fn token_problems(&self, genesis: &chorus_protocol::genesis::Genesis) -> Vec<String> {
+        let tokenless = |topic: TopicId| {
+            genesis
+                .topics
+                .iter()
+                .any(|t| t.id == topic && t.spec.token.is_empty())
+        };
+        let mut problems = vec![];
+        let hint =
+            "uses {Token}, but the topic has no token: set params.Token (e.g. Token = \"ETH\")";
+        for (i, w) in self.worker.iter().enumerate() {
+            let uses = w.model.as_ref().is_some_and(ModelSpec::needs_topic_token)
+                || w.forecaster
+                    .as_ref()
+                    .is_some_and(ForecasterSpec::needs_topic_token)
+                || w.truth.as_ref().is_some_and(TruthSpec::needs_topic_token);
+            if uses && tokenless(w.topic) {
+                problems.push(format!("[[worker]] #{i} (topic {}) {hint}", w.topic));
+            }
+        }
+        for (i, r) in self.reputer.iter().enumerate() {
+            if r.truth.needs_topic_token() && tokenless(r.topic) {
+                problems.push(format!("[[reputer]] #{i} (topic {}) {hint}", r.topic));
+            }
         }
         problems
     }

@@ -23,8 +23,8 @@ use tokio::sync::{mpsc, watch};
 use crate::clock::Clock;
 use crate::metrics::NodeMetrics;
 use crate::models::{
-    Bars, EpochContext, Forecaster, Inferer, TruthSource, build_forecaster, build_model,
-    build_truth,
+    Bars, EpochContext, Forecaster, Inferer, ModelError, TruthError, TruthSource, build_forecaster,
+    build_model, build_truth,
 };
 use crate::models::{ForecasterSpec, ModelSpec, TruthSpec};
 
@@ -45,7 +45,7 @@ pub struct RoleView {
 #[derive(Clone, Debug)]
 pub enum RoleOutput {
     /// Sign and publish.
-    Publish(Payload),
+    Publish(Box<Payload>),
     /// Skipped an epoch, with the reason (for status and metrics).
     Skipped {
         /// Topic.
@@ -144,6 +144,102 @@ async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms.clamp(1, 60_000))).await;
 }
 
+/// A failed model, forecaster or truth call.
+trait Failure: std::fmt::Display {
+    /// Its metrics label.
+    fn reason(&self) -> &'static str;
+    /// Whether another try may succeed.
+    fn is_transient(&self) -> bool;
+}
+
+impl Failure for ModelError {
+    fn reason(&self) -> &'static str {
+        ModelError::reason(self)
+    }
+    fn is_transient(&self) -> bool {
+        ModelError::is_transient(self)
+    }
+}
+
+impl Failure for TruthError {
+    fn reason(&self) -> &'static str {
+        TruthError::reason(self)
+    }
+    fn is_transient(&self) -> bool {
+        TruthError::is_transient(self)
+    }
+}
+
+/// First wait between two tries of one call.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between two tries.
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Retries of one call within one window: jittered exponential backoff (100 ms doubling to
+/// 2 s) until the next try would start at or after the window's close.
+struct Retry {
+    delays: backon::ExponentialBackoff,
+    deadline_ms: u64,
+}
+
+impl Retry {
+    fn until(deadline_ms: u64) -> Retry {
+        Retry {
+            delays: backon::BackoffBuilder::build(
+                backon::ExponentialBuilder::default()
+                    .with_min_delay(RETRY_MIN)
+                    .with_max_delay(RETRY_MAX)
+                    .with_factor(2.0)
+                    .with_jitter()
+                    .without_max_times(),
+            ),
+            deadline_ms,
+        }
+    }
+
+    /// After the failure `e`: waits and answers `true` if another try is worth it (the failure
+    /// is transient and the window is still open after the wait), else `false` at once.
+    async fn again(&mut self, e: &impl Failure, clock: &Clock) -> bool {
+        let Some(delay) = self.delays.next() else {
+            return false;
+        };
+        let wait = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        if !e.is_transient() || clock.now_ms().saturating_add(wait) >= self.deadline_ms {
+            return false;
+        }
+        tracing::debug!(reason = e.reason(), wait_ms = wait, error = %e, "retrying");
+        sleep_ms(wait).await;
+        true
+    }
+}
+
+/// Counts one call in `chorus_model_requests_total` (`outcome` = `ok` or the reason).
+fn count<T, E: Failure>(metrics: &NodeMetrics, topic: TopicId, kind: &str, result: &Result<T, E>) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(e) => e.reason(),
+    };
+    metrics.model_request(topic, kind, outcome);
+}
+
+/// Says once per change whether this node's key is registered for a role.
+fn note_registration(was: &mut Option<bool>, now: bool, topic: TopicId, role: &str) {
+    if *was == Some(now) {
+        return;
+    }
+    *was = Some(now);
+    if now {
+        tracing::info!(%topic, role, "registered: submitting from the next window");
+    } else {
+        tracing::info!(
+            %topic,
+            role,
+            "not registered: nothing is submitted in this topic until this key registers \
+             (`chorus register`); every epoch counts as missed (reason not_registered)"
+        );
+    }
+}
+
 /// Run a worker until the output channel closes.
 pub async fn run_worker(
     mut task: WorkerTask,
@@ -154,7 +250,9 @@ pub async fn run_worker(
 ) {
     let mut observed_bars = 0usize;
     let mut learned: BTreeSet<u64> = BTreeSet::new();
-    let mut submitted: Option<u64> = None;
+    // The last epoch this worker served, or counted as missed because it was not registered.
+    let mut handled: Option<u64> = None;
+    let mut was_registered = None;
     loop {
         let v = view.borrow_and_update().clone();
         let Some(spec) = v.topics.get(&task.topic).cloned() else {
@@ -165,29 +263,7 @@ pub async fn run_worker(
             continue;
         };
         let now = clock.now_ms();
-        // Forecaster learning from finalized inferences whose truth is known.
-        if let (Some(f), Some(truth)) = (task.forecaster.as_mut(), task.truth.as_ref()) {
-            for ((t, e), bundle) in v.pending.range((task.topic, 0)..=(task.topic, u64::MAX)) {
-                if *t != task.topic || learned.contains(e) {
-                    continue;
-                }
-                let ctx = EpochContext::new(task.topic.0, *e, spec.name.clone());
-                if let Ok(Some(y)) = truth.truth(&ctx).await {
-                    let inferences = bundle
-                        .inferer_values
-                        .iter()
-                        .map(|(k, v)| (k.to_hex(), *v))
-                        .collect();
-                    f.observe_truth(*e, y, &inferences, |t, p| {
-                        spec.loss.loss(t, p).unwrap_or(f64::NAN)
-                    });
-                    learned.insert(*e);
-                }
-            }
-            while learned.len() > 4096 {
-                learned.pop_first();
-            }
-        }
+        learn(&mut task, &v, &spec, &mut learned, &metrics).await;
         let Some(epoch) = spec.epoch_at(now) else {
             sleep_ms(spec.start_ms.saturating_sub(now)).await;
             continue;
@@ -197,7 +273,17 @@ pub async fn run_worker(
             .workers
             .get(&task.topic)
             .is_some_and(|w| w.contains(&task.me));
-        if submitted == Some(epoch) || now >= close || !registered {
+        note_registration(&mut was_registered, registered, task.topic, "worker");
+        if handled != Some(epoch) && now < close && !registered {
+            handled = Some(epoch);
+            if skipped(&out, &metrics, task.topic, epoch, "not_registered")
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if handled == Some(epoch) || now >= close {
             let next = spec.worker_window(epoch + 1).0;
             tokio::select! {
                 _ = sleep_ms(next.saturating_sub(now)) => {},
@@ -210,70 +296,38 @@ pub async fn run_worker(
             sleep_ms(at - now).await;
             continue;
         }
-        submitted = Some(epoch);
-        // Feed bars up to and including the epoch's bar (never later ones).
-        if let Some(bars) = &task.bars {
-            let upto = usize::try_from(epoch)
-                .unwrap_or(usize::MAX)
-                .saturating_add(1);
-            while observed_bars < upto.min(bars.len()) {
-                if let Some(bar) = bars.get(observed_bars) {
-                    if let Some(m) = task.model.as_mut() {
-                        m.observe(bar);
-                    }
-                    if let Some(f) = task.forecaster.as_mut() {
-                        f.observe_bar(bar);
-                    }
-                }
-                observed_bars += 1;
-            }
-        }
-        let ctx = EpochContext::new(task.topic.0, epoch, spec.name.clone());
-        let inference = match task.model.as_ref() {
-            None => None,
-            Some(m) => match m.infer(&ctx).await {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    metrics.epoch_missed(task.topic, e.reason());
-                    tracing::info!(topic = %task.topic, epoch, reason = %e, "inference skipped");
-                    let _ = out
-                        .send(RoleOutput::Skipped {
-                            topic: task.topic,
-                            epoch,
-                            reason: e.reason().to_string(),
-                        })
-                        .await;
-                    None
-                }
-            },
+        handled = Some(epoch);
+        feed_bars(&mut task, epoch, &mut observed_bars);
+        let ctx = EpochContext::of_topic(task.topic.0, &spec, epoch);
+        let inference = infer(&task, &ctx, close, &clock, &metrics).await;
+        let mut others: Vec<PublicKey> = v
+            .workers
+            .get(&task.topic)
+            .map(|w| w.iter().copied().collect())
+            .unwrap_or_default();
+        others.retain(|k| *k != task.me);
+        let forecasts = forecast(&mut task, &ctx, &others, close, &clock, &metrics).await;
+        // An epoch is missed when the model (or, for a pure forecaster, the forecaster) gave
+        // nothing: at most one count per epoch, whatever the number of tries.
+        let failure = match (&inference, &forecasts) {
+            (Err(e), _) => Some(e.reason()),
+            (Ok(None), Err(e)) => Some(e.reason()),
+            _ => None,
         };
-        let mut forecasts = vec![];
-        if let Some(f) = task.forecaster.as_mut() {
-            let mut current: Vec<PublicKey> = v
-                .workers
-                .get(&task.topic)
-                .map(|w| w.iter().copied().collect())
-                .unwrap_or_default();
-            current.retain(|k| *k != task.me);
-            let names: Vec<String> = current.iter().map(PublicKey::to_hex).collect();
-            match f.forecast(&ctx, &names).await {
-                Ok(map) => {
-                    forecasts = map
-                        .into_iter()
-                        .filter_map(|(k, value)| {
-                            Some(ForecastElement {
-                                inferer: k.parse().ok()?,
-                                value,
-                            })
-                        })
-                        .filter(|e| e.value.is_finite())
-                        .collect();
-                    forecasts.sort_by_key(|e| e.inferer);
-                    forecasts.truncate(12);
-                }
-                Err(e) => metrics.epoch_missed(task.topic, e.reason()),
+        if let Some(reason) = failure {
+            let error = inference.as_ref().err().or(forecasts.as_ref().err());
+            if let Some(e) = error {
+                tracing::info!(topic = %task.topic, epoch, reason, error = %e, "worker duty skipped");
+            }
+            if skipped(&out, &metrics, task.topic, epoch, reason)
+                .await
+                .is_err()
+            {
+                return;
             }
         }
+        let inference = inference.ok().flatten();
+        let forecasts = forecasts.unwrap_or_default();
         if inference.is_none() && forecasts.is_empty() {
             continue;
         }
@@ -289,13 +343,157 @@ pub async fn run_worker(
             inference,
             forecasts,
         });
-        if out.send(RoleOutput::Publish(payload)).await.is_err() {
+        if out
+            .send(RoleOutput::Publish(Box::new(payload)))
+            .await
+            .is_err()
+        {
             return;
         }
     }
 }
 
+/// Counts a missed epoch and tells the actor (for status); `Err` when the actor is gone.
+async fn skipped(
+    out: &mpsc::Sender<RoleOutput>,
+    metrics: &NodeMetrics,
+    topic: TopicId,
+    epoch: u64,
+    reason: &str,
+) -> Result<(), ()> {
+    metrics.epoch_missed(topic, reason);
+    out.send(RoleOutput::Skipped {
+        topic,
+        epoch,
+        reason: reason.to_string(),
+    })
+    .await
+    .map_err(|_| ())
+}
+
+/// Forecaster learning from finalized inferences whose truth is known.
+async fn learn(
+    task: &mut WorkerTask,
+    v: &RoleView,
+    spec: &TopicSpec,
+    learned: &mut BTreeSet<u64>,
+    metrics: &NodeMetrics,
+) {
+    let (Some(f), Some(truth)) = (task.forecaster.as_mut(), task.truth.as_ref()) else {
+        return;
+    };
+    for ((t, e), bundle) in v.pending.range((task.topic, 0)..=(task.topic, u64::MAX)) {
+        if *t != task.topic || learned.contains(e) {
+            continue;
+        }
+        let ctx = EpochContext::of_topic(task.topic.0, spec, *e);
+        let result = truth.truth(&ctx).await;
+        count(metrics, task.topic, "truth", &result);
+        if let Ok(Some(y)) = result {
+            let inferences = bundle
+                .inferer_values
+                .iter()
+                .map(|(k, v)| (k.to_hex(), *v))
+                .collect();
+            f.observe_truth(*e, y, &inferences, |t, p| {
+                spec.loss.loss(t, p).unwrap_or(f64::NAN)
+            });
+            learned.insert(*e);
+        }
+    }
+    while learned.len() > 4096 {
+        learned.pop_first();
+    }
+}
+
+/// Feeds bars up to and including the epoch's bar (never later ones).
+fn feed_bars(task: &mut WorkerTask, epoch: u64, observed: &mut usize) {
+    let Some(bars) = &task.bars else {
+        return;
+    };
+    let upto = usize::try_from(epoch)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    while *observed < upto.min(bars.len()) {
+        if let Some(bar) = bars.get(*observed) {
+            if let Some(m) = task.model.as_mut() {
+                m.observe(bar);
+            }
+            if let Some(f) = task.forecaster.as_mut() {
+                f.observe_bar(bar);
+            }
+        }
+        *observed += 1;
+    }
+}
+
+/// The model's inference, retried until the window closes (`Ok(None)`: no model).
+async fn infer(
+    task: &WorkerTask,
+    ctx: &EpochContext,
+    close: u64,
+    clock: &Clock,
+    metrics: &NodeMetrics,
+) -> Result<Option<f64>, ModelError> {
+    let Some(model) = task.model.as_ref() else {
+        return Ok(None);
+    };
+    let mut retry = Retry::until(close);
+    loop {
+        let result = model.infer(ctx).await;
+        count(metrics, task.topic, "inference", &result);
+        match result {
+            Err(e) if retry.again(&e, clock).await => {}
+            other => return other.map(Some),
+        }
+    }
+}
+
+/// The forecaster's forecasts for the other registered workers, retried until the window
+/// closes (no forecaster: none).
+async fn forecast(
+    task: &mut WorkerTask,
+    ctx: &EpochContext,
+    others: &[PublicKey],
+    close: u64,
+    clock: &Clock,
+    metrics: &NodeMetrics,
+) -> Result<Vec<ForecastElement>, ModelError> {
+    let Some(f) = task.forecaster.as_mut() else {
+        return Ok(vec![]);
+    };
+    let names: Vec<String> = others.iter().map(PublicKey::to_hex).collect();
+    let mut retry = Retry::until(close);
+    let map = loop {
+        let result = f.forecast(ctx, &names).await;
+        count(metrics, task.topic, "forecast", &result);
+        match result {
+            Err(e) if retry.again(&e, clock).await => {}
+            other => break other?,
+        }
+    };
+    let mut forecasts: Vec<ForecastElement> = map
+        .into_iter()
+        .filter_map(|(k, value)| {
+            Some(ForecastElement {
+                inferer: k.parse().ok()?,
+                value,
+            })
+        })
+        .filter(|e| e.value.is_finite())
+        .collect();
+    forecasts.sort_by_key(|e| e.inferer);
+    forecasts.truncate(12);
+    Ok(forecasts)
+}
+
 /// Run a reputer until the output channel closes.
+///
+/// For each finalized network inference whose reputer window is open, it asks the truth
+/// source (again after each transient failure or "not available yet", with backoff) and
+/// publishes the losses once. An epoch whose window closes without a report counts as missed
+/// once, with the last reason (`not_registered`, `truth_unavailable`, the source's failure, or
+/// `loss`).
 pub async fn run_reputer(
     task: ReputerTask,
     mut view: watch::Receiver<Arc<RoleView>>,
@@ -303,56 +501,106 @@ pub async fn run_reputer(
     clock: Clock,
     metrics: Arc<NodeMetrics>,
 ) {
-    let mut reported: BTreeSet<u64> = BTreeSet::new();
+    // Epochs reported, or counted as missed.
+    let mut done: BTreeSet<u64> = BTreeSet::new();
+    // Per epoch in its window: the last failure, and when to try again.
+    let mut trying: BTreeMap<u64, (&'static str, u64, Retry)> = BTreeMap::new();
+    let mut was_registered = None;
     loop {
         let v = view.borrow_and_update().clone();
         let registered = v
             .reputers
             .get(&task.topic)
             .is_some_and(|r| r.contains(&task.me));
-        if let (true, Some(spec)) = (registered, v.topics.get(&task.topic)) {
+        note_registration(&mut was_registered, registered, task.topic, "reputer");
+        if let Some(spec) = v.topics.get(&task.topic) {
             let now = clock.now_ms();
             for ((t, e), bundle) in v.pending.range((task.topic, 0)..=(task.topic, u64::MAX)) {
                 let (open, close) = spec.reputer_window(*e);
-                if *t != task.topic || reported.contains(e) || now < open || now >= close {
+                if *t != task.topic || done.contains(e) || now < open {
                     continue;
                 }
-                let ctx = EpochContext::new(task.topic.0, *e, spec.name.clone());
-                let truth = match task.truth.truth(&ctx).await {
+                if now >= close || !registered {
+                    if now >= close {
+                        let reason = match trying.remove(e) {
+                            _ if !registered => "not_registered",
+                            Some((reason, ..)) => reason,
+                            None => "truth_unavailable",
+                        };
+                        done.insert(*e);
+                        if skipped(&out, &metrics, task.topic, *e, reason)
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                let entry = trying
+                    .entry(*e)
+                    .or_insert_with(|| ("truth_unavailable", now, Retry::until(close)));
+                if now < entry.1 {
+                    continue;
+                }
+                let ctx = EpochContext::of_topic(task.topic.0, spec, *e);
+                let result = task.truth.truth(&ctx).await;
+                count(&metrics, task.topic, "truth", &result);
+                let truth = match result {
                     Ok(Some(y)) => y,
-                    Ok(None) => continue,
+                    Ok(None) => {
+                        entry.1 = next_try(&mut entry.2, &clock, "truth_unavailable", true);
+                        continue;
+                    }
                     Err(err) => {
-                        metrics.epoch_missed(task.topic, err.reason());
                         tracing::info!(topic = %task.topic, epoch = e, reason = %err, "ground truth unavailable");
+                        entry.0 = err.reason();
+                        entry.1 = next_try(&mut entry.2, &clock, entry.0, err.is_transient());
                         continue;
                     }
                 };
-                reported.insert(*e);
                 match loss_bundle(bundle, truth, &spec.loss) {
                     Ok(losses) => {
+                        trying.remove(e);
+                        done.insert(*e);
                         let p = Payload::ReputerBundle(ReputerBundle {
                             topic: task.topic,
                             epoch: *e,
                             ground_truth: truth,
                             losses,
                         });
-                        if out.send(RoleOutput::Publish(p)).await.is_err() {
+                        if out.send(RoleOutput::Publish(Box::new(p))).await.is_err() {
                             return;
                         }
                     }
                     Err(err) => {
-                        metrics.epoch_missed(task.topic, "loss");
                         tracing::warn!(topic = %task.topic, epoch = e, reason = %err, "no loss bundle");
+                        entry.0 = "loss";
+                        entry.1 = u64::MAX;
                     }
                 }
             }
-            while reported.len() > 4096 {
-                reported.pop_first();
+            while done.len() > 4096 {
+                done.pop_first();
             }
+            trying.retain(|e, _| v.pending.contains_key(&(task.topic, *e)));
         }
         tokio::select! {
             r = view.changed() => if r.is_err() { return },
             _ = sleep_ms(250) => {},
         }
+    }
+}
+
+/// When to ask the truth source again after a failure (`u64::MAX`: not this window).
+fn next_try(retry: &mut Retry, clock: &Clock, reason: &'static str, transient: bool) -> u64 {
+    let now = clock.now_ms();
+    match retry.delays.next() {
+        Some(d) if transient => {
+            let wait = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            tracing::debug!(reason, wait_ms = wait, "truth: trying again");
+            now.saturating_add(wait)
+        }
+        _ => u64::MAX,
     }
 }

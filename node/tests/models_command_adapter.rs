@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use chorus_node::models::{CommandError, CommandModel, CommandOptions, EpochContext, ValueError};
+use chorus_node::models::{
+    CommandError, CommandModel, CommandOptions, EpochContext, TemplateError, ValueError,
+};
 
 fn sh(script: &str, timeout_ms: u64) -> CommandModel {
     CommandModel::new(
@@ -50,6 +52,40 @@ async fn reads_the_first_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_topic_token_never_reaches_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    // The program records that it ran, then answers.
+    let m = CommandModel::new(
+        "sh",
+        &[
+            "-c".into(),
+            format!("touch '{}'; echo 1", marker.display()),
+            "sh".into(),
+            "{Token}".into(),
+        ],
+        &CommandOptions::default(),
+    )
+    .unwrap();
+    for hostile in ["--help", "-rf", "../x", "a b", "x;id"] {
+        let e = m
+            .infer(&EpochContext::new(3, 17, hostile))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, CommandError::Template(TemplateError::UnsafeToken(_))),
+            "{hostile}: {e}"
+        );
+        assert_eq!(e.reason(), "unsafe_token");
+    }
+    let e = m.infer(&EpochContext::new(3, 17, "")).await.unwrap_err();
+    assert!(matches!(e, CommandError::Template(TemplateError::NoToken)));
+    assert!(!marker.exists(), "the program ran with an unusable token");
+    assert_eq!(m.infer(&ctx()).await.unwrap(), 1.0);
+    assert!(marker.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arguments_are_templated() {
     let m = CommandModel::new(
         "sh",
@@ -64,7 +100,7 @@ async fn arguments_are_templated() {
         &CommandOptions::default(),
     )
     .unwrap();
-    assert_eq!(m.args_for(&ctx())[3..], ["3", "17", "17"]);
+    assert_eq!(m.args_for(&ctx()).unwrap()[3..], ["3", "17", "17"]);
     assert_eq!(m.infer(&ctx()).await.unwrap(), 317.17);
     let token = CommandModel::new("echo", &["{Token}".into()], &CommandOptions::default()).unwrap();
     assert!(

@@ -124,7 +124,7 @@ fn opts(timeout_ms: u64) -> HttpOptions {
 }
 
 fn ctx() -> EpochContext {
-    EpochContext::new(7, 42, "EUR/USD")
+    EpochContext::new(7, 42, "EURUSD")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,10 +147,10 @@ async fn templates_are_filled() {
     assert_eq!(m.infer(&ctx()).await.unwrap(), 42.5);
     assert_eq!(
         seen.lock().unwrap().last().unwrap(),
-        "/echo/7/42/EUR%2FUSD?e=42"
+        "/echo/7/42/EURUSD?e=42"
     );
     let mut params = BTreeMap::new();
-    params.insert("Model".to_string(), "v2".to_string());
+    params.insert("Model".to_string(), "v2/b".to_string());
     let m = HttpModel::new(
         &format!("{base}/echo/{{Model}}/{{Epoch}}/{{Token}}"),
         &HttpOptions {
@@ -160,7 +160,8 @@ async fn templates_are_filled() {
     )
     .unwrap();
     assert_eq!(m.infer(&EpochContext::new(1, 9, "ETH")).await.unwrap(), 9.5);
-    assert_eq!(seen.lock().unwrap().last().unwrap(), "/echo/v2/9/ETH");
+    // Substituted values are percent-encoded: a param cannot add a path segment.
+    assert_eq!(seen.lock().unwrap().last().unwrap(), "/echo/v2%2Fb/9/ETH");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,10 +114,12 @@ fn toml_config_parses_with_defaults() {
             timeout_ms,
             max_body_bytes,
             params,
+            ca_file,
         }) => {
             assert!(url.ends_with("{Token}?epoch={Epoch}"));
             assert_eq!((*timeout_ms, *max_body_bytes), (1500, 65536));
             assert!(params.is_empty());
+            assert!(ca_file.is_none());
         }
         other => panic!("{other:?}"),
     }
@@ -219,7 +221,13 @@ fn invalid_specs_fail_to_build() {
         Err(SpecError::Model(_))
     ));
     assert!(matches!(
-        build_model(&spec("kind = \"http\"\nurl = \"https://127.0.0.1/x\"\n")),
+        build_model(&spec("kind = \"http\"\nurl = \"ftp://127.0.0.1/x\"\n")),
+        Err(SpecError::Http(_))
+    ));
+    assert!(matches!(
+        build_model(&spec(
+            "kind = \"http\"\nurl = \"http://{Token}.example.invalid/x\"\n"
+        )),
         Err(SpecError::Http(_))
     ));
     assert!(matches!(
@@ -261,6 +269,7 @@ fn specs_round_trip_through_json_and_toml() {
         timeout_ms: 10,
         max_body_bytes: 100,
         params: BTreeMap::from([("A".to_string(), "b".to_string())]),
+        ca_file: None,
     }));
     specs.push(ModelSpec::Command(CommandSpec {
         program: "p".into(),
@@ -371,6 +380,7 @@ async fn runnable_external_inferer_errors_are_typed() {
         timeout_ms: 1000,
         max_body_bytes: 1024,
         params: BTreeMap::new(),
+        ca_file: None,
     }))
     .unwrap();
     let e = m.infer(&EpochContext::default()).await.unwrap_err();

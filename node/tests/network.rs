@@ -8,27 +8,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use chorus_crdt::checkpoint::TimeoutConfig;
-use chorus_crdt::replica::ReplicaConfig;
 use chorus_node::api::types::Status;
 use chorus_node::localnet::{LocalNet, LocalPlan, LocalReputer, LocalTopic, LocalWorker};
 use chorus_node::models::{BuiltinSpec, ForecasterSpec, ModelSpec, Target, TruthSpec};
 use chorus_protocol::ids::{Amount, TopicId};
-use chorus_protocol::params::ModuleParams;
 use chorus_protocol::topic::{LossMethod, TopicSpec};
 
-const EPOCH_MS: u64 = 1_000;
+mod net_common;
 
-fn data() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/eurusd_1h.csv")
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
+use net_common::{EPOCH_MS, data, now_ms};
 
 fn plan(root: PathBuf) -> LocalPlan {
     let start = now_ms() + 3_000;
@@ -53,70 +41,35 @@ fn plan(root: PathBuf) -> LocalPlan {
         data: Some(data()),
         truth: Some(truth.clone()),
     };
-    LocalPlan {
-        name: "node-it".into(),
-        seed: 7,
-        nodes: 6,
-        validators: vec![0, 1, 2, 3],
-        topics: vec![LocalTopic {
-            id: TopicId(1),
-            spec: TopicSpec::new(
-                "EUR/USD range",
-                LossMethod::Mse,
-                start,
-                EPOCH_MS,
-                500,
-                EPOCH_MS,
-            ),
-            workers: vec![
-                worker(0, "last", false),
-                worker(1, "sma", true),
-                worker(4, "ema", false),
-            ],
-            reputers: vec![
-                LocalReputer {
-                    node: 2,
-                    stake: Amount(50_000),
-                    truth: truth.clone(),
-                },
-                LocalReputer {
-                    node: 5,
-                    stake: Amount(30_000),
-                    truth,
-                },
-            ],
-        }],
-        params: ModuleParams {
-            checkpoint_period_ms: EPOCH_MS,
-            min_epoch_length_ms: 100,
-            max_clock_skew_ms: 150,
-            emission_per_period: Amount(1_000_000),
-            min_topic_weight: 0.0,
-            ..ModuleParams::default()
-        },
-        genesis_time_ms: start,
-        data_root: root,
-        memory: false,
-        replica: ReplicaConfig {
-            propose_grace_ms: 150,
-            timeouts: TimeoutConfig {
-                propose_ms: 1_500,
-                propose_delta_ms: 300,
-                prevote_ms: 500,
-                prevote_delta_ms: 200,
-                precommit_ms: 500,
-                precommit_delta_ms: 200,
-                rebroadcast_ms: 2_000,
-                max_ms: 10_000,
+    let topic = LocalTopic {
+        id: TopicId(1),
+        spec: TopicSpec::new(
+            "EUR/USD range",
+            LossMethod::Mse,
+            start,
+            EPOCH_MS,
+            500,
+            EPOCH_MS,
+        ),
+        workers: vec![
+            worker(0, "last", false),
+            worker(1, "sma", true),
+            worker(4, "ema", false),
+        ],
+        reputers: vec![
+            LocalReputer {
+                node: 2,
+                stake: Amount(50_000),
+                truth: truth.clone(),
             },
-            validator: true,
-            ..ReplicaConfig::default()
-        },
-        tick: Duration::from_millis(50),
-        store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,
-        decimals: 0,
-        line: false,
-    }
+            LocalReputer {
+                node: 5,
+                stake: Amount(30_000),
+                truth,
+            },
+        ],
+    };
+    net_common::plan("node-it", 7, 6, vec![0, 1, 2, 3], vec![topic], start, root)
 }
 
 async fn status(net: &LocalNet, i: usize) -> Status {

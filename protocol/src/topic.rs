@@ -14,6 +14,35 @@ use crate::params::ModuleParams;
 /// Longest topic name or metadata string (Allora's MaxStringLength).
 pub const MAX_STRING_LEN: usize = 255;
 
+/// Longest topic token.
+pub const MAX_TOKEN_LEN: usize = 32;
+
+/// Checks a topic token: empty, or 1..=32 ASCII letters, digits, `_` and `-`, starting with a
+/// letter or digit. A token ends up in model server URLs and command arguments, so it can
+/// carry no path separator, dot, space or leading `-` (which a program would read as an
+/// option).
+pub fn check_token(token: &str) -> Result<(), TopicError> {
+    if token.is_empty() {
+        return Ok(());
+    }
+    let ok = token.len() <= MAX_TOKEN_LEN
+        && token.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "token",
+            format!(
+                "{token:?} must be 1..={MAX_TOKEN_LEN} ASCII letters, digits, `_` or `-`, \
+                 starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
 /// A topic definition, with Allora's fields (times in milliseconds instead of blocks).
 #[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +52,10 @@ pub struct TopicSpec {
     /// Free-form description (Allora's `metadata`).
     #[serde(default)]
     pub metadata: String,
+    /// The asset symbol model servers are asked about, e.g. `ETH` (fills `{Token}` in model
+    /// URL and argument templates; empty when the topic has none). See [`check_token`].
+    #[serde(default)]
+    pub token: String,
     /// Loss function reputers use.
     pub loss: LossMethod,
     /// Unix time (ms) at which epoch 0 starts.
@@ -96,6 +129,7 @@ impl TopicSpec {
         TopicSpec {
             name: name.into(),
             metadata: String::new(),
+            token: String::new(),
             loss,
             start_ms,
             epoch_length_ms,
@@ -120,6 +154,7 @@ impl TopicSpec {
         if self.metadata.len() > MAX_STRING_LEN {
             return Err(invalid("metadata", "must be at most 255 bytes"));
         }
+        check_token(&self.token)?;
         self.loss
             .validate()
             .map_err(|e| invalid("loss", e.to_string()))?;
@@ -252,5 +287,41 @@ pub(crate) mod tests {
         let mut s = spec();
         s.loss = LossMethod::Huber { delta: -1.0 };
         assert!(s.validate(&p).is_err());
+    }
+
+    #[test]
+    fn tokens_cannot_carry_paths_hosts_or_options() {
+        let p = ModuleParams::default();
+        for good in ["", "ETH", "btc", "ETH-USD", "SOL_1h", "1INCH"] {
+            let s = TopicSpec {
+                token: good.into(),
+                ..spec()
+            };
+            assert!(s.validate(&p).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "-h",
+            "--config=/etc/x",
+            "ETH/USD",
+            "..",
+            "a.b",
+            "ETH USD",
+            "é",
+            "_x",
+            "ETH%2F",
+            "A123456789012345678901234567890123",
+        ] {
+            let s = TopicSpec {
+                token: bad.into(),
+                ..spec()
+            };
+            assert!(
+                matches!(
+                    s.validate(&p),
+                    Err(TopicError::Invalid { field: "token", .. })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use chorus_crdt::checkpoint::{ConsensusMessage, TimerId, TimerKind, WalRecord};
 use chorus_crdt::replica::wire::{Request, RequestId, Response, StoreQuery};
 use chorus_crdt::replica::{Effect, Input, Replica, ReplicaEvent};
-use chorus_crdt::window::WindowKey;
+use chorus_crdt::window::{Phase, WindowKey};
 use chorus_protocol::codec;
-use chorus_protocol::ids::Hash32;
+use chorus_protocol::ids::{Hash32, TopicId};
 use chorus_protocol::keys::PublicKey;
 use chorus_protocol::messages::Payload;
 use chorus_protocol::validation::ChannelKind;
@@ -292,6 +292,16 @@ impl Actor {
     async fn persist_effect(&mut self, e: Effect) {
         match e {
             Effect::Persist(items) => {
+                for (key, _) in &items {
+                    if let WindowKey::Topic {
+                        topic,
+                        phase: Phase::Workers,
+                        ..
+                    } = key
+                    {
+                        self.p.metrics.inference_received(*topic);
+                    }
+                }
                 self.pending_persist.extend(items);
                 self.dirty = true;
             }
@@ -504,6 +514,7 @@ impl Actor {
     async fn handle_role(&mut self, out: RoleOutput) {
         match out {
             RoleOutput::Publish(payload) => {
+                let payload = *payload;
                 let (topic, epoch) = match &payload {
                     Payload::WorkerBundle(b) => (Some(b.topic.0), Some(b.epoch)),
                     Payload::ReputerBundle(b) => (Some(b.topic.0), Some(b.epoch)),
@@ -519,7 +530,16 @@ impl Actor {
                 self.carry_out(effects).await;
                 let refused = refused.flatten();
                 match &refused {
-                    None => tracing::info!(?topic, ?epoch, kind, "submission published"),
+                    None => {
+                        tracing::info!(?topic, ?epoch, kind, "submission published");
+                        if let Some(t) = topic {
+                            match kind {
+                                "worker_bundle" => self.p.metrics.inference_published(TopicId(t)),
+                                "reputer_bundle" => self.p.metrics.losses_published(TopicId(t)),
+                                _ => {}
+                            }
+                        }
+                    }
                     Some(reason) => {
                         tracing::info!(?topic, ?epoch, kind, %reason, "submission refused")
                     }

@@ -1,8 +1,10 @@
 //! Command adapter: runs a local program per request and reads its answer from stdout.
 //!
 //! The program is started directly (no shell) with templated arguments (see [`Template`]:
-//! `{TopicId}`, `{Epoch}`/`{BlockHeight}`, `{Token}`, configured params), stdin closed, and the
-//! node's environment. For an inference, the first non-empty line of stdout (trimmed) must be one
+//! `{TopicId}`, `{Epoch}`/`{BlockHeight}`, `{Timestamp}`, `{Token}`, configured params), stdin
+//! closed, and the node's environment. Each argument is passed as one argv entry (a value with
+//! spaces stays one argument), and the topic's token, the one value that comes from the
+//! network, can never start with `-` (see [`super::template`]), so it cannot become an option. For an inference, the first non-empty line of stdout (trimmed) must be one
 //! value in a form [`super::value`] accepts; for forecasts, the whole stdout is the JSON object.
 //!
 //! Limits: the run must finish within the timeout (the child is killed on timeout, on any error,
@@ -97,6 +99,8 @@ impl CommandError {
     /// `not_a_number`, `non_finite`, …).
     pub fn reason(&self) -> &'static str {
         match self {
+            CommandError::Template(TemplateError::NoToken) => "no_token",
+            CommandError::Template(TemplateError::UnsafeToken(_)) => "unsafe_token",
             CommandError::Template(_) | CommandError::EmptyProgram => "invalid_command",
             CommandError::Spawn { .. } => "spawn",
             CommandError::Timeout { .. } => "timeout",
@@ -105,6 +109,21 @@ impl CommandError {
             CommandError::Io { .. } => "io",
             CommandError::Value { source, .. } => source.reason(),
         }
+    }
+}
+
+impl CommandError {
+    /// Whether running the program again may succeed (a timeout, a failed exit, an I/O error,
+    /// output that is not a number); a bad template, a program that cannot start or output
+    /// over the cap will not change.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            CommandError::Timeout { .. }
+                | CommandError::Exit { .. }
+                | CommandError::Io { .. }
+                | CommandError::Value { .. }
+        )
     }
 }
 
@@ -211,9 +230,13 @@ impl CommandModel {
         &self.program
     }
 
-    /// The arguments for `ctx`.
-    pub fn args_for(&self, ctx: &EpochContext) -> Vec<String> {
-        self.args.iter().map(|t| t.render(ctx)).collect()
+    /// The arguments for `ctx` (fails when `{Token}` cannot be filled safely).
+    pub fn args_for(&self, ctx: &EpochContext) -> Result<Vec<String>, CommandError> {
+        Ok(self
+            .args
+            .iter()
+            .map(|t| t.render(ctx))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Runs the program for `ctx` and returns its stdout (exit status 0 required).
@@ -221,7 +244,7 @@ impl CommandModel {
         let program = self.program.clone();
         tracing::debug!(program = %program, epoch = ctx.epoch, "model command");
         let mut child = Command::new(&self.program)
-            .args(self.args_for(ctx))
+            .args(self.args_for(ctx)?)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,21 +1,30 @@
 //! HTTP adapter for external models, forecasters and truth sources, compatible with the Allora
 //! off-chain node's API adapter.
 //!
-//! Each call is a `GET` of a URL [`Template`] (`{TopicId}`, `{Epoch}`/`{BlockHeight}`, `{Token}`,
-//! configured params). The whole exchange — connect, request, response body — must finish within
-//! the configured timeout, and the body may not exceed the size cap (default 64 KiB). Any 2xx
-//! status is accepted; see [`super::value`] for the body formats.
+//! Each call is a `GET` of a URL [`Template`] (`{TopicId}`, `{Epoch}`/`{BlockHeight}`,
+//! `{Timestamp}`, `{Token}`, configured params). The whole exchange — connect, TLS, request,
+//! response body — must finish within the configured timeout, and the body may not exceed the
+//! size cap (default 64 KiB). Any 2xx status is accepted; see [`super::value`] for the body
+//! formats. Retrying is the caller's business (the roles retry until the submission window
+//! closes).
 //!
-//! **Plain HTTP only.** There is no TLS stack: only `http://` URLs are accepted. Models are meant
-//! to run beside the node, typically on `127.0.0.1`; put a local proxy in front of anything
-//! remote. Error messages name the URL without its query string (which may hold API keys).
+//! `http://` and `https://` URLs are accepted. HTTPS uses rustls with Mozilla's root
+//! certificates compiled in (`webpki-roots`: the host's CA store is not read) plus, optionally,
+//! the certificates of a PEM `ca_file` (an operator's own CA for a model server on a private
+//! network). The scheme, host and port of a URL template must be literal: a placeholder there
+//! is refused when the endpoint is built, so no value from the network can redirect a request
+//! to another host. Error messages name the URL without its query string (which may hold API
+//! keys).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Request, StatusCode, Uri, header};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -43,14 +52,24 @@ pub enum HttpError {
         /// What is wrong.
         reason: String,
     },
-    /// Not an `http://` URL (there is no TLS support).
-    #[error(
-        "unsupported URL scheme in {url:?}: only http:// is supported (no TLS; run models locally)"
-    )]
+    /// Neither `http://` nor `https://`.
+    #[error("unsupported URL scheme in {url:?}: use http:// or https://")]
     UnsupportedScheme {
         /// The URL (query removed).
         url: String,
     },
+    /// The URL template has a placeholder in its scheme, host or port.
+    #[error(
+        "URL template {url:?}: the scheme, host and port must be literal (placeholders are \
+         allowed in the path and query only)"
+    )]
+    TemplatedHost {
+        /// The template (query removed).
+        url: String,
+    },
+    /// The TLS configuration (`ca_file`) cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The exchange did not finish in time.
     #[error("{url}: timed out after {after:?}")]
     Timeout {
@@ -109,14 +128,40 @@ impl HttpError {
     /// `not_a_number`, `non_finite`, …).
     pub fn reason(&self) -> &'static str {
         match self {
-            HttpError::Template(_) | HttpError::InvalidUrl { .. } => "invalid_url",
+            HttpError::Template(e) => match e {
+                TemplateError::NoToken => "no_token",
+                TemplateError::UnsafeToken(_) => "unsafe_token",
+                _ => "invalid_url",
+            },
+            HttpError::InvalidUrl { .. } | HttpError::TemplatedHost { .. } => "invalid_url",
             HttpError::UnsupportedScheme { .. } => "unsupported_scheme",
+            HttpError::Tls(_) => "tls_config",
             HttpError::Timeout { .. } => "timeout",
             HttpError::Connect { .. } => "connect",
             HttpError::Request { .. } => "request",
             HttpError::Status { .. } => "status",
             HttpError::BodyTooLarge { .. } => "body_too_large",
             HttpError::Value { source, .. } => source.reason(),
+        }
+    }
+}
+
+impl HttpError {
+    /// Whether trying again may succeed (a timeout, a refused connection, a 5xx, 408 or 429,
+    /// a reply that is not a number); a bad URL, TLS setup or a 4xx will not change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HttpError::Timeout { .. }
+            | HttpError::Connect { .. }
+            | HttpError::Request { .. }
+            | HttpError::Value { .. } => true,
+            HttpError::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+            HttpError::Template(_)
+            | HttpError::InvalidUrl { .. }
+            | HttpError::UnsupportedScheme { .. }
+            | HttpError::TemplatedHost { .. }
+            | HttpError::Tls(_)
+            | HttpError::BodyTooLarge { .. } => false,
         }
     }
 }
@@ -139,6 +184,8 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// Extra static placeholders for the URL template.
     pub params: BTreeMap<String, String>,
+    /// A PEM file of extra CA certificates trusted for `https://` (besides Mozilla's roots).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for HttpOptions {
@@ -147,8 +194,43 @@ impl Default for HttpOptions {
             timeout: DEFAULT_HTTP_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             params: BTreeMap::new(),
+            ca_file: None,
         }
     }
+}
+
+/// The TLS client configuration: ring, Mozilla's roots and the certificates of `ca_file`.
+fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, HttpError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots_certs());
+    if let Some(path) = ca_file {
+        let shown = path.display();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<_, _>>())
+            .map_err(|e| HttpError::Tls(format!("ca_file {shown}: {e}")))?;
+        if certs.is_empty() {
+            return Err(HttpError::Tls(format!(
+                "ca_file {shown}: no PEM certificate in it"
+            )));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| HttpError::Tls(format!("ca_file {shown}: {e}")))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HttpError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+fn webpki_roots_certs() -> impl Iterator<Item = rustls_pki_types::TrustAnchor<'static>> {
+    webpki_roots::TLS_SERVER_ROOTS.iter().cloned()
 }
 
 /// A templated `GET` endpoint. Cheap to clone (the connection pool is shared).
@@ -157,7 +239,7 @@ pub struct HttpEndpoint {
     template: Template,
     timeout: Duration,
     max_body_bytes: usize,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
 fn strip_query(url: &str) -> String {
@@ -173,7 +255,7 @@ fn check_url(url: &str) -> Result<Uri, HttpError> {
                 reason: e.to_string(),
             })?;
     match uri.scheme_str() {
-        Some("http") => {}
+        Some("http" | "https") => {}
         Some(_) => return Err(HttpError::UnsupportedScheme { url: shown }),
         None => {
             return Err(HttpError::InvalidUrl {
@@ -203,16 +285,39 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 impl HttpEndpoint {
-    /// An endpoint for the URL template `url`. Checks the template and that it renders to a
-    /// valid `http://` URL.
+    /// An endpoint for the URL template `url`. Checks the template, that it renders to a
+    /// valid `http://` or `https://` URL, and that no placeholder reaches the scheme, host or
+    /// port.
     pub fn new(url: &str, options: &HttpOptions) -> Result<Self, HttpError> {
         let template = Template::parse(url, &options.params)?;
-        check_url(&template.render_url(&EpochContext::new(0, 0, "TOKEN")))?;
+        // Two requests that differ in every value a request fills in must go to the same place.
+        let one = EpochContext {
+            start_ms: 0,
+            ..EpochContext::new(0, 0, "A")
+        };
+        let other = EpochContext {
+            start_ms: 1_000_000,
+            ..EpochContext::new(1, 1, "B1")
+        };
+        let (a, b) = (
+            check_url(&template.render_url(&one)?)?,
+            check_url(&template.render_url(&other)?)?,
+        );
+        if a.scheme() != b.scheme() || a.authority() != b.authority() {
+            return Err(HttpError::TemplatedHost {
+                url: strip_query(url),
+            });
+        }
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(options.ca_file.as_ref())?)
+            .https_or_http()
+            .enable_http1()
+            .build();
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(4)
-            .build_http();
+            .build(https);
         Ok(Self {
             template,
             timeout: options.timeout,
@@ -232,13 +337,13 @@ impl HttpEndpoint {
     }
 
     /// The URL for an epoch.
-    pub fn url_for(&self, ctx: &EpochContext) -> String {
-        self.template.render_url(ctx)
+    pub fn url_for(&self, ctx: &EpochContext) -> Result<String, HttpError> {
+        Ok(self.template.render_url(ctx)?)
     }
 
     /// `GET`s the URL for `ctx`; a non-2xx status is [`HttpError::Status`].
     pub async fn fetch(&self, ctx: &EpochContext) -> Result<HttpResponse, HttpError> {
-        let url = self.url_for(ctx);
+        let url = self.url_for(ctx)?;
         let uri = check_url(&url)?;
         let shown = strip_query(&url);
         tracing::debug!(url = %shown, epoch = ctx.epoch, "model request");
@@ -318,8 +423,11 @@ impl HttpEndpoint {
     }
 
     fn value_error(&self, ctx: &EpochContext, source: ValueError) -> HttpError {
+        let url = self
+            .url_for(ctx)
+            .unwrap_or_else(|_| self.template.source().to_owned());
         HttpError::Value {
-            url: strip_query(&self.url_for(ctx)),
+            url: strip_query(&url),
             source,
         }
     }
@@ -412,13 +520,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_plain_http_urls() {
+    fn http_and_https_urls_with_literal_hosts() {
         let o = HttpOptions::default();
         assert!(HttpEndpoint::new("http://127.0.0.1:8000/inference/{Token}", &o).is_ok());
+        assert!(
+            HttpEndpoint::new("https://models.example.invalid/x/{Token}?e={Epoch}", &o).is_ok()
+        );
         assert!(matches!(
-            HttpEndpoint::new("https://example.invalid/x", &o),
+            HttpEndpoint::new("ftp://example.invalid/x", &o),
             Err(HttpError::UnsupportedScheme { .. })
         ));
+        for templated in [
+            "http://{Token}.example.invalid/x",
+            "http://127.0.0.1:{Epoch}/x",
+            "http://h{TopicId}/x",
+            "http{Token}://h/x",
+            "http://user{Token}@h/x",
+        ] {
+            assert!(
+                matches!(
+                    HttpEndpoint::new(templated, &o),
+                    Err(HttpError::TemplatedHost { .. }
+                        | HttpError::InvalidUrl { .. }
+                        | HttpError::UnsupportedScheme { .. })
+                ),
+                "{templated}"
+            );
+        }
+        // An operator's static param may name the host.
+        let with_host = HttpOptions {
+            params: BTreeMap::from([("Host".to_string(), "models.internal".to_string())]),
+            ..HttpOptions::default()
+        };
+        assert!(HttpEndpoint::new("http://{Host}/x", &with_host).is_ok());
         assert!(matches!(
             HttpEndpoint::new("127.0.0.1:8000/x", &o),
             Err(HttpError::InvalidUrl { .. } | HttpError::UnsupportedScheme { .. })

@@ -46,7 +46,7 @@ use super::forecasters::{
 use super::http::{
     DEFAULT_MAX_BODY_BYTES, HttpError, HttpForecaster, HttpModel, HttpOptions, HttpTruth,
 };
-use super::template::EpochContext;
+use super::template::{EpochContext, Template};
 use super::truth::{Replay, SyntheticConfig, TruthSource, synthetic_bars};
 
 fn default_timeout_ms() -> u64 {
@@ -97,7 +97,8 @@ pub struct BuiltinSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSpec {
-    /// URL template (`{TopicId}`, `{Epoch}`/`{BlockHeight}`, `{Token}`, params).
+    /// URL template (`{TopicId}`, `{Epoch}`/`{BlockHeight}`, `{Timestamp}`, `{EpochStartMs}`,
+    /// `{Token}`, params); `http://` or `https://`, with a literal host.
     pub url: String,
     /// Timeout in milliseconds (default 2000).
     #[serde(default = "default_timeout_ms")]
@@ -105,9 +106,12 @@ pub struct HttpSpec {
     /// Response size cap (default 64 KiB).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
-    /// Extra static placeholders.
+    /// Extra static placeholders (`Token` among them, as in Allora's `parameters`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
+    /// A PEM file of extra CA certificates for `https://` (relative to the config file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl HttpSpec {
@@ -116,6 +120,21 @@ impl HttpSpec {
             timeout: Duration::from_millis(self.timeout_ms),
             max_body_bytes: self.max_body_bytes,
             params: self.params.clone(),
+            ca_file: self.ca_file.clone(),
+        }
+    }
+
+    /// Whether the URL takes the topic's token (`{Token}` and no `Token` param).
+    pub fn needs_topic_token(&self) -> bool {
+        Template::parse(&self.url, &self.params).is_ok_and(|t| t.needs_topic_token())
+    }
+
+    /// Makes a relative `ca_file` relative to `base` (the config file's directory).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(path) = &mut self.ca_file
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
         }
     }
 }
@@ -141,6 +160,13 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// Whether an argument takes the topic's token (`{Token}` and no `Token` param).
+    pub fn needs_topic_token(&self) -> bool {
+        self.args
+            .iter()
+            .any(|a| Template::parse(a, &self.params).is_ok_and(|t| t.needs_topic_token()))
+    }
+
     fn options(&self) -> CommandOptions {
         CommandOptions {
             timeout: Duration::from_millis(self.timeout_ms),
@@ -160,6 +186,17 @@ pub enum ModelSpec {
     Http(HttpSpec),
     /// A local program.
     Command(CommandSpec),
+}
+
+impl ModelSpec {
+    /// Whether the model's requests take the topic's token.
+    pub fn needs_topic_token(&self) -> bool {
+        match self {
+            ModelSpec::Builtin(_) => false,
+            ModelSpec::Http(h) => h.needs_topic_token(),
+            ModelSpec::Command(c) => c.needs_topic_token(),
+        }
+    }
 }
 
 /// Where a forecaster's values come from.
@@ -196,6 +233,17 @@ pub enum ForecasterSpec {
     Command(CommandSpec),
 }
 
+impl ForecasterSpec {
+    /// Whether the forecaster's requests take the topic's token.
+    pub fn needs_topic_token(&self) -> bool {
+        match self {
+            ForecasterSpec::Http(h) => h.needs_topic_token(),
+            ForecasterSpec::Command(c) => c.needs_topic_token(),
+            ForecasterSpec::Ema { .. } | ForecasterSpec::RegimeEma { .. } => false,
+        }
+    }
+}
+
 /// Where the ground truth comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -230,12 +278,18 @@ pub enum TruthSpec {
 }
 
 impl TruthSpec {
-    /// Makes a relative CSV path relative to `base` (e.g. the config file's directory).
+    /// Whether the truth requests take the topic's token.
+    pub fn needs_topic_token(&self) -> bool {
+        matches!(self, TruthSpec::Http(h) if h.needs_topic_token())
+    }
+
+    /// Makes a relative CSV path or `ca_file` relative to `base` (e.g. the config file's
+    /// directory).
     pub fn resolve_paths(&mut self, base: &Path) {
-        if let TruthSpec::Csv { path, .. } = self
-            && path.is_relative()
-        {
-            *path = base.join(&*path);
+        match self {
+            TruthSpec::Csv { path, .. } if path.is_relative() => *path = base.join(&*path),
+            TruthSpec::Http(h) => h.resolve_paths(base),
+            _ => {}
         }
     }
 }
@@ -286,6 +340,17 @@ impl ModelError {
             ModelError::Http(e) => e.reason(),
             ModelError::Command(e) => e.reason(),
             ModelError::NonFinite(_) => "non_finite",
+        }
+    }
+
+    /// Whether asking again this epoch may succeed (see [`HttpError::is_transient`],
+    /// [`CommandError::is_transient`]); a warming built-in model will not be ready sooner.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ModelError::NotReady => false,
+            ModelError::Http(e) => e.is_transient(),
+            ModelError::Command(e) => e.is_transient(),
+            ModelError::NonFinite(_) => true,
         }
     }
 }
@@ -461,7 +526,7 @@ pub fn build_truth(spec: &TruthSpec) -> Result<TruthSource, SpecError> {
             };
             TruthSource::Replay(Replay::new(synthetic_bars(&config)?, *target)?)
         }
-        TruthSpec::Http(h) => TruthSource::Http(HttpTruth::new(&h.url, &h.options())?),
+        TruthSpec::Http(h) => TruthSource::Http(Box::new(HttpTruth::new(&h.url, &h.options())?)),
         TruthSpec::Csv { path, target } => TruthSource::Replay(Replay::load_csv(path, *target)?),
     })
 }

@@ -150,6 +150,13 @@ impl TruthError {
             TruthError::Http(e) => e.reason(),
         }
     }
+
+    /// Whether asking again may succeed (see [`super::HttpError::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TruthError::Http(e) => e.is_transient(),
+        }
+    }
 }
 
 /// A runnable ground-truth source.
@@ -158,7 +165,7 @@ pub enum TruthSource {
     /// A replayed series (CSV or synthetic).
     Replay(Replay),
     /// An HTTP endpoint.
-    Http(HttpTruth),
+    Http(Box<HttpTruth>),
 }
 
 impl TruthSource {

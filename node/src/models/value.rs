@@ -5,14 +5,17 @@
 //! - a plain number: `0.0123`, `-1e-5` (what the Allora off-chain node expects);
 //! - a JSON string holding a number: `"0.0123"`;
 //! - a JSON object with a `value` field holding either: `{"value": 0.0123}`,
-//!   `{"value": "0.0123"}`.
+//!   `{"value": "0.0123"}`;
+//! - a JSON array of exactly one of these: `[0.0123]`, `["0.0123"]`.
 //!
 //! `null` (or `{"value": null}`) means "no value" ([`parse_optional_value`] gives `None`;
 //! [`parse_value`] an error). NaN, infinities and numbers too large for `f64` are rejected as
 //! [`ValueError::NonFinite`].
 //!
-//! Forecasts are a JSON object mapping an inferer id to a value: a number, a numeric string, or
-//! (Allora's format) an array whose first element is one; empty arrays are skipped.
+//! Forecasts come in either of the Allora off-chain node's two shapes:
+//! - its current one, a JSON object mapping an inferer id to a value: a number, a numeric
+//!   string, or an array whose first element is one (empty arrays are skipped);
+//! - its earlier one, an array of `{"worker": "<inferer>", "value": <value>}` objects.
 
 use std::collections::BTreeMap;
 
@@ -100,7 +103,7 @@ pub fn parse_optional_value(body: &[u8]) -> Result<Option<f64>, ValueError> {
     if text == "null" {
         return Ok(None);
     }
-    if text.starts_with('{') || text.starts_with('"') {
+    if text.starts_with('{') || text.starts_with('"') || text.starts_with('[') {
         let json: Value = serde_json::from_str(text).map_err(|e| {
             // serde_json refuses numbers that overflow f64.
             if e.to_string().contains("out of range") {
@@ -113,6 +116,12 @@ pub fn parse_optional_value(body: &[u8]) -> Result<Option<f64>, ValueError> {
             Value::Object(map) => match map.get("value") {
                 Some(v) => number_from_json(v),
                 None => Err(ValueError::NotANumber(excerpt(text))),
+            },
+            Value::Array(items) => match items.as_slice() {
+                [one @ (Value::Number(_) | Value::String(_) | Value::Null)] => {
+                    number_from_json(one)
+                }
+                _ => Err(ValueError::NotANumber(excerpt(text))),
             },
             other => number_from_json(other),
         };
@@ -136,11 +145,22 @@ pub fn parse_forecasts(body: &[u8]) -> Result<BTreeMap<String, f64>, ValueError>
     }
     let json: Value =
         serde_json::from_str(text).map_err(|_| ValueError::NotANumber(excerpt(text)))?;
-    let Value::Object(map) = json else {
-        return Err(ValueError::NotANumber(excerpt(text)));
+    let entries: Vec<(String, Value)> = match json {
+        Value::Object(map) => map.into_iter().collect(),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::Object(mut o) => match (o.remove("worker"), o.remove("value")) {
+                    (Some(Value::String(worker)), Some(value)) => Ok((worker, value)),
+                    _ => Err(ValueError::NotANumber(excerpt(text))),
+                },
+                _ => Err(ValueError::NotANumber(excerpt(text))),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(ValueError::NotANumber(excerpt(text))),
     };
     let mut out = BTreeMap::new();
-    for (inferer, v) in map {
+    for (inferer, v) in entries {
         let v = match v {
             Value::Array(items) => match items.into_iter().next() {
                 Some(first) => first,
@@ -182,6 +202,8 @@ mod tests {
             "{\"value\": 0.0123}",
             "{\"value\": \"0.0123\", \"extra\": 1}",
             "1.23e-2",
+            "[0.0123]",
+            "[\"0.0123\"]",
         ] {
             assert_eq!(parse_value(body.as_bytes()), Ok(0.0123), "{body}");
         }
@@ -197,10 +219,15 @@ mod tests {
             parse_value(b"abc"),
             Err(ValueError::NotANumber(_))
         ));
-        assert!(matches!(
-            parse_value(b"[1]"),
-            Err(ValueError::NotANumber(_))
-        ));
+        for not_one in ["[]", "[1, 2]", "[[1]]", "[{\"value\": 1}]"] {
+            assert!(
+                matches!(
+                    parse_value(not_one.as_bytes()),
+                    Err(ValueError::NotANumber(_))
+                ),
+                "{not_one}"
+            );
+        }
         assert!(matches!(
             parse_value(b"{\"v\": 1}"),
             Err(ValueError::NotANumber(_))
@@ -245,5 +272,22 @@ mod tests {
         assert_eq!(e.reason(), "non_finite");
         assert!(parse_forecasts(b"[1,2]").is_err());
         assert!(parse_forecasts(br#"{"w": null}"#).is_err());
+    }
+
+    #[test]
+    fn forecasts_in_allora_earlier_shape() {
+        let f = parse_forecasts(
+            br#"[{"worker": "w1", "value": "0.5"}, {"worker": "w2", "value": -1.5}]"#,
+        )
+        .unwrap();
+        assert_eq!(f, BTreeMap::from([("w1".into(), 0.5), ("w2".into(), -1.5)]));
+        for bad in [
+            r#"[{"worker": "w1"}]"#,
+            r#"[{"value": 1}]"#,
+            r#"[{"worker": 3, "value": 1}]"#,
+            r#"[{"worker": "w1", "value": "inf"}]"#,
+        ] {
+            assert!(parse_forecasts(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 }
