@@ -83,6 +83,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if output::is_stdout_closed(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let code = if output::is_bad_input(&err) { 2 } else { 1 };
             out.error(&err);

@@ -3,6 +3,47 @@
 use chorus_node::api::client::ClientError;
 use serde::Serialize;
 
+use std::io::Write;
+
+/// Whoever read stdout stopped (`chorus … | head`): not a failure, the command ends quietly
+/// with exit code 0.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Writes `text` and a newline to stdout; a closed pipe is [`StdoutClosed`] (never a panic,
+/// unlike `println!`).
+pub fn line(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        r => Ok(r?),
+    }
+}
+
+/// `println!` that never panics: formats, writes with [`line`], and evaluates to its result.
+macro_rules! outln {
+    () => {
+        $crate::output::line("")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(&format!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// Whether `err` is only a reader that went away ([`StdoutClosed`]): exit 0, print nothing.
+pub fn is_stdout_closed(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<StdoutClosed>().is_some()
+}
+
 /// Marks an error caused by bad user input (exit code 2).
 #[derive(Debug)]
 pub struct BadInput(pub String);
@@ -34,11 +75,10 @@ impl Output {
     /// Print a result: `text` for humans, `value` as JSON with `--json`.
     pub fn print<T: Serialize>(&self, text: &str, value: &T) -> anyhow::Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            line(&serde_json::to_string_pretty(value)?)
         } else {
-            println!("{text}");
+            line(text)
         }
-        Ok(())
     }
 
     /// Print a node's answer document: `text` for humans, with `--json` the document as the

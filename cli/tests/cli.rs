@@ -118,3 +118,57 @@ fn key_and_genesis_commands_work_and_refuse_open_keys() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_refused_genesis_writes_nothing_and_can_be_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("net");
+    let long_name = "n".repeat(65);
+    let args = |network: &str| {
+        vec![
+            "genesis".to_string(),
+            "new".into(),
+            "--validators".into(),
+            "2".into(),
+            "--network".into(),
+            network.into(),
+            "--out".into(),
+            out_dir.to_str().unwrap().into(),
+        ]
+    };
+    let refused = args(&long_name);
+    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
+    let out = chorus(&refused, None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("genesis would be invalid"),
+        "{out:?}"
+    );
+    assert!(!out_dir.join("keys").exists(), "keys were written");
+    assert!(!out_dir.join("genesis.toml").exists());
+    let ok = args("fixed-net");
+    let ok: Vec<&str> = ok.iter().map(String::as_str).collect();
+    let out = chorus(&ok, None);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out_dir.join("keys/validator-1.key").exists());
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_exit_0() {
+    // The reading end is closed before the command writes anything: every write fails with
+    // EPIPE (Rust ignores SIGPIPE), which `println!` would turn into a panic (exit 101).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(["synth", "--input", &example("synth/epoch303_input.json")])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -116,7 +116,11 @@ fn config_validate_lists_every_problem() {
     let config = dir.path().join("bad.toml");
     std::fs::write(
         &config,
-        "[network]\nlisten = [\"nonsense\"]\n[api]\nlisten = \"nowhere\"\n[log]\nformat = \"xml\"\n",
+        "[network]\nlisten = [\"nonsense\"]\n[api]\nlisten = \"nowhere\"\n[log]\nformat = \"xml\"\n\
+         [[worker]]\ntopic = 1\nmodel = { kind = \"http\", url = \"http://127.0.0.1:8000/inference/{Tokn}\" }\n\
+         [[worker]]\ntopic = 1\nmodel = { kind = \"http\", url = \"ftp://127.0.0.1/x\" }\n\
+         [[worker]]\ntopic = 1\nmodel = { kind = \"http\", url = \"http://{Token}.example.invalid/x\" }\n\
+         [[worker]]\ntopic = 1\nmodel = { kind = \"http\", url = \"https://127.0.0.1/inference/{Token}\", params = { Token = \"ETH\" } }\n",
     )
     .unwrap();
     let out = chorus()
@@ -125,15 +129,25 @@ fn config_validate_lists_every_problem() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.lines().count(), 1, "{err}");
+    // One line per problem after the heading; the https URL with a Token param is fine.
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[0].contains("has 8 problem(s)"), "{err}");
+    assert_eq!(lines.len(), 9, "{err}");
     for needle in [
         "listen[0]",
         "[api] listen",
         "[log] format",
-        "key",
-        "genesis",
+        "[node] key",
+        "[node] genesis",
+        "#0 (topic 1) model: URL template: unknown placeholder `{Tokn}`",
+        "#1 (topic 1) model: unsupported URL scheme",
+        "#2 (topic 1) model: URL template \"http://{Token}.example.invalid/x\": the scheme, host and port must be literal",
     ] {
-        assert!(err.contains(needle), "missing {needle:?} in {err}");
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(needle)).count(),
+            1,
+            "{needle:?} not on exactly one line of {err}"
+        );
     }
     let out = chorus()
         .args(["config", "validate", "/nonexistent/config.toml"])

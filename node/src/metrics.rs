@@ -16,10 +16,10 @@
 //! | `chorus_gossip_messages_published_total` | counter | `channel` | gossip messages this node published |
 //! | `chorus_validation_outcomes_total` | counter | `kind`, `outcome`, `reason` | validation results (`outcome` = `accept`/`reject`/`ignore`; `reason` empty when accepted) |
 //! | `chorus_inferences_published_total` | counter | `topic` | worker bundles this node published (Allora: `allora_worker_chain_submission_count`) |
-//! | `chorus_inferences_received_total` | counter | `topic` | valid worker bundles received from others |
+//! | `chorus_inferences_received_total` | counter | `topic` | valid worker bundles stored in this node's windows (from gossip, sync and its own) |
 //! | `chorus_losses_published_total` | counter | `topic` | reputer loss bundles this node published (Allora: `allora_reputer_chain_submission_count`) |
-//! | `chorus_model_requests_total` | counter | `topic`, `kind`, `outcome` | model and truth-source calls (`kind` = `inference`/`forecast`/`truth`; Allora: `allora_worker_inference_request_count`, …) |
-//! | `chorus_epochs_missed_total` | counter | `topic`, `reason` | epochs a duty was not done, by the failing adapter's reason code (`timeout`, `connect`, `status`, `garbage`, `not_registered`, `loss`, …) |
+//! | `chorus_model_requests_total` | counter | `topic`, `kind`, `outcome` | model and truth-source calls, every try counted (`kind` = `inference`/`forecast`/`truth`; `outcome` = `ok` or the reason code; Allora: `allora_worker_inference_request_count`, …) |
+//! | `chorus_epochs_missed_total` | counter | `topic`, `reason` | epochs a duty was not done, once per epoch whatever the number of tries, by reason code (`timeout`, `connect`, `request`, `status`, `not_a_number`, `non_finite`, `empty`, `missing`, `exit`, `spawn`, `no_token`, `unsafe_token`, `invalid_url`, `tls_config`, `not_ready`, `not_registered`, `truth_unavailable`, `loss`, …) |
 //! | `chorus_queue_drops_total` | counter | `queue` | items dropped by a full bounded queue |
 //! | `chorus_peer_penalties_total` | counter | `offence` | penalties this node gave peers, by offence kind (`invalid_entries`, `malformed_sync`, `malformed_consensus`, `consensus`) |
 //! | `chorus_gossip_latency_seconds` | histogram | | delay from a message's window opening (or send time) to its receipt |
@@ -335,8 +335,8 @@ impl NodeMetrics {
             .inc();
     }
 
-    /// A model or truth-source call: `kind` = `inference`, `forecast` or `truth`; `outcome` =
-    /// `ok`, `timeout`, `error` or `garbage`.
+    /// A model or truth-source call (one try): `kind` = `inference`, `forecast` or `truth`;
+    /// `outcome` = `ok` or the failure's reason code.
     pub fn model_request(&self, topic: TopicId, kind: &str, outcome: &str) {
         self.model_requests
             .get_or_create(&ModelLabels {
@@ -347,9 +347,10 @@ impl NodeMetrics {
             .inc();
     }
 
-    /// A duty of this node in `topic` was not done this epoch, and why: a short reason code
-    /// from a fixed set (the model adapters' `reason()`: `timeout`, `connect`, `status`,
-    /// `garbage`, …; or `not_registered`, `loss`, …).
+    /// A duty of this node in `topic` was not done this epoch (counted once per epoch), and
+    /// why: a short reason code from a fixed set (the adapters' `reason()`: `timeout`,
+    /// `connect`, `status`, `not_a_number`, …; or `not_registered`, `truth_unavailable`,
+    /// `loss`).
     pub fn epoch_missed(&self, topic: TopicId, reason: &str) {
         self.epochs_missed
             .get_or_create(&MissedLabels {

@@ -373,3 +373,68 @@ fn the_fake_network_id_is_what_status_reports() {
     };
     assert_eq!(status.network_id, FAKE_NETWORK);
 }
+
+/// docs/api.md is the contract: every route it documents answers (neither "no such route"
+/// nor 405), and every metric its table lists is registered on the metrics page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_route_and_metric_exists() {
+    let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md"));
+    let node = FakeNode::start().await.unwrap();
+    let address = Keypair::from_seed(&[1; 32]).public().to_hex();
+    let mut routes = vec![];
+    for line in doc.lines().filter(|l| l.starts_with("### ")) {
+        for part in line.split('`').skip(1).step_by(2) {
+            let Some((method, path)) = part.split_once(' ') else {
+                continue;
+            };
+            let path = path.split('[').next().unwrap_or(path);
+            routes.push((method.to_string(), path.to_string()));
+        }
+    }
+    assert!(routes.len() >= 12, "{routes:?}");
+    for (method, path) in &routes {
+        let url = format!(
+            "{}{}",
+            node.url(),
+            path.replace("{id}", "1").replace("{address}", &address)
+        );
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = send(method.clone(), &url, &[], vec![]).await;
+        let status = resp.status().as_u16();
+        if status == 404 {
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert!(
+                !String::from_utf8_lossy(&body).contains("no such route"),
+                "documented {method} {path} does not exist"
+            );
+        } else {
+            assert_ne!(status, 405, "documented {method} {path}: wrong method");
+        }
+    }
+    // A labeled family prints nothing before its first event: record one of each.
+    let m = node.handle().metrics();
+    m.received("workers");
+    m.published("ledger");
+    m.validation("worker_bundle", "accept", "");
+    m.inference_published(TopicId(1));
+    m.inference_received(TopicId(1));
+    m.losses_published(TopicId(1));
+    m.model_request(TopicId(1), "inference", "ok");
+    m.epoch_missed(TopicId(1), "not_registered");
+    m.dropped("gossip_in");
+    m.penalized("invalid_entries");
+    let text = m.encode();
+    let documented: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("| `chorus_"))
+        .filter_map(|l| l.split('`').nth(1))
+        .collect();
+    assert!(documented.len() >= 15, "{documented:?}");
+    for name in documented {
+        let family = name.strip_suffix("_total").unwrap_or(name);
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "documented metric {name} is not registered"
+        );
+    }
+}

@@ -74,7 +74,6 @@ pub fn run(cmd: GenesisCommand, out: &Output) -> anyhow::Result<()> {
         return Err(BadInput(format!("{} already exists", genesis_path.display())).into());
     }
     let keys_dir = dir.join("keys");
-    fs::create_dir_all(&keys_dir).with_context(|| format!("creating {}", keys_dir.display()))?;
     let unit = 10u128.pow(u32::from(DEVNET_DECIMALS));
     let mut genesis = Genesis {
         network,
@@ -93,11 +92,15 @@ pub fn run(cmd: GenesisCommand, out: &Output) -> anyhow::Result<()> {
         params: ModuleParams::default(),
         topics: vec![],
     };
-    let mut infos = vec![];
+    // Everything is built and checked before anything is written: a refused genesis leaves
+    // no key behind, and the command can be rerun as it was meant.
+    let mut keys = vec![];
     for i in 0..validators {
         let kp = super::key::generate()?;
         let path = keys_dir.join(format!("validator-{i}.key"));
-        write_key_file(&path, &kp)?;
+        if path.exists() {
+            return Err(BadInput(format!("{} already exists", path.display())).into());
+        }
         genesis.balances.push(GenesisBalance {
             address: kp.public(),
             amount: Amount(DEVNET_BALANCE_TOKENS * unit),
@@ -107,13 +110,22 @@ pub fn run(cmd: GenesisCommand, out: &Output) -> anyhow::Result<()> {
             bond: Amount(DEVNET_BOND_TOKENS * unit),
             name: format!("validator-{i}"),
         });
+        keys.push((path, kp));
+    }
+    genesis
+        .validate()
+        .map_err(|e| BadInput(format!("the genesis would be invalid: {e}")))?;
+    let toml = genesis.to_toml_string()?;
+    fs::create_dir_all(&keys_dir).with_context(|| format!("creating {}", keys_dir.display()))?;
+    let mut infos = vec![];
+    for (path, kp) in &keys {
+        write_key_file(path, kp)?;
         infos.push(ValidatorInfo {
             address: kp.public().to_hex(),
             key: path.display().to_string(),
         });
     }
-    genesis.validate()?;
-    fs::write(&genesis_path, genesis.to_toml_string()?)
+    fs::write(&genesis_path, toml)
         .with_context(|| format!("writing {}", genesis_path.display()))?;
     let info = GenesisInfo {
         network: genesis.network.clone(),

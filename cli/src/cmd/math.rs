@@ -1,5 +1,6 @@
 //! `chorus synth` and `chorus settle`: the Allora math on one epoch, JSON in, JSON out.
 
+use crate::output::outln;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -56,7 +57,7 @@ pub fn synth(args: SynthArgs) -> anyhow::Result<()> {
         },
     )
     .map_err(|e| BadInput(e.to_string()))?;
-    println!("{out}");
+    outln!("{out}")?;
     Ok(())
 }
 
@@ -64,6 +65,6 @@ pub fn synth(args: SynthArgs) -> anyhow::Result<()> {
 pub fn settle(args: InputArgs) -> anyhow::Result<()> {
     let text = args.read()?;
     let out = settle_json(&text).map_err(|e| BadInput(e.to_string()))?;
-    println!("{out}");
+    outln!("{out}")?;
     Ok(())
 }

@@ -43,10 +43,10 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     let cfg = Config::load(path).map_err(|e| BadInput(e.to_string()))?;
     cfg.validate().map_err(|e| {
         BadInput(format!(
-            "{} has {} problem(s): {}",
+            "{} has {} problem(s):\n  - {}",
             path.display(),
             e.problems.len(),
-            e.problems.join("; ")
+            e.problems.join("\n  - ")
         ))
     })?;
     Ok(cfg)

@@ -4,6 +4,7 @@
 //! a few readable lines or a table; `--json` prints the node's JSON document (`topic watch
 //! --json`: one compact JSON object per inference, one per line).
 
+use crate::output::outln;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::path::PathBuf;
@@ -440,9 +441,9 @@ pub async fn watch(
         match event.event.as_str() {
             "inference" => {
                 if out.json {
-                    println!("{data}");
+                    outln!("{data}")?;
                 } else {
-                    println!("{}", inference_line(&data));
+                    outln!("{}", inference_line(&data))?;
                 }
                 seen += 1;
                 if count.is_some_and(|c| seen >= c) {

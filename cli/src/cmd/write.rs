@@ -6,6 +6,7 @@
 //! never seen starts at nonce 1) → `Envelope::seal` → `POST /v1/submit`. A refusal by the
 //! node (`accepted: false`) is an error (exit code 1) carrying the node's reason.
 
+use crate::output::outln;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
@@ -137,7 +138,7 @@ fn report(
         return out.print(&text, &json);
     }
     if out.json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
     }
     let reason = s.answer.reason.as_deref().unwrap_or("no reason given");
     Err(anyhow!("the node refused the {} {id}: {reason}", s.kind))

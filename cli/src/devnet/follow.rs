@@ -2,6 +2,7 @@
 //! the replayed bars) until the last epoch is finalized; its ledger records give the rewards,
 //! also during a short tail after it (rewards are paid a checkpoint later).
 
+use crate::output::outln;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -155,7 +156,8 @@ pub(super) async fn finality_tail(
 
 /// The line of a finalized epoch.
 fn print_epoch(plan: &TopicPlan, ev: &InferenceEvent, truth: Option<f64>) {
-    println!(
+    // A reader that went away does not stop the devnet: its report files are the result.
+    let _ = outln!(
         "[{:5}] epoch {:5}  truth {:>12.6e}  network {:>12.6e}  checkpoint {}",
         plan.target.name(),
         ev.epoch,

@@ -22,6 +22,7 @@ mod results;
 #[cfg(test)]
 mod tests;
 
+use crate::output::outln;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -221,7 +222,7 @@ async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Re
     let genesis_time = now_ms() + if args.processes { 10_000 } else { 4_000 };
     let plan = DevnetPlan::new(&args, &data, &targets, genesis_time, plan::data_root(&dir))?;
     if !out.json {
-        println!(
+        outln!(
             "devnet: {} nodes{} (4 validators, {} inferers, 2 forecasters, 3 reputers), {} topic(s), {epochs} epochs of {} ms; output in {}",
             args.nodes,
             if args.processes {
@@ -233,7 +234,7 @@ async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Re
             plan.topics.len(),
             args.epoch_ms,
             dir.display()
-        );
+        )?;
     }
     let mut net = Network::start(&plan.local, args.processes, &dir.join("logs")).await?;
     let t_up = Instant::now();

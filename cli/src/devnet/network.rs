@@ -2,6 +2,7 @@
 //! ([`LocalNet`]) or one `chorus node run` process per node ([`Procs`]); either way the run
 //! sees each node as a [`Source`].
 
+use crate::output::outln;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -116,18 +117,18 @@ impl Network {
                 urls.push((api.clone(), dir.join("admin.token")));
             }
         }
-        println!();
-        println!("the network keeps running; REST APIs (admin token files beside them):");
+        outln!()?;
+        outln!("the network keeps running; REST APIs (admin token files beside them):")?;
         for (i, (url, token)) in urls.iter().enumerate() {
-            println!("  node {i:2}  {url}   {}", token.display());
+            outln!("  node {i:2}  {url}   {}", token.display())?;
         }
         if let Some((url, _)) = urls.first() {
-            println!("try:");
-            println!("  chorus topic watch 1 --node {url}");
-            println!("  curl {url}/v1/topics/1/inference");
-            println!("  curl -N '{url}/v1/events?kinds=reward'");
+            outln!("try:")?;
+            outln!("  chorus topic watch 1 --node {url}")?;
+            outln!("  curl {url}/v1/topics/1/inference")?;
+            outln!("  curl -N '{url}/v1/events?kinds=reward'")?;
         }
-        println!("press Ctrl-C to stop it");
+        outln!("press Ctrl-C to stop it")?;
         tokio::signal::ctrl_c().await?;
         let _ = stop_tx.send(true);
         while servers.join_next().await.is_some() {}

@@ -2,6 +2,7 @@
 //! rows handed to [`super::report`], and what is printed (tables and paths, or one `--json`
 //! summary object).
 
+use crate::output::outln;
 use std::collections::BTreeMap;
 
 use anyhow::bail;
@@ -178,13 +179,13 @@ pub(super) fn print(
     checks: &Checks,
 ) -> anyhow::Result<()> {
     if out.json {
-        println!("{}", serde_json::to_string_pretty(summary)?);
+        outln!("{}", serde_json::to_string_pretty(summary)?)?;
         return Ok(());
     }
     let supply = &checks.status.supply;
-    println!();
-    println!("{}", files.tables());
-    println!(
+    outln!()?;
+    outln!("{}", files.tables())?;
+    outln!(
         "supply check: {} (genesis {} + minted {} - slashed {} = total {})",
         if checks.supply_conserved {
             "conserved"
@@ -195,23 +196,24 @@ pub(super) fn print(
         supply.minted,
         supply.slashed,
         supply.total,
-    );
-    println!(
+    )?;
+    outln!(
         "nodes agree: {}",
         if checks.nodes_agree {
             "yes (same height and ledger root on every node)"
         } else {
             "NO"
         }
-    );
-    println!(
+    )?;
+    outln!(
         "checkpoints finalized: {}; wall time {:.1} s",
-        summary.checkpoints_finalized, summary.seconds
-    );
-    println!("{}", summary.timing.line());
-    println!("report files:");
+        summary.checkpoints_finalized,
+        summary.seconds
+    )?;
+    outln!("{}", summary.timing.line())?;
+    outln!("report files:")?;
     for p in files.paths() {
-        println!("  {}", p.display());
+        outln!("  {}", p.display())?;
     }
     Ok(())
 }
