@@ -60,31 +60,8 @@ fn stop(mut child: Child) {
 #[test]
 fn a_node_runs_answers_stops_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let net = dir.path().join("net");
-    let out = chorus()
-        .args([
-            "--json",
-            "genesis",
-            "new",
-            "--validators",
-            "1",
-            "--out",
-            net.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let port = free_port();
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[node]\ndata_dir = \"data\"\nkey = \"net/keys/validator-0.key\"\ngenesis = \"net/genesis.toml\"\n\
-             [api]\nlisten = \"127.0.0.1:{port}\"\n[validator]\nenabled = true\n"
-        ),
-    )
-    .unwrap();
+    let (config, info) = one_validator(dir.path(), port, |g| g);
     let ok = chorus()
         .args(["config", "validate", config.to_str().unwrap()])
         .output()
@@ -154,4 +131,163 @@ fn config_validate_lists_every_problem() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A one-validator network in `dir`: `chorus genesis new` (its genesis.toml passed through
+/// `edit`), and `dir/node.toml` with the API on `port` and the admin token in
+/// `dir/admin.token`. Returns the config's path and the genesis command's JSON.
+fn one_validator(
+    dir: &std::path::Path,
+    port: u16,
+    edit: impl Fn(String) -> String,
+) -> (std::path::PathBuf, serde_json::Value) {
+    let net = dir.join("net");
+    let info = ok_json(&[
+        "genesis",
+        "new",
+        "--validators",
+        "1",
+        "--out",
+        net.to_str().unwrap(),
+    ]);
+    let genesis = net.join("genesis.toml");
+    let text = std::fs::read_to_string(&genesis).unwrap();
+    std::fs::write(&genesis, edit(text)).unwrap();
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\ndata_dir = \"data\"\nkey = \"net/keys/validator-0.key\"\ngenesis = \"net/genesis.toml\"\n\
+             [api]\nlisten = \"127.0.0.1:{port}\"\nadmin_token_file = \"admin.token\"\n\
+             [validator]\nenabled = true\n"
+        ),
+    )
+    .unwrap();
+    (config, info)
+}
+
+/// `chorus … --json` that must succeed: its JSON.
+fn ok_json(args: &[&str]) -> serde_json::Value {
+    let out = chorus().arg("--json").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "chorus {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The worked example of docs/governance.md, command for command, on a one-validator
+/// network with 1 s checkpoints and a 3-checkpoint vote.
+#[test]
+fn governance_worked_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let port = free_port();
+    let (config, _) = one_validator(dir.path(), port, |g| {
+        g.replace(
+            "checkpoint_period_ms = 60000",
+            "checkpoint_period_ms = 1000",
+        )
+        .replace(
+            "governance_voting_periods = 60",
+            "governance_voting_periods = 3",
+        )
+    });
+    let child = chorus()
+        .args(["node", "run", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_status(&url, Duration::from_secs(30));
+    let key = net.join("keys/validator-0.key");
+    let token = dir.path().join("admin.token");
+    let tx = [
+        "--key",
+        key.to_str().unwrap(),
+        "--token-file",
+        token.to_str().unwrap(),
+        "--node",
+        &url,
+    ];
+    let with_tx = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(tx.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok_json(&args)
+    };
+
+    // A typo is refused before anything is signed (exit 2).
+    let typo = with_tx(&[
+        "gov",
+        "propose",
+        "--title",
+        "x",
+        "--set-param",
+        "create_topic_feee=1",
+    ]);
+    let out = chorus().args(&typo).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown parameter `create_topic_feee`"));
+
+    // 1. Propose (waits for the checkpoint that applies it).
+    let proposed = run(with_tx(&[
+        "gov",
+        "propose",
+        "--title",
+        "Cheaper topics",
+        "--set-param",
+        "create_topic_fee=50000",
+        "--wait",
+    ]));
+    assert_eq!(proposed["ledger"], "applied", "{proposed}");
+    let id = proposed["proposal"].as_str().unwrap().to_string();
+    // 2. It is listed, voting.
+    let list = run(vec![
+        "gov".into(),
+        "list".into(),
+        "--node".into(),
+        url.clone(),
+    ]);
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["status"], "voting");
+    // 3. Vote yes.
+    let voted = run(with_tx(&["gov", "vote", &id, "yes", "--wait"]));
+    assert_eq!(voted["ledger"], "applied", "{voted}");
+    // 4. After the vote's last checkpoint the tally passes it and the parameter changes.
+    let t0 = Instant::now();
+    let shown = loop {
+        let p = run(vec![
+            "gov".into(),
+            "show".into(),
+            id.clone(),
+            "--node".into(),
+            url.clone(),
+        ]);
+        if p["status"] != "voting" {
+            break p;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "never tallied: {p}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(shown["status"], "passed", "{shown}");
+    assert_eq!(shown["votes"].as_array().unwrap().len(), 1);
+    let params = run(vec!["params".into(), "--node".into(), url.clone()]);
+    assert_eq!(params["create_topic_fee"], "50000");
+
+    // A vote on a tallied proposal is accepted by gossip but refused by the ledger: --wait
+    // says so with the ledger's reason (exit 1).
+    let late = with_tx(&["gov", "vote", &id, "no", "--wait"]);
+    let out = chorus().args(&late).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the ledger refused the vote"), "{err}");
+    assert!(err.contains("voting has ended"), "{err}");
+    stop(child);
 }

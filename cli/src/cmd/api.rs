@@ -44,6 +44,13 @@ pub struct TxArgs {
     /// A file holding the node's admin token (its `[api] admin_token_file`).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Wait until a checkpoint applies or refuses the message, and say which (with the
+    /// ledger's reason): "accepted" alone only means the node's gossip validation passed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds (exit 1).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", requires = "wait")]
+    pub wait_timeout: u64,
     #[command(flatten)]
     pub node: NodeArgs,
 }
@@ -110,6 +117,13 @@ pub enum TopicCommand {
         fee: Option<Amount>,
         #[command(flatten)]
         tx: TxArgs,
+    },
+    /// The topic's submission windows now: which epoch, open or not, closing when.
+    Window {
+        /// Topic id.
+        id: u64,
+        #[command(flatten)]
+        node: NodeArgs,
     },
     /// Add to a topic's fee revenue.
     Fund {
@@ -242,6 +256,23 @@ pub enum ApiCommand {
         #[command(flatten)]
         tx: TxArgs,
     },
+    /// Give up a role in a topic (a reputer's stake stays until unstaked).
+    Unregister {
+        /// Topic id.
+        topic: u64,
+        /// The role.
+        role: RoleArg,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Governance: propose parameter or topic changes, vote, follow the tally.
+    #[command(subcommand)]
+    Gov(super::gov::GovCommand),
+    /// The module parameters in force (governance changes them).
+    Params {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// The node's status: network, peers, checkpoint, roles, last submissions, balance.
     Status {
         #[command(flatten)]
@@ -309,7 +340,17 @@ async fn dispatch(cmd: ApiCommand, out: &Output) -> anyhow::Result<()> {
         ApiCommand::Stake(StakeCommand::Remove(a)) => write::stake(a, false, out).await,
         ApiCommand::Bond { amount, tx } => write::bond(amount, true, &tx, out).await,
         ApiCommand::Unbond { amount, tx } => write::bond(amount, false, &tx, out).await,
-        ApiCommand::Register { topic, role, tx } => write::register(topic, role, &tx, out).await,
+        ApiCommand::Register { topic, role, tx } => {
+            write::register(topic, role, true, &tx, out).await
+        }
+        ApiCommand::Unregister { topic, role, tx } => {
+            write::register(topic, role, false, &tx, out).await
+        }
+        ApiCommand::Gov(c) => super::gov::run(c, out).await,
+        ApiCommand::Params { node } => super::gov::params(&client(&node)?, out).await,
+        ApiCommand::Topic(TopicCommand::Window { id, node }) => {
+            read::window(&client(&node)?, id, out).await
+        }
         ApiCommand::Status { node } => read::status(&client(&node)?, out).await,
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod genesis;
+pub mod gov;
 pub mod key;
 pub mod math;
 pub mod node;

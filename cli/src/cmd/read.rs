@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::output::Output;
 
 /// A JSON value as a table cell: strings bare, `null`/missing as `-`.
-fn cell(v: Option<&Value>) -> String {
+pub(crate) fn cell(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => "-".into(),
         Some(Value::String(s)) => s.clone(),
@@ -65,7 +65,7 @@ fn yes_no(b: bool) -> String {
 }
 
 /// Left-aligned columns separated by two spaces.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -88,7 +88,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// `key  value` lines, keys aligned.
-fn pairs(items: &[(&str, String)]) -> String {
+pub(crate) fn pairs(items: &[(&str, String)]) -> String {
     let w = items.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     items
         .iter()
@@ -202,6 +202,32 @@ pub async fn topic(node: &NodeClient, id: u64, out: &Output) -> anyhow::Result<(
         .map(|m| m.iter().map(|(k, v)| (k.as_str(), cell(Some(v)))).collect())
         .unwrap_or_default();
     out.print(&pairs(&items), &t)
+}
+
+/// `chorus topic window ID`.
+pub async fn window(node: &NodeClient, id: u64, out: &Output) -> anyhow::Result<()> {
+    let w: types::Window = node.get(&format!("/v1/topics/{id}/window")).await?;
+    let line = |name: &str, s: &Option<types::SubmissionWindow>| match s {
+        None => format!("{name}: no window yet"),
+        Some(s) if s.open => format!(
+            "{name}: epoch {} open, closes in {} ms",
+            s.epoch,
+            s.close_ms.saturating_sub(w.now_ms)
+        ),
+        Some(s) if w.now_ms < s.open_ms => format!(
+            "{name}: epoch {} opens in {} ms",
+            s.epoch,
+            s.open_ms - w.now_ms
+        ),
+        Some(s) => format!("{name}: epoch {} closed", s.epoch),
+    };
+    let text = format!(
+        "{}\n{}\nnext worker window opens in {} ms",
+        line("workers", &w.worker),
+        line("reputers", &w.reputer),
+        w.next_worker_open_ms.saturating_sub(w.now_ms)
+    );
+    out.document(&text, &w)
 }
 
 /// `chorus infer get TOPIC [--epoch E]`.

@@ -5,19 +5,25 @@
 //! `GET /v1/accounts/{me}` for `next_nonce` unless `--nonce` is given (an account the node has
 //! never seen starts at nonce 1) → `Envelope::seal` → `POST /v1/submit`. A refusal by the
 //! node (`accepted: false`) is an error (exit code 1) carrying the node's reason.
+//!
+//! With `--wait` the command subscribes to the node's ledger events (`/v1/events`) before
+//! submitting and waits for the checkpoint that applies or refuses the message: a refusal by
+//! the ledger (e.g. "insufficient balance") is then an error too, with the ledger's reason.
 
 use crate::output::outln;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use chorus_node::api::client::NodeClient;
+use chorus_node::api::client::{EventStream, NodeClient};
 use chorus_node::api::types::{Account, Status, SubmitResult};
 use chorus_protocol::envelope::Envelope;
-use chorus_protocol::ids::{Amount, NetworkId, TopicId};
+use chorus_protocol::ids::{Amount, Hash32, NetworkId, TopicId};
 use chorus_protocol::keyfile::read_key_file;
 use chorus_protocol::keys::{Keypair, PublicKey};
 use chorus_protocol::messages::{
-    BondChange, CreateTopic, FundTopic, Payload, Registration, Role, StakeChange, Transfer,
+    BondChange, CreateTopic, FundTopic, GovernanceProposal, GovernanceVote, Payload, Registration,
+    Role, StakeChange, Transfer, VoteOption,
 };
 use chorus_protocol::params::ModuleParams;
 use chorus_protocol::topic::TopicSpec;
@@ -36,6 +42,66 @@ struct Submitted {
     nonce: u64,
     author: PublicKey,
     answer: SubmitResult,
+    /// With `--wait`: what the ledger did.
+    ledger: Option<LedgerVerdict>,
+}
+
+/// What a checkpoint did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LedgerVerdict {
+    /// Applied at this height.
+    Applied { height: u64 },
+    /// Refused at this height, for this reason.
+    Refused { height: u64, reason: String },
+}
+
+/// The ledger's verdict on message `id` from a `/v1/events?kinds=applied,refused` stream.
+async fn verdict(
+    stream: &mut EventStream,
+    id: &Hash32,
+    timeout: Duration,
+) -> anyhow::Result<LedgerVerdict> {
+    let wait = async {
+        loop {
+            let Some(event) = stream.next().await? else {
+                return Err(anyhow!("the node ended the event stream"));
+            };
+            if event.event != "checkpoint" {
+                continue;
+            }
+            let data: Value = serde_json::from_str(&event.data)
+                .map_err(|e| anyhow!("the node sent a malformed checkpoint event: {e}"))?;
+            if let Some(v) = verdict_in(&data, id) {
+                return Ok(v);
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.map_err(|_| {
+        anyhow!(
+            "no checkpoint applied or refused message {id} within {} s (it may still be \
+             finalized later: check `chorus balance` or the node's /v1/events)",
+            timeout.as_secs()
+        )
+    })?
+}
+
+/// The verdict on `id` in one checkpoint event, if it has one.
+fn verdict_in(data: &Value, id: &Hash32) -> Option<LedgerVerdict> {
+    let height = data.get("height")?.as_u64()?;
+    let hex = id.to_hex();
+    data.get("events")?.as_array()?.iter().find_map(|e| {
+        if e.get("id")?.as_str()? != hex {
+            return None;
+        }
+        match e.get("event")?.as_str()? {
+            "applied" => Some(LedgerVerdict::Applied { height }),
+            "refused" => Some(LedgerVerdict::Refused {
+                height,
+                reason: e.get("reason")?.as_str()?.to_owned(),
+            }),
+            _ => None,
+        }
+    })
 }
 
 fn read_token(path: &Path) -> Result<String, BadInput> {
@@ -100,15 +166,29 @@ async fn submit(
     let payload = make(nonce, author);
     let kind = payload.kind_name();
     let envelope = Envelope::seal(&keypair, &network, &payload);
+    // Subscribed before submitting, so the verdict cannot pass unseen.
+    let mut events = match tx.wait {
+        true => Some(node.events("/v1/events?kinds=applied,refused").await?),
+        false => None,
+    };
     let answer = node
         .submit(envelope.to_bytes(), &token)
         .await
         .with_context(|| format!("submitting the {kind}"))?;
+    let ledger = match &mut events {
+        Some(stream) if answer.accepted => Some(
+            verdict(stream, &answer.id, Duration::from_secs(tx.wait_timeout))
+                .await
+                .with_context(|| format!("waiting for the {kind}"))?,
+        ),
+        _ => None,
+    };
     Ok(Submitted {
         kind,
         nonce,
         author,
         answer,
+        ledger,
     })
 }
 
@@ -128,9 +208,33 @@ fn report(
         }
     }
     let id = s.answer.id;
+    if let (Some(obj), Some(v)) = (json.as_object_mut(), &s.ledger) {
+        let (outcome, height, reason) = match v {
+            LedgerVerdict::Applied { height } => ("applied", height, None),
+            LedgerVerdict::Refused { height, reason } => ("refused", height, Some(reason)),
+        };
+        obj.insert("ledger".into(), outcome.into());
+        obj.insert("height".into(), (*height).into());
+        if let Some(r) = reason {
+            obj.insert("ledger_reason".into(), r.clone().into());
+        }
+    }
+    if let Some(LedgerVerdict::Refused { height, reason }) = &s.ledger {
+        if out.json {
+            outln!("{}", serde_json::to_string_pretty(&json)?)?;
+        }
+        return Err(anyhow!(
+            "the ledger refused the {} {id} at checkpoint {height}: {reason}",
+            s.kind
+        ));
+    }
     if s.answer.accepted {
+        let verdict = match &s.ledger {
+            Some(LedgerVerdict::Applied { height }) => format!(", applied at checkpoint {height}"),
+            _ => String::new(),
+        };
         let text = format!(
-            "{} {id} accepted (signer {}, nonce {}){extra_text}",
+            "{} {id} accepted (signer {}, nonce {}){verdict}{extra_text}",
             s.kind,
             s.author.short(),
             s.nonce
@@ -209,17 +313,62 @@ pub async fn bond(amount: Amount, add: bool, tx: &TxArgs, out: &Output) -> anyho
     report(s, &[], "", out)
 }
 
-/// `chorus register TOPIC worker|reputer`.
-pub async fn register(topic: u64, role: RoleArg, tx: &TxArgs, out: &Output) -> anyhow::Result<()> {
+/// `chorus register|unregister TOPIC worker|reputer`.
+pub async fn register(
+    topic: u64,
+    role: RoleArg,
+    add: bool,
+    tx: &TxArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
     let role = match role {
         RoleArg::Worker => Role::Worker,
         RoleArg::Reputer => Role::Reputer,
     };
     let s = submit(tx, |nonce, _| {
-        Payload::Register(Registration {
+        let r = Registration {
             nonce,
             topic: TopicId(topic),
             role,
+        };
+        if add {
+            Payload::Register(r)
+        } else {
+            Payload::Unregister(r)
+        }
+    })
+    .await?;
+    report(s, &[], "", out)
+}
+
+/// `chorus gov propose …`: prints the proposal's id.
+pub async fn propose(
+    proposal: impl FnOnce(u64) -> GovernanceProposal,
+    tx: &TxArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let s = submit(tx, |nonce, _| Payload::Propose(proposal(nonce))).await?;
+    let id = s.answer.id;
+    report(
+        s,
+        &[("proposal", Value::from(id.to_hex()))],
+        &format!("; proposal id {id}"),
+        out,
+    )
+}
+
+/// `chorus gov vote ID yes|no|abstain`.
+pub async fn vote(
+    proposal: Hash32,
+    option: VoteOption,
+    tx: &TxArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let s = submit(tx, |nonce, _| {
+        Payload::Vote(GovernanceVote {
+            nonce,
+            proposal,
+            option,
         })
     })
     .await?;

@@ -59,7 +59,8 @@ impl Ledger {
         bond + stakes
     }
 
-    fn total_voting_weight(&self) -> u128 {
+    /// All voting weight: every validator bond and every reputer stake.
+    pub fn total_voting_weight(&self) -> u128 {
         let bonds: u128 = self.validators.values().map(|v| v.bond.0).sum();
         let stakes: u128 = self.topics.values().map(|t| t.total_stake().0).sum();
         bonds + stakes

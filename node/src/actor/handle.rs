@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chorus_protocol::ids::TopicId;
+use chorus_protocol::ids::{Hash32, TopicId};
 use chorus_protocol::keys::PublicKey;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -43,6 +43,14 @@ pub enum Query {
     Account(PublicKey),
     /// `GET /v1/checkpoints/latest`.
     LatestCheckpoint,
+    /// `GET /v1/topics/{id}/window`.
+    Window(TopicId),
+    /// `GET /v1/params`.
+    Params,
+    /// `GET /v1/proposals`.
+    Proposals,
+    /// `GET /v1/proposals/{id}`.
+    Proposal(Hash32),
 }
 
 /// The node's answer to a [`Query`]: the document of the route (`api::types`), serialized as
@@ -67,6 +75,14 @@ pub enum Answer {
     Account(Box<types::Account>),
     /// [`Query::LatestCheckpoint`].
     LatestCheckpoint(types::LatestCheckpoint),
+    /// [`Query::Window`].
+    Window(types::Window),
+    /// [`Query::Params`].
+    Params(Box<types::Params>),
+    /// [`Query::Proposals`].
+    Proposals(Vec<types::Proposal>),
+    /// [`Query::Proposal`].
+    Proposal(Box<types::Proposal>),
 }
 
 /// Why a query has no answer.
@@ -242,6 +258,38 @@ impl NodeHandle {
         match self.query(Query::LatestCheckpoint).await? {
             Answer::LatestCheckpoint(c) => Ok(c),
             _ => Err(QueryError::WrongAnswer("latest checkpoint")),
+        }
+    }
+
+    /// `GET /v1/topics/{id}/window`.
+    pub async fn window(&self, topic: TopicId) -> Result<types::Window, QueryError> {
+        match self.query(Query::Window(topic)).await? {
+            Answer::Window(w) => Ok(w),
+            _ => Err(QueryError::WrongAnswer("window")),
+        }
+    }
+
+    /// `GET /v1/params`.
+    pub async fn params(&self) -> Result<types::Params, QueryError> {
+        match self.query(Query::Params).await? {
+            Answer::Params(p) => Ok(*p),
+            _ => Err(QueryError::WrongAnswer("params")),
+        }
+    }
+
+    /// `GET /v1/proposals`.
+    pub async fn proposals(&self) -> Result<Vec<types::Proposal>, QueryError> {
+        match self.query(Query::Proposals).await? {
+            Answer::Proposals(p) => Ok(p),
+            _ => Err(QueryError::WrongAnswer("proposals")),
+        }
+    }
+
+    /// `GET /v1/proposals/{id}`.
+    pub async fn proposal(&self, id: Hash32) -> Result<types::Proposal, QueryError> {
+        match self.query(Query::Proposal(id)).await? {
+            Answer::Proposal(p) => Ok(*p),
+            _ => Err(QueryError::WrongAnswer("proposal")),
         }
     }
 

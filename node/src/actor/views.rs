@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use chorus_crdt::ledger::{Ledger, TopicState};
+use chorus_crdt::ledger::{Ledger, Proposal, TopicState};
 use chorus_crdt::replica::Replica;
-use chorus_protocol::ids::{Amount, TopicId};
+use chorus_protocol::ids::{Amount, Hash32, TopicId};
 use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
+use chorus_protocol::messages::VoteOption;
+use chorus_protocol::topic::TopicSpec;
 
 use super::handle::QueryError;
 use crate::api::types;
@@ -285,4 +287,110 @@ pub fn latest_checkpoint(replica: &Replica) -> Result<types::LatestCheckpoint, Q
         entries: cp.windows.iter().map(|w| w.heads.len()).sum(),
         signers: d.certificate.signatures.len(),
     })
+}
+
+/// `GET /v1/params`.
+pub fn params(ledger: &Ledger) -> types::Params {
+    ledger.params.clone()
+}
+
+/// One proposal as the API shows it: votes weighted now (final weights once tallied).
+fn proposal_view(ledger: &Ledger, id: Hash32, p: &Proposal) -> types::Proposal {
+    let votes: Vec<types::ProposalVote> = p
+        .votes
+        .iter()
+        .map(|(voter, option)| types::ProposalVote {
+            voter: *voter,
+            option: *option,
+            weight: Amount(ledger.voting_weight(voter)),
+        })
+        .collect();
+    let sum = |o: VoteOption| {
+        Amount(
+            votes
+                .iter()
+                .filter(|v| v.option == o)
+                .map(|v| v.weight.0)
+                .sum(),
+        )
+    };
+    let (status, yes, no, abstain, error) = match &p.outcome {
+        None => (
+            "voting",
+            sum(VoteOption::Yes),
+            sum(VoteOption::No),
+            sum(VoteOption::Abstain),
+            None,
+        ),
+        Some(o) => {
+            let status = match (o.passed, &o.error) {
+                (true, None) => "passed",
+                (true, Some(_)) => "failed",
+                (false, _) => "rejected",
+            };
+            (status, o.yes, o.no, o.abstain, o.error.clone())
+        }
+    };
+    types::Proposal {
+        id,
+        proposer: p.proposer,
+        title: p.title.clone(),
+        action: p.action.clone(),
+        voting_ends: p.voting_ends,
+        status: status.into(),
+        yes,
+        no,
+        abstain,
+        quorum: Amount(ledger.total_voting_weight().div_ceil(3)),
+        error,
+        votes,
+    }
+}
+
+/// `GET /v1/proposals`: every proposal, newest voting end first.
+pub fn proposals(ledger: &Ledger) -> Vec<types::Proposal> {
+    let mut all: Vec<types::Proposal> = ledger
+        .proposals
+        .iter()
+        .map(|(id, p)| proposal_view(ledger, *id, p))
+        .collect();
+    all.sort_by(|a, b| b.voting_ends.cmp(&a.voting_ends).then(a.id.cmp(&b.id)));
+    all
+}
+
+/// `GET /v1/proposals/{id}`.
+pub fn proposal(ledger: &Ledger, id: Hash32) -> Result<types::Proposal, QueryError> {
+    ledger
+        .proposals
+        .get(&id)
+        .map(|p| proposal_view(ledger, id, p))
+        .ok_or_else(|| QueryError::NotFound(format!("proposal {id}")))
+}
+
+/// `GET /v1/topics/{id}/window`.
+pub fn window(ledger: &Ledger, id: TopicId, now_ms: u64) -> Result<types::Window, QueryError> {
+    let spec = &topic_of(ledger, id)?.spec;
+    Ok(window_of(id, spec, now_ms))
+}
+
+/// The submission windows of topic `id` defined by `spec` at `now_ms`.
+pub fn window_of(id: TopicId, spec: &TopicSpec, now_ms: u64) -> types::Window {
+    let at = |epoch: u64, (open_ms, close_ms): (u64, u64)| types::SubmissionWindow {
+        epoch,
+        open_ms,
+        close_ms,
+        open: (open_ms..close_ms).contains(&now_ms),
+    };
+    let current = spec.epoch_at(now_ms);
+    let reputer = now_ms
+        .checked_sub(spec.ground_truth_lag_ms)
+        .and_then(|t| spec.epoch_at(t))
+        .map(|e| at(e, spec.reputer_window(e)));
+    types::Window {
+        topic: id.0,
+        now_ms,
+        worker: current.map(|e| at(e, spec.worker_window(e))),
+        next_worker_open_ms: spec.worker_window(current.map_or(0, |e| e + 1)).0,
+        reputer,
+    }
 }

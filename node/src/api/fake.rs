@@ -82,6 +82,21 @@ pub fn canned(q: &Query) -> Result<Answer, QueryError> {
             Answer::Leaderboard(leaderboard(*t))
         }
         Query::Account(a) => Answer::Account(Box::new(account(*a))),
+        Query::Window(t) => {
+            known(t)?;
+            let spec = fake_topic_spec().map_err(|_| QueryError::Unavailable)?;
+            let now = spec.epoch_start(FAKE_LATEST_EPOCH + 2) + 1;
+            Answer::Window(crate::actor::views::window_of(*t, &spec, now))
+        }
+        Query::Params => Answer::Params(Box::default()),
+        Query::Proposals => Answer::Proposals(vec![proposal()]),
+        Query::Proposal(id) => {
+            let p = proposal();
+            if *id != p.id {
+                return Err(QueryError::NotFound(format!("proposal {id}")));
+            }
+            Answer::Proposal(Box::new(p))
+        }
         Query::LatestCheckpoint => Answer::LatestCheckpoint(types::LatestCheckpoint {
             height: 42,
             id: Hash32([3; 32]),
@@ -92,6 +107,34 @@ pub fn canned(q: &Query) -> Result<Answer, QueryError> {
             signers: 4,
         }),
     })
+}
+
+/// The fake node's one proposal (id `[5; 32]`): voting, one yes vote.
+fn proposal() -> types::Proposal {
+    use chorus_protocol::messages::{GovernanceAction, ParamValue, VoteOption};
+    types::Proposal {
+        id: Hash32([5; 32]),
+        proposer: fake_address(),
+        title: "Raise the creation fee".into(),
+        action: GovernanceAction::SetParams {
+            changes: vec![(
+                "create_topic_fee".into(),
+                ParamValue::Amount(Amount(100_000)),
+            )],
+        },
+        voting_ends: 50,
+        status: "voting".into(),
+        yes: Amount(100),
+        no: Amount(0),
+        abstain: Amount(0),
+        quorum: Amount(34),
+        error: None,
+        votes: vec![types::ProposalVote {
+            voter: fake_address(),
+            option: VoteOption::Yes,
+            weight: Amount(100),
+        }],
+    }
 }
 
 fn other_address() -> String {

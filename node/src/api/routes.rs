@@ -12,7 +12,7 @@ use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chorus_protocol::envelope::Envelope;
-use chorus_protocol::ids::TopicId;
+use chorus_protocol::ids::{Hash32, TopicId};
 use chorus_protocol::keys::PublicKey;
 use serde::Deserialize;
 
@@ -121,6 +121,36 @@ pub(super) async fn account(
     addr: Result<Path<String>, PathRejection>,
 ) -> JsonAnswer {
     ask(&state, Query::Account(address(addr)?)).await
+}
+
+/// `GET /v1/topics/{id}/window`.
+pub(super) async fn window(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+) -> JsonAnswer {
+    ask(&state, Query::Window(topic_id(id)?)).await
+}
+
+/// `GET /v1/params`.
+pub(super) async fn params(State(state): State<ApiState>) -> JsonAnswer {
+    ask(&state, Query::Params).await
+}
+
+/// `GET /v1/proposals`.
+pub(super) async fn proposals(State(state): State<ApiState>) -> JsonAnswer {
+    ask(&state, Query::Proposals).await
+}
+
+/// `GET /v1/proposals/{id}`.
+pub(super) async fn proposal(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+) -> JsonAnswer {
+    let Path(s) = id.map_err(bad_path)?;
+    let id = s.parse::<Hash32>().map_err(|_| {
+        ApiError::BadRequest(format!("bad proposal id {s:?}: expected 64 hex characters"))
+    })?;
+    ask(&state, Query::Proposal(id)).await
 }
 
 /// `GET /v1/checkpoints/latest`.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chorus_protocol::ids::{Amount, Hash32, NetworkId};
 use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
+use chorus_protocol::messages::{GovernanceAction, VoteOption};
 use chorus_protocol::topic::TopicSpec;
 use serde::{Deserialize, Serialize};
 
@@ -263,4 +264,79 @@ pub struct SubmitResult {
     pub accepted: bool,
     /// Why not, if not.
     pub reason: Option<String>,
+}
+
+/// `GET /v1/params`: the module parameters in force (governance changes them).
+pub type Params = chorus_protocol::params::ModuleParams;
+
+/// One vote on a proposal, with the voter's weight now (or at the tally).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProposalVote {
+    /// The voter.
+    pub voter: PublicKey,
+    /// Its choice.
+    pub option: VoteOption,
+    /// Its weight: validator bond plus the reputer stake it owns or delegated.
+    pub weight: Amount,
+}
+
+/// `GET /v1/proposals/{id}` (and each entry of `GET /v1/proposals`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Its id: the message id of the proposing envelope.
+    pub id: Hash32,
+    /// Who proposed it.
+    pub proposer: PublicKey,
+    /// Title.
+    pub title: String,
+    /// What it does if it passes.
+    pub action: GovernanceAction,
+    /// The last checkpoint height whose votes count; tallied when that height is applied.
+    pub voting_ends: u64,
+    /// `voting`, `passed`, `rejected`, or `failed` (passed, but its action did not apply:
+    /// see `error`).
+    pub status: String,
+    /// Weight for (so far, while voting).
+    pub yes: Amount,
+    /// Weight against.
+    pub no: Amount,
+    /// Weight abstaining (counts for the quorum).
+    pub abstain: Amount,
+    /// Weight the votes cast must reach: a third of all voting weight.
+    pub quorum: Amount,
+    /// Why a passed proposal's action did not apply.
+    pub error: Option<String>,
+    /// The votes, by voter.
+    pub votes: Vec<ProposalVote>,
+}
+
+/// One submission window of a topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionWindow {
+    /// The epoch (Allora's nonce) the window is for.
+    pub epoch: u64,
+    /// Opens, unix ms.
+    pub open_ms: u64,
+    /// Closes (exclusive), unix ms.
+    pub close_ms: u64,
+    /// Whether it is open now.
+    pub open: bool,
+}
+
+/// `GET /v1/topics/{id}/window`: the topic's submission windows now (Allora's
+/// unfulfilled-nonce queries, with times instead of block heights). Validation accepts
+/// submissions up to the network's clock-skew allowance (`max_clock_skew_ms`) outside them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Topic id.
+    pub topic: u64,
+    /// The node's clock, unix ms.
+    pub now_ms: u64,
+    /// The worker window of the current epoch (none before the topic starts).
+    pub worker: Option<SubmissionWindow>,
+    /// When the next epoch's worker window opens, unix ms.
+    pub next_worker_open_ms: u64,
+    /// The reputer window open now, for the epoch whose ground truth is due (none before
+    /// the first one opens).
+    pub reputer: Option<SubmissionWindow>,
 }
