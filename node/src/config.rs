@@ -49,7 +49,8 @@ use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 
 use crate::models::{
-    Bars, ForecasterSpec, ModelSpec, TruthSpec, build_forecaster, build_model, build_truth,
+    Bars, ForecasterSpec, LossServiceSpec, ModelSpec, TruthSpec, build_forecaster,
+    build_loss_service, build_model, build_truth,
 };
 
 /// Largest `[node] store_cache_mb` (64 GiB).
@@ -221,6 +222,9 @@ pub struct ReputerRole {
     pub topic: TopicId,
     /// Where the ground truth comes from.
     pub truth: TruthSpec,
+    /// An Allora loss-function service to ask instead of the topic's built-in loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<LossServiceSpec>,
 }
 
 /// `[validator]`.
@@ -417,6 +421,9 @@ impl Config {
         }
         for r in &mut self.reputer {
             r.truth.resolve_paths(base);
+            if let Some(l) = &mut r.loss {
+                l.resolve_paths(base);
+            }
         }
         for w in &mut self.worker {
             if let Some(d) = &mut w.data
@@ -591,6 +598,9 @@ impl Config {
         for (i, r) in self.reputer.iter().enumerate() {
             if let Err(e) = build_truth(&r.truth) {
                 problems.push(format!("[[reputer]] #{i} (topic {}) truth: {e}", r.topic));
+            }
+            if let Some(Err(e)) = r.loss.as_ref().map(build_loss_service) {
+                problems.push(format!("[[reputer]] #{i} (topic {}) loss: {e}", r.topic));
             }
         }
         problems

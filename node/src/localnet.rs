@@ -278,6 +278,7 @@ impl LocalPlan {
                 reputer.push(ReputerRole {
                     topic: t.id,
                     truth: r.truth.clone(),
+                    loss: None,
                 });
             }
         }

@@ -12,19 +12,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chorus_crdt::replica::duties::loss_bundle;
+use chorus_crdt::replica::duties::{
+    DutyError, bundle_values, loss_bundle, loss_bundle_with, loss_floor,
+};
 use chorus_protocol::ids::TopicId;
 use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
-use chorus_protocol::messages::{ForecastElement, Payload, ReputerBundle, WorkerBundle};
+use chorus_protocol::messages::{
+    ForecastElement, Payload, ReputerBundle, ValueBundle, WorkerBundle,
+};
 use chorus_protocol::topic::TopicSpec;
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::Clock;
 use crate::metrics::NodeMetrics;
 use crate::models::{
-    Bars, EpochContext, Forecaster, Inferer, ModelError, TruthError, TruthSource, build_forecaster,
-    build_model, build_truth,
+    Bars, EpochContext, Forecaster, Inferer, LossService, LossServiceError, ModelError, TruthError,
+    TruthSource, build_forecaster, build_model, build_truth,
 };
 use crate::models::{ForecasterSpec, ModelSpec, TruthSpec};
 
@@ -83,6 +87,8 @@ pub struct ReputerTask {
     pub me: PublicKey,
     /// The truth.
     pub truth: TruthSource,
+    /// An Allora loss-function service (else the topic's built-in loss).
+    pub loss: Option<LossService>,
 }
 
 /// Why a role could not be built.
@@ -559,7 +565,7 @@ pub async fn run_reputer(
                         continue;
                     }
                 };
-                match loss_bundle(bundle, truth, &spec.loss) {
+                match reputer_losses(&task, bundle, truth, spec).await {
                     Ok(losses) => {
                         trying.remove(e);
                         done.insert(*e);
@@ -573,10 +579,14 @@ pub async fn run_reputer(
                             return;
                         }
                     }
-                    Err(err) => {
-                        tracing::warn!(topic = %task.topic, epoch = e, reason = %err, "no loss bundle");
-                        entry.0 = "loss";
-                        entry.1 = u64::MAX;
+                    Err(LossFailure {
+                        reason,
+                        message,
+                        transient,
+                    }) => {
+                        tracing::warn!(topic = %task.topic, epoch = e, reason = %message, "no loss bundle");
+                        entry.0 = reason;
+                        entry.1 = next_try(&mut entry.2, &clock, reason, transient);
                     }
                 }
             }
@@ -590,6 +600,67 @@ pub async fn run_reputer(
             _ = sleep_ms(250) => {},
         }
     }
+}
+
+/// Why a reputer has no loss bundle for an epoch.
+struct LossFailure {
+    /// Metrics label.
+    reason: &'static str,
+    /// For the log.
+    message: String,
+    /// Whether trying again may help.
+    transient: bool,
+}
+
+/// The losses of `bundle` against `truth`: the topic's built-in loss, or the reputer's loss
+/// service (whose losses must be log10-able when the topic expects log10 losses).
+async fn reputer_losses(
+    task: &ReputerTask,
+    bundle: &NetworkInference,
+    truth: f64,
+    spec: &TopicSpec,
+) -> Result<ValueBundle, LossFailure> {
+    let math = |e: DutyError| LossFailure {
+        reason: "loss",
+        message: e.to_string(),
+        transient: false,
+    };
+    let Some(service) = &task.loss else {
+        return loss_bundle(bundle, truth, &spec.loss).map_err(math);
+    };
+    let failed = |e: LossServiceError| LossFailure {
+        reason: e.reason(),
+        message: e.to_string(),
+        transient: e.is_transient(),
+    };
+    let never_negative = service.is_never_negative().await.map_err(failed)?;
+    if !never_negative && !spec.allow_negative {
+        return Err(LossFailure {
+            reason: "loss_service",
+            message: format!(
+                "the loss service at {} says its losses may be negative, but topic {} expects \
+                 log10 losses (allow_negative = false)",
+                service.url(),
+                task.topic
+            ),
+            transient: false,
+        });
+    }
+    let values = bundle_values(bundle);
+    let losses = service
+        .reported_losses(truth, &values, loss_floor(truth))
+        .await
+        .map_err(failed)?;
+    loss_bundle_with(bundle, |v| {
+        losses
+            .get(&v.to_bits())
+            .copied()
+            .ok_or_else(|| DutyError::External {
+                prediction: v,
+                reason: "not scored".into(),
+            })
+    })
+    .map_err(math)
 }
 
 /// When to ask the truth source again after a failure (`u64::MAX`: not this window).

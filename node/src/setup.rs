@@ -16,7 +16,7 @@ use libp2p::Multiaddr;
 use crate::actor::NodeSetup;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
-use crate::models::{SpecError, build_truth};
+use crate::models::{SpecError, build_loss_service, build_truth};
 use crate::net::NetOptions;
 use crate::roles::{ReputerTask, RoleError, WorkerTask};
 
@@ -80,13 +80,20 @@ impl NodeSetup {
             .reputer
             .iter()
             .map(|r| {
+                let failed = |source| SetupError::Reputer {
+                    topic: r.topic,
+                    source,
+                };
                 Ok(ReputerTask {
                     topic: r.topic,
                     me: key.public(),
-                    truth: build_truth(&r.truth).map_err(|source| SetupError::Reputer {
-                        topic: r.topic,
-                        source,
-                    })?,
+                    truth: build_truth(&r.truth).map_err(failed)?,
+                    loss: r
+                        .loss
+                        .as_ref()
+                        .map(build_loss_service)
+                        .transpose()
+                        .map_err(failed)?,
                 })
             })
             .collect::<Result<_, SetupError>>()?;
@@ -259,6 +266,7 @@ truth = { kind = "builtin", target = "range" }
                 path: "/nonexistent/truth.csv".into(),
                 target: crate::models::Target::Range,
             },
+            loss: None,
         });
         assert!(matches!(
             build(&cfg),

@@ -27,6 +27,7 @@ use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::keys::Keypair;
 use chorus_protocol::messages::Payload;
 use chorus_protocol::topic::{LossMethod, TopicSpec};
+use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 mod net_common;
@@ -472,4 +473,164 @@ async fn https_with_an_operator_ca() {
     )
     .unwrap_err();
     assert_eq!(e.reason(), "tls_config", "{e}");
+}
+
+/// Allora's loss-function service contract (`POST /calculate`, `POST /is_never_negative`),
+/// squared error, answering losses as strings; and a ground-truth server answering a quoted
+/// number at `/gt/{token}/{height}` like coin-prediction-reputer.
+async fn loss_and_truth_server(never_negative: bool) -> (String, Arc<Mutex<Vec<Value>>>) {
+    use axum::Json;
+    let calls: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let calculate = |State(calls): State<Arc<Mutex<Vec<Value>>>>, Json(req): Json<Value>| async move {
+        calls.lock().unwrap().push(req.clone());
+        let y: f64 = req["y_true"].as_str().unwrap().parse().unwrap();
+        let p: f64 = req["y_pred"].as_str().unwrap().parse().unwrap();
+        Json(serde_json::json!({ "loss": ((y - p) * (y - p)).to_string() }))
+    };
+    let app = axum::Router::new()
+        .route("/calculate", axum::routing::post(calculate))
+        .route(
+            "/is_never_negative",
+            axum::routing::post(move |Json(req): Json<Value>| async move {
+                assert_eq!(req["options"]["loss_method"], "sqe");
+                Json(serde_json::json!({ "is_never_negative": never_negative }))
+            }),
+        )
+        .route(
+            "/gt/{token}/{height}",
+            axum::routing::get(|Path((token, _height)): Path<(String, u64)>| async move {
+                assert_eq!(token, "ETH");
+                "\"2564.5\""
+            }),
+        )
+        .with_state(calls.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), calls)
+}
+
+async fn run_reputer_once(
+    never_negative: bool,
+) -> (Vec<RoleOutput>, Vec<serde_json::Value>, String) {
+    use chorus_node::models::{LossServiceSpec, build_loss_service, build_truth};
+    use chorus_node::roles::{ReputerTask, run_reputer};
+    use chorus_protocol::inference::NetworkInference;
+    let (base, calls) = loss_and_truth_server(never_negative).await;
+    let me = Keypair::from_seed(&[8; 32]).public();
+    let w1 = Keypair::from_seed(&[1; 32]).public();
+    let w2 = Keypair::from_seed(&[2; 32]).public();
+    let topic = TopicId(1);
+    // Epoch 0's reputer window opened 100 ms ago.
+    let spec = TopicSpec {
+        token: "ETH".into(),
+        ..TopicSpec::new("t", LossMethod::Mse, now_ms() - 2_100, 2_000, 1_500, 2_000)
+    };
+    let bundle = NetworkInference {
+        combined_value: 2564.0,
+        confidence_interval_values: None,
+        forecaster_values: BTreeMap::new(),
+        forecaster_weights: BTreeMap::new(),
+        inferer_values: BTreeMap::from([(w1, 2564.0), (w2, 2566.5)]),
+        inferer_weights: BTreeMap::from([(w1, 1.0), (w2, 1.0)]),
+        naive_value: None,
+        one_in_forecaster_values: BTreeMap::new(),
+        one_out_forecaster_values: BTreeMap::new(),
+        one_out_inferer_forecaster_values: BTreeMap::new(),
+        one_out_inferer_values: BTreeMap::from([(w1, 2566.5), (w2, 2564.0)]),
+    };
+    let view = RoleView {
+        topics: BTreeMap::from([(topic, spec)]),
+        reputers: BTreeMap::from([(topic, BTreeSet::from([me]))]),
+        pending: BTreeMap::from([((topic, 0), Arc::new(bundle))]),
+        ..RoleView::default()
+    };
+    let truth = TruthSpec::Http(HttpSpec {
+        url: format!("{base}/gt/{{Token}}/{{BlockHeight}}"),
+        timeout_ms: 1000,
+        max_body_bytes: 1024,
+        params: BTreeMap::new(),
+        ca_file: None,
+    });
+    let loss = LossServiceSpec {
+        url: base.clone(),
+        options: BTreeMap::from([("loss_method".to_string(), "sqe".to_string())]),
+        timeout_ms: 1000,
+        ca_file: None,
+    };
+    let task = ReputerTask {
+        topic,
+        me,
+        truth: build_truth(&truth).unwrap(),
+        loss: Some(build_loss_service(&loss).unwrap()),
+    };
+    let (_view_tx, view_rx) = watch::channel(Arc::new(view));
+    let (out_tx, mut out_rx) = mpsc::channel(16);
+    let metrics = Arc::new(NodeMetrics::new());
+    let role = tokio::spawn(run_reputer(
+        task,
+        view_rx,
+        out_tx,
+        Clock::system(),
+        metrics.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    role.abort();
+    let mut outputs = vec![];
+    while let Ok(o) = out_rx.try_recv() {
+        outputs.push(o);
+    }
+    let calls = calls.lock().unwrap().clone();
+    (outputs, calls, metrics.encode())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reputer_scores_with_an_allora_loss_service() {
+    let (outputs, calls, _) = run_reputer_once(true).await;
+    let bundles: Vec<_> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            RoleOutput::Publish(p) => match &**p {
+                Payload::ReputerBundle(b) => Some(b.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bundles.len(), 1, "{outputs:?}");
+    let b = &bundles[0];
+    assert_eq!(b.ground_truth, 2564.5);
+    // Never negative: log10 of the service's squared errors, as Allora's reputer reports.
+    assert_eq!(b.losses.combined_value, libm::log10(0.25));
+    let by_worker: BTreeMap<_, f64> = b
+        .losses
+        .inferer_values
+        .iter()
+        .map(|v| (v.worker, v.value))
+        .collect();
+    let (w1, w2) = (
+        Keypair::from_seed(&[1; 32]).public(),
+        Keypair::from_seed(&[2; 32]).public(),
+    );
+    assert_eq!(
+        by_worker,
+        BTreeMap::from([(w1, libm::log10(0.25)), (w2, libm::log10(4.0))])
+    );
+    // Two distinct values (2564.0 and 2566.5): each asked once, with Allora's field shapes.
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for c in &calls {
+        assert_eq!(c["y_true"], "2564.5");
+        assert!(c["y_pred"].is_string());
+        assert_eq!(c["options"]["loss_method"], "sqe");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_service_that_may_go_negative_is_refused_for_a_log10_topic() {
+    let (outputs, calls, _) = run_reputer_once(false).await;
+    assert!(
+        !outputs.iter().any(|o| matches!(o, RoleOutput::Publish(_))),
+        "{outputs:?}"
+    );
+    assert!(calls.is_empty(), "losses were asked for: {calls:?}");
 }

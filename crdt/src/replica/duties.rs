@@ -17,6 +17,14 @@ pub enum DutyError {
     /// The loss function refused an input.
     #[error("loss: {0}")]
     Loss(#[from] MathError),
+    /// An external loss function gave no usable loss for a value.
+    #[error("loss of {prediction}: {reason}")]
+    External {
+        /// The value.
+        prediction: f64,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The log10 losses of every value of a network-inference bundle against `truth`: the payload
@@ -26,8 +34,41 @@ pub fn loss_bundle(
     truth: f64,
     method: &LossMethod,
 ) -> Result<ValueBundle, DutyError> {
-    let floor = LOSS_FLOOR.max(LOSS_FLOOR * truth.abs() * truth.abs());
-    let loss = |v: f64| method.reported_loss(truth, v, floor);
+    let floor = loss_floor(truth);
+    loss_bundle_with(bundle, |v| Ok(method.reported_loss(truth, v, floor)?))
+}
+
+/// The smallest loss reported before log10 for `truth` (see [`LOSS_FLOOR`]).
+pub fn loss_floor(truth: f64) -> f64 {
+    LOSS_FLOOR.max(LOSS_FLOOR * truth.abs() * truth.abs())
+}
+
+/// Every value of a bundle a reputer must score (combined, naive, per-worker, one-out,
+/// one-in), in the bundle's order, repeats included.
+pub fn bundle_values(bundle: &NetworkInference) -> Vec<f64> {
+    let mut out = vec![bundle.combined_value];
+    out.extend(bundle.naive_value);
+    for m in [
+        &bundle.inferer_values,
+        &bundle.forecaster_values,
+        &bundle.one_out_inferer_values,
+        &bundle.one_out_forecaster_values,
+        &bundle.one_in_forecaster_values,
+    ] {
+        out.extend(m.values().copied());
+    }
+    for m in bundle.one_out_inferer_forecaster_values.values() {
+        out.extend(m.values().copied());
+    }
+    out
+}
+
+/// The loss bundle with `loss(value)` giving each value's reported loss (for a loss computed
+/// elsewhere, e.g. an Allora loss-function service).
+pub fn loss_bundle_with(
+    bundle: &NetworkInference,
+    loss: impl Fn(f64) -> Result<f64, DutyError>,
+) -> Result<ValueBundle, DutyError> {
     let values = |m: &Values| -> Result<Vec<WorkerValue>, DutyError> {
         m.iter()
             .map(|(k, v)| {
@@ -40,7 +81,7 @@ pub fn loss_bundle(
     };
     Ok(ValueBundle {
         combined_value: loss(bundle.combined_value)?,
-        naive_value: bundle.naive_value.map(loss).transpose()?,
+        naive_value: bundle.naive_value.map(&loss).transpose()?,
         inferer_values: values(&bundle.inferer_values)?,
         forecaster_values: values(&bundle.forecaster_values)?,
         one_out_inferer_values: values(&bundle.one_out_inferer_values)?,

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode, Uri, header};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -239,7 +239,7 @@ pub struct HttpEndpoint {
     template: Template,
     timeout: Duration,
     max_body_bytes: usize,
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 fn strip_query(url: &str) -> String {
@@ -344,16 +344,31 @@ impl HttpEndpoint {
     /// `GET`s the URL for `ctx`; a non-2xx status is [`HttpError::Status`].
     pub async fn fetch(&self, ctx: &EpochContext) -> Result<HttpResponse, HttpError> {
         let url = self.url_for(ctx)?;
-        let uri = check_url(&url)?;
-        let shown = strip_query(&url);
-        tracing::debug!(url = %shown, epoch = ctx.epoch, "model request");
-        let request = Request::get(uri)
+        tracing::debug!(url = %strip_query(&url), epoch = ctx.epoch, "model request");
+        self.send(&url, None).await
+    }
+
+    /// `POST`s `json` to the template's URL (no placeholders filled) followed by `path`, as
+    /// `application/json`; a non-2xx status is [`HttpError::Status`].
+    pub async fn post_json(&self, path: &str, json: Vec<u8>) -> Result<HttpResponse, HttpError> {
+        let url = format!("{}{path}", self.template.source().trim_end_matches('/'));
+        self.send(&url, Some(json)).await
+    }
+
+    async fn send(&self, url: &str, json: Option<Vec<u8>>) -> Result<HttpResponse, HttpError> {
+        let uri = check_url(url)?;
+        let shown = strip_query(url);
+        let builder = match json {
+            None => Request::get(uri),
+            Some(_) => Request::post(uri).header(header::CONTENT_TYPE, "application/json"),
+        };
+        let request = builder
             .header(header::USER_AGENT, "chorus-node")
             .header(
                 header::ACCEPT,
                 "application/json, text/plain;q=0.9, */*;q=0.1",
             )
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::from(json.unwrap_or_default())))
             .map_err(|e| HttpError::InvalidUrl {
                 url: shown.clone(),
                 reason: e.to_string(),

@@ -19,6 +19,7 @@ pub mod command;
 pub mod forecasters;
 pub mod http;
 mod kernels;
+pub mod loss_service;
 pub mod rng;
 pub mod spec;
 pub mod template;
@@ -34,9 +35,11 @@ pub use forecasters::{
     EmaLossForecaster, Regime, RegimeLossForecaster, VolRegime, log10_loss, squared_error,
 };
 pub use http::{HttpError, HttpForecaster, HttpModel, HttpOptions, HttpTruth};
+pub use loss_service::{LossService, LossServiceError};
 pub use spec::{
-    BuiltinSpec, CommandSpec, Forecaster, ForecasterSpec, HttpSpec, Inferer, ModelError, ModelSpec,
-    SpecError, TruthSpec, build_forecaster, build_model, build_truth,
+    BuiltinSpec, CommandSpec, Forecaster, ForecasterSpec, HttpSpec, Inferer, LossServiceSpec,
+    ModelError, ModelSpec, SpecError, TruthSpec, build_forecaster, build_loss_service, build_model,
+    build_truth,
 };
 pub use template::{EpochContext, Template, TemplateError};
 pub use truth::{Replay, SyntheticConfig, TruthError, TruthSource, synthetic_bars};

@@ -46,6 +46,7 @@ use super::forecasters::{
 use super::http::{
     DEFAULT_MAX_BODY_BYTES, HttpError, HttpForecaster, HttpModel, HttpOptions, HttpTruth,
 };
+use super::loss_service::LossService;
 use super::template::{EpochContext, Template};
 use super::truth::{Replay, SyntheticConfig, TruthSource, synthetic_bars};
 
@@ -292,6 +293,52 @@ impl TruthSpec {
             _ => {}
         }
     }
+}
+
+/// An Allora loss-function service a reputer asks instead of the topic's built-in loss
+/// (see [`super::loss_service`]).
+///
+/// ```toml
+/// [[reputer]]
+/// topic = 1
+/// truth = { kind = "http", url = "http://127.0.0.1:8888/gt/{Token}/{BlockHeight}" }
+/// loss = { url = "http://127.0.0.1:5000", options = { loss_method = "sqe" } }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossServiceSpec {
+    /// The service's base URL (`/calculate` and `/is_never_negative` are appended).
+    pub url: String,
+    /// Allora's `LossMethodOptions`, sent with every request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    /// Timeout of one request in milliseconds (default 2000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// A PEM file of extra CA certificates for `https://` (relative to the config file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl LossServiceSpec {
+    /// Makes a relative `ca_file` relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(path) = &mut self.ca_file
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
+        }
+    }
+}
+
+/// Builds a loss service client from its spec.
+pub fn build_loss_service(spec: &LossServiceSpec) -> Result<LossService, SpecError> {
+    let options = HttpOptions {
+        timeout: Duration::from_millis(spec.timeout_ms),
+        ca_file: spec.ca_file.clone(),
+        ..HttpOptions::default()
+    };
+    Ok(LossService::new(&spec.url, spec.options.clone(), &options)?)
 }
 
 /// A spec could not be turned into a runnable object.
