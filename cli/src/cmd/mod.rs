@@ -3,6 +3,7 @@
 pub mod api;
 pub mod genesis;
 pub mod gov;
+pub mod import;
 pub mod key;
 pub mod math;
 pub mod node;

@@ -36,6 +36,15 @@ pub enum ConfigCommand {
         /// The file.
         file: PathBuf,
     },
+    /// Convert an allora-offchain-node config.json into a Chorus node config (workers,
+    /// reputers; a line for everything that does not map).
+    ImportAllora {
+        /// The Allora config.json.
+        file: PathBuf,
+        /// Write the config here (refused if it exists) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Load and validate a config; every problem becomes one bad-input error.
@@ -54,7 +63,12 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 
 /// Run a config command.
 pub fn config(cmd: ConfigCommand, out: &Output) -> anyhow::Result<()> {
-    let ConfigCommand::Validate { file } = cmd;
+    let file = match cmd {
+        ConfigCommand::Validate { file } => file,
+        ConfigCommand::ImportAllora { file, out: to } => {
+            return super::import::run(&file, to.as_ref(), out);
+        }
+    };
     load(&file)?;
     out.print(
         &format!("{}: ok", file.display()),
