@@ -56,6 +56,8 @@ pub enum RoleOutput {
         topic: TopicId,
         /// Epoch.
         epoch: u64,
+        /// The payload kind not sent (`worker_bundle`, `reputer_bundle`).
+        kind: &'static str,
         /// Why (a stable label).
         reason: String,
     },
@@ -282,9 +284,14 @@ pub async fn run_worker(
         note_registration(&mut was_registered, registered, task.topic, "worker");
         if handled != Some(epoch) && now < close && !registered {
             handled = Some(epoch);
-            if skipped(&out, &metrics, task.topic, epoch, "not_registered")
-                .await
-                .is_err()
+            if skipped(
+                &out,
+                &metrics,
+                (task.topic, epoch, "worker_bundle"),
+                "not_registered",
+            )
+            .await
+            .is_err()
             {
                 return;
             }
@@ -325,7 +332,7 @@ pub async fn run_worker(
             if let Some(e) = error {
                 tracing::info!(topic = %task.topic, epoch, reason, error = %e, "worker duty skipped");
             }
-            if skipped(&out, &metrics, task.topic, epoch, reason)
+            if skipped(&out, &metrics, (task.topic, epoch, "worker_bundle"), reason)
                 .await
                 .is_err()
             {
@@ -363,14 +370,14 @@ pub async fn run_worker(
 async fn skipped(
     out: &mpsc::Sender<RoleOutput>,
     metrics: &NodeMetrics,
-    topic: TopicId,
-    epoch: u64,
+    (topic, epoch, kind): (TopicId, u64, &'static str),
     reason: &str,
 ) -> Result<(), ()> {
     metrics.epoch_missed(topic, reason);
     out.send(RoleOutput::Skipped {
         topic,
         epoch,
+        kind,
         reason: reason.to_string(),
     })
     .await
@@ -534,7 +541,7 @@ pub async fn run_reputer(
                             None => "truth_unavailable",
                         };
                         done.insert(*e);
-                        if skipped(&out, &metrics, task.topic, *e, reason)
+                        if skipped(&out, &metrics, (task.topic, *e, "reputer_bundle"), reason)
                             .await
                             .is_err()
                         {

@@ -233,6 +233,36 @@ async fn basic_coin_prediction_node_serves_a_worker_unchanged() {
         metric(&m1, "chorus_inferences_received_total", &["topic=\"1\""]) >= 2.0,
         "{m1}"
     );
+    // "Am I working?": node 0's duties say topic 1 works and why topic 3 does not.
+    let status = h.status().await.unwrap();
+    let duty = |topic: u64, role: &str| {
+        status
+            .duties
+            .iter()
+            .find(|d| d.topic == topic && d.role == role)
+            .cloned()
+            .unwrap_or_else(|| panic!("no duty ({topic}, {role}) in {:?}", status.duties))
+    };
+    let ok = duty(1, "worker");
+    assert!(ok.configured && ok.registered && ok.funded, "{ok:?}");
+    assert_eq!(ok.problem, None, "{ok:?}");
+    assert!(ok.last.as_ref().is_some_and(|l| l.accepted), "{ok:?}");
+    let failing = duty(3, "worker");
+    let problem = failing.problem.clone().unwrap_or_default();
+    assert!(
+        problem.contains("not submitted") && problem.contains("status"),
+        "{failing:?}"
+    );
+    assert_eq!(status.duties.len(), 3, "{:?}", status.duties);
+    let reputer = net.handle(2).unwrap().status().await.unwrap();
+    let r = reputer
+        .duties
+        .iter()
+        .find(|d| d.topic == 1 && d.role == "reputer")
+        .cloned()
+        .unwrap();
+    assert_eq!(r.stake, Amount(50_000));
+    assert!(r.registered && r.configured, "{r:?}");
     let m2 = net.handle(2).unwrap().metrics().encode();
     assert!(
         metric(&m2, "chorus_losses_published_total", &["topic=\"1\""]) >= 1.0,

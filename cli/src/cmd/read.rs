@@ -154,7 +154,60 @@ pub async fn status(node: &NodeClient, out: &Output) -> anyhow::Result<()> {
             &rows,
         ));
     }
+    if !s.duties.is_empty() {
+        text.push_str("\n\nduties (am I working?):\n");
+        text.push_str(&duties_table(&s));
+    }
     out.document(&text, &s)
+}
+
+/// One row per (topic, role): ok or the problem, window, last epoch, whether it counted, last
+/// reward.
+fn duties_table(s: &types::Status) -> String {
+    let rows: Vec<Vec<String>> = s
+        .duties
+        .iter()
+        .map(|d| {
+            let window = match &d.window {
+                None => "-".to_string(),
+                Some(w) if w.open => format!("epoch {} open", w.epoch),
+                Some(w) => format!("epoch {} closed", w.epoch),
+            };
+            let last = match &d.last {
+                None => "-".to_string(),
+                Some(l) if l.accepted => format!("epoch {} sent", opt(l.epoch)),
+                Some(l) => format!("epoch {} not sent", opt(l.epoch)),
+            };
+            let reward = d
+                .last_reward
+                .map_or("-".to_string(), |(e, a)| format!("{a} (epoch {e})"));
+            vec![
+                d.topic.to_string(),
+                d.role.clone(),
+                yes_no(d.registered),
+                yes_no(d.funded),
+                window,
+                last,
+                d.counted.map_or("-".to_string(), yes_no),
+                reward,
+                d.problem.clone().unwrap_or_else(|| "ok".into()),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "topic",
+            "role",
+            "registered",
+            "funded",
+            "window",
+            "last",
+            "counted",
+            "last reward",
+            "status",
+        ],
+        &rows,
+    )
 }
 
 /// `chorus topic list`.

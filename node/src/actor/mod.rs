@@ -337,6 +337,12 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
     // Every task runs in a span naming the node (and its topic), so that the lines of many
     // nodes in one process (devnet, testbeds) can be told apart.
     let node_span = tracing::info_span!("node", id = %setup.key.public().short());
+    let configured: Vec<(u64, &'static str)> = setup
+        .workers
+        .iter()
+        .map(|w| (w.topic.0, "worker"))
+        .chain(setup.reputers.iter().map(|r| (r.topic.0, "reputer")))
+        .collect();
     for w in setup.workers {
         let span = tracing::info_span!(parent: &node_span, "worker", topic = w.topic.0);
         tasks.spawn(
@@ -373,6 +379,7 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         tick: setup.tick,
         wal,
         network_name: setup.genesis.network.clone(),
+        configured,
     });
     let span = tracing::info_span!(parent: &node_span, "actor");
     tasks.spawn(

@@ -3,10 +3,11 @@
 //! answering of [`Query`]s from it and the replica. The actor feeds it replica events and
 //! submissions, and drains the finalized inferences it has to store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use chorus_crdt::ledger::LedgerEvent;
 use chorus_crdt::replica::Replica;
-use chorus_protocol::ids::TopicId;
+use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
 
@@ -33,6 +34,10 @@ pub(super) struct ReadModel {
     next_nonce: BTreeMap<PublicKey, u64>,
     /// When the node started (unix ms).
     started_ms: u64,
+    /// The (topic, role) pairs this node runs (`worker`, `reputer`).
+    configured: BTreeSet<(u64, &'static str)>,
+    /// The last reward of this node's key per (topic, duty role): (epoch, amount).
+    rewards: BTreeMap<(u64, &'static str), (u64, Amount)>,
 }
 
 impl ReadModel {
@@ -43,6 +48,39 @@ impl ReadModel {
             submissions: BTreeMap::new(),
             next_nonce: BTreeMap::new(),
             started_ms: now_ms,
+            configured: BTreeSet::new(),
+            rewards: BTreeMap::new(),
+        }
+    }
+
+    /// The roles this node runs, for `status`.
+    pub(super) fn with_configured(
+        mut self,
+        roles: impl IntoIterator<Item = (u64, &'static str)>,
+    ) -> Self {
+        self.configured = roles.into_iter().collect();
+        self
+    }
+
+    /// Note the rewards paid to `me` by a checkpoint (for `status`).
+    pub(super) fn ledger_events(&mut self, me: &PublicKey, events: &[LedgerEvent]) {
+        for e in events {
+            if let LedgerEvent::Reward {
+                topic,
+                epoch,
+                to,
+                amount,
+                role,
+            } = e
+                && to == me
+            {
+                let duty = if role == "reputer" || role == "delegator" {
+                    "reputer"
+                } else {
+                    "worker"
+                };
+                self.rewards.insert((topic.0, duty), (*epoch, *amount));
+            }
         }
     }
 
@@ -158,7 +196,19 @@ impl ReadModel {
                 let uptime_ms = now_ms.saturating_sub(self.started_ms);
                 let submissions = self.submissions.values().cloned().collect();
                 let me = replica.public_key();
-                let status = views::status(replica, node(), uptime_ms, nonce_of(&me), submissions);
+                let mut status =
+                    views::status(replica, node(), uptime_ms, nonce_of(&me), submissions);
+                status.duties = views::duties(
+                    ledger,
+                    &me,
+                    &views::DutyFacts {
+                        configured: &self.configured,
+                        submissions: &self.submissions,
+                        history: &self.history,
+                        rewards: &self.rewards,
+                    },
+                    now_ms,
+                );
                 Ok(Answer::Status(Box::new(status)))
             }
             Query::Topics => Ok(Answer::Topics(views::topics(ledger, now_ms))),

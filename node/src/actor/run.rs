@@ -41,6 +41,8 @@ pub(super) struct ActorParts {
     pub tick: Duration,
     pub wal: Vec<WalRecord>,
     pub network_name: String,
+    /// The (topic, role) pairs this node runs, for `status`.
+    pub configured: Vec<(u64, &'static str)>,
 }
 
 pub(super) struct Actor {
@@ -59,14 +61,14 @@ impl Actor {
     pub(super) fn new(p: ActorParts) -> Self {
         let now = p.clock.now_ms();
         Actor {
-            p,
             timers: BTreeMap::new(),
             pending_persist: vec![],
             pending_wal: false,
-            read: ReadModel::new(now),
+            read: ReadModel::new(now).with_configured(p.configured.clone()),
             submit_waiters: vec![],
             dirty: false,
             next_store_stats: now,
+            p,
         }
     }
 
@@ -450,6 +452,8 @@ impl Actor {
                 self.p
                     .metrics
                     .finality_latency(Duration::from_millis(now.saturating_sub(period_end)));
+                let me = self.p.replica.public_key();
+                self.read.ledger_events(&me, &events);
                 let events = Arc::new(events);
                 let _ = self.p.ledger_events.send(super::handle::LedgerRecord {
                     height,
@@ -550,9 +554,9 @@ impl Actor {
             RoleOutput::Skipped {
                 topic,
                 epoch,
+                kind,
                 reason,
             } => {
-                let kind = "worker_bundle";
                 let reason = Some(format!("skipped: {reason}"));
                 let s = submission(Some(topic.0), Some(epoch), kind, reason, self.now());
                 self.read.submission((topic.0, kind), s);

@@ -1,7 +1,7 @@
 //! Answers to queries: the API's typed documents ([`crate::api::types`]) built from the
 //! replica's state (shapes in `docs/api.md`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chorus_crdt::ledger::{Ledger, Proposal, TopicState};
 use chorus_crdt::replica::Replica;
@@ -239,6 +239,7 @@ pub fn status(
             validator: ledger.validators.contains_key(&me),
         },
         submissions,
+        duties: vec![],
         balance: account.balance,
         bond: bond(ledger, &me),
         rewards: account.rewards,
@@ -392,5 +393,134 @@ pub fn window_of(id: TopicId, spec: &TopicSpec, now_ms: u64) -> types::Window {
         worker: current.map(|e| at(e, spec.worker_window(e))),
         next_worker_open_ms: spec.worker_window(current.map_or(0, |e| e + 1)).0,
         reputer,
+    }
+}
+
+/// What `status` needs beyond the ledger to tell how each duty goes.
+pub struct DutyFacts<'a> {
+    /// The (topic, role) pairs this node runs.
+    pub configured: &'a BTreeSet<(u64, &'static str)>,
+    /// The last submission per (topic, payload kind).
+    pub submissions: &'a BTreeMap<(u64, &'static str), types::Submission>,
+    /// Recent network inferences.
+    pub history: &'a BTreeMap<TopicId, BTreeMap<u64, StoredInference>>,
+    /// The last reward per (topic, role).
+    pub rewards: &'a BTreeMap<(u64, &'static str), (u64, Amount)>,
+}
+
+/// One entry per (topic, role) that this node runs or its key is registered for.
+pub fn duties(
+    ledger: &Ledger,
+    me: &PublicKey,
+    facts: &DutyFacts<'_>,
+    now_ms: u64,
+) -> Vec<types::Duty> {
+    let mut keys: BTreeSet<(u64, &'static str)> = facts.configured.clone();
+    for (id, t) in &ledger.topics {
+        if t.workers.contains(me) {
+            keys.insert((id.0, "worker"));
+        }
+        if t.reputers.contains(me) {
+            keys.insert((id.0, "reputer"));
+        }
+    }
+    keys.into_iter()
+        .map(|(topic, role)| duty(ledger, me, facts, topic, role, now_ms))
+        .collect()
+}
+
+fn duty(
+    ledger: &Ledger,
+    me: &PublicKey,
+    facts: &DutyFacts<'_>,
+    topic: u64,
+    role: &'static str,
+    now_ms: u64,
+) -> types::Duty {
+    let id = TopicId(topic);
+    let t = ledger.topics.get(&id);
+    let worker = role == "worker";
+    let registered = t.is_some_and(|t| {
+        if worker {
+            t.workers.contains(me)
+        } else {
+            t.reputers.contains(me)
+        }
+    });
+    let configured = facts.configured.contains(&(topic, role));
+    let funded = ledger.can_pay_data_fee(me);
+    let stake = t
+        .and_then(|t| t.stakes.get(me))
+        .map_or(Amount(0), |s| s.own);
+    let window = t.and_then(|t| {
+        let w = window_of(id, &t.spec, now_ms);
+        if worker { w.worker } else { w.reputer }
+    });
+    let kind = if worker {
+        "worker_bundle"
+    } else {
+        "reputer_bundle"
+    };
+    let last = facts.submissions.get(&(topic, kind)).cloned();
+    let counted = match (&last, worker) {
+        (Some(s), true) if s.accepted => s.epoch.and_then(|e| {
+            let held = facts.history.get(&id)?.get(&e)?;
+            held.finalized.then(|| {
+                held.bundle.inferer_values.contains_key(me)
+                    || held.bundle.forecaster_values.contains_key(me)
+            })
+        }),
+        _ => None,
+    };
+    let problem = match () {
+        _ if t.is_none() => Some(format!("topic {topic} does not exist in the ledger")),
+        _ if configured && !registered => Some(format!(
+            "not registered: `chorus register {topic} {role} --key <this node's key>`"
+        )),
+        _ if !configured => Some(format!(
+            "registered, but this node runs no {role} for topic {topic} (add a [[{role}]] to \
+             its config)"
+        )),
+        _ if !funded => Some(format!(
+            "balance {} is below the data-sending fee {}: entries are left out at settlement \
+             (`chorus transfer` tokens to {})",
+            ledger.balance(me),
+            ledger.params.data_sending_fee,
+            me.to_hex()
+        )),
+        _ if !worker && stake < ledger.params.required_minimum_stake => Some(format!(
+            "stake {stake} is below the minimum {}: losses are not counted (`chorus stake add \
+             {topic} <amount>`)",
+            ledger.params.required_minimum_stake
+        )),
+        _ if t.is_some_and(|t| !t.active) => Some(format!(
+            "topic {topic} is inactive: it pays no rewards (fund it: `chorus topic fund`)"
+        )),
+        _ => match (&last, counted) {
+            (Some(s), _) if !s.accepted => Some(format!(
+                "epoch {} not submitted: {}",
+                s.epoch.map_or("?".into(), |e| e.to_string()),
+                s.reason.as_deref().unwrap_or("no reason given")
+            )),
+            (Some(s), Some(false)) => Some(format!(
+                "epoch {}'s finalized inference does not count this worker (its bundle arrived \
+                 after the window closed, or was not valid)",
+                s.epoch.unwrap_or_default()
+            )),
+            _ => None,
+        },
+    };
+    types::Duty {
+        topic,
+        role: role.into(),
+        configured,
+        registered,
+        funded,
+        stake,
+        window,
+        last,
+        counted,
+        last_reward: facts.rewards.get(&(topic, role)).copied(),
+        problem,
     }
 }

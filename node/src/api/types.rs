@@ -36,6 +36,9 @@ pub struct Status {
     pub roles: Roles,
     /// The last submission per (topic, kind).
     pub submissions: Vec<Submission>,
+    /// "Am I working?": one entry per (topic, role) this node runs or its key holds.
+    #[serde(default)]
+    pub duties: Vec<Duty>,
     /// This node's balance.
     pub balance: Amount,
     /// This node's validator bond ("0" if none).
@@ -89,6 +92,36 @@ pub struct Submission {
     pub reason: Option<String>,
     /// When.
     pub time_ms: u64,
+}
+
+/// One (topic, role) of this node in `status`: whether it can work, what it last did, what
+/// it last earned, and what is wrong if anything is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Duty {
+    /// Topic id.
+    pub topic: u64,
+    /// `worker` or `reputer`.
+    pub role: String,
+    /// This node runs the role (its config has it).
+    pub configured: bool,
+    /// The key is registered for it in the ledger.
+    pub registered: bool,
+    /// The balance covers the data-sending fee each counted entry pays at settlement.
+    pub funded: bool,
+    /// Reputers: the key's own stake in the topic ("0" for workers).
+    pub stake: Amount,
+    /// The role's window now (workers: the current epoch's; reputers: the epoch whose truth
+    /// is due).
+    pub window: Option<SubmissionWindow>,
+    /// The last submission (or skipped epoch) of this role.
+    pub last: Option<Submission>,
+    /// Workers: whether the last submitted epoch's finalized network inference counts this
+    /// key (none until that epoch is finalized here).
+    pub counted: Option<bool>,
+    /// The last reward for this role seen since the node started: (epoch, amount).
+    pub last_reward: Option<(u64, Amount)>,
+    /// What is wrong, if something is (the first problem found, with what to do).
+    pub problem: Option<String>,
 }
 
 /// The token supply in `status`.
