@@ -172,3 +172,49 @@ fn a_closed_stdout_ends_quietly_with_exit_0() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The shipped node configs (examples/node/*.toml) pass `chorus config validate` beside a
+/// genesis that defines topic 1 and a key, as their comments say to set them up.
+#[test]
+fn the_example_node_configs_validate() {
+    use chorus_protocol::genesis::{Genesis, GenesisTopic};
+    use chorus_protocol::topic::{LossMethod, TopicSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let out = chorus(
+        &[
+            "--json",
+            "genesis",
+            "new",
+            "--validators",
+            "1",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let path = dir.path().join("genesis.toml");
+    let mut genesis = Genesis::from_toml_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    genesis.topics.push(GenesisTopic {
+        id: chorus_protocol::ids::TopicId(1),
+        creator: genesis.validators[0].address,
+        spec: TopicSpec::new("ETH 1h", LossMethod::Mse, 0, 3_600_000, 1_800_000, 3_600_000),
+        fee_revenue: chorus_protocol::ids::Amount(0),
+    });
+    std::fs::write(&path, genesis.to_toml_string().unwrap()).unwrap();
+    std::fs::copy(
+        dir.path().join("keys/validator-0.key"),
+        dir.path().join("node.key"),
+    )
+    .unwrap();
+    for name in ["worker.toml", "reputer.toml", "validator.toml"] {
+        let config = dir.path().join(name);
+        std::fs::copy(example(&format!("node/{name}")), &config).unwrap();
+        let out = chorus(&["config", "validate", config.to_str().unwrap()], None);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
