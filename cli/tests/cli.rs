@@ -198,7 +198,14 @@ fn the_example_node_configs_validate() {
     genesis.topics.push(GenesisTopic {
         id: chorus_protocol::ids::TopicId(1),
         creator: genesis.validators[0].address,
-        spec: TopicSpec::new("ETH 1h", LossMethod::Mse, 0, 3_600_000, 1_800_000, 3_600_000),
+        spec: TopicSpec::new(
+            "ETH 1h",
+            LossMethod::Mse,
+            0,
+            3_600_000,
+            1_800_000,
+            3_600_000,
+        ),
         fee_revenue: chorus_protocol::ids::Amount(0),
     });
     std::fs::write(&path, genesis.to_toml_string().unwrap()).unwrap();

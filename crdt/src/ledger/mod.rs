@@ -82,6 +82,25 @@ impl EvidenceVerifier for NoConsensusEvidence {
     }
 }
 
+/// One actor's part in a settled epoch ([`LedgerEvent::Scored`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoredActor {
+    /// The actor.
+    pub who: PublicKey,
+    /// `inferer`, `forecaster` or `reputer`.
+    pub role: String,
+    /// Its instant score this epoch: the one-out score for workers (T_ij: how much the
+    /// network loss grows without it), the consensus score for reputers (T_m).
+    pub score: f64,
+    /// Its EMA score after this epoch (what sortition and the leaderboard use).
+    pub ema_score: f64,
+    /// Its share of the role's reward this epoch (u_ij, v_ik, w_m).
+    pub reward_fraction: f64,
+    /// Inferers: its raw weight in the epoch's network inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+}
+
 /// Something the ledger did, for logs, the REST API and reports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -143,6 +162,16 @@ pub enum LedgerEvent {
         combined: f64,
         /// Naive value.
         naive: Option<f64>,
+    },
+    /// An epoch was settled: every scored actor's score, for per-epoch statements. Comes
+    /// before the epoch's `Reward` events.
+    Scored {
+        /// Topic.
+        topic: TopicId,
+        /// Epoch.
+        epoch: u64,
+        /// One line per (actor, role), in role then key order.
+        actors: Vec<ScoredActor>,
     },
     /// The mechanism could not process an epoch (bad inputs); nothing was paid.
     MechanismError {

@@ -40,7 +40,7 @@ use chorus_protocol::params::ModuleParams;
 use serde::{Deserialize, Serialize};
 
 use super::state::{ReputerStake, TopicState};
-use super::{Ledger, LedgerEvent, SignedEntry};
+use super::{Ledger, LedgerEvent, ScoredActor, SignedEntry};
 
 /// What a finalized worker window left for its settlement.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -232,6 +232,11 @@ impl Ledger {
             }
         };
         update_mechanism(t, &params, &out);
+        events.push(LedgerEvent::Scored {
+            topic,
+            epoch,
+            actors: scored_actors(&t.mechanism.ema, &out, &bundle, &reputers),
+        });
         let Some(payouts) = out.payouts else {
             return;
         };
@@ -284,6 +289,59 @@ impl Ledger {
             a.rewards = Amount(a.rewards.0 + r.amount);
         }
     }
+}
+
+/// Every scored actor of a settled epoch: inferers, forecasters, then reputers, each in key
+/// order (keys that do not parse are left out: they cannot be counted).
+fn scored_actors(
+    ema: &EmaScores,
+    out: &SettleJsonOutput,
+    bundle: &NetworkInference,
+    reputers: &[CountedReputer<'_>],
+) -> Vec<ScoredActor> {
+    let mut actors = vec![];
+    let roles = [
+        (
+            "inferer",
+            &out.inferer_scores,
+            &out.inferer_reward_fractions,
+            &ema.inferer,
+        ),
+        (
+            "forecaster",
+            &out.forecaster_scores,
+            &out.forecaster_reward_fractions,
+            &ema.forecaster,
+        ),
+        (
+            "reputer",
+            &out.reputer_scores,
+            &out.reputer_reward_fractions,
+            &ema.reputer,
+        ),
+    ];
+    for (role, scores, fractions, emas) in roles {
+        for (k, score) in scores {
+            let who = match role {
+                "reputer" => reputers.iter().find(|r| hex(&r.key) == *k).map(|r| r.key),
+                _ => k.parse::<PublicKey>().ok(),
+            };
+            let Some(who) = who else {
+                continue;
+            };
+            actors.push(ScoredActor {
+                who,
+                role: role.into(),
+                score: *score,
+                ema_score: emas.get(k).copied().unwrap_or(*score),
+                reward_fraction: fractions.get(k).copied().unwrap_or(0.0),
+                weight: (role == "inferer")
+                    .then(|| bundle.inferer_weights.get(&who).copied())
+                    .flatten(),
+            });
+        }
+    }
+    actors
 }
 
 /// The workers of a worker window that count, before data fees.

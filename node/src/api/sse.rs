@@ -85,6 +85,7 @@ pub const LEDGER_EVENT_KINDS: &[&str] = &[
     "emission",
     "reward",
     "network_inference",
+    "scored",
     "mechanism_error",
     "tallied",
 ];

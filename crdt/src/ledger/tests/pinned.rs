@@ -170,6 +170,7 @@ fn a_fixed_message_history_keeps_its_root_and_events() {
 
 #[test]
 fn a_fixed_settlement_history_keeps_its_root_and_events() {
+    // Events re-pinned when settlement began to emit `Scored` (the root did not change).
     let (l, events) = super::settlement::run(12);
     assert_eq!(
         l.root().to_hex(),
@@ -177,6 +178,64 @@ fn a_fixed_settlement_history_keeps_its_root_and_events() {
     );
     assert_eq!(
         events_digest(&events),
-        "bb806e822f33c69550dcb805b9485cbe57df705dd21a6e33586242be729d7cec"
+        "1a63f2dfeb0c7c1b877dc0d193d113176eebca4d8dfc6732b6afc69a29d29fc0"
     );
+}
+
+/// Every settled epoch says who was scored how: each actor paid a worker or reputer reward in
+/// an epoch has a `Scored` line for that role, and each role's reward fractions sum to 1.
+#[test]
+fn settled_epochs_say_who_was_scored_and_how() {
+    let (_, events) = super::settlement::run(12);
+    let mut scored = 0;
+    for e in &events {
+        let LedgerEvent::Scored {
+            topic,
+            epoch,
+            actors,
+        } = e
+        else {
+            continue;
+        };
+        scored += 1;
+        for role in ["inferer", "forecaster", "reputer"] {
+            let fractions: Vec<f64> = actors
+                .iter()
+                .filter(|a| a.role == role)
+                .map(|a| a.reward_fraction)
+                .collect();
+            if !fractions.is_empty() {
+                let sum: f64 = fractions.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-9, "{role} fractions sum to {sum}");
+            }
+        }
+        assert!(
+            actors
+                .iter()
+                .all(|a| a.score.is_finite() && a.ema_score.is_finite())
+        );
+        assert!(
+            actors
+                .iter()
+                .filter(|a| a.role == "inferer")
+                .all(|a| a.weight.is_some())
+        );
+        for r in events.iter().filter_map(|x| match x {
+            LedgerEvent::Reward {
+                topic: t,
+                epoch: ep,
+                to,
+                role,
+                ..
+            } if t == topic && ep == epoch && role != "delegator" => Some((to, role)),
+            _ => None,
+        }) {
+            assert!(
+                actors.iter().any(|a| &a.who == r.0 && &a.role == r.1),
+                "a {} reward without a score line",
+                r.1
+            );
+        }
+    }
+    assert!(scored >= 5, "only {scored} settled epochs");
 }
