@@ -505,3 +505,82 @@ async fn a_stopped_node_is_exit_code_1() {
         "plain http only",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewards_history_as_table_json_and_csv() {
+    let node = FakeNode::start().await.unwrap();
+    let url = node.url();
+    let who = fake::fake_address().to_hex();
+    // The fake settled epochs 0..=40, one inferer line each, paying 10.
+    let all = json(&chorus(&["--json", "rewards", &who, "--history", "--node", url]).await);
+    assert_eq!(all.as_array().unwrap().len(), 41);
+    let some = json(
+        &chorus(&[
+            "--json",
+            "rewards",
+            &who,
+            "--history",
+            "--topic",
+            "1",
+            "--from",
+            "10",
+            "--to",
+            "12",
+            "--node",
+            url,
+        ])
+        .await,
+    );
+    let epochs: Vec<u64> = some
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, vec![10, 11, 12]);
+    let text = chorus(&["rewards", &who, "--history", "--from", "39", "--node", url]).await;
+    assert!(
+        stdout(&text).contains("2 line(s), 20 paid"),
+        "{}",
+        stdout(&text)
+    );
+    let csv = chorus(&[
+        "rewards",
+        &who,
+        "--history",
+        "--to",
+        "1",
+        "--csv",
+        "--node",
+        url,
+    ])
+    .await;
+    let lines: Vec<String> = stdout(&csv).lines().map(str::to_owned).collect();
+    assert_eq!(
+        lines[0],
+        "topic,epoch,role,score,ema_score,weight,fraction,payout,height"
+    );
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[1].starts_with("1,0,inferer,"), "{}", lines[1]);
+    // A reversed range is the caller's fault.
+    assert_fails(
+        &chorus(&[
+            "rewards",
+            &who,
+            "--history",
+            "--from",
+            "5",
+            "--to",
+            "4",
+            "--node",
+            url,
+        ])
+        .await,
+        2,
+        "after",
+    );
+    // --topic without --history is refused by the parser.
+    let o = chorus(&["rewards", &who, "--topic", "1", "--node", url]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--history"), "{}", stderr(&o));
+}

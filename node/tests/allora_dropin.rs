@@ -263,6 +263,49 @@ async fn basic_coin_prediction_node_serves_a_worker_unchanged() {
         .unwrap();
     assert_eq!(r.stake, Amount(50_000));
     assert!(r.registered && r.configured, "{r:?}");
+    // Per-epoch statements: once an epoch is settled, every node holds the same lines for the
+    // worker (they come from the replicated ledger events).
+    let q = chorus_node::actor::StatementsQuery {
+        address: worker_key,
+        topic: Some(TopicId(1)),
+        from: None,
+        to: None,
+    };
+    let t0 = Instant::now();
+    let lines = loop {
+        let lines = h.statements(q.clone()).await.unwrap();
+        if !lines.is_empty() || t0.elapsed() > Duration::from_secs(60) {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!lines.is_empty(), "no epoch settled");
+    assert!(
+        lines.iter().all(|l| l.role == "inferer"
+            && l.topic == 1
+            && l.score.is_some_and(f64::is_finite)
+            && l.weight.is_some()
+            && l.height > 0),
+        "{lines:?}"
+    );
+    let epochs: BTreeSet<u64> = lines.iter().map(|l| l.epoch).collect();
+    let t0 = Instant::now();
+    loop {
+        let other = net.handle(1).unwrap().statements(q.clone()).await.unwrap();
+        let same: Vec<_> = other
+            .into_iter()
+            .filter(|l| epochs.contains(&l.epoch))
+            .collect();
+        if same.len() == lines.len() {
+            assert_eq!(same, lines);
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "node 1 never held the lines"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let m2 = net.handle(2).unwrap().metrics().encode();
     assert!(
         metric(&m2, "chorus_losses_published_total", &["topic=\"1\""]) >= 1.0,

@@ -438,3 +438,99 @@ async fn every_documented_route_and_metric_exists() {
         );
     }
 }
+
+/// `id:` lines on `/v1/events`, and a client that reconnects with `Last-Event-ID` gets the held
+/// heights after it (with a `lagged` notice for those no longer held), then live ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_events_resume_from_last_event_id() {
+    use chorus_crdt::ledger::LedgerEvent;
+    use chorus_node::actor::{LedgerRecord, handle::LEDGER_EVENTS};
+    let node = FakeNode::start().await.unwrap();
+    let record = |height: u64| LedgerRecord {
+        height,
+        events: std::sync::Arc::new(vec![LedgerEvent::Emission {
+            minted: Amount(u128::from(height)),
+            validators: Amount(0),
+            topics: Amount(0),
+        }]),
+    };
+    let held = LEDGER_EVENTS as u64;
+    for h in 1..=held + 6 {
+        node.publish_ledger(record(h));
+    }
+    // (name, id, data) of the first `n` events of a stream.
+    async fn first(resp: Response<Incoming>, n: usize) -> Vec<(String, Option<u64>, Value)> {
+        let mut body = resp.into_body();
+        let mut text = String::new();
+        let mut out = vec![];
+        while out.len() < n {
+            let frame = tokio::time::timeout(TIMEOUT, body.frame())
+                .await
+                .expect("no event in time")
+                .expect("stream ended")
+                .unwrap();
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            text.push_str(std::str::from_utf8(&data).unwrap());
+            while let Some(end) = text.find("\n\n") {
+                let block: String = text.drain(..end + 2).collect();
+                let (mut name, mut id, mut data) = (None, None, None);
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = Some(v.to_owned());
+                    } else if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.parse().ok();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = serde_json::from_str(v).ok();
+                    }
+                }
+                if let (Some(name), Some(data)) = (name, data) {
+                    out.push((name, id, data));
+                }
+            }
+        }
+        out
+    }
+    let url = format!("{}/v1/events", node.url());
+    // Resuming inside the held heights: exactly the heights after the id, in order.
+    let last = held + 2;
+    let resp = send(
+        Method::GET,
+        &url,
+        &[("last-event-id", &last.to_string())],
+        vec![],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let got = first(resp, 4).await;
+    let ids: Vec<Option<u64>> = got.iter().map(|(_, id, _)| *id).collect();
+    assert_eq!(ids, (last + 1..=held + 6).map(Some).collect::<Vec<_>>());
+    assert!(
+        got.iter()
+            .all(|(name, id, data)| name == "checkpoint" && data["height"].as_u64() == *id)
+    );
+    // Resuming before the oldest held height: a lagged notice with the exact count first.
+    let resp = send(Method::GET, &url, &[("last-event-id", "2")], vec![]).await;
+    let got = first(resp, 2).await;
+    assert_eq!(got[0].0, "lagged");
+    // Held: heights 7..=held+6; 3..=6 are gone.
+    assert_eq!(got[0].2["missed"], 4);
+    assert_eq!(got[1].1, Some(7));
+    // A live height after the replay arrives once, with its id.
+    let resp = send(
+        Method::GET,
+        &url,
+        &[("last-event-id", &(held + 5).to_string())],
+        vec![],
+    )
+    .await;
+    node.publish_ledger(record(held + 7));
+    let got = first(resp, 2).await;
+    let ids: Vec<Option<u64>> = got.iter().map(|(_, id, _)| *id).collect();
+    assert_eq!(ids, vec![Some(held + 6), Some(held + 7)]);
+    // A Last-Event-ID that is not a height is the caller's fault.
+    let (status, body) = call(Method::GET, &url, &[("last-event-id", "abc")], vec![]).await;
+    assert_eq!(status, 400);
+    assert_error(&body);
+}

@@ -190,6 +190,28 @@ pub struct AccountArgs {
     node: NodeArgs,
 }
 
+/// Arguments of `rewards`.
+#[derive(Debug, Args)]
+pub struct RewardsArgs {
+    #[command(flatten)]
+    account: AccountArgs,
+    /// Per-epoch statements: score, EMA score, weight, reward fraction and payout.
+    #[arg(long)]
+    history: bool,
+    /// Only this topic.
+    #[arg(long, requires = "history")]
+    topic: Option<u64>,
+    /// From this epoch (inclusive).
+    #[arg(long, requires = "history")]
+    from: Option<u64>,
+    /// To this epoch (inclusive).
+    #[arg(long, requires = "history")]
+    to: Option<u64>,
+    /// As CSV (one header line, one line per statement).
+    #[arg(long, requires = "history", conflicts_with = "json")]
+    csv: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ApiCommand {
     /// Topics on the node: list, show, watch live, create, fund.
@@ -212,8 +234,9 @@ pub enum ApiCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
-    /// Total rewards of an account (default: the --key's address, else the node's own).
-    Rewards(AccountArgs),
+    /// Rewards of an account (default: the --key's address, else the node's own): the total,
+    /// or with --history one line per settled epoch and role.
+    Rewards(RewardsArgs),
     /// Balance, bond, stakes and nonce of an account (default: the --key's address, else the
     /// node's own).
     Balance(AccountArgs),
@@ -315,7 +338,18 @@ async fn dispatch(cmd: ApiCommand, out: &Output) -> anyhow::Result<()> {
         ApiCommand::Leaderboard { topic, node } => {
             read::leaderboard(&client(&node)?, topic, out).await
         }
-        ApiCommand::Rewards(a) => {
+        ApiCommand::Rewards(r) if r.history => {
+            let filter = read::StatementFilter {
+                topic: r.topic,
+                from: r.from,
+                to: r.to,
+                csv: r.csv,
+            };
+            let a = r.account;
+            read::statements(&client(&a.node)?, a.address, a.key, filter, out).await
+        }
+        ApiCommand::Rewards(r) => {
+            let a = r.account;
             read::account(
                 &client(&a.node)?,
                 a.address,

@@ -485,6 +485,90 @@ pub async fn account(
     out.document(&text, &a)
 }
 
+/// Which statements `rewards --history` shows.
+pub struct StatementFilter {
+    /// One topic.
+    pub topic: Option<u64>,
+    /// First epoch.
+    pub from: Option<u64>,
+    /// Last epoch.
+    pub to: Option<u64>,
+    /// Print CSV.
+    pub csv: bool,
+}
+
+/// `chorus rewards --history`: one line per settled epoch and role, and the total paid.
+pub async fn statements(
+    node: &NodeClient,
+    address: Option<PublicKey>,
+    key: Option<PathBuf>,
+    f: StatementFilter,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let who = whose(node, address, key).await?;
+    let mut query = vec![];
+    for (name, v) in [("topic", f.topic), ("from", f.from), ("to", f.to)] {
+        if let Some(v) = v {
+            query.push(format!("{name}={v}"));
+        }
+    }
+    let path = match query.is_empty() {
+        true => format!("/v1/accounts/{who}/statements"),
+        false => format!("/v1/accounts/{who}/statements?{}", query.join("&")),
+    };
+    let lines: Vec<types::Statement> = node.get(&path).await?;
+    let row = |s: &types::Statement| {
+        vec![
+            s.topic.to_string(),
+            s.epoch.to_string(),
+            s.role.clone(),
+            opt_num(s.score),
+            opt_num(s.ema_score),
+            opt_num(s.weight),
+            opt_num(s.reward_fraction),
+            s.payout.to_string(),
+            s.height.to_string(),
+        ]
+    };
+    let headers = [
+        "topic",
+        "epoch",
+        "role",
+        "score",
+        "ema_score",
+        "weight",
+        "fraction",
+        "payout",
+        "height",
+    ];
+    if f.csv {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.write_record(headers)?;
+        for s in &lines {
+            // An empty field, not "-", where a line has no value.
+            w.write_record(
+                row(s)
+                    .iter()
+                    .map(|c| if c == "-" { "" } else { c.as_str() }),
+            )?;
+        }
+        let text = String::from_utf8(w.into_inner().map_err(|e| anyhow!("{e}"))?)?;
+        return crate::output::line(text.trim_end());
+    }
+    let total: u128 = lines.iter().map(|s| s.payout.0).sum();
+    let text = if lines.is_empty() {
+        format!("no settled epochs for {who} (statements are kept from when the node started)")
+    } else {
+        let rows: Vec<Vec<String>> = lines.iter().map(row).collect();
+        format!(
+            "{}\n\n{} line(s), {total} paid",
+            table(&headers, &rows),
+            lines.len()
+        )
+    };
+    out.document(&text, &lines)
+}
+
 /// `chorus topic watch ID [--count N]`: one line per network inference until Ctrl-C, the
 /// count, or the end of the stream (an error: the node went away).
 pub async fn watch(

@@ -51,6 +51,21 @@ pub enum Query {
     Proposals,
     /// `GET /v1/proposals/{id}`.
     Proposal(Hash32),
+    /// `GET /v1/accounts/{address}/statements` (read from the store).
+    Statements(StatementsQuery),
+}
+
+/// Which statement lines to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementsQuery {
+    /// The account.
+    pub address: PublicKey,
+    /// One topic (all if `None`).
+    pub topic: Option<TopicId>,
+    /// First epoch (inclusive).
+    pub from: Option<u64>,
+    /// Last epoch (inclusive).
+    pub to: Option<u64>,
 }
 
 /// The node's answer to a [`Query`]: the document of the route (`api::types`), serialized as
@@ -83,6 +98,8 @@ pub enum Answer {
     Proposals(Vec<types::Proposal>),
     /// [`Query::Proposal`].
     Proposal(Box<types::Proposal>),
+    /// [`Query::Statements`].
+    Statements(Vec<types::Statement>),
 }
 
 /// Why a query has no answer.
@@ -140,7 +157,58 @@ pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     inferences: broadcast::Sender<InferenceEvent>,
     metrics: Arc<NodeMetrics>,
-    ledger: Option<broadcast::Sender<LedgerRecord>>,
+    ledger: Option<LedgerLog>,
+}
+
+/// The ledger events of applied heights: a broadcast for live subscribers, and the last
+/// [`LEDGER_EVENTS`] heights for subscribers that resume (`/v1/events` with `Last-Event-ID`).
+#[derive(Clone, Debug)]
+pub struct LedgerLog {
+    tx: broadcast::Sender<LedgerRecord>,
+    recent: Arc<std::sync::Mutex<std::collections::VecDeque<LedgerRecord>>>,
+}
+
+impl Default for LedgerLog {
+    fn default() -> Self {
+        LedgerLog {
+            tx: broadcast::channel(LEDGER_EVENTS).0,
+            recent: Arc::default(),
+        }
+    }
+}
+
+impl LedgerLog {
+    /// Keep `rec` among the recent heights and send it to live subscribers.
+    pub fn publish(&self, rec: LedgerRecord) {
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.push_back(rec.clone());
+            while recent.len() > LEDGER_EVENTS {
+                recent.pop_front();
+            }
+        }
+        let _ = self.tx.send(rec);
+    }
+
+    /// Live records from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LedgerRecord> {
+        self.tx.subscribe()
+    }
+
+    /// The held records above `height`, and how many heights above it are no longer held.
+    pub fn since(&self, height: u64) -> (Vec<LedgerRecord>, u64) {
+        let Ok(recent) = self.recent.lock() else {
+            return (vec![], 0);
+        };
+        let held: Vec<LedgerRecord> = recent
+            .iter()
+            .filter(|r| r.height > height)
+            .cloned()
+            .collect();
+        let missed = held.first().map_or(0, |first| {
+            first.height.saturating_sub(height.saturating_add(1))
+        });
+        (held, missed)
+    }
 }
 
 /// Heights of ledger events buffered for subscribers (`/v1/events`); a subscriber further
@@ -173,14 +241,19 @@ impl NodeHandle {
     }
 
     /// Also offer the ledger events of every applied height.
-    pub fn with_ledger_events(mut self, tx: broadcast::Sender<LedgerRecord>) -> Self {
-        self.ledger = Some(tx);
+    pub fn with_ledger_events(mut self, log: LedgerLog) -> Self {
+        self.ledger = Some(log);
         self
     }
 
     /// Ledger events of every applied height from now on (if the node offers them).
     pub fn subscribe_ledger(&self) -> Option<broadcast::Receiver<LedgerRecord>> {
-        self.ledger.as_ref().map(broadcast::Sender::subscribe)
+        self.ledger.as_ref().map(LedgerLog::subscribe)
+    }
+
+    /// The node's ledger log (if it offers ledger events).
+    pub fn ledger_log(&self) -> Option<&LedgerLog> {
+        self.ledger.as_ref()
     }
 
     /// Ask the node.
@@ -290,6 +363,17 @@ impl NodeHandle {
         match self.query(Query::Proposal(id)).await? {
             Answer::Proposal(p) => Ok(*p),
             _ => Err(QueryError::WrongAnswer("proposal")),
+        }
+    }
+
+    /// `GET /v1/accounts/{address}/statements`.
+    pub async fn statements(
+        &self,
+        q: StatementsQuery,
+    ) -> Result<Vec<types::Statement>, QueryError> {
+        match self.query(Query::Statements(q)).await? {
+            Answer::Statements(s) => Ok(s),
+            _ => Err(QueryError::WrongAnswer("statements")),
         }
     }
 

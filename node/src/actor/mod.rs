@@ -36,7 +36,8 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 pub use handle::{
-    Answer, Command, InferenceEvent, LedgerRecord, NodeHandle, Query, QueryError, SubmitResult,
+    Answer, Command, InferenceEvent, LedgerLog, LedgerRecord, NodeHandle, Query, QueryError,
+    StatementsQuery, SubmitResult,
 };
 
 use crate::clock::Clock;
@@ -330,9 +331,9 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
     let (inferences_tx, _) = broadcast::channel(handle::INFERENCE_EVENTS);
     let (roles_tx, roles_rx) = mpsc::channel::<RoleOutput>(ROLE_QUEUE);
     let (view_tx, view_rx) = watch::channel(Arc::new(RoleView::default()));
-    let (ledger_tx, _) = broadcast::channel(handle::LEDGER_EVENTS);
+    let ledger_log = handle::LedgerLog::default();
     let handle = NodeHandle::new(commands_tx, inferences_tx.clone(), metrics.clone())
-        .with_ledger_events(ledger_tx.clone());
+        .with_ledger_events(ledger_log.clone());
     let mut tasks = JoinSet::new();
     // Every task runs in a span naming the node (and its topic), so that the lines of many
     // nodes in one process (devnet, testbeds) can be told apart.
@@ -373,7 +374,7 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         store,
         metrics,
         inferences: inferences_tx,
-        ledger_events: ledger_tx,
+        ledger_events: ledger_log,
         view: view_tx,
         clock,
         tick: setup.tick,

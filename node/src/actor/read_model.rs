@@ -11,9 +11,12 @@ use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
 
-use super::handle::{Answer, Query, QueryError};
+use super::handle::{Answer, Query, QueryError, StatementsQuery};
 use super::views::{self, INFERENCE_HISTORY, NodeFacts, StoredInference};
-use crate::api::types::Submission;
+use crate::api::types::{Statement, Submission};
+
+/// Most (topic, epoch) keys one statements query reads.
+pub const MAX_STATEMENT_KEYS: usize = 10_000;
 use crate::store::{Store, ops};
 
 /// Last submissions remembered per (topic, kind) for `status`.
@@ -36,6 +39,8 @@ pub(super) struct ReadModel {
     started_ms: u64,
     /// The (topic, role) pairs this node runs (`worker`, `reputer`).
     configured: BTreeSet<(u64, &'static str)>,
+    /// Statement lines to store: ((address, topic, epoch), JSON list).
+    pending_statements: Vec<(ops::StatementKey, Vec<u8>)>,
     /// The last reward of this node's key per (topic, duty role): (epoch, amount).
     rewards: BTreeMap<(u64, &'static str), (u64, Amount)>,
 }
@@ -49,6 +54,7 @@ impl ReadModel {
             next_nonce: BTreeMap::new(),
             started_ms: now_ms,
             configured: BTreeSet::new(),
+            pending_statements: vec![],
             rewards: BTreeMap::new(),
         }
     }
@@ -62,8 +68,20 @@ impl ReadModel {
         self
     }
 
-    /// Note the rewards paid to `me` by a checkpoint (for `status`).
-    pub(super) fn ledger_events(&mut self, me: &PublicKey, events: &[LedgerEvent]) {
+    /// The statement lines to store since the last call.
+    pub(super) fn take_pending_statements(&mut self) -> Vec<(ops::StatementKey, Vec<u8>)> {
+        std::mem::take(&mut self.pending_statements)
+    }
+
+    /// A checkpoint's events: the statements they make (queued for the store) and the
+    /// rewards paid to `me` (for `status`).
+    pub(super) fn ledger_events(&mut self, me: &PublicKey, height: u64, events: &[LedgerEvent]) {
+        for ((who, topic, epoch), lines) in views::statements_of(height, events) {
+            if let Ok(json) = serde_json::to_vec(&lines) {
+                self.pending_statements
+                    .push(((*who.as_bytes(), topic, epoch), json));
+            }
+        }
         for e in events {
             if let LedgerEvent::Reward {
                 topic,
@@ -143,6 +161,29 @@ impl ReadModel {
             let e = self.next_nonce.entry(env.signer).or_default();
             *e = (*e).max(n + 1);
         }
+    }
+
+    /// `GET /v1/accounts/{address}/statements`, from the store.
+    pub(super) async fn stored_statements(
+        store: &Store,
+        q: StatementsQuery,
+    ) -> Result<Answer, QueryError> {
+        let who = *q.address.as_bytes();
+        let topics = q.topic.map_or((0, u64::MAX), |t| (t.0, t.0));
+        let epochs = (q.from.unwrap_or(0), q.to.unwrap_or(u64::MAX));
+        let rows = store
+            .call(move |db| ops::statements(db, &who, topics, epochs, MAX_STATEMENT_KEYS))
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "reading statements");
+                QueryError::Unavailable
+            })?;
+        let lines = rows
+            .iter()
+            .filter_map(|b| serde_json::from_slice::<Vec<Statement>>(b).ok())
+            .flatten()
+            .collect();
+        Ok(Answer::Statements(lines))
     }
 
     /// Whether an inference query must go to the store (an epoch no longer in memory).
@@ -233,6 +274,8 @@ impl ReadModel {
             Query::Params => Ok(Answer::Params(Box::new(views::params(ledger)))),
             Query::Proposals => Ok(Answer::Proposals(views::proposals(ledger))),
             Query::Proposal(id) => Ok(Answer::Proposal(Box::new(views::proposal(ledger, id)?))),
+            // Answered from the store by the actor (see `stored_statements`).
+            Query::Statements(_) => Err(QueryError::Unavailable),
         }
     }
 }

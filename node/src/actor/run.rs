@@ -16,7 +16,7 @@ use chorus_protocol::validation::ChannelKind;
 use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::handle::{Command, InferenceEvent, SubmitResult};
+use super::handle::{Command, InferenceEvent, Query, SubmitResult};
 use super::network::NetDriver;
 use super::read_model::ReadModel;
 use super::views::NodeFacts;
@@ -35,7 +35,7 @@ pub(super) struct ActorParts {
     pub store: Store,
     pub metrics: Arc<NodeMetrics>,
     pub inferences: broadcast::Sender<InferenceEvent>,
-    pub ledger_events: broadcast::Sender<super::handle::LedgerRecord>,
+    pub ledger_events: super::handle::LedgerLog,
     pub view: watch::Sender<Arc<RoleView>>,
     pub clock: Clock,
     pub tick: Duration,
@@ -191,6 +191,14 @@ impl Actor {
     /// Queue pending envelope writes (not yet durable: they become durable with the next
     /// durable commit; peers' envelopes can be fetched again after a crash).
     async fn write_behind(&mut self) {
+        let statements = self.read.take_pending_statements();
+        if !statements.is_empty() {
+            let _ = self
+                .p
+                .store
+                .enqueue("statements", move |db| ops::put_statements(db, &statements))
+                .await;
+        }
         let items = self.read.take_pending_inferences();
         if !items.is_empty() {
             let _ = self
@@ -453,9 +461,9 @@ impl Actor {
                     .metrics
                     .finality_latency(Duration::from_millis(now.saturating_sub(period_end)));
                 let me = self.p.replica.public_key();
-                self.read.ledger_events(&me, &events);
+                self.read.ledger_events(&me, height, &events);
                 let events = Arc::new(events);
-                let _ = self.p.ledger_events.send(super::handle::LedgerRecord {
+                self.p.ledger_events.publish(super::handle::LedgerRecord {
                     height,
                     events: events.clone(),
                 });
@@ -567,12 +575,15 @@ impl Actor {
     async fn handle_command(&mut self, c: Command) {
         match c {
             Command::Query(q, reply) => {
-                let answer = match self.read.needs_store(&q) {
-                    Some((topic, epoch)) => {
+                let answer = match (self.read.needs_store(&q), q) {
+                    (_, Query::Statements(sq)) => {
+                        ReadModel::stored_statements(&self.p.store, sq).await
+                    }
+                    (Some((topic, epoch)), _) => {
                         let (replica, store) = (&self.p.replica, &self.p.store);
                         ReadModel::stored_inference(replica, store, topic, epoch).await
                     }
-                    None => {
+                    (None, q) => {
                         let now = self.now();
                         let net = &self.p.net;
                         let facts = || NodeFacts {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chorus_crdt::ledger::{Ledger, Proposal, TopicState};
+use chorus_crdt::ledger::{Ledger, LedgerEvent, Proposal, TopicState};
 use chorus_crdt::replica::Replica;
 use chorus_protocol::ids::{Amount, Hash32, TopicId};
 use chorus_protocol::inference::NetworkInference;
@@ -523,4 +523,65 @@ fn duty(
         last_reward: facts.rewards.get(&(topic, role)).copied(),
         problem,
     }
+}
+
+/// The statement lines a checkpoint's ledger events make, by (address, topic, epoch): one per
+/// `Scored` actor and role, with the matching `Reward` payouts added (a delegator's reward is
+/// a line of its own).
+pub fn statements_of(
+    height: u64,
+    events: &[LedgerEvent],
+) -> BTreeMap<(PublicKey, u64, u64), Vec<types::Statement>> {
+    let mut out: BTreeMap<(PublicKey, u64, u64), Vec<types::Statement>> = BTreeMap::new();
+    for e in events {
+        if let LedgerEvent::Scored {
+            topic,
+            epoch,
+            actors,
+        } = e
+        {
+            for a in actors {
+                out.entry((a.who, topic.0, *epoch))
+                    .or_default()
+                    .push(types::Statement {
+                        topic: topic.0,
+                        epoch: *epoch,
+                        height,
+                        role: a.role.clone(),
+                        score: Some(a.score),
+                        ema_score: Some(a.ema_score),
+                        weight: a.weight,
+                        reward_fraction: Some(a.reward_fraction),
+                        payout: Amount(0),
+                    });
+            }
+        }
+    }
+    for e in events {
+        if let LedgerEvent::Reward {
+            topic,
+            epoch,
+            to,
+            amount,
+            role,
+        } = e
+        {
+            let lines = out.entry((*to, topic.0, *epoch)).or_default();
+            match lines.iter_mut().find(|l| &l.role == role) {
+                Some(l) => l.payout = Amount(l.payout.0 + amount.0),
+                None => lines.push(types::Statement {
+                    topic: topic.0,
+                    epoch: *epoch,
+                    height,
+                    role: role.clone(),
+                    score: None,
+                    ema_score: None,
+                    weight: None,
+                    reward_fraction: None,
+                    payout: *amount,
+                }),
+            }
+        }
+    }
+    out
 }

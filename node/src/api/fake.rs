@@ -89,6 +89,23 @@ pub fn canned(q: &Query) -> Result<Answer, QueryError> {
             Answer::Window(crate::actor::views::window_of(*t, &spec, now))
         }
         Query::Params => Answer::Params(Box::default()),
+        Query::Statements(q) => Answer::Statements(
+            (0..=FAKE_LATEST_EPOCH)
+                .filter(|e| q.from.is_none_or(|f| *e >= f) && q.to.is_none_or(|t| *e <= t))
+                .filter(|_| q.topic.is_none_or(|t| t.0 == FAKE_TOPIC))
+                .map(|epoch| types::Statement {
+                    topic: FAKE_TOPIC,
+                    epoch,
+                    height: epoch + 2,
+                    role: "inferer".into(),
+                    score: Some(0.001),
+                    ema_score: Some(0.002),
+                    weight: Some(0.5),
+                    reward_fraction: Some(0.25),
+                    payout: Amount(10),
+                })
+                .collect(),
+        ),
         Query::Proposals => Answer::Proposals(vec![proposal()]),
         Query::Proposal(id) => {
             let p = proposal();
@@ -337,7 +354,8 @@ impl FakeNode {
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (events, _) = broadcast::channel(INFERENCE_EVENTS);
         let metrics = Arc::new(NodeMetrics::new());
-        let handle = NodeHandle::new(commands_tx, events.clone(), metrics);
+        let handle = NodeHandle::new(commands_tx, events.clone(), metrics)
+            .with_ledger_events(crate::actor::LedgerLog::default());
         let submitted = Arc::new(Mutex::new(Vec::new()));
         let actor = tokio::spawn(fake_actor(commands_rx, answer, submitted.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -371,6 +389,13 @@ impl FakeNode {
     /// Publish an inference event to live subscribers; returns how many there are.
     pub fn publish(&self, event: InferenceEvent) -> usize {
         self.events.send(event).unwrap_or(0)
+    }
+
+    /// Publish one height's ledger events (to `/v1/events` subscribers and the held heights).
+    pub fn publish_ledger(&self, record: crate::actor::LedgerRecord) {
+        if let Some(log) = self.handle.ledger_log() {
+            log.publish(record);
+        }
     }
 
     /// Wait until at least `n` live subscribers exist (`false` on timeout).

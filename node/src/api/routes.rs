@@ -153,6 +153,46 @@ pub(super) async fn proposal(
     ask(&state, Query::Proposal(id)).await
 }
 
+/// The query string of `GET /v1/accounts/{address}/statements`.
+#[derive(Debug, Deserialize)]
+pub(super) struct StatementParams {
+    topic: Option<u64>,
+    from: Option<u64>,
+    to: Option<u64>,
+}
+
+/// `GET /v1/accounts/{address}/statements[?topic=T&from=E&to=E]`.
+pub(super) async fn statements(
+    State(state): State<ApiState>,
+    addr: Result<Path<String>, PathRejection>,
+    params: Result<QueryParams<StatementParams>, QueryRejection>,
+) -> JsonAnswer {
+    let address = address(addr)?;
+    let QueryParams(p) = params.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "bad query: {} (expected ?topic=<id>&from=<epoch>&to=<epoch>)",
+            e.body_text()
+        ))
+    })?;
+    if let (Some(from), Some(to)) = (p.from, p.to)
+        && from > to
+    {
+        return Err(ApiError::BadRequest(format!(
+            "from {from} is after to {to}"
+        )));
+    }
+    ask(
+        &state,
+        Query::Statements(crate::actor::StatementsQuery {
+            address,
+            topic: p.topic.map(TopicId),
+            from: p.from,
+            to: p.to,
+        }),
+    )
+    .await
+}
+
 /// `GET /v1/checkpoints/latest`.
 pub(super) async fn latest_checkpoint(State(state): State<ApiState>) -> JsonAnswer {
     ask(&state, Query::LatestCheckpoint).await

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query as QueryParams, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chorus_protocol::ids::TopicId;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 
 use super::ApiState;
@@ -42,10 +43,13 @@ pub(super) struct EventsParams {
 }
 
 /// `GET /v1/events[?kinds=reward,slashed,…]`: one `checkpoint` event
-/// `{"height": h, "events": [...]}` per finalized height (heights whose events are all
-/// filtered out are skipped). 503 if the node offers no ledger events.
+/// `{"height": h, "events": [...]}` with `id: h` per finalized height (heights whose events
+/// are all filtered out are skipped). A client that reconnects with `Last-Event-ID: h` first
+/// gets the held heights after `h` (and a `lagged` event if some are no longer held), then the
+/// live ones. 503 if the node offers no ledger events.
 pub(super) async fn ledger(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     params: Result<QueryParams<EventsParams>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let QueryParams(params) = params.map_err(|e| {
@@ -70,11 +74,62 @@ pub(super) async fn ledger(
             LEDGER_EVENT_KINDS.join(", ")
         )));
     }
-    let rx = state
-        .handle
-        .subscribe_ledger()
-        .ok_or(ApiError::Unavailable)?;
-    Ok(Sse::new(ledger_events(rx, kinds)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    let last = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::BadRequest("Last-Event-ID is not a checkpoint height".into())
+                })?,
+        ),
+    };
+    let log = state.handle.ledger_log().ok_or(ApiError::Unavailable)?;
+    // Subscribe before reading the held records, so no height falls between the two.
+    let rx = log.subscribe();
+    let (replay, missed) = match last {
+        Some(h) => log.since(h),
+        None => (vec![], 0),
+    };
+    let after = replay.last().map(|r| r.height).or(last).unwrap_or(0);
+    let lagged = (missed > 0).then(|| {
+        Ok(json_event(
+            LAGGED_EVENT,
+            &serde_json::json!({ "missed": missed }),
+        ))
+    });
+    let held = {
+        let kinds = kinds.clone();
+        replay
+            .into_iter()
+            .filter_map(move |rec| checkpoint_event(&rec, kinds.as_ref()).map(Ok))
+    };
+    let live = ledger_events(rx, kinds, after);
+    let stream = futures::stream::iter(lagged.into_iter().chain(held)).chain(live);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// The `checkpoint` event of one height keeping only `kinds`, with the height as its id;
+/// `None` when filtering leaves nothing.
+fn checkpoint_event(rec: &LedgerRecord, kinds: Option<&Vec<String>>) -> Option<Event> {
+    let events: Vec<serde_json::Value> = rec
+        .events
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .filter(|v| {
+            kinds.is_none_or(|k| {
+                v["event"]
+                    .as_str()
+                    .is_some_and(|t| k.iter().any(|k| k == t))
+            })
+        })
+        .collect();
+    if events.is_empty() && kinds.is_some() {
+        return None;
+    }
+    let data = serde_json::json!({"height": rec.height, "events": events});
+    Some(json_event(CHECKPOINT_EVENT, &data).id(rec.height.to_string()))
 }
 
 /// The `event` tags of [`LedgerEvent`](chorus_crdt::ledger::LedgerEvent).
@@ -90,37 +145,23 @@ pub const LEDGER_EVENT_KINDS: &[&str] = &[
     "tallied",
 ];
 
-/// The SSE events of the ledger broadcast, keeping only `kinds` (all if `None`).
+/// The SSE events of the ledger broadcast above height `after`, keeping only `kinds` (all if
+/// `None`).
 fn ledger_events(
     rx: broadcast::Receiver<LedgerRecord>,
     kinds: Option<Vec<String>>,
+    after: u64,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     futures::stream::unfold(rx, move |mut rx| {
         let kinds = kinds.clone();
         async move {
             loop {
                 let event = match rx.recv().await {
-                    Ok(rec) => {
-                        let events: Vec<serde_json::Value> = rec
-                            .events
-                            .iter()
-                            .filter_map(|e| serde_json::to_value(e).ok())
-                            .filter(|v| {
-                                kinds.as_ref().is_none_or(|k| {
-                                    v["event"]
-                                        .as_str()
-                                        .is_some_and(|t| k.iter().any(|k| k == t))
-                                })
-                            })
-                            .collect();
-                        if events.is_empty() && kinds.is_some() {
-                            continue;
-                        }
-                        json_event(
-                            CHECKPOINT_EVENT,
-                            &serde_json::json!({"height": rec.height, "events": events}),
-                        )
-                    }
+                    Ok(rec) if rec.height <= after => continue,
+                    Ok(rec) => match checkpoint_event(&rec, kinds.as_ref()) {
+                        Some(e) => e,
+                        None => continue,
+                    },
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         json_event(LAGGED_EVENT, &serde_json::json!({ "missed": missed }))
                     }
@@ -200,7 +241,7 @@ mod tests {
         use chorus_protocol::ids::Amount;
         use std::sync::Arc;
         let (tx, rx) = broadcast::channel(8);
-        let s = ledger_events(rx, Some(vec!["reward".into()]));
+        let s = ledger_events(rx, Some(vec!["reward".into()]), 0);
         let who = chorus_protocol::keys::Keypair::from_seed(&[1; 32]).public();
         let emission = LedgerEvent::Emission {
             minted: Amount(10),
@@ -230,6 +271,7 @@ mod tests {
         let got: Vec<String> = s.map(|e| format!("{:?}", e.unwrap())).collect().await;
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("event: checkpoint"), "{got:?}");
+        assert!(got[0].contains("id: 2"), "{got:?}");
         assert!(got[0].contains(r#"\"height\":2"#), "{got:?}");
         assert!(got[0].contains(r#"\"event\":\"reward\""#), "{got:?}");
         assert!(!got[0].contains("emission"), "{got:?}");

@@ -373,3 +373,27 @@ pub struct Window {
     /// the first one opens).
     pub reputer: Option<SubmissionWindow>,
 }
+
+/// One line of `GET /v1/accounts/{address}/statements`: what an account did and earned in
+/// one role in one settled epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    /// Topic id.
+    pub topic: u64,
+    /// Epoch.
+    pub epoch: u64,
+    /// The checkpoint height that settled it.
+    pub height: u64,
+    /// `inferer`, `forecaster`, `reputer` or `delegator`.
+    pub role: String,
+    /// The instant score (workers: the one-out score T; reputers: T_m); none for delegators.
+    pub score: Option<f64>,
+    /// The EMA score after this epoch.
+    pub ema_score: Option<f64>,
+    /// Inferers: the raw weight in the epoch's network inference.
+    pub weight: Option<f64>,
+    /// Its share of the role's reward this epoch.
+    pub reward_fraction: Option<f64>,
+    /// What it was paid (base units; reputers and delegators into their stake).
+    pub payout: Amount,
+}

@@ -102,6 +102,7 @@ pub fn open_with_cache(
         tx.open_table(EVIDENCE)?;
         tx.open_table(PEERS)?;
         tx.open_table(INFERENCES)?;
+        tx.open_table(STATEMENTS)?;
         // The running total of envelope bytes (stores written before it existed: count once).
         if meta.get(ENVELOPE_BYTES)?.is_none() {
             let envs = tx.open_table(ENVELOPES)?;
@@ -260,6 +261,52 @@ pub fn put_inferences(db: &Database, items: &[(u64, u64, Vec<u8>)]) -> Result<()
     }
     tx.commit()?;
     Ok(())
+}
+
+/// The key of an account's statement lines: (address, topic, epoch).
+pub type StatementKey = ([u8; 32], u64, u64);
+
+/// Store statement lines: (key, JSON list), replacing what a key held.
+pub fn put_statements(db: &Database, items: &[(StatementKey, Vec<u8>)]) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.begin_write()?;
+    set_durability(&mut tx, Durability::None)?;
+    {
+        let mut t = tx.open_table(STATEMENTS)?;
+        for ((who, topic, epoch), bytes) in items {
+            t.insert((who.as_slice(), *topic, *epoch), bytes.as_slice())?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The statement lines of `who` in `topics` (inclusive range) and epochs `from..=to`, in
+/// (topic, epoch) order, at most `limit` keys.
+pub fn statements(
+    db: &Database,
+    who: &[u8; 32],
+    topics: (u64, u64),
+    (from, to): (u64, u64),
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(STATEMENTS)?;
+    let mut out = vec![];
+    let range = (who.as_slice(), topics.0, 0)..=(who.as_slice(), topics.1, u64::MAX);
+    for item in t.range(range)? {
+        let (k, v) = item?;
+        let (_, _, epoch) = k.value();
+        if (from..=to).contains(&epoch) {
+            out.push(v.value().to_vec());
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A stored finalized network inference.

@@ -13,6 +13,7 @@
 //! | `evidence` | evidence hash | canonical `Evidence` |
 //! | `peers` | peer id (text) | last known addresses, newline separated |
 //! | `inferences` | (topic, epoch) | finalized network inference: JSON `{bundle, height}` |
+//! | `statements` | (address, topic, epoch) | the account's statement lines of that epoch: JSON |
 //!
 //! Signed envelopes are the source of truth: windows can be rebuilt from `envelopes` +
 //! `window_entries`; snapshots and ledger snapshots are caches that make restarts fast.
@@ -45,3 +46,6 @@ pub const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("eviden
 pub const INFERENCES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("inferences");
 /// Peer id → addresses.
 pub const PEERS: TableDefinition<&str, &str> = TableDefinition::new("peers");
+/// (address, topic, epoch) → JSON list of `api::types::Statement`.
+pub const STATEMENTS: TableDefinition<(&[u8], u64, u64), &[u8]> =
+    TableDefinition::new("statements");
