@@ -68,6 +68,41 @@ async fn subscribed(node: &FakeNode) -> Response<Incoming> {
     resp
 }
 
+/// (event name, id, JSON data) of the first `n` events of a server-sent-events response.
+async fn sse_events(resp: Response<Incoming>, n: usize) -> Vec<(String, Option<u64>, Value)> {
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    let mut out = vec![];
+    while out.len() < n {
+        let frame = tokio::time::timeout(TIMEOUT, body.frame())
+            .await
+            .expect("no event in time")
+            .expect("stream ended")
+            .unwrap();
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        text.push_str(std::str::from_utf8(&data).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let (mut name, mut id, mut data) = (None, None, None);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse().ok();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).ok();
+                }
+            }
+            if let (Some(name), Some(data)) = (name, data) {
+                out.push((name, id, data));
+            }
+        }
+    }
+    out
+}
+
 fn assert_error(body: &Value) {
     let msg = body["error"].as_str().expect("an error message");
     assert!(!msg.is_empty() && !msg.contains('\n'), "{msg:?}");
@@ -252,35 +287,11 @@ async fn the_stream_delivers_the_topics_inferences() {
     node.publish(event(1, 41, false));
     node.publish(event(1, 41, true));
 
-    let mut body = resp.into_body();
-    let mut text = String::new();
-    let mut events = vec![];
-    while events.len() < 2 {
-        let frame = tokio::time::timeout(TIMEOUT, body.frame())
-            .await
-            .expect("no event in time")
-            .expect("stream ended")
-            .unwrap();
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        text.push_str(std::str::from_utf8(&data).unwrap());
-        while let Some(end) = text.find("\n\n") {
-            let block: String = text.drain(..end + 2).collect();
-            let mut name = None;
-            let mut data = None;
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event: ") {
-                    name = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = Some(v.to_owned());
-                }
-            }
-            if let (Some(name), Some(data)) = (name, data) {
-                events.push((name, serde_json::from_str::<InferenceEvent>(&data).unwrap()));
-            }
-        }
-    }
+    let events: Vec<(String, InferenceEvent)> = sse_events(resp, 2)
+        .await
+        .into_iter()
+        .map(|(name, _, data)| (name, serde_json::from_value(data).unwrap()))
+        .collect();
     assert_eq!(
         events,
         vec![
@@ -458,40 +469,6 @@ async fn ledger_events_resume_from_last_event_id() {
     for h in 1..=held + 6 {
         node.publish_ledger(record(h));
     }
-    // (name, id, data) of the first `n` events of a stream.
-    async fn first(resp: Response<Incoming>, n: usize) -> Vec<(String, Option<u64>, Value)> {
-        let mut body = resp.into_body();
-        let mut text = String::new();
-        let mut out = vec![];
-        while out.len() < n {
-            let frame = tokio::time::timeout(TIMEOUT, body.frame())
-                .await
-                .expect("no event in time")
-                .expect("stream ended")
-                .unwrap();
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            text.push_str(std::str::from_utf8(&data).unwrap());
-            while let Some(end) = text.find("\n\n") {
-                let block: String = text.drain(..end + 2).collect();
-                let (mut name, mut id, mut data) = (None, None, None);
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event: ") {
-                        name = Some(v.to_owned());
-                    } else if let Some(v) = line.strip_prefix("id: ") {
-                        id = v.parse().ok();
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data = serde_json::from_str(v).ok();
-                    }
-                }
-                if let (Some(name), Some(data)) = (name, data) {
-                    out.push((name, id, data));
-                }
-            }
-        }
-        out
-    }
     let url = format!("{}/v1/events", node.url());
     // Resuming inside the held heights: exactly the heights after the id, in order.
     let last = held + 2;
@@ -503,7 +480,7 @@ async fn ledger_events_resume_from_last_event_id() {
     )
     .await;
     assert_eq!(resp.status(), 200);
-    let got = first(resp, 4).await;
+    let got = sse_events(resp, 4).await;
     let ids: Vec<Option<u64>> = got.iter().map(|(_, id, _)| *id).collect();
     assert_eq!(ids, (last + 1..=held + 6).map(Some).collect::<Vec<_>>());
     assert!(
@@ -512,7 +489,7 @@ async fn ledger_events_resume_from_last_event_id() {
     );
     // Resuming before the oldest held height: a lagged notice with the exact count first.
     let resp = send(Method::GET, &url, &[("last-event-id", "2")], vec![]).await;
-    let got = first(resp, 2).await;
+    let got = sse_events(resp, 2).await;
     assert_eq!(got[0].0, "lagged");
     // Held: heights 7..=held+6; 3..=6 are gone.
     assert_eq!(got[0].2["missed"], 4);
@@ -526,7 +503,7 @@ async fn ledger_events_resume_from_last_event_id() {
     )
     .await;
     node.publish_ledger(record(held + 7));
-    let got = first(resp, 2).await;
+    let got = sse_events(resp, 2).await;
     let ids: Vec<Option<u64>> = got.iter().map(|(_, id, _)| *id).collect();
     assert_eq!(ids, vec![Some(held + 6), Some(held + 7)]);
     // A Last-Event-ID that is not a height is the caller's fault.
