@@ -272,6 +272,8 @@ impl Ledger {
         let mut paid = 0u128;
         for r in staked.iter().chain(&liquid) {
             paid += r.amount;
+            let total = t.rewards_paid.entry(r.to).or_default();
+            *total = Amount(total.0 + r.amount);
             events.push(LedgerEvent::Reward {
                 topic,
                 epoch,

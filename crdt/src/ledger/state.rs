@@ -94,6 +94,9 @@ pub struct TopicState {
     pub weight: Option<f64>,
     /// Emission allocated to this topic and not yet paid out.
     pub reward_pool: Amount,
+    /// Rewards paid in this topic so far, per recipient (every role; reputers' and
+    /// delegators' into their stake).
+    pub rewards_paid: BTreeMap<PublicKey, Amount>,
     /// Next epoch whose worker window a checkpoint finalizes.
     pub next_worker_epoch: u64,
     /// Next epoch whose reputer window a checkpoint finalizes.
@@ -116,6 +119,7 @@ impl TopicState {
             fee_revenue,
             weight: None,
             reward_pool: Amount::ZERO,
+            rewards_paid: BTreeMap::new(),
             next_worker_epoch: 0,
             next_reputer_epoch: 0,
             active: true,

@@ -127,7 +127,8 @@ pub fn scores(ledger: &Ledger, id: TopicId) -> Result<types::Scores, QueryError>
 
 /// `GET /v1/topics/{id}/leaderboard`.
 pub fn leaderboard(ledger: &Ledger, id: TopicId) -> Result<types::Leaderboard, QueryError> {
-    let m = &topic_of(ledger, id)?.mechanism;
+    let t = topic_of(ledger, id)?;
+    let m = &t.mechanism;
     let mut entries: Vec<(f64, String, &'static str)> = vec![];
     for (role, map) in [
         ("inferer", &m.ema.inferer),
@@ -145,8 +146,8 @@ pub fn leaderboard(ledger: &Ledger, id: TopicId) -> Result<types::Leaderboard, Q
             let rewards = address
                 .parse::<PublicKey>()
                 .ok()
-                .and_then(|pk| ledger.accounts.get(&pk))
-                .map(|a| a.rewards)
+                .and_then(|pk| t.rewards_paid.get(&pk))
+                .copied()
                 .unwrap_or_default();
             types::LeaderboardEntry {
                 address,

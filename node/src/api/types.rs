@@ -235,7 +235,7 @@ pub struct LeaderboardEntry {
     pub role: String,
     /// EMA score.
     pub score_ema: f64,
-    /// The account's total rewards.
+    /// Rewards paid to it in this topic (every role), base units.
     pub rewards: Amount,
 }
 

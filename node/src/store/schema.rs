@@ -20,8 +20,10 @@
 
 use redb::TableDefinition;
 
-/// Bumped on every incompatible layout change; checked at open.
-pub const SCHEMA_VERSION: u64 = 1;
+/// Bumped on every incompatible layout change; checked at open. 2: ledger snapshots hold
+/// topics with a `token` and per-topic `rewards_paid` (a version-1 store's snapshots no longer
+/// decode), and the `statements` table exists.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Names → bytes.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");

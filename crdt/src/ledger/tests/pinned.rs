@@ -155,12 +155,12 @@ fn every_refusal_reason_of_a_fixed_history() {
 
 #[test]
 fn a_fixed_message_history_keeps_its_root_and_events() {
-    // Re-pinned when topics gained `token`: a TopicSpec is ledger state and a created topic's
-    // event carries it.
+    // Re-pinned when topics gained `token` (a TopicSpec is ledger state and a created topic's
+    // event carries it) and `rewards_paid`.
     let (l, events) = message_history();
     assert_eq!(
         l.root().to_hex(),
-        "525a9a994ed5ba7aa1e187ff9d12144f1260c78831ceb3ffe6ac8d4ecc7ebd48"
+        "f19876f589630895bbc78dacaee3b839981bd47e87204ff8201006a42de58543"
     );
     assert_eq!(
         events_digest(&events),
@@ -170,11 +170,12 @@ fn a_fixed_message_history_keeps_its_root_and_events() {
 
 #[test]
 fn a_fixed_settlement_history_keeps_its_root_and_events() {
-    // Events re-pinned when settlement began to emit `Scored` (the root did not change).
+    // Events re-pinned when settlement began to emit `Scored`; the root when topics gained
+    // `token` and `rewards_paid`.
     let (l, events) = super::settlement::run(12);
     assert_eq!(
         l.root().to_hex(),
-        "83eeee68df17a192baffbc2925edc27f395b21aa6358929409dda53905989177"
+        "d6bfd4ea18da551e544ced20ca6dae21bf1246f03f9a0d0db7f9c7cf72a3aabb"
     );
     assert_eq!(
         events_digest(&events),
@@ -238,4 +239,27 @@ fn settled_epochs_say_who_was_scored_and_how() {
         }
     }
     assert!(scored >= 5, "only {scored} settled epochs");
+}
+
+/// A topic's `rewards_paid` is exactly the sum of its `Reward` events, per recipient.
+#[test]
+fn rewards_paid_per_topic_add_up_to_the_reward_events() {
+    let (l, events) = super::settlement::run(12);
+    let mut expected: BTreeMap<(TopicId, PublicKey), u128> = BTreeMap::new();
+    for e in &events {
+        if let LedgerEvent::Reward {
+            topic, to, amount, ..
+        } = e
+        {
+            *expected.entry((*topic, *to)).or_default() += amount.0;
+        }
+    }
+    assert!(!expected.is_empty());
+    let mut held: BTreeMap<(TopicId, PublicKey), u128> = BTreeMap::new();
+    for (id, t) in &l.topics {
+        for (who, a) in &t.rewards_paid {
+            held.insert((*id, *who), a.0);
+        }
+    }
+    assert_eq!(held, expected);
 }
