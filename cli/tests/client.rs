@@ -15,7 +15,7 @@ use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::keyfile::write_key_file;
 use chorus_protocol::keys::Keypair;
 use chorus_protocol::messages::{
-    BondChange, FundTopic, Payload, Registration, Role, StakeChange, Transfer,
+    BondChange, FundTopic, Payload, Registration, Role, SetOwner, StakeChange, Transfer,
 };
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
@@ -251,6 +251,7 @@ async fn every_write_command_submits_its_message() {
     let key = key.to_str().unwrap();
     let spec = spec.to_str().unwrap();
     let delegate_hex = delegate.to_hex();
+    let me_hex = me.to_hex();
     let n = FAKE_NEXT_NONCE;
     let cases: Vec<(Vec<&str>, Payload)> = vec![
         (
@@ -277,6 +278,30 @@ async fn every_write_command_submits_its_message() {
                 topic: TopicId(1),
                 reputer: delegate,
                 amount: Amount(7),
+            }),
+        ),
+        (
+            vec!["set-owner", &delegate_hex],
+            Payload::SetOwner(SetOwner {
+                nonce: n,
+                actor: me,
+                owner: delegate,
+            }),
+        ),
+        (
+            vec!["set-owner", &me_hex, "--actor", &delegate_hex],
+            Payload::SetOwner(SetOwner {
+                nonce: n,
+                actor: delegate,
+                owner: me,
+            }),
+        ),
+        (
+            vec!["unregister", "1", "worker"],
+            Payload::Unregister(Registration {
+                nonce: n,
+                topic: TopicId(1),
+                role: Role::Worker,
             }),
         ),
         (

@@ -281,6 +281,19 @@ pub enum VoteOption {
     Abstain,
 }
 
+/// Names the owner of a worker's or reputer's key (Allora v0.10's owner and operator): the
+/// owner receives the liquid rewards the key earns. Signed by the key itself while it has no
+/// owner, or by its current owner to hand it to another owner.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct SetOwner {
+    /// Ledger nonce.
+    pub nonce: u64,
+    /// The operating key (the worker or reputer).
+    pub actor: PublicKey,
+    /// The new owner (the actor itself: no separate owner).
+    pub owner: PublicKey,
+}
+
 /// A stake-weighted vote on a proposal.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct GovernanceVote {
@@ -349,6 +362,8 @@ pub enum Payload {
     Vote(GovernanceVote),
     /// Equivocation evidence.
     Evidence(Evidence),
+    /// Name or hand over the owner of a worker's or reputer's key.
+    SetOwner(SetOwner),
 }
 
 /// Coarse kind of a payload, which decides its channel and window.
@@ -384,6 +399,7 @@ impl Payload {
             Payload::Bond(m) | Payload::Unbond(m) => Some(m.nonce),
             Payload::Propose(m) => Some(m.nonce),
             Payload::Vote(m) => Some(m.nonce),
+            Payload::SetOwner(m) => Some(m.nonce),
         }
     }
 
@@ -414,6 +430,7 @@ impl Payload {
             Payload::Propose(_) => "propose",
             Payload::Vote(_) => "vote",
             Payload::Evidence(_) => "evidence",
+            Payload::SetOwner(_) => "set_owner",
         }
     }
 }

@@ -212,6 +212,7 @@ pub fn ledger_spend(payload: &Payload, params: &ModuleParams) -> Amount {
         | Payload::Unbond(_)
         | Payload::Propose(_)
         | Payload::Vote(_)
+        | Payload::SetOwner(_)
         | Payload::WorkerBundle(_)
         | Payload::ReputerBundle(_)
         | Payload::Evidence(_) => Amount::ZERO,
@@ -750,6 +751,8 @@ fn check_semantics(
             None
         }
         Payload::Vote(_) => None,
+        // Who may name the owner is ledger state (the current owner): the ledger decides.
+        Payload::SetOwner(_) => None,
         Payload::Evidence(e) => check_evidence(e, view),
     }
 }

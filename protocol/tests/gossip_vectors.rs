@@ -237,6 +237,7 @@ fn cases() -> Vec<Case> {
             "unbond" => "start unbonding",
             "propose" => "a topic-update proposal",
             "vote" => "a governance vote",
+            "set_owner" => "a key names its owner",
             _ => "a ledger message",
         };
         let mut st = base_state();

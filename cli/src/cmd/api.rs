@@ -279,6 +279,18 @@ pub enum ApiCommand {
         #[command(flatten)]
         tx: TxArgs,
     },
+    /// Name the owner of a worker's or reputer's key: it receives the key's liquid rewards.
+    /// Signed by the key itself while it has no owner, or by its owner to hand it over.
+    SetOwner {
+        /// The new owner (the key's own address: no separate owner).
+        #[arg(value_parser = parse_address)]
+        owner: PublicKey,
+        /// The operating key (default: the --key's address).
+        #[arg(long, value_parser = parse_address)]
+        actor: Option<PublicKey>,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
     /// Give up a role in a topic (a reputer's stake stays until unstaked).
     Unregister {
         /// Topic id.
@@ -381,6 +393,7 @@ async fn dispatch(cmd: ApiCommand, out: &Output) -> anyhow::Result<()> {
             write::register(topic, role, false, &tx, out).await
         }
         ApiCommand::Gov(c) => super::gov::run(c, out).await,
+        ApiCommand::SetOwner { owner, actor, tx } => write::set_owner(owner, actor, &tx, out).await,
         ApiCommand::Params { node } => super::gov::params(&client(&node)?, out).await,
         ApiCommand::Topic(TopicCommand::Window { id, node }) => {
             read::window(&client(&node)?, id, out).await

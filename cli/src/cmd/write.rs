@@ -23,7 +23,7 @@ use chorus_protocol::keyfile::read_key_file;
 use chorus_protocol::keys::{Keypair, PublicKey};
 use chorus_protocol::messages::{
     BondChange, CreateTopic, FundTopic, GovernanceProposal, GovernanceVote, Payload, Registration,
-    Role, StakeChange, Transfer, VoteOption,
+    Role, SetOwner, StakeChange, Transfer, VoteOption,
 };
 use chorus_protocol::params::ModuleParams;
 use chorus_protocol::topic::TopicSpec;
@@ -336,6 +336,24 @@ pub async fn register(
         } else {
             Payload::Unregister(r)
         }
+    })
+    .await?;
+    report(s, &[], "", out)
+}
+
+/// `chorus set-owner OWNER [--actor ADDR]`.
+pub async fn set_owner(
+    owner: PublicKey,
+    actor: Option<PublicKey>,
+    tx: &TxArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let s = submit(tx, |nonce, me| {
+        Payload::SetOwner(SetOwner {
+            nonce,
+            actor: actor.unwrap_or(me),
+            owner,
+        })
     })
     .await?;
     report(s, &[], "", out)

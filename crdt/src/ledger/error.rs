@@ -109,6 +109,9 @@ pub enum TxError {
     /// The proposal was tallied.
     #[error("voting has ended")]
     VotingEnded,
+    /// `SetOwner` signed by neither the actor (while it has no owner) nor its owner.
+    #[error("only the key itself (while it has no owner) or its owner can name its owner")]
+    NotOwner,
     /// A worker bundle, reputer bundle or evidence among ledger messages.
     #[error("not a ledger message")]
     NotALedgerMessage,
@@ -180,6 +183,10 @@ mod tests {
             (TxError::LastBond, "the last bonded stake cannot leave"),
             (TxError::UnknownProposal, "unknown proposal"),
             (TxError::VotingEnded, "voting has ended"),
+            (
+                TxError::NotOwner,
+                "only the key itself (while it has no owner) or its owner can name its owner",
+            ),
             (TxError::NotALedgerMessage, "not a ledger message"),
             (TxError::EvidenceAlreadyUsed, "evidence already used"),
             (

@@ -151,6 +151,9 @@ pub enum LedgerEvent {
         amount: Amount,
         /// Role it was paid for (`inferer`, `forecaster`, `reputer`, `delegator`).
         role: String,
+        /// The owner the liquid reward went to, when `to` has one (`SetOwner`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paid_to: Option<PublicKey>,
     },
     /// The network inference of a finalized worker window.
     NetworkInference {
@@ -223,6 +226,10 @@ pub struct Ledger {
     /// after the height that changed them), which a node restarting from this state needs.
     #[serde(default)]
     pub bonds_before_last: Vec<(PublicKey, Amount)>,
+    /// Owners of worker and reputer keys (`SetOwner`): an owner receives the liquid rewards
+    /// its keys earn. A key absent here owns itself.
+    #[serde(default)]
+    pub owners: BTreeMap<PublicKey, PublicKey>,
 }
 
 impl Ledger {
@@ -247,6 +254,7 @@ impl Ledger {
                 ..Supply::default()
             },
             bonds_before_last: vec![],
+            owners: BTreeMap::new(),
         };
         for b in &g.balances {
             l.accounts.entry(b.address).or_default().balance = b.amount;
@@ -446,6 +454,11 @@ impl Ledger {
         let bytes = bincode::serde::encode_to_vec(self, chorus_protocol::codec::config())
             .unwrap_or_default();
         Hash32::of_parts("chorus/ledger/v1", &[&bytes])
+    }
+
+    /// Who receives `actor`'s liquid rewards: its owner, or itself.
+    pub fn owner_of(&self, actor: &PublicKey) -> PublicKey {
+        self.owners.get(actor).copied().unwrap_or(*actor)
     }
 
     /// Every token in existence: balances, bonds, stakes, pending releases, topic pools and the

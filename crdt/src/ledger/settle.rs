@@ -270,7 +270,12 @@ impl Ledger {
             }
         }
         let mut paid = 0u128;
-        for r in staked.iter().chain(&liquid) {
+        let owners = &self.owners;
+        for (r, is_liquid) in staked
+            .iter()
+            .map(|r| (r, false))
+            .chain(liquid.iter().map(|r| (r, true)))
+        {
             paid += r.amount;
             let total = t.rewards_paid.entry(r.to).or_default();
             *total = Amount(total.0 + r.amount);
@@ -280,11 +285,14 @@ impl Ledger {
                 to: r.to,
                 amount: Amount(r.amount),
                 role: r.role.into(),
+                paid_to: owners.get(&r.to).copied().filter(|_| is_liquid),
             });
         }
         t.reward_pool = Amount(t.reward_pool.0.saturating_sub(paid));
+        // Liquid rewards go to the earner's owner (itself if it has none); staked ones stay in
+        // the stake they were earned on.
         for r in &liquid {
-            self.credit(r.to, Amount(r.amount));
+            self.credit(self.owner_of(&r.to), Amount(r.amount));
         }
         for r in liquid.iter().chain(&staked) {
             let a = self.accounts.entry(r.to).or_default();

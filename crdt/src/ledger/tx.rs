@@ -7,7 +7,7 @@ use chorus_protocol::ids::{Amount, Hash32, TopicId};
 use chorus_protocol::keys::PublicKey;
 use chorus_protocol::messages::{
     BondChange, CreateTopic, FundTopic, GovernanceProposal, GovernanceVote, Payload, Registration,
-    StakeChange, Transfer,
+    SetOwner, StakeChange, Transfer,
 };
 
 use super::state::{Proposal, Release, TopicState};
@@ -81,6 +81,7 @@ impl Ledger {
             Payload::Unbond(m) => self.unbond(who, m, now),
             Payload::Propose(m) => self.propose(who, e.id, m),
             Payload::Vote(m) => self.vote(who, m),
+            Payload::SetOwner(m) => self.set_owner(who, m),
             Payload::WorkerBundle(_) | Payload::ReputerBundle(_) | Payload::Evidence(_) => {
                 Err(TxError::NotALedgerMessage)
             }
@@ -236,6 +237,24 @@ impl Ledger {
                 outcome: None,
             },
         );
+        Ok(())
+    }
+
+    /// Names `m.actor`'s owner: the actor itself may while it has no owner, its owner may
+    /// hand it over. Naming the actor itself removes the owner.
+    fn set_owner(&mut self, who: PublicKey, m: &SetOwner) -> Result<(), TxError> {
+        let allowed = match self.owners.get(&m.actor) {
+            None => who == m.actor,
+            Some(owner) => who == *owner,
+        };
+        if !allowed {
+            return Err(TxError::NotOwner);
+        }
+        if m.owner == m.actor {
+            self.owners.remove(&m.actor);
+        } else {
+            self.owners.insert(m.actor, m.owner);
+        }
         Ok(())
     }
 

@@ -89,6 +89,7 @@ impl ReadModel {
                 to,
                 amount,
                 role,
+                ..
             } = e
                 && to == me
             {

@@ -202,6 +202,13 @@ pub fn account(replica: &Replica, who: &PublicKey, next_nonce: u64) -> types::Ac
         rewards: a.rewards,
         bond: bond(ledger, who),
         stakes,
+        owner: ledger.owners.get(who).copied(),
+        operators: ledger
+            .owners
+            .iter()
+            .filter(|(_, o)| *o == who)
+            .map(|(k, _)| *k)
+            .collect(),
     }
 }
 
@@ -565,6 +572,7 @@ pub fn statements_of(
             to,
             amount,
             role,
+            ..
         } = e
         {
             let lines = out.entry((*to, topic.0, *epoch)).or_default();

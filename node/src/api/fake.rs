@@ -323,6 +323,8 @@ fn account(address: PublicKey) -> types::Account {
             reputer: address,
             amount: Amount(50_000),
         }],
+        owner: None,
+        operators: vec![],
     }
 }
 

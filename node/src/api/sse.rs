@@ -263,6 +263,7 @@ mod tests {
                     to: who,
                     amount: Amount(7),
                     role: "inferer".into(),
+                    paid_to: None,
                 },
             ]),
         })

@@ -256,6 +256,12 @@ pub struct Account {
     pub bond: Amount,
     /// Its stakes, own and delegated.
     pub stakes: Vec<Stake>,
+    /// The owner its liquid rewards go to (`chorus set-owner`), if not itself.
+    #[serde(default)]
+    pub owner: Option<PublicKey>,
+    /// The keys it owns.
+    #[serde(default)]
+    pub operators: Vec<PublicKey>,
 }
 
 /// One stake of an account.

@@ -208,6 +208,14 @@ pub fn sample_payloads() -> Vec<(&'static str, Payload)> {
                 second: vec![1, 2, 4],
             }),
         ),
+        (
+            "set_owner",
+            Payload::SetOwner(SetOwner {
+                nonce: 12,
+                actor: key(3).public(),
+                owner: key(4).public(),
+            }),
+        ),
     ]
 }
 

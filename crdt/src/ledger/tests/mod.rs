@@ -705,15 +705,25 @@ mod settlement {
     }
 
     pub(super) fn run(epochs: u64) -> (Ledger, Vec<LedgerEvent>) {
-        let (mut l, ws, rs) = world();
+        let (l, ws, rs) = world();
+        run_from(l, &ws, &rs, epochs)
+    }
+
+    fn run_from(
+        mut l: Ledger,
+        ws: &[Keypair],
+        rs: &[Keypair],
+        epochs: u64,
+    ) -> (Ledger, Vec<LedgerEvent>) {
         let mut all = vec![];
-        for h in 0..epochs {
+        let first = l.next_height;
+        for h in first..first + epochs {
             let mut input = HeightInput::default();
             for key in l.windows_due() {
                 if let WindowKey::Topic { epoch, phase, .. } = key {
                     let entries = match phase {
-                        Phase::Workers => worker_entries(&l, &ws, epoch),
-                        Phase::Reputers => reputer_entries(&l, &rs, epoch),
+                        Phase::Workers => worker_entries(&l, ws, epoch),
+                        Phase::Reputers => reputer_entries(&l, rs, epoch),
                     };
                     input.windows.insert(key, entries);
                 }
@@ -722,6 +732,56 @@ mod settlement {
             l.check_supply().unwrap();
         }
         (l, all)
+    }
+
+    /// An owner named by a worker receives its liquid rewards; the earner keeps its rewards
+    /// record and the events say where the tokens went.
+    #[test]
+    fn an_owner_receives_its_workers_rewards() {
+        let (mut l, ws, rs) = world();
+        let owner = pk(99);
+        let worker = ws[0].public();
+        let set = entry(
+            &l,
+            &ws[0],
+            Payload::SetOwner(SetOwner {
+                nonce: 1,
+                actor: worker,
+                owner,
+            }),
+        );
+        let mut input = HeightInput::default();
+        input.ledger.push(set);
+        let ev = l
+            .apply(l.next_height, &input, &NoConsensusEvidence)
+            .unwrap();
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, LedgerEvent::Applied { kind, .. } if kind == "set_owner")),
+            "{ev:?}"
+        );
+        let before = (l.balance(&worker), l.balance(&owner));
+        let (l, events) = run_from(l, &ws, &rs, 30);
+        let mut earned = 0u128;
+        for e in &events {
+            if let LedgerEvent::Reward {
+                to,
+                amount,
+                role,
+                paid_to,
+                ..
+            } = e
+                && *to == worker
+            {
+                assert_eq!(*paid_to, Some(owner), "{role}");
+                earned += amount.0;
+            }
+        }
+        assert!(earned > 0, "the worker earned nothing");
+        // Its own balance only paid data fees; the owner got every token it earned.
+        assert!(l.balance(&worker) <= before.0);
+        assert_eq!(l.balance(&owner).0, before.1.0 + earned);
+        assert_eq!(l.accounts[&worker].rewards.0, earned);
     }
 
     #[test]
@@ -812,4 +872,57 @@ fn a_snapshot_restores_the_exact_ledger() {
     assert_eq!(back, l);
     assert_eq!(back.root(), l.root());
     assert!(Ledger::from_snapshot(b"{").is_err());
+}
+
+/// Who may name a key's owner: the key while it has none, then only its owner (who may hand
+/// it on, or give it back by naming the key itself).
+#[test]
+fn only_the_key_or_its_owner_names_its_owner() {
+    let mut l = Ledger::from_genesis(&genesis()).unwrap();
+    let (actor, owner, other) = (kp(1), kp(2), kp(3));
+    let set = |l: &Ledger, signer: &Keypair, nonce: u64, to: PublicKey| {
+        entry(
+            l,
+            signer,
+            Payload::SetOwner(SetOwner {
+                nonce,
+                actor: actor.public(),
+                owner: to,
+            }),
+        )
+    };
+    // A stranger cannot claim a key that has no owner.
+    let ev = {
+        let e = set(&l, &other, 1, other.public());
+        apply(&mut l, vec![e])
+    };
+    assert_eq!(
+        refused(&ev),
+        vec!["only the key itself (while it has no owner) or its owner can name its owner"]
+    );
+    assert_eq!(l.owner_of(&actor.public()), actor.public());
+    // The key names its owner; then the key itself can no longer change it.
+    {
+        let e = set(&l, &actor, 1, owner.public());
+        apply(&mut l, vec![e])
+    };
+    assert_eq!(l.owner_of(&actor.public()), owner.public());
+    let ev = {
+        let e = set(&l, &actor, 2, actor.public());
+        apply(&mut l, vec![e])
+    };
+    assert_eq!(refused(&ev).len(), 1);
+    assert_eq!(l.owner_of(&actor.public()), owner.public());
+    // The owner hands it on; the new owner gives it back to the key.
+    {
+        let e = set(&l, &owner, 1, other.public());
+        apply(&mut l, vec![e])
+    };
+    assert_eq!(l.owner_of(&actor.public()), other.public());
+    {
+        let e = set(&l, &other, 2, actor.public());
+        apply(&mut l, vec![e])
+    };
+    assert_eq!(l.owner_of(&actor.public()), actor.public());
+    assert!(l.owners.is_empty());
 }

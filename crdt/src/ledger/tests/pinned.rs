@@ -156,11 +156,11 @@ fn every_refusal_reason_of_a_fixed_history() {
 #[test]
 fn a_fixed_message_history_keeps_its_root_and_events() {
     // Re-pinned when topics gained `token` (a TopicSpec is ledger state and a created topic's
-    // event carries it) and `rewards_paid`.
+    // event carries it), `rewards_paid` and `owners`.
     let (l, events) = message_history();
     assert_eq!(
         l.root().to_hex(),
-        "f19876f589630895bbc78dacaee3b839981bd47e87204ff8201006a42de58543"
+        "1f31d3c07f70cdc610cdb7a2b0b53ace49d98534fe533ced4e0a51532a6ac74c"
     );
     assert_eq!(
         events_digest(&events),
@@ -171,11 +171,11 @@ fn a_fixed_message_history_keeps_its_root_and_events() {
 #[test]
 fn a_fixed_settlement_history_keeps_its_root_and_events() {
     // Events re-pinned when settlement began to emit `Scored`; the root when topics gained
-    // `token` and `rewards_paid`.
+    // `token`, `rewards_paid` and `owners`.
     let (l, events) = super::settlement::run(12);
     assert_eq!(
         l.root().to_hex(),
-        "d6bfd4ea18da551e544ced20ca6dae21bf1246f03f9a0d0db7f9c7cf72a3aabb"
+        "1773459d997873af975bf3c01373320aa15edd0ffe1ff0b76c221c1670f13b7a"
     );
     assert_eq!(
         events_digest(&events),
