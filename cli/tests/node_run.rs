@@ -82,6 +82,16 @@ fn a_node_runs_answers_stops_and_restarts() {
         let status = wait_status(&url, Duration::from_secs(30));
         assert_eq!(status["network_id"], info["network_id"]);
         assert_eq!(status["address"], info["validators"][0]["address"]);
+        // What others put after /p2p/ to bootstrap from this node.
+        let key = dir.path().join("net/keys/validator-0.key");
+        let peer = chorus()
+            .args(["key", "show", "--key", key.to_str().unwrap(), "--peer-id"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(peer.stdout).unwrap().trim(),
+            status["peer_id"].as_str().unwrap()
+        );
         assert!(dir.path().join("data/node.redb").exists());
         stop(child);
     }

@@ -25,6 +25,10 @@ pub enum KeyCommand {
         /// The key file.
         #[arg(long, short)]
         key: PathBuf,
+        /// Print the libp2p peer id of a node running with this key instead (what others put
+        /// after `/p2p/` in their `bootstrap` addresses).
+        #[arg(long)]
+        peer_id: bool,
     },
 }
 
@@ -32,6 +36,7 @@ pub enum KeyCommand {
 struct KeyInfo {
     address: String,
     short: String,
+    peer_id: String,
     path: String,
 }
 
@@ -44,18 +49,27 @@ pub fn generate() -> anyhow::Result<Keypair> {
 
 /// Run a key command.
 pub fn run(cmd: KeyCommand, out: &Output) -> anyhow::Result<()> {
-    let (kp, path) = match cmd {
+    let (kp, path, show_peer) = match cmd {
         KeyCommand::New { out: path } => {
             let kp = generate()?;
             write_key_file(&path, &kp).context("writing the new key")?;
-            (kp, path)
+            (kp, path, false)
         }
-        KeyCommand::Show { key } => (read_key_file(&key)?, key),
+        KeyCommand::Show { key, peer_id } => (read_key_file(&key)?, key, peer_id),
     };
+    let peer_id = chorus_node::net::peer_id_of(&kp.public())
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     let info = KeyInfo {
         address: kp.public().to_hex(),
         short: kp.public().short(),
+        peer_id,
         path: path.display().to_string(),
     };
-    out.print(&info.address, &info)
+    let text = if show_peer {
+        &info.peer_id
+    } else {
+        &info.address
+    };
+    out.print(text, &info)
 }
