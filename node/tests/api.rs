@@ -511,3 +511,70 @@ async fn ledger_events_resume_from_last_event_id() {
     assert_eq!(status, 400);
     assert_error(&body);
 }
+
+/// `POST /v1/submit?wait=S` answers what the ledger did: applied or refused (with the
+/// ledger's reason) at a height, or still pending when no checkpoint decided within S.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_can_wait_for_the_ledger_verdict() {
+    use chorus_crdt::ledger::LedgerEvent;
+    use chorus_node::actor::LedgerRecord;
+    let node = std::sync::Arc::new(FakeNode::start().await.unwrap());
+    let env = signed_transfer();
+    let id = env.id();
+    let auth = format!("Bearer {FAKE_TOKEN}");
+    let post = |wait: &str| {
+        let url = format!("{}/v1/submit?wait={wait}", node.url());
+        let auth = auth.clone();
+        let bytes = env.to_bytes();
+        async move {
+            call(
+                Method::POST,
+                &url,
+                &[
+                    ("content-type", "application/octet-stream"),
+                    ("authorization", auth.as_str()),
+                ],
+                bytes,
+            )
+            .await
+        }
+    };
+    // A checkpoint that refuses it arrives while the request waits.
+    let waiting = tokio::spawn(post("10"));
+    let t0 = std::time::Instant::now();
+    while node.submitted().is_empty() {
+        assert!(t0.elapsed() < TIMEOUT, "never submitted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let other = Keypair::from_seed(&[7; 32]).public();
+    node.publish_ledger(LedgerRecord {
+        height: 12,
+        events: std::sync::Arc::new(vec![
+            LedgerEvent::Applied {
+                author: other,
+                id: chorus_protocol::ids::Hash32([1; 32]),
+                kind: "transfer".into(),
+            },
+            LedgerEvent::Refused {
+                author: env.signer,
+                id,
+                reason: "insufficient balance".into(),
+            },
+        ]),
+    });
+    let (status, body) = waiting.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], true);
+    assert_eq!(body["ledger"], "refused");
+    assert_eq!(body["height"], 12);
+    assert_eq!(body["ledger_reason"], "insufficient balance");
+    // Nothing decided within the wait: pending.
+    let (status, body) = post("1").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["ledger"], "pending");
+    assert!(body["height"].is_null());
+    // Longer than the cap: the caller's fault.
+    let (status, body) = post("601").await;
+    assert_eq!(status, 400);
+    assert_error(&body);
+}

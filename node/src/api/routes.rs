@@ -20,6 +20,7 @@ use super::ApiState;
 use super::auth::Admin;
 use super::error::ApiError;
 use crate::actor::{Answer, Query};
+use chorus_crdt::ledger::LedgerEvent;
 
 /// Content type of the metrics page (what `prometheus-client` writes).
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -198,14 +199,37 @@ pub(super) async fn latest_checkpoint(State(state): State<ApiState>) -> JsonAnsw
     ask(&state, Query::LatestCheckpoint).await
 }
 
-/// `POST /v1/submit`: admin only; the body is the envelope's canonical bytes, or their hex
-/// with `Content-Type: text/plain`.
+/// The query string of `POST /v1/submit`.
+#[derive(Debug, Deserialize)]
+pub(super) struct SubmitParams {
+    /// Seconds to wait for the checkpoint that applies or refuses the message.
+    wait: Option<u64>,
+}
+
+/// Longest `?wait=` of `POST /v1/submit`, seconds.
+pub const MAX_SUBMIT_WAIT_S: u64 = 600;
+
+/// `POST /v1/submit[?wait=S]`: admin only; the body is the envelope's canonical bytes, or
+/// their hex with `Content-Type: text/plain`. With `wait`, the answer also says what the
+/// ledger did (`SubmitVerdict`), waiting at most `S` seconds for it.
 pub(super) async fn submit(
     _admin: Admin,
     State(state): State<ApiState>,
     headers: HeaderMap,
+    params: Result<QueryParams<SubmitParams>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<crate::actor::SubmitResult>, ApiError> {
+) -> Result<Response, ApiError> {
+    let QueryParams(params) = params.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "bad query: {} (expected ?wait=<seconds>)",
+            e.body_text()
+        ))
+    })?;
+    if params.wait.is_some_and(|w| w > MAX_SUBMIT_WAIT_S) {
+        return Err(ApiError::BadRequest(format!(
+            "wait is at most {MAX_SUBMIT_WAIT_S} seconds"
+        )));
+    }
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!(
@@ -235,7 +259,54 @@ pub(super) async fn submit(
     // Refuse what is not even an envelope here; the actor does the full validation.
     Envelope::from_bytes(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("body is not a signed envelope: {e}")))?;
-    Ok(Json(state.handle.submit(bytes).await?))
+    let Some(wait) = params.wait else {
+        return Ok(Json(state.handle.submit(bytes).await?).into_response());
+    };
+    // Subscribed before submitting, so the verdict cannot pass unseen.
+    let mut rx = state
+        .handle
+        .ledger_log()
+        .ok_or(ApiError::Unavailable)?
+        .subscribe();
+    let result = state.handle.submit(bytes).await?;
+    let mut verdict = crate::api::types::SubmitVerdict {
+        result,
+        ledger: None,
+        height: None,
+        ledger_reason: None,
+    };
+    if verdict.result.accepted {
+        verdict.ledger = Some("pending".into());
+        let id = verdict.result.id;
+        let seen = async {
+            loop {
+                let rec = match rx.recv().await {
+                    Ok(rec) => rec,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                };
+                for e in rec.events.iter() {
+                    match e {
+                        LedgerEvent::Applied { id: i, .. } if *i == id => {
+                            return Some((rec.height, "applied", None));
+                        }
+                        LedgerEvent::Refused { id: i, reason, .. } if *i == id => {
+                            return Some((rec.height, "refused", Some(reason.clone())));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        };
+        if let Ok(Some((height, outcome, reason))) =
+            tokio::time::timeout(std::time::Duration::from_secs(wait), seen).await
+        {
+            verdict.ledger = Some(outcome.into());
+            verdict.height = Some(height);
+            verdict.ledger_reason = reason;
+        }
+    }
+    Ok(Json(verdict).into_response())
 }
 
 /// `GET /metrics`: Prometheus/OpenMetrics text.

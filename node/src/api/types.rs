@@ -305,6 +305,21 @@ pub struct SubmitResult {
     pub reason: Option<String>,
 }
 
+/// `POST /v1/submit?wait=S`: the submission's result and what the ledger did with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubmitVerdict {
+    /// The gossip-level result.
+    #[serde(flatten)]
+    pub result: SubmitResult,
+    /// `applied`, `refused`, or `pending` (no checkpoint decided within the wait; not sent for
+    /// a message the node did not accept).
+    pub ledger: Option<String>,
+    /// The checkpoint height that applied or refused it.
+    pub height: Option<u64>,
+    /// The ledger's reason for a refusal.
+    pub ledger_reason: Option<String>,
+}
+
 /// `GET /v1/params`: the module parameters in force (governance changes them).
 pub type Params = chorus_protocol::params::ModuleParams;
 
