@@ -4,9 +4,10 @@
 //!   bar `t + 1`);
 //! - [`builtin`]: deterministic online inferer models ([`BuiltinModel`], [`default_set`]);
 //! - [`forecasters`]: log10-loss forecasters (EMA, EMA per volatility regime);
-//! - [`http`], [`command`]: external models reached over plain HTTP (no TLS: run them beside
-//!   the node, typically on `127.0.0.1`) or run as local programs, Allora-compatible templates
-//!   ([`template`]) and response formats ([`value`]);
+//! - [`http`], [`command`]: external models reached over HTTP or HTTPS (rustls) or run as
+//!   local programs, with Allora-compatible templates ([`template`]) and response formats
+//!   ([`value`]);
+//! - [`loss_service`]: an Allora loss-function service for reputers;
 //! - [`truth`]: ground-truth sources (CSV replay, synthetic random walk, HTTP);
 //! - [`spec`]: serde config enums and the runnable objects built from them.
 //!
