@@ -578,3 +578,57 @@ async fn submit_can_wait_for_the_ledger_verdict() {
     assert_eq!(status, 400);
     assert_error(&body);
 }
+
+/// `?format=allora`: Allora's latest_network_inferences shape, field for field, with string
+/// decimals; an unknown format is the caller's fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inference_in_allora_shape() {
+    let node = FakeNode::start().await.unwrap();
+    let me = chorus_node::api::fake::fake_address().to_hex();
+    let other = Keypair::from_seed(&[10; 32]).public().to_hex();
+    let (status, a) = get(&node, "/v1/topics/1/inference?epoch=40&format=allora").await;
+    assert_eq!(status, 200, "{a}");
+    let n = &a["network_inferences"];
+    assert_eq!(n["topic_id"], "1");
+    assert_eq!(
+        n["reputer_request_nonce"]["reputer_nonce"]["block_height"],
+        "40"
+    );
+    assert_eq!(n["combined_value"], "0.0012");
+    assert_eq!(n["naive_value"], "0.0011");
+    // Lists of {worker, value} in key order, values as strings.
+    let mut expected = vec![
+        serde_json::json!({"worker": me, "value": "0.0013"}),
+        serde_json::json!({"worker": other, "value": "0.0011"}),
+    ];
+    expected.sort_by(|x, y| x["worker"].as_str().cmp(&y["worker"].as_str()));
+    assert_eq!(n["inferer_values"], Value::Array(expected));
+    assert_eq!(
+        n["one_out_inferer_forecaster_values"],
+        serde_json::json!([{"forecaster": me, "one_out_inferer_values": [{"worker": other, "value": "0.0012"}]}])
+    );
+    assert_eq!(a["inference_block_height"], "40");
+    assert_eq!(a["loss_block_height"], "41");
+    assert_eq!(
+        a["confidence_interval_raw_percentiles"],
+        serde_json::json!(["2.28", "15.87", "50", "84.13", "97.72"])
+    );
+    assert_eq!(
+        a["confidence_interval_values"],
+        serde_json::json!(["0.0009", "0.001", "0.0012", "0.0013", "0.0015"])
+    );
+    assert!(
+        a["inferer_weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["worker"] == me.as_str() && w["weight"] == "0.6")
+    );
+    // The default format is unchanged; an unknown one is 400.
+    let (status, plain) = get(&node, "/v1/topics/1/inference?epoch=40").await;
+    assert_eq!(status, 200);
+    assert_eq!(plain["combined_value"], 0.0012);
+    let (status, body) = get(&node, "/v1/topics/1/inference?format=bogus").await;
+    assert_eq!(status, 400);
+    assert_error(&body);
+}

@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+pub mod allora;
 pub mod auth;
 pub mod client;
 pub mod error;

@@ -75,29 +75,44 @@ pub(super) async fn topic(
 #[derive(Debug, Deserialize)]
 pub(super) struct InferenceParams {
     epoch: Option<u64>,
+    format: Option<String>,
 }
 
-/// `GET /v1/topics/{id}/inference[?epoch=E]`.
+/// `GET /v1/topics/{id}/inference[?epoch=E][&format=allora]`.
 pub(super) async fn inference(
     State(state): State<ApiState>,
     id: Result<Path<String>, PathRejection>,
     params: Result<QueryParams<InferenceParams>, QueryRejection>,
-) -> JsonAnswer {
+) -> Result<Response, ApiError> {
     let topic = topic_id(id)?;
     let QueryParams(params) = params.map_err(|e| {
         ApiError::BadRequest(format!(
-            "bad query: {} (expected ?epoch=<integer>)",
+            "bad query: {} (expected ?epoch=<integer>&format=allora)",
             e.body_text()
         ))
     })?;
-    ask(
-        &state,
-        Query::Inference {
-            topic,
-            epoch: params.epoch,
-        },
-    )
-    .await
+    let allora = match params.format.as_deref() {
+        None | Some("chorus") => false,
+        Some("allora") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown format {other:?} (known: chorus, allora)"
+            )));
+        }
+    };
+    let query = Query::Inference {
+        topic,
+        epoch: params.epoch,
+    };
+    if !allora {
+        return Ok(ask(&state, query).await?.into_response());
+    }
+    match state.handle.query(query).await? {
+        Answer::Inference(doc) => {
+            Ok(Json(super::allora::latest_network_inferences(&doc)).into_response())
+        }
+        _ => Err(ApiError::Unavailable),
+    }
 }
 
 /// `GET /v1/topics/{id}/scores`.
