@@ -519,6 +519,9 @@ pub async fn run_reputer(
     // Per epoch in its window: the last failure, and when to try again.
     let mut trying: BTreeMap<u64, (&'static str, u64, Retry)> = BTreeMap::new();
     let mut was_registered = None;
+    // Windows that closed before this task started are not this run's to count (after a
+    // restart the key may well have reported them).
+    let started = clock.now_ms();
     loop {
         let v = view.borrow_and_update().clone();
         let registered = v
@@ -531,6 +534,10 @@ pub async fn run_reputer(
             for ((t, e), bundle) in v.pending.range((task.topic, 0)..=(task.topic, u64::MAX)) {
                 let (open, close) = spec.reputer_window(*e);
                 if *t != task.topic || done.contains(e) || now < open {
+                    continue;
+                }
+                if close <= started {
+                    done.insert(*e);
                     continue;
                 }
                 if now >= close || !registered {

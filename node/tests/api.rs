@@ -506,6 +506,16 @@ async fn ledger_events_resume_from_last_event_id() {
     let got = sse_events(resp, 2).await;
     let ids: Vec<Option<u64>> = got.iter().map(|(_, id, _)| *id).collect();
     assert_eq!(ids, vec![Some(held + 6), Some(held + 7)]);
+    // A node that holds nothing after the id (e.g. it restarted): the first live height says
+    // how many were skipped.
+    let fresh = FakeNode::start().await.unwrap();
+    let url2 = format!("{}/v1/events", fresh.url());
+    let resp = send(Method::GET, &url2, &[("last-event-id", "10")], vec![]).await;
+    fresh.publish_ledger(record(15));
+    let got = sse_events(resp, 2).await;
+    assert_eq!(got[0].0, "lagged");
+    assert_eq!(got[0].2["missed"], 4);
+    assert_eq!(got[1].1, Some(15));
     // A Last-Event-ID that is not a height is the caller's fault.
     let (status, body) = call(Method::GET, &url, &[("last-event-id", "abc")], vec![]).await;
     assert_eq!(status, 400);

@@ -343,8 +343,25 @@ pub fn convert(text: &str) -> Result<Imported, BadInput> {
 
 #[derive(Serialize)]
 struct Roles<'a> {
+    // An empty list would render as `reputer = []` under the `[network]` table above it.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     worker: &'a [WorkerRole],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     reputer: &'a [ReputerRole],
+}
+
+/// `line` with every control character (a newline would end a TOML comment and start live
+/// configuration) written as `\u{..}`.
+fn sanitized(line: &str) -> String {
+    line.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The Chorus config text: a `[node]` section to fill in, the roles, and the lines that did
@@ -356,7 +373,7 @@ pub fn render(imported: &Imported) -> anyhow::Result<String> {
     if !imported.not_mapped.is_empty() {
         text.push_str("#\n# Not mapped:\n");
         for line in &imported.not_mapped {
-            text.push_str(&format!("# - {line}\n"));
+            text.push_str(&format!("# - {}\n", sanitized(line)));
         }
     }
     text.push_str(
@@ -382,7 +399,7 @@ pub fn run(file: &Path, out_file: Option<&PathBuf>, out: &Output) -> anyhow::Res
     let imported = convert(&text)?;
     let config = render(&imported)?;
     for line in &imported.not_mapped {
-        eprintln!("not mapped: {line}");
+        eprintln!("not mapped: {}", sanitized(line));
     }
     let summary = serde_json::json!({
         "workers": imported.worker.len(),
@@ -524,6 +541,22 @@ mod tests {
             "{:?}",
             i.not_mapped
         );
+    }
+
+    /// A key that carries a newline cannot end a comment and add live configuration.
+    #[test]
+    fn hostile_keys_cannot_inject_configuration() {
+        let hostile = r#"{"worker": [{"topicId": 1,
+            "parameters": {"InferenceEndpoint": "http://x/"},
+            "x\n[[worker]]\ntopic = 9\nmodel = { kind = \"command\", program = \"sh\" }\n": 1}],
+            "y\n[api]\nlisten = \"0.0.0.0:1\"": {}}"#;
+        let i = convert(hostile).unwrap();
+        let text = render(&i).unwrap();
+        let cfg = Config::parse(&text, std::iter::empty()).unwrap();
+        assert_eq!(cfg.worker.len(), 1, "{text}");
+        assert_eq!(cfg.worker[0].topic, TopicId(1));
+        assert_eq!(cfg.api, Config::default().api, "{text}");
+        assert!(text.contains("\\u{a}"), "{text}");
     }
 
     #[test]

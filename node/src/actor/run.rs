@@ -576,8 +576,14 @@ impl Actor {
         match c {
             Command::Query(q, reply) => {
                 let answer = match (self.read.needs_store(&q), q) {
+                    // A long scan must not hold up gossip and consensus: answered by its own
+                    // task from the store.
                     (_, Query::Statements(sq)) => {
-                        ReadModel::stored_statements(&self.p.store, sq).await
+                        let store = self.p.store.clone();
+                        tokio::spawn(async move {
+                            let _ = reply.send(ReadModel::stored_statements(&store, sq).await);
+                        });
+                        return;
                     }
                     (Some((topic, epoch)), _) => {
                         let (replica, store) = (&self.p.replica, &self.p.store);

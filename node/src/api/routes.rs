@@ -272,9 +272,13 @@ pub(super) async fn submit(
         body.to_vec()
     };
     // Refuse what is not even an envelope here; the actor does the full validation.
-    Envelope::from_bytes(&bytes)
+    let envelope = Envelope::from_bytes(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("body is not a signed envelope: {e}")))?;
-    let Some(wait) = params.wait else {
+    // Only ledger messages get an applied/refused verdict; bundles and evidence do not.
+    let ledger_message = envelope
+        .payload_unverified()
+        .is_ok_and(|p| p.nonce().is_some());
+    let Some(wait) = params.wait.filter(|_| ledger_message) else {
         return Ok(Json(state.handle.submit(bytes).await?).into_response());
     };
     // Subscribed before submitting, so the verdict cannot pass unseen.

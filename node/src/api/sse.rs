@@ -105,7 +105,7 @@ pub(super) async fn ledger(
             .into_iter()
             .filter_map(move |rec| checkpoint_event(&rec, kinds.as_ref()).map(Ok))
     };
-    let live = ledger_events(rx, kinds, after);
+    let live = ledger_events(rx, kinds, after, last.is_some());
     let stream = futures::stream::iter(lagged.into_iter().chain(held)).chain(live);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
@@ -146,28 +146,50 @@ pub const LEDGER_EVENT_KINDS: &[&str] = &[
 ];
 
 /// The SSE events of the ledger broadcast above height `after`, keeping only `kinds` (all if
-/// `None`).
+/// `None`). With `resumed` (the client sent `Last-Event-ID` and every held height was
+/// replayed), a first live height beyond `after + 1` is preceded by a `lagged` event with the
+/// heights in between (e.g. the node restarted and no longer holds them).
 fn ledger_events(
     rx: broadcast::Receiver<LedgerRecord>,
     kinds: Option<Vec<String>>,
     after: u64,
+    resumed: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold(rx, move |mut rx| {
+    let state = (
+        rx,
+        resumed.then_some(after.saturating_add(1)),
+        None::<LedgerRecord>,
+    );
+    futures::stream::unfold(state, move |(mut rx, mut expect, mut stash)| {
         let kinds = kinds.clone();
         async move {
             loop {
-                let event = match rx.recv().await {
+                let rec = match stash.take() {
+                    Some(rec) => Ok(rec),
+                    None => rx.recv().await,
+                };
+                let event = match rec {
                     Ok(rec) if rec.height <= after => continue,
-                    Ok(rec) => match checkpoint_event(&rec, kinds.as_ref()) {
-                        Some(e) => e,
-                        None => continue,
-                    },
+                    Ok(rec) => {
+                        if let Some(next) = expect.take()
+                            && rec.height > next
+                        {
+                            let missed = rec.height - next;
+                            stash = Some(rec);
+                            json_event(LAGGED_EVENT, &serde_json::json!({ "missed": missed }))
+                        } else {
+                            match checkpoint_event(&rec, kinds.as_ref()) {
+                                Some(e) => e,
+                                None => continue,
+                            }
+                        }
+                    }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         json_event(LAGGED_EVENT, &serde_json::json!({ "missed": missed }))
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 };
-                return Some((Ok(event), rx));
+                return Some((Ok(event), (rx, expect, stash)));
             }
         }
     })
@@ -241,7 +263,7 @@ mod tests {
         use chorus_protocol::ids::Amount;
         use std::sync::Arc;
         let (tx, rx) = broadcast::channel(8);
-        let s = ledger_events(rx, Some(vec!["reward".into()]), 0);
+        let s = ledger_events(rx, Some(vec!["reward".into()]), 0, false);
         let who = chorus_protocol::keys::Keypair::from_seed(&[1; 32]).public();
         let emission = LedgerEvent::Emission {
             minted: Amount(10),

@@ -79,6 +79,14 @@ impl LossService {
         options: BTreeMap<String, String>,
         http: &HttpOptions,
     ) -> Result<Self, HttpError> {
+        if url.contains(['{', '?', '#']) {
+            return Err(HttpError::InvalidUrl {
+                url: url.split(['?', '#']).next().unwrap_or(url).to_owned(),
+                reason: "a loss service URL is a base (no placeholders, query or fragment): \
+                         /calculate and /is_never_negative are appended"
+                    .into(),
+            });
+        }
         Ok(Self {
             endpoint: HttpEndpoint::new(url, http)?,
             options,

@@ -284,7 +284,8 @@ pub fn put_statements(db: &Database, items: &[(StatementKey, Vec<u8>)]) -> Resul
 }
 
 /// The statement lines of `who` in `topics` (inclusive range) and epochs `from..=to`, in
-/// (topic, epoch) order, at most `limit` keys.
+/// (topic, epoch) order, at most `limit` keys read (matching or not: a query costs at most
+/// `limit` rows whatever it asks).
 pub fn statements(
     db: &Database,
     who: &[u8; 32],
@@ -295,15 +296,18 @@ pub fn statements(
     let tx = db.begin_read()?;
     let t = tx.open_table(STATEMENTS)?;
     let mut out = vec![];
-    let range = (who.as_slice(), topics.0, 0)..=(who.as_slice(), topics.1, u64::MAX);
-    for item in t.range(range)? {
+    // One topic: the epoch range is part of the key range.
+    let (lo, hi) = if topics.0 == topics.1 {
+        (from, to)
+    } else {
+        (0, u64::MAX)
+    };
+    let range = (who.as_slice(), topics.0, lo)..=(who.as_slice(), topics.1, hi);
+    for item in t.range(range)?.take(limit) {
         let (k, v) = item?;
         let (_, _, epoch) = k.value();
         if (from..=to).contains(&epoch) {
             out.push(v.value().to_vec());
-            if out.len() >= limit {
-                break;
-            }
         }
     }
     Ok(out)
