@@ -208,16 +208,24 @@ impl Retry {
     /// After the failure `e`: waits and answers `true` if another try is worth it (the failure
     /// is transient and the window is still open after the wait), else `false` at once.
     async fn again(&mut self, e: &impl Failure, clock: &Clock) -> bool {
-        let Some(delay) = self.delays.next() else {
+        let Some(wait) = self.next_wait(e.is_transient()) else {
             return false;
         };
-        let wait = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        if !e.is_transient() || clock.now_ms().saturating_add(wait) >= self.deadline_ms {
+        if clock.now_ms().saturating_add(wait) >= self.deadline_ms {
             return false;
         }
         tracing::debug!(reason = e.reason(), wait_ms = wait, error = %e, "retrying");
         sleep_ms(wait).await;
         true
+    }
+}
+
+impl Retry {
+    /// The wait before the next try after a failure, ms (`None`: not transient, or no more
+    /// tries).
+    fn next_wait(&mut self, transient: bool) -> Option<u64> {
+        let delay = self.delays.next().filter(|_| transient)?;
+        Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -679,13 +687,11 @@ async fn reputer_losses(
 
 /// When to ask the truth source again after a failure (`u64::MAX`: not this window).
 fn next_try(retry: &mut Retry, clock: &Clock, reason: &'static str, transient: bool) -> u64 {
-    let now = clock.now_ms();
-    match retry.delays.next() {
-        Some(d) if transient => {
-            let wait = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    match retry.next_wait(transient) {
+        Some(wait) => {
             tracing::debug!(reason, wait_ms = wait, "truth: trying again");
-            now.saturating_add(wait)
+            clock.now_ms().saturating_add(wait)
         }
-        _ => u64::MAX,
+        None => u64::MAX,
     }
 }

@@ -77,28 +77,23 @@ impl ReadModel {
     /// rewards paid to `me` (for `status`).
     pub(super) fn ledger_events(&mut self, me: &PublicKey, height: u64, events: &[LedgerEvent]) {
         for ((who, topic, epoch), lines) in views::statements_of(height, events) {
+            if who == *me {
+                // The payouts of this epoch per duty: what `status` shows as the last reward.
+                let mut paid: BTreeMap<&'static str, u128> = BTreeMap::new();
+                for l in lines.iter().filter(|l| l.payout.0 > 0) {
+                    let duty = match l.role.as_str() {
+                        "reputer" | "delegator" => "reputer",
+                        _ => "worker",
+                    };
+                    *paid.entry(duty).or_default() += l.payout.0;
+                }
+                for (duty, amount) in paid {
+                    self.rewards.insert((topic, duty), (epoch, Amount(amount)));
+                }
+            }
             if let Ok(json) = serde_json::to_vec(&lines) {
                 self.pending_statements
                     .push(((*who.as_bytes(), topic, epoch), json));
-            }
-        }
-        for e in events {
-            if let LedgerEvent::Reward {
-                topic,
-                epoch,
-                to,
-                amount,
-                role,
-                ..
-            } = e
-                && to == me
-            {
-                let duty = if role == "reputer" || role == "delegator" {
-                    "reputer"
-                } else {
-                    "worker"
-                };
-                self.rewards.insert((topic.0, duty), (*epoch, *amount));
             }
         }
     }
