@@ -158,6 +158,119 @@ async fn infer_get_latest_or_one_epoch() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `examples/proof/` (the shipped example proof and its genesis).
+fn example(name: &str) -> String {
+    format!("{}/../examples/proof/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infer_proof_fetches_and_verify_checks_offline() {
+    let node = FakeNode::start().await.unwrap();
+    let url = node.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proof.json");
+    let f = file.to_str().unwrap();
+    let out = chorus(&[
+        "infer", "proof", "1", "--epoch", "8", "--out", f, "--node", url,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("wrote the proof of topic 1, epoch 8"));
+    let genesis = example("genesis.toml");
+    let out = chorus(&["infer", "verify", f, "--genesis", &genesis]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("verified: topic 1, epoch 8"), "{text}");
+    // The README shows exactly this output.
+    let readme =
+        std::fs::read_to_string(format!("{}/../README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    assert!(
+        readme.contains(text.trim_end()),
+        "README's example output is stale:\n{text}"
+    );
+    assert!(
+        text.contains("500000 of 600000 voting power (83.3%)"),
+        "{text}"
+    );
+    assert!(text.contains("validator changes  1 followed"), "{text}");
+    // The expected verdict shipped beside the example.
+    let out = chorus(&[
+        "--json",
+        "infer",
+        "verify",
+        &example("proof.json"),
+        "--genesis",
+        &genesis,
+    ])
+    .await;
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(example("verdict.json")).unwrap()).unwrap();
+    assert_eq!(json(&out), expected);
+    // To stdout, and trusting the proved checkpoint itself.
+    let out = chorus(&["infer", "proof", "1", "--node", url]).await;
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = expected["checkpoint_id"].as_str().unwrap();
+    let trusted = format!("3:{id}");
+    let out = chorus(&["infer", "verify", f, "--trusted-checkpoint", &trusted]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("the trusted checkpoint itself"));
+
+    // A tampered value: exit 1, one line saying why.
+    let mut bad = proof.clone();
+    bad["path"][0] = Value::String("00".repeat(32));
+    std::fs::write(&file, serde_json::to_string(&bad).unwrap()).unwrap();
+    assert_fails(
+        &chorus(&["infer", "verify", f, "--genesis", &genesis]).await,
+        1,
+        "does NOT verify",
+    );
+    // The wrong trusted checkpoint.
+    std::fs::write(&file, serde_json::to_string(&proof).unwrap()).unwrap();
+    let wrong = format!("3:{}", "11".repeat(32));
+    assert_fails(
+        &chorus(&["infer", "verify", f, "--trusted-checkpoint", &wrong]).await,
+        1,
+        "trusted checkpoint",
+    );
+    // Malformed files and arguments: exit 2.
+    std::fs::write(&file, "{\"format\": 1}").unwrap();
+    assert_fails(
+        &chorus(&["infer", "verify", f, "--genesis", &genesis]).await,
+        2,
+        "not a proof document",
+    );
+    let mut bad = proof.clone();
+    bad["bundle"] = Value::String("zz".into());
+    std::fs::write(&file, serde_json::to_string(&bad).unwrap()).unwrap();
+    assert_fails(
+        &chorus(&["infer", "verify", f, "--genesis", &genesis]).await,
+        2,
+        "malformed proof",
+    );
+    let out = chorus(&["infer", "verify", f]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = chorus(&["infer", "verify", f, "--trusted-checkpoint", "3"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_fails(
+        &chorus(&[
+            "infer",
+            "verify",
+            "/nonexistent/proof.json",
+            "--genesis",
+            &genesis,
+        ])
+        .await,
+        2,
+        "reading",
+    );
+    // An epoch the node has no proof for: 404, exit 1.
+    assert_fails(
+        &chorus(&["infer", "proof", "1", "--epoch", "9", "--node", url]).await,
+        1,
+        "404",
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_signs_for_the_network_with_the_next_nonce() {
     let node = FakeNode::start().await.unwrap();

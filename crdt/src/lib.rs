@@ -18,5 +18,6 @@
 
 pub mod checkpoint;
 pub mod ledger;
+pub mod proof;
 pub mod replica;
 pub mod window;

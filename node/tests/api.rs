@@ -131,6 +131,7 @@ async fn every_read_route_answers_the_actor_json() {
             Query::Inference {
                 topic: TopicId(1),
                 epoch: None,
+                variant: Default::default(),
             },
         ),
         (
@@ -138,6 +139,7 @@ async fn every_read_route_answers_the_actor_json() {
             Query::Inference {
                 topic: TopicId(1),
                 epoch: Some(7),
+                variant: Default::default(),
             },
         ),
         ("/v1/topics/1/scores", Query::Scores(TopicId(1))),
@@ -179,6 +181,11 @@ async fn malformed_requests_are_400_unknown_things_404() {
         "/v1/topics/abc/stream",
         "/v1/accounts/xyz",
         "/v1/accounts/00",
+        "/v1/topics/1/inference?variant=median",
+        "/v1/topics/1/inference?trusted=3",
+        "/v1/topics/1/inference?proof=true&format=allora",
+        "/v1/topics/1/inference?proof=maybe",
+        "/v1/topics/1/inference?proof=true&trusted=x",
     ] {
         let (status, body) = get(&node, path).await;
         assert_eq!(status, 400, "{path}: {body}");
@@ -188,6 +195,8 @@ async fn malformed_requests_are_400_unknown_things_404() {
         "/v1/topics/2",
         "/v1/topics/2/inference",
         "/v1/topics/1/inference?epoch=99",
+        "/v1/topics/1/inference?epoch=9&proof=true",
+        "/v1/topics/2/inference?proof=true",
         "/v1/topics/2/scores",
         "/v1/topics/2/leaderboard",
         "/v1/topics/2/stream",
@@ -207,6 +216,22 @@ async fn malformed_requests_are_400_unknown_things_404() {
     .await;
     assert_eq!(status, 405);
     assert_error(&body);
+}
+
+/// `?variant=` and `?proof=true` reach the actor as asked.
+#[tokio::test]
+async fn variant_and_proof_queries_reach_the_actor() {
+    let node = FakeNode::start().await.unwrap();
+    let (status, body) = get(&node, "/v1/topics/1/inference?variant=outlier_resistant").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["variant"], "outlier_resistant");
+    let (status, body) = get(&node, "/v1/topics/1/inference?variant=regular").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("variant").is_none(), "{body}");
+    let (status, body) = get(&node, "/v1/topics/1/inference?epoch=8&proof=true").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["format"], "chorus-inference-proof/v1");
+    assert_eq!(body["epoch"], 8);
 }
 
 #[tokio::test]

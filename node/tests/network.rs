@@ -168,6 +168,7 @@ async fn six_nodes_agree_catch_up_and_drop_a_forger() {
             );
         }
     }
+    proofs_verify(&net, 5, inference.bundle.combined_value).await;
     let topic = h.scores(TopicId(1)).await.unwrap();
     assert!(topic.regrets.inferer.len() >= 2, "{topic:?}");
     let rewards = status(&net, 0).await.rewards;
@@ -188,6 +189,66 @@ async fn six_nodes_agree_catch_up_and_drop_a_forger() {
         assert!(graylisted >= 1.0, "node {i} never graylisted the forger");
     }
     net.shutdown().await;
+}
+
+/// Every node proves epoch `epoch`'s inference (node 5 from its store, after its restart): the
+/// proof verifies from the genesis alone, carries the value every node serves, and the same
+/// proof anchored at a checkpoint (`&trusted=`) verifies from that checkpoint's id.
+async fn proofs_verify(net: &LocalNet, epoch: u64, combined: f64) {
+    use chorus_crdt::proof::{Trust, Variant, verify};
+    let ledger = chorus_crdt::ledger::Ledger::from_genesis(&net.genesis).unwrap();
+    let genesis = Trust::Genesis {
+        network: net.genesis.network_id(),
+        validators: chorus_crdt::replica::validator_set(&ledger).unwrap(),
+    };
+    let mut height = None;
+    for i in 0..6 {
+        let p = net
+            .handle(i)
+            .unwrap()
+            .inference_proof(TopicId(1), Some(epoch), None, Variant::Regular)
+            .await
+            .unwrap_or_else(|e| panic!("node {i}: {e}"));
+        let v = verify(&p, &genesis).unwrap_or_else(|e| panic!("node {i}'s proof: {e}"));
+        assert_eq!(v.bundle.combined_value, combined, "node {i}");
+        assert_eq!((v.topic, v.epoch), (TopicId(1), epoch));
+        assert!(3 * v.signed_power > 2 * v.total_power, "node {i}");
+        assert_eq!(*height.get_or_insert(v.height), v.height, "node {i}");
+    }
+    let height = height.unwrap();
+    // The outlier-resistant variant has its own leaf in the same checkpoint.
+    let p = net
+        .handle(2)
+        .unwrap()
+        .inference_proof(TopicId(1), Some(epoch), None, Variant::OutlierResistant)
+        .await
+        .unwrap();
+    let v = verify(&p, &genesis).unwrap();
+    assert_eq!((v.variant, v.height), (Variant::OutlierResistant, height));
+
+    // Anchored one height before: node 1 serves the anchor, node 0's id is trusted.
+    let anchored = net
+        .handle(1)
+        .unwrap()
+        .inference_proof(TopicId(1), Some(epoch), Some(height - 1), Variant::Regular)
+        .await
+        .unwrap();
+    let anchor = anchored.anchor.as_ref().expect("an anchor for trusted=");
+    let cp: chorus_crdt::checkpoint::Checkpoint =
+        chorus_protocol::codec::decode(&hex::decode(&anchor.checkpoint).unwrap()).unwrap();
+    let trusted = Trust::Checkpoint {
+        height: height - 1,
+        id: cp.id().0,
+    };
+    assert_eq!(verify(&anchored, &trusted).unwrap().height, height);
+    // The genesis-rooted proof does not verify from a checkpoint it does not carry.
+    let plain = net
+        .handle(0)
+        .unwrap()
+        .inference_proof(TopicId(1), Some(epoch), None, Variant::Regular)
+        .await
+        .unwrap();
+    assert!(verify(&plain, &trusted).is_err());
 }
 
 /// Connect a forging peer to every node, publish bundles claiming worker 0's key with bad

@@ -37,6 +37,7 @@ pub mod inference;
 pub mod keyfile;
 pub mod keys;
 pub mod math;
+pub mod merkle;
 pub mod messages;
 pub mod params;
 pub mod rng;

@@ -83,6 +83,22 @@ pub struct TopicSpec {
     /// Stored for compatibility; `false` means reputers report log10 losses.
     #[serde(default)]
     pub allow_negative: bool,
+    /// EMA α of the median absolute deviation of each epoch's inferences, for the
+    /// outlier-resistant inference (Allora's `InferenceOutlierDetectionAlpha`), in (0, 1].
+    #[serde(default = "default_outlier_alpha")]
+    pub outlier_alpha: f64,
+    /// Inferences more than this many MADs from the epoch's median are left out of the
+    /// outlier-resistant inference (Allora's `InferenceOutlierDetectionThreshold`), > 0.
+    #[serde(default = "default_outlier_threshold")]
+    pub outlier_threshold: f64,
+}
+
+fn default_outlier_alpha() -> f64 {
+    crate::math::outliers::DEFAULT_ALPHA
+}
+
+fn default_outlier_threshold() -> f64 {
+    crate::math::outliers::DEFAULT_THRESHOLD
 }
 
 /// Why a topic definition was refused.
@@ -143,6 +159,8 @@ impl TopicSpec {
             active_forecaster_quantile: 0.25,
             active_reputer_quantile: 0.25,
             allow_negative: false,
+            outlier_alpha: default_outlier_alpha(),
+            outlier_threshold: default_outlier_threshold(),
         }
     }
 
@@ -210,6 +228,15 @@ impl TopicSpec {
             0.0,
             1.0,
         )?;
+        if !(self.outlier_alpha.is_finite()
+            && self.outlier_alpha > 0.0
+            && self.outlier_alpha <= 1.0)
+        {
+            return Err(invalid("outlier_alpha", "must be in (0, 1]"));
+        }
+        if !(self.outlier_threshold.is_finite() && self.outlier_threshold > 0.0) {
+            return Err(invalid("outlier_threshold", "must be > 0"));
+        }
         Ok(())
     }
 
@@ -266,6 +293,42 @@ pub(crate) mod tests {
         assert_eq!(s.epoch_at(999_999), None);
         assert_eq!(s.worker_window(1), (1_060_000, 1_090_000));
         assert_eq!(s.reputer_window(1), (1_120_000, 1_180_000));
+    }
+
+    #[test]
+    fn outlier_parameters_default_to_allora_and_are_checked() {
+        let p = ModuleParams::default();
+        let s = spec();
+        assert_eq!((s.outlier_alpha, s.outlier_threshold), (0.2, 11.0));
+        // A topic file without them gets Allora's defaults.
+        let text = toml::to_string(&s).unwrap();
+        let stripped: String = text
+            .lines()
+            .filter(|l| !l.starts_with("outlier_"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let back: TopicSpec = toml::from_str(&stripped).unwrap();
+        assert_eq!(back, s);
+        for (alpha, threshold) in [
+            (0.0, 11.0),
+            (1.5, 11.0),
+            (f64::NAN, 11.0),
+            (0.2, 0.0),
+            (0.2, -1.0),
+        ] {
+            let bad = TopicSpec {
+                outlier_alpha: alpha,
+                outlier_threshold: threshold,
+                ..spec()
+            };
+            assert!(bad.validate(&p).is_err(), "{alpha} {threshold}");
+        }
+        let ok = TopicSpec {
+            outlier_alpha: 1.0,
+            outlier_threshold: 3.0,
+            ..spec()
+        };
+        assert!(ok.validate(&p).is_ok());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use chorus_crdt::proof::Variant;
 use chorus_node::api::client::{DEFAULT_NODE, NodeClient};
 use chorus_protocol::ids::Amount;
 use chorus_protocol::keys::PublicKey;
@@ -147,9 +148,37 @@ pub enum InferCommand {
         /// Epoch (default: the latest).
         #[arg(long)]
         epoch: Option<u64>,
+        /// `regular`, or `outlier_resistant` (inferences far from the epoch's median left
+        /// out; exists once the epoch is finalized).
+        #[arg(long, default_value = "regular")]
+        variant: Variant,
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// A proof that one finalized network inference is what > 2/3 of the validators' stake
+    /// signed (JSON, `docs/api.md`): save it and check it with `chorus infer verify`.
+    Proof {
+        /// Topic id.
+        topic: u64,
+        /// Epoch (default: the latest finalized).
+        #[arg(long)]
+        epoch: Option<u64>,
+        /// Start the proof's validator-set changes at this trusted checkpoint height (verify
+        /// with `--trusted-checkpoint HEIGHT:ID`); default: the genesis.
+        #[arg(long, value_name = "HEIGHT")]
+        trusted: Option<u64>,
+        /// `regular` or `outlier_resistant`.
+        #[arg(long, default_value = "regular")]
+        variant: Variant,
+        /// Write the proof here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Check an inference proof offline: exit 0 when it verifies, 1 when it does not, 2 when
+    /// the file is malformed.
+    Verify(super::verify::VerifyArgs),
 }
 
 /// Stake commands.
@@ -343,9 +372,24 @@ async fn dispatch(cmd: ApiCommand, out: &Output) -> anyhow::Result<()> {
         ApiCommand::Topic(TopicCommand::Fund { id, amount, tx }) => {
             write::fund_topic(id, amount, &tx, out).await
         }
-        ApiCommand::Infer(InferCommand::Get { topic, epoch, node }) => {
-            read::inference(&client(&node)?, topic, epoch, out).await
+        ApiCommand::Infer(InferCommand::Get {
+            topic,
+            epoch,
+            variant,
+            node,
+        }) => read::inference(&client(&node)?, topic, (epoch, variant), out).await,
+        ApiCommand::Infer(InferCommand::Proof {
+            topic,
+            epoch,
+            trusted,
+            variant,
+            out: file,
+            node,
+        }) => {
+            let what = (topic, epoch, trusted, variant);
+            super::verify::fetch(&client(&node)?, what, file.as_deref(), out).await
         }
+        ApiCommand::Infer(InferCommand::Verify(args)) => super::verify::verify(&args, out),
         ApiCommand::Scores { topic, node } => read::scores(&client(&node)?, topic, out).await,
         ApiCommand::Leaderboard { topic, node } => {
             read::leaderboard(&client(&node)?, topic, out).await

@@ -8,4 +8,5 @@ pub mod key;
 pub mod math;
 pub mod node;
 pub mod read;
+pub mod verify;
 pub mod write;

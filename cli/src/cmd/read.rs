@@ -287,13 +287,13 @@ pub async fn window(node: &NodeClient, id: u64, out: &Output) -> anyhow::Result<
 pub async fn inference(
     node: &NodeClient,
     topic: u64,
-    epoch: Option<u64>,
+    (epoch, variant): (Option<u64>, chorus_crdt::proof::Variant),
     out: &Output,
 ) -> anyhow::Result<()> {
-    let path = match epoch {
-        Some(e) => format!("/v1/topics/{topic}/inference?epoch={e}"),
-        None => format!("/v1/topics/{topic}/inference"),
-    };
+    let mut path = format!("/v1/topics/{topic}/inference?variant={}", variant.name());
+    if let Some(e) = epoch {
+        path.push_str(&format!("&epoch={e}"));
+    }
     let inf: types::Inference = node.get(&path).await?;
     let state = if inf.finalized {
         format!("finalized at checkpoint {}", opt(inf.checkpoint_height))
@@ -304,6 +304,7 @@ pub async fn inference(
     let mut text = pairs(&[
         ("topic", inf.topic.to_string()),
         ("epoch", inf.epoch.to_string()),
+        ("variant", inf.variant.name().to_owned()),
         ("state", state),
         ("combined value", num(b.combined_value)),
         ("naive value", opt_num(b.naive_value)),

@@ -370,6 +370,8 @@ mod tests {
                     previous: Hash32::default(),
                     windows: vec![],
                     ledger_root: Hash32::default(),
+                    inferences: Hash32::default(),
+                    validators: Hash32::default(),
                 },
                 certificate: CommitCertificate {
                     height: h,

@@ -10,8 +10,8 @@
 //! that follows them), broadcasts and direct sends, timers, requests to the application,
 //! decided checkpoints with commit certificates, and equivocation evidence.
 //!
-//! - [`value`]: [`Checkpoint`] `{height, previous, windows, ledger_root}`, id = blake3 of
-//!   its canonical encoding.
+//! - [`value`]: [`Checkpoint`] `{height, previous, windows, ledger_root, inferences,
+//!   validators}`, id = blake3 of its canonical encoding.
 //! - [`validators`]: stake → u64 voting power, canonical order, stake-weighted proposer.
 //! - [`context`]: the Malachite `Context` (types and constructors).
 //! - [`signing`]: domain-separated, network-bound sign bytes; ed25519 `verify_strict`.

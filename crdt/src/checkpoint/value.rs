@@ -55,6 +55,15 @@ pub struct Checkpoint {
     /// Root of the ledger state derived from everything finalized up to and including this
     /// checkpoint.
     pub ledger_root: Hash32,
+    /// Merkle root ([`chorus_protocol::merkle`]) over the network inferences this checkpoint
+    /// finalizes, one leaf per (topic, epoch, variant) in that order
+    /// ([`crate::proof::inference_leaf`]); the root of no leaves when it finalizes none.
+    pub inferences: Hash32,
+    /// [`ValidatorSet::digest`](super::ValidatorSet::digest) of the validator set of height
+    /// `height + 1` (bonds take effect two heights after the height that changed them, so that
+    /// set is known when this height is proposed). A light client follows these commitments
+    /// from a trusted set to the set that signed any later checkpoint.
+    pub validators: Hash32,
 }
 
 impl Wire for Checkpoint {
@@ -227,6 +236,8 @@ mod tests {
             previous: Hash32([1; 32]),
             windows: vec![head(2, 3), head(4, 5)],
             ledger_root: Hash32([9; 32]),
+            inferences: Hash32([10; 32]),
+            validators: Hash32([11; 32]),
         }
     }
 
@@ -244,9 +255,11 @@ mod tests {
     #[test]
     fn golden_encoding_is_pinned() {
         // height 7 (varint 1 byte), previous, 2 windows (len 1 byte), 2 × (id, root, 1 head
-        // with its 1-byte length), root.
+        // with its 1-byte length), ledger root, inferences root, validator-set digest.
         let bytes = sample().to_bytes();
-        assert_eq!(bytes.len(), 1 + 32 + 1 + 2 * (32 + 32 + 1 + 32) + 32);
+        assert_eq!(bytes.len(), 1 + 32 + 1 + 2 * (32 + 32 + 1 + 32) + 3 * 32);
+        assert_eq!(&bytes[bytes.len() - 64..bytes.len() - 32], &[10; 32]);
+        assert_eq!(&bytes[bytes.len() - 32..], &[11; 32]);
         assert_eq!(bytes[0], 7);
         assert_eq!(bytes[33], 2);
         assert_eq!(

@@ -24,6 +24,7 @@ use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
 use chorus_protocol::math::losses::ValueBundle as MathBundle;
+use chorus_protocol::math::outliers::OutlierMetrics;
 use chorus_protocol::math::payout::{RemainderPolicy, delegator_split, split_amount};
 use chorus_protocol::math::regrets::{
     InitialRegretParams, NetworkRegrets, updated_topic_initial_regret,
@@ -47,6 +48,10 @@ use super::{Ledger, LedgerEvent, ScoredActor, SignedEntry};
 pub struct EpochRecord {
     /// The network inference bundle computed when the window was finalized.
     pub bundle: Option<NetworkInference>,
+    /// The outlier-resistant bundle when it differs from `bundle` (some inference was an
+    /// outlier; `chorus_protocol::math::outliers`); `None`: it is `bundle`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_bundle: Option<NetworkInference>,
     /// Forecasters that submitted forecasts.
     pub forecasters: Vec<String>,
 }
@@ -93,10 +98,20 @@ pub struct Mechanism {
     pub pending: BTreeMap<u64, EpochRecord>,
     /// The last finalized network inference (epoch, bundle).
     pub last_inference: Option<(u64, NetworkInference)>,
+    /// Median and EMA'd MAD of the inferences, for the outlier-resistant inference.
+    #[serde(default)]
+    pub outliers: OutlierMetrics,
 }
 
 /// Epochs of finalized worker windows kept waiting for their reputer window.
 const MAX_PENDING_EPOCHS: usize = 1_024;
+
+/// The network inference bundle of a synthesis input.
+fn network_inference(input: &SynthesisInput<String>) -> Result<NetworkInference, String> {
+    synthesize_bundle(input)
+        .map_err(|e| e.to_string())
+        .and_then(|n| NetworkInference::from_synthesis(n).map_err(|e| e.to_string()))
+}
 
 fn hex(k: &PublicKey) -> String {
     k.to_hex()
@@ -159,12 +174,35 @@ impl Ledger {
         };
         let mut record = EpochRecord {
             bundle: None,
+            outlier_bundle: None,
             forecasters: input.forecasts.keys().cloned().collect(),
         };
         if !input.inferences.is_empty() {
-            let bundle = synthesize_bundle(&input)
-                .map_err(|e| e.to_string())
-                .and_then(|n| NetworkInference::from_synthesis(n).map_err(|e| e.to_string()));
+            let values: Vec<f64> = input.inferences.values().copied().collect();
+            t.mechanism.outliers.update(&values, t.spec.outlier_alpha);
+            let (metrics, threshold) = (t.mechanism.outliers, t.spec.outlier_threshold);
+            let kept: BTreeMap<String, f64> = input
+                .inferences
+                .iter()
+                .filter(|(_, v)| metrics.keeps(**v, threshold))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            // Recomputed only when something was dropped (and something is left).
+            if !kept.is_empty() && kept.len() != input.inferences.len() {
+                let filtered = SynthesisInput {
+                    inferences: kept,
+                    ..input.clone()
+                };
+                match network_inference(&filtered) {
+                    Ok(b) => record.outlier_bundle = Some(b),
+                    Err(reason) => events.push(LedgerEvent::MechanismError {
+                        topic,
+                        epoch,
+                        reason: format!("outlier-resistant inference: {reason}"),
+                    }),
+                }
+            }
+            let bundle = network_inference(&input);
             match bundle {
                 Ok(out) => {
                     events.push(LedgerEvent::NetworkInference {

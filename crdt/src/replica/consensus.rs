@@ -4,7 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chorus_protocol::ids::Hash32;
+use crate::ledger::settle::EpochRecord;
+use crate::proof::Finalized;
+use chorus_protocol::ids::{Hash32, TopicId};
+use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::validation::ChannelKind;
 
 use super::{
@@ -261,8 +264,18 @@ impl Replica {
         };
         let mut next = self.ledger.clone();
         match next.apply(cp.height - 1, &input, &VoteEvidence(self.network)) {
-            Ok(events) if next.root() == cp.ledger_root => Content::Ready(Box::new(next), events),
-            Ok(_) => Content::Invalid("ledger root does not match".into()),
+            Ok(_) if next.root() != cp.ledger_root => {
+                Content::Invalid("ledger root does not match".into())
+            }
+            Ok(events) => match commitments(&self.ledger, &next, &events) {
+                (inferences, _) if inferences != cp.inferences => {
+                    Content::Invalid("inference root does not match".into())
+                }
+                (_, validators) if validators != cp.validators => {
+                    Content::Invalid("validator-set digest does not match".into())
+                }
+                _ => Content::Ready(Box::new(next), events),
+            },
             Err(e) => Content::Invalid(e.to_string()),
         }
     }
@@ -311,6 +324,8 @@ impl Replica {
             previous: self.tip,
             windows,
             ledger_root: Hash32::default(),
+            inferences: Hash32::default(),
+            validators: Hash32::default(),
         };
         let input = match self.collect(&cp) {
             Ok(i) => i,
@@ -332,6 +347,7 @@ impl Replica {
             }
         };
         cp.ledger_root = next.root();
+        (cp.inferences, cp.validators) = commitments(&self.ledger, &next, &events);
         self.remember(cp.id(), next, events);
         self.need_value = None;
         let effects = self.engine.handle(
@@ -622,30 +638,60 @@ impl Replica {
                 "the ledger of height {height} does not encode; not persisted: {e}"
             )))),
         }
-        let bundles = events
-            .iter()
-            .filter_map(|e| match e {
-                LedgerEvent::NetworkInference { topic, epoch, .. } => self
-                    .ledger
-                    .topics
-                    .get(topic)
-                    .and_then(|t| t.mechanism.pending.get(epoch))
-                    .and_then(|r| r.bundle.clone())
-                    .map(|b| (*topic, *epoch, b)),
-                _ => None,
-            })
-            .collect();
+        let (bundles, outlier_bundles) = finalized_bundles(&self.ledger, &events);
+        let next_validators = validator_set(&self.ledger)
+            .map(|s| crate::proof::set_entries(&s))
+            .unwrap_or_default();
         out.push(Effect::Event(ReplicaEvent::Finalized {
             height,
             id: d.id(),
             ledger_root: self.ledger.root(),
             events,
             bundles,
+            outlier_bundles,
+            next_validators,
         }));
         // A proposal request may have been waiting for this ledger.
         self.try_propose(now_ms, out);
         self.retry_validations(now_ms, out);
     }
+}
+
+/// The network inference bundles a height finalized, one per `NetworkInference` event, and
+/// the outlier-resistant bundles among them that differ from the regular one; read from the
+/// ledger that height led to (later heights settle and drop them).
+fn finalized_bundles(after: &Ledger, events: &[LedgerEvent]) -> (Vec<Finalized>, Vec<Finalized>) {
+    let records: Vec<(TopicId, u64, &EpochRecord)> = events
+        .iter()
+        .filter_map(|e| match e {
+            LedgerEvent::NetworkInference { topic, epoch, .. } => after
+                .topics
+                .get(topic)
+                .and_then(|t| t.mechanism.pending.get(epoch))
+                .map(|r| (*topic, *epoch, r)),
+            _ => None,
+        })
+        .collect();
+    let pick = |f: fn(&EpochRecord) -> &Option<NetworkInference>| -> Vec<Finalized> {
+        records
+            .iter()
+            .filter_map(|(t, e, r)| f(r).clone().map(|b| (*t, *e, b)))
+            .collect()
+    };
+    (pick(|r| &r.bundle), pick(|r| &r.outlier_bundle))
+}
+
+/// What a checkpoint commits to besides its ledger root: the Merkle root over the bundles it
+/// finalizes (both variants, [`crate::proof::checkpoint_leaves`]), and the digest of the
+/// validator set of the next height (given by the ledger before it, `before`; see
+/// [`crate::proof`]).
+fn commitments(before: &Ledger, after: &Ledger, events: &[LedgerEvent]) -> (Hash32, Hash32) {
+    let (bundles, outliers) = finalized_bundles(after, events);
+    let leaves = crate::proof::checkpoint_leaves(&bundles, &outliers);
+    let validators = validator_set(before)
+        .map(|s| s.digest())
+        .unwrap_or_default();
+    (crate::proof::root(&leaves), validators)
 }
 
 /// A consensus message from `from`'s bytes; bytes that do not decode penalise `from`.

@@ -139,6 +139,11 @@ pub enum ReplicaEvent {
         /// The finalized network inference bundle of each `NetworkInference` event, taken
         /// when this height was applied (later heights settle and drop them from the ledger).
         bundles: Vec<(TopicId, u64, NetworkInference)>,
+        /// The outlier-resistant bundles among them that differ from the regular one.
+        outlier_bundles: Vec<(TopicId, u64, NetworkInference)>,
+        /// The validator set of height `height + 2` (what checkpoint `height + 1` commits to),
+        /// for the proofs a node serves.
+        next_validators: Vec<crate::proof::ProofValidator>,
     },
     /// A late proposal waits while windows are reconciled with peers.
     Reconciling {

@@ -269,6 +269,24 @@ pub enum SimEvent {
     },
 }
 
+/// Node 0's view of what inference proofs need ([`crate::proof`]).
+#[derive(Clone, Debug, Default)]
+pub struct ProofLog {
+    /// Height → the bundles it finalized.
+    pub bundles: BTreeMap<
+        u64,
+        Vec<(
+            chorus_protocol::ids::TopicId,
+            u64,
+            chorus_protocol::inference::NetworkInference,
+        )>,
+    >,
+    /// Height → the outlier-resistant bundles among them that differ from the regular ones.
+    pub outlier_bundles: BTreeMap<u64, Vec<crate::proof::Finalized>>,
+    /// Checkpoint height → the validator set it commits to (the set of the height after it).
+    pub committed_sets: BTreeMap<u64, Vec<crate::proof::ProofValidator>>,
+}
+
 /// The simulation.
 pub struct Sim {
     /// Global virtual time (ms).
@@ -287,6 +305,10 @@ pub struct Sim {
     pub faults: Vec<String>,
     /// Finalization times: (node, height) → ms.
     pub finalized_at: BTreeMap<(usize, u64), u64>,
+    /// What node 0 learned at each finalized height, for proof checks: the bundles it
+    /// finalized, and the validator set the next checkpoint commits to (keyed by
+    /// that checkpoint's height).
+    pub proof_log: ProofLog,
     genesis: Genesis,
     /// `genesis.network_id()`, computed once (it encodes the whole genesis).
     network: chorus_protocol::ids::NetworkId,
@@ -325,6 +347,7 @@ impl Sim {
             stats: SimStats::default(),
             faults: vec![],
             finalized_at: BTreeMap::new(),
+            proof_log: ProofLog::default(),
             network: genesis.network_id(),
             genesis,
             config,

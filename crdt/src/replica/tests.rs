@@ -244,8 +244,110 @@ fn a_validator_restarted_right_after_a_slash_keeps_the_validator_set_of_its_heig
         s.run_until(1_000_000 + 34_000);
         assert!(s.faults.is_empty(), "{:?}", s.faults);
         agree(&s);
+        if restarted > 0 {
+            assert!(
+                proofs_verify_from_genesis(&s) >= 1,
+                "no validator-set change"
+            );
+        }
     }
     assert!(restarted > 0, "no slash changed the bonds");
+}
+
+#[test]
+fn a_proposal_with_a_wrong_inference_root_or_validator_digest_is_never_decided() {
+    // Validator 1 proposes checkpoints whose ledger root, inference root or validator-set
+    // digest (by height) is wrong; honest validators re-derive all three and refuse them, so
+    // every decided checkpoint commits to what was really finalized.
+    let k = keys(6);
+    let mut r = roles();
+    r.bad_root_proposers.insert(1);
+    let mut s = Sim::new(genesis(&k), k, r, NetConfig::default(), config(), 3).unwrap();
+    s.run_until(1_000_000 + 30_000);
+    assert!(s.stats.forged_proposals >= 3, "{:?}", s.stats);
+    agree(&s);
+    proofs_verify_from_genesis(&s);
+}
+
+/// Every checkpoint node 0 decided commits to the root of the bundles it finalized and to the
+/// set that signed the next height; a proof of each bundle, listing the set changes as a node
+/// does, verifies from the genesis alone. Returns the number of set changes seen.
+fn proofs_verify_from_genesis(s: &Sim) -> usize {
+    use crate::checkpoint::ValidatorSet;
+    use crate::proof::{self, InferenceProof, SetChange, Trust, Variant};
+    use chorus_protocol::merkle;
+    let log = &s.proof_log;
+    let decided = &s.nodes[0].store.decided;
+    let network = s.genesis().network_id();
+    let genesis_set = super::validator_set(&Ledger::from_genesis(s.genesis()).unwrap()).unwrap();
+    let genesis_entries = proof::set_entries(&genesis_set);
+    // The set checkpoint h commits to (that of height h + 1): the genesis set for h = 1.
+    let committed_by = |h: u64| -> Vec<proof::ProofValidator> {
+        if h == 0 || h == 1 {
+            genesis_entries.clone()
+        } else {
+            log.committed_sets[&h].clone()
+        }
+    };
+    let set_at = |h: u64| committed_by(h - 1);
+    let mut changes: Vec<SetChange> = vec![];
+    let mut proved = 0;
+    for (h, d) in decided {
+        let set = ValidatorSet::from_powers(set_at(*h).iter().map(|v| (v.key, v.power))).unwrap();
+        d.certificate.verify(&network, &set).unwrap();
+        let committed = &committed_by(*h);
+        let digest = ValidatorSet::from_powers(committed.iter().map(|v| (v.key, v.power)))
+            .unwrap()
+            .digest();
+        assert_eq!(d.checkpoint.validators, digest, "height {h}");
+        let bundles = &log.bundles[h];
+        let outliers = &log.outlier_bundles[h];
+        let leaves = proof::checkpoint_leaves(bundles, outliers);
+        assert_eq!(d.checkpoint.inferences, proof::root(&leaves), "height {h}");
+        let hashes: Vec<_> = leaves.iter().map(|l| l.hash).collect();
+        for (i, l) in leaves.iter().enumerate() {
+            let find = |list: &[proof::Finalized]| {
+                list.iter()
+                    .find(|(t, e, _)| *t == l.topic && *e == l.epoch)
+                    .map(|(_, _, b)| b.clone())
+            };
+            let b = match l.variant {
+                Variant::Regular => find(bundles).unwrap(),
+                Variant::OutlierResistant => find(outliers).or_else(|| find(bundles)).unwrap(),
+            };
+            let b = &b;
+            let doc = InferenceProof {
+                format: proof::PROOF_FORMAT.into(),
+                network,
+                topic_id: l.topic.0,
+                epoch: l.epoch,
+                variant: l.variant,
+                combined_value: b.combined_value,
+                bundle: hex::encode(proof::bundle_bytes(b)),
+                leaf_index: i as u64,
+                leaf_count: hashes.len() as u64,
+                path: merkle::path(&hashes, i).unwrap(),
+                decided: hex::encode(chorus_protocol::codec::encode(d)),
+                anchor: None,
+                validator_changes: changes.clone(),
+            };
+            let trust = Trust::Genesis {
+                network,
+                validators: genesis_set.clone(),
+            };
+            let v = proof::verify(&doc, &trust).unwrap_or_else(|e| panic!("height {h}: {e}"));
+            assert_eq!(v.bundle, *b);
+            proved += 1;
+        }
+        if *committed != set_at(*h) {
+            changes.push(SetChange {
+                decided: hex::encode(chorus_protocol::codec::encode(d)),
+                validators: committed.clone(),
+            });
+        }
+    }
+    assert!(proved > 0, "no bundle was proved");
+    changes.len()
 }
 
 /// Restart node 0 right after a height that changed the bonds (at most twice in 30 s), and
@@ -442,6 +544,8 @@ fn bogus_decided(
         previous: g.network_id(),
         ledger_root,
         windows: vec![],
+        inferences: Default::default(),
+        validators: Default::default(),
     };
     DecidedCheckpoint {
         certificate: CommitCertificate {

@@ -28,12 +28,14 @@ pub enum Query {
     Topics,
     /// `GET /v1/topics/{id}`.
     Topic(TopicId),
-    /// `GET /v1/topics/{id}/inference[?epoch=E]`.
+    /// `GET /v1/topics/{id}/inference[?epoch=E][&variant=V]`.
     Inference {
         /// The topic.
         topic: TopicId,
         /// A specific epoch (latest if `None`).
         epoch: Option<u64>,
+        /// Which bundle.
+        variant: chorus_crdt::proof::Variant,
     },
     /// `GET /v1/topics/{id}/scores`.
     Scores(TopicId),
@@ -53,6 +55,17 @@ pub enum Query {
     Proposal(Hash32),
     /// `GET /v1/accounts/{address}/statements` (read from the store).
     Statements(StatementsQuery),
+    /// `GET /v1/topics/{id}/inference?proof=true[&epoch=E][&trusted=H]` (read from the store).
+    InferenceProof {
+        /// The topic.
+        topic: TopicId,
+        /// The epoch (the latest finalized if `None`).
+        epoch: Option<u64>,
+        /// The height of the checkpoint the verifier trusts (the genesis if `None`).
+        trusted: Option<u64>,
+        /// Which bundle.
+        variant: chorus_crdt::proof::Variant,
+    },
 }
 
 /// Which statement lines to read.
@@ -82,6 +95,8 @@ pub enum Answer {
     Topic(Box<types::Topic>),
     /// [`Query::Inference`].
     Inference(Box<types::Inference>),
+    /// [`Query::InferenceProof`].
+    InferenceProof(Box<chorus_crdt::proof::InferenceProof>),
     /// [`Query::Scores`].
     Scores(Box<types::Scores>),
     /// [`Query::Leaderboard`].
@@ -109,6 +124,9 @@ pub enum QueryError {
     /// The thing asked for does not exist (404).
     #[error("not found: {0}")]
     NotFound(String),
+    /// The query cannot be answered as asked (400).
+    #[error("{0}")]
+    Invalid(String),
     /// The node is shutting down or gone (503).
     #[error("the node is not running")]
     Unavailable,
@@ -296,9 +314,40 @@ impl NodeHandle {
         topic: TopicId,
         epoch: Option<u64>,
     ) -> Result<types::Inference, QueryError> {
-        match self.query(Query::Inference { topic, epoch }).await? {
+        let variant = Default::default();
+        match self
+            .query(Query::Inference {
+                topic,
+                epoch,
+                variant,
+            })
+            .await?
+        {
             Answer::Inference(i) => Ok(*i),
             _ => Err(QueryError::WrongAnswer("inference")),
+        }
+    }
+
+    /// `GET /v1/topics/{id}/inference?proof=true[&variant=V]` (the latest finalized epoch if
+    /// `epoch` is `None`; from genesis if `trusted` is `None`).
+    pub async fn inference_proof(
+        &self,
+        topic: TopicId,
+        epoch: Option<u64>,
+        trusted: Option<u64>,
+        variant: chorus_crdt::proof::Variant,
+    ) -> Result<chorus_crdt::proof::InferenceProof, QueryError> {
+        match self
+            .query(Query::InferenceProof {
+                topic,
+                epoch,
+                trusted,
+                variant,
+            })
+            .await?
+        {
+            Answer::InferenceProof(p) => Ok(*p),
+            _ => Err(QueryError::WrongAnswer("inference proof")),
         }
     }
 

@@ -15,6 +15,7 @@
 
 pub mod handle;
 mod network;
+mod proofs;
 mod read_model;
 mod run;
 pub mod views;
@@ -298,6 +299,11 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         }
     };
     let wal = restore.wal.clone();
+    // The genesis set heads the validator-set changes that inference proofs list.
+    let genesis_set = proofs::genesis_set_bytes(&setup.genesis)?;
+    store
+        .call(move |db| ops::put_validator_set(db, 0, &genesis_set))
+        .await?;
     let mut replica_config = setup.replica.clone();
     // Which peer and windows anti-entropy picks must not be predictable by a peer.
     replica_config.seed = random_seed();

@@ -12,8 +12,11 @@ use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
 
 use super::handle::{Answer, Query, QueryError, StatementsQuery};
-use super::views::{self, INFERENCE_HISTORY, NodeFacts, StoredInference};
+use super::views::{
+    self, INFERENCE_HISTORY, LeafPath, NodeFacts, OutlierResistant, StoredInference,
+};
 use crate::api::types::{Statement, Submission};
+use chorus_crdt::proof::{ProofValidator, Variant};
 
 /// Most (topic, epoch) keys one statements query reads.
 pub const MAX_STATEMENT_KEYS: usize = 10_000;
@@ -31,6 +34,8 @@ pub(super) struct ReadModel {
     history: BTreeMap<TopicId, BTreeMap<u64, StoredInference>>,
     /// Finalized inferences to store.
     pending_inferences: Vec<PendingInference>,
+    /// Validator sets to record: (the checkpoint height that commits to it, JSON).
+    pending_validator_sets: Vec<(u64, Vec<u8>)>,
     /// The last submission per (topic, kind), at most [`SUBMISSIONS_KEPT`] (drop oldest key).
     submissions: BTreeMap<(u64, &'static str), Submission>,
     /// One past the highest nonce submitted through this node, per author.
@@ -50,6 +55,7 @@ impl ReadModel {
         ReadModel {
             history: BTreeMap::new(),
             pending_inferences: vec![],
+            pending_validator_sets: vec![],
             submissions: BTreeMap::new(),
             next_nonce: BTreeMap::new(),
             started_ms: now_ms,
@@ -108,6 +114,8 @@ impl ReadModel {
                     bundle,
                     finalized: false,
                     height: None,
+                    leaf: None,
+                    outlier_resistant: None,
                 },
             );
         }
@@ -120,11 +128,15 @@ impl ReadModel {
         epoch: u64,
         height: u64,
         bundle: NetworkInference,
+        leaf: Option<LeafPath>,
+        outlier_resistant: Option<OutlierResistant>,
     ) {
         let stored = StoredInference {
             bundle,
             finalized: true,
             height: Some(height),
+            leaf,
+            outlier_resistant,
         };
         if let Ok(json) = serde_json::to_vec(&stored) {
             self.pending_inferences.push((topic.0, epoch, json));
@@ -134,6 +146,18 @@ impl ReadModel {
         while h.len() > INFERENCE_HISTORY {
             h.pop_first();
         }
+    }
+
+    /// The validator set checkpoint `height` commits to (recorded where it changes).
+    pub(super) fn committed_validators(&mut self, height: u64, set: &[ProofValidator]) {
+        if let Ok(json) = serde_json::to_vec(set) {
+            self.pending_validator_sets.push((height, json));
+        }
+    }
+
+    /// The validator sets to record since the last call.
+    pub(super) fn take_pending_validator_sets(&mut self) -> Vec<(u64, Vec<u8>)> {
+        std::mem::take(&mut self.pending_validator_sets)
     }
 
     /// The finalized inferences to store since the last call.
@@ -182,13 +206,49 @@ impl ReadModel {
         Ok(Answer::Statements(lines))
     }
 
+    /// The newest finalized epoch of `topic` held in memory.
+    pub(super) fn latest_finalized(&self, topic: TopicId) -> Option<u64> {
+        self.history
+            .get(&topic)?
+            .iter()
+            .rev()
+            .find(|(_, s)| s.finalized)
+            .map(|(e, _)| *e)
+    }
+
+    /// `GET /v1/topics/{id}/inference?proof=true`, from the store (the latest finalized epoch
+    /// when none is given).
+    pub(super) async fn stored_proof(
+        &self,
+        replica: &Replica,
+        store: &Store,
+        (topic, epoch, trusted, variant): (TopicId, Option<u64>, Option<u64>, Variant),
+    ) -> Result<Answer, QueryError> {
+        views::topic_of(replica.ledger(), topic)?;
+        let Some(epoch) = epoch.or_else(|| self.latest_finalized(topic)) else {
+            return Err(views::no_inference(topic, None));
+        };
+        let network = replica.network();
+        let proof = store
+            .call(move |db| super::proofs::build(db, network, (topic, epoch, variant), trusted))
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "reading an inference proof");
+                QueryError::Unavailable
+            })??;
+        Ok(Answer::InferenceProof(Box::new(proof)))
+    }
+
     /// Whether an inference query must go to the store (an epoch no longer in memory).
-    pub(super) fn needs_store(&self, q: &Query) -> Option<(TopicId, u64)> {
+    pub(super) fn needs_store(&self, q: &Query) -> Option<(TopicId, u64, Variant)> {
         match q {
             Query::Inference {
                 topic,
                 epoch: Some(e),
-            } if !self.history.get(topic).is_some_and(|h| h.contains_key(e)) => Some((*topic, *e)),
+                variant,
+            } if !self.history.get(topic).is_some_and(|h| h.contains_key(e)) => {
+                Some((*topic, *e, *variant))
+            }
             _ => None,
         }
     }
@@ -197,8 +257,7 @@ impl ReadModel {
     pub(super) async fn stored_inference(
         replica: &Replica,
         store: &Store,
-        topic: TopicId,
-        epoch: u64,
+        (topic, epoch, variant): (TopicId, u64, Variant),
     ) -> Result<Answer, QueryError> {
         // Unknown topics answer as for the in-memory history.
         views::topic_of(replica.ledger(), topic)?;
@@ -212,8 +271,8 @@ impl ReadModel {
         let stored: Option<StoredInference> = bytes.and_then(|b| serde_json::from_slice(&b).ok());
         match stored {
             Some(s) => Ok(Answer::Inference(Box::new(views::inference_view(
-                topic, epoch, &s,
-            )))),
+                topic, epoch, &s, variant,
+            )?))),
             None => Err(views::no_inference(topic, Some(epoch))),
         }
     }
@@ -250,11 +309,16 @@ impl ReadModel {
             }
             Query::Topics => Ok(Answer::Topics(views::topics(ledger, now_ms))),
             Query::Topic(id) => Ok(Answer::Topic(Box::new(views::topic(ledger, id, now_ms)?))),
-            Query::Inference { topic, epoch } => Ok(Answer::Inference(Box::new(views::inference(
+            Query::Inference {
+                topic,
+                epoch,
+                variant,
+            } => Ok(Answer::Inference(Box::new(views::inference(
                 ledger,
                 &self.history,
                 topic,
                 epoch,
+                variant,
             )?))),
             Query::Scores(id) => Ok(Answer::Scores(Box::new(views::scores(ledger, id)?))),
             Query::Leaderboard(id) => Ok(Answer::Leaderboard(views::leaderboard(ledger, id)?)),
@@ -271,7 +335,7 @@ impl ReadModel {
             Query::Proposals => Ok(Answer::Proposals(views::proposals(ledger))),
             Query::Proposal(id) => Ok(Answer::Proposal(Box::new(views::proposal(ledger, id)?))),
             // Answered from the store by the actor (see `stored_statements`).
-            Query::Statements(_) => Err(QueryError::Unavailable),
+            Query::Statements(_) | Query::InferenceProof { .. } => Err(QueryError::Unavailable),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_crdt::checkpoint::{ConsensusMessage, TimerId, TimerKind, WalRecord};
+use chorus_crdt::proof::Variant;
 use chorus_crdt::replica::wire::{Request, RequestId, Response, StoreQuery};
 use chorus_crdt::replica::{Effect, Input, Replica, ReplicaEvent};
 use chorus_crdt::window::{Phase, WindowKey};
@@ -19,7 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use super::handle::{Command, InferenceEvent, Query, SubmitResult};
 use super::network::NetDriver;
 use super::read_model::ReadModel;
-use super::views::NodeFacts;
+use super::views::{NodeFacts, OutlierResistant};
 use crate::api::types::Submission;
 use crate::clock::Clock;
 use crate::metrics::NodeMetrics;
@@ -197,6 +198,17 @@ impl Actor {
                 .p
                 .store
                 .enqueue("statements", move |db| ops::put_statements(db, &statements))
+                .await;
+        }
+        let sets = self.read.take_pending_validator_sets();
+        if !sets.is_empty() {
+            let _ = self
+                .p
+                .store
+                .enqueue("validator sets", move |db| {
+                    sets.iter()
+                        .try_for_each(|(h, b)| ops::put_validator_set(db, *h, b))
+                })
                 .await;
         }
         let items = self.read.take_pending_inferences();
@@ -446,8 +458,14 @@ impl Actor {
                 height,
                 events,
                 bundles,
+                outlier_bundles,
+                next_validators,
                 ..
             } => {
+                // The set checkpoint `height + 1` will commit to, kept where it changes: the
+                // validator-set changes an inference proof lists.
+                self.read.committed_validators(height + 1, &next_validators);
+                let leaves = super::proofs::leaf_paths(&bundles, &outlier_bundles);
                 self.p.metrics.checkpoint(height);
                 tracing::info!(
                     height,
@@ -482,8 +500,23 @@ impl Actor {
                             .find(|(t, e, _)| t == topic && e == epoch)
                             .map(|(_, _, b)| b.clone());
                         if let Some(bundle) = bundle {
-                            self.read
-                                .finalized_inference(*topic, *epoch, height, bundle);
+                            let leaf = |v| leaves.get(&(*topic, *epoch, v)).cloned();
+                            let outlier_resistant =
+                                leaf(Variant::OutlierResistant).map(|leaf| OutlierResistant {
+                                    bundle: outlier_bundles
+                                        .iter()
+                                        .find(|(t, e, _)| t == topic && e == epoch)
+                                        .map(|(_, _, b)| b.clone()),
+                                    leaf,
+                                });
+                            self.read.finalized_inference(
+                                *topic,
+                                *epoch,
+                                height,
+                                bundle,
+                                leaf(Variant::Regular),
+                                outlier_resistant,
+                            );
                         }
                         let _ = self.p.inferences.send(InferenceEvent {
                             topic: *topic,
@@ -585,9 +618,23 @@ impl Actor {
                         });
                         return;
                     }
-                    (Some((topic, epoch)), _) => {
+                    (
+                        _,
+                        Query::InferenceProof {
+                            topic,
+                            epoch,
+                            trusted,
+                            variant,
+                        },
+                    ) => {
                         let (replica, store) = (&self.p.replica, &self.p.store);
-                        ReadModel::stored_inference(replica, store, topic, epoch).await
+                        self.read
+                            .stored_proof(replica, store, (topic, epoch, trusted, variant))
+                            .await
+                    }
+                    (Some(key), _) => {
+                        let (replica, store) = (&self.p.replica, &self.p.store);
+                        ReadModel::stored_inference(replica, store, key).await
                     }
                     (None, q) => {
                         let now = self.now();

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chorus_crdt::ledger::{Ledger, LedgerEvent, Proposal, TopicState};
+use chorus_crdt::proof::Variant;
 use chorus_crdt::replica::Replica;
 use chorus_protocol::ids::{Amount, Hash32, TopicId};
 use chorus_protocol::inference::NetworkInference;
@@ -28,6 +29,46 @@ pub struct StoredInference {
     pub finalized: bool,
     /// The checkpoint height, if finalized.
     pub height: Option<u64>,
+    /// Where the bundle sits in that checkpoint's inference tree (finalized only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<LeafPath>,
+    /// The outlier-resistant variant (finalized only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_resistant: Option<OutlierResistant>,
+}
+
+/// The outlier-resistant inference of a finalized (topic, epoch).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutlierResistant {
+    /// Its bundle when it differs from the regular one (`None`: no inference was an outlier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<NetworkInference>,
+    /// Its place in the checkpoint's inference tree.
+    pub leaf: LeafPath,
+}
+
+impl StoredInference {
+    /// The bundle of `variant`: `None` for the outlier-resistant one before finality.
+    pub fn bundle_of(&self, variant: Variant) -> Option<(&NetworkInference, Option<&LeafPath>)> {
+        match variant {
+            Variant::Regular => Some((&self.bundle, self.leaf.as_ref())),
+            Variant::OutlierResistant => self
+                .outlier_resistant
+                .as_ref()
+                .map(|o| (o.bundle.as_ref().unwrap_or(&self.bundle), Some(&o.leaf))),
+        }
+    }
+}
+
+/// A bundle's place in its checkpoint's inference tree ([`chorus_crdt::proof`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeafPath {
+    /// Index of the leaf.
+    pub index: u64,
+    /// Number of leaves.
+    pub count: u64,
+    /// Sibling hashes from the leaf up.
+    pub path: Vec<Hash32>,
 }
 
 fn topic_view(id: TopicId, t: &TopicState, now_ms: u64) -> types::Topic {
@@ -74,17 +115,25 @@ pub fn inference(
     history: &BTreeMap<TopicId, BTreeMap<u64, StoredInference>>,
     id: TopicId,
     epoch: Option<u64>,
+    variant: Variant,
 ) -> Result<types::Inference, QueryError> {
     topic_of(ledger, id)?;
     let h = history.get(&id);
     let found = match epoch {
         Some(e) => h.and_then(|m| m.get(&e).map(|s| (e, s))),
+        // The outlier-resistant variant exists once finalized: the latest finalized one.
+        None if !variant.is_regular() => h.and_then(|m| {
+            m.iter()
+                .rev()
+                .find(|(_, s)| s.finalized)
+                .map(|(e, s)| (*e, s))
+        }),
         None => h.and_then(|m| m.iter().next_back().map(|(e, s)| (*e, s))),
     };
     let Some((e, s)) = found else {
         return Err(no_inference(id, epoch));
     };
-    Ok(inference_view(id, e, s))
+    inference_view(id, e, s, variant)
 }
 
 /// The answer when no inference is held.
@@ -96,14 +145,27 @@ pub fn no_inference(id: TopicId, epoch: Option<u64>) -> QueryError {
 }
 
 /// One inference as the API shows it.
-pub fn inference_view(id: TopicId, epoch: u64, s: &StoredInference) -> types::Inference {
-    types::Inference {
+pub fn inference_view(
+    id: TopicId,
+    epoch: u64,
+    s: &StoredInference,
+    variant: Variant,
+) -> Result<types::Inference, QueryError> {
+    let Some((bundle, _)) = s.bundle_of(variant) else {
+        return Err(QueryError::NotFound(format!(
+            "the {} inference of topic {id} epoch {epoch} (it exists once the epoch is \
+             finalized)",
+            variant.name()
+        )));
+    };
+    Ok(types::Inference {
         topic: id.0,
         epoch,
         finalized: s.finalized,
         checkpoint_height: s.height,
-        bundle: s.bundle.clone(),
-    }
+        variant,
+        bundle: bundle.clone(),
+    })
 }
 
 /// `GET /v1/topics/{id}/scores`.

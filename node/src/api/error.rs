@@ -47,6 +47,7 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::NotFound(what) => ApiError::NotFound(format!("not found: {what}")),
+            QueryError::Invalid(why) => ApiError::BadRequest(why),
             QueryError::Unavailable | QueryError::WrongAnswer(_) => ApiError::Unavailable,
         }
     }

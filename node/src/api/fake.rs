@@ -46,6 +46,13 @@ pub fn fake_address() -> PublicKey {
     Keypair::from_seed(&[9; 32]).public()
 }
 
+/// The example proof the fake node serves for `?proof=true` (verifies with
+/// `examples/proof/genesis.toml`).
+pub const EXAMPLE_PROOF: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/proof/proof.json"
+));
+
 /// Canned answers in the shapes of `docs/api.md`: one topic ([`FAKE_TOPIC`]) with inferences
 /// up to epoch [`FAKE_LATEST_EPOCH`], every account known with [`FAKE_NEXT_NONCE`].
 pub fn canned(q: &Query) -> Result<Answer, QueryError> {
@@ -63,7 +70,11 @@ pub fn canned(q: &Query) -> Result<Answer, QueryError> {
             known(t)?;
             Answer::Topic(Box::new(topic()?))
         }
-        Query::Inference { topic, epoch } => {
+        Query::Inference {
+            topic,
+            epoch,
+            variant,
+        } => {
             known(topic)?;
             let epoch = epoch.unwrap_or(FAKE_LATEST_EPOCH);
             if epoch > FAKE_LATEST_EPOCH {
@@ -71,7 +82,24 @@ pub fn canned(q: &Query) -> Result<Answer, QueryError> {
                     "inference of topic {topic} epoch {epoch}"
                 )));
             }
-            Answer::Inference(Box::new(inference(*topic, epoch)))
+            // Nothing is an outlier in the fake's inferences: both variants are one bundle.
+            Answer::Inference(Box::new(types::Inference {
+                variant: *variant,
+                ..inference(*topic, epoch)
+            }))
+        }
+        Query::InferenceProof { topic, epoch, .. } => {
+            known(topic)?;
+            // The shipped example proof (`examples/proof/`), for its epoch only.
+            let proof: chorus_crdt::proof::InferenceProof =
+                serde_json::from_str(EXAMPLE_PROOF).map_err(|_| QueryError::Unavailable)?;
+            if epoch.is_some_and(|e| e != proof.epoch) {
+                return Err(QueryError::NotFound(format!(
+                    "no finalized inference of topic {topic} at epoch {}",
+                    epoch.unwrap_or_default()
+                )));
+            }
+            Answer::InferenceProof(Box::new(proof))
         }
         Query::Scores(t) => {
             known(t)?;
@@ -260,6 +288,7 @@ fn inference(topic: TopicId, epoch: u64) -> types::Inference {
         epoch,
         finalized: true,
         checkpoint_height: Some(41),
+        variant: Default::default(),
         bundle: NetworkInference {
             combined_value: 0.0012,
             naive_value: Some(0.0011),

@@ -76,9 +76,12 @@ pub(super) async fn topic(
 pub(super) struct InferenceParams {
     epoch: Option<u64>,
     format: Option<String>,
+    proof: Option<bool>,
+    trusted: Option<u64>,
+    variant: Option<String>,
 }
 
-/// `GET /v1/topics/{id}/inference[?epoch=E][&format=allora]`.
+/// `GET /v1/topics/{id}/inference[?epoch=E][&format=allora | &proof=true[&trusted=H]]`.
 pub(super) async fn inference(
     State(state): State<ApiState>,
     id: Result<Path<String>, PathRejection>,
@@ -87,7 +90,8 @@ pub(super) async fn inference(
     let topic = topic_id(id)?;
     let QueryParams(params) = params.map_err(|e| {
         ApiError::BadRequest(format!(
-            "bad query: {} (expected ?epoch=<integer>&format=allora)",
+            "bad query: {} (expected ?epoch=<integer>&format=allora, or \
+             ?epoch=<integer>&proof=true&trusted=<height>)",
             e.body_text()
         ))
     })?;
@@ -100,9 +104,31 @@ pub(super) async fn inference(
             )));
         }
     };
+    let variant: chorus_crdt::proof::Variant = match params.variant.as_deref() {
+        None => Default::default(),
+        Some(v) => v.parse().map_err(ApiError::BadRequest)?,
+    };
+    if params.proof == Some(true) {
+        if allora {
+            return Err(ApiError::BadRequest(
+                "a proof has one format (docs/api.md); drop format=allora".into(),
+            ));
+        }
+        let query = Query::InferenceProof {
+            topic,
+            epoch: params.epoch,
+            trusted: params.trusted,
+            variant,
+        };
+        return Ok(ask(&state, query).await?.into_response());
+    }
+    if params.trusted.is_some() {
+        return Err(ApiError::BadRequest("trusted= goes with proof=true".into()));
+    }
     let query = Query::Inference {
         topic,
         epoch: params.epoch,
+        variant,
     };
     if !allora {
         return Ok(ask(&state, query).await?.into_response());

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use chorus_crdt::proof::Variant;
 use chorus_protocol::ids::{Amount, Hash32, NetworkId};
 use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
@@ -180,6 +181,9 @@ pub struct Inference {
     pub finalized: bool,
     /// The finalizing checkpoint's height.
     pub checkpoint_height: Option<u64>,
+    /// Which bundle (`?variant=`); absent for the regular one.
+    #[serde(default, skip_serializing_if = "Variant::is_regular")]
+    pub variant: Variant,
     /// The values, with Allora's field names.
     #[serde(flatten)]
     pub bundle: NetworkInference,

@@ -103,6 +103,7 @@ pub fn open_with_cache(
         tx.open_table(PEERS)?;
         tx.open_table(INFERENCES)?;
         tx.open_table(STATEMENTS)?;
+        tx.open_table(VALIDATOR_SETS)?;
         // The running total of envelope bytes (stores written before it existed: count once).
         if meta.get(ENVELOPE_BYTES)?.is_none() {
             let envs = tx.open_table(ENVELOPES)?;
@@ -318,6 +319,51 @@ pub fn inference(db: &Database, topic: u64, epoch: u64) -> Result<Option<Vec<u8>
     let tx = db.begin_read()?;
     let t = tx.open_table(INFERENCES)?;
     Ok(t.get((topic, epoch))?.map(|v| v.value().to_vec()))
+}
+
+/// Record the validator set checkpoint `height` commits to (the set of `height + 1`), unless
+/// the row before it holds the same set: the table keeps the changes only. A change is written
+/// durably (it is rare, and a lost one would break every later proof).
+pub fn put_validator_set(db: &Database, height: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    let same = match height.checked_sub(1) {
+        Some(below) => validator_set_at(db, below)?.is_some_and(|(_, b)| b == bytes),
+        None => false,
+    };
+    if same {
+        return Ok(());
+    }
+    let tx = durable_write(db, false)?;
+    tx.open_table(VALIDATOR_SETS)?.insert(height, bytes)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The recorded validator-set changes with heights in `range`, in height order.
+pub fn validator_sets(
+    db: &Database,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(VALIDATOR_SETS)?;
+    let mut out = vec![];
+    for item in t.range(range)? {
+        let (k, v) = item?;
+        out.push((k.value(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+/// The latest recorded validator set at or below `height`.
+pub fn validator_set_at(db: &Database, height: u64) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(VALIDATOR_SETS)?;
+    Ok(match t.range(..=height)?.next_back() {
+        Some(row) => {
+            let (k, v) = row?;
+            Some((k.value(), v.value().to_vec()))
+        }
+        None => None,
+    })
 }
 
 /// Every stored certificate from `from` on, in height order.

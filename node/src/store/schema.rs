@@ -14,6 +14,7 @@
 //! | `peers` | peer id (text) | last known addresses, newline separated |
 //! | `inferences` | (topic, epoch) | finalized network inference: JSON `{bundle, height}` |
 //! | `statements` | (address, topic, epoch) | the account's statement lines of that epoch: JSON |
+//! | `validator_sets` | checkpoint height `h` | the set of height `h + 1` when it differs from the row before (0: genesis): JSON |
 //!
 //! Signed envelopes are the source of truth: windows can be rebuilt from `envelopes` +
 //! `window_entries`; snapshots and ledger snapshots are caches that make restarts fast.
@@ -22,8 +23,10 @@ use redb::TableDefinition;
 
 /// Bumped on every incompatible layout change; checked at open. 2: ledger snapshots hold
 /// topics with a `token` and per-topic `rewards_paid` (a version-1 store's snapshots no longer
-/// decode), and the `statements` table exists.
-pub const SCHEMA_VERSION: u64 = 2;
+/// decode), and the `statements` table exists. 3: checkpoints commit to their inferences and
+/// the next validator set (stored certificates of version 2 no longer decode), stored
+/// inferences carry their Merkle path, and the `validator_sets` table exists.
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Names → bytes.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -51,3 +54,5 @@ pub const PEERS: TableDefinition<&str, &str> = TableDefinition::new("peers");
 /// (address, topic, epoch) → JSON list of `api::types::Statement`.
 pub const STATEMENTS: TableDefinition<(&[u8], u64, u64), &[u8]> =
     TableDefinition::new("statements");
+/// Checkpoint height → the validator set it commits to (JSON), at changes only.
+pub const VALIDATOR_SETS: TableDefinition<u64, &[u8]> = TableDefinition::new("validator_sets");

@@ -70,6 +70,8 @@ impl SimApp {
             previous,
             windows,
             ledger_root,
+            inferences: Hash32::default(),
+            validators: Hash32::default(),
         }
     }
 

@@ -66,6 +66,8 @@ impl Fixture {
             previous,
             ledger_root: derive_ledger_root(&previous, &windows),
             windows,
+            inferences: Hash32::default(),
+            validators: Hash32::default(),
         }
     }
 

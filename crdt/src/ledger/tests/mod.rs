@@ -625,6 +625,16 @@ mod settlement {
 
     /// Worker i predicts the truth with error (i+1)·0.01; worker 2 also forecasts.
     fn worker_entries(l: &Ledger, ws: &[Keypair], e: u64) -> Vec<SignedEntry> {
+        worker_entries_with(l, ws, e, |_, v| v)
+    }
+
+    /// [`worker_entries`] with worker i's inference `v` replaced by `value(i, v)`.
+    fn worker_entries_with(
+        l: &Ledger,
+        ws: &[Keypair],
+        e: u64,
+        value: impl Fn(usize, f64) -> f64,
+    ) -> Vec<SignedEntry> {
         let mut inferers: Vec<PublicKey> = ws.iter().map(|w| w.public()).collect();
         inferers.sort();
         ws.iter()
@@ -647,7 +657,7 @@ mod settlement {
                     Payload::WorkerBundle(WorkerBundle {
                         topic: TopicId(1),
                         epoch: e,
-                        inference: Some(truth(e) + (i as f64 + 1.0) * 0.01),
+                        inference: Some(value(i, truth(e) + (i as f64 + 1.0) * 0.01)),
                         forecasts,
                     }),
                 )
@@ -732,6 +742,68 @@ mod settlement {
             l.check_supply().unwrap();
         }
         (l, all)
+    }
+
+    /// Allora's outlier-resistant inference: an inference far beyond 11 MADs of the epoch's
+    /// median is left out of a second bundle; epochs without outliers keep one bundle.
+    #[test]
+    fn an_outlier_is_left_out_of_the_outlier_resistant_bundle() {
+        let (mut l, ws, rs) = world();
+        let outlier_epoch = 6;
+        let liar = ws[1].public();
+        let mut checked = 0;
+        for h in 0..14 {
+            let mut input = HeightInput::default();
+            for key in l.windows_due() {
+                if let WindowKey::Topic { epoch, phase, .. } = key {
+                    let entries = match phase {
+                        Phase::Workers => worker_entries_with(&l, &ws, epoch, |i, v| {
+                            if epoch == outlier_epoch && i == 1 {
+                                1_000.0
+                            } else {
+                                v
+                            }
+                        }),
+                        Phase::Reputers => reputer_entries(&l, &rs, epoch),
+                    };
+                    input.windows.insert(key, entries);
+                }
+            }
+            l.apply(h, &input, &NoConsensusEvidence).unwrap();
+            let m = &l.topics[&TopicId(1)].mechanism;
+            if let Some(rec) = m.pending.get(&outlier_epoch)
+                && rec.bundle.is_some()
+            {
+                let regular = rec.bundle.as_ref().unwrap();
+                let resistant = rec
+                    .outlier_bundle
+                    .as_ref()
+                    .expect("an outlier-resistant bundle");
+                assert_eq!(regular.inferer_values[&liar], 1_000.0);
+                assert!(!resistant.inferer_values.contains_key(&liar));
+                assert_eq!(resistant.inferer_values.len(), ws.len() - 1);
+                let y = truth(outlier_epoch);
+                assert!(
+                    (resistant.combined_value - y).abs() < 0.05,
+                    "{} vs truth {y}",
+                    resistant.combined_value
+                );
+                assert!((regular.combined_value - y).abs() > 1.0);
+                // The median of (v0, 1000, v2) is the larger honest value; the MAD's EMA moved.
+                assert!(
+                    m.outliers.mad > 0.0 && m.outliers.median < 2.0,
+                    "{:?}",
+                    m.outliers
+                );
+                checked += 1;
+            }
+            for (e, rec) in &m.pending {
+                if *e != outlier_epoch {
+                    assert_eq!(rec.outlier_bundle, None, "epoch {e}");
+                }
+            }
+        }
+        assert!(checked > 0, "the outlier epoch was never finalized");
     }
 
     /// An owner named by a worker receives its liquid rewards; the earner keeps its rewards

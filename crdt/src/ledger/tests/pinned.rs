@@ -156,26 +156,28 @@ fn every_refusal_reason_of_a_fixed_history() {
 #[test]
 fn a_fixed_message_history_keeps_its_root_and_events() {
     // Re-pinned when topics gained `token` (a TopicSpec is ledger state and a created topic's
-    // event carries it), `rewards_paid` and `owners`.
+    // event carries it), `rewards_paid` and `owners`; both again when topics gained the
+    // outlier parameters (in the created topic's event) and their mechanism the outlier metrics.
     let (l, events) = message_history();
     assert_eq!(
         l.root().to_hex(),
-        "1f31d3c07f70cdc610cdb7a2b0b53ace49d98534fe533ced4e0a51532a6ac74c"
+        "6ba0dc533ce49ec7c6b35f07029b8272d90bb1e6494cb8d76361f2cbc07d8849"
     );
     assert_eq!(
         events_digest(&events),
-        "c71774f41193afe2bc2c6da5eaf9cb6ac32f9588afd14e9c2a218ff4325e97bd"
+        "5538ec26b7ea0458d1848ea92d8464ca577432ae0fd13ecf460f1d03781f36d9"
     );
 }
 
 #[test]
 fn a_fixed_settlement_history_keeps_its_root_and_events() {
     // Events re-pinned when settlement began to emit `Scored`; the root when topics gained
-    // `token`, `rewards_paid` and `owners`.
+    // `token`, `rewards_paid` and `owners`, and again with the outlier parameters and metrics
+    // (the events did not change: nothing in this history is an outlier).
     let (l, events) = super::settlement::run(12);
     assert_eq!(
         l.root().to_hex(),
-        "1773459d997873af975bf3c01373320aa15edd0ffe1ff0b76c221c1670f13b7a"
+        "2e00fa1e68bf1a6a5f2f4c6dad82142d711d4929a9b5461af895138592a2c5fc"
     );
     assert_eq!(
         events_digest(&events),

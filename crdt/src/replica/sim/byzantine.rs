@@ -134,11 +134,16 @@ impl Sim {
         ConsensusMessage::Vote(VoteMessage { vote, signature }).to_bytes()
     }
 
-    /// Node `i`'s proposal with a wrong ledger root, re-signed with its key.
+    /// Node `i`'s proposal with a wrong root, re-signed with its key: by height, the ledger
+    /// root, the inference root or the validator-set digest.
     fn bad_root_proposal(&mut self, i: usize, p: &ProposalMessage) -> Vec<u8> {
         let mut checkpoint: Checkpoint = p.proposal.value.checkpoint().clone();
-        checkpoint.ledger_root =
-            Hash32::of_parts("chorus/sim/bad-root", &[&checkpoint.ledger_root.0]);
+        let root = match checkpoint.height % 3 {
+            0 => &mut checkpoint.ledger_root,
+            1 => &mut checkpoint.inferences,
+            _ => &mut checkpoint.validators,
+        };
+        *root = Hash32::of_parts("chorus/sim/bad-root", &[&root.0]);
         let proposal = Proposal {
             value: CheckpointValue::new(checkpoint),
             ..p.proposal.clone()

@@ -177,7 +177,18 @@ impl Sim {
                 ledger_root,
                 events,
                 bundles,
+                outlier_bundles,
+                next_validators,
             } => {
+                if i == 0 {
+                    self.proof_log.bundles.insert(height, bundles.clone());
+                    self.proof_log
+                        .outlier_bundles
+                        .insert(height, outlier_bundles);
+                    self.proof_log
+                        .committed_sets
+                        .insert(height + 1, next_validators);
+                }
                 // Every finalized inference comes with its bundle (what the node serves).
                 for e in &events {
                     if let crate::ledger::LedgerEvent::NetworkInference { topic, epoch, .. } = e
