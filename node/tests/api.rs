@@ -201,7 +201,7 @@ async fn malformed_requests_are_400_unknown_things_404() {
         "/v1/topics/2/leaderboard",
         "/v1/topics/2/stream",
         "/v1/nothing",
-        "/",
+        "/dashboard/nothing.js",
     ] {
         let (status, body) = get(&node, path).await;
         assert_eq!(status, 404, "{path}: {body}");
@@ -216,6 +216,46 @@ async fn malformed_requests_are_400_unknown_things_404() {
     .await;
     assert_eq!(status, 405);
     assert_error(&body);
+}
+
+/// The dashboard: the page and its two assets, each with a policy that allows this origin only;
+/// nothing in them names another origin (the SVG namespace is a name, not a request).
+#[tokio::test]
+async fn the_dashboard_is_served_with_a_same_origin_policy() {
+    let node = FakeNode::start().await.unwrap();
+    for (path, kind, needle) in [
+        ("/", "text/html", "/dashboard/app.js"),
+        (
+            "/dashboard/app.js",
+            "text/javascript",
+            "EventSource(\"/v1/events?after=0",
+        ),
+        ("/dashboard/style.css", "text/css", "--net"),
+        ("/dashboard/icon.svg", "image/svg+xml", "<svg"),
+    ] {
+        let resp = send(Method::GET, &format!("{}{path}", node.url()), &[], vec![]).await;
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+            "{csp}"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains(needle), "{path} lacks {needle}");
+        let external = text
+            .replace("\"http://www.w3.org/2000/svg\"", "")
+            .contains("http");
+        assert!(!external, "{path} names another origin");
+    }
 }
 
 /// `?variant=` and `?proof=true` reach the actor as asked.
@@ -512,6 +552,20 @@ async fn ledger_events_resume_from_last_event_id() {
         got.iter()
             .all(|(name, id, data)| name == "checkpoint" && data["height"].as_u64() == *id)
     );
+    // `?after=` on a first request (a browser's EventSource) does the same; the header wins.
+    let resp = send(Method::GET, &format!("{url}?after={last}"), &[], vec![]).await;
+    let got = sse_events(resp, 4).await;
+    let ids: Vec<Option<u64>> = got.iter().map(|(_, id, _)| *id).collect();
+    assert_eq!(ids, (last + 1..=held + 6).map(Some).collect::<Vec<_>>());
+    let resp = send(
+        Method::GET,
+        &format!("{url}?after=1"),
+        &[("last-event-id", &last.to_string())],
+        vec![],
+    )
+    .await;
+    let got = sse_events(resp, 1).await;
+    assert_eq!(got[0].1, Some(last + 1));
     // Resuming before the oldest held height: a lagged notice with the exact count first.
     let resp = send(Method::GET, &url, &[("last-event-id", "2")], vec![]).await;
     let got = sse_events(resp, 2).await;

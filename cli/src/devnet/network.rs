@@ -123,6 +123,7 @@ impl Network {
             outln!("  node {i:2}  {url}   {}", token.display())?;
         }
         if let Some((url, _)) = urls.first() {
+            outln!("dashboard: {url}/")?;
             outln!("try:")?;
             outln!("  chorus topic watch 1 --node {url}")?;
             outln!("  curl {url}/v1/topics/1/inference")?;

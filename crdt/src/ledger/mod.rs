@@ -175,6 +175,14 @@ pub enum LedgerEvent {
         epoch: u64,
         /// One line per (actor, role), in role then key order.
         actors: Vec<ScoredActor>,
+        /// The ground truth the counted reputers reported: the stake-weighted median of their
+        /// reports (what consumers plot the network inference against).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ground_truth: Option<f64>,
+        /// The network's combined loss of the epoch (the reputers' consensus; log10 unless
+        /// the topic allows negative losses).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network_loss: Option<f64>,
     },
     /// The mechanism could not process an epoch (bad inputs); nothing was paid.
     MechanismError {

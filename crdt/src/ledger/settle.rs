@@ -274,6 +274,8 @@ impl Ledger {
             topic,
             epoch,
             actors: scored_actors(&t.mechanism.ema, &out, &bundle, &reputers),
+            ground_truth: stake_weighted_median(&reputers),
+            network_loss: Some(out.network_losses.combined_value),
         });
         let Some(payouts) = out.payouts else {
             return;
@@ -566,6 +568,26 @@ struct CountedReputer<'a> {
     /// Stake authority (own + delegated), base units.
     stake: u128,
     losses: &'a ValueBundle,
+    /// The ground truth it reported.
+    ground_truth: f64,
+}
+
+/// The stake-weighted median of the reputers' reported ground truths: the smallest report at
+/// which the stake of reports at or below it reaches half the total (ties by value, then key:
+/// the reputers come sorted by stake and key).
+fn stake_weighted_median(reputers: &[CountedReputer<'_>]) -> Option<f64> {
+    let mut reports: Vec<(f64, u128)> =
+        reputers.iter().map(|r| (r.ground_truth, r.stake)).collect();
+    reports.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: u128 = reports.iter().map(|r| r.1).sum();
+    let mut below = 0u128;
+    for (value, stake) in &reports {
+        below += stake;
+        if below.saturating_mul(2) >= total {
+            return Some(*value);
+        }
+    }
+    reports.last().map(|r| r.0)
 }
 
 /// The reputers whose bundles count for `(topic, epoch)`: registered, with a positive stake
@@ -592,6 +614,7 @@ fn counted_reputers<'a>(
                     key: e.author,
                     stake,
                     losses: &b.losses,
+                    ground_truth: b.ground_truth,
                 })
             }
             _ => None,

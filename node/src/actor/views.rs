@@ -608,6 +608,7 @@ pub fn statements_of(
             topic,
             epoch,
             actors,
+            ..
         } = e
         {
             for a in actors {

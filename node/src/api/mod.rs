@@ -34,6 +34,7 @@
 pub mod allora;
 pub mod auth;
 pub mod client;
+pub mod dashboard;
 pub mod error;
 #[cfg(feature = "test-support")]
 pub mod fake;
@@ -82,6 +83,11 @@ pub fn router(handle: NodeHandle, admin_token: String) -> Router {
         admin_token: admin_token.into(),
     };
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/style.css", get(dashboard::style))
+        .route("/dashboard/icon.svg", get(dashboard::icon))
+        .route("/favicon.ico", get(dashboard::icon))
         .route("/v1/status", get(routes::status))
         .route("/v1/topics", get(routes::topics))
         .route("/v1/topics/{id}", get(routes::topic))

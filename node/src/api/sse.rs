@@ -40,13 +40,17 @@ pub const CHECKPOINT_EVENT: &str = "checkpoint";
 pub(super) struct EventsParams {
     /// Comma-separated event kinds to keep (`reward,slashed`); all if absent.
     kinds: Option<String>,
+    /// Start after this height, as `Last-Event-ID` does (a browser's `EventSource` cannot send
+    /// that header on its first request); `0`: every height the node still holds.
+    after: Option<u64>,
 }
 
 /// `GET /v1/events[?kinds=reward,slashed,…]`: one `checkpoint` event
 /// `{"height": h, "events": [...]}` with `id: h` per finalized height (heights whose events
 /// are all filtered out are skipped). A client that reconnects with `Last-Event-ID: h` first
 /// gets the held heights after `h` (and a `lagged` event if some are no longer held), then the
-/// live ones. 503 if the node offers no ledger events.
+/// live ones; `?after=h` does the same on a first request (`Last-Event-ID` wins when both are
+/// given). 503 if the node offers no ledger events.
 pub(super) async fn ledger(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -54,7 +58,7 @@ pub(super) async fn ledger(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let QueryParams(params) = params.map_err(|e| {
         ApiError::BadRequest(format!(
-            "bad query: {} (expected ?kinds=reward,slashed,…)",
+            "bad query: {} (expected ?kinds=reward,slashed,…&after=<height>)",
             e.body_text()
         ))
     })?;
@@ -75,7 +79,7 @@ pub(super) async fn ledger(
         )));
     }
     let last = match headers.get("last-event-id") {
-        None => None,
+        None => params.after,
         Some(v) => Some(
             v.to_str()
                 .ok()

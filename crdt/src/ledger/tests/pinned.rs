@@ -173,7 +173,8 @@ fn a_fixed_message_history_keeps_its_root_and_events() {
 fn a_fixed_settlement_history_keeps_its_root_and_events() {
     // Events re-pinned when settlement began to emit `Scored`; the root when topics gained
     // `token`, `rewards_paid` and `owners`, and again with the outlier parameters and metrics
-    // (the events did not change: nothing in this history is an outlier).
+    // (the events did not change: nothing in this history is an outlier); the events when
+    // `Scored` gained the epoch's ground truth and network loss.
     let (l, events) = super::settlement::run(12);
     assert_eq!(
         l.root().to_hex(),
@@ -181,7 +182,7 @@ fn a_fixed_settlement_history_keeps_its_root_and_events() {
     );
     assert_eq!(
         events_digest(&events),
-        "1a63f2dfeb0c7c1b877dc0d193d113176eebca4d8dfc6732b6afc69a29d29fc0"
+        "c445e33c125e160e308e9491abfca658c5458c20c3f9b6b2f66006e3d317554b"
     );
 }
 
@@ -196,11 +197,17 @@ fn settled_epochs_say_who_was_scored_and_how() {
             topic,
             epoch,
             actors,
+            ground_truth,
+            network_loss,
         } = e
         else {
             continue;
         };
         scored += 1;
+        // Both reputers report the truth of the settlement world: the median is that value.
+        let truth = 1.0 + (*epoch as f64 * 0.7).sin() * 0.1;
+        assert_eq!(*ground_truth, Some(truth), "epoch {epoch}");
+        assert!(network_loss.is_some_and(f64::is_finite), "epoch {epoch}");
         for role in ["inferer", "forecaster", "reputer"] {
             let fractions: Vec<f64> = actors
                 .iter()
