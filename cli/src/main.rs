@@ -37,6 +37,9 @@ enum Command {
     Synth(cmd::math::SynthArgs),
     /// Losses, regrets, scores and rewards of one epoch after the ground truth: JSON in, JSON out.
     Settle(cmd::math::InputArgs),
+    /// Join a running network from one address and its id: fetch and check its genesis, make a
+    /// key and a node config.
+    Join(cmd::join::JoinArgs),
     /// Run a node.
     #[command(subcommand)]
     Node(cmd::node::NodeCommand),
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Config(c) => cmd::node::config(c, &out),
         Command::Key(c) => cmd::key::run(c, &out),
         Command::Genesis(c) => cmd::genesis::run(c, &out),
+        Command::Join(a) => cmd::join::run(&a, &out),
         Command::Devnet(a) => devnet::run(a, &out),
         Command::Synth(a) => cmd::math::synth(a),
         Command::Settle(a) => cmd::math::settle(a),

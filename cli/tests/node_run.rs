@@ -38,6 +38,29 @@ fn wait_status(url: &str, timeout: Duration) -> serde_json::Value {
     }
 }
 
+/// `chorus config validate CONFIG` passes.
+fn assert_validates(config: &std::path::Path) {
+    let ok = chorus()
+        .args(["config", "validate", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+/// `chorus node run --config CONFIG` in the background, quiet.
+fn run_node(config: &std::path::Path) -> Child {
+    chorus()
+        .args(["node", "run", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn stop(mut child: Child) {
     let pid = child.id() as i32;
     let _ = Command::new("kill")
@@ -62,23 +85,10 @@ fn a_node_runs_answers_stops_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let (config, info) = one_validator(dir.path(), port, |g| g);
-    let ok = chorus()
-        .args(["config", "validate", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert_validates(&config);
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..2 {
-        let child = chorus()
-            .args(["node", "run", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = run_node(&config);
         let status = wait_status(&url, Duration::from_secs(30));
         assert_eq!(status["network_id"], info["network_id"]);
         assert_eq!(status["address"], info["validators"][0]["address"]);
@@ -95,6 +105,97 @@ fn a_node_runs_answers_stops_and_restarts() {
         assert!(dir.path().join("data/node.redb").exists());
         stop(child);
     }
+}
+
+/// `chorus join` from a running node's address and the network id: the genesis is fetched and
+/// checked, a key and a loadable config are written; a wrong id, an address without its peer
+/// id, an unreachable peer and an occupied directory are refused and write nothing.
+#[test]
+fn a_newcomer_joins_with_one_address_and_the_network_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (config, info) = one_validator(dir.path(), port, |g| g);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let child = run_node(&config);
+    let status = wait_status(&format!("http://127.0.0.1:{port}"), Duration::from_secs(30));
+    let listen = status["listen"][0].as_str().unwrap().to_owned();
+    let bootstrap = format!("{listen}/p2p/{}", status["peer_id"].as_str().unwrap());
+    let id = info["network_id"].as_str().unwrap().to_owned();
+    let join = |out: &std::path::Path, id: &str, bootstrap: &str| {
+        chorus()
+            .args([
+                "--json",
+                "join",
+                "--bootstrap",
+                bootstrap,
+                "--network-id",
+                id,
+            ])
+            .args(["--timeout-secs", "10", "--api", "127.0.0.1:0", "--out"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let newcomer = dir.path().join("newcomer");
+    let out = join(&newcomer, &id, &bootstrap);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(said["network_id"], info["network_id"]);
+    let node_toml = newcomer.join("node.toml");
+    let text = std::fs::read_to_string(&node_toml).unwrap();
+    assert!(text.contains(&bootstrap), "{text}");
+    // The written config and genesis load, and the genesis is the network's.
+    assert_validates(&node_toml);
+    let written = std::fs::read_to_string(newcomer.join("genesis.toml")).unwrap();
+    let g = chorus_protocol::genesis::Genesis::from_toml_str(&written).unwrap();
+    assert_eq!(g.network_id().to_hex(), id);
+    assert!(newcomer.join("node.key").exists());
+    // Joining into the same directory again: refused, exit 2.
+    let again = join(&newcomer, &id, &bootstrap);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // Another network's id: the peer's genesis does not hash to it; nothing written.
+    let wrong = dir.path().join("wrong");
+    let other = "ab".repeat(32);
+    let out = join(&wrong, &other, &bootstrap);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("serves network") && err.contains(&id), "{err}");
+    assert!(!wrong.exists());
+    // An address without /p2p/: bad input.
+    let out = join(&wrong, &id, &listen);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/p2p/"));
+    // Nobody at the address: a clear error, nothing written.
+    let closed = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        free_port(),
+        status["peer_id"].as_str().unwrap()
+    );
+    let out = join(&wrong, &id, &closed);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did not answer"));
+    assert!(!wrong.exists());
+    // Malformed arguments never reach the network.
+    let out = join(&wrong, "xyz", &bootstrap);
+    assert_eq!(out.status.code(), Some(2));
+    stop(child);
 }
 
 #[test]
@@ -204,12 +305,7 @@ fn governance_worked_example() {
             "governance_voting_periods = 3",
         )
     });
-    let child = chorus()
-        .args(["node", "run", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = run_node(&config);
     let url = format!("http://127.0.0.1:{port}");
     wait_status(&url, Duration::from_secs(30));
     let key = net.join("keys/validator-0.key");

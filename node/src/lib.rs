@@ -41,6 +41,7 @@ pub mod actor;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod join;
 pub mod localnet;
 pub mod metrics;
 pub mod models;

@@ -4,6 +4,7 @@ pub mod api;
 pub mod genesis;
 pub mod gov;
 pub mod import;
+pub mod join;
 pub mod key;
 pub mod math;
 pub mod node;

@@ -30,7 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chorus_protocol::rng::SplitMix64;
 
 use super::wire::{
-    InboundId, MAX_CATCHUP, MAX_FETCH, MAX_ROOTS, Request, RequestId, Response, StoreQuery,
+    InboundId, MAX_CATCHUP, MAX_FETCH, MAX_RESPONSE, MAX_ROOTS, Request, RequestId, Response,
+    StoreQuery,
 };
 use super::{Effect, PeerKey, Replica, ReplicaEvent};
 use crate::ledger::WindowState;
@@ -482,6 +483,10 @@ impl Replica {
                 self.consensus_bytes(from, &bytes, now_ms, out);
                 return;
             }
+            Request::Genesis if self.genesis.len() <= MAX_RESPONSE - 16 => {
+                Response::Genesis(self.genesis.to_vec())
+            }
+            Request::Genesis => Response::Refused("the genesis is larger than a response".into()),
         };
         out.push(Effect::Respond { id, response });
     }

@@ -244,6 +244,25 @@ fn peers_requests_are_answered_from_memory_or_by_a_bounded_store_read() {
     );
     assert!(e.iter().any(|e| matches!(e,
         Effect::Serve { id: InboundId(9), query: StoreQuery::Certificates { from: 1, max } } if *max == MAX_CATCHUP)));
+    // The genesis, canonically encoded: its id is the network's.
+    let e = f.r.handle(
+        Input::Request {
+            from: a,
+            id: InboundId(10),
+            request: Request::Genesis,
+        },
+        LATE,
+    );
+    let genesis = e.iter().find_map(|e| match e {
+        Effect::Respond {
+            id: InboundId(10),
+            response: Response::Genesis(bytes),
+        } => Some(bytes.clone()),
+        _ => None,
+    });
+    let g: chorus_protocol::genesis::Genesis =
+        chorus_protocol::codec::decode(&genesis.expect("a genesis answer")).unwrap();
+    assert_eq!(g.network_id(), f.r.network());
 }
 
 #[test]

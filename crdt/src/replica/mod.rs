@@ -120,6 +120,8 @@ fn observer_key(key: &Keypair) -> Keypair {
 /// One peer's replicated state.
 pub struct Replica {
     network: NetworkId,
+    /// The genesis's canonical encoding (served to newcomers, `Request::Genesis`).
+    genesis: std::sync::Arc<[u8]>,
     key: Keypair,
     config: ReplicaConfig,
     ledger: Ledger,
@@ -261,6 +263,7 @@ impl Replica {
         let ae = antientropy::AntiEntropy::new(config.anti_entropy, config.seed);
         let mut r = Replica {
             network,
+            genesis: chorus_protocol::codec::encode(genesis).into(),
             key,
             config,
             ledger,

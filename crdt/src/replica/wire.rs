@@ -44,6 +44,9 @@ pub enum Request {
     Fetch(Vec<Hash32>),
     /// A consensus message sent directly (catch-up requests and replies).
     Consensus(Vec<u8>),
+    /// The network's genesis (`chorus join`: a newcomer knows one address and the network id,
+    /// and checks the answer's id itself).
+    Genesis,
 }
 
 /// A response.
@@ -61,6 +64,8 @@ pub enum Response {
     Consensus(Vec<Vec<u8>>),
     /// Refused (rate limit, unknown, overload), with a reason.
     Refused(String),
+    /// The canonical encoding of the network's genesis (its id is `Genesis::network_id`).
+    Genesis(Vec<u8>),
 }
 
 impl Wire for Request {
