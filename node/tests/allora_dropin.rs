@@ -698,6 +698,66 @@ async fn a_reputer_scores_with_an_allora_loss_service() {
     }
 }
 
+/// The losses of many values are asked several at a time, never more than the bound, each
+/// distinct value once; one failing value fails the whole call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_service_requests_run_concurrently_within_a_bound() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Json;
+    use chorus_node::models::{LOSS_CONCURRENCY, LossServiceSpec, build_loss_service};
+    #[derive(Default)]
+    struct Load {
+        now: AtomicUsize,
+        max: AtomicUsize,
+        calls: AtomicUsize,
+    }
+    let load: Arc<Load> = Arc::default();
+    let calculate = |State(load): State<Arc<Load>>, Json(req): Json<Value>| async move {
+        let now = load.now.fetch_add(1, Ordering::SeqCst) + 1;
+        load.max.fetch_max(now, Ordering::SeqCst);
+        load.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        load.now.fetch_sub(1, Ordering::SeqCst);
+        let p: f64 = req["y_pred"].as_str().unwrap().parse().unwrap();
+        if p == 13.0 {
+            return Json(serde_json::json!({ "error": "no" }));
+        }
+        Json(serde_json::json!({ "loss": (p * p).to_string() }))
+    };
+    let app = axum::Router::new()
+        .route("/calculate", axum::routing::post(calculate))
+        .route(
+            "/is_never_negative",
+            axum::routing::post(|| async {
+                Json(serde_json::json!({ "is_never_negative": true }))
+            }),
+        )
+        .with_state(load.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let spec = LossServiceSpec {
+        url: format!("http://{addr}"),
+        options: BTreeMap::new(),
+        timeout_ms: 5_000,
+        ca_file: None,
+    };
+    let service = build_loss_service(&spec).unwrap();
+    // 24 distinct values (13 left out: it has no loss), each listed twice.
+    let distinct = (1..=25).filter(|v| *v != 13);
+    let values: Vec<f64> = distinct.clone().chain(distinct).map(f64::from).collect();
+    let losses = service.reported_losses(0.0, &values, 1e-12).await.unwrap();
+    assert_eq!(losses.len(), 24);
+    assert_eq!(losses[&3.0f64.to_bits()], libm::log10(9.0));
+    assert_eq!(load.calls.load(Ordering::SeqCst), 24);
+    let max = load.max.load(Ordering::SeqCst);
+    assert!(max > 1 && max <= LOSS_CONCURRENCY, "{max} requests at once");
+    // Value 13 has no loss: the whole call fails.
+    let values: Vec<f64> = (10..=16).map(f64::from).collect();
+    assert!(service.reported_losses(0.0, &values, 1e-12).await.is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loss_service_that_may_go_negative_is_refused_for_a_log10_topic() {
     let (outputs, calls, _) = run_reputer_once(false).await;

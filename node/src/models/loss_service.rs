@@ -13,12 +13,17 @@
 //! losses are never negative, is refused: the reputer then skips the epoch (reason
 //! `loss_service`), it never reports a made-up loss.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::StreamExt;
 
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use super::http::{HttpEndpoint, HttpError, HttpOptions};
+
+/// Most `/calculate` requests one reputer has in flight at once.
+pub const LOSS_CONCURRENCY: usize = 8;
 
 /// A loss-function service.
 #[derive(Debug)]
@@ -141,7 +146,9 @@ impl LossService {
 
     /// The reported loss of every value in `values` (keyed by its bits): `log10(max(loss,
     /// floor))` if the service's losses are never negative, else the loss. Each distinct
-    /// value is asked once.
+    /// value is asked once, at most [`LOSS_CONCURRENCY`] at a time (a bundle of 1000 workers
+    /// is some 3000 values: one at a time they would not fit a reputer window); the first
+    /// failure ends the whole call.
     pub async fn reported_losses(
         &self,
         truth: f64,
@@ -149,21 +156,25 @@ impl LossService {
         floor: f64,
     ) -> Result<HashMap<u64, f64>, LossServiceError> {
         let never_negative = self.is_never_negative().await?;
+        let distinct: BTreeSet<u64> = values.iter().map(|v| v.to_bits()).collect();
+        let mut asks = futures::stream::iter(distinct)
+            .map(|bits| async move {
+                let l = self.loss(truth, f64::from_bits(bits)).await?;
+                let reported = if never_negative {
+                    if l < 0.0 {
+                        return Err(LossServiceError::Negative(l));
+                    }
+                    libm::log10(l.max(floor))
+                } else {
+                    l
+                };
+                Ok((bits, reported))
+            })
+            .buffer_unordered(LOSS_CONCURRENCY);
         let mut out = HashMap::new();
-        for v in values {
-            if out.contains_key(&v.to_bits()) {
-                continue;
-            }
-            let l = self.loss(truth, *v).await?;
-            let reported = if never_negative {
-                if l < 0.0 {
-                    return Err(LossServiceError::Negative(l));
-                }
-                libm::log10(l.max(floor))
-            } else {
-                l
-            };
-            out.insert(v.to_bits(), reported);
+        while let Some(answer) = asks.next().await {
+            let (bits, reported) = answer?;
+            out.insert(bits, reported);
         }
         Ok(out)
     }

@@ -36,7 +36,7 @@ pub use forecasters::{
     EmaLossForecaster, Regime, RegimeLossForecaster, VolRegime, log10_loss, squared_error,
 };
 pub use http::{HttpError, HttpForecaster, HttpModel, HttpOptions, HttpTruth};
-pub use loss_service::{LossService, LossServiceError};
+pub use loss_service::{LOSS_CONCURRENCY, LossService, LossServiceError};
 pub use spec::{
     BuiltinSpec, CommandSpec, Forecaster, ForecasterSpec, HttpSpec, Inferer, LossServiceSpec,
     ModelError, ModelSpec, SpecError, TruthSpec, build_forecaster, build_loss_service, build_model,
