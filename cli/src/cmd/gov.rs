@@ -91,11 +91,22 @@ fn parse_id(s: &str) -> Result<Hash32, String> {
     Hash32::from_str(s.trim()).map_err(|_| format!("{s:?} is not a 64-hex proposal id"))
 }
 
+/// How the served object writes amounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Strings {
+    /// Its string fields are amounts (decimal base units): the module parameters.
+    AreAmounts,
+    /// Its string fields are text (a topic's name, metadata, token): governance cannot set them,
+    /// whatever they look like.
+    AreText,
+}
+
 /// `name=value` typed like the field `name` of `current` (a JSON object the node served).
 fn typed(
     assignment: &str,
     current: &Map<String, Value>,
     what: &str,
+    strings: Strings,
 ) -> Result<(String, ParamValue), BadInput> {
     let (name, raw) = assignment
         .split_once('=')
@@ -123,8 +134,9 @@ fn typed(
             }
             ParamValue::Real(v)
         }
-        // Amounts are decimal strings of base units.
-        Value::String(s) if s.parse::<u128>().is_ok() => ParamValue::Amount(Amount(
+        // Amounts are decimal strings of base units; a text field that looks like a number is
+        // still text.
+        Value::String(_) if strings == Strings::AreAmounts => ParamValue::Amount(Amount(
             raw.replace('_', "")
                 .parse()
                 .map_err(|_| wrong("an amount of base units"))?,
@@ -153,7 +165,7 @@ async fn action(a: &ProposeArgs, node: &NodeClient) -> anyhow::Result<Governance
         let changes = a
             .set_topic
             .iter()
-            .map(|s| typed(s, &fields, "topic field"))
+            .map(|s| typed(s, &fields, "topic field", Strings::AreText))
             .collect::<Result<_, _>>()?;
         return Ok(GovernanceAction::UpdateTopic {
             topic: TopicId(topic),
@@ -168,7 +180,7 @@ async fn action(a: &ProposeArgs, node: &NodeClient) -> anyhow::Result<Governance
     let changes = a
         .set_param
         .iter()
-        .map(|s| typed(s, &fields, "parameter"))
+        .map(|s| typed(s, &fields, "parameter", Strings::AreAmounts))
         .collect::<Result<_, _>>()?;
     Ok(GovernanceAction::SetParams { changes })
 }
@@ -301,7 +313,7 @@ mod tests {
     #[test]
     fn values_are_typed_like_the_served_field() {
         let fields = object(serde_json::to_value(ModuleParams::default()).unwrap());
-        let t = |s: &str| typed(s, &fields, "parameter");
+        let t = |s: &str| typed(s, &fields, "parameter", Strings::AreAmounts);
         assert_eq!(
             t("create_topic_fee=100_000").unwrap(),
             (
@@ -327,5 +339,32 @@ mod tests {
         ] {
             assert!(t(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A topic's text fields are never amounts, even when their text is a number.
+    #[test]
+    fn numeric_looking_topic_text_is_not_an_amount() {
+        let spec = chorus_protocol::topic::TopicSpec {
+            metadata: "2024".into(),
+            token: "1000".into(),
+            ..chorus_protocol::topic::TopicSpec::new(
+                "t",
+                chorus_protocol::topic::LossMethod::Mse,
+                0,
+                60_000,
+                30_000,
+                60_000,
+            )
+        };
+        let fields = object(serde_json::to_value(spec).unwrap());
+        let t = |s: &str| typed(s, &fields, "topic field", Strings::AreText);
+        for text in ["metadata=2025", "token=7", "name=3"] {
+            let e = t(text).unwrap_err();
+            assert!(e.0.contains("governance cannot set it"), "{text}: {}", e.0);
+        }
+        assert_eq!(
+            t("p_norm=3.5").unwrap(),
+            ("p_norm".into(), ParamValue::Real(3.5))
+        );
     }
 }
