@@ -176,12 +176,15 @@ async function refreshTopic() {
   draw(id);
 }
 
-// The bundles of the last epochs (workers' values), each fetched once when finalized.
+// The bundles of the last epochs (workers' values), each fetched once when finalized. Only
+// epochs the ledger stream named (a finalized network inference) are asked for: an epoch
+// without one would be a 404 the browser logs as an error.
 async function loadHistory(id, newest) {
   const epochs = topicEpochs(id);
   const wanted = [];
   for (let e = Math.max(0, newest - HISTORY + 1); e <= newest; e++) {
-    if (!epochs.get(e)?.finalized) wanted.push(e);
+    const rec = epochs.get(e);
+    if (rec && rec.combined !== undefined && !rec.finalized) wanted.push(e);
   }
   const answers = await Promise.all(
     wanted.map((e) => api(`/v1/topics/${id}/inference?epoch=${e}`, { missingOk: true })),
