@@ -8,10 +8,6 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
-use arc_malachitebft_core_types::{NilOrVal, Round, VoteType};
-use chorus_crdt::checkpoint::certificate::CommitSig;
-use chorus_crdt::checkpoint::context::{CheckpointHeight, ValidatorAddress, Vote};
-use chorus_crdt::checkpoint::signing::sign_vote;
 use chorus_crdt::checkpoint::{Checkpoint, CommitCertificate, DecidedCheckpoint, ValidatorSet};
 use chorus_crdt::proof::{self, InferenceProof, Trust, Variant};
 use chorus_protocol::codec;
@@ -60,29 +56,8 @@ fn proof_for(validators: u32, b: &NetworkInference) -> (InferenceProof, Trust) {
         inferences: merkle::root(&hashes),
         validators: set.digest(),
     };
-    let mut signatures: Vec<CommitSig> = keys
-        .iter()
-        .map(|k| {
-            let vote = Vote {
-                height: CheckpointHeight(9),
-                round: Round::new(0),
-                kind: VoteType::Precommit,
-                value: NilOrVal::Val(checkpoint.id()),
-                validator: ValidatorAddress(k.public()),
-            };
-            CommitSig {
-                validator: k.public(),
-                signature: sign_vote(k, &network, &vote),
-            }
-        })
-        .collect();
-    signatures.sort_by_key(|s| s.validator);
-    let certificate = CommitCertificate {
-        height: 9,
-        round: 0,
-        value: checkpoint.id(),
-        signatures,
-    };
+    let signers: Vec<&Keypair> = keys.iter().collect();
+    let certificate = CommitCertificate::sign(&network, (9, 0), checkpoint.id(), &signers);
     let proof = InferenceProof {
         format: proof::PROOF_FORMAT.into(),
         network,

@@ -534,9 +534,7 @@ mod tests {
     use chorus_protocol::math::synthesis::{SynthesisInput, SynthesisParams, synthesize_bundle};
 
     use super::*;
-    use crate::checkpoint::certificate::CommitSig;
     use crate::checkpoint::context::{CheckpointHeight, ValidatorAddress, Vote};
-    use crate::checkpoint::signing::sign_vote;
     use crate::ledger::Ledger;
     use crate::replica::sim::sim_genesis;
 
@@ -564,35 +562,8 @@ mod tests {
         NetworkInference::from_synthesis(synthesize_bundle(&input).unwrap()).unwrap()
     }
 
-    /// A commit certificate for `cp` signed by `signers`.
-    fn certify(network: &Hash32, cp: &Checkpoint, signers: &[&Keypair]) -> CommitCertificate {
-        let mut signatures: Vec<CommitSig> = signers
-            .iter()
-            .map(|k| {
-                let vote = Vote {
-                    height: CheckpointHeight(cp.height),
-                    round: Round::new(0),
-                    kind: VoteType::Precommit,
-                    value: NilOrVal::Val(cp.id()),
-                    validator: ValidatorAddress(k.public()),
-                };
-                CommitSig {
-                    validator: k.public(),
-                    signature: sign_vote(k, network, &vote),
-                }
-            })
-            .collect();
-        signatures.sort_by_key(|s| s.validator);
-        CommitCertificate {
-            height: cp.height,
-            round: 0,
-            value: cp.id(),
-            signatures,
-        }
-    }
-
     fn decided(network: &Hash32, cp: Checkpoint, signers: &[&Keypair]) -> String {
-        let certificate = certify(network, &cp, signers);
+        let certificate = CommitCertificate::sign(network, (cp.height, 0), cp.id(), signers);
         hex::encode(codec::encode(&DecidedCheckpoint {
             checkpoint: cp,
             certificate,

@@ -15,13 +15,13 @@
 use arc_malachitebft_core_types as mtypes;
 use bincode::{Decode, Encode};
 use chorus_protocol::ids::Hash32;
-use chorus_protocol::keys::{PublicKey, Signature};
+use chorus_protocol::keys::{Keypair, PublicKey, Signature};
 use mtypes::{NilOrVal, Round, VoteType};
 
 use super::context::{CheckpointContext, CheckpointHeight, ValidatorAddress, Vote, VoteKind};
 use super::error::{CertificateError, ShapeError};
 use super::limits::{MAX_HEIGHT, MAX_ROUND, MAX_VALIDATORS};
-use super::signing::{SignatureCache, vote_sign_bytes};
+use super::signing::{SignatureCache, sign_vote, vote_sign_bytes};
 use super::validators::ValidatorSet;
 use super::value::CheckpointId;
 
@@ -199,6 +199,27 @@ pub trait VoteCertificate {
 }
 
 impl CommitCertificate {
+    /// The certificate `signers` make by precommitting `value` at `(height, round)` on
+    /// `network` (signatures sorted by key): what a decided round yields, built offline (tools,
+    /// tests, benchmarks).
+    pub fn sign(
+        network: &Hash32,
+        (height, round): (u64, u32),
+        value: CheckpointId,
+        signers: &[&Keypair],
+    ) -> Self {
+        let signatures = signers.iter().map(|kp| {
+            let vote = precommit(height, round, NilOrVal::Val(value), kp.public());
+            (ValidatorAddress(kp.public()), sign_vote(kp, network, &vote))
+        });
+        CommitCertificate {
+            height,
+            round,
+            value,
+            signatures: commit_sigs(signatures),
+        }
+    }
+
     /// Structural checks: ranges, at most [`MAX_VALIDATORS`] signatures, strictly sorted.
     pub fn check_shape(&self) -> Result<(), ShapeError> {
         check_header(self.height, self.round, self.signatures.len())?;
@@ -439,28 +460,14 @@ pub(crate) fn to_malachite_error(e: CertificateError) -> mtypes::CertificateErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::signing::sign_vote;
-    use chorus_protocol::keys::Keypair;
 
     fn keys(n: u8) -> Vec<Keypair> {
         (1..=n).map(|i| Keypair::from_seed(&[i; 32])).collect()
     }
 
     fn cert(net: &Hash32, signers: &[Keypair], value: CheckpointId) -> CommitCertificate {
-        let mut signatures: Vec<CommitSig> = signers
-            .iter()
-            .map(|kp| CommitSig {
-                validator: kp.public(),
-                signature: sign_vote(kp, net, &precommit(5, 2, NilOrVal::Val(value), kp.public())),
-            })
-            .collect();
-        signatures.sort_by_key(|s| s.validator);
-        CommitCertificate {
-            height: 5,
-            round: 2,
-            value,
-            signatures,
-        }
+        let signers: Vec<&Keypair> = signers.iter().collect();
+        CommitCertificate::sign(net, (5, 2), value, &signers)
     }
 
     #[test]

@@ -187,7 +187,7 @@ impl Ledger {
                 .filter(|(_, v)| metrics.keeps(**v, threshold))
                 .map(|(k, v)| (k.clone(), *v))
                 .collect();
-            // Recomputed only when something was dropped (and something is left).
+            // Synthesized again only when something was dropped (and something is left).
             if !kept.is_empty() && kept.len() != input.inferences.len() {
                 let filtered = SynthesisInput {
                     inferences: kept,
@@ -573,21 +573,17 @@ struct CountedReputer<'a> {
 }
 
 /// The stake-weighted median of the reputers' reported ground truths: the smallest report at
-/// which the stake of reports at or below it reaches half the total (ties by value, then key:
-/// the reputers come sorted by stake and key).
+/// which the stake of reports at or below it reaches half the total; `None` without reports.
 fn stake_weighted_median(reputers: &[CountedReputer<'_>]) -> Option<f64> {
     let mut reports: Vec<(f64, u128)> =
         reputers.iter().map(|r| (r.ground_truth, r.stake)).collect();
     reports.sort_by(|a, b| a.0.total_cmp(&b.0));
     let total: u128 = reports.iter().map(|r| r.1).sum();
     let mut below = 0u128;
-    for (value, stake) in &reports {
+    reports.into_iter().find_map(|(value, stake)| {
         below += stake;
-        if below.saturating_mul(2) >= total {
-            return Some(*value);
-        }
-    }
-    reports.last().map(|r| r.0)
+        (below.saturating_mul(2) >= total).then_some(value)
+    })
 }
 
 /// The reputers whose bundles count for `(topic, epoch)`: registered, with a positive stake

@@ -4,8 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::ledger::settle::EpochRecord;
-use crate::proof::Finalized;
 use chorus_protocol::ids::{Hash32, TopicId};
 use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::validation::ChannelKind;
@@ -16,7 +14,9 @@ use super::{
 use crate::checkpoint::{
     self, Checkpoint, CheckpointId, ConsensusMessage, DecidedCheckpoint, PeerId, Screen, WindowHead,
 };
+use crate::ledger::settle::EpochRecord;
 use crate::ledger::{HeightInput, Ledger, LedgerEvent, SignedEntry};
+use crate::proof::Finalized;
 use crate::window::WindowKey;
 
 /// Why a checkpoint's content could not be derived yet.
@@ -621,11 +621,12 @@ impl Replica {
             }
         }
         // Validator sets change two heights after the bonds that define them.
-        if let Ok(set) = validator_set(&self.ledger) {
+        let next_set = validator_set(&self.ledger);
+        if let Ok(set) = &next_set {
             let effects = self.engine.handle(
                 checkpoint::Input::ValidatorSet {
                     from_height: height + 2,
-                    set,
+                    set: set.clone(),
                 },
                 now_ms,
             );
@@ -639,7 +640,7 @@ impl Replica {
             )))),
         }
         let (bundles, outlier_bundles) = finalized_bundles(&self.ledger, &events);
-        let next_validators = validator_set(&self.ledger)
+        let next_validators = next_set
             .map(|s| crate::proof::set_entries(&s))
             .unwrap_or_default();
         out.push(Effect::Event(ReplicaEvent::Finalized {

@@ -314,7 +314,7 @@ impl NodeHandle {
         topic: TopicId,
         epoch: Option<u64>,
     ) -> Result<types::Inference, QueryError> {
-        let variant = Default::default();
+        let variant = chorus_crdt::proof::Variant::Regular;
         match self
             .query(Query::Inference {
                 topic,

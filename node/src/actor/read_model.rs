@@ -36,6 +36,9 @@ pub(super) struct ReadModel {
     pending_inferences: Vec<PendingInference>,
     /// Validator sets to record: (the checkpoint height that commits to it, JSON).
     pending_validator_sets: Vec<(u64, Vec<u8>)>,
+    /// The last set queued there (the store keeps changes only; this saves encoding and a
+    /// store read at every height while the set stays the same).
+    last_validators: Vec<ProofValidator>,
     /// The last submission per (topic, kind), at most [`SUBMISSIONS_KEPT`] (drop oldest key).
     submissions: BTreeMap<(u64, &'static str), Submission>,
     /// One past the highest nonce submitted through this node, per author.
@@ -56,6 +59,7 @@ impl ReadModel {
             history: BTreeMap::new(),
             pending_inferences: vec![],
             pending_validator_sets: vec![],
+            last_validators: vec![],
             submissions: BTreeMap::new(),
             next_nonce: BTreeMap::new(),
             started_ms: now_ms,
@@ -149,10 +153,14 @@ impl ReadModel {
     }
 
     /// The validator set checkpoint `height` commits to (recorded where it changes).
-    pub(super) fn committed_validators(&mut self, height: u64, set: &[ProofValidator]) {
-        if let Ok(json) = serde_json::to_vec(set) {
+    pub(super) fn committed_validators(&mut self, height: u64, set: Vec<ProofValidator>) {
+        if set == self.last_validators {
+            return;
+        }
+        if let Ok(json) = serde_json::to_vec(&set) {
             self.pending_validator_sets.push((height, json));
         }
+        self.last_validators = set;
     }
 
     /// The validator sets to record since the last call.
@@ -206,16 +214,6 @@ impl ReadModel {
         Ok(Answer::Statements(lines))
     }
 
-    /// The newest finalized epoch of `topic` held in memory.
-    pub(super) fn latest_finalized(&self, topic: TopicId) -> Option<u64> {
-        self.history
-            .get(&topic)?
-            .iter()
-            .rev()
-            .find(|(_, s)| s.finalized)
-            .map(|(e, _)| *e)
-    }
-
     /// `GET /v1/topics/{id}/inference?proof=true`, from the store (the latest finalized epoch
     /// when none is given).
     pub(super) async fn stored_proof(
@@ -225,7 +223,11 @@ impl ReadModel {
         (topic, epoch, trusted, variant): (TopicId, Option<u64>, Option<u64>, Variant),
     ) -> Result<Answer, QueryError> {
         views::topic_of(replica.ledger(), topic)?;
-        let Some(epoch) = epoch.or_else(|| self.latest_finalized(topic)) else {
+        let latest = || {
+            let history = self.history.get(&topic)?;
+            views::latest_finalized(history).map(|(e, _)| e)
+        };
+        let Some(epoch) = epoch.or_else(latest) else {
             return Err(views::no_inference(topic, None));
         };
         let network = replica.network();

@@ -464,7 +464,7 @@ impl Actor {
             } => {
                 // The set checkpoint `height + 1` will commit to, kept where it changes: the
                 // validator-set changes an inference proof lists.
-                self.read.committed_validators(height + 1, &next_validators);
+                self.read.committed_validators(height + 1, next_validators);
                 let leaves = super::proofs::leaf_paths(&bundles, &outlier_bundles);
                 self.p.metrics.checkpoint(height);
                 tracing::info!(

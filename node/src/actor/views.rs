@@ -122,18 +122,24 @@ pub fn inference(
     let found = match epoch {
         Some(e) => h.and_then(|m| m.get(&e).map(|s| (e, s))),
         // The outlier-resistant variant exists once finalized: the latest finalized one.
-        None if !variant.is_regular() => h.and_then(|m| {
-            m.iter()
-                .rev()
-                .find(|(_, s)| s.finalized)
-                .map(|(e, s)| (*e, s))
-        }),
+        None if !variant.is_regular() => h.and_then(latest_finalized),
         None => h.and_then(|m| m.iter().next_back().map(|(e, s)| (*e, s))),
     };
     let Some((e, s)) = found else {
         return Err(no_inference(id, epoch));
     };
     inference_view(id, e, s, variant)
+}
+
+/// The newest finalized inference of one topic's history.
+pub fn latest_finalized(
+    history: &BTreeMap<u64, StoredInference>,
+) -> Option<(u64, &StoredInference)> {
+    history
+        .iter()
+        .rev()
+        .find(|(_, s)| s.finalized)
+        .map(|(e, s)| (*e, s))
 }
 
 /// The answer when no inference is held.
