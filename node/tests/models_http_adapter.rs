@@ -221,7 +221,8 @@ async fn garbage_and_failures_are_typed() {
     let e = infer("/slow", 200).await.unwrap_err();
     assert!(matches!(e, HttpError::Timeout { .. }), "{e:?}");
     assert_eq!(e.reason(), "timeout");
-    assert!(start.elapsed() < Duration::from_millis(1500));
+    // The answer came before the server's (3 s late) reply: the timer, not the reply, ended it.
+    assert!(start.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
