@@ -151,5 +151,6 @@ fn response_name(r: &Response) -> &'static str {
         Response::Consensus(_) => "consensus",
         Response::Refused(_) => "refusal",
         Response::Genesis(_) => "genesis",
+        Response::Heads(_) => "heads",
     }
 }

@@ -253,8 +253,11 @@ pub enum IgnoreReason {
     CannotPay,
     /// Its window is already finalized here.
     WindowFinalized,
-    /// A decided checkpoint fixes its window's content, and it is not part of it.
+    /// A decided checkpoint fixes its window's content, and it is not part of it (or the
+    /// list of what it fixes is still being fetched).
     NotCertified,
+    /// Its window holds the most entries a window may (`MAX_WINDOW_ENTRIES`).
+    WindowFull,
 }
 
 /// Why a message was rejected (provably invalid; the relayer is penalised).
@@ -332,6 +335,7 @@ reason_names!(IgnoreReason {
     CannotPay => "cannot_pay",
     WindowFinalized => "window_finalized",
     NotCertified => "not_certified",
+    WindowFull => "window_full",
 });
 
 reason_names!(RejectReason {

@@ -97,8 +97,9 @@ pub(super) async fn epochs(
     while !seen.done(topics, epochs) {
         if Instant::now() > last_progress + stall {
             bail!(
-                "finalization stalled: no epoch finalized for {} s",
-                stall.as_secs()
+                "finalization stalled: no epoch finalized for {} s ({})",
+                stall.as_secs(),
+                net.describe().await
             );
         }
         net.check_alive()?;

@@ -71,6 +71,26 @@ impl Network {
         Ok(())
     }
 
+    /// One line per node: its height, peers and whether it stalled (said when a run fails, so
+    /// a stall can be told from one node falling behind).
+    pub async fn describe(&self) -> String {
+        let mut lines = vec![];
+        for (i, src) in self.sources.iter().enumerate() {
+            lines.push(match src.status().await {
+                Ok(s) => format!(
+                    "node {i}: height {}, {} peers{}",
+                    s.height,
+                    s.peers,
+                    s.stalled
+                        .map(|st| format!(", stalled at {}: {}", st.height, st.reason))
+                        .unwrap_or_default()
+                ),
+                Err(e) => format!("node {i}: no status ({e})"),
+            });
+        }
+        lines.join("; ")
+    }
+
     /// Whether every node reports the same height and ledger root (tried for a few seconds,
     /// since nodes apply each checkpoint a few milliseconds apart).
     pub async fn agree(&self) -> bool {

@@ -19,11 +19,11 @@ pub enum ShapeError {
     /// Window ids not strictly ascending.
     #[error("window heads are not strictly sorted by window id")]
     WindowsNotSorted,
-    /// More finalized changes than [`super::limits::MAX_CHECKPOINT_HEADS`].
-    #[error("{0} window heads exceed the cap")]
-    TooManyHeads(usize),
-    /// A window's heads are not strictly sorted or do not hash to its root.
-    #[error("window heads are unsorted or do not match the window root")]
+    /// A window with more finalized entries than [`super::limits::MAX_WINDOW_ENTRIES`].
+    #[error("a window with {0} entries exceeds the cap")]
+    TooManyEntries(usize),
+    /// A window of no entries whose root is not the empty list's.
+    #[error("an empty window's root is not the root of no heads")]
     BadHeads,
     /// More signatures than [`super::limits::MAX_VALIDATORS`].
     #[error("{0} signatures exceed the cap")]

@@ -11,19 +11,20 @@ pub const MAX_HEIGHT: u64 = u64::MAX / 2;
 /// only keeps `round + 1` far away from `u32::MAX`.
 pub const MAX_ROUND: u32 = 1 << 20;
 
-/// Most windows one checkpoint may finalize. A window head is 64 bytes, so the heads fit in
-/// 64 KiB, the smallest gossipsub transmit size we allow.
+/// Most windows one checkpoint may finalize. A window head is at most 69 bytes (two hashes and
+/// a varint count), so a checkpoint stays under 72 KiB however many entries it finalizes.
 pub const MAX_WINDOWS: usize = 1024;
+
+/// Most entries one window may hold (and a checkpoint may finalize in it). Its list of heads
+/// (32 bytes each, 2 MiB at most) fits in one RPC response; a window at the cap admits nothing
+/// more (`window_full`).
+pub const MAX_WINDOW_ENTRIES: usize = 65_536;
 
 /// Most validators in one set. Bounds certificate sizes (96 bytes per signature).
 pub const MAX_VALIDATORS: usize = 1024;
 
-/// Largest encoded checkpoint: the window heads plus varints and three hashes.
-pub const MAX_CHECKPOINT_SIZE: usize = MAX_WINDOWS * 72 + MAX_CHECKPOINT_HEADS * 33 + 128;
-
-/// Most finalized change hashes in one checkpoint (all windows together): 8192 entries per
-/// checkpoint period, e.g. 10 topics × 2 phases × 400 workers.
-pub const MAX_CHECKPOINT_HEADS: usize = 8192;
+/// Largest encoded checkpoint: the window heads plus varints and four hashes.
+pub const MAX_CHECKPOINT_SIZE: usize = MAX_WINDOWS * 72 + 256;
 
 /// Largest encoded commit, polka or round certificate: at most one signature per validator
 /// (a round signature is the largest: 1 + 33 + 32 + 64 bytes) plus a header.

@@ -1,7 +1,7 @@
 //! The value consensus decides on: a [`Checkpoint`], and its id.
 //!
 //! A checkpoint finalizes, for one height (checkpoint period), the heads of every window it
-//! covers and the ledger root derived from them. Its id is blake3 over its canonical encoding,
+//! covers (by root and count) and the ledger root derived from them. Its id is blake3 over its canonical encoding,
 //! so two peers that agree on the id agree on every byte of the checkpoint.
 
 use std::fmt;
@@ -12,34 +12,44 @@ use chorus_protocol::codec::{self, Wire};
 use chorus_protocol::ids::Hash32;
 
 use super::error::ShapeError;
-use super::limits::{MAX_CHECKPOINT_HEADS, MAX_CHECKPOINT_SIZE, MAX_HEIGHT, MAX_WINDOWS};
+use super::limits::{MAX_CHECKPOINT_SIZE, MAX_HEIGHT, MAX_WINDOW_ENTRIES, MAX_WINDOWS};
 
-/// The finalized heads of one window.
+/// What a checkpoint fixes of one window: the root of its finalized heads and how many there
+/// are — not the heads themselves, so a checkpoint's size does not grow with the number of
+/// entries it finalizes.
 ///
-/// The heads themselves travel with the checkpoint (not only their root): a validator checks
-/// that it holds (or fetches) every finalized change, a node catching up learns exactly which
-/// entries count, and entries that arrived late on some node are excluded identically
-/// everywhere.
+/// Every entry of a window is one change with no dependencies, so the heads are exactly the
+/// finalized entries' change hashes, and the root (blake3 over them, sorted) is a content
+/// address for that list: a validator whose own window has another root asks a peer for the
+/// list with that root (the proposer keeps it; every node stores it once the height is
+/// decided), checks it hashes to the root, and then holds (or fetches) each change. Entries that
+/// arrived late on some node are excluded identically everywhere.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
 pub struct WindowHead {
     /// Id of the window: a `(topic, epoch, phase)` window or a ledger-period window.
     pub window: Hash32,
-    /// blake3 over the window's sorted automerge heads (`crate::window::root_of`).
+    /// blake3 over the window's sorted finalized change hashes (`crate::window::root_of`).
     pub root: Hash32,
-    /// The finalized change hashes, strictly ascending.
-    pub heads: Vec<Hash32>,
+    /// How many finalized changes (at most [`MAX_WINDOW_ENTRIES`]).
+    pub entries: u32,
 }
 
 impl WindowHead {
-    /// The head of a window with these finalized changes (sorted and deduplicated here).
-    pub fn new(window: Hash32, mut heads: Vec<Hash32>) -> Self {
-        heads.sort();
-        heads.dedup();
+    /// The head of a window with these finalized changes (duplicates counted once).
+    pub fn new(window: Hash32, heads: &[Hash32]) -> Self {
+        let unique: std::collections::BTreeSet<&Hash32> = heads.iter().collect();
         WindowHead {
             window,
-            root: crate::window::root_of(&heads),
-            heads,
+            root: crate::window::root_of(heads),
+            entries: unique.len() as u32,
         }
+    }
+
+    /// Whether `heads` (strictly ascending) is the list this head commits to.
+    pub fn is_list(&self, heads: &[Hash32]) -> bool {
+        heads.len() == self.entries as usize
+            && heads.windows(2).all(|p| p[0] < p[1])
+            && crate::window::root_of(heads) == self.root
     }
 }
 
@@ -110,14 +120,12 @@ impl Checkpoint {
         if self.windows.windows(2).any(|w| w[0].window >= w[1].window) {
             return Err(ShapeError::WindowsNotSorted);
         }
-        let heads: usize = self.windows.iter().map(|w| w.heads.len()).sum();
-        if heads > MAX_CHECKPOINT_HEADS {
-            return Err(ShapeError::TooManyHeads(heads));
-        }
         for w in &self.windows {
-            if w.heads.windows(2).any(|p| p[0] >= p[1])
-                || w.root != crate::window::root_of(&w.heads)
-            {
+            if w.entries as usize > MAX_WINDOW_ENTRIES {
+                return Err(ShapeError::TooManyEntries(w.entries as usize));
+            }
+            // An empty window has one root; any other root over no entries is a lie.
+            if w.entries == 0 && w.root != crate::window::root_of(&[]) {
                 return Err(ShapeError::BadHeads);
             }
         }
@@ -227,7 +235,7 @@ mod tests {
     use super::*;
 
     fn head(w: u8, r: u8) -> WindowHead {
-        WindowHead::new(Hash32([w; 32]), vec![Hash32([r; 32])])
+        WindowHead::new(Hash32([w; 32]), &[Hash32([r; 32])])
     }
 
     fn sample() -> Checkpoint {
@@ -254,10 +262,11 @@ mod tests {
 
     #[test]
     fn golden_encoding_is_pinned() {
-        // height 7 (varint 1 byte), previous, 2 windows (len 1 byte), 2 × (id, root, 1 head
-        // with its 1-byte length), ledger root, inferences root, validator-set digest.
+        // height 7 (varint 1 byte), previous, 2 windows (len 1 byte), 2 × (id, root, entry
+        // count 1 as a 1-byte varint), ledger root, inferences root, validator-set digest.
         let bytes = sample().to_bytes();
-        assert_eq!(bytes.len(), 1 + 32 + 1 + 2 * (32 + 32 + 1 + 32) + 3 * 32);
+        assert_eq!(bytes.len(), 1 + 32 + 1 + 2 * (32 + 32 + 1) + 3 * 32);
+        assert_eq!(bytes[34 + 64], 1, "the first window's entry count");
         assert_eq!(&bytes[bytes.len() - 64..bytes.len() - 32], &[10; 32]);
         assert_eq!(&bytes[bytes.len() - 32..], &[11; 32]);
         assert_eq!(bytes[0], 7);
@@ -283,13 +292,55 @@ mod tests {
         assert_eq!(c.check_shape(), Err(ShapeError::HeightOutOfRange(0)));
         let mut c = sample();
         c.windows = (0..=MAX_WINDOWS as u32)
-            .map(|i| WindowHead::new(Hash32::of(&i.to_be_bytes()), vec![]))
+            .map(|i| WindowHead::new(Hash32::of(&i.to_be_bytes()), &[]))
             .collect();
         c.windows.sort();
         assert_eq!(
             c.check_shape(),
             Err(ShapeError::TooManyWindows(MAX_WINDOWS + 1))
         );
+    }
+
+    #[test]
+    fn a_checkpoint_stays_small_whatever_it_finalizes() {
+        // A window of the most entries costs its head no more than a window of one: the list
+        // travels apart, by root.
+        let heads: Vec<Hash32> = (0..MAX_WINDOW_ENTRIES as u32)
+            .map(|i| Hash32::of(&i.to_le_bytes()))
+            .collect();
+        let full = WindowHead::new(Hash32::default(), &heads);
+        let mut c = sample();
+        c.windows = (0..MAX_WINDOWS as u32)
+            .map(|i| WindowHead {
+                window: Hash32::of(&i.to_be_bytes()),
+                ..full.clone()
+            })
+            .collect();
+        c.windows.sort();
+        assert_eq!(c.check_shape(), Ok(()));
+        assert!(
+            c.to_bytes().len() <= MAX_CHECKPOINT_SIZE,
+            "{}",
+            c.to_bytes().len()
+        );
+        let mut sorted = heads.clone();
+        sorted.sort();
+        assert!(c.windows[0].is_list(&sorted));
+        assert!(!c.windows[0].is_list(&sorted[1..]));
+        assert!(
+            !c.windows[0].is_list(&heads),
+            "an unsorted list is not the list"
+        );
+        // More entries than a window may hold, or an empty window with another root: refused.
+        let mut c = sample();
+        c.windows[0].entries = MAX_WINDOW_ENTRIES as u32 + 1;
+        assert_eq!(
+            c.check_shape(),
+            Err(ShapeError::TooManyEntries(MAX_WINDOW_ENTRIES + 1))
+        );
+        let mut c = sample();
+        c.windows[0].entries = 0;
+        assert_eq!(c.check_shape(), Err(ShapeError::BadHeads));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //!    which must accept it (sync, fetch);
 //! 3. a window whose content a decided checkpoint fixes admits exactly the entries whose
 //!    change hashes it certified (authenticated by hash, no other check: the ledger may be
-//!    behind the certificate);
+//!    behind the certificate), and nothing while the list of those hashes is being fetched;
+//!    a window holding [`MAX_WINDOW_ENTRIES`] admits nothing more by gossip (twice that by
+//!    sync and fetch, so what a proposal names can always be fetched);
 //! 4. otherwise the window's [`WindowState`]: finalized, unknown or not yet open admits
 //!    nothing; open or closed runs the gossip checks
 //!    ([`chorus_protocol::validation::admit`]: registration and stake, uniqueness, signature,
@@ -22,7 +24,8 @@ use chorus_protocol::ids::Hash32;
 use chorus_protocol::messages::{Evidence, EvidenceKind, Payload, PayloadClass};
 use chorus_protocol::validation::{self, Arrival, IgnoreReason, RejectReason, Slot, Verdict};
 
-use super::{Effect, Replica};
+use super::{Certified, Effect, Replica};
+use crate::checkpoint::limits::MAX_WINDOW_ENTRIES;
 use crate::ledger::WindowState;
 use crate::window::{Entry, Insert, Window, WindowKey, entry_from_parts};
 
@@ -85,14 +88,29 @@ impl Replica {
             Route::Into(key) => key,
             Route::Live | Route::Evidence => self.live_window(&payload, now_ms),
         };
-        if let Some(heads) = self.certified_heads(&key) {
+        if let Some(certified) = self.certified_heads(&key) {
             let entry = entry_from_parts(&key, envelope, bytes.to_vec(), payload)
                 .map_err(|_| Refusal::Reject(RejectReason::WrongWindow))?;
-            return if heads.contains(&entry.hash()) {
-                Ok(Admitted { key, entry })
-            } else {
-                Err(Refusal::Ignore(IgnoreReason::NotCertified))
+            return match certified {
+                Certified::Heads(heads) if heads.contains(&entry.hash()) => {
+                    Ok(Admitted { key, entry })
+                }
+                _ => Err(Refusal::Ignore(IgnoreReason::NotCertified)),
             };
+        }
+        // Gossip fills a window up to the cap; sync and fetch may go beyond (to twice the cap,
+        // a memory bound), so entries a proposal names can always be fetched into a window
+        // that filled here with others. A proposal lists at most the cap.
+        let cap = match route {
+            Route::Live => MAX_WINDOW_ENTRIES,
+            Route::Into(_) | Route::Evidence => 2 * MAX_WINDOW_ENTRIES,
+        };
+        if self
+            .windows
+            .get(&key)
+            .is_some_and(|w| w.len() + w.pending_len() >= cap)
+        {
+            return Err(Refusal::Ignore(IgnoreReason::WindowFull));
         }
         match self.ledger.window_state(&key, now_ms) {
             WindowState::Finalized => return Err(Refusal::Ignore(IgnoreReason::WindowFinalized)),
@@ -178,8 +196,8 @@ impl Replica {
         Ok((key, result))
     }
 
-    /// The change hashes a decided (not yet applied) checkpoint fixes for `key`, if any.
-    fn certified_heads(&self, key: &WindowKey) -> Option<&std::collections::BTreeSet<Hash32>> {
+    /// What a decided (not yet applied) checkpoint fixes for `key`, if any.
+    fn certified_heads(&self, key: &WindowKey) -> Option<&Certified> {
         if self.certified.is_empty() {
             return None;
         }

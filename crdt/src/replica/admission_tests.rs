@@ -305,9 +305,10 @@ fn a_certified_window_admits_exactly_its_certified_entries() {
             .unwrap()
             .hash()
     };
-    f.replica
-        .certified
-        .insert(window(2).id(), [hash(&certified)].into());
+    f.replica.certified.insert(
+        window(2).id(),
+        super::Certified::Heads([hash(&certified)].into()),
+    );
     assert_eq!(f.fetch(2, &[&other, &certified], LATE), None);
     assert!(f.holds(2, &certified));
     assert!(!f.holds(2, &other));

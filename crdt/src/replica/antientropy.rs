@@ -15,6 +15,10 @@
 //! - **Fetches.** A decided or proposed checkpoint that names entries this replica lacks
 //!   fetches their window's envelopes, from the proposer or a random peer, again after
 //!   [`FETCH_RETRY_MS`] while unanswered.
+//! - **Head lists.** A checkpoint names each window's finalized heads by root and count only;
+//!   a replica that does not hold the list of a root asks the proposer (validation) or any
+//!   peer (a decided height) for it, checks it hashes to the root, and keeps it until the
+//!   height is applied (the host then stores it, and answers peers from the store).
 //! - **Reconciliation before a late proposal** asks up to [`MAX_RECONCILE_PEERS`] peers at
 //!   once.
 //! - **Correlation.** Every request has a [`RequestId`]; a response is matched to its request
@@ -27,11 +31,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chorus_protocol::ids::Hash32;
 use chorus_protocol::rng::SplitMix64;
 
 use super::wire::{
-    InboundId, MAX_CATCHUP, MAX_FETCH, MAX_RESPONSE, MAX_ROOTS, Request, RequestId, Response,
-    StoreQuery,
+    InboundId, MAX_CATCHUP, MAX_FETCH, MAX_HEAD_LISTS, MAX_HEADS_PER_RESPONSE, MAX_RESPONSE,
+    MAX_ROOTS, Request, RequestId, Response, StoreQuery,
 };
 use super::{Effect, PeerKey, Replica, ReplicaEvent};
 use crate::ledger::WindowState;
@@ -80,6 +85,8 @@ enum Asked {
     Roots(Vec<WindowKey>),
     Sync(WindowKey),
     Window(WindowKey),
+    /// Head lists by (window id, root).
+    Heads(Vec<(Hash32, Hash32)>),
 }
 
 #[derive(Clone, Debug)]
@@ -100,6 +107,21 @@ pub(super) struct AntiEntropy {
     pending: BTreeMap<RequestId, Pending>,
     /// Windows asked for by fetch, with when.
     fetching: BTreeMap<WindowKey, u64>,
+    /// Head lists asked for, by (window id, root), with when.
+    fetching_heads: BTreeMap<(Hash32, Hash32), u64>,
+}
+
+/// Fetches asked more than ten retry intervals ago are forgotten (bounded bookkeeping).
+fn forget_old_fetches<K: Ord>(asked: &mut BTreeMap<K, u64>, now_ms: u64) {
+    let horizon = FETCH_RETRY_MS.saturating_mul(10);
+    asked.retain(|_, at| now_ms < at.saturating_add(horizon));
+}
+
+/// Whether `key` was asked for less than [`FETCH_RETRY_MS`] ago.
+fn asked_recently<K: Ord>(asked: &BTreeMap<K, u64>, key: &K, now_ms: u64) -> bool {
+    asked
+        .get(key)
+        .is_some_and(|at| now_ms < at.saturating_add(FETCH_RETRY_MS))
 }
 
 impl AntiEntropy {
@@ -112,6 +134,7 @@ impl AntiEntropy {
             next_id: 0,
             pending: BTreeMap::new(),
             fetching: BTreeMap::new(),
+            fetching_heads: BTreeMap::new(),
         }
     }
 
@@ -203,6 +226,11 @@ impl Replica {
                 // Asked again at the next retry, of another peer if none was named.
                 Asked::Window(window) => {
                     self.ae.fetching.remove(&window);
+                }
+                Asked::Heads(wanted) => {
+                    for w in &wanted {
+                        self.ae.fetching_heads.remove(w);
+                    }
                 }
                 Asked::Roots(_) => {}
             }
@@ -315,16 +343,8 @@ impl Replica {
         now_ms: u64,
         out: &mut Vec<Effect>,
     ) {
-        let horizon = FETCH_RETRY_MS.saturating_mul(10);
-        self.ae
-            .fetching
-            .retain(|_, at| now_ms < at.saturating_add(horizon));
-        if self
-            .ae
-            .fetching
-            .get(&window)
-            .is_some_and(|at| now_ms < at.saturating_add(FETCH_RETRY_MS))
-        {
+        forget_old_fetches(&mut self.ae.fetching, now_ms);
+        if asked_recently(&self.ae.fetching, &window, now_ms) {
             return;
         }
         let Some(peer) = from.or_else(|| self.ae.random_peer()) else {
@@ -339,6 +359,99 @@ impl Replica {
         ) {
             self.ae.fetching.insert(window, now_ms);
         }
+    }
+
+    /// Ask for the head lists `wanted` names (window id, root), from `from` or a random peer,
+    /// leaving out those asked less than [`FETCH_RETRY_MS`] ago; at most [`MAX_HEAD_LISTS`]
+    /// per request.
+    pub(super) fn fetch_heads(
+        &mut self,
+        wanted: Vec<(Hash32, Hash32)>,
+        from: Option<PeerKey>,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        forget_old_fetches(&mut self.ae.fetching_heads, now_ms);
+        let wanted: Vec<(Hash32, Hash32)> = wanted
+            .into_iter()
+            .filter(|w| !asked_recently(&self.ae.fetching_heads, w, now_ms))
+            .collect();
+        for chunk in wanted.chunks(MAX_HEAD_LISTS) {
+            let Some(peer) = from.or_else(|| self.ae.random_peer()) else {
+                return;
+            };
+            if !self.request(
+                peer,
+                Request::Heads(chunk.to_vec()),
+                Some(Asked::Heads(chunk.to_vec())),
+                now_ms,
+                out,
+            ) {
+                return;
+            }
+            for w in chunk {
+                self.ae.fetching_heads.insert(*w, now_ms);
+            }
+        }
+    }
+
+    /// Head lists a peer sent for what we asked: each must be the list of the root asked for
+    /// (a wrong one penalises the peer); the right ones are kept and unblock validations and
+    /// decided heights.
+    fn on_heads(
+        &mut self,
+        from: PeerKey,
+        asked: &[(Hash32, Hash32)],
+        lists: Vec<Option<Vec<Hash32>>>,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        let mut bad = false;
+        for (&(window, root), list) in asked.iter().zip(lists) {
+            self.ae.fetching_heads.remove(&(window, root));
+            let Some(list) = list else { continue };
+            let sorted = list.windows(2).all(|p| p[0] < p[1]);
+            if !sorted || crate::window::root_of(&list) != root {
+                bad = true;
+                continue;
+            }
+            self.keep_head_list(window, list);
+        }
+        if bad {
+            out.push(Effect::Penalize {
+                peer: from,
+                offence: super::Offence::BadHeads,
+            });
+        }
+        self.retry_validations(now_ms, out);
+        self.apply_decided_queue(now_ms, out);
+    }
+
+    /// The head lists asked for that this replica holds in memory (proposed, validated, or of
+    /// a held window with that root); `None` when any is not held here.
+    fn heads_in_memory(&mut self, wanted: &[(Hash32, Hash32)]) -> Option<Vec<Option<Vec<Hash32>>>> {
+        let mut held: BTreeMap<Hash32, WindowKey> = BTreeMap::new();
+        for key in self.windows.keys() {
+            held.insert(key.id(), *key);
+        }
+        let mut lists = Vec::with_capacity(wanted.len());
+        let mut hashes = 0usize;
+        for (window, root) in wanted {
+            let list = match self.head_lists.get(&(*window, *root)) {
+                Some(l) => l.to_vec(),
+                None => {
+                    let w = self.windows.get(held.get(window)?)?;
+                    let heads = w.heads();
+                    if crate::window::root_of(&heads) != *root {
+                        return None;
+                    }
+                    heads
+                }
+            };
+            hashes += list.len();
+            lists.push((hashes <= MAX_HEADS_PER_RESPONSE).then_some(list));
+        }
+        Some(lists)
     }
 
     /// The answer to one of our requests.
@@ -378,6 +491,14 @@ impl Replica {
             }
             (Asked::Window(window), _) => {
                 self.ae.fetching.remove(&window);
+            }
+            (Asked::Heads(asked), Response::Heads(lists)) if lists.len() <= asked.len() => {
+                self.on_heads(from, &asked, lists, now_ms, out);
+            }
+            (Asked::Heads(asked), _) => {
+                for w in &asked {
+                    self.ae.fetching_heads.remove(w);
+                }
             }
             (Asked::Roots(_), _) => {}
         }
@@ -482,6 +603,18 @@ impl Replica {
                 });
                 self.consensus_bytes(from, &bytes, now_ms, out);
                 return;
+            }
+            Request::Heads(mut wanted) => {
+                wanted.truncate(MAX_HEAD_LISTS);
+                match self.heads_in_memory(&wanted) {
+                    Some(lists) => Response::Heads(lists),
+                    None => {
+                        return out.push(Effect::Serve {
+                            id,
+                            query: StoreQuery::Heads(wanted),
+                        });
+                    }
+                }
             }
             Request::Genesis if self.genesis.len() <= MAX_RESPONSE - 16 => {
                 Response::Genesis(self.genesis.to_vec())

@@ -289,3 +289,100 @@ fn a_sync_request_for_a_window_not_open_yet_creates_nothing() {
     )));
     assert!(f.r.window(&window(500)).is_none());
 }
+
+#[test]
+fn head_lists_are_answered_from_memory_or_else_from_the_store() {
+    let mut f = fixture();
+    f.r.handle(Input::Tick, LIVE); // applies the queued entry
+    let w = f.r.window(&window(2)).unwrap();
+    let (heads, root) = (w.heads(), w.root());
+    assert_eq!(heads.len(), 1);
+    let from = f.peer(1);
+    let ask = |f: &mut F, root: Hash32, id: u64| {
+        f.r.handle(
+            Input::Request {
+                from,
+                id: InboundId(id),
+                request: Request::Heads(vec![(window(2).id(), root)]),
+            },
+            LATE,
+        )
+    };
+    let out = ask(&mut f, root, 1);
+    assert!(
+        out.iter().any(|e| matches!(e,
+            Effect::Respond { id: InboundId(1), response: Response::Heads(l) }
+                if l == &vec![Some(heads.clone())])),
+        "{out:?}"
+    );
+    // Another root of that window (finalized elsewhere, or made up): the store's answer.
+    let other = Hash32([7; 32]);
+    let out = ask(&mut f, other, 2);
+    assert!(
+        out.iter().any(|e| matches!(e,
+            Effect::Serve { id: InboundId(2), query: StoreQuery::Heads(q) }
+                if q == &vec![(window(2).id(), other)])),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_head_list_that_is_not_the_one_asked_for_is_refused_and_its_sender_penalised() {
+    let mut f = fixture();
+    let peer = f.peer(1);
+    f.r.handle(Input::PeerUp(peer), LIVE);
+    let wid = Hash32([3; 32]);
+    let list: Vec<Hash32> = (1..=3u8).map(|i| Hash32([i; 32])).collect();
+    let root = crate::window::root_of(&list);
+    let ask = |f: &mut F, now: u64| {
+        let mut out = vec![];
+        f.r.fetch_heads(vec![(wid, root)], Some(peer), now, &mut out);
+        requests(&out)
+    };
+    let asked = ask(&mut f, LATE);
+    let [(id, to, Request::Heads(wanted))] = asked.as_slice() else {
+        panic!("{asked:?}");
+    };
+    assert_eq!((*to, wanted.clone()), (peer, vec![(wid, root)]));
+    // Asked once per retry interval, not at every call.
+    assert!(ask(&mut f, LATE + 10).is_empty());
+    // Ask at `now` (the id of the request), answer with `list` 10 ms later.
+    let answer = |f: &mut F, now: u64, id: Option<RequestId>, list: Vec<Hash32>| {
+        let id = id.unwrap_or_else(|| match ask(f, now).as_slice() {
+            [(id, _, _)] => *id,
+            other => panic!("{other:?}"),
+        });
+        let response = Response::Heads(vec![Some(list)]);
+        f.r.handle(
+            Input::Response {
+                id,
+                from: peer,
+                response,
+            },
+            now + 10,
+        )
+    };
+    let penalised = |out: &[Effect]| {
+        out.iter().any(|e| {
+            matches!(e,
+            Effect::Penalize { peer: p, offence: super::Offence::BadHeads } if *p == peer)
+        })
+    };
+    // A list of another root (one head left out): refused, the peer penalised, nothing kept.
+    let out = answer(&mut f, LATE + 10, Some(*id), list[1..].to_vec());
+    assert!(penalised(&out), "{out:?}");
+    assert!(f.r.head_lists.is_empty());
+    // The same list unsorted is not the list either.
+    let mut shuffled = list.clone();
+    shuffled.reverse();
+    let out = answer(&mut f, LATE + 2_000, None, shuffled);
+    assert!(penalised(&out), "{out:?}");
+    assert!(f.r.head_lists.is_empty());
+    // The right list is kept, and nobody is penalised.
+    let out = answer(&mut f, LATE + 4_000, None, list.clone());
+    assert!(!penalised(&out), "{out:?}");
+    assert_eq!(
+        f.r.head_lists.get(&(wid, root)).map(|l| l.to_vec()),
+        Some(list)
+    );
+}

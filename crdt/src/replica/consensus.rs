@@ -3,14 +3,17 @@
 //! to the ledger.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chorus_protocol::ids::{Hash32, TopicId};
 use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::validation::ChannelKind;
 
 use super::{
-    Effect, MAX_PREPARED, Offence, Outcome, PeerKey, Replica, ReplicaEvent, validator_set,
+    Certified, Effect, MAX_HEAD_LIST_HASHES, MAX_PREPARED, Offence, Outcome, PeerKey, Replica,
+    ReplicaEvent, validator_set,
 };
+use crate::checkpoint::limits::MAX_WINDOW_ENTRIES;
 use crate::checkpoint::{
     self, Checkpoint, CheckpointId, ConsensusMessage, DecidedCheckpoint, PeerId, Screen, WindowHead,
 };
@@ -25,6 +28,8 @@ enum Content {
     Ready(Box<Ledger>, Vec<LedgerEvent>),
     /// Some changes are missing: fetch these windows.
     Missing(Vec<WindowKey>),
+    /// The lists of some windows' heads are unknown: ask for them (window id, root).
+    MissingHeads(Vec<(Hash32, Hash32)>),
     /// The checkpoint names the wrong windows or cannot be applied.
     Invalid(String),
 }
@@ -199,8 +204,8 @@ impl Replica {
     }
 
     /// Gather the finalized content a checkpoint names: every window due, with the entries at
-    /// its heads.
-    fn collect(&self, cp: &Checkpoint) -> Result<HeightInput, Content> {
+    /// its heads (their list first: known, ours, or asked for by root).
+    fn collect(&mut self, cp: &Checkpoint) -> Result<HeightInput, Content> {
         let Some(due) = self.due_windows(cp.height) else {
             return Err(Content::Invalid(format!(
                 "ledger is at period {}, checkpoint {} needs period {}",
@@ -215,19 +220,28 @@ impl Replica {
                 "the checkpoint does not name exactly the due windows".into(),
             ));
         }
+        let mut unlisted = vec![];
+        let mut lists = Vec::with_capacity(cp.windows.len());
+        for head in &cp.windows {
+            match self.head_list(due[&head.window], head) {
+                Some(list) => lists.push(list),
+                None => unlisted.push((head.window, head.root)),
+            }
+        }
+        if !unlisted.is_empty() {
+            return Err(Content::MissingHeads(unlisted));
+        }
         let mut missing = vec![];
         let mut input = HeightInput::default();
-        for head in &cp.windows {
-            let Some(key) = due.get(&head.window).copied() else {
-                continue;
-            };
+        for (head, heads) in cp.windows.iter().zip(lists) {
+            let key = due[&head.window];
             let entries = match self.windows.get(&key) {
-                None if head.heads.is_empty() => vec![],
+                None if heads.is_empty() => vec![],
                 None => {
                     missing.push(key);
                     continue;
                 }
-                Some(w) => match w.effective_entries(&head.heads) {
+                Some(w) => match w.effective_entries(&heads) {
                     Err(_) => {
                         missing.push(key);
                         continue;
@@ -256,8 +270,52 @@ impl Replica {
         }
     }
 
+    /// The list of heads `head` commits to for window `key`: none for an empty window, one
+    /// known already, or our own window's when its root is the one named (kept, since the
+    /// window may still change before the height is applied).
+    fn head_list(&mut self, key: WindowKey, head: &WindowHead) -> Option<Arc<Vec<Hash32>>> {
+        if head.entries == 0 {
+            return head.is_list(&[]).then(|| Arc::new(vec![]));
+        }
+        if let Some(list) = self.head_lists.get(&(head.window, head.root)) {
+            return Some(list.clone());
+        }
+        let heads = self.windows.get_mut(&key).and_then(|w| {
+            w.flush();
+            let heads = w.heads();
+            head.is_list(&heads).then_some(heads)
+        })?;
+        self.keep_head_list(head.window, heads)
+    }
+
+    /// Remember a head list (sorted, unique) by window id and root, within
+    /// [`MAX_HEAD_LIST_HASHES`] in all; the list as kept, or `None` over the bound.
+    pub(super) fn keep_head_list(
+        &mut self,
+        window: Hash32,
+        heads: Vec<Hash32>,
+    ) -> Option<Arc<Vec<Hash32>>> {
+        let root = crate::window::root_of(&heads);
+        if let Some(list) = self.head_lists.get(&(window, root)) {
+            return Some(list.clone());
+        }
+        let held: usize = self.head_lists.values().map(|l| l.len()).sum();
+        if held.saturating_add(heads.len()) > MAX_HEAD_LIST_HASHES {
+            return None;
+        }
+        let list = Arc::new(heads);
+        if let Some(Certified::Root(r)) = self.certified.get(&window)
+            && *r == root
+        {
+            self.certified
+                .insert(window, Certified::Heads(list.iter().copied().collect()));
+        }
+        self.head_lists.insert((window, root), list.clone());
+        Some(list)
+    }
+
     /// Derive the ledger a checkpoint leads to and check its root.
-    fn derive(&self, cp: &Checkpoint) -> Content {
+    fn derive(&mut self, cp: &Checkpoint) -> Content {
         let input = match self.collect(cp) {
             Ok(i) => i,
             Err(c) => return c,
@@ -304,20 +362,26 @@ impl Replica {
         if self.wait_for_reconcile(height, round, ready_at, &due, now_ms, out) {
             return;
         }
-        let mut windows: Vec<WindowHead> = due
-            .iter()
-            .map(|(id, key)| {
-                let heads = self
-                    .windows
-                    .get_mut(key)
-                    .map(|w| {
-                        w.flush();
-                        w.heads()
-                    })
-                    .unwrap_or_default();
-                WindowHead::new(*id, heads)
-            })
-            .collect();
+        let mut windows = Vec::with_capacity(due.len());
+        for (id, key) in &due {
+            let mut heads = self
+                .windows
+                .get_mut(key)
+                .map(|w| {
+                    w.flush();
+                    w.heads()
+                })
+                .unwrap_or_default();
+            // A window that grew past the cap by sync finalizes its first heads by hash.
+            heads.truncate(MAX_WINDOW_ENTRIES);
+            windows.push(WindowHead::new(*id, &heads));
+            if !heads.is_empty() && self.keep_head_list(*id, heads).is_none() {
+                out.push(Effect::Event(ReplicaEvent::Fault(format!(
+                    "cannot keep the heads of checkpoint {height}: over the bound"
+                ))));
+                return;
+            }
+        }
         windows.sort();
         let mut cp = Checkpoint {
             height,
@@ -445,6 +509,10 @@ impl Replica {
                     }
                     continue;
                 }
+                Content::MissingHeads(wanted) => {
+                    self.fetch_heads(wanted, Some(proposer), now_ms, out);
+                    continue;
+                }
             };
             self.validations.remove(&(height, id));
             let effects = self.engine.handle(
@@ -455,16 +523,40 @@ impl Replica {
         }
     }
 
-    /// Queue a decided checkpoint for applying; its windows now admit only what it fixes.
+    /// Queue a decided checkpoint for applying; its windows now admit only what it fixes
+    /// (nothing until the list of its heads is known).
     pub(super) fn queue_decided(&mut self, d: DecidedCheckpoint) {
         if d.height() <= self.ledger.next_height {
             return;
         }
         for w in &d.checkpoint.windows {
-            self.certified
-                .insert(w.window, w.heads.iter().copied().collect());
+            let certified = if w.entries == 0 {
+                Certified::Heads(BTreeSet::new())
+            } else {
+                match self.head_lists.get(&(w.window, w.root)) {
+                    Some(list) => Certified::Heads(list.iter().copied().collect()),
+                    None => Certified::Root(w.root),
+                }
+            };
+            self.certified.insert(w.window, certified);
         }
         self.decided_queue.insert(d.height(), d);
+    }
+
+    /// Ask for the head lists of the queued decided checkpoints not known yet (any peer; a
+    /// catching-up replica learns them all at once, not one height at a time).
+    pub(super) fn fetch_certified_heads(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let wanted: Vec<(Hash32, Hash32)> = self
+            .certified
+            .iter()
+            .filter_map(|(w, c)| match c {
+                Certified::Root(root) => Some((*w, *root)),
+                Certified::Heads(_) => None,
+            })
+            .collect();
+        if !wanted.is_empty() {
+            self.fetch_heads(wanted, None, now_ms, out);
+        }
     }
 
     /// The next decided checkpoint leaves the queue (applied or dropped).
@@ -514,6 +606,10 @@ impl Replica {
                         }
                         return;
                     }
+                    Content::MissingHeads(_) => {
+                        self.fetch_certified_heads(now_ms, out);
+                        return;
+                    }
                     Content::Invalid(reason) => {
                         // A checkpoint > 2/3 of the stake certified does not apply to this
                         // node's state: it cannot go on, and must say so (once), not drop it.
@@ -559,12 +655,25 @@ impl Replica {
             self.resumed_at = Some(now_ms);
         }
         self.last_decision_at = Some(now_ms);
-        let finalized: BTreeMap<Hash32, Vec<Hash32>> = d
+        // The lists are all known: the height derived. Persisted before the ledger snapshot
+        // (a restart re-applies the heights after it with them), then forgotten here, with
+        // any other list for these windows.
+        let finalized: BTreeMap<Hash32, Arc<Vec<Hash32>>> = d
             .checkpoint
             .windows
             .iter()
-            .map(|w| (w.window, w.heads.clone()))
+            .filter_map(|w| Some((w.window, self.head_lists.get(&(w.window, w.root))?.clone())))
             .collect();
+        let persist: Vec<(Hash32, Vec<Hash32>)> = finalized
+            .iter()
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(w, l)| (*w, l.to_vec()))
+            .collect();
+        if !persist.is_empty() {
+            out.push(Effect::PersistHeads(persist));
+        }
+        self.head_lists
+            .retain(|(w, _), _| !finalized.contains_key(w));
         self.ledger = next;
         self.tip = d.id().0;
         self.prepared
@@ -579,7 +688,10 @@ impl Replica {
                 continue;
             }
             if let Some(w) = self.windows.remove(&key) {
-                let kept = finalized.get(&key.id()).cloned().unwrap_or_default();
+                let kept: BTreeSet<Hash32> = finalized
+                    .get(&key.id())
+                    .map(|l| l.iter().copied().collect())
+                    .unwrap_or_default();
                 for e in w.entries() {
                     self.slots.remove(&chorus_protocol::validation::Slot::of(
                         e.envelope.signer,

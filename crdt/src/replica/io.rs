@@ -232,6 +232,10 @@ pub enum Effect {
     },
     /// Persist a decided checkpoint with its certificate.
     PersistDecided(DecidedCheckpoint),
+    /// Persist the head lists of the windows a height finalized (by window; strictly
+    /// ascending change hashes; by window id), before its ledger snapshot: peers catching up ask for them
+    /// by root ([`StoreQuery::Heads`]), and a restart re-applies stored heights with them.
+    PersistHeads(Vec<(Hash32, Vec<Hash32>)>),
     /// Persist a ledger snapshot (after applying `height`, a consensus height).
     PersistLedger {
         /// Consensus height.
@@ -282,6 +286,8 @@ pub enum Offence {
     },
     /// A sync message that cannot be used at all.
     MalformedSync(String),
+    /// A head list that is not the one asked for (wrong root, count or order).
+    BadHeads,
     /// A direct consensus message that does not decode.
     MalformedConsensus(String),
     /// Misbehaviour the consensus engine found.
@@ -294,6 +300,7 @@ impl Offence {
         match self {
             Offence::InvalidEntries { .. } => "invalid_entries",
             Offence::MalformedSync(_) => "malformed_sync",
+            Offence::BadHeads => "bad_heads",
             Offence::MalformedConsensus(_) => "malformed_consensus",
             Offence::Consensus(_) => "consensus",
         }
@@ -304,7 +311,7 @@ impl Offence {
     pub fn weight(&self) -> f64 {
         match self {
             Offence::InvalidEntries { count, .. } => (*count).min(8) as f64,
-            Offence::MalformedSync(_) | Offence::MalformedConsensus(_) => 1.0,
+            Offence::MalformedSync(_) | Offence::MalformedConsensus(_) | Offence::BadHeads => 1.0,
             Offence::Consensus(_) => 2.0,
         }
     }
@@ -322,6 +329,7 @@ impl std::fmt::Display for Offence {
             }
             Offence::MalformedSync(e) => write!(f, "sync message: {e}"),
             Offence::MalformedConsensus(e) => write!(f, "consensus message: {e}"),
+            Offence::BadHeads => f.write_str("a head list that is not the one asked for"),
             Offence::Consensus(o) => write!(f, "consensus: {o:?}"),
         }
     }

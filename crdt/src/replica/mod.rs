@@ -92,7 +92,24 @@ pub struct Restore {
     pub wal: Vec<WalRecord>,
     /// Envelopes of windows not yet finalized (by window).
     pub envelopes: Vec<(WindowKey, Vec<u8>)>,
+    /// Stored head lists (by window id) of the windows the decided checkpoints after the
+    /// snapshot finalized (`Effect::PersistHeads`); any missing are asked of peers.
+    pub heads: Vec<(Hash32, Vec<Hash32>)>,
 }
+
+/// What a decided checkpoint fixes of a window not applied yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Certified {
+    /// Only the root: its list is being asked for.
+    Root(Hash32),
+    /// The list (it hashes to the certified root).
+    Heads(BTreeSet<Hash32>),
+}
+
+/// Bound on the change hashes of all head lists held at once (32 MiB): the lists of a few
+/// heights of 10 topics × 2 phases × 1000 workers fit many times over; a hostile proposer's
+/// made-up lists cannot grow it further (its proposal then stays unvalidated).
+const MAX_HEAD_LIST_HASHES: usize = 1 << 20;
 
 /// Bound on proposals validated or built but not yet decided (each holds a ledger copy).
 const MAX_PREPARED: usize = 8;
@@ -134,8 +151,12 @@ pub struct Replica {
     decided_queue: BTreeMap<u64, DecidedCheckpoint>,
     /// A decided height that does not apply here, and why (the replica is stuck before it).
     stalled: Option<(u64, String)>,
-    /// The heads those checkpoints fix, by window id: such a window admits only these.
-    certified: BTreeMap<Hash32, BTreeSet<Hash32>>,
+    /// What those checkpoints fix, by window id: such a window admits only the listed heads
+    /// (nothing while only the root is known and the list is being asked for).
+    certified: BTreeMap<Hash32, Certified>,
+    /// Head lists this replica proposed, validated, fetched or restored, by window and root
+    /// (a checkpoint names only roots); those of finalized windows are persisted and dropped.
+    head_lists: BTreeMap<(Hash32, Hash32), std::sync::Arc<Vec<Hash32>>>,
     /// Proposals waiting for entries before their validity can be decided.
     validations: BTreeMap<(u64, CheckpointId), (Checkpoint, PeerKey)>,
     /// Our pending turn to propose: (height, round).
@@ -274,6 +295,7 @@ impl Replica {
             decided_queue: BTreeMap::new(),
             stalled: None,
             certified: BTreeMap::new(),
+            head_lists: BTreeMap::new(),
             validations: BTreeMap::new(),
             need_value: None,
             last_reconcile: None,
@@ -295,6 +317,11 @@ impl Replica {
         );
         for (key, bytes) in restore.envelopes {
             r.restore_envelope(key, &bytes);
+        }
+        for (key, mut heads) in restore.heads {
+            heads.sort();
+            heads.dedup();
+            r.keep_head_list(key, heads);
         }
         for d in decided.into_iter().filter(|d| d.height() > applied) {
             r.queue_decided(d);

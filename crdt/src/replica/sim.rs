@@ -125,6 +125,8 @@ pub struct SimStore {
     pub wal: Vec<WalRecord>,
     /// Latest ledger snapshot.
     pub ledger: Option<(u64, Vec<u8>)>,
+    /// Head lists of finalized windows, by window id.
+    pub heads: BTreeMap<Hash32, Vec<Hash32>>,
 }
 
 /// One simulated node.
@@ -444,6 +446,7 @@ impl Sim {
                 .iter()
                 .flat_map(|(k, v)| v.iter().map(move |b| (*k, b.clone())))
                 .collect(),
+            heads: store.heads.iter().map(|(w, l)| (*w, l.clone())).collect(),
         };
         let config = ReplicaConfig {
             seed: chorus_protocol::rng::splitmix64(self.seed ^ (i as u64).wrapping_mul(0x100)),

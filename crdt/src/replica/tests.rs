@@ -443,7 +443,7 @@ fn late_proposals_after_a_partition_keep_both_sides_entries() {
                 finalized
                     .entry(w.window)
                     .or_default()
-                    .extend(w.heads.iter().copied());
+                    .extend(s.nodes[0].store.heads.get(&w.window).into_iter().flatten());
             }
         }
         let mut checked = 0;
@@ -655,4 +655,82 @@ fn a_stored_chain_that_does_not_extend_the_trusted_checkpoint_is_refused() {
         Err(ReplicaError::NotTrusted { height: 1, .. })
     ));
     assert!(start(d.id().0).is_ok());
+}
+
+/// One height finalizes far more entries than a checkpoint could list (the old cap was 8 192
+/// change hashes per checkpoint): the checkpoint names the window by root and count, and
+/// every replica ends with the same list of 9 000 heads.
+#[test]
+fn a_height_of_nine_thousand_bundles_finalizes() {
+    use chorus_protocol::envelope::Envelope;
+    use chorus_protocol::genesis::{GenesisBalance, GenesisRegistration};
+    use chorus_protocol::ids::Amount;
+    use chorus_protocol::messages::{Payload, Role, WorkerBundle};
+
+    const MANY: usize = 9_000;
+    // Four validators, three of them workers, one reputer: every node clones, roots and
+    // snapshots a ledger of 9 000 more accounts at every height, the cost of this test.
+    let k = keys(4);
+    let mut roles = SimRoles::default();
+    roles.workers.extend([(0, 0.01), (1, 0.02), (2, 0.05)]);
+    roles.reputers.insert(3);
+    let mut g = genesis(&k);
+    let many: Vec<Keypair> = (0..MANY as u32)
+        .map(|i| Keypair::from_seed(&chorus_protocol::ids::Hash32::of(&i.to_le_bytes()).0))
+        .collect();
+    for w in &many {
+        g.balances.push(GenesisBalance {
+            address: w.public(),
+            amount: Amount(1_000),
+        });
+        g.registrations.push(GenesisRegistration {
+            topic: TOPIC,
+            address: w.public(),
+            role: Role::Worker,
+        });
+    }
+    let network = g.network_id();
+    // The publisher's broadcast reaches every peer; relaying would only add duplicates.
+    let net = NetConfig {
+        relay: false,
+        ..NetConfig::default()
+    };
+    let mut s = Sim::new(g, k, roles, net, config(), 7).unwrap();
+    s.run_until(LIVE);
+    for (i, w) in many.iter().enumerate() {
+        let payload = Payload::WorkerBundle(WorkerBundle {
+            topic: TOPIC,
+            epoch: 2,
+            inference: Some(1.0 + i as f64 * 1e-6),
+            forecasts: vec![],
+        });
+        let bytes = Envelope::seal(w, &network, &payload).to_bytes();
+        s.input(i % 4, super::Input::PublishSigned(bytes));
+    }
+    s.run_until(LIVE + 3_000);
+    let window = worker_window(2);
+    let (height, head) = s.nodes[0]
+        .store
+        .decided
+        .values()
+        .find_map(|d| {
+            let w = d
+                .checkpoint
+                .windows
+                .iter()
+                .find(|w| w.window == window.id())?;
+            Some((d.height(), w.clone()))
+        })
+        .expect("epoch 2's worker window was finalized");
+    assert!(head.entries as usize >= MANY, "{} entries", head.entries);
+    for (i, n) in s.nodes.iter().enumerate() {
+        let list = n.store.heads.get(&window.id());
+        assert!(
+            list.is_some_and(|l| head.is_list(l)),
+            "node {i} has no list of the finalized heads"
+        );
+        let applied = n.replica.as_ref().unwrap().ledger().next_height;
+        assert!(applied >= height, "node {i} applied {applied} < {height}");
+    }
+    agree(&s);
 }

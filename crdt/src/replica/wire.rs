@@ -18,6 +18,11 @@ pub const MAX_ROOTS: usize = 4_096;
 pub const MAX_CATCHUP: u32 = 256;
 /// Most envelopes asked for in one fetch.
 pub const MAX_FETCH: usize = 4_096;
+/// Most windows whose head lists are asked for in one request.
+pub const MAX_HEAD_LISTS: usize = 1_024;
+/// Most change hashes in one head-lists answer (12 MiB: under [`MAX_RESPONSE`]); lists beyond
+/// it are answered `None` and asked again.
+pub const MAX_HEADS_PER_RESPONSE: usize = 393_216;
 
 /// A request.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -47,6 +52,9 @@ pub enum Request {
     /// The network's genesis (`chorus join`: a newcomer knows one address and the network id,
     /// and checks the answer's id itself).
     Genesis,
+    /// The finalized (or proposed) change hashes of these windows (by window id), by the root
+    /// a checkpoint names ([`crate::checkpoint::WindowHead`]): content-addressed, checked by the asker.
+    Heads(Vec<(Hash32, Hash32)>),
 }
 
 /// A response.
@@ -66,6 +74,8 @@ pub enum Response {
     Refused(String),
     /// The canonical encoding of the network's genesis (its id is `Genesis::network_id`).
     Genesis(Vec<u8>),
+    /// Head lists in request order, strictly ascending (`None`: not held).
+    Heads(Vec<Option<Vec<Hash32>>>),
 }
 
 impl Wire for Request {
@@ -94,6 +104,9 @@ pub enum StoreQuery {
     WindowEnvelopes(WindowKey),
     /// Stored envelopes by message id (missing ones left out) → [`Response::Envelopes`].
     Envelopes(Vec<Hash32>),
+    /// Stored head lists of finalized windows, each answered only if it has the root asked
+    /// for → [`Response::Heads`].
+    Heads(Vec<(Hash32, Hash32)>),
     /// Stored decided checkpoints from a height on → [`Response::Checkpoints`].
     Certificates {
         /// First height.

@@ -253,11 +253,24 @@ fn restore_from_store(store: &Store, network: NetworkId) -> Result<Restore, Stor
                 }
             }
         }
+        // The lists of the windows the heights after the snapshot finalized (those decided
+        // but never applied here were not stored: asked of peers).
+        let mut heads = vec![];
+        for d in decided.iter().filter(|d| d.height() > applied) {
+            for w in d.checkpoint.windows.iter().filter(|w| w.entries > 0) {
+                if let Some(list) = ops::heads(db, &w.window)?
+                    && w.is_list(&list)
+                {
+                    heads.push((w.window, list));
+                }
+            }
+        }
         Ok(Restore {
             ledger,
             decided,
             wal,
             envelopes,
+            heads,
         })
     })
 }

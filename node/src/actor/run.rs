@@ -346,6 +346,13 @@ impl Actor {
                     })
                     .await;
             }
+            Effect::PersistHeads(lists) => {
+                let _ = self
+                    .p
+                    .store
+                    .enqueue("heads", move |db| ops::put_heads(db, &lists))
+                    .await;
+            }
             // A snapshot every few heights: decided checkpoints after it re-apply at restart.
             Effect::PersistLedger { height, bytes }
                 if height % LEDGER_SNAPSHOT_EVERY == 0 || height == 1 =>
@@ -394,6 +401,20 @@ impl Actor {
                 })
                 .await
                 .map(Response::Envelopes),
+            StoreQuery::Heads(wanted) => self
+                .p
+                .store
+                .call(move |db| {
+                    let mut out = vec![];
+                    for (window, root) in &wanted {
+                        let list = ops::heads(db, window)?
+                            .filter(|l| chorus_crdt::window::root_of(l) == *root);
+                        out.push(list);
+                    }
+                    Ok(out)
+                })
+                .await
+                .map(Response::Heads),
             StoreQuery::Certificates { from, max } => self
                 .p
                 .store

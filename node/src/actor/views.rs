@@ -361,7 +361,7 @@ pub fn latest_checkpoint(replica: &Replica) -> Result<types::LatestCheckpoint, Q
         previous: cp.previous,
         ledger_root: cp.ledger_root,
         windows: cp.windows.len(),
-        entries: cp.windows.iter().map(|w| w.heads.len()).sum(),
+        entries: cp.windows.iter().map(|w| w.entries as usize).sum(),
         signers: d.certificate.signatures.len(),
     })
 }

@@ -97,6 +97,7 @@ pub fn open_with_cache(
         tx.open_table(WINDOW_KEYS)?;
         tx.open_table(SNAPSHOTS)?;
         tx.open_table(CERTIFICATES)?;
+        tx.open_table(HEADS)?;
         tx.open_table(WAL)?;
         tx.open_table(LEDGER)?;
         tx.open_table(EVIDENCE)?;
@@ -237,6 +238,51 @@ pub fn put_certificate(db: &Database, height: u64, bytes: &[u8]) -> Result<(), S
     tx.open_table(CERTIFICATES)?.insert(height, bytes)?;
     tx.commit()?;
     Ok(())
+}
+
+/// Store the finalized head lists of windows (by window id), durably: a peer catching up asks
+/// for them by the root its checkpoint names.
+pub fn put_heads(db: &Database, lists: &[(Hash32, Vec<Hash32>)]) -> Result<(), StoreError> {
+    let tx = durable_write(db, false)?;
+    {
+        let mut t = tx.open_table(HEADS)?;
+        for (window, heads) in lists {
+            let bytes: Vec<u8> = heads.iter().flat_map(|h| h.0).collect();
+            t.insert(window.0.as_slice(), bytes.as_slice())?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The finalized head list of a window, if stored.
+pub fn heads(db: &Database, window: &Hash32) -> Result<Option<Vec<Hash32>>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(HEADS)?;
+    let Some(v) = t.get(window.0.as_slice())? else {
+        return Ok(None);
+    };
+    let bytes = v.value();
+    if bytes.len() % 32 != 0 {
+        return Err(StoreError::Corrupt {
+            table: "heads",
+            reason: format!(
+                "the list of window {} is {} bytes",
+                window.to_hex(),
+                bytes.len()
+            ),
+        });
+    }
+    Ok(Some(
+        bytes
+            .chunks_exact(32)
+            .map(|c| {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(c);
+                Hash32(h)
+            })
+            .collect(),
+    ))
 }
 
 /// A decided checkpoint with its certificate.
@@ -586,6 +632,35 @@ mod tests {
         drop(db);
         let db = open(&path, &net).unwrap();
         assert_eq!(stats(&db).unwrap().envelope_bytes, 5);
+    }
+
+    #[test]
+    fn head_lists_round_trip_and_a_damaged_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        let net = Hash32([1; 32]);
+        let list: Vec<Hash32> = (1..=3u8).map(|i| Hash32([i; 32])).collect();
+        {
+            let db = open(&path, &net).unwrap();
+            put_heads(&db, &[(key(1).id(), list.clone()), (key(2).id(), vec![])]).unwrap();
+        }
+        let db = open(&path, &net).unwrap();
+        assert_eq!(heads(&db, &key(1).id()).unwrap(), Some(list));
+        assert_eq!(heads(&db, &key(2).id()).unwrap(), Some(vec![]));
+        assert_eq!(heads(&db, &key(3).id()).unwrap(), None);
+        {
+            let tx = db.begin_write().unwrap();
+            tx.open_table(HEADS)
+                .unwrap()
+                .insert(key(3).id().0.as_slice(), [7u8; 33].as_slice())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let e = heads(&db, &key(3).id()).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Corrupt { table: "heads", .. }),
+            "{e}"
+        );
     }
 
     #[test]

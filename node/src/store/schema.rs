@@ -8,6 +8,7 @@
 //! | `window_keys` | window id | canonical `WindowKey` |
 //! | `snapshots` | window id | automerge `save()` of a closed window |
 //! | `certificates` | height | canonical (checkpoint, commit certificate) |
+//! | `heads` | window id | the finalized change hashes of the window (32 B each, ascending): the list a checkpoint names by root |
 //! | `wal` | sequence number | canonical consensus WAL record |
 //! | `ledger` | height | ledger snapshot after that height (bincode, serde path) |
 //! | `evidence` | evidence hash | canonical `Evidence` |
@@ -25,8 +26,10 @@ use redb::TableDefinition;
 /// topics with a `token` and per-topic `rewards_paid` (a version-1 store's snapshots no longer
 /// decode), and the `statements` table exists. 3: checkpoints commit to their inferences and
 /// the next validator set (stored certificates of version 2 no longer decode), stored
-/// inferences carry their Merkle path, and the `validator_sets` table exists.
-pub const SCHEMA_VERSION: u64 = 3;
+/// inferences carry their Merkle path, and the `validator_sets` table exists. 4: checkpoints
+/// name each window's heads by root and count (stored certificates and WAL records of version
+/// 3 no longer decode), and the `heads` table holds the lists.
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// Names → bytes.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -39,6 +42,8 @@ pub const WINDOW_ENTRIES: TableDefinition<(&[u8], &[u8]), ()> =
 pub const WINDOW_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("window_keys");
 /// Window id → automerge document bytes.
 pub const SNAPSHOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots");
+/// Window id → finalized change hashes (32 B each, ascending).
+pub const HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("heads");
 /// Height → checkpoint and certificate.
 pub const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
 /// Sequence → WAL record.

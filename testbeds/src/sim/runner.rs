@@ -338,6 +338,20 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The list of change hashes a checkpoint's window head names, from the store of any node
+    /// that applied its height (checked against the root); `None` while none has.
+    fn head_list(&self, w: &chorus_crdt::checkpoint::WindowHead) -> Option<Vec<Hash32>> {
+        if w.entries == 0 {
+            return Some(vec![]);
+        }
+        self.sim
+            .nodes
+            .iter()
+            .filter_map(|n| n.store.heads.get(&w.window))
+            .find(|l| w.is_list(l))
+            .cloned()
+    }
+
     /// Whether any hostile change reached a window or a finalized head of a checked node.
     fn hostile_changes_held(&self) -> Option<String> {
         for i in self.checked_nodes() {
@@ -357,9 +371,10 @@ impl<'a> Runner<'a> {
             }
             for d in n.store.decided.values() {
                 for w in &d.checkpoint.windows {
-                    if let Some((h, what)) = w
-                        .heads
+                    if let Some((h, what)) = self
+                        .head_list(w)
                         .iter()
+                        .flatten()
                         .find_map(|h| self.hostile_hashes.get_key_value(h))
                     {
                         return Some(format!(
@@ -490,7 +505,9 @@ impl<'a> Runner<'a> {
                     })
                 });
                 for w in &d.checkpoint.windows {
-                    finalized.insert(w.window, (*h, w.heads.iter().copied().collect(), byzantine));
+                    if let Some(list) = self.head_list(w) {
+                        finalized.insert(w.window, (*h, list.into_iter().collect(), byzantine));
+                    }
                 }
             }
         }

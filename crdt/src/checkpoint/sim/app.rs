@@ -49,7 +49,7 @@ impl SimApp {
                         "chorus/sim/window",
                         &[&height.to_le_bytes(), &i.to_le_bytes()],
                     ),
-                    vec![Hash32::of_parts(
+                    &[Hash32::of_parts(
                         "chorus/sim/root",
                         &[
                             &height.to_le_bytes(),

@@ -59,7 +59,7 @@ impl Fixture {
 
     /// A valid checkpoint for height 1 (salt varies the windows).
     pub fn checkpoint(&self, salt: u8) -> Checkpoint {
-        let windows = vec![WindowHead::new(Hash32([1; 32]), vec![Hash32([salt; 32])])];
+        let windows = vec![WindowHead::new(Hash32([1; 32]), &[Hash32([salt; 32])])];
         let previous = self.config.genesis;
         Checkpoint {
             height: 1,

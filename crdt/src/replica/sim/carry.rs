@@ -10,7 +10,8 @@ use super::{Delivery, Sim, SimEvent};
 use crate::checkpoint::{ConsensusMessage, TimerKind};
 
 impl Sim {
-    pub(super) fn input(&mut self, i: usize, input: Input) {
+    /// Hand node `i` one input now and carry out what it does.
+    pub(crate) fn input(&mut self, i: usize, input: Input) {
         let now = self.local_now(i);
         let Some(r) = self.nodes[i].replica.as_mut() else {
             return;
@@ -66,6 +67,7 @@ impl Sim {
             Effect::PersistDecided(d) => {
                 node.store.decided.insert(d.height(), d);
             }
+            Effect::PersistHeads(lists) => node.store.heads.extend(lists),
             Effect::PersistLedger { height, bytes } => node.store.ledger = Some((height, bytes)),
             Effect::ScheduleTimer { id, at_ms } => {
                 node.timers.insert(id, at_ms);
@@ -147,6 +149,18 @@ impl Sim {
                     .flatten()
                     .filter(|b| ids.contains(&Hash32::of(b)))
                     .cloned()
+                    .collect(),
+            ),
+            StoreQuery::Heads(wanted) => Response::Heads(
+                wanted
+                    .iter()
+                    .map(|(w, root)| {
+                        store
+                            .heads
+                            .get(w)
+                            .filter(|l| crate::window::root_of(l) == *root)
+                            .cloned()
+                    })
                     .collect(),
             ),
             StoreQuery::Certificates { from, max } => Response::Checkpoints(
