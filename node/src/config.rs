@@ -31,6 +31,11 @@
 //!
 //! [consensus]                  # optional: checkpoint consensus timeouts (defaults suit
 //! propose_ms = 3000            # checkpoint periods of minutes)
+//!
+//! [store]
+//! archive = false              # true: keep all history (and serve it to peers)
+//! retention_days = 30          # else finalized windows and certificates older are pruned
+//! # retention_heights = 5000   # or count in checkpoint heights (at least 64)
 //! ```
 //!
 //! Relative paths are relative to the config file's directory. Any value can be overridden
@@ -324,6 +329,60 @@ pub struct Config {
     pub validator: ValidatorRole,
     /// `[consensus]`.
     pub consensus: ConsensusSection,
+    /// `[store]`.
+    pub store: StoreSection,
+}
+
+/// `[store]`: how long finalized history is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// Keep every window, envelope and certificate forever (serve history to others).
+    pub archive: bool,
+    /// Otherwise: windows finalized and certificates decided more than this many days ago are
+    /// pruned (counted in checkpoint periods of the genesis).
+    pub retention_days: u64,
+    /// If set, the retention in checkpoint heights instead of days (at least 64).
+    pub retention_heights: Option<u64>,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            archive: false,
+            retention_days: 30,
+            retention_heights: None,
+        }
+    }
+}
+
+impl StoreSection {
+    /// The retention for a network of `checkpoint_period_ms` periods.
+    pub fn retention(&self, checkpoint_period_ms: u64) -> crate::store::prune::Retention {
+        use crate::store::prune::{MIN_RETENTION_HEIGHTS, Retention};
+        if self.archive {
+            return Retention::Archive;
+        }
+        let heights = self.retention_heights.unwrap_or_else(|| {
+            self.retention_days.saturating_mul(86_400_000) / checkpoint_period_ms.max(1)
+        });
+        Retention::Heights(heights.max(MIN_RETENTION_HEIGHTS))
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let min = crate::store::prune::MIN_RETENTION_HEIGHTS;
+        let mut problems = vec![];
+        if self.retention_heights.is_some_and(|h| h < min) {
+            problems.push(format!("[store] retention_heights must be at least {min}"));
+        }
+        if self.retention_heights.is_none() && self.retention_days == 0 {
+            problems.push(
+                "[store] retention_days must be at least 1 (or set archive = true to keep all)"
+                    .into(),
+            );
+        }
+        problems
+    }
 }
 
 /// Everything wrong with a configuration.
@@ -499,6 +558,7 @@ impl Config {
             ));
         }
         problems.extend(self.network.problems());
+        problems.extend(self.store.problems());
         if self.api.enabled && self.api.listen.parse::<SocketAddr>().is_err() {
             problems.push(format!(
                 "[api] listen {:?} is not an address like 127.0.0.1:8080",
@@ -860,5 +920,30 @@ listen = ["/ip4/127.0.0.1/udp/4001/quic-v1"]
             "{:?}",
             err.problems
         );
+    }
+
+    #[test]
+    fn retention_is_days_heights_or_archive() {
+        use crate::store::prune::Retention;
+        let period = 60_000; // one-minute checkpoints
+        let c = Config::parse("", std::iter::empty()).unwrap();
+        assert_eq!(c.store.retention(period), Retention::Heights(30 * 24 * 60));
+        let c = Config::parse("[store]\nretention_days = 2", std::iter::empty()).unwrap();
+        assert_eq!(c.store.retention(period), Retention::Heights(2 * 24 * 60));
+        let c = Config::parse("[store]\nretention_heights = 500", std::iter::empty()).unwrap();
+        assert_eq!(c.store.retention(period), Retention::Heights(500));
+        let c = Config::parse("[store]\narchive = true", std::iter::empty()).unwrap();
+        assert_eq!(c.store.retention(period), Retention::Archive);
+        // A day of hour-long checkpoints is less than the floor: the floor.
+        let c = Config::parse("[store]\nretention_days = 1", std::iter::empty()).unwrap();
+        assert_eq!(c.store.retention(3_600_000), Retention::Heights(64));
+        for bad in ["retention_heights = 10", "retention_days = 0"] {
+            let c = Config::parse(&format!("[store]\n{bad}"), std::iter::empty()).unwrap();
+            let err = c.validate_values().unwrap_err();
+            assert!(
+                err.problems.iter().any(|p| p.contains("[store]")),
+                "{bad}: {err}"
+            );
+        }
     }
 }

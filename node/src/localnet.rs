@@ -24,7 +24,7 @@ use crate::actor::{NodeHandle, NodeSetup, RunningNode, StartError, spawn};
 use crate::clock::Clock;
 use crate::config::{
     ApiSection, Config, ConfigError, ConsensusSection, LogSection, NetworkSection, NodeSection,
-    ReputerRole, ValidatorRole, WorkerRole,
+    ReputerRole, StoreSection, ValidatorRole, WorkerRole,
 };
 use crate::models::{ForecasterSpec, ModelSpec, TruthSpec};
 use crate::setup::SetupError;
@@ -97,6 +97,8 @@ pub struct LocalPlan {
     pub tick: Duration,
     /// Each node's store page cache, bytes.
     pub store_cache_bytes: usize,
+    /// `[store]` of every node (retention).
+    pub store: StoreSection,
     /// Token decimals.
     pub decimals: u8,
     /// Connect node `i` only to node `i − 1` (a line) instead of to every node.
@@ -254,6 +256,7 @@ impl LocalPlan {
                 enabled: self.validators.contains(&i),
             },
             consensus: ConsensusSection::from_replica(&self.replica),
+            store: self.store.clone(),
         };
         cfg.validate_values()?;
         Ok(cfg)
@@ -452,6 +455,7 @@ mod tests {
             replica: ReplicaConfig::default(),
             tick: Duration::from_millis(50),
             store_cache_bytes: 8 << 20,
+            store: Default::default(),
             decimals: 0,
             line: false,
         }

@@ -21,7 +21,7 @@
 //! | `chorus_model_requests_total` | counter | `topic`, `kind`, `outcome` | model and truth-source calls, every try counted (`kind` = `inference`/`forecast`/`truth`; `outcome` = `ok` or the reason code; Allora: `allora_worker_inference_request_count`, …) |
 //! | `chorus_epochs_missed_total` | counter | `topic`, `reason` | epochs a duty was not done, once per epoch whatever the number of tries, by reason code (`timeout`, `connect`, `request`, `status`, `not_a_number`, `non_finite`, `empty`, `missing`, `exit`, `spawn`, `no_token`, `unsafe_token`, `invalid_url`, `tls_config`, `not_ready`, `not_registered`, `truth_unavailable`, `loss`, …) |
 //! | `chorus_queue_drops_total` | counter | `queue` | items dropped by a full bounded queue |
-//! | `chorus_peer_penalties_total` | counter | `offence` | penalties this node gave peers, by offence kind (`invalid_entries`, `malformed_sync`, `malformed_consensus`, `consensus`) |
+//! | `chorus_peer_penalties_total` | counter | `offence` | penalties this node gave peers, by offence kind (`invalid_entries`, `malformed_sync`, `bad_heads`, `malformed_consensus`, `consensus`) |
 //! | `chorus_gossip_latency_seconds` | histogram | | delay from a message's window opening (or send time) to its receipt |
 //! | `chorus_sync_latency_seconds` | histogram | | round trip of one anti-entropy sync message (request to answer) |
 //! | `chorus_finality_latency_seconds` | histogram | | delay from a window's close to the checkpoint that finalized it |
@@ -29,6 +29,7 @@
 //! | `chorus_stalled_height` | gauge | | 0, or the decided height this node cannot apply (it is stuck before it; `/v1/status` `stalled` says why) |
 //! | `chorus_store_size_bytes` | gauge | | size of the redb file |
 //! | `chorus_store_envelopes` | gauge | | signed envelopes in the store |
+//! | `chorus_store_pruned_total` | counter | `kind` | finalized history deleted by the retention (`[store]`), by kind: `windows`, `envelopes`, `certificates` |
 //! | `chorus_connected_peers` | gauge | | connected libp2p peers |
 //!
 //! A labeled metric appears on the page after its first event (an empty family prints
@@ -101,6 +102,11 @@ struct OffenceLabels {
     offence: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
 /// Every metric of a node, in one registry (libp2p's metrics register into it too).
 #[derive(Debug)]
 pub struct NodeMetrics {
@@ -115,6 +121,7 @@ pub struct NodeMetrics {
     epochs_missed: Family<MissedLabels, Counter>,
     queue_drops: Family<QueueLabels, Counter>,
     peer_penalties: Family<OffenceLabels, Counter>,
+    store_pruned: Family<KindLabels, Counter>,
     gossip_latency: Histogram,
     sync_latency: Histogram,
     finality_latency: Histogram,
@@ -155,6 +162,7 @@ impl NodeMetrics {
             epochs_missed: Family::default(),
             queue_drops: Family::default(),
             peer_penalties: Family::default(),
+            store_pruned: Family::default(),
             gossip_latency: histogram(GOSSIP_BUCKETS),
             sync_latency: histogram(SYNC_BUCKETS),
             finality_latency: histogram(FINALITY_BUCKETS),
@@ -215,6 +223,11 @@ impl NodeMetrics {
                 "peer_penalties",
                 "Penalties this node gave peers, by offence kind",
                 m.peer_penalties.clone(),
+            );
+            r.register(
+                "store_pruned",
+                "Finalized history deleted by the retention, by kind",
+                m.store_pruned.clone(),
             );
             for (name, help, histogram) in [
                 (
@@ -358,6 +371,13 @@ impl NodeMetrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// The retention deleted `n` things of `kind` (`windows`, `envelopes`, `certificates`).
+    pub fn pruned(&self, kind: &'static str, n: u64) {
+        self.store_pruned
+            .get_or_create(&KindLabels { kind })
+            .inc_by(n);
     }
 
     /// This node penalised a peer for an offence of kind `offence`.

@@ -98,6 +98,7 @@ impl NodeSetup {
             })
             .collect::<Result<_, SetupError>>()?;
         let net = &cfg.network;
+        let retention = cfg.store.retention(genesis.params.checkpoint_period_ms);
         Ok(NodeSetup {
             genesis,
             key,
@@ -124,6 +125,7 @@ impl NodeSetup {
                 ..cfg.consensus.replica(cfg.validator.enabled)
             },
             tick: cfg.tick(),
+            retention,
             workers,
             reputers,
             clock,

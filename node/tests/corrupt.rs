@@ -53,6 +53,7 @@ fn plan(root: PathBuf) -> LocalPlan {
         },
         tick: Duration::from_millis(50),
         store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,
+        store: Default::default(),
         decimals: 0,
         line: false,
     }

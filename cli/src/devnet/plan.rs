@@ -107,6 +107,7 @@ impl DevnetPlan {
             replica: replica(period),
             tick: Duration::from_millis((period / 8).clamp(10, 50)),
             store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,
+            store: Default::default(),
             decimals: DECIMALS,
             line: false,
         };

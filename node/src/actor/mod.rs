@@ -16,6 +16,7 @@
 pub mod handle;
 mod network;
 mod proofs;
+mod prune;
 mod read_model;
 mod run;
 pub mod views;
@@ -72,6 +73,8 @@ pub struct NodeSetup {
     pub replica: ReplicaConfig,
     /// Event-loop tick.
     pub tick: Duration,
+    /// How long finalized history is kept.
+    pub retention: crate::store::prune::Retention,
     /// Worker roles.
     pub workers: Vec<WorkerTask>,
     /// Reputer roles.
@@ -400,6 +403,7 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         wal,
         network_name: setup.genesis.network.clone(),
         configured,
+        retention: setup.retention,
     });
     let span = tracing::info_span!(parent: &node_span, "actor");
     tasks.spawn(

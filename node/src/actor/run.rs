@@ -44,6 +44,8 @@ pub(super) struct ActorParts {
     pub network_name: String,
     /// The (topic, role) pairs this node runs, for `status`.
     pub configured: Vec<(u64, &'static str)>,
+    /// How long finalized history is kept.
+    pub retention: crate::store::prune::Retention,
 }
 
 pub(super) struct Actor {
@@ -56,6 +58,8 @@ pub(super) struct Actor {
     pub(super) submit_waiters: Vec<(Hash32, oneshot::Sender<SubmitResult>)>,
     pub(super) dirty: bool,
     pub(super) next_store_stats: u64,
+    /// Retention passes: where the last one stopped in the window table, and the height it ran at.
+    pub(super) prune: super::prune::PruneState,
 }
 
 impl Actor {
@@ -69,6 +73,7 @@ impl Actor {
             submit_waiters: vec![],
             dirty: false,
             next_store_stats: now,
+            prune: Default::default(),
             p,
         }
     }
@@ -173,6 +178,7 @@ impl Actor {
             }
         }
         self.p.metrics.set_connected_peers(self.p.net.peer_count());
+        self.prune_pass().await;
     }
 
     async fn handle_timers(&mut self) {

@@ -9,6 +9,7 @@
 //! [`redb::Database`], tested directly.
 
 pub mod ops;
+pub mod prune;
 pub mod schema;
 
 use std::path::{Path, PathBuf};

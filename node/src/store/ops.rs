@@ -23,9 +23,9 @@ pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// `meta` key of the running total of stored envelope bytes (u64 LE): envelopes are never
 /// deleted, so [`put_envelopes`] keeps it exact and [`stats`] need not read every envelope.
-const ENVELOPE_BYTES: &str = "envelope_bytes";
+pub(super) const ENVELOPE_BYTES: &str = "envelope_bytes";
 
-fn meta_u64(
+pub(super) fn meta_u64(
     meta: &impl ReadableTable<&'static str, &'static [u8]>,
     key: &str,
 ) -> Result<u64, StoreError> {
@@ -127,7 +127,10 @@ fn set_durability(tx: &mut redb::WriteTransaction, d: Durability) -> Result<(), 
     })
 }
 
-fn durable_write(db: &Database, two_phase: bool) -> Result<redb::WriteTransaction, StoreError> {
+pub(super) fn durable_write(
+    db: &Database,
+    two_phase: bool,
+) -> Result<redb::WriteTransaction, StoreError> {
     let mut tx = db.begin_write()?;
     set_durability(&mut tx, Durability::Immediate)?;
     tx.set_two_phase_commit(two_phase);

@@ -189,6 +189,7 @@ impl NetSpec {
             replica: self.replica(),
             tick: Duration::from_millis(50),
             store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,
+            store: Default::default(),
             decimals: 0,
             line: false,
         }
