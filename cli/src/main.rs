@@ -46,6 +46,9 @@ enum Command {
     /// Check configuration files.
     #[command(subcommand)]
     Config(cmd::node::ConfigCommand),
+    /// A stopped node's store: export or import finalized history.
+    #[command(subcommand)]
+    Store(cmd::store::StoreCommand),
     /// Commands that talk to a running node's REST API (--node URL).
     #[command(flatten)]
     Api(cmd::api::ApiCommand),
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Node(c) => cmd::node::node(c),
         Command::Config(c) => cmd::node::config(c, &out),
+        Command::Store(c) => cmd::store::run(c, &out),
         Command::Key(c) => cmd::key::run(c, &out),
         Command::Genesis(c) => cmd::genesis::run(c, &out),
         Command::Join(a) => cmd::join::run(&a, &out),

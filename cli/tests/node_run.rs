@@ -397,3 +397,77 @@ fn governance_worked_example() {
     assert!(err.contains("voting has ended"), "{err}");
     stop(child);
 }
+
+/// `chorus store export` then `import` on a stopped node's store: the history goes out and
+/// comes back (every height already held: skipped); a running node's store, an existing output
+/// file and a file that is not an archive are refused with exit code 2.
+#[test]
+fn store_export_and_import_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (config, _) = one_validator(dir.path(), port, |g| {
+        g.replace("checkpoint_period_ms = 60000", "checkpoint_period_ms = 500")
+    });
+    let config = config.to_str().unwrap();
+    let archive = dir.path().join("history.chorus");
+    let archive_s = archive.to_str().unwrap();
+    let child = run_node(std::path::Path::new(config));
+    let url = format!("http://127.0.0.1:{port}");
+    let t0 = Instant::now();
+    while wait_status(&url, Duration::from_secs(30))["height"]
+        .as_u64()
+        .unwrap()
+        < 4
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no 4 heights in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let busy = chorus()
+        .args(["store", "export", "--config", config, "--out", archive_s])
+        .output()
+        .unwrap();
+    assert_eq!(busy.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("stop the node first"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    assert!(!archive.exists());
+    stop(child);
+    let out = ok_json(&["store", "export", "--config", config, "--out", archive_s]);
+    let heights = out["exported"]["heights"].as_u64().unwrap();
+    assert!(heights >= 4, "{out}");
+    let again = chorus()
+        .args(["store", "export", "--config", config, "--out", archive_s])
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "an existing file is overwritten"
+    );
+    let back = ok_json(&["store", "import", "--config", config, archive_s]);
+    assert_eq!(back["imported"]["heights"].as_u64(), Some(heights));
+    assert_eq!(back["imported"]["skipped"].as_u64(), Some(heights));
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"\x05\x00\x00\x00hello").unwrap();
+    let bad = chorus()
+        .args([
+            "store",
+            "import",
+            "--config",
+            config,
+            junk.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not a Chorus archive"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

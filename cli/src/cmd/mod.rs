@@ -9,5 +9,6 @@ pub mod key;
 pub mod math;
 pub mod node;
 pub mod read;
+pub mod store;
 pub mod verify;
 pub mod write;

@@ -48,7 +48,7 @@ pub enum ConfigCommand {
 }
 
 /// Load and validate a config; every problem becomes one bad-input error.
-fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+pub(super) fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     let cfg = Config::load(path).map_err(|e| BadInput(e.to_string()))?;
     cfg.validate().map_err(|e| {
         BadInput(format!(

@@ -8,6 +8,7 @@
 //! peers) use two-phase commit. The operations themselves ([`ops`]) are plain functions on a
 //! [`redb::Database`], tested directly.
 
+pub mod archive;
 pub mod ops;
 pub mod prune;
 pub mod schema;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use chorus_protocol::ids::NetworkId;
-use redb::Database;
+pub use redb::Database;
 use tokio::sync::{mpsc, oneshot};
 
 /// Commands waiting for the storage thread. A tick's writes are batched by the caller into one

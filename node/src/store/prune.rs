@@ -157,16 +157,17 @@ pub fn prune(
 /// Whether the ledger window `key` finalized this envelope (its change hash is listed). An
 /// envelope that does not decode any more is nobody's: deleted too.
 fn finalized_here(key: &WindowKey, bytes: &[u8], finalized: &BTreeSet<Hash32>) -> bool {
-    let Ok(env) = Envelope::from_bytes(bytes) else {
-        return true;
-    };
-    let Ok(payload) = env.payload_unverified() else {
-        return true;
-    };
-    match entry_from_parts(key, env, bytes.to_vec(), payload) {
-        Ok(entry) => finalized.contains(&entry.hash()),
-        Err(_) => true,
-    }
+    change_hash(key, bytes).is_none_or(|h| finalized.contains(&h))
+}
+
+/// The change hash of an envelope in window `key` (what a head list names); `None` if the
+/// bytes are not an envelope of that window.
+pub(super) fn change_hash(key: &WindowKey, bytes: &[u8]) -> Option<Hash32> {
+    let env = Envelope::from_bytes(bytes).ok()?;
+    let payload = env.payload_unverified().ok()?;
+    entry_from_parts(key, env, bytes.to_vec(), payload)
+        .ok()
+        .map(|e| e.hash())
 }
 
 #[cfg(test)]
@@ -183,14 +184,6 @@ mod tests {
 
     fn seal(net: &Hash32, seed: u8, payload: &Payload) -> Vec<u8> {
         Envelope::seal(&Keypair::from_seed(&[seed; 32]), net, payload).to_bytes()
-    }
-
-    fn change_hash(key: &WindowKey, bytes: &[u8]) -> Hash32 {
-        let env = Envelope::from_bytes(bytes).unwrap();
-        let payload = env.payload_unverified().unwrap();
-        entry_from_parts(key, env, bytes.to_vec(), payload)
-            .unwrap()
-            .hash()
     }
 
     /// A topic window goes with its envelopes; a ledger window's envelope goes only if that
@@ -247,7 +240,11 @@ mod tests {
             true,
         )
         .unwrap();
-        put_heads(&db, &[(old.id(), vec![change_hash(&old, &finalized)])]).unwrap();
+        put_heads(
+            &db,
+            &[(old.id(), vec![change_hash(&old, &finalized).unwrap()])],
+        )
+        .unwrap();
         for h in 1..=6 {
             put_certificate(&db, h, &[h as u8]).unwrap();
         }

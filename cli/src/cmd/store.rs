@@ -1,0 +1,149 @@
+//! `chorus store export|import`: a node's finalized history to and from a portable archive
+//! (`chorus_node::store::archive`), with the node stopped.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chorus_node::config::Config;
+use chorus_node::store::{Database, StoreError, archive, ops};
+use chorus_protocol::genesis::Genesis;
+use clap::{Args, Subcommand};
+
+use crate::output::{BadInput, Output};
+
+/// `chorus store …`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Write the decided checkpoints of a height range, their head lists and their windows'
+    /// envelopes to an archive file (keep history the retention would prune).
+    Export(ExportArgs),
+    /// Read an archive into the node's store: every certificate is checked against the
+    /// validator sets this node recorded, every envelope against its certified head list.
+    Import(ImportArgs),
+}
+
+/// `chorus store export` flags.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The node's TOML config (its data directory and genesis).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// First height.
+    #[arg(long, default_value_t = 1)]
+    from: u64,
+    /// Last height (default: the newest stored).
+    #[arg(long)]
+    to: Option<u64>,
+    /// The archive to write (refused if it exists).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `chorus store import` flags.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The node's TOML config (its data directory and genesis).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The archive.
+    file: PathBuf,
+}
+
+/// The node's store, opened for this command: the node must be stopped.
+fn open_store(cfg: &Config) -> anyhow::Result<(Database, chorus_protocol::ids::NetworkId)> {
+    let text = std::fs::read_to_string(&cfg.node.genesis)
+        .with_context(|| format!("reading {}", cfg.node.genesis.display()))?;
+    let network = Genesis::from_toml_str(&text)
+        .map_err(|e| BadInput(format!("{}: {e}", cfg.node.genesis.display())))?
+        .network_id();
+    let path = cfg.node.data_dir.join("node.redb");
+    if !path.exists() {
+        return Err(BadInput(format!("no store at {}", path.display())).into());
+    }
+    let db = ops::open(&path, &network).map_err(|e: StoreError| {
+        if e.to_string().to_lowercase().contains("already open") {
+            anyhow::Error::new(BadInput(format!(
+                "{} is in use: stop the node first",
+                path.display()
+            )))
+        } else {
+            anyhow::Error::new(e).context(format!("opening {}", path.display()))
+        }
+    })?;
+    Ok((db, network))
+}
+
+/// Run a store command.
+pub fn run(cmd: StoreCommand, out: &Output) -> anyhow::Result<()> {
+    match cmd {
+        StoreCommand::Export(a) => export(&a, out),
+        StoreCommand::Import(a) => import(&a, out),
+    }
+}
+
+fn export(a: &ExportArgs, out: &Output) -> anyhow::Result<()> {
+    let cfg = super::node::load(&a.config)?;
+    if a.out.exists() {
+        return Err(BadInput(format!("{} exists; not overwritten", a.out.display())).into());
+    }
+    let (db, network) = open_store(&cfg)?;
+    let newest = ops::certificates_from(&db, 0)?
+        .last()
+        .map_or(0, |(h, _)| *h);
+    let to = a.to.unwrap_or(newest);
+    if a.from == 0 || a.from > to {
+        return Err(BadInput(format!("--from {} is not in 1..={to}", a.from)).into());
+    }
+    let file = std::fs::File::create_new(&a.out)
+        .with_context(|| format!("creating {}", a.out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let s = archive::export(&db, &network, a.from, to, &mut w)?;
+    report(out, "exported", &a.out, a.from, to, &s)
+}
+
+fn import(a: &ImportArgs, out: &Output) -> anyhow::Result<()> {
+    let cfg = super::node::load(&a.config)?;
+    let file =
+        std::fs::File::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?;
+    let (db, network) = open_store(&cfg)?;
+    let mut r = std::io::BufReader::new(file);
+    let s = archive::import(&db, &network, &mut r).map_err(|e| match e {
+        archive::ArchiveError::Refused(why) => {
+            anyhow::Error::new(BadInput(format!("{}: {why}", a.file.display())))
+        }
+        e => anyhow::Error::new(e),
+    })?;
+    if !cfg.store.archive {
+        eprintln!(
+            "note: [store] archive is false: the retention will prune imported history older \
+             than retention_days again"
+        );
+    }
+    report(out, "imported", &a.file, 0, 0, &s)
+}
+
+fn report(
+    out: &Output,
+    what: &str,
+    file: &Path,
+    from: u64,
+    to: u64,
+    s: &archive::Summary,
+) -> anyhow::Result<()> {
+    let range = if to > 0 {
+        format!(" (heights {from}..={to})")
+    } else {
+        String::new()
+    };
+    out.print(
+        &format!(
+            "{what} {} heights, {} windows, {} envelopes{range}; {} skipped ({})",
+            s.heights,
+            s.windows,
+            s.envelopes,
+            s.skipped,
+            file.display()
+        ),
+        &serde_json::json!({ "file": file.display().to_string(), what: s }),
+    )
+}
