@@ -85,6 +85,12 @@ impl Ledger {
         }
     }
 
+    /// The id of the offence `ev` proves (offender and equivocated slot), if it proves one:
+    /// what the ledger punishes once, and what reporters agree on to report it once.
+    pub fn offence_id(&self, ev: &Evidence, verifier: &dyn EvidenceVerifier) -> Option<Hash32> {
+        self.offence_of(ev, verifier).map(|(_, id, _)| id)
+    }
+
     /// Whether the offence `ev` proves was already acted upon (evidence of it would be refused).
     pub fn offence_acted_upon(&self, ev: &Evidence, verifier: &dyn EvidenceVerifier) -> bool {
         self.offence_of(ev, verifier)

@@ -186,6 +186,9 @@ impl Replica {
         let key = admitted.key;
         let slot = Slot::of(admitted.entry.envelope.signer, &admitted.entry.payload);
         let class = admitted.entry.payload.class();
+        if matches!(slot, Slot::Evidence { .. }) {
+            self.evidence_seen(&admitted.entry.payload, now_ms);
+        }
         let result = self.insert(admitted);
         if result != Insert::Duplicate {
             persist.push((key, bytes.to_vec()));
@@ -204,8 +207,9 @@ impl Replica {
         self.certified.get(&key.id())
     }
 
-    /// A window now holds two different messages of one author for one slot: publish the
-    /// evidence (once per slot; every peer may report it, the ledger acts on it once).
+    /// A window now holds two different messages of one author for one slot: report the
+    /// evidence at this replica's turn ([`super::evidence`]: once network-wide, while the
+    /// first-ranked reporter is up).
     pub(super) fn report_conflict(
         &mut self,
         key: WindowKey,
@@ -234,15 +238,12 @@ impl Replica {
             PayloadClass::Ledger => EvidenceKind::LedgerNonce,
         };
         if let Some(first) = first {
-            self.publish(
-                Payload::Evidence(Evidence {
-                    kind,
-                    first,
-                    second: second.to_vec(),
-                }),
-                now_ms,
-                out,
-            );
+            let evidence = Evidence {
+                kind,
+                first,
+                second: second.to_vec(),
+            };
+            self.schedule_evidence(evidence, now_ms, out);
         }
     }
 }

@@ -378,10 +378,8 @@ fn a_conflict_found_by_sync_is_kept_and_reported_once() {
     assert_eq!(f.gossip(&first, LIVE), (Outcome::Accept, ""));
     let effects = f.replica.handle(Input::Tick, LIVE);
     drop(effects);
-    let mut published = 0;
-    for _ in 0..2 {
-        published += f
-            .sync_effects(2, &[&second], LATE)
+    let evidence = |effects: &[Effect]| {
+        effects
             .iter()
             .filter(|e| {
                 matches!(
@@ -392,8 +390,16 @@ fn a_conflict_found_by_sync_is_kept_and_reported_once() {
                     }
                 )
             })
-            .count();
+            .count()
+    };
+    let mut published = 0;
+    for _ in 0..2 {
+        published += evidence(&f.sync_effects(2, &[&second], LATE));
     }
+    // Reported at this replica's turn among the reporters (at most 16 steps later).
+    let turn = super::evidence::MAX_EVIDENCE_RANK * super::evidence::EVIDENCE_STEP_MS;
+    published += evidence(&f.replica.handle(Input::Tick, LATE + turn));
+    published += evidence(&f.replica.handle(Input::Tick, LATE + 2 * turn));
     assert!(f.holds(2, &first) && f.holds(2, &second));
     assert_eq!(published, 1, "one evidence message per offence");
 }

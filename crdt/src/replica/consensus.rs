@@ -35,7 +35,7 @@ enum Content {
 }
 
 /// The evidence verifier for consensus votes of this network.
-struct VoteEvidence(Hash32);
+pub(super) struct VoteEvidence(pub(super) Hash32);
 
 impl crate::ledger::EvidenceVerifier for VoteEvidence {
     fn offence(
@@ -164,11 +164,7 @@ impl Replica {
                     self.queue_decided(d);
                     apply = true;
                 }
-                E::Evidence(ev) => self.publish(
-                    chorus_protocol::messages::Payload::Evidence(ev),
-                    now_ms,
-                    out,
-                ),
+                E::Evidence(ev) => self.schedule_evidence(ev, now_ms, out),
                 E::Misbehaviour { peer, offence } => out.push(Effect::Penalize {
                     peer: peer.0,
                     offence: Offence::Consensus(offence),

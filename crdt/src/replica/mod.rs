@@ -17,6 +17,7 @@ mod admission;
 mod antientropy;
 mod consensus;
 pub mod duties;
+mod evidence;
 mod ingest;
 mod io;
 #[cfg(any(test, feature = "sim"))]
@@ -181,6 +182,8 @@ pub struct Replica {
     /// the window is dropped: a finalized window admits nothing more, so nothing is reported
     /// twice, and the set stays bounded by the open windows).
     reported_conflicts: BTreeMap<Slot, WindowKey>,
+    /// Offences seen and ours to report ([`evidence`]).
+    offences: evidence::Offences,
 }
 
 impl std::fmt::Debug for Replica {
@@ -307,6 +310,7 @@ impl Replica {
             ae,
             sync_sessions: BTreeMap::new(),
             reported_conflicts: BTreeMap::new(),
+            offences: Default::default(),
         };
         // Registered workers and reputers sign every epoch: decompress their keys once.
         r.keys.admit(
@@ -430,6 +434,7 @@ impl Replica {
             w.flush();
         }
         self.local_inferences(now_ms, out);
+        self.report_due_evidence(now_ms, out);
         self.anti_entropy_tick(now_ms, out);
         self.try_propose(now_ms, out);
         self.retry_validations(now_ms, out);

@@ -171,6 +171,20 @@ fn an_equivocating_worker_is_excluded_everywhere_alike() {
         !m.regrets.inferer.contains_key(&equivocator),
         "equivocator was counted"
     );
+    // Each offence reported once network-wide (every node saw it; the first-ranked reported).
+    let mut reports: std::collections::BTreeMap<chorus_protocol::ids::Hash32, usize> =
+        Default::default();
+    for bytes in s.nodes[0].store.envelopes.values().flatten() {
+        let env = chorus_protocol::envelope::Envelope::from_bytes(bytes).unwrap();
+        if let Ok(chorus_protocol::messages::Payload::Evidence(ev)) = env.payload_unverified()
+            && let Some(id) = l.offence_id(&ev, &super::consensus::VoteEvidence(l.network))
+        {
+            reports.insert(id, reports.get(&id).copied().unwrap_or(0) + 1);
+        }
+    }
+    println!("evidence messages per offence: {reports:?}");
+    assert!(!reports.is_empty());
+    assert!(reports.values().all(|n| *n == 1), "{reports:?}");
 }
 
 #[test]
