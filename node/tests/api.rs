@@ -499,6 +499,7 @@ async fn every_documented_route_and_metric_exists() {
     m.epoch_missed(TopicId(1), "not_registered");
     m.dropped("gossip_in");
     m.penalized("invalid_entries");
+    m.pruned("windows", 1);
     let text = m.encode();
     let documented: Vec<&str> = doc
         .lines()
