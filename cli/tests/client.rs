@@ -528,6 +528,12 @@ async fn scores_leaderboard_balance_rewards() {
 }
 
 async fn watch(node: &FakeNode, args: &[&str]) -> Output {
+    // A previous watch's stream may still count as a subscriber until the server notices it
+    // closed: events published then would reach nobody.
+    assert!(
+        node.wait_for_no_subscribers(TIMEOUT).await,
+        "an earlier stream never closed"
+    );
     let child = command(args).spawn().unwrap();
     assert!(
         node.wait_for_subscribers(1, TIMEOUT).await,

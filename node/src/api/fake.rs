@@ -441,6 +441,19 @@ impl FakeNode {
         true
     }
 
+    /// Wait until no stream is subscribed (a client that went away is noticed by the server
+    /// a moment later); false on timeout.
+    pub async fn wait_for_no_subscribers(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.events.receiver_count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
     /// Every envelope submitted so far (canonical bytes).
     pub fn submitted(&self) -> Vec<Vec<u8>> {
         match self.submitted.lock() {
