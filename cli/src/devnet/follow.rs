@@ -39,17 +39,18 @@ pub(super) struct Followed {
     pub rewards: BTreeMap<(TopicId, u64), BTreeMap<String, u128>>,
     /// The highest finalized checkpoint.
     pub last_height: u64,
+    /// The highest epoch finalized per topic (beyond the run's too).
+    pub highest: BTreeMap<TopicId, u64>,
 }
 
 impl Followed {
-    /// Whether every topic has its last epoch (`epochs - 1`) recorded.
+    /// Whether every topic has finalized its last epoch (`epochs - 1`) or a later one. An epoch
+    /// whose bundles all missed their window finalizes no inference: waiting for exactly the
+    /// last one would wait forever (the report counts such an epoch as missing).
     fn done(&self, topics: &[TopicPlan], epochs: u64) -> bool {
-        topics.iter().all(|p| {
-            self.records
-                .get(&p.id)
-                .and_then(|m| m.last_key_value())
-                .is_some_and(|(e, _)| *e + 1 >= epochs)
-        })
+        topics
+            .iter()
+            .all(|p| self.highest.get(&p.id).is_some_and(|e| *e + 1 >= epochs))
     }
 
     /// Add the rewards among `events`.
@@ -109,8 +110,13 @@ pub(super) async fn epochs(
             Ok(Some(o)) => o,
         };
         match next {
-            Observed::Inference(ev) if ev.finalized && ev.epoch < epochs => {
+            Observed::Inference(ev) if ev.finalized => {
                 last_progress = Instant::now();
+                let highest = seen.highest.entry(ev.topic).or_default();
+                *highest = (*highest).max(ev.epoch);
+                if ev.epoch >= epochs {
+                    continue;
+                }
                 let Some(plan) = topics.iter().find(|p| p.id == ev.topic) else {
                     continue;
                 };
@@ -241,4 +247,32 @@ async fn record(
         rec.losses.insert("naive".into(), loss(c));
     }
     Some(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(id: u64) -> TopicPlan {
+        TopicPlan {
+            id: TopicId(id),
+            name: format!("t{id}"),
+            target: super::super::TargetArg::Range,
+            workers: BTreeMap::new(),
+        }
+    }
+
+    /// The run ends once every topic finalized its last epoch or a later one: an epoch that
+    /// finalized no inference (every bundle late) does not hold it forever.
+    #[test]
+    fn done_when_every_topic_reached_the_last_epoch_or_beyond() {
+        let topics = [topic(1), topic(2)];
+        let mut seen = Followed::default();
+        assert!(!seen.done(&topics, 60));
+        seen.highest.insert(TopicId(1), 58);
+        seen.highest.insert(TopicId(2), 61); // 59 and 60 finalized nothing here
+        assert!(!seen.done(&topics, 60));
+        seen.highest.insert(TopicId(1), 60);
+        assert!(seen.done(&topics, 60));
+    }
 }

@@ -78,11 +78,24 @@ impl Network {
         for (i, src) in self.sources.iter().enumerate() {
             lines.push(match src.status().await {
                 Ok(s) => format!(
-                    "node {i}: height {}, {} peers{}",
+                    "node {i}: height {}, {} peers{}{}",
                     s.height,
                     s.peers,
                     s.stalled
                         .map(|st| format!(", stalled at {}: {}", st.height, st.reason))
+                        .unwrap_or_default(),
+                    s.submissions
+                        .last()
+                        .map(|b| format!(
+                            ", last submission {} of epoch {:?} {}",
+                            b.kind,
+                            b.epoch,
+                            match &b.reason {
+                                Some(r) => format!("refused: {r}"),
+                                None if b.accepted => "accepted".into(),
+                                None => "not accepted".into(),
+                            }
+                        ))
                         .unwrap_or_default()
                 ),
                 Err(e) => format!("node {i}: no status ({e})"),
