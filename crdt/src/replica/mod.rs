@@ -27,6 +27,7 @@ mod view;
 pub mod wire;
 
 pub use antientropy::{AntiEntropyConfig, MAX_RECONCILE_PEERS, SYNCS_PER_ROUND};
+pub use evidence::{EVIDENCE_STEP_MS, MAX_EVIDENCE_RANK};
 pub use io::{Effect, Input, Offence, Outcome, ReplicaConfig, ReplicaEvent};
 pub use sync::MAX_SYNC_SESSIONS;
 
