@@ -471,3 +471,67 @@ fn store_export_and_import_from_the_command_line() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// `node run` with no genesis file but `[node] network_id` and a bootstrap peer: the genesis is
+/// fetched, checked against the id and written, and the node runs on that network; with
+/// another network's id nothing is written and the node does not start.
+#[test]
+fn node_run_fetches_a_missing_genesis_from_its_bootstrap_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (config, info) = one_validator(dir.path(), port, |g| g);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let child = run_node(&config);
+    let status = wait_status(&format!("http://127.0.0.1:{port}"), Duration::from_secs(30));
+    let bootstrap = format!(
+        "{}/p2p/{}",
+        status["listen"][0].as_str().unwrap(),
+        status["peer_id"].as_str().unwrap()
+    );
+    let id = info["network_id"].as_str().unwrap();
+    let newcomer = dir.path().join("newcomer");
+    std::fs::create_dir_all(&newcomer).unwrap();
+    let key = newcomer.join("node.key");
+    ok_json(&["key", "new", "--out", key.to_str().unwrap()]);
+    let port2 = free_port();
+    let write_config = |id: &str| {
+        let cfg = newcomer.join("node.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[node]\ndata_dir = \"data\"\nkey = \"node.key\"\ngenesis = \"genesis.toml\"\n\
+                 network_id = \"{id}\"\n\
+                 [network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = [\"{bootstrap}\"]\n\
+                 [api]\nlisten = \"127.0.0.1:{port2}\"\nadmin_token_file = \"admin.token\"\n"
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    // Another network's id: refused, nothing written, exit 1.
+    let cfg = write_config(&"ab".repeat(32));
+    assert_validates(&cfg);
+    let out = chorus()
+        .args(["node", "run", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("serves network"), "{err}");
+    assert!(!newcomer.join("genesis.toml").exists());
+    // The right id: fetched, written, and the node runs on that network.
+    let cfg = write_config(id);
+    let newcomer_node = run_node(&cfg);
+    let s = wait_status(
+        &format!("http://127.0.0.1:{port2}"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(s["network_id"].as_str(), Some(id));
+    let written = std::fs::read_to_string(newcomer.join("genesis.toml")).unwrap();
+    let g = chorus_protocol::genesis::Genesis::from_toml_str(&written).unwrap();
+    assert_eq!(g.network_id().to_hex(), id);
+    stop(newcomer_node);
+    stop(child);
+}

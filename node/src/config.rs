@@ -7,6 +7,7 @@
 //! key = "node.key"             # ed25519 key file (mode 0600)
 //! genesis = "genesis.toml"
 //! store_cache_mb = 64          # redb page cache (it fills with what the node writes)
+//! # network_id = "9f2c…"       # with no genesis file: fetched from the bootstrap peers, checked
 //!
 //! [network]
 //! listen = ["/ip4/127.0.0.1/tcp/4001"]
@@ -85,6 +86,10 @@ pub struct NodeSection {
     /// trust): a chain whose checkpoint of that height differs is not followed. Required when
     /// the node's state is older than the validator unbonding period.
     pub trusted_checkpoint: Option<String>,
+    /// The network's id (hex): with no file at `genesis`, `node run` asks the bootstrap peers
+    /// for the genesis, keeps it only if it hashes to this id, and writes it there; with a
+    /// file, the file must be this network's.
+    pub network_id: Option<String>,
 }
 
 impl Default for NodeSection {
@@ -97,6 +102,7 @@ impl Default for NodeSection {
             tick_ms: 50,
             store_cache_mb: (crate::store::ops::DEFAULT_CACHE_BYTES >> 20) as u64,
             trusted_checkpoint: None,
+            network_id: None,
         }
     }
 }
@@ -509,6 +515,20 @@ impl Config {
             .and_then(parse_trusted_checkpoint)
     }
 
+    /// `[node] network_id`, parsed (`None` when unset or malformed).
+    pub fn network_id(&self) -> Option<chorus_protocol::ids::NetworkId> {
+        let bytes = hex::decode(self.node.network_id.as_deref()?).ok()?;
+        Some(chorus_protocol::ids::Hash32(bytes.try_into().ok()?))
+    }
+
+    /// Whether `node run` will fetch the genesis: no file at `genesis`, a `network_id` and at
+    /// least one bootstrap peer.
+    pub fn fetches_genesis(&self) -> bool {
+        !self.node.genesis.exists()
+            && self.network_id().is_some()
+            && !self.network.bootstrap.is_empty()
+    }
+
     /// The store's page cache, bytes.
     pub fn store_cache_bytes(&self) -> usize {
         (self.node.store_cache_mb.min(MAX_STORE_CACHE_MB) as usize) << 20
@@ -556,6 +576,11 @@ impl Config {
             problems.push(format!(
                 "[node] trusted_checkpoint {t:?} is not \"<height>:<64 hex characters>\""
             ));
+        }
+        if let Some(id) = &self.node.network_id
+            && self.network_id().is_none()
+        {
+            problems.push(format!("[node] network_id {id:?} is not 64 hex characters"));
         }
         problems.extend(self.network.problems());
         problems.extend(self.store.problems());
@@ -605,6 +630,8 @@ impl Config {
             problems.push(format!("[node] key: {e}"));
         }
         match std::fs::read_to_string(&self.node.genesis) {
+            // Fetched from the bootstrap peers at start (`node run`).
+            Err(_) if self.fetches_genesis() => {}
             Err(e) => problems.push(format!(
                 "[node] genesis {}: {e}",
                 self.node.genesis.display()
@@ -615,6 +642,16 @@ impl Config {
                     self.node.genesis.display()
                 )),
                 Ok(g) => {
+                    if let Some(id) = self.network_id()
+                        && g.network_id() != id
+                    {
+                        problems.push(format!(
+                            "[node] genesis {} is network {}, network_id says {}",
+                            self.node.genesis.display(),
+                            g.network_id().to_hex(),
+                            id.to_hex()
+                        ));
+                    }
                     problems.extend(self.token_problems(&g));
                     let topics: Vec<TopicId> = g.topics.iter().map(|t| t.id).collect();
                     for t in self

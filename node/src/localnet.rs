@@ -228,6 +228,7 @@ impl LocalPlan {
                 tick_ms: self.tick.as_millis() as u64,
                 store_cache_mb: (self.store_cache_bytes >> 20) as u64,
                 trusted_checkpoint: None,
+                network_id: None,
             },
             network: NetworkSection {
                 listen: vec![listen],

@@ -89,6 +89,38 @@ fn init_logs(cfg: &Config) {
     }
 }
 
+/// No genesis file, a network id and bootstrap peers: ask the peers in turn for the genesis,
+/// keep the first that hashes to the id, and write it where the config says.
+async fn fetch_genesis(cfg: &Config, key: &chorus_protocol::keys::Keypair) -> anyhow::Result<()> {
+    let id = cfg.network_id().context("[node] network_id")?;
+    let mut tried = vec![];
+    for addr in &cfg.network.bootstrap {
+        let addr: chorus_node::join::Multiaddr = addr
+            .parse()
+            .map_err(|e| BadInput(format!("[network] bootstrap {addr:?}: {e}")))?;
+        let timeout = std::time::Duration::from_secs(30);
+        match chorus_node::join::fetch_genesis(&addr, id, key, timeout).await {
+            Ok(genesis) => {
+                let text = genesis.to_toml_string()?;
+                std::fs::write(&cfg.node.genesis, text)
+                    .with_context(|| format!("writing {}", cfg.node.genesis.display()))?;
+                tracing::info!(
+                    from = %addr,
+                    file = %cfg.node.genesis.display(),
+                    "genesis fetched and checked against the network id"
+                );
+                return Ok(());
+            }
+            Err(e) => tried.push(format!("{addr}: {e}")),
+        }
+    }
+    anyhow::bail!(
+        "no genesis of network {} from the bootstrap peers ({})",
+        id.to_hex(),
+        tried.join("; ")
+    )
+}
+
 /// Run a node command.
 pub fn node(cmd: NodeCommand) -> anyhow::Result<()> {
     let NodeCommand::Run(args) = cmd;
@@ -102,6 +134,9 @@ pub fn node(cmd: NodeCommand) -> anyhow::Result<()> {
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
     let key = read_key_file(&cfg.node.key)?;
+    if cfg.fetches_genesis() {
+        fetch_genesis(&cfg, &key).await?;
+    }
     let text = std::fs::read_to_string(&cfg.node.genesis)
         .with_context(|| format!("reading {}", cfg.node.genesis.display()))?;
     let genesis = Genesis::from_toml_str(&text)?;
