@@ -113,13 +113,7 @@ fn a_node_runs_answers_stops_and_restarts() {
 #[test]
 fn a_newcomer_joins_with_one_address_and_the_network_id() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (config, info) = one_validator(dir.path(), port, |g| g);
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n");
-    std::fs::write(&config, text).unwrap();
-    let child = run_node(&config);
-    let status = wait_status(&format!("http://127.0.0.1:{port}"), Duration::from_secs(30));
+    let (child, info, status) = listening_validator(dir.path());
     let listen = status["listen"][0].as_str().unwrap().to_owned();
     let bootstrap = format!("{listen}/p2p/{}", status["peer_id"].as_str().unwrap());
     let id = info["network_id"].as_str().unwrap().to_owned();
@@ -275,6 +269,19 @@ fn one_validator(
     )
     .unwrap();
     (config, info)
+}
+
+/// A one-validator network's node running with a TCP listen address: the node, the network
+/// info of `genesis new`, and the node's status.
+fn listening_validator(dir: &std::path::Path) -> (Child, serde_json::Value, serde_json::Value) {
+    let port = free_port();
+    let (config, info) = one_validator(dir, port, |g| g);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let child = run_node(&config);
+    let status = wait_status(&format!("http://127.0.0.1:{port}"), Duration::from_secs(30));
+    (child, info, status)
 }
 
 /// `chorus … --json` that must succeed: its JSON.
@@ -478,13 +485,7 @@ fn store_export_and_import_from_the_command_line() {
 #[test]
 fn node_run_fetches_a_missing_genesis_from_its_bootstrap_peer() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (config, info) = one_validator(dir.path(), port, |g| g);
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n");
-    std::fs::write(&config, text).unwrap();
-    let child = run_node(&config);
-    let status = wait_status(&format!("http://127.0.0.1:{port}"), Duration::from_secs(30));
+    let (child, info, status) = listening_validator(dir.path());
     let bootstrap = format!(
         "{}/p2p/{}",
         status["listen"][0].as_str().unwrap(),
