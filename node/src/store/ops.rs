@@ -100,7 +100,6 @@ pub fn open_with_cache(
         tx.open_table(HEADS)?;
         tx.open_table(WAL)?;
         tx.open_table(LEDGER)?;
-        tx.open_table(EVIDENCE)?;
         tx.open_table(PEERS)?;
         tx.open_table(INFERENCES)?;
         tx.open_table(STATEMENTS)?;
@@ -498,25 +497,6 @@ pub fn latest_ledger(db: &Database) -> Result<Option<(u64, Vec<u8>)>, StoreError
     let tx = db.begin_read()?;
     let t = tx.open_table(LEDGER)?;
     Ok(t.last()?.map(|(k, v)| (k.value(), v.value().to_vec())))
-}
-
-/// Store evidence.
-pub fn put_evidence(db: &Database, id: &Hash32, bytes: &[u8]) -> Result<(), StoreError> {
-    let tx = durable_write(db, true)?;
-    tx.open_table(EVIDENCE)?.insert(id.0.as_slice(), bytes)?;
-    tx.commit()?;
-    Ok(())
-}
-
-/// All stored evidence.
-pub fn evidence(db: &Database) -> Result<Vec<Vec<u8>>, StoreError> {
-    let tx = db.begin_read()?;
-    let t = tx.open_table(EVIDENCE)?;
-    let mut out = vec![];
-    for item in t.iter()? {
-        out.push(item?.1.value().to_vec());
-    }
-    Ok(out)
 }
 
 /// Remember a peer's addresses.

@@ -11,7 +11,6 @@
 //! | `heads` | window id | the finalized change hashes of the window (32 B each, ascending): the list a checkpoint names by root |
 //! | `wal` | sequence number | canonical consensus WAL record |
 //! | `ledger` | height | ledger snapshot after that height (bincode, serde path) |
-//! | `evidence` | evidence hash | canonical `Evidence` |
 //! | `peers` | peer id (text) | last known addresses, newline separated |
 //! | `inferences` | (topic, epoch) | finalized network inference: JSON `{bundle, height}` |
 //! | `statements` | (address, topic, epoch) | the account's statement lines of that epoch: JSON |
@@ -28,7 +27,8 @@ use redb::TableDefinition;
 /// the next validator set (stored certificates of version 2 no longer decode), stored
 /// inferences carry their Merkle path, and the `validator_sets` table exists. 4: checkpoints
 /// name each window's heads by root and count (stored certificates and WAL records of version
-/// 3 no longer decode), and the `heads` table holds the lists.
+/// 3 no longer decode), the `heads` table holds the lists, and the never-written `evidence`
+/// table is gone (evidence lives as envelopes of the ledger windows, offences in the ledger).
 pub const SCHEMA_VERSION: u64 = 4;
 
 /// Names → bytes.
@@ -50,8 +50,6 @@ pub const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("cert
 pub const WAL: TableDefinition<u64, &[u8]> = TableDefinition::new("wal");
 /// Height → ledger snapshot.
 pub const LEDGER: TableDefinition<u64, &[u8]> = TableDefinition::new("ledger");
-/// Evidence hash → evidence.
-pub const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence");
 /// (topic, epoch) → finalized network inference (JSON).
 pub const INFERENCES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("inferences");
 /// Peer id → addresses.
