@@ -152,5 +152,6 @@ fn response_name(r: &Response) -> &'static str {
         Response::Refused(_) => "refusal",
         Response::Genesis(_) => "genesis",
         Response::Heads(_) => "heads",
+        Response::EnvelopePage { .. } => "envelope page",
     }
 }

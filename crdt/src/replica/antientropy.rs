@@ -14,7 +14,8 @@
 //!   [`crate::window::sync::SessionCaps`]); sessions idle for [`SESSION_IDLE_MS`] are dropped.
 //! - **Fetches.** A decided or proposed checkpoint that names entries this replica lacks
 //!   fetches their window's envelopes, from the proposer or a random peer, again after
-//!   [`FETCH_RETRY_MS`] while unanswered.
+//!   [`FETCH_RETRY_MS`] while unanswered; a window too big for one response comes in pages
+//!   (`Response::EnvelopePage`), each next one asked of the same peer.
 //! - **Head lists.** A checkpoint names each window's finalized heads by root and count only;
 //!   a replica that does not hold the list of a root asks the proposer (validation) or any
 //!   peer (a decided height) for it, checks it hashes to the root, and keeps it until the
@@ -489,6 +490,17 @@ impl Replica {
                 self.ae.fetching.remove(&window);
                 self.window_entries(window, envelopes, from, now_ms, out);
             }
+            // A page with more to come: take it, and ask the same peer for the next one.
+            (Asked::Window(window), Response::EnvelopePage { envelopes, next }) => {
+                self.window_entries(window, envelopes, from, now_ms, out);
+                let request = Request::WindowEntriesAfter {
+                    window,
+                    after: next,
+                };
+                if self.request(from, request, Some(Asked::Window(window)), now_ms, out) {
+                    self.ae.fetching.insert(window, now_ms);
+                }
+            }
             (Asked::Window(window), _) => {
                 self.ae.fetching.remove(&window);
             }
@@ -578,6 +590,12 @@ impl Replica {
                 return out.push(Effect::Serve {
                     id,
                     query: StoreQuery::WindowEnvelopes(key),
+                });
+            }
+            Request::WindowEntriesAfter { window, after } => {
+                return out.push(Effect::Serve {
+                    id,
+                    query: StoreQuery::WindowEnvelopesAfter { window, after },
                 });
             }
             Request::Fetch(mut ids) => {

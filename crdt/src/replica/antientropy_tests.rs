@@ -386,3 +386,58 @@ fn a_head_list_that_is_not_the_one_asked_for_is_refused_and_its_sender_penalised
         Some(list)
     );
 }
+
+#[test]
+fn a_window_too_big_for_one_answer_is_fetched_page_by_page_from_the_same_peer() {
+    let mut f = fixture();
+    let a = f.peer(1);
+    f.r.handle(Input::PeerUp(a), LIVE);
+    f.r.handle(Input::PeerUp(f.peer(2)), LIVE);
+    let mut out = vec![];
+    f.r.fetch_window(window(2), Some(a), LATE, &mut out);
+    let [(id, _, Request::WindowEntries(_))] = requests(&out)[..] else {
+        panic!("{out:?}");
+    };
+    let payload = Payload::WorkerBundle(WorkerBundle {
+        topic: super::tests::TOPIC,
+        epoch: 2,
+        inference: Some(2.0),
+        forecasts: vec![],
+    });
+    let page = Envelope::seal(&f.keys[1], &f.network, &payload).to_bytes();
+    let next = Hash32::of(&page);
+    let out = f.r.handle(
+        Input::Response {
+            id,
+            from: a,
+            response: Response::EnvelopePage {
+                envelopes: vec![page.clone()],
+                next,
+            },
+        },
+        LATE + 10,
+    );
+    // The page's entry is in, and the next page is asked of the same peer, after it.
+    f.r.handle(Input::Tick, LATE + 20);
+    assert!(f.r.window(&window(2)).unwrap().contains(&{
+        let env = Envelope::from_bytes(&page).unwrap();
+        crate::window::entry_from_envelope(&window(2), env, payload.clone())
+            .unwrap()
+            .hash()
+    }));
+    let asked = requests(&out);
+    let [(id2, to, Request::WindowEntriesAfter { window: w, after })] = &asked[..] else {
+        panic!("{asked:?}");
+    };
+    assert_eq!((*to, *w, *after), (a, window(2), next));
+    // The last page ends it: nothing more is asked.
+    let out = f.r.handle(
+        Input::Response {
+            id: *id2,
+            from: a,
+            response: Response::Envelopes(vec![]),
+        },
+        LATE + 30,
+    );
+    assert!(requests(&out).is_empty(), "{out:?}");
+}

@@ -18,6 +18,9 @@ pub const MAX_ROOTS: usize = 4_096;
 pub const MAX_CATCHUP: u32 = 256;
 /// Most envelopes asked for in one fetch.
 pub const MAX_FETCH: usize = 4_096;
+/// Largest page of envelopes (bytes of envelopes) in one response: half a response, so a
+/// window of any size is fetched in pages that fit.
+pub const MAX_PAGE_BYTES: usize = MAX_RESPONSE / 2;
 /// Most windows whose head lists are asked for in one request.
 pub const MAX_HEAD_LISTS: usize = 1_024;
 /// Most change hashes in one head-lists answer (12 MiB: under [`MAX_RESPONSE`]); lists beyond
@@ -36,8 +39,15 @@ pub enum Request {
         /// The sync message.
         message: Vec<u8>,
     },
-    /// Every envelope you hold for a window.
+    /// Every envelope you hold for a window (the first page, see [`Response::EnvelopePage`]).
     WindowEntries(WindowKey),
+    /// The next page of a window's envelopes: those after message id `after`.
+    WindowEntriesAfter {
+        /// The window.
+        window: WindowKey,
+        /// The `next` of the previous page.
+        after: Hash32,
+    },
     /// Decided checkpoints with certificates from a height on.
     CatchUp {
         /// First height wanted.
@@ -76,6 +86,14 @@ pub enum Response {
     Genesis(Vec<u8>),
     /// Head lists in request order, strictly ascending (`None`: not held).
     Heads(Vec<Option<Vec<Hash32>>>),
+    /// One page of a window's envelopes, with more to come: ask for those after `next`
+    /// (`Request::WindowEntriesAfter`). The last page is plain [`Response::Envelopes`].
+    EnvelopePage {
+        /// Envelope bytes.
+        envelopes: Vec<Vec<u8>>,
+        /// The message id of the last one (in message-id order).
+        next: Hash32,
+    },
 }
 
 impl Wire for Request {
@@ -100,8 +118,16 @@ pub struct InboundId(pub u64);
 /// answer as the response).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreQuery {
-    /// Every stored envelope of a window → [`Response::Envelopes`].
+    /// Every stored envelope of a window → [`Response::Envelopes`], or its first
+    /// [`Response::EnvelopePage`] when they do not fit one response.
     WindowEnvelopes(WindowKey),
+    /// The stored envelopes of a window after message id `after` (the next page).
+    WindowEnvelopesAfter {
+        /// The window.
+        window: WindowKey,
+        /// Exclusive lower bound.
+        after: Hash32,
+    },
     /// Stored envelopes by message id (missing ones left out) → [`Response::Envelopes`].
     Envelopes(Vec<Hash32>),
     /// Stored head lists of finalized windows, each answered only if it has the root asked

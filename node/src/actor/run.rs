@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chorus_crdt::checkpoint::{ConsensusMessage, TimerId, TimerKind, WalRecord};
 use chorus_crdt::proof::Variant;
-use chorus_crdt::replica::wire::{Request, RequestId, Response, StoreQuery};
+use chorus_crdt::replica::wire::{MAX_PAGE_BYTES, Request, RequestId, Response, StoreQuery};
 use chorus_crdt::replica::{Effect, Input, Replica, ReplicaEvent};
 use chorus_crdt::window::{Phase, WindowKey};
 use chorus_protocol::codec;
@@ -385,13 +385,9 @@ impl Actor {
     /// A peer's request answered from the store.
     async fn serve(&mut self, query: StoreQuery) -> Response {
         let answer = match query {
-            StoreQuery::WindowEnvelopes(key) => {
-                let wid = key.id();
-                self.p
-                    .store
-                    .call(move |db| ops::window_envelopes(db, &wid))
-                    .await
-                    .map(Response::Envelopes)
+            StoreQuery::WindowEnvelopes(key) => self.envelope_page(key.id(), None).await,
+            StoreQuery::WindowEnvelopesAfter { window, after } => {
+                self.envelope_page(window.id(), Some(after)).await
             }
             StoreQuery::Envelopes(ids) => self
                 .p
@@ -433,6 +429,23 @@ impl Actor {
                 }),
         };
         answer.unwrap_or_else(|e| Response::Refused(e.to_string()))
+    }
+
+    /// One page of a window's stored envelopes as an answer: the last page as `Envelopes`, an
+    /// earlier one as `EnvelopePage` (its asker comes back for the next).
+    async fn envelope_page(
+        &mut self,
+        window: Hash32,
+        after: Option<Hash32>,
+    ) -> Result<Response, crate::store::StoreError> {
+        self.p
+            .store
+            .call(move |db| ops::window_envelopes_page(db, &window, after, MAX_PAGE_BYTES))
+            .await
+            .map(|(envelopes, next)| match next {
+                Some(next) => Response::EnvelopePage { envelopes, next },
+                None => Response::Envelopes(envelopes),
+            })
     }
 
     /// Send a peer that asked for an old height its decided checkpoint, from the store.

@@ -196,6 +196,43 @@ pub fn window_envelopes(db: &Database, window: &Hash32) -> Result<Vec<Vec<u8>>, 
     Ok(out)
 }
 
+/// One page of a window's envelopes in message-id order: those after `after` (from the
+/// start with `None`) up to `max_bytes` (at least one), and the id of the last one when more
+/// follow.
+pub fn window_envelopes_page(
+    db: &Database,
+    window: &Hash32,
+    after: Option<Hash32>,
+    max_bytes: usize,
+) -> Result<(Vec<Vec<u8>>, Option<Hash32>), StoreError> {
+    let tx = db.begin_read()?;
+    let index = tx.open_table(WINDOW_ENTRIES)?;
+    let envs = tx.open_table(ENVELOPES)?;
+    let lo = after.map(|h| h.0).unwrap_or([0u8; 32]);
+    let hi = [0xffu8; 32];
+    let (mut out, mut bytes, mut last) = (vec![], 0usize, None);
+    for item in
+        index.range((window.0.as_slice(), lo.as_slice())..=(window.0.as_slice(), hi.as_slice()))?
+    {
+        let (k, _) = item?;
+        let (_, id) = k.value();
+        if after.is_some_and(|a| id == a.0.as_slice()) {
+            continue;
+        }
+        let Some(v) = envs.get(id)? else { continue };
+        let v = v.value();
+        if !out.is_empty() && bytes + v.len() > max_bytes {
+            return Ok((out, last));
+        }
+        bytes += v.len();
+        out.push(v.to_vec());
+        let mut h = [0u8; 32];
+        h.copy_from_slice(id);
+        last = Some(Hash32(h));
+    }
+    Ok((out, None))
+}
+
 /// One envelope by message id.
 pub fn envelope(db: &Database, id: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
     let tx = db.begin_read()?;
@@ -615,6 +652,34 @@ mod tests {
         drop(db);
         let db = open(&path, &net).unwrap();
         assert_eq!(stats(&db).unwrap().envelope_bytes, 5);
+    }
+
+    #[test]
+    fn a_window_is_read_in_pages_that_cover_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir.path().join("node.redb"), &Hash32([1; 32])).unwrap();
+        let items: Vec<(WindowKey, Vec<u8>)> = (0..10u8).map(|i| (key(1), vec![i; 100])).collect();
+        put_envelopes(&db, &items, true).unwrap();
+        put_envelopes(&db, &[(key(2), vec![200; 100])], true).unwrap();
+        let (mut seen, mut after, mut pages) = (vec![], None, 0);
+        loop {
+            let (page, next) = window_envelopes_page(&db, &key(1).id(), after, 250).unwrap();
+            pages += 1;
+            assert!(page.len() <= 2 && !page.is_empty(), "{}", page.len());
+            seen.extend(page);
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 5);
+        let mut all = window_envelopes(&db, &key(1).id()).unwrap();
+        all.sort();
+        seen.sort();
+        assert_eq!(seen, all);
+        // A page always holds at least one envelope, however small the budget.
+        let (one, next) = window_envelopes_page(&db, &key(2).id(), None, 1).unwrap();
+        assert_eq!((one.len(), next), (1, None));
     }
 
     #[test]

@@ -139,6 +139,16 @@ impl Sim {
             StoreQuery::WindowEnvelopes(window) if self.roles.garbage_peers.contains(&i) => {
                 Response::Envelopes(self.garbage_envelopes(i, &window))
             }
+            StoreQuery::WindowEnvelopesAfter { window, after } => Response::Envelopes(
+                store
+                    .envelopes
+                    .get(&window)
+                    .into_iter()
+                    .flatten()
+                    .filter(|b| Hash32::of(b) > after)
+                    .cloned()
+                    .collect(),
+            ),
             StoreQuery::WindowEnvelopes(window) => {
                 Response::Envelopes(store.envelopes.get(&window).cloned().unwrap_or_default())
             }
