@@ -87,9 +87,7 @@ fn export(a: &ExportArgs, out: &Output) -> anyhow::Result<()> {
         return Err(BadInput(format!("{} exists; not overwritten", a.out.display())).into());
     }
     let (db, network) = open_store(&cfg)?;
-    let newest = ops::certificates_from(&db, 0)?
-        .last()
-        .map_or(0, |(h, _)| *h);
+    let newest = ops::last_certificate_height(&db)?;
     let to = a.to.unwrap_or(newest);
     if a.from == 0 || a.from > to {
         return Err(BadInput(format!("--from {} is not in 1..={to}", a.from)).into());

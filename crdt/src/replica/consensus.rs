@@ -10,8 +10,8 @@ use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::validation::ChannelKind;
 
 use super::{
-    Certified, Effect, MAX_HEAD_LIST_HASHES, MAX_PREPARED, Offence, Outcome, PeerKey, Replica,
-    ReplicaEvent, validator_set,
+    Certified, Effect, MAX_PREPARED, Offence, Outcome, PeerKey, Replica, ReplicaEvent,
+    validator_set,
 };
 use crate::checkpoint::limits::MAX_WINDOW_ENTRIES;
 use crate::checkpoint::{
@@ -266,50 +266,6 @@ impl Replica {
         }
     }
 
-    /// The list of heads `head` commits to for window `key`: none for an empty window, one
-    /// known already, or our own window's when its root is the one named (kept, since the
-    /// window may still change before the height is applied).
-    fn head_list(&mut self, key: WindowKey, head: &WindowHead) -> Option<Arc<Vec<Hash32>>> {
-        if head.entries == 0 {
-            return head.is_list(&[]).then(|| Arc::new(vec![]));
-        }
-        if let Some(list) = self.head_lists.get(&(head.window, head.root)) {
-            return Some(list.clone());
-        }
-        let heads = self.windows.get_mut(&key).and_then(|w| {
-            w.flush();
-            let heads = w.heads();
-            head.is_list(&heads).then_some(heads)
-        })?;
-        self.keep_head_list(head.window, heads)
-    }
-
-    /// Remember a head list (sorted, unique) by window id and root, within
-    /// [`MAX_HEAD_LIST_HASHES`] in all; the list as kept, or `None` over the bound.
-    pub(super) fn keep_head_list(
-        &mut self,
-        window: Hash32,
-        heads: Vec<Hash32>,
-    ) -> Option<Arc<Vec<Hash32>>> {
-        let root = crate::window::root_of(&heads);
-        if let Some(list) = self.head_lists.get(&(window, root)) {
-            return Some(list.clone());
-        }
-        let held: usize = self.head_lists.values().map(|l| l.len()).sum();
-        if held.saturating_add(heads.len()) > MAX_HEAD_LIST_HASHES {
-            return None;
-        }
-        let list = Arc::new(heads);
-        if let Some(Certified::Root(r)) = self.certified.get(&window)
-            && *r == root
-        {
-            self.certified
-                .insert(window, Certified::Heads(list.iter().copied().collect()));
-        }
-        self.head_lists.insert((window, root), list.clone());
-        Some(list)
-    }
-
     /// Derive the ledger a checkpoint leads to and check its root.
     fn derive(&mut self, cp: &Checkpoint) -> Content {
         let input = match self.collect(cp) {
@@ -537,22 +493,6 @@ impl Replica {
             self.certified.insert(w.window, certified);
         }
         self.decided_queue.insert(d.height(), d);
-    }
-
-    /// Ask for the head lists of the queued decided checkpoints not known yet (any peer; a
-    /// catching-up replica learns them all at once, not one height at a time).
-    pub(super) fn fetch_certified_heads(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
-        let wanted: Vec<(Hash32, Hash32)> = self
-            .certified
-            .iter()
-            .filter_map(|(w, c)| match c {
-                Certified::Root(root) => Some((*w, *root)),
-                Certified::Heads(_) => None,
-            })
-            .collect();
-        if !wanted.is_empty() {
-            self.fetch_heads(wanted, None, now_ms, out);
-        }
     }
 
     /// The next decided checkpoint leaves the queue (applied or dropped).

@@ -18,6 +18,7 @@ mod antientropy;
 mod consensus;
 pub mod duties;
 mod evidence;
+mod heads;
 mod ingest;
 mod io;
 #[cfg(any(test, feature = "sim"))]

@@ -233,10 +233,7 @@ pub fn import(
             network.to_hex()
         )));
     }
-    let tip = ops::certificates_from(db, 0)?
-        .last()
-        .map(|(h, _)| *h)
-        .unwrap_or(0);
+    let tip = ops::last_certificate_height(db)?;
     let mut s = Summary::default();
     let mut current: Option<Current> = None;
     loop {

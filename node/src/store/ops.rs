@@ -331,6 +331,13 @@ pub fn certificate(db: &Database, height: u64) -> Result<Option<Vec<u8>>, StoreE
     Ok(t.get(height)?.map(|v| v.value().to_vec()))
 }
 
+/// The height of the newest stored certificate (0: none).
+pub fn last_certificate_height(db: &Database) -> Result<u64, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(CERTIFICATES)?;
+    Ok(t.last()?.map_or(0, |(k, _)| k.value()))
+}
+
 /// Store finalized network inferences ((topic, epoch) → JSON), write-behind: they are derived
 /// from finalized windows and reach disk with the next durable commit.
 pub fn put_inferences(db: &Database, items: &[(u64, u64, Vec<u8>)]) -> Result<(), StoreError> {
