@@ -27,7 +27,9 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 echo "== building chorus"
-cargo build -q -p chorus --locked
+# The binary the test suite built (same features, so nothing is compiled again after
+# scripts/test.sh; a plain `cargo build` would rebuild the node without its test features).
+cargo test -q --workspace --locked --no-run
 bin="${CARGO_TARGET_DIR:-target}/debug/chorus"
 
 echo "== devnet (40 epochs, 8 nodes) with --keep"

@@ -792,10 +792,15 @@ fn address_problems(field: &str, addrs: &[String], needs_peer: bool) -> Vec<Stri
 
 /// Why this binary cannot use `addr`'s transport, if it cannot: QUIC needs the `quic` feature.
 fn unsupported_transport(addr: &Multiaddr) -> Option<&'static str> {
+    transport_problem(addr, cfg!(feature = "quic"))
+}
+
+/// [`unsupported_transport`] for a binary built with or without QUIC (tests run with it on).
+fn transport_problem(addr: &Multiaddr, quic_built: bool) -> Option<&'static str> {
     let quic = addr
         .iter()
         .any(|p| matches!(p, libp2p::multiaddr::Protocol::QuicV1));
-    (quic && !cfg!(feature = "quic"))
+    (quic && !quic_built)
         .then_some("QUIC needs a chorus built with `--features quic` (this one speaks TCP only)")
 }
 
@@ -887,6 +892,16 @@ listen = ["/ip4/127.0.0.1/udp/4001/quic-v1"]
             assert_eq!(quic.len(), 1, "{quic:?}");
             assert!(quic[0].contains("--features quic"));
         }
+        // Both builds, whichever this test binary is.
+        let quic: Multiaddr = "/ip4/127.0.0.1/udp/4001/quic-v1".parse().unwrap();
+        let tcp: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().unwrap();
+        assert!(
+            transport_problem(&quic, false)
+                .unwrap()
+                .contains("--features quic")
+        );
+        assert_eq!(transport_problem(&quic, true), None);
+        assert_eq!(transport_problem(&tcp, false), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! With the `quic` feature, nodes listen and dial over QUIC (`/udp/<port>/quic-v1`) beside
 //! TCP: two swarms built exactly as a node builds its own connect over QUIC on loopback and
-//! exchange a gossip message. `cargo test -p chorus-node --features quic --test quic`.
+//! exchange a gossip message. Runs in the test command (the node's tests turn `quic` on).
 
 #![cfg(feature = "quic")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
