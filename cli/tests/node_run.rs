@@ -536,3 +536,160 @@ fn node_run_fetches_a_missing_genesis_from_its_bootstrap_peer() {
     stop(newcomer_node);
     stop(child);
 }
+
+/// The compose network of deploy/compose.yaml without Docker: the same `init.sh` (4
+/// validators, here on loopback ports), the same model server (Allora's basic-coin-prediction-node
+/// contract), the same `setup.sh` (topic, funding, registration as worker and reputer), then
+/// the worker node. The worker's answer is in a finalized network inference, and the epoch is
+/// settled with the worker's key scored as inferer and as reputer.
+#[test]
+fn the_compose_network_runs_natively() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let log = dir.path().join("model.log");
+    let model_port = free_port();
+    // Every process this test starts is killed if it fails (none outlives it).
+    let mut procs = Procs(vec![]);
+    procs.0.push(
+        Command::new("python3")
+            .arg(repo.join("deploy/model_server.py"))
+            .args(["--port", &model_port.to_string(), "--horizon", "2"])
+            .arg("--log")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let nodes: Vec<(u16, u16)> = (0..4).map(|_| (free_port(), free_port())).collect();
+    let script = |name: &str| {
+        let mut c = Command::new("sh");
+        c.arg(repo.join("deploy").join(name))
+            .arg(&net)
+            .env("CHORUS", env!("CARGO_BIN_EXE_chorus"));
+        c
+    };
+    let init = |c: &mut Command| {
+        c.args(nodes.iter().map(|(p, a)| format!("127.0.0.1:{p}:{a}")))
+            .env("CHECKPOINT_MS", "500")
+            .env("MIN_EPOCH_MS", "1000")
+            .output()
+            .unwrap()
+    };
+    let out = init(&mut script("init.sh"));
+    assert!(out.status.success(), "{out:?}");
+    let genesis = std::fs::read(net.join("genesis.toml")).unwrap();
+    // A second run keeps the network it made.
+    let again = init(&mut script("init.sh"));
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(std::fs::read(net.join("genesis.toml")).unwrap(), genesis);
+    for i in 0..4 {
+        procs.0.push(run_node(&net.join(format!("node-{i}.toml"))));
+    }
+
+    let (worker_p2p, worker_api) = (free_port(), free_port());
+    let out = script("setup.sh")
+        .env("NODE", format!("http://127.0.0.1:{}", nodes[0].1))
+        .env("MODEL", format!("http://127.0.0.1:{model_port}"))
+        .env("WORKER", format!("127.0.0.1:{worker_p2p}:{worker_api}"))
+        .env("EPOCH_MS", "2000")
+        .env("START_IN_MS", "3000")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let topic: u64 = said
+        .split("topic ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no topic id in: {said}"));
+    procs.0.push(run_node(&net.join("worker.toml")));
+    let address = ok_json(&[
+        "key",
+        "show",
+        "--key",
+        net.join("keys/worker.key").to_str().unwrap(),
+    ])["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("http://127.0.0.1:{worker_api}");
+    wait_status(&url, Duration::from_secs(30));
+
+    // The model server's answer, exactly, in a finalized network inference; then a settled
+    // epoch in which the worker's key was scored as inferer and as reputer.
+    let t0 = Instant::now();
+    let value = loop {
+        let i = chorus()
+            .args(["--json", "infer", "get", &topic.to_string(), "--node", &url])
+            .output()
+            .unwrap();
+        if i.status.success() {
+            let i: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
+            if i["finalized"] == true
+                && let Some(v) = i["inferer_values"][&address].as_f64()
+            {
+                break v;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "no finalized inference with the worker's value"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let answers: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        answers
+            .iter()
+            .any(|a| a["path"] == "/inference/ETH" && a["value"].as_f64() == Some(value)),
+        "{value} was not an answer of the model server: {answers:?}"
+    );
+    let scores = loop {
+        let s = ok_json(&["scores", &topic.to_string(), "--node", &url]);
+        if s["inferers"].get(&address).is_some() && s["reputers"].get(&address).is_some() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the worker was never scored as inferer and reputer: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(scores["inferers"][&address].is_f64(), "{scores}");
+    // The reputer asked the model server for the ground truth with the epoch's start time.
+    let truth = std::fs::read_to_string(&log).unwrap();
+    assert!(truth.contains("\"/truth/ETH/"), "{truth}");
+
+    // The nodes stop cleanly on SIGTERM (the model server is killed by the guard).
+    let model = procs.0.remove(0);
+    for node in procs.0.drain(..).rev() {
+        stop(node);
+    }
+    procs.0.push(model);
+}
+
+/// Child processes killed when dropped (a failing test leaves nothing running).
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

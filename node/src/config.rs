@@ -37,6 +37,7 @@
 //! archive = false              # true: keep all history (and serve it to peers)
 //! retention_days = 30          # else finalized windows and certificates older are pruned
 //! # retention_heights = 5000   # or count in checkpoint heights (at least 64)
+//! history_days = 365           # finalized inferences and account statements: kept this long
 //! ```
 //!
 //! Relative paths are relative to the config file's directory. Any value can be overridden
@@ -350,6 +351,9 @@ pub struct StoreSection {
     pub retention_days: u64,
     /// If set, the retention in checkpoint heights instead of days (at least 64).
     pub retention_heights: Option<u64>,
+    /// Finalized network inferences and account statement lines (small; what consumers and
+    /// `chorus rewards --history` ask for) are kept this many days (unless `archive`).
+    pub history_days: u64,
 }
 
 impl Default for StoreSection {
@@ -358,6 +362,7 @@ impl Default for StoreSection {
             archive: false,
             retention_days: 30,
             retention_heights: None,
+            history_days: 365,
         }
     }
 }
@@ -372,7 +377,10 @@ impl StoreSection {
         let heights = self.retention_heights.unwrap_or_else(|| {
             self.retention_days.saturating_mul(86_400_000) / checkpoint_period_ms.max(1)
         });
-        Retention::Heights(heights.max(MIN_RETENTION_HEIGHTS))
+        Retention::Prune {
+            heights: heights.max(MIN_RETENTION_HEIGHTS),
+            history_ms: self.history_days.saturating_mul(86_400_000),
+        }
     }
 
     fn problems(&self) -> Vec<String> {
@@ -384,6 +392,12 @@ impl StoreSection {
         if self.retention_heights.is_none() && self.retention_days == 0 {
             problems.push(
                 "[store] retention_days must be at least 1 (or set archive = true to keep all)"
+                    .into(),
+            );
+        }
+        if self.history_days == 0 {
+            problems.push(
+                "[store] history_days must be at least 1 (or set archive = true to keep all)"
                     .into(),
             );
         }
@@ -978,18 +992,32 @@ listen = ["/ip4/127.0.0.1/udp/4001/quic-v1"]
     fn retention_is_days_heights_or_archive() {
         use crate::store::prune::Retention;
         let period = 60_000; // one-minute checkpoints
+        let year = 365 * 86_400_000;
+        let prune = |heights, history_ms| Retention::Prune {
+            heights,
+            history_ms,
+        };
         let c = Config::parse("", std::iter::empty()).unwrap();
-        assert_eq!(c.store.retention(period), Retention::Heights(30 * 24 * 60));
+        assert_eq!(c.store.retention(period), prune(30 * 24 * 60, year));
         let c = Config::parse("[store]\nretention_days = 2", std::iter::empty()).unwrap();
-        assert_eq!(c.store.retention(period), Retention::Heights(2 * 24 * 60));
+        assert_eq!(c.store.retention(period), prune(2 * 24 * 60, year));
         let c = Config::parse("[store]\nretention_heights = 500", std::iter::empty()).unwrap();
-        assert_eq!(c.store.retention(period), Retention::Heights(500));
+        assert_eq!(c.store.retention(period), prune(500, year));
+        let c = Config::parse("[store]\nhistory_days = 7", std::iter::empty()).unwrap();
+        assert_eq!(
+            c.store.retention(period),
+            prune(30 * 24 * 60, 7 * 86_400_000)
+        );
         let c = Config::parse("[store]\narchive = true", std::iter::empty()).unwrap();
         assert_eq!(c.store.retention(period), Retention::Archive);
         // A day of hour-long checkpoints is less than the floor: the floor.
         let c = Config::parse("[store]\nretention_days = 1", std::iter::empty()).unwrap();
-        assert_eq!(c.store.retention(3_600_000), Retention::Heights(64));
-        for bad in ["retention_heights = 10", "retention_days = 0"] {
+        assert_eq!(c.store.retention(3_600_000), prune(64, year));
+        for bad in [
+            "retention_heights = 10",
+            "retention_days = 0",
+            "history_days = 0",
+        ] {
             let c = Config::parse(&format!("[store]\n{bad}"), std::iter::empty()).unwrap();
             let err = c.validate_values().unwrap_err();
             assert!(

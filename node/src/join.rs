@@ -153,5 +153,6 @@ fn response_name(r: &Response) -> &'static str {
         Response::Genesis(_) => "genesis",
         Response::Heads(_) => "heads",
         Response::EnvelopePage { .. } => "envelope page",
+        Response::Time(_) => "time",
     }
 }

@@ -19,17 +19,19 @@
 //! | `chorus_inferences_received_total` | counter | `topic` | valid worker bundles stored in this node's windows (from gossip, sync and its own) |
 //! | `chorus_losses_published_total` | counter | `topic` | reputer loss bundles this node published (Allora: `allora_reputer_chain_submission_count`) |
 //! | `chorus_model_requests_total` | counter | `topic`, `kind`, `outcome` | model and truth-source calls, every try counted (`kind` = `inference`/`forecast`/`truth`; `outcome` = `ok` or the reason code; Allora: `allora_worker_inference_request_count`, …) |
-//! | `chorus_epochs_missed_total` | counter | `topic`, `reason` | epochs a duty was not done, once per epoch whatever the number of tries, by reason code (`timeout`, `connect`, `request`, `status`, `not_a_number`, `non_finite`, `empty`, `missing`, `exit`, `spawn`, `no_token`, `unsafe_token`, `invalid_url`, `tls_config`, `not_ready`, `not_registered`, `truth_unavailable`, `loss`, …) |
+//! | `chorus_epochs_missed_total` | counter | `topic`, `reason` | epochs a duty was not done, once per epoch whatever the number of tries, by reason code (`timeout`, `connect`, `request`, `status`, `not_a_number`, `non_finite`, `empty`, `missing`, `exit`, `spawn`, `no_token`, `unsafe_token`, `invalid_url`, `tls_config`, `not_ready`, `not_registered`, `truth_unavailable`, `loss`, `loss_service`, `deadline`, …) |
 //! | `chorus_queue_drops_total` | counter | `queue` | items dropped by a full bounded queue |
 //! | `chorus_peer_penalties_total` | counter | `offence` | penalties this node gave peers, by offence kind (`invalid_entries`, `malformed_sync`, `bad_heads`, `malformed_consensus`, `consensus`) |
 //! | `chorus_gossip_latency_seconds` | histogram | | delay from a message's window opening (or send time) to its receipt |
 //! | `chorus_sync_latency_seconds` | histogram | | round trip of one anti-entropy sync message (request to answer) |
 //! | `chorus_finality_latency_seconds` | histogram | | delay from a window's close to the checkpoint that finalized it |
 //! | `chorus_checkpoint_height` | gauge | | height of the latest finalized checkpoint |
+//! | `chorus_clock_offset_ms` | gauge | | peers' median clock minus this node's (ms; 0 until 3 peers answered); beyond `max_clock_skew_ms` the node does not propose |
+//! | `chorus_proposals_passed_total` | counter | | turns to propose passed up because this node's clock is off by more than `max_clock_skew_ms` |
 //! | `chorus_stalled_height` | gauge | | 0, or the decided height this node cannot apply (it is stuck before it; `/v1/status` `stalled` says why) |
 //! | `chorus_store_size_bytes` | gauge | | size of the redb file |
 //! | `chorus_store_envelopes` | gauge | | signed envelopes in the store |
-//! | `chorus_store_pruned_total` | counter | `kind` | finalized history deleted by the retention (`[store]`), by kind: `windows`, `envelopes`, `certificates` |
+//! | `chorus_store_pruned_total` | counter | `kind` | finalized history deleted by the retention (`[store]`), by kind: `windows`, `envelopes`, `certificates`, `inferences`, `statements` |
 //! | `chorus_connected_peers` | gauge | | connected libp2p peers |
 //!
 //! A labeled metric appears on the page after its first event (an empty family prints
@@ -127,6 +129,8 @@ pub struct NodeMetrics {
     finality_latency: Histogram,
     checkpoint_height: Gauge,
     stalled_height: Gauge,
+    clock_offset: Gauge,
+    proposals_passed: Counter,
     store_bytes: Gauge,
     store_envelopes: Gauge,
     connected_peers: Gauge,
@@ -168,6 +172,8 @@ impl NodeMetrics {
             finality_latency: histogram(FINALITY_BUCKETS),
             checkpoint_height: Gauge::default(),
             stalled_height: Gauge::default(),
+            clock_offset: Gauge::default(),
+            proposals_passed: Counter::default(),
             store_bytes: Gauge::default(),
             store_envelopes: Gauge::default(),
             connected_peers: Gauge::default(),
@@ -257,6 +263,16 @@ impl NodeMetrics {
                 "stalled_height",
                 "0, or the decided height this node cannot apply",
                 m.stalled_height.clone(),
+            );
+            r.register(
+                "clock_offset_ms",
+                "Peers' median clock minus this node's, ms (0 until 3 peers answered)",
+                m.clock_offset.clone(),
+            );
+            r.register(
+                "proposals_passed",
+                "Turns to propose passed up because this node's clock is off",
+                m.proposals_passed.clone(),
             );
             r.register_with_unit(
                 "store_size",
@@ -373,7 +389,8 @@ impl NodeMetrics {
             .inc();
     }
 
-    /// The retention deleted `n` things of `kind` (`windows`, `envelopes`, `certificates`).
+    /// The retention deleted `n` things of `kind` (`windows`, `envelopes`, `certificates`,
+    /// `inferences`, `statements`).
     pub fn pruned(&self, kind: &'static str, n: u64) {
         self.store_pruned
             .get_or_create(&KindLabels { kind })
@@ -419,6 +436,16 @@ impl NodeMetrics {
     /// This node cannot apply the decided `height`.
     pub fn stalled(&self, height: u64) {
         self.stalled_height.set(gauge_value(height));
+    }
+
+    /// The estimated clock offset (peers' median minus ours, ms).
+    pub fn clock_offset(&self, offset_ms: i64) {
+        self.clock_offset.set(offset_ms);
+    }
+
+    /// A turn to propose was passed up (the clock is off).
+    pub fn proposal_passed(&self) {
+        self.proposals_passed.inc();
     }
 
     /// The latest finalized checkpoint height.

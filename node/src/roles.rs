@@ -265,7 +265,7 @@ pub async fn run_worker(
     metrics: Arc<NodeMetrics>,
 ) {
     let mut observed_bars = 0usize;
-    let mut learned: BTreeSet<u64> = BTreeSet::new();
+    let mut learned = Learning::default();
     // The last epoch this worker served, or counted as missed because it was not registered.
     let mut handled: Option<u64> = None;
     let mut was_registered = None;
@@ -278,8 +278,15 @@ pub async fn run_worker(
             }
             continue;
         };
+        learn(
+            &mut task,
+            &v,
+            &spec,
+            &mut learned,
+            (clock.now_ms(), &metrics),
+        )
+        .await;
         let now = clock.now_ms();
-        learn(&mut task, &v, &spec, &mut learned, &metrics).await;
         let Some(epoch) = spec.epoch_at(now) else {
             sleep_ms(spec.start_ms.saturating_sub(now)).await;
             continue;
@@ -392,19 +399,36 @@ async fn skipped(
     .map_err(|_| ())
 }
 
-/// Forecaster learning from finalized inferences whose truth is known.
+/// Forecaster learning: which epochs are done, and when to ask again for the others.
+#[derive(Debug, Default)]
+struct Learning {
+    /// Epochs learned from, or given up after their reputer window closed.
+    done: BTreeSet<u64>,
+    /// Epochs whose truth was not there yet: not asked again before this time.
+    next_try: BTreeMap<u64, u64>,
+}
+
+/// Forecaster learning from finalized inferences whose truth is known. The truth source is
+/// asked about an epoch only from its reputer window's open (when its truth can exist), and at
+/// most once per quarter epoch (at least 1 s apart) while it has no answer, whatever the number
+/// of view changes; an epoch without truth when its reputer window has closed is given up.
 async fn learn(
     task: &mut WorkerTask,
     v: &RoleView,
     spec: &TopicSpec,
-    learned: &mut BTreeSet<u64>,
-    metrics: &NodeMetrics,
+    state: &mut Learning,
+    (now, metrics): (u64, &NodeMetrics),
 ) {
     let (Some(f), Some(truth)) = (task.forecaster.as_mut(), task.truth.as_ref()) else {
         return;
     };
     for ((t, e), bundle) in v.pending.range((task.topic, 0)..=(task.topic, u64::MAX)) {
-        if *t != task.topic || learned.contains(e) {
+        let (open, close) = spec.reputer_window(*e);
+        if *t != task.topic
+            || state.done.contains(e)
+            || now < open
+            || state.next_try.get(e).is_some_and(|at| now < *at)
+        {
             continue;
         }
         let ctx = EpochContext::of_topic(task.topic.0, spec, *e);
@@ -419,12 +443,22 @@ async fn learn(
             f.observe_truth(*e, y, &inferences, |t, p| {
                 spec.loss.loss(t, p).unwrap_or(f64::NAN)
             });
-            learned.insert(*e);
+            state.done.insert(*e);
+            state.next_try.remove(e);
+        } else if now >= close {
+            state.done.insert(*e);
+            state.next_try.remove(e);
+        } else {
+            let wait = (spec.epoch_length_ms / 4).max(1_000);
+            state.next_try.insert(*e, now.saturating_add(wait));
         }
     }
-    while learned.len() > 4096 {
-        learned.pop_first();
+    while state.done.len() > 4096 {
+        state.done.pop_first();
     }
+    state
+        .next_try
+        .retain(|e, _| v.pending.contains_key(&(task.topic, *e)));
 }
 
 /// Feeds bars up to and including the epoch's bar (never later ones).
@@ -587,7 +621,20 @@ pub async fn run_reputer(
                         continue;
                     }
                 };
-                match reputer_losses(&task, bundle, truth, spec).await {
+                // A slow loss service cannot hold the reputer past the window: what is not
+                // ready at the close would be refused anyway.
+                let left = Duration::from_millis(close.saturating_sub(clock.now_ms()));
+                let losses = tokio::time::timeout(left, reputer_losses(&task, bundle, truth, spec))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(LossFailure {
+                            reason: "deadline",
+                            message: "the losses were not ready when the reputer window closed"
+                                .into(),
+                            transient: false,
+                        })
+                    });
+                match losses {
                     Ok(losses) => {
                         trying.remove(e);
                         done.insert(*e);

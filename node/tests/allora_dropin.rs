@@ -550,12 +550,16 @@ async fn https_with_an_operator_ca() {
 
 /// Allora's loss-function service contract (`POST /calculate`, `POST /is_never_negative`),
 /// squared error, answering losses as strings; and a ground-truth server answering a quoted
-/// number at `/gt/{token}/{height}` like coin-prediction-reputer.
-async fn loss_and_truth_server(never_negative: bool) -> (String, Arc<Mutex<Vec<Value>>>) {
+/// number at `/gt/{token}/{height}` like coin-prediction-reputer. Each loss takes `delay_ms`.
+async fn loss_and_truth_server(
+    never_negative: bool,
+    delay_ms: u64,
+) -> (String, Arc<Mutex<Vec<Value>>>) {
     use axum::Json;
     let calls: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let calculate = |State(calls): State<Arc<Mutex<Vec<Value>>>>, Json(req): Json<Value>| async move {
+    let calculate = move |State(calls): State<Arc<Mutex<Vec<Value>>>>, Json(req): Json<Value>| async move {
         calls.lock().unwrap().push(req.clone());
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         let y: f64 = req["y_true"].as_str().unwrap().parse().unwrap();
         let p: f64 = req["y_pred"].as_str().unwrap().parse().unwrap();
         Json(serde_json::json!({ "loss": ((y - p) * (y - p)).to_string() }))
@@ -583,13 +587,48 @@ async fn loss_and_truth_server(never_negative: bool) -> (String, Arc<Mutex<Vec<V
     (format!("http://{addr}"), calls)
 }
 
+/// A finalized network inference of these inferer values (weight 1 each) and one-out values,
+/// combined 2564.0, nothing else.
+fn finalized_bundle(
+    inferers: BTreeMap<chorus_protocol::keys::PublicKey, f64>,
+    one_out: BTreeMap<chorus_protocol::keys::PublicKey, f64>,
+) -> chorus_protocol::inference::NetworkInference {
+    chorus_protocol::inference::NetworkInference {
+        combined_value: 2564.0,
+        confidence_interval_values: None,
+        forecaster_values: BTreeMap::new(),
+        forecaster_weights: BTreeMap::new(),
+        inferer_weights: inferers.keys().map(|k| (*k, 1.0)).collect(),
+        inferer_values: inferers,
+        naive_value: None,
+        one_in_forecaster_values: BTreeMap::new(),
+        one_out_forecaster_values: BTreeMap::new(),
+        one_out_inferer_forecaster_values: BTreeMap::new(),
+        one_out_inferer_values: one_out,
+    }
+}
+
+/// A ground truth over HTTP at `url` (1 s timeout).
+fn http_truth(url: String) -> TruthSpec {
+    TruthSpec::Http(HttpSpec {
+        url,
+        timeout_ms: 1000,
+        max_body_bytes: 1024,
+        params: BTreeMap::new(),
+        ca_file: None,
+    })
+}
+
+/// A reputer with a loss service (each loss taking `delay_ms`) run for `run_ms` while epoch
+/// 0's reputer window, opened 100 ms before, is open for 1.9 s more.
 async fn run_reputer_once(
     never_negative: bool,
+    delay_ms: u64,
+    run_ms: u64,
 ) -> (Vec<RoleOutput>, Vec<serde_json::Value>, String) {
     use chorus_node::models::{LossServiceSpec, build_loss_service, build_truth};
     use chorus_node::roles::{ReputerTask, run_reputer};
-    use chorus_protocol::inference::NetworkInference;
-    let (base, calls) = loss_and_truth_server(never_negative).await;
+    let (base, calls) = loss_and_truth_server(never_negative, delay_ms).await;
     let me = Keypair::from_seed(&[8; 32]).public();
     let w1 = Keypair::from_seed(&[1; 32]).public();
     let w2 = Keypair::from_seed(&[2; 32]).public();
@@ -599,36 +638,21 @@ async fn run_reputer_once(
         token: "ETH".into(),
         ..TopicSpec::new("t", LossMethod::Mse, now_ms() - 2_100, 2_000, 1_500, 2_000)
     };
-    let bundle = NetworkInference {
-        combined_value: 2564.0,
-        confidence_interval_values: None,
-        forecaster_values: BTreeMap::new(),
-        forecaster_weights: BTreeMap::new(),
-        inferer_values: BTreeMap::from([(w1, 2564.0), (w2, 2566.5)]),
-        inferer_weights: BTreeMap::from([(w1, 1.0), (w2, 1.0)]),
-        naive_value: None,
-        one_in_forecaster_values: BTreeMap::new(),
-        one_out_forecaster_values: BTreeMap::new(),
-        one_out_inferer_forecaster_values: BTreeMap::new(),
-        one_out_inferer_values: BTreeMap::from([(w1, 2566.5), (w2, 2564.0)]),
-    };
+    let bundle = finalized_bundle(
+        BTreeMap::from([(w1, 2564.0), (w2, 2566.5)]),
+        BTreeMap::from([(w1, 2566.5), (w2, 2564.0)]),
+    );
     let view = RoleView {
         topics: BTreeMap::from([(topic, spec)]),
         reputers: BTreeMap::from([(topic, BTreeSet::from([me]))]),
         pending: BTreeMap::from([((topic, 0), Arc::new(bundle))]),
         ..RoleView::default()
     };
-    let truth = TruthSpec::Http(HttpSpec {
-        url: format!("{base}/gt/{{Token}}/{{BlockHeight}}"),
-        timeout_ms: 1000,
-        max_body_bytes: 1024,
-        params: BTreeMap::new(),
-        ca_file: None,
-    });
+    let truth = http_truth(format!("{base}/gt/{{Token}}/{{BlockHeight}}"));
     let loss = LossServiceSpec {
         url: base.clone(),
         options: BTreeMap::from([("loss_method".to_string(), "sqe".to_string())]),
-        timeout_ms: 1000,
+        timeout_ms: 1000 + delay_ms,
         ca_file: None,
     };
     let task = ReputerTask {
@@ -647,7 +671,7 @@ async fn run_reputer_once(
         Clock::system(),
         metrics.clone(),
     ));
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    tokio::time::sleep(Duration::from_millis(run_ms)).await;
     role.abort();
     let mut outputs = vec![];
     while let Ok(o) = out_rx.try_recv() {
@@ -659,7 +683,7 @@ async fn run_reputer_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reputer_scores_with_an_allora_loss_service() {
-    let (outputs, calls, _) = run_reputer_once(true).await;
+    let (outputs, calls, _) = run_reputer_once(true, 0, 1_000).await;
     let bundles: Vec<_> = outputs
         .iter()
         .filter_map(|o| match o {
@@ -696,6 +720,31 @@ async fn a_reputer_scores_with_an_allora_loss_service() {
         assert!(c["y_pred"].is_string());
         assert_eq!(c["options"]["loss_method"], "sqe");
     }
+}
+
+/// A loss service slower than the reputer window: the reputer gives the epoch up when the
+/// window closes (reason `deadline`, counted once) instead of waiting past it, and publishes
+/// nothing late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_service_slower_than_the_window_is_given_up_at_its_close() {
+    // Each loss takes 5 s; the window closes 1.9 s after the reputer starts; it runs 3 s.
+    let (outputs, calls, metrics) = run_reputer_once(true, 5_000, 3_000).await;
+    assert!(
+        !outputs.iter().any(
+            |o| matches!(o, RoleOutput::Publish(p) if matches!(**p, Payload::ReputerBundle(_)))
+        ),
+        "{outputs:?}"
+    );
+    assert!(!calls.is_empty(), "the loss service was never asked");
+    assert_eq!(
+        metric(
+            &metrics,
+            "chorus_epochs_missed_total",
+            &["topic=\"1\"", "reason=\"deadline\""]
+        ),
+        1.0,
+        "{metrics}"
+    );
 }
 
 /// The losses of many values are asked several at a time, never more than the bound, each
@@ -760,10 +809,95 @@ async fn loss_service_requests_run_concurrently_within_a_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loss_service_that_may_go_negative_is_refused_for_a_log10_topic() {
-    let (outputs, calls, _) = run_reputer_once(false).await;
+    let (outputs, calls, _) = run_reputer_once(false, 0, 1_000).await;
     assert!(
         !outputs.iter().any(|o| matches!(o, RoleOutput::Publish(_))),
         "{outputs:?}"
     );
     assert!(calls.is_empty(), "losses were asked for: {calls:?}");
+}
+
+/// A forecaster learning from a ground-truth endpoint asks about an epoch only once its truth
+/// can exist (the reputer window opened), once when answered, and again at most once a second
+/// while it is not there yet, however often the view changes (here 20 times in about half a
+/// second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecaster_learning_asks_for_truth_once_it_can_exist_and_not_per_view_change() {
+    use chorus_node::models::ForecasterSpec;
+    let asked: Arc<Mutex<BTreeMap<u64, usize>>> = Arc::default();
+    let app =
+        axum::Router::new()
+            .route(
+                "/gt/{epoch}",
+                axum::routing::get(
+                    |State(asked): State<Arc<Mutex<BTreeMap<u64, usize>>>>,
+                     Path(epoch): Path<u64>| async move {
+                        *asked.lock().unwrap().entry(epoch).or_default() += 1;
+                        // Epoch 4's truth is due but the source does not have it yet.
+                        if epoch == 4 {
+                            StatusCode::NO_CONTENT.into_response()
+                        } else {
+                            "2564.5".into_response()
+                        }
+                    },
+                ),
+            )
+            .with_state(asked.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let me = Keypair::from_seed(&[9; 32]).public();
+    let w1 = Keypair::from_seed(&[1; 32]).public();
+    let topic = TopicId(1);
+    // Epochs of 2 s, truth one epoch later: 10.1 s after the start, the truth of epochs
+    // 0..=4 can exist (epoch 4's since 0.1 s), that of epoch 5 only in 1.9 s.
+    let spec = TopicSpec::new("t", LossMethod::Mse, now_ms() - 10_100, 2_000, 1_500, 2_000);
+    let bundle = Arc::new(finalized_bundle(
+        BTreeMap::from([(w1, 2564.0)]),
+        BTreeMap::new(),
+    ));
+    let view = RoleView {
+        topics: BTreeMap::from([(topic, spec)]),
+        workers: BTreeMap::from([(topic, BTreeSet::from([me, w1]))]),
+        pending: (0..=5).map(|e| ((topic, e), bundle.clone())).collect(),
+        ..RoleView::default()
+    };
+    let truth = http_truth(format!("http://{addr}/gt/{{Epoch}}"));
+    let forecaster = ForecasterSpec::Ema {
+        alpha: 0.1,
+        loss_floor: 2.5e-11,
+    };
+    let task =
+        WorkerTask::build(topic, me, None, Some(&forecaster), None, Some(&truth), 0).unwrap();
+    let (view_tx, view_rx) = watch::channel(Arc::new(view.clone()));
+    let (out_tx, mut out_rx) = mpsc::channel(64);
+    let role = tokio::spawn(run_worker(
+        task,
+        view_rx,
+        out_tx,
+        Clock::system(),
+        Arc::new(NodeMetrics::new()),
+    ));
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        view_tx.send(Arc::new(view.clone())).unwrap();
+        while out_rx.try_recv().is_ok() {}
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    role.abort();
+    let asked = asked.lock().unwrap().clone();
+    for e in 0..=3 {
+        assert_eq!(asked.get(&e), Some(&1), "epoch {e}: {asked:?}");
+    }
+    let four = asked.get(&4).copied().unwrap_or(0);
+    assert!(
+        (1..=2).contains(&four),
+        "epoch 4 asked {four} times: {asked:?}"
+    );
+    assert_eq!(
+        asked.get(&5),
+        None,
+        "epoch 5's truth cannot exist yet: {asked:?}"
+    );
 }

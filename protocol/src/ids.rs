@@ -83,11 +83,40 @@ pub type MessageId = Hash32;
 
 /// A topic id. Genesis topics carry small ids given in the genesis; topics created later get
 /// the id [`TopicId::derived`] from their creator and nonce.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Encode, Decode, Serialize, Deserialize,
-)]
+///
+/// Serialized as a number; parsed from a number or a decimal string. Derived ids have the top
+/// bit set, beyond TOML's integers (i64): a node config names such a topic as a string,
+/// `topic = "14446983398984062850"`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Encode, Decode, Serialize)]
 #[serde(transparent)]
 pub struct TopicId(pub u64);
+
+impl<'de> Deserialize<'de> for TopicId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TopicId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a topic id: a non-negative integer, or one in a string")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TopicId, E> {
+                Ok(TopicId(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TopicId, E> {
+                u64::try_from(v)
+                    .map(TopicId)
+                    .map_err(|_| E::custom(format!("a topic id cannot be negative ({v})")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TopicId, E> {
+                v.trim()
+                    .parse()
+                    .map(TopicId)
+                    .map_err(|_| E::custom(format!("{v:?} is not a topic id")))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
 
 impl TopicId {
     /// The id of a topic created by `creator` with ledger nonce `nonce`: the first 8 bytes of a
@@ -192,6 +221,32 @@ impl<'de> Deserialize<'de> for Amount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A derived topic id (top bit set) does not fit TOML's integers: a config names it as a
+    /// string. Numbers still work, JSON round-trips as a number, negatives are refused.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn topic_ids_parse_from_numbers_and_strings() {
+        #[derive(Deserialize)]
+        struct T {
+            topic: TopicId,
+        }
+        let derived = TopicId::derived(&crate::keys::Keypair::from_seed(&[1; 32]).public(), 1);
+        assert!(derived.0 > i64::MAX as u64);
+        let t: T = toml::from_str(&format!("topic = \"{}\"", derived.0)).unwrap();
+        assert_eq!(t.topic, derived);
+        assert!(toml::from_str::<T>(&format!("topic = {}", derived.0)).is_err());
+        let t: T = toml::from_str("topic = 7").unwrap();
+        assert_eq!(t.topic, TopicId(7));
+        assert!(toml::from_str::<T>("topic = -1").is_err());
+        assert!(toml::from_str::<T>("topic = \"x1\"").is_err());
+        let json = serde_json::to_string(&derived).unwrap();
+        assert_eq!(json, derived.0.to_string());
+        assert_eq!(serde_json::from_str::<TopicId>(&json).unwrap(), derived);
+        let keyed: std::collections::BTreeMap<TopicId, u8> =
+            serde_json::from_str(&format!("{{\"{}\": 1}}", derived.0)).unwrap();
+        assert_eq!(keyed[&derived], 1);
+    }
 
     #[test]
     fn amount_text_forms() {

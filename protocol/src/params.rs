@@ -107,6 +107,9 @@ pub struct ModuleParams {
     pub slash_fraction_ppm: u64,
     /// Delay before unbonded validator stake is released (ms).
     pub validator_unbonding_ms: u64,
+    /// Smallest validator bond (a bond is zero or at least this): dust bonds would only grow
+    /// the ledger. The validator set is the largest bonds, at most 1024.
+    pub min_validator_bond: Amount,
     /// Voting period of governance proposals, in checkpoint periods.
     pub governance_voting_periods: u64,
 }
@@ -162,6 +165,8 @@ impl Default for ModuleParams {
             // 5 % of the bond, CometBFT's usual double-sign slash.
             slash_fraction_ppm: 50_000,
             validator_unbonding_ms: 21 * 24 * 3_600_000,
+            // One whole token (18 decimals).
+            min_validator_bond: Amount(10u128.pow(18)),
             governance_voting_periods: 60,
         }
     }

@@ -103,6 +103,16 @@ pub enum TxError {
     /// Unbonding would leave no validator.
     #[error("the last bonded stake cannot leave")]
     LastBond,
+    /// The bond would be above zero but below the network's `min_validator_bond`.
+    #[error(
+        "a bond of {bond} is below the minimum {min} (unbond all of it, or keep at least the minimum)"
+    )]
+    BondBelowMinimum {
+        /// The bond it would leave.
+        bond: Amount,
+        /// `min_validator_bond`.
+        min: Amount,
+    },
     /// No proposal has this id.
     #[error("unknown proposal")]
     UnknownProposal,
@@ -181,6 +191,13 @@ mod tests {
                 "only 100 bonded",
             ),
             (TxError::LastBond, "the last bonded stake cannot leave"),
+            (
+                TxError::BondBelowMinimum {
+                    bond: Amount(5),
+                    min: Amount(10),
+                },
+                "a bond of 5 is below the minimum 10 (unbond all of it, or keep at least the minimum)",
+            ),
             (TxError::UnknownProposal, "unknown proposal"),
             (TxError::VotingEnded, "voting has ended"),
             (

@@ -184,10 +184,27 @@ impl Ledger {
         Ok(())
     }
 
+    /// Bond stake (the bond must reach `min_validator_bond`: dust bonds would only grow the
+    /// ledger).
     fn bond(&mut self, who: PublicKey, m: &BondChange) -> Result<(), TxError> {
+        let before = self
+            .validators
+            .get(&who)
+            .map(|v| v.bond)
+            .unwrap_or_default();
+        let after = Amount(before.0.saturating_add(m.amount.0));
+        self.check_bond(after)?;
         self.debit(&who, m.amount)?;
-        let v = self.validators.entry(who).or_default();
-        v.bond = Amount(v.bond.0 + m.amount.0);
+        self.validators.entry(who).or_default().bond = after;
+        Ok(())
+    }
+
+    /// A bond is zero or at least `min_validator_bond`.
+    fn check_bond(&self, bond: Amount) -> Result<(), TxError> {
+        let min = self.params.min_validator_bond;
+        if bond != Amount::ZERO && bond < min {
+            return Err(TxError::BondBelowMinimum { bond, min });
+        }
         Ok(())
     }
 
@@ -195,17 +212,22 @@ impl Ledger {
     /// `validator_unbonding_ms`.
     fn unbond(&mut self, who: PublicKey, m: &BondChange, now: u64) -> Result<(), TxError> {
         let total: u128 = self.validators.values().map(|v| v.bond.0).sum();
+        let bonded = self
+            .validators
+            .get(&who)
+            .ok_or(TxError::NotAValidator)?
+            .bond;
+        let left = bonded
+            .checked_sub(m.amount)
+            .ok_or(TxError::InsufficientBond { bonded })?;
+        if total - m.amount.0 == 0 {
+            return Err(TxError::LastBond);
+        }
+        self.check_bond(left)?;
         let v = self
             .validators
             .get_mut(&who)
             .ok_or(TxError::NotAValidator)?;
-        let left = v
-            .bond
-            .checked_sub(m.amount)
-            .ok_or(TxError::InsufficientBond { bonded: v.bond })?;
-        if total - m.amount.0 == 0 {
-            return Err(TxError::LastBond);
-        }
         v.bond = left;
         if left == Amount::ZERO {
             self.validators.remove(&who);

@@ -88,6 +88,11 @@ enum Asked {
     Window(WindowKey),
     /// Head lists by (window id, root).
     Heads(Vec<(Hash32, Hash32)>),
+    /// A peer's clock, asked at `sent_ms` (ours).
+    Time {
+        /// When we asked.
+        sent_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +109,8 @@ pub(super) struct AntiEntropy {
     rng: SplitMix64,
     peers: BTreeSet<PeerKey>,
     next_round_ms: u64,
+    /// When a peer is asked for its time next ([`super::clock`]).
+    next_time_ms: u64,
     next_id: u64,
     pending: BTreeMap<RequestId, Pending>,
     /// Windows asked for by fetch, with when.
@@ -132,6 +139,7 @@ impl AntiEntropy {
             rng: SplitMix64::seeded(seed),
             peers: BTreeSet::new(),
             next_round_ms: 0,
+            next_time_ms: 0,
             next_id: 0,
             pending: BTreeMap::new(),
             fetching: BTreeMap::new(),
@@ -167,6 +175,7 @@ impl Replica {
     /// The last connection to `peer` closed: its sessions end, its requests fail.
     pub(super) fn peer_down(&mut self, peer: PeerKey) {
         self.ae.peers.remove(&peer);
+        self.clock.forget(&peer);
         self.sync_sessions.retain(|(p, _), _| *p != peer);
         let failed: Vec<RequestId> = self
             .ae
@@ -233,7 +242,7 @@ impl Replica {
                         self.ae.fetching_heads.remove(w);
                     }
                 }
-                Asked::Roots(_) => {}
+                Asked::Roots(_) | Asked::Time { .. } => {}
             }
         }
     }
@@ -252,6 +261,17 @@ impl Replica {
         }
         self.sync_sessions
             .retain(|_, s| now_ms < s.touched_ms.saturating_add(SESSION_IDLE_MS));
+        if now_ms >= self.ae.next_time_ms {
+            let every = match self.clock.len() < super::clock::MIN_CLOCK_SAMPLES {
+                true => self.ae.config.round_ms,
+                false => super::clock::TIME_EVERY_MS,
+            };
+            self.ae.next_time_ms = now_ms.saturating_add(every);
+            if let Some(peer) = self.ae.random_peer() {
+                let asked = Asked::Time { sent_ms: now_ms };
+                self.request(peer, Request::Time, Some(asked), now_ms, out);
+            }
+        }
         if now_ms < self.ae.next_round_ms {
             return;
         }
@@ -512,7 +532,10 @@ impl Replica {
                     self.ae.fetching_heads.remove(w);
                 }
             }
-            (Asked::Roots(_), _) => {}
+            (Asked::Time { sent_ms }, Response::Time(theirs)) => {
+                self.clock.record(from, sent_ms, theirs, now_ms);
+            }
+            (Asked::Roots(_) | Asked::Time { .. }, _) => {}
         }
     }
 
@@ -638,6 +661,7 @@ impl Replica {
                 Response::Genesis(self.genesis.to_vec())
             }
             Request::Genesis => Response::Refused("the genesis is larger than a response".into()),
+            Request::Time => Response::Time(now_ms),
         };
         out.push(Effect::Respond { id, response });
     }

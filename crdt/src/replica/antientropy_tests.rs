@@ -58,14 +58,80 @@ impl F {
     }
 }
 
+/// The requests among `effects`, except clock questions (`Request::Time`, tested on their own
+/// in `peers_are_asked_their_time_and_the_median_is_the_offset`).
 fn requests(effects: &[Effect]) -> Vec<(RequestId, PublicKey, Request)> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Request { id, to, request } => Some((*id, *to, request.clone())),
+            Effect::Request { id, to, request } if *request != Request::Time => {
+                Some((*id, *to, request.clone()))
+            }
             _ => None,
         })
         .collect()
+}
+
+#[test]
+fn peers_are_asked_their_time_and_the_median_is_the_offset() {
+    let mut f = fixture();
+    let peers: Vec<PublicKey> = (1..=4).map(|i| f.peer(i)).collect();
+    for p in &peers {
+        f.r.handle(Input::PeerUp(*p), LIVE);
+    }
+    // Peers 1–3 run 500 ms ahead, peer 4 a year behind (a liar in the minority). Each round
+    // (every second while fewer than three answered) one random peer is asked; answers come
+    // back at once.
+    let ahead = |p: &PublicKey, now: u64| match *p == peers[3] {
+        true => now.saturating_sub(31_536_000_000),
+        false => now + 500,
+    };
+    let mut asked = std::collections::BTreeSet::new();
+    let mut t = LATE;
+    while f.r.clock_offset_ms().is_none() {
+        assert!(
+            t < LATE + 60_000,
+            "no estimate after a minute: asked {asked:?}"
+        );
+        let effects = f.r.handle(Input::Tick, t);
+        for e in &effects {
+            if let Effect::Request {
+                id,
+                to,
+                request: Request::Time,
+            } = e
+            {
+                asked.insert(*to);
+                f.r.handle(
+                    Input::Response {
+                        id: *id,
+                        from: *to,
+                        response: Response::Time(ahead(to, t)),
+                    },
+                    t,
+                );
+            }
+        }
+        t += 1_000;
+    }
+    assert!(asked.len() >= 3, "{asked:?}");
+    // Three or four samples, at most one of them the liar's: the median is +500.
+    assert_eq!(f.r.clock_offset_ms(), Some(500));
+    // 500 ms is over the fixture's skew allowance: this replica's clock is off.
+    assert!(f.r.clock_off());
+    // And a peer's question is answered with our clock.
+    let e = f.r.handle(
+        Input::Request {
+            from: peers[0],
+            id: InboundId(3),
+            request: Request::Time,
+        },
+        t,
+    );
+    assert!(
+        e.iter().any(|e| matches!(e, Effect::Respond { id: InboundId(3), response: Response::Time(now) } if *now == t)),
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -299,6 +299,17 @@ impl Replica {
             self.need_value = None;
             return;
         }
+        if self.clock_off() {
+            // A proposal built on our clock would come early (or late) for everyone else:
+            // the round passes to the next proposer.
+            self.need_value = None;
+            out.push(Effect::Event(ReplicaEvent::ClockOff {
+                height,
+                round,
+                offset_ms: self.clock_offset_ms().unwrap_or(0),
+            }));
+            return;
+        }
         let period = height - 1;
         let ready_at = self
             .ledger

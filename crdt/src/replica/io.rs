@@ -161,6 +161,16 @@ pub enum ReplicaEvent {
         /// Refusal reason, if refused.
         refused: Option<String>,
     },
+    /// Our turn to propose was passed up: our clock is farther from the peers' than the
+    /// network allows ([`Replica::clock_off`](super::Replica::clock_off)).
+    ClockOff {
+        /// The height.
+        height: u64,
+        /// The round.
+        round: u32,
+        /// Peers' median clock minus ours, ms.
+        offset_ms: i64,
+    },
     /// Something is wrong inside this replica (not a peer's fault).
     Fault(String),
     /// A decided checkpoint does not apply to this replica's state: it applies nothing more

@@ -15,6 +15,7 @@
 
 mod admission;
 mod antientropy;
+mod clock;
 mod consensus;
 pub mod duties;
 mod evidence;
@@ -28,6 +29,7 @@ mod view;
 pub mod wire;
 
 pub use antientropy::{AntiEntropyConfig, MAX_RECONCILE_PEERS, SYNCS_PER_ROUND};
+pub use clock::{MIN_CLOCK_SAMPLES, TIME_EVERY_MS};
 pub use evidence::{EVIDENCE_STEP_MS, MAX_EVIDENCE_RANK};
 pub use io::{Effect, Input, Offence, Outcome, ReplicaConfig, ReplicaEvent};
 pub use sync::MAX_SYNC_SESSIONS;
@@ -186,6 +188,8 @@ pub struct Replica {
     reported_conflicts: BTreeMap<Slot, WindowKey>,
     /// Offences seen and ours to report ([`evidence`]).
     offences: evidence::Offences,
+    /// Peers' clock offsets ([`clock`]).
+    clock: clock::ClockOffsets,
 }
 
 impl std::fmt::Debug for Replica {
@@ -313,6 +317,7 @@ impl Replica {
             sync_sessions: BTreeMap::new(),
             reported_conflicts: BTreeMap::new(),
             offences: Default::default(),
+            clock: Default::default(),
         };
         // Registered workers and reputers sign every epoch: decompress their keys once.
         r.keys.admit(

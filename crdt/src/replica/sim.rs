@@ -205,6 +205,8 @@ pub struct SimStats {
     pub garbage_sent: u64,
     /// Reconciliations asked for before late proposals.
     pub reconciles: u64,
+    /// Turns to propose passed up by replicas whose clock is off from their peers'.
+    pub clock_off_passes: u64,
 }
 
 impl std::ops::AddAssign<&SimStats> for SimStats {
@@ -221,6 +223,7 @@ impl std::ops::AddAssign<&SimStats> for SimStats {
         self.forged_proposals += o.forged_proposals;
         self.garbage_sent += o.garbage_sent;
         self.reconciles += o.reconciles;
+        self.clock_off_passes += o.clock_off_passes;
     }
 }
 

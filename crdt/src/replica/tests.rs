@@ -105,6 +105,12 @@ fn six_replicas_finalize_settle_and_agree() {
     assert!(rewarded >= 6, "rewards reached {rewarded} accounts");
     // Every node that is at the same height has the same root (checked in `agree`).
     assert!(roots.iter().all(Option::is_some));
+    // Clocks agree: every replica has an estimate and nobody passed up a turn.
+    for n in &s.nodes {
+        let offset = n.replica.as_ref().unwrap().clock_offset_ms();
+        assert!(offset.is_some_and(|o| o.abs() <= 100), "{offset:?}");
+    }
+    assert_eq!(s.stats.clock_off_passes, 0);
 }
 
 #[test]
@@ -747,4 +753,31 @@ fn a_height_of_nine_thousand_bundles_finalizes() {
         assert!(applied >= height, "node {i} applied {applied} < {height}");
     }
     agree(&s);
+}
+
+/// A validator whose clock runs 400 ms ahead (the network allows 100) learns it from its
+/// peers' answers and passes up its turns to propose; the others see their own clocks as
+/// fine, and the network goes on finalizing without its proposals.
+#[test]
+fn a_validator_whose_clock_is_off_passes_up_its_turns_to_propose() {
+    let mut s = sim(11, NetConfig::default());
+    s.set_skew(0, 400);
+    s.run_until(1_000_000 + 25_000);
+    assert!(s.faults.is_empty(), "{:?}", s.faults);
+    let (height, _) = agree(&s);
+    assert!(height >= 15, "only {height} heights applied");
+    let fast = s.nodes[0].replica.as_ref().unwrap();
+    let offset = fast.clock_offset_ms().unwrap();
+    assert!((-450..=-350).contains(&offset), "offset {offset}");
+    assert!(fast.clock_off());
+    for n in &s.nodes[1..] {
+        let r = n.replica.as_ref().unwrap();
+        assert!(!r.clock_off(), "offset {:?}", r.clock_offset_ms());
+    }
+    // About one turn in four was node 0's once it knew (after ~15 s of time answers).
+    assert!(
+        s.stats.clock_off_passes >= 2,
+        "passes {}",
+        s.stats.clock_off_passes
+    );
 }

@@ -65,6 +65,8 @@ pub enum Request {
     /// The finalized (or proposed) change hashes of these windows (by window id), by the root
     /// a checkpoint names ([`crate::checkpoint::WindowHead`]): content-addressed, checked by the asker.
     Heads(Vec<(Hash32, Hash32)>),
+    /// Your clock, unix ms (clock-offset estimation, [`super::clock`]).
+    Time,
 }
 
 /// A response.
@@ -94,6 +96,8 @@ pub enum Response {
         /// The message id of the last one (in message-id order).
         next: Hash32,
     },
+    /// The answering replica's clock when it answered, unix ms.
+    Time(u64),
 }
 
 impl Wire for Request {

@@ -2,9 +2,14 @@
 //! table, keeps those the ledger says are finalized and closed before the retention cutoff,
 //! and has the store delete them with the certificates below the cutoff
 //! ([`crate::store::prune`]). Bounded work per pass; the pages sweep the whole table in turn.
+//! The same pass deletes finalized inferences and statement lines of epochs older than the
+//! history retention ([`prune::prune_history`]), also a bounded batch.
+
+use std::collections::BTreeMap;
 
 use chorus_crdt::window::WindowKey;
 use chorus_protocol::ids::Hash32;
+use chorus_protocol::topic::TopicSpec;
 
 use super::run::Actor;
 use crate::store::prune::{self, Retention};
@@ -24,12 +29,18 @@ pub(super) struct PruneState {
     cursor: Option<Hash32>,
     /// The applied height of the last pass.
     last_height: u64,
+    /// Where the statement sweep goes on (`None`: from the start).
+    statements: Option<crate::store::ops::StatementKey>,
 }
 
 impl Actor {
     /// One retention pass, if due.
     pub(super) async fn prune_pass(&mut self) {
-        let Retention::Heights(keep) = self.p.retention else {
+        let Retention::Prune {
+            heights: keep,
+            history_ms,
+        } = self.p.retention
+        else {
             return;
         };
         let applied = self.p.replica.ledger().next_height;
@@ -89,5 +100,68 @@ impl Actor {
             }
             Err(e) => tracing::warn!(error = %e, "retention: pruning failed"),
         }
+        self.prune_history(applied, history_ms).await;
+    }
+
+    /// Inferences and statement lines of epochs that started `history_ms` before the applied
+    /// height's period: per topic, the epochs before the one holding that time.
+    async fn prune_history(&mut self, applied: u64, history_ms: u64) {
+        let ledger = self.p.replica.ledger();
+        let Some(before_ms) = ledger.period_start(applied).checked_sub(history_ms) else {
+            return;
+        };
+        let cutoffs = history_cutoffs(
+            ledger.topics.iter().map(|(id, t)| (id.0, &t.spec)),
+            before_ms,
+        );
+        if cutoffs.is_empty() {
+            return;
+        }
+        let after = self.prune.statements;
+        match self
+            .p
+            .store
+            .call(move |db| prune::prune_history(db, &cutoffs, after, PAGE))
+            .await
+        {
+            Ok(p) => {
+                self.prune.statements = p.next;
+                self.p.metrics.pruned("inferences", p.inferences);
+                self.p.metrics.pruned("statements", p.statements);
+            }
+            Err(e) => tracing::warn!(error = %e, "retention: pruning history failed"),
+        }
+    }
+}
+
+/// Per topic, the first epoch to keep: the one that holds `before_ms` (the epochs before it
+/// started earlier). Topics that had no whole epoch before then are left out.
+fn history_cutoffs<'a>(
+    topics: impl Iterator<Item = (u64, &'a TopicSpec)>,
+    before_ms: u64,
+) -> BTreeMap<u64, u64> {
+    topics
+        .filter_map(|(id, spec)| Some((id, spec.epoch_at(before_ms)?)))
+        .filter(|(_, epoch)| *epoch > 0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use chorus_protocol::topic::LossMethod;
+
+    use super::*;
+
+    #[test]
+    fn history_keeps_the_epoch_that_holds_the_cutoff() {
+        // Topic 1: epochs of 1 s from t = 10 s; topic 2 starts after the cutoff; topic 3's
+        // epoch 0 holds it.
+        let one = TopicSpec::new("a", LossMethod::Mse, 10_000, 1_000, 500, 1_000);
+        let two = TopicSpec::new("b", LossMethod::Mse, 99_000, 1_000, 500, 1_000);
+        let three = TopicSpec::new("c", LossMethod::Mse, 14_000, 60_000, 500, 60_000);
+        let cut = history_cutoffs([(1, &one), (2, &two), (3, &three)].into_iter(), 15_500);
+        assert_eq!(cut, BTreeMap::from([(1, 5)]));
+        assert_eq!(one.epoch_start(5), 15_000);
     }
 }

@@ -178,6 +178,9 @@ impl Actor {
             }
         }
         self.p.metrics.set_connected_peers(self.p.net.peer_count());
+        self.p
+            .metrics
+            .clock_offset(self.p.replica.clock_offset_ms().unwrap_or(0));
         self.prune_pass().await;
     }
 
@@ -589,6 +592,19 @@ impl Actor {
                      away and resync from peers)"
                 );
                 self.p.metrics.stalled(height);
+            }
+            ReplicaEvent::ClockOff {
+                height,
+                round,
+                offset_ms,
+            } => {
+                tracing::warn!(
+                    height,
+                    round,
+                    offset_ms,
+                    "this node's clock is off from its peers' by more than the network allows:                      passing up the turn to propose (check the host's time synchronisation)"
+                );
+                self.p.metrics.proposal_passed();
             }
             ReplicaEvent::Reconciling { windows, peers } => {
                 tracing::info!(windows, peers, "late proposal: reconciling closed windows");

@@ -332,6 +332,8 @@ pub fn status(
             height,
             reason: reason.to_owned(),
         }),
+        clock_offset_ms: replica.clock_offset_ms(),
+        clock_off: replica.clock_off(),
     }
 }
 

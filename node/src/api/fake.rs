@@ -236,6 +236,8 @@ fn status() -> types::Status {
             conserved: true,
         },
         stalled: None,
+        clock_offset_ms: Some(-12),
+        clock_off: false,
     }
 }
 

@@ -56,6 +56,13 @@ pub struct Status {
     /// that height.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stalled: Option<Stalled>,
+    /// Peers' median clock minus this node's, ms (`None` until 3 peers answered).
+    #[serde(default)]
+    pub clock_offset_ms: Option<i64>,
+    /// Whether that offset is beyond the network's `max_clock_skew_ms`: the node then passes
+    /// up its turns to propose (fix the host's time synchronisation).
+    #[serde(default)]
+    pub clock_off: bool,
 }
 
 /// A decided height this node cannot apply.

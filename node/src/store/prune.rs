@@ -10,14 +10,16 @@
 //! - a ledger window's envelope is deleted only if that window finalized it (its change hash
 //!   is in the window's stored head list); a ledger message carried into a later period stays
 //!   until that window goes, so an envelope still referenced is never deleted;
-//! - ledger snapshots are already bounded ([`super::ops::put_ledger`]); finalized inferences
-//!   and account statements are kept (a few hundred bytes per topic and epoch, what consumers
-//!   ask for).
+//! - ledger snapshots are already bounded ([`super::ops::put_ledger`]).
+//!
+//! Finalized inferences and account statements (a few hundred bytes per topic and epoch, what
+//! consumers ask for) have their own, longer retention: [`prune_history`] deletes those of
+//! epochs that started before a cutoff, a bounded batch at a time.
 //!
 //! The actor decides which windows are old enough (it has the ledger) and calls this a batch
 //! at a time; `chorus store export` keeps a range before it is pruned.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chorus_crdt::window::{WindowKey, entry_from_parts};
 use chorus_protocol::codec;
@@ -26,7 +28,7 @@ use chorus_protocol::ids::Hash32;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::StoreError;
-use super::ops::{ENVELOPE_BYTES, durable_write, heads, meta_u64};
+use super::ops::{ENVELOPE_BYTES, StatementKey, durable_write, heads, meta_u64};
 use super::schema::*;
 
 /// Fewest heights a node keeps: the restart path re-applies up to 16 heights after a ledger
@@ -38,9 +40,96 @@ pub const MIN_RETENTION_HEIGHTS: u64 = 64;
 pub enum Retention {
     /// Everything, forever.
     Archive,
-    /// Windows finalized and certificates decided more than this many heights before the
-    /// applied one are pruned (at least [`MIN_RETENTION_HEIGHTS`]).
-    Heights(u64),
+    /// Prune what is old enough.
+    Prune {
+        /// Windows finalized and certificates decided more than this many heights before the
+        /// applied one are pruned (at least [`MIN_RETENTION_HEIGHTS`]).
+        heights: u64,
+        /// Finalized inferences and statement lines of epochs that started this long (ms)
+        /// before the applied checkpoint's period are pruned.
+        history_ms: u64,
+    },
+}
+
+/// What one [`prune_history`] call deleted, and where the statement sweep goes on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrunedHistory {
+    /// Finalized inferences.
+    pub inferences: u64,
+    /// Statement rows (one per account, topic and epoch).
+    pub statements: u64,
+    /// The last statement key looked at, when the sweep stopped at its limit (`None`: it
+    /// reached the end of the table; the next sweep starts over).
+    pub next: Option<StatementKey>,
+}
+
+/// Delete, in one transaction, the finalized inferences and statement rows of epochs before
+/// `cutoffs[topic]` (topics not named keep everything). At most `limit` inferences are deleted
+/// and at most `limit` statement rows looked at, from the row after `after` (statements are
+/// keyed by account first, so their sweep pages through the table across calls).
+pub fn prune_history(
+    db: &Database,
+    cutoffs: &BTreeMap<u64, u64>,
+    after: Option<StatementKey>,
+    limit: usize,
+) -> Result<PrunedHistory, StoreError> {
+    let tx = durable_write(db, false)?;
+    let mut out = PrunedHistory::default();
+    {
+        let mut inferences = tx.open_table(INFERENCES)?;
+        let mut old = vec![];
+        for (&topic, &cutoff) in cutoffs {
+            for item in inferences.range((topic, 0)..(topic, cutoff))? {
+                let (k, _) = item?;
+                old.push(k.value());
+                if old.len() >= limit {
+                    break;
+                }
+            }
+            if old.len() >= limit {
+                break;
+            }
+        }
+        for key in &old {
+            inferences.remove(*key)?;
+        }
+        out.inferences = old.len() as u64;
+
+        let mut statements = tx.open_table(STATEMENTS)?;
+        let start = after.unwrap_or(([0; 32], 0, 0));
+        let mut old = vec![];
+        let mut seen = 0;
+        for item in statements.range((start.0.as_slice(), start.1, start.2)..)? {
+            let (k, _) = item?;
+            let (who, topic, epoch) = k.value();
+            let mut address = [0u8; 32];
+            if who.len() != 32 {
+                return Err(StoreError::Corrupt {
+                    table: "statements",
+                    reason: format!("a key of {} bytes", who.len()),
+                });
+            }
+            address.copy_from_slice(who);
+            let key = (address, topic, epoch);
+            if after == Some(key) {
+                continue;
+            }
+            seen += 1;
+            if cutoffs.get(&topic).is_some_and(|&c| epoch < c) {
+                old.push(key);
+            }
+            if seen >= limit {
+                out.next = Some(key);
+                break;
+            }
+        }
+        for (who, topic, epoch) in &old {
+            statements.remove((who.as_slice(), *topic, *epoch))?;
+        }
+        out.statements = old.len() as u64;
+    }
+    tx.commit()?;
+    Ok(out)
 }
 
 /// What one [`prune`] call deleted.
@@ -302,5 +391,69 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, keys);
+    }
+
+    /// Inferences and statement rows before each topic's cutoff go, whatever account they
+    /// belong to; a topic without a cutoff and rows at or after it stay. The statement sweep
+    /// pages through the table (limit 4 rows looked at per call) and ends with `next = None`.
+    #[test]
+    fn history_before_the_cutoff_goes_in_bounded_sweeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = Hash32([1; 32]);
+        let db = ops::open(&dir.path().join("node.redb"), &net).unwrap();
+        let inferences: Vec<(u64, u64, Vec<u8>)> = [1u64, 2, 3]
+            .iter()
+            .flat_map(|&t| (0..6).map(move |e| (t, e, vec![1])))
+            .collect();
+        ops::put_inferences(&db, &inferences).unwrap();
+        let statements: Vec<(StatementKey, Vec<u8>)> = [[7u8; 32], [9; 32]]
+            .iter()
+            .flat_map(|&who| {
+                [1u64, 2, 3]
+                    .into_iter()
+                    .flat_map(move |t| (0..6).map(move |e| ((who, t, e), vec![2])))
+            })
+            .collect();
+        ops::put_statements(&db, &statements).unwrap();
+        // Topic 1 keeps epochs 4 and 5, topic 2 keeps 2..=5, topic 3 everything.
+        let cutoffs = BTreeMap::from([(1, 4), (2, 2)]);
+        let mut total = PrunedHistory::default();
+        let mut after = None;
+        let mut calls = 0;
+        loop {
+            let p = prune_history(&db, &cutoffs, after, 4).unwrap();
+            total.inferences += p.inferences;
+            total.statements += p.statements;
+            calls += 1;
+            match p.next {
+                Some(k) => after = Some(k),
+                None => break,
+            }
+        }
+        // 36 statement rows, 4 looked at per call: 9 calls end at a limit, the 10th at the end.
+        assert_eq!(calls, 10);
+        assert_eq!(total.statements, 2 * (4 + 2));
+        // Inferences: at most 4 per call, 6 to delete.
+        assert_eq!(total.inferences, 4 + 2);
+        let kept = |t, e| ops::inference(&db, t, e).unwrap().is_some();
+        for e in 0..6 {
+            assert_eq!(kept(1, e), e >= 4, "topic 1 epoch {e}");
+            assert_eq!(kept(2, e), e >= 2, "topic 2 epoch {e}");
+            assert!(kept(3, e));
+        }
+        for who in [[7u8; 32], [9; 32]] {
+            let rows = |t| {
+                ops::statements(&db, &who, (t, t), (0, u64::MAX), 100)
+                    .unwrap()
+                    .len()
+            };
+            assert_eq!((rows(1), rows(2), rows(3)), (2, 4, 6));
+        }
+        // Nothing more to do.
+        let again = prune_history(&db, &cutoffs, None, 100).unwrap();
+        assert_eq!(
+            (again.inferences, again.statements, again.next),
+            (0, 0, None)
+        );
     }
 }

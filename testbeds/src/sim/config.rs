@@ -25,6 +25,9 @@ pub enum ValidatorAttack {
     BadRoot,
     /// Runs a twin (a clone with its key and store) in the other half of a split network.
     Twin,
+    /// Its clock runs 4 × `max_clock_skew_ms` ahead: it must notice from its peers' answers and
+    /// pass up its turns to propose (only with `--attack fast-clock`; never drawn).
+    FastClock,
 }
 
 /// A simulation run (every seed runs the same configuration).

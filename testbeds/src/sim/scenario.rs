@@ -276,6 +276,9 @@ impl Scenario {
                     self.roles.bad_root_proposers.insert(i);
                 }
                 ValidatorAttack::Twin => {}
+                ValidatorAttack::FastClock => {
+                    self.skews[i] = 4 * MAX_CLOCK_SKEW_MS as i64;
+                }
             }
             self.byzantine.insert(i);
             self.attacks.push((i, attack));

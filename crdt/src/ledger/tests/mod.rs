@@ -34,6 +34,7 @@ fn genesis() -> Genesis {
         validator_unbonding_ms: 2_000,
         governance_voting_periods: 2,
         min_topic_weight: 0.0,
+        min_validator_bond: Amount(50),
         ..ModuleParams::default()
     };
     Genesis {
@@ -997,4 +998,46 @@ fn only_the_key_or_its_owner_names_its_owner() {
     };
     assert_eq!(l.owner_of(&actor.public()), actor.public());
     assert!(l.owners.is_empty());
+}
+
+/// A bond is zero or at least `min_validator_bond` (50 here): a dust bond is refused, and so
+/// is an unbond that would leave dust; bonding up to the minimum, or unbonding all, works.
+#[test]
+fn bonds_below_the_minimum_are_refused() {
+    let mut l = Ledger::from_genesis(&genesis()).unwrap();
+    let bond = |nonce, amount| {
+        Payload::Bond(BondChange {
+            nonce,
+            amount: Amount(amount),
+        })
+    };
+    let unbond = |nonce, amount| {
+        Payload::Unbond(BondChange {
+            nonce,
+            amount: Amount(amount),
+        })
+    };
+    let before = l.balance(&pk(3));
+    let dust = entry(&l, &kp(3), bond(1, 49));
+    let ev = apply(&mut l, vec![dust]);
+    assert_eq!(
+        refused(&ev),
+        vec![
+            "a bond of 49 is below the minimum 50 (unbond all of it, or keep at least the minimum)"
+        ]
+    );
+    assert!(!l.validators.contains_key(&pk(3)));
+    assert_eq!(l.balance(&pk(3)), before, "a refused bond costs nothing");
+    let enough = entry(&l, &kp(3), bond(2, 50));
+    assert!(refused(&apply(&mut l, vec![enough])).is_empty());
+    assert_eq!(l.validators[&pk(3)].bond, Amount(50));
+    // pk(2) has 100 bonded: leaving 30 is refused, leaving 50 or nothing is not.
+    let to_dust = entry(&l, &kp(2), unbond(1, 70));
+    assert_eq!(refused(&apply(&mut l, vec![to_dust])).len(), 1);
+    assert_eq!(l.validators[&pk(2)].bond, Amount(100));
+    let to_min = entry(&l, &kp(2), unbond(2, 50));
+    assert!(refused(&apply(&mut l, vec![to_min])).is_empty());
+    let all = entry(&l, &kp(2), unbond(3, 50));
+    assert!(refused(&apply(&mut l, vec![all])).is_empty());
+    assert!(!l.validators.contains_key(&pk(2)));
 }

@@ -247,6 +247,7 @@ impl Sim {
                 });
             }
             ReplicaEvent::Reconciling { .. } => self.stats.reconciles += 1,
+            ReplicaEvent::ClockOff { .. } => self.stats.clock_off_passes += 1,
             _ => {}
         }
     }
