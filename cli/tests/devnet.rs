@@ -5,11 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
+use std::sync::Mutex;
 
 use chorus_node::models::{Bars, BuiltinInferer, Model, Target, default_set};
 
+/// One devnet at a time: two at once on a 2-core machine fight for the CPU, and each picks its
+/// loopback ports before its nodes bind them (the other could take one in between).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn a_short_devnet_agrees_conserves_supply_and_reports() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_chorus"))
         .args([
@@ -92,6 +98,7 @@ fn a_short_devnet_agrees_conserves_supply_and_reports() {
 /// their logs behind.
 #[test]
 fn a_devnet_of_node_processes_agrees_and_sees_rewards_through_the_api() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_chorus"))
         .args([

@@ -155,9 +155,13 @@ impl Procs {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 *c = None;
+                let log = std::fs::read_to_string(&self.logs[i]).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(6).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
                 bail!(
-                    "node {i} exited ({status}); its log: {}",
-                    self.logs[i].display()
+                    "node {i} exited ({status}); its log: {}; it ends with:\n{}",
+                    self.logs[i].display(),
+                    tail.join("\n")
                 );
             }
         }
