@@ -507,3 +507,25 @@ fn a_window_too_big_for_one_answer_is_fetched_page_by_page_from_the_same_peer() 
     );
     assert!(requests(&out).is_empty(), "{out:?}");
 }
+
+/// One peer opening sessions for more windows than its share keeps only its 32 most recent; it
+/// never pushes out another peer's session.
+#[test]
+fn one_peer_cannot_take_every_sync_session() {
+    use super::sync::MAX_SYNC_SESSIONS_PER_PEER;
+    let mut f = fixture();
+    let (honest, hostile) = (f.peer(1), f.peer(2));
+    let ledger = |period| WindowKey::Ledger { period };
+    f.r.put_session(honest, ledger(0), Default::default(), LIVE);
+    for p in 1..=100u64 {
+        f.r.put_session(hostile, ledger(p), Default::default(), LIVE + p);
+    }
+    let held =
+        |r: &Replica, who: PublicKey| r.sync_sessions.keys().filter(|(p, _)| *p == who).count();
+    assert_eq!(held(&f.r, hostile), MAX_SYNC_SESSIONS_PER_PEER);
+    assert_eq!(held(&f.r, honest), 1);
+    // The hostile peer kept its most recent ones.
+    assert!(f.r.sync_sessions.contains_key(&(hostile, ledger(100))));
+    assert!(!f.r.sync_sessions.contains_key(&(hostile, ledger(1))));
+    assert!(f.r.sync_sessions.contains_key(&(honest, ledger(0))));
+}

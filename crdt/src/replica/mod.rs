@@ -32,7 +32,7 @@ pub use antientropy::{AntiEntropyConfig, MAX_RECONCILE_PEERS, SYNCS_PER_ROUND};
 pub use clock::{MIN_CLOCK_SAMPLES, TIME_EVERY_MS};
 pub use evidence::{EVIDENCE_STEP_MS, MAX_EVIDENCE_RANK};
 pub use io::{Effect, Input, Offence, Outcome, ReplicaConfig, ReplicaEvent};
-pub use sync::MAX_SYNC_SESSIONS;
+pub use sync::{MAX_SYNC_SESSIONS, MAX_SYNC_SESSIONS_PER_PEER};
 
 #[cfg(test)]
 mod admission_tests;

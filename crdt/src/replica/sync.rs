@@ -10,8 +10,15 @@ use super::{Effect, Offence, PeerKey, Replica, ReplicaEvent};
 use crate::window::sync::SyncSession;
 use crate::window::{Window, WindowKey};
 
-/// Sync sessions kept (per peer and window); beyond this, the least recently used is dropped.
+/// Sync sessions kept (per peer and window); beyond this, one is dropped (see
+/// [`MAX_SYNC_SESSIONS_PER_PEER`]).
 pub const MAX_SYNC_SESSIONS: usize = 512;
+
+/// Sync sessions one peer may hold. A peer at the cap loses its own least recently used
+/// session to a new one; when all sessions are taken, the peer holding the most loses its
+/// least recently used. So a peer that opens sessions for every window it can name (by
+/// `Request::Sync`) never pushes out other peers' sessions beyond its share.
+pub const MAX_SYNC_SESSIONS_PER_PEER: usize = 32;
 
 /// One sync session with a peer for a window, and when it was last used.
 #[derive(Debug, Default)]
@@ -30,11 +37,33 @@ impl Replica {
             .unwrap_or_default()
     }
 
-    fn put_session(&mut self, peer: PeerKey, window: WindowKey, sync: SyncSession, now_ms: u64) {
-        if self.sync_sessions.len() >= MAX_SYNC_SESSIONS
+    pub(super) fn put_session(
+        &mut self,
+        peer: PeerKey,
+        window: WindowKey,
+        sync: SyncSession,
+        now_ms: u64,
+    ) {
+        let mut held: std::collections::BTreeMap<PeerKey, usize> = Default::default();
+        for (p, _) in self.sync_sessions.keys() {
+            *held.entry(*p).or_default() += 1;
+        }
+        // Whose session makes room: this peer's at its cap; else, when all are taken, the
+        // peer holding the most (ties: the smallest key).
+        let victim = if held.get(&peer).copied().unwrap_or(0) >= MAX_SYNC_SESSIONS_PER_PEER {
+            Some(peer)
+        } else if self.sync_sessions.len() >= MAX_SYNC_SESSIONS {
+            held.iter()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .map(|(p, _)| *p)
+        } else {
+            None
+        };
+        if let Some(victim) = victim
             && let Some(oldest) = self
                 .sync_sessions
                 .iter()
+                .filter(|((p, _), _)| *p == victim)
                 .min_by_key(|(_, s)| s.touched_ms)
                 .map(|(k, _)| *k)
         {
