@@ -87,6 +87,13 @@ pub struct TopicSummary {
     pub naive_epochs: u64,
     /// Scored epochs with at least one inference (behind `average_mse`).
     pub average_epochs: u64,
+    /// Scored epochs in which every worker of the roster has an inference in the finalized
+    /// network inference (the rest lost a bundle to timing or a failure).
+    #[serde(default)]
+    pub complete_epochs: u64,
+    /// Scored epochs whose settlement paid the workers (their losses were reported in time).
+    #[serde(default)]
+    pub settled_epochs: u64,
     /// Network MSE / best worker MSE over the scored epochs where both exist.
     pub network_vs_best: Option<f64>,
     /// Number of epochs behind `network_vs_best` and `network_beats_best_share`.
@@ -165,8 +172,16 @@ pub fn summarize(run: &TopicRun, warmup: u64) -> Result<TopicSummary, ReportErro
     let mut workers: Vec<Mse> = vec![Mse::default(); p.roster.len()];
     let mut net_vs_worker: Vec<Paired> = vec![Paired::default(); p.roster.len()];
 
+    let mut complete_epochs = 0u64;
+    let mut settled_epochs = 0u64;
     for (r, truth) in p.scored() {
         scored_epochs += 1;
+        if p.roster.iter().all(|w| r.inference(&w.name).is_some()) {
+            complete_epochs += 1;
+        }
+        if !r.rewards.is_empty() {
+            settled_epochs += 1;
+        }
         let combined = r.combined_value();
         let avg = r.average();
         if let Some(c) = combined {
@@ -268,6 +283,8 @@ pub fn summarize(run: &TopicRun, warmup: u64) -> Result<TopicSummary, ReportErro
         network_epochs: network.n,
         naive_epochs: naive.n,
         average_epochs: average.n,
+        complete_epochs,
+        settled_epochs,
         network_vs_best: best_pair.ratio(),
         network_vs_best_epochs: best_pair.a.n,
         network_beats_best_share: best_pair.a_win_share(),
@@ -462,6 +479,11 @@ pub fn render_table(s: &TopicSummary) -> String {
         out,
         "  rewards paid to the topic's workers in total: {} tokens.",
         format_tokens(s.total_rewards, s.token_decimals)
+    );
+    let _ = writeln!(
+        out,
+        "  of {} scored epochs: {} with every worker's inference finalized, {} settled with rewards.",
+        s.scored_epochs, s.complete_epochs, s.settled_epochs
     );
     let (num, den) = BEST_WORKER_MIN_PARTICIPATION;
     if s.workers.iter().any(|w| !w.eligible_for_best) {

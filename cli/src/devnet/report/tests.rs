@@ -68,6 +68,27 @@ fn exact_worker_has_zero_mse_and_is_best() {
 }
 
 #[test]
+fn the_report_counts_complete_and_settled_epochs() {
+    // w_rare is in every other epoch: 10 of 20 complete; epochs 1–5 paid no rewards.
+    let mut run = synthetic(20);
+    for r in run.records.iter_mut().take(5) {
+        r.rewards.clear();
+    }
+    let s = summarize(&run, 0).unwrap();
+    assert_eq!(
+        (s.scored_epochs, s.complete_epochs, s.settled_epochs),
+        (20, 10, 15)
+    );
+    assert!(
+        render_table(&s).contains(
+            "of 20 scored epochs: 10 with every worker's inference finalized, 15 settled with rewards."
+        ),
+        "{}",
+        render_table(&s)
+    );
+}
+
+#[test]
 fn rare_worker_is_not_eligible_for_best() {
     // w_rare is exact in the epochs it submits (50%): same MSE as w_exact but not
     // eligible; remove w_exact and nobody exact is eligible.
@@ -237,6 +258,8 @@ fn json_has_exactly_the_expected_keys() {
         "network_epochs",
         "naive_epochs",
         "average_epochs",
+        "complete_epochs",
+        "settled_epochs",
         "network_vs_best",
         "network_vs_best_epochs",
         "network_beats_best_share",
