@@ -44,18 +44,23 @@ impl Replica {
         sync: SyncSession,
         now_ms: u64,
     ) {
-        let mut held: std::collections::BTreeMap<PeerKey, usize> = Default::default();
-        for (p, _) in self.sync_sessions.keys() {
-            *held.entry(*p).or_default() += 1;
-        }
         // Whose session makes room: this peer's at its cap; else, when all are taken, the
         // peer holding the most (ties: the smallest key).
-        let victim = if held.get(&peer).copied().unwrap_or(0) >= MAX_SYNC_SESSIONS_PER_PEER {
+        let mine = self
+            .sync_sessions
+            .keys()
+            .filter(|(p, _)| *p == peer)
+            .count();
+        let victim = if mine >= MAX_SYNC_SESSIONS_PER_PEER {
             Some(peer)
         } else if self.sync_sessions.len() >= MAX_SYNC_SESSIONS {
-            held.iter()
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-                .map(|(p, _)| *p)
+            let mut held: std::collections::BTreeMap<PeerKey, usize> = Default::default();
+            for (p, _) in self.sync_sessions.keys() {
+                *held.entry(*p).or_default() += 1;
+            }
+            held.into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+                .map(|(p, _)| p)
         } else {
             None
         };
