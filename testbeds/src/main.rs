@@ -46,6 +46,11 @@ enum Command {
     /// Hostile consensus messages enter a line of honest nodes at one end: only the attacker
     /// is graylisted, no honest link drops.
     Relay(scenarios::relay::RelayArgs),
+    /// One height finalizes every bundle of 10 topics × 1 000 workers (processes, loopback).
+    Scale(scenarios::scale::ScaleArgs),
+    /// A validator's store damaged one record at a time (WAL, certificate, ledger snapshot):
+    /// the process refuses to start and names it; undamaged, it catches up.
+    Corrupt(scenarios::corrupt::CorruptArgs),
     /// Benchmarks (BENCHMARKS.md, section Testbeds).
     Bench(bench::BenchArgs),
     /// The attacker of `flood` (started by it, in its own process).
@@ -131,6 +136,8 @@ fn main() -> ExitCode {
         Command::SlowPeer(a) => block_on(scenarios::slow_peer::run(a)),
         Command::Catchup(a) => block_on(scenarios::catchup::run(a)),
         Command::Relay(a) => block_on(scenarios::relay::run(a)),
+        Command::Scale(a) => block_on(scenarios::scale::run(a)),
+        Command::Corrupt(a) => block_on(scenarios::corrupt::run(a)),
         Command::Bench(a) => block_on(bench::run(a)),
         Command::FloodAttacker(a) => block_on(scenarios::attacker::run(a)),
     }

@@ -122,14 +122,14 @@ pub enum StartError {
     /// The store holds a record that does not decode or check out: the node refuses to start
     /// rather than drop it.
     #[error(
-        "{path}: {source}; the node refuses to start rather than drop it (restore a backup of \
+        "{path}: {error}; the node refuses to start rather than drop it (restore a backup of \
          the data directory, or move it away to start over and catch up from peers)"
     )]
     Restore {
         /// The store file.
         path: PathBuf,
-        /// What is wrong.
-        source: StoreError,
+        /// What is wrong (in the message itself, not repeated as a source).
+        error: StoreError,
     },
     /// The node's state is older than the validator unbonding period and no trusted
     /// checkpoint is configured.
@@ -294,9 +294,9 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
     let store_path = setup.data_dir.join("node.redb");
     let clock = setup.clock;
     let restore = tokio::task::block_in_place(|| restore_from_store(&store, network))
-        .map_err(|source| StartError::Restore {
+        .map_err(|error| StartError::Restore {
             path: store_path,
-            source,
+            error,
         })
         .and_then(|r| {
             let old = setup.replica.trusted_checkpoint.is_none();

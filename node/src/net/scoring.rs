@@ -7,7 +7,8 @@
 //! second, so an honest peer that relayed one bad message recovers.
 //!
 //! The other terms are kept small and positive (time in mesh, first deliveries) so honest peers
-//! sit slightly above zero. IP colocation (P6) penalises many peers behind one address; loopback
+//! sit slightly above zero; a peer too slow to take what we send loses those messages (bounded
+//! queue) but no score. IP colocation (P6) penalises many peers behind one address; loopback
 //! addresses are whitelisted in local testbeds, where every peer shares 127.0.0.1.
 
 use std::collections::HashSet;
@@ -49,6 +50,13 @@ pub fn params(whitelist_loopback: bool) -> PeerScoreParams {
         decay_interval: Duration::from_secs(1),
         decay_to_zero: 0.01,
         retain_score: Duration::from_secs(600),
+        // Slowness is not an offence. libp2p's default (−0.2 per message dropped because the
+        // peer's send queue was full) graylisted an honest follower within one epoch burst of
+        // 10 000 bundles (`chorus-testbeds scale`: the validator's queue towards it overflowed
+        // ~500 times in a second): cut off for `GRAYLIST_MS`, it stopped finalizing. What a
+        // slow peer costs is bounded by that queue (5 000 messages) and the RPC limits, and
+        // the slow-peer scenario holds RSS flat without this penalty.
+        slow_peer_weight: 0.0,
         ..PeerScoreParams::default()
     }
 }
@@ -82,6 +90,8 @@ mod tests {
         assert!(w * 9.0 * 9.0 < GRAYLIST_THRESHOLD);
         assert!(w * 8.0 * 8.0 > GRAYLIST_THRESHOLD);
         assert!(params(true).validate().is_ok());
+        // A full send queue towards an honest peer under load never counts against it.
+        assert_eq!(params(true).slow_peer_weight, 0.0);
         assert!(thresholds().validate().is_ok());
         assert!(topic_params().validate().is_ok());
     }

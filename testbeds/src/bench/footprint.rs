@@ -2,30 +2,28 @@
 //!
 //! Two `chorus node run` processes: node 0 (the only validator and the reputer of every
 //! topic) and node 1 (no role: it only follows). `workers` synthetic worker keys are
-//! registered (and funded) in every topic; a publisher in this process (a bare libp2p swarm
-//! built with the node's builder) signs one bundle per worker, topic and epoch just after each
-//! worker window opens and gossips them to both nodes. After `epochs` epochs both nodes stop
-//! (SIGTERM) and their stores are measured.
+//! registered (and funded) in every topic; a publisher in this process
+//! ([`super::publisher`]) signs one bundle per worker, topic and epoch when each worker window
+//! opens and gossips them to both nodes, paced over the window. Epochs last 1 s, longer beyond
+//! 1 666 bundles an epoch ([`epoch_ms`]). After `epochs` epochs both nodes stop (SIGTERM) and
+//! their stores are measured.
 //!
 //! Reported: RSS of each node at the end and at its peak (`/proc/<pid>/status`), the store
 //! file size, envelopes stored, their raw bytes, bytes per stored entry and the ratio to the
-//! raw envelope, and the share of bundles that made it into the finalized inferences.
+//! raw envelope, the bundles the follower's certificates finalized (of those published), and
+//! the share of the top inferers in the finalized inferences.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chorus_node::api::types::Inference;
 use chorus_node::localnet::node_key;
-use chorus_protocol::envelope::Envelope;
 use chorus_protocol::genesis::{GenesisBalance, GenesisRegistration};
 use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::keys::Keypair;
-use chorus_protocol::messages::{Payload, Role, WorkerBundle};
-use chorus_protocol::validation::{Channel, ChannelKind};
-use futures::StreamExt;
-use libp2p::Multiaddr;
-use libp2p::gossipsub::IdentTopic;
+use chorus_protocol::messages::Role;
 
+use super::publisher::{Publisher, finalized_bundles};
 use crate::procs;
 use crate::procs::cluster::{Cluster, RunDir, chorus_bin, loopback_endpoints};
 use crate::procs::plan::{NetSpec, now_ms, write_data};
@@ -42,6 +40,8 @@ pub struct Footprint {
     pub epochs: u64,
     /// Bundles published.
     pub published: u64,
+    /// Bundles the publisher could not hand to gossipsub before their window closed.
+    pub unpublished: u64,
     /// RSS at the end, MiB (validator, follower).
     pub rss_end_mib: [f64; 2],
     /// Peak RSS, MiB.
@@ -61,6 +61,45 @@ pub struct Footprint {
     /// Inferers in the finalized inference of the last epochs, over min(workers,
     /// `max_top_inferers_to_reward`) (node 1, topic 1).
     pub finalized_share: f64,
+    /// Bundles the follower's certificates finalized (every topic and epoch of the run).
+    pub bundles_finalized: u64,
+    /// `bundles_finalized / published`.
+    pub bundle_share: f64,
+}
+
+/// Publish one bundle per key, topic and epoch of `epochs`, each epoch's paced over the first
+/// three quarters of its worker window (the publisher's module says why); `each_tick(epoch)` runs every
+/// 10 ms with the epoch being published. Returns after the last epoch's bundles were offered
+/// (or its worker window closed).
+pub async fn publish_epochs(
+    publisher: &mut Publisher,
+    topic: &chorus_protocol::topic::TopicSpec,
+    keys: &[Keypair],
+    epochs: std::ops::RangeInclusive<u64>,
+    mut each_tick: impl FnMut(u64),
+) {
+    const TICK: Duration = Duration::from_millis(10);
+    for epoch in epochs {
+        let (open, close) = topic.worker_window(epoch);
+        // Sealed ahead of the window (10 000 signatures take a while), then wait for it,
+        // keeping the connections alive.
+        publisher.queue_epoch(keys, epoch);
+        let wait = (open + 30).saturating_sub(now_ms());
+        publisher.run_for(Duration::from_millis(wait)).await;
+        // Offered by the clock, not per tick: a tick takes longer than `TICK` under load.
+        let total = publisher.pending();
+        let start = now_ms();
+        let span = ((close - open) * 3 / 4).max(1);
+        while publisher.pending() > 0 && now_ms() + 50 < close {
+            let due = (total as u64 * (now_ms() - start + TICK.as_millis() as u64) / span)
+                .min(total as u64) as usize;
+            let offered = total - publisher.pending();
+            publisher.offer(due.saturating_sub(offered));
+            each_tick(epoch);
+            publisher.run_for(TICK).await;
+        }
+        publisher.drop_pending();
+    }
 }
 
 fn mib(b: u64) -> f64 {
@@ -93,83 +132,32 @@ pub async fn measure(
     if topics == 0 || topics > 64 || workers == 0 || workers > 1_000 || epochs < 12 {
         bail!("topics in 1..=64, workers in 1..=1000, epochs ≥ 12");
     }
-    let (mut cluster, spec, keys, pids) = start(topics, workers, bin).await?;
+    let (mut cluster, spec, keys, pids) =
+        start(topics, workers, epoch_ms(topics, workers), bin).await?;
     let network = cluster.genesis.network_id();
-    // The publisher.
-    let me = Keypair::from_seed(&[0x77; 32]);
-    let mut swarm = chorus_node::net::build_swarm(&me, &Default::default())?;
-    let channels: Vec<IdentTopic> = (1..=topics as u64)
-        .map(|t| {
-            IdentTopic::new(
-                Channel {
-                    network,
-                    kind: ChannelKind::Workers(TopicId(t)),
-                }
-                .name(),
-            )
-        })
-        .collect();
-    for c in &channels {
-        swarm.behaviour_mut().gossipsub.subscribe(c)?;
-    }
-    let targets: Vec<Multiaddr> = cluster
-        .nodes
-        .iter()
-        .filter_map(|n| n.p2p_addr().parse().ok())
-        .collect();
-    for t in &targets {
-        let _ = swarm.dial(t.clone());
-    }
+    let targets = cluster.p2p_addrs();
+    let mut publisher = Publisher::new(network, topics as u64, &targets)?;
     let topic = spec.topic_spec(0);
     let first = topic.epoch_at(now_ms()).map_or(1, |e| e + 1);
     let last = first + epochs - 1;
-    let mut next_epoch = first;
-    let mut published = 0u64;
     let mut peak = [0u64; 2];
     let mut early = [0u64; 2];
     let mut next_sample = Instant::now();
-    loop {
-        let open = topic.worker_window(next_epoch).0 + 30;
-        let wake = open.saturating_sub(now_ms());
-        tokio::select! {
-            _ = swarm.select_next_some() => {}
-            _ = tokio::time::sleep(Duration::from_millis(wake.min(100))) => {
-                if Instant::now() >= next_sample {
-                    next_sample = Instant::now() + Duration::from_secs(2);
-                    for (i, p) in pids.iter().enumerate() {
-                        peak[i] = peak[i].max(rss_bytes(*p).unwrap_or(0));
-                    }
-                }
-                if now_ms() < open {
-                    continue;
-                }
-                if next_epoch > last {
-                    break;
-                }
-                for t in 1..=topics as u64 {
-                    let channel = &channels[t as usize - 1];
-                    for (j, k) in keys.iter().enumerate() {
-                        let payload = Payload::WorkerBundle(WorkerBundle {
-                            topic: TopicId(t),
-                            epoch: next_epoch,
-                            inference: Some(0.001 + (j as f64) * 1e-6 + (next_epoch as f64) * 1e-7),
-                            forecasts: vec![],
-                        });
-                        let bytes = Envelope::seal(k, &network, &payload).to_bytes();
-                        if swarm.behaviour_mut().gossipsub.publish(channel.clone(), bytes).is_ok() {
-                            published += 1;
-                        }
-                    }
-                }
-                if next_epoch == first + 10 {
-                    for (i, p) in pids.iter().enumerate() {
-                        early[i] = rss_bytes(*p).unwrap_or(0);
-                    }
-                }
-                next_epoch += 1;
+    publish_epochs(&mut publisher, &topic, &keys, first..=last, |epoch| {
+        if Instant::now() >= next_sample {
+            next_sample = Instant::now() + Duration::from_secs(2);
+            for (i, p) in pids.iter().enumerate() {
+                peak[i] = peak[i].max(rss_bytes(*p).unwrap_or(0));
             }
         }
-    }
+        if epoch == first + 10 {
+            for (i, p) in pids.iter().enumerate() {
+                early[i] = rss_bytes(*p).unwrap_or(0);
+            }
+        }
+    })
+    .await;
+    let published = publisher.published;
     // Let the last epochs finalize, then read the follower's view.
     tokio::time::sleep(Duration::from_millis(4 * spec.epoch_ms)).await;
     let end: Vec<u64> = pids.iter().map(|p| rss_bytes(*p).unwrap_or(0)).collect();
@@ -194,11 +182,22 @@ pub async fn measure(
         .map(|i| crate::scenarios::file_size(&cluster.nodes[i].store_path()))
         .collect();
     let (envelopes, raw) = store_contents(&cluster.nodes[1].store_path())?;
+    let finalized: u64 = finalized_bundles(
+        &cluster.nodes[1].store_path(),
+        &network,
+        topics as u64,
+        first..=last,
+    )?
+    .bundles
+    .values()
+    .map(|n| u64::from(*n))
+    .sum();
     Ok(Footprint {
         topics,
         workers,
         epochs,
         published,
+        unpublished: publisher.dropped,
         rss_end_mib: [mib(end[0]), mib(end[1])],
         rss_peak_mib: [mib(peak[0]), mib(peak[1])],
         rss_early_mib: [mib(early[0]), mib(early[1])],
@@ -208,20 +207,31 @@ pub async fn measure(
         bytes_per_entry: (stores[1] as f64 / envelopes.max(1) as f64).round(),
         overhead: ((stores[1] as f64 / raw.max(1) as f64) * 100.0).round() / 100.0,
         finalized_share: (counted as f64 / asked.max(1) as f64 * 1000.0).round() / 1000.0,
+        bundles_finalized: finalized,
+        bundle_share: (finalized as f64 / published.max(1) as f64 * 1000.0).round() / 1000.0,
     })
 }
 
+/// Epoch length (= checkpoint period) for `topics × workers` bundles per epoch: 1 s up to
+/// 1 666 bundles, then 0.6 ms per bundle (6 s at 10 × 1 000), so that two nodes and the
+/// publisher keep pace on 2 cores (ingest is ~12 000 envelopes/s on one core; BENCHMARKS.md).
+pub fn epoch_ms(topics: usize, workers: usize) -> u64 {
+    ((topics * workers) as u64 * 6 / 10).max(1_000)
+}
+
 /// One validator and one follower whose genesis registers `workers` worker keys on every
-/// topic; returns them, the network's spec, the worker keys and the two process ids.
-async fn start(
+/// topic, epochs of `epoch_ms`; returns them, the network's spec, the worker keys and the two process ids.
+pub(crate) async fn start(
     topics: usize,
     workers: usize,
+    epoch_ms: u64,
     bin: Option<&std::path::Path>,
 ) -> anyhow::Result<(Cluster, NetSpec, Vec<Keypair>, Vec<u32>)> {
     let bin = chorus_bin(bin)?;
     let dir = RunDir::new(None, "chorus-bench-footprint-")?;
     let data = write_data(&dir.path)?;
     let mut spec = NetSpec::new("chorus-bench-footprint", 2, Duration::from_secs(5));
+    spec.epoch_ms = epoch_ms;
     spec.validators = 1;
     spec.topics = topics;
     spec.workers = 0;

@@ -15,6 +15,7 @@
 pub mod footprint;
 pub mod ingest;
 pub mod latency;
+pub mod publisher;
 
 use std::process::ExitCode;
 
@@ -280,11 +281,12 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
     report.metric("footprint", serde_json::to_value(&f)?);
     report.check(
         "footprint measured",
-        f.finalized_share > 0.9,
+        f.finalized_share > 0.9 && f.unpublished == 0 && f.bundle_share >= 0.99,
         format!(
             "{t} topics × {w} workers, {e} epochs: RSS validator {} MiB (peak {}), \
              follower {} MiB (peak {}); {} B per stored entry = {}× the raw envelope ({} \
-             envelopes); {:.1} % of the bundles finalized",
+             envelopes); {:.1} % of the bundles published finalized ({} not published); \
+             {:.1} % of the top inferers in the finalized inferences",
             f.rss_end_mib[0],
             f.rss_peak_mib[0],
             f.rss_end_mib[1],
@@ -292,6 +294,8 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
             f.bytes_per_entry,
             f.overhead,
             f.envelopes,
+            round1(f.bundle_share * 100.0),
+            f.unpublished,
             round1(f.finalized_share * 100.0)
         ),
     );

@@ -398,6 +398,14 @@ impl Cluster {
         }
     }
 
+    /// Every node's libp2p address (with `/p2p/`), for a peer of this process to dial.
+    pub fn p2p_addrs(&self) -> Vec<libp2p::Multiaddr> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.p2p_addr().parse().ok())
+            .collect()
+    }
+
     /// Keep the run directory after the run (when it is a temporary one).
     pub fn keep_dir(&mut self) -> PathBuf {
         self.run_dir.keep()

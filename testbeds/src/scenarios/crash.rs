@@ -359,11 +359,7 @@ async fn node_level(args: &CrashArgs, rng: &mut Rng, report: &mut Report) -> any
     let apis: Vec<String> = cluster.nodes.iter().map(|n| n.api()).collect();
     let victim_key = cluster.nodes[VICTIM].key.clone();
     let victim = victim_key.public();
-    let targets: Vec<Multiaddr> = cluster
-        .nodes
-        .iter()
-        .filter_map(|n| n.p2p_addr().parse().ok())
-        .collect();
+    let targets = cluster.p2p_addrs();
     let seen: Arc<Mutex<Signed>> = Arc::default();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let listener = tokio::spawn(listen(network, victim, targets, seen.clone(), stop_rx));

@@ -6,19 +6,24 @@
 //!    ([`store_writer`] is the store-level child process);
 //! 4. [`equivocation`]: a validator signs two checkpoints at one height, gets slashed;
 //! 5. [`slow_peer`]: a peer reading at 1 KB/s through a throttling proxy;
-//! 6. [`catchup`]: a node offline for many epochs catches up.
+//! 6. [`catchup`]: a node offline for many epochs catches up;
+//! 7. [`relay`]: hostile consensus messages enter a line of honest nodes at one end;
+//! 8. [`scale`]: one height finalizes every bundle of 10 topics × 1 000 workers;
+//! 9. [`corrupt`]: a damaged WAL record, certificate or ledger snapshot stops the start.
 //!
 //! Shared here: CPU pinning, child processes of this binary, metric reading and inference-event
 //! logs of in-process networks.
 
 pub mod attacker;
 pub mod catchup;
+pub mod corrupt;
 pub mod crash;
 pub mod equivocation;
 pub mod flood;
 pub mod netns;
 pub mod partition;
 pub mod relay;
+pub mod scale;
 pub mod slow_peer;
 pub mod store_writer;
 
