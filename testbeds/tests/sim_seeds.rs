@@ -39,4 +39,13 @@ fn one_hundred_seeds_keep_every_invariant() {
     );
     assert!(summary.hostile_changes.0 > 0);
     assert_eq!(summary.hostile_changes.0, summary.hostile_changes.1);
+    // Spam from fresh keys arrived in every burst (none of it held: the seeds passed). Each
+    // burst is SPAM_KEYS keys × SPAM_NONCES ledger messages and one bundle per topic: the
+    // counts are whole bursts.
+    let sp = &summary.spam;
+    let per_burst = (sim::spam::SPAM_KEYS as u64) * sim::spam::SPAM_NONCES;
+    assert!(sp.unfunded_ledger > 0, "{text}");
+    assert_eq!(sp.unfunded_ledger % per_burst, 0, "{text}");
+    assert!(sp.unregistered_bundles > 0 && sp.sync_changes > 0, "{text}");
+    assert!(sp.sync_changes <= sp.unregistered_bundles, "{text}");
 }

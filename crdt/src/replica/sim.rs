@@ -544,6 +544,21 @@ impl Sim {
         self.send_request(from, to, RequestId(u64::MAX), request);
     }
 
+    /// Deliver a gossip message on `channel` from node `from` to node `to` (through the
+    /// network). For spammers, whose validly signed envelopes no honest replica publishes.
+    pub fn inject_gossip(&mut self, from: usize, to: usize, channel: ChannelKind, bytes: Vec<u8>) {
+        self.send(
+            Delivery::Gossip {
+                to,
+                from,
+                channel,
+                bytes,
+            },
+            from,
+            to,
+        );
+    }
+
     /// What happened since the last call.
     pub fn take_events(&mut self) -> Vec<SimEvent> {
         std::mem::take(&mut self.events)

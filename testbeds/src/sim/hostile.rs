@@ -163,13 +163,19 @@ pub fn hostile_sync_message(
         })
         .filter(|(h, _)| !w.contains(h))
         .collect();
+    let bytes = sync_message_carrying(w, changes.into_iter().map(|(_, raw)| raw).collect())?;
+    Ok((bytes, hashes))
+}
+
+/// A sync message for `w` (built against its content, as its peer's first message would be)
+/// carrying `changes` instead of what it would carry.
+pub fn sync_message_carrying(w: &Window, changes: Vec<Vec<u8>>) -> Result<Vec<u8>, String> {
     let doc = Automerge::load(&w.save()).map_err(|e| e.to_string())?;
     let mut msg = doc
         .generate_sync_message(&mut sync::State::new())
         .ok_or("no sync message")?;
-    msg.changes =
-        sync::ChunkList::from(changes.into_iter().map(|(_, raw)| raw).collect::<Vec<_>>());
-    Ok((msg.encode(), hashes))
+    msg.changes = sync::ChunkList::from(changes);
+    Ok(msg.encode())
 }
 
 /// Run the gauntlet against a window rebuilt from `envelopes`. `Err` names what got through.

@@ -20,6 +20,7 @@ pub mod invariants;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod spam;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

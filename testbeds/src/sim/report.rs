@@ -8,6 +8,7 @@ use super::config::SimConfig;
 use super::hostile::HostileReport;
 use super::invariants::Violation;
 use super::invariants::liveness::LivenessStats;
+use super::spam::SpamReport;
 
 /// The outcome of one seed.
 #[derive(Clone, Debug)]
@@ -38,6 +39,8 @@ pub struct SeedReport {
     pub stats: SimStats,
     /// The hostile-author gauntlet.
     pub hostile: HostileReport,
+    /// Spam from fresh keys (unfunded ledger messages, unregistered bundles).
+    pub spam: SpamReport,
     /// Simulator steps.
     pub steps: u64,
     /// What the seed drew.
@@ -67,6 +70,7 @@ impl SeedReport {
             converged_after_ms: None,
             stats: SimStats::default(),
             hostile: HostileReport::default(),
+            spam: SpamReport::default(),
             steps: 0,
             description: vec![],
             wall_ms: 0.0,
@@ -184,6 +188,8 @@ pub struct Summary {
     pub hostile_changes: (u64, u64),
     /// Crafted sync messages sent to live replicas, and the hostile changes in them.
     pub hostile_sync: (u64, u64),
+    /// Spam from fresh keys, summed over seeds (none of it may be held anywhere).
+    pub spam: SpamReport,
     /// The simulator's counters summed over seeds.
     pub messages: SimStats,
     /// Slowest convergence after the drain (ms).
@@ -205,6 +211,7 @@ impl Summary {
         let mut messages = SimStats::default();
         let mut hostile = (0, 0);
         let mut hostile_sync = (0, 0);
+        let mut spam = SpamReport::default();
         let mut first_violations = vec![];
         for r in reports {
             entries.submitted += r.liveness.submitted;
@@ -217,6 +224,7 @@ impl Summary {
             hostile.1 += r.hostile.refused;
             hostile_sync.0 += r.hostile.sync_messages;
             hostile_sync.1 += r.hostile.sync_changes;
+            spam += r.spam;
             for v in &r.violations {
                 if first_violations.len() < 20 {
                     first_violations.push(SeedViolation {
@@ -262,6 +270,7 @@ impl Summary {
             entries,
             hostile_changes: hostile,
             hostile_sync,
+            spam,
             messages,
             max_convergence_ms: reports
                 .iter()
@@ -365,6 +374,15 @@ impl Summary {
                 self.hostile_changes.0,
                 self.hostile_sync.1,
                 self.hostile_sync.0
+            ),
+        );
+        let sp = &self.spam;
+        line(
+            &mut out,
+            format!(
+                "spam from fresh keys: {} unfunded ledger messages and {} unregistered bundles \
+                 gossiped to every honest replica, {} bundles in {} sync messages; none held",
+                sp.unfunded_ledger, sp.unregistered_bundles, sp.sync_changes, sp.sync_messages
             ),
         );
         line(

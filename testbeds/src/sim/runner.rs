@@ -19,6 +19,7 @@ use super::invariants::liveness::{Finalized, Liveness, Submission};
 use super::invariants::supply::Supply;
 use super::report::SeedReport;
 use super::scenario::{Action, GENESIS_MS, PERIOD_MS, Scenario, TOPIC, ValidatorAttack, node_key};
+use super::spam::{self, SpamReport};
 
 /// How often (virtual ms) convergence is re-checked while waiting for it.
 const CONVERGENCE_CHECK_MS: u64 = 20;
@@ -90,6 +91,8 @@ struct Runner<'a> {
     hostile_hashes: BTreeMap<Hash32, String>,
     /// Hostile sync messages sent, and hostile changes in them.
     hostile_sent: (u64, u64),
+    /// What the spammers sent.
+    spam: SpamReport,
     rng: SimRng,
     next_convergence_check: u64,
     steps: u64,
@@ -132,6 +135,7 @@ impl<'a> Runner<'a> {
             proposers: BTreeMap::new(),
             hostile_hashes: BTreeMap::new(),
             hostile_sent: (0, 0),
+            spam: SpamReport::default(),
             rng: SimRng::seeded(seed ^ 0x5EED_4057),
             next_convergence_check: s.converge_from_ms,
             steps: 0,
@@ -270,6 +274,7 @@ impl<'a> Runner<'a> {
                 self.sim.net.reorder = 0.0;
             }
             Action::HostileSync => self.hostile_sync(),
+            Action::Spam => self.spam(),
             Action::PauseRoles => {
                 // Drain: nobody submits, and the attackers stop too, so that every node can
                 // reach the same state (including the open windows).
@@ -335,6 +340,72 @@ impl<'a> Runner<'a> {
                 at_ms: self.sim.now - GENESIS_MS,
                 detail: format!("could not build a hostile sync message: {e}"),
             }),
+        }
+    }
+
+    /// A byzantine node spams every honest running replica ([`spam`]); the changes the spam
+    /// would be are remembered as hostile (never to be held or finalized anywhere).
+    fn spam(&mut self) {
+        let from: Vec<usize> = self.s.byzantine.iter().copied().collect();
+        let targets: Vec<usize> = self
+            .checked_nodes()
+            .into_iter()
+            .filter(|i| !self.s.byzantine.contains(i) && self.sim.nodes[*i].replica.is_some())
+            .collect();
+        if from.is_empty() || targets.is_empty() {
+            return;
+        }
+        let from = from[self.rng.range(0, from.len() as u64 - 1) as usize];
+        let burst = match spam::burst(&self.s.genesis, self.sim.now, &mut self.rng) {
+            Ok(b) => b,
+            Err(e) => {
+                self.violations.push(Violation {
+                    invariant: "hostile-author",
+                    at_ms: self.sim.now - GENESIS_MS,
+                    detail: format!("could not build spam: {e}"),
+                });
+                return;
+            }
+        };
+        for m in &burst {
+            self.hostile_hashes.insert(m.change, m.kind.name().into());
+            for &to in &targets {
+                self.sim.inject_gossip(from, to, m.channel, m.bytes.clone());
+            }
+            match m.kind {
+                spam::Kind::Unfunded => self.spam.unfunded_ledger += 1,
+                spam::Kind::Unregistered => self.spam.unregistered_bundles += 1,
+            }
+        }
+        // The bundles again, by sync, to one replica holding their window.
+        let to = targets[self.rng.range(0, targets.len() as u64 - 1) as usize];
+        let mut by_window: BTreeMap<WindowKey, Vec<Vec<u8>>> = BTreeMap::new();
+        for m in &burst {
+            if let Some(key) = m.window {
+                by_window.entry(key).or_default().push(m.raw_change.clone());
+            }
+        }
+        for (key, changes) in by_window {
+            let Some(w) = self.sim.nodes[to]
+                .replica
+                .as_ref()
+                .and_then(|r| r.window(&key))
+            else {
+                continue;
+            };
+            let n = changes.len() as u64;
+            match hostile::sync_message_carrying(w, changes) {
+                Ok(bytes) => {
+                    self.spam.sync_messages += 1;
+                    self.spam.sync_changes += n;
+                    self.sim.inject_sync(from, to, key, bytes);
+                }
+                Err(e) => self.violations.push(Violation {
+                    invariant: "hostile-author",
+                    at_ms: self.sim.now - GENESIS_MS,
+                    detail: format!("could not build a spam sync message: {e}"),
+                }),
+            }
         }
     }
 
@@ -568,6 +639,7 @@ impl<'a> Runner<'a> {
                 .map(|t| t.saturating_sub(self.s.converge_from_ms)),
             stats: self.sim.stats.clone(),
             hostile,
+            spam: self.spam,
             steps: self.steps,
             description: self.s.description.clone(),
             wall_ms: 0.0,

@@ -73,6 +73,9 @@ pub enum Action {
     /// A byzantine node sends a random honest replica a crafted automerge sync message full
     /// of hostile changes for one of its open worker windows.
     HostileSync,
+    /// A byzantine node gossips validly signed spam from fresh keys (unfunded ledger messages,
+    /// unregistered worker bundles) to every honest replica, and syncs the bundles to one.
+    Spam,
 }
 
 /// Interval between two hostile sync messages during the fault phase (ms).
@@ -223,6 +226,11 @@ impl Scenario {
             while t < s.faults_end_ms {
                 s.plan.push((t, Action::HostileSync));
                 t += HOSTILE_SYNC_EVERY_MS;
+            }
+            let mut t = GENESIS_MS + WARMUP_MS + super::spam::SPAM_EVERY_MS / 2;
+            while t < s.faults_end_ms {
+                s.plan.push((t, Action::Spam));
+                t += super::spam::SPAM_EVERY_MS;
             }
         }
         s.plan.sort_by_key(|(t, _)| *t);
