@@ -258,6 +258,9 @@ pub enum IgnoreReason {
     NotCertified,
     /// Its window holds the most entries a window may (`MAX_WINDOW_ENTRIES`).
     WindowFull,
+    /// Evidence against a key with nothing at stake where it offended (a worker or reputer
+    /// not registered in the topic, an account holding nothing; maybe not finalized yet).
+    OffenderHoldsNothing,
 }
 
 /// Why a message was rejected (provably invalid; the relayer is penalised).
@@ -336,6 +339,7 @@ reason_names!(IgnoreReason {
     WindowFinalized => "window_finalized",
     NotCertified => "not_certified",
     WindowFull => "window_full",
+    OffenderHoldsNothing => "offender_holds_nothing",
 });
 
 reason_names!(RejectReason {
@@ -582,7 +586,7 @@ fn check_timing_and_standing(
             }
             None
         }
-        Payload::Evidence(_) => None,
+        Payload::Evidence(e) => evidence_standing(e, view),
         other => {
             let nonce = other.nonce().unwrap_or(0);
             if nonce == 0 {
@@ -759,6 +763,35 @@ fn check_semantics(
         Payload::SetOwner(_) => None,
         Payload::Evidence(e) => check_evidence(e, view),
     }
+}
+
+/// Evidence only against a key with something at stake where it offended: a worker or reputer
+/// registered in the bundles' topic, an account holding something for ledger messages
+/// (validators are checked by the consensus layer). Anyone can sign two bundles with a fresh key
+/// and report itself: without this, such evidence cost nothing and filled ledger windows (the
+/// simulator's spammer found it). Whether the evidence proves anything is judged later
+/// ([`check_evidence`]); what does not decode is left to it.
+fn evidence_standing(e: &crate::messages::Evidence, view: &impl ValidationView) -> Option<Verdict> {
+    let Ok(first) = Envelope::from_bytes(&e.first) else {
+        return None;
+    };
+    let Ok(payload) = first.payload_unverified() else {
+        return None;
+    };
+    let offender = &first.signer;
+    let registered = |topic, role| view.is_registered(topic, role, offender);
+    let standing = match (e.kind, &payload) {
+        (EvidenceKind::WorkerBundle, Payload::WorkerBundle(b)) => registered(b.topic, Role::Worker),
+        (EvidenceKind::ReputerBundle, Payload::ReputerBundle(b)) => {
+            registered(b.topic, Role::Reputer)
+        }
+        (EvidenceKind::LedgerNonce, _) => {
+            let funds = view.funds(offender);
+            funds.liquid != Amount::ZERO || funds.locked != Amount::ZERO
+        }
+        _ => true,
+    };
+    (!standing).then_some(Verdict::Ignore(IgnoreReason::OffenderHoldsNothing, None))
 }
 
 fn check_evidence(e: &crate::messages::Evidence, view: &impl ValidationView) -> Option<Verdict> {

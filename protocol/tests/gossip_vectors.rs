@@ -411,6 +411,15 @@ fn cases() -> Vec<Case> {
         ),
         Some(Ok(I::UnknownTopic)),
     ));
+    let x = Envelope::seal(&key(15), &network(), &bundle(2, Some(1.0), &[]));
+    let y = Envelope::seal(&key(15), &network(), &bundle(2, Some(2.0), &[]));
+    v.push(case(
+        "ignore-evidence-offender-holds-nothing",
+        "two bundles of a key registered nowhere, reported: nothing is at stake",
+        ledger(),
+        seal(&key(5), &evidence(EvidenceKind::WorkerBundle, &x, &y)),
+        Some(Ok(I::OffenderHoldsNothing)),
+    ));
 
     // ---- rejected ----
     v.push(case(

@@ -47,5 +47,6 @@ fn one_hundred_seeds_keep_every_invariant() {
     assert!(sp.unfunded_ledger > 0, "{text}");
     assert_eq!(sp.unfunded_ledger % per_burst, 0, "{text}");
     assert!(sp.unregistered_bundles > 0 && sp.sync_changes > 0, "{text}");
+    assert!(sp.junk_evidence > 0, "{text}");
     assert!(sp.sync_changes <= sp.unregistered_bundles, "{text}");
 }

@@ -380,9 +380,14 @@ impl Summary {
         line(
             &mut out,
             format!(
-                "spam from fresh keys: {} unfunded ledger messages and {} unregistered bundles \
-                 gossiped to every honest replica, {} bundles in {} sync messages; none held",
-                sp.unfunded_ledger, sp.unregistered_bundles, sp.sync_changes, sp.sync_messages
+                "spam from fresh keys: {} unfunded ledger messages, {} unregistered bundles and {} \
+                 junk evidence messages gossiped to every honest replica, {} bundles in {} sync \
+                 messages; none held",
+                sp.unfunded_ledger,
+                sp.unregistered_bundles,
+                sp.junk_evidence,
+                sp.sync_changes,
+                sp.sync_messages
             ),
         );
         line(

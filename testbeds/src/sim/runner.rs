@@ -288,9 +288,9 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// A byzantine node sends a random honest running replica a crafted sync message for
-    /// one of its open worker windows that holds entries.
-    fn hostile_sync(&mut self) {
+    /// A random byzantine node, and the honest checked replicas that run; `None` when either
+    /// side is empty.
+    fn attacker_and_targets(&mut self) -> Option<(usize, Vec<usize>)> {
         let from: Vec<usize> = self.s.byzantine.iter().copied().collect();
         let targets: Vec<usize> = self
             .checked_nodes()
@@ -298,9 +298,18 @@ impl<'a> Runner<'a> {
             .filter(|i| !self.s.byzantine.contains(i) && self.sim.nodes[*i].replica.is_some())
             .collect();
         if from.is_empty() || targets.is_empty() {
-            return;
+            return None;
         }
         let from = from[self.rng.range(0, from.len() as u64 - 1) as usize];
+        Some((from, targets))
+    }
+
+    /// A byzantine node sends a random honest running replica a crafted sync message for
+    /// one of its open worker windows that holds entries.
+    fn hostile_sync(&mut self) {
+        let Some((from, targets)) = self.attacker_and_targets() else {
+            return;
+        };
         let to = targets[self.rng.range(0, targets.len() as u64 - 1) as usize];
         let Some(r) = self.sim.nodes[to].replica.as_ref() else {
             return;
@@ -346,16 +355,9 @@ impl<'a> Runner<'a> {
     /// A byzantine node spams every honest running replica ([`spam`]); the changes the spam
     /// would be are remembered as hostile (never to be held or finalized anywhere).
     fn spam(&mut self) {
-        let from: Vec<usize> = self.s.byzantine.iter().copied().collect();
-        let targets: Vec<usize> = self
-            .checked_nodes()
-            .into_iter()
-            .filter(|i| !self.s.byzantine.contains(i) && self.sim.nodes[*i].replica.is_some())
-            .collect();
-        if from.is_empty() || targets.is_empty() {
+        let Some((from, targets)) = self.attacker_and_targets() else {
             return;
-        }
-        let from = from[self.rng.range(0, from.len() as u64 - 1) as usize];
+        };
         let burst = match spam::burst(&self.s.genesis, self.sim.now, &mut self.rng) {
             Ok(b) => b,
             Err(e) => {
@@ -375,6 +377,9 @@ impl<'a> Runner<'a> {
             match m.kind {
                 spam::Kind::Unfunded => self.spam.unfunded_ledger += 1,
                 spam::Kind::Unregistered => self.spam.unregistered_bundles += 1,
+                spam::Kind::EvidenceBytes
+                | spam::Kind::EvidenceNonces
+                | spam::Kind::EvidenceUnregistered => self.spam.junk_evidence += 1,
             }
         }
         // The bundles again, by sync, to one replica holding their window.

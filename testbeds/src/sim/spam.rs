@@ -6,7 +6,11 @@
 //!   fee, let alone the amount), gossiped to every honest running replica;
 //! - one worker bundle for the open epoch of every topic (it is registered nowhere), gossiped to
 //!   every honest running replica, and also carried as its canonical automerge change in a sync
-//!   message to one of them (sync must admit no more than gossip does).
+//!   message to one of them (sync must admit no more than gossip does);
+//! - three evidence messages that prove nothing: [`JUNK_EVIDENCE_BYTES`] random bytes as both
+//!   "messages", its own two transfers with different nonces, and two different bundles of the
+//!   first topic's open epoch signed by itself (a key registered nowhere has no slot to
+//!   equivocate in), gossiped to every honest running replica.
 //!
 //! The runner remembers the change each message would be in a window; none may ever be held in
 //! a window or named by a finalized head, and the honest network must keep every liveness
@@ -18,13 +22,15 @@ use chorus_protocol::envelope::Envelope;
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::ids::{Amount, Hash32};
 use chorus_protocol::keys::Keypair;
-use chorus_protocol::messages::{Payload, Transfer, WorkerBundle};
+use chorus_protocol::messages::{Evidence, EvidenceKind, Payload, Transfer, WorkerBundle};
 use chorus_protocol::validation::ChannelKind;
 
 /// Fresh keys per burst.
 pub const SPAM_KEYS: usize = 3;
 /// Ledger messages per key and burst (nonces 1..=this).
 pub const SPAM_NONCES: u64 = 4;
+/// Size of each half of a random-bytes evidence message.
+pub const JUNK_EVIDENCE_BYTES: usize = 4_096;
 /// Interval between two bursts during the fault phase (virtual ms).
 pub const SPAM_EVERY_MS: u64 = 1_000;
 
@@ -35,6 +41,12 @@ pub enum Kind {
     Unfunded,
     /// A worker bundle from a key registered in no topic.
     Unregistered,
+    /// Evidence from a key that holds nothing, proving nothing: random bytes as both messages.
+    EvidenceBytes,
+    /// Evidence of the key's own two ledger messages with different nonces.
+    EvidenceNonces,
+    /// Evidence of the key's own two bundles for one epoch (it is registered nowhere).
+    EvidenceUnregistered,
 }
 
 impl Kind {
@@ -43,6 +55,9 @@ impl Kind {
         match self {
             Kind::Unfunded => "unfunded ledger message",
             Kind::Unregistered => "unregistered worker bundle",
+            Kind::EvidenceBytes => "evidence of random bytes",
+            Kind::EvidenceNonces => "evidence of two nonces",
+            Kind::EvidenceUnregistered => "evidence against an unregistered key",
         }
     }
 }
@@ -71,6 +86,8 @@ pub struct SpamReport {
     pub unfunded_ledger: u64,
     /// Unregistered worker bundles gossiped.
     pub unregistered_bundles: u64,
+    /// Junk evidence messages gossiped.
+    pub junk_evidence: u64,
     /// Sync messages carrying unregistered bundles' changes.
     pub sync_messages: u64,
     /// Changes in them.
@@ -81,6 +98,7 @@ impl std::ops::AddAssign for SpamReport {
     fn add_assign(&mut self, o: SpamReport) {
         self.unfunded_ledger += o.unfunded_ledger;
         self.unregistered_bundles += o.unregistered_bundles;
+        self.junk_evidence += o.junk_evidence;
         self.sync_messages += o.sync_messages;
         self.sync_changes += o.sync_changes;
     }
@@ -139,6 +157,56 @@ pub fn burst(genesis: &Genesis, now_ms: u64, rng: &mut SimRng) -> Result<Vec<Spa
                 forecasts: vec![],
             });
             out.push(seal(Kind::Unregistered, &key, genesis, payload)?);
+        }
+        let network = genesis.network_id();
+        let signed = |payload: Payload| Envelope::seal(&key, &network, &payload).to_bytes();
+        let transfer = |nonce| {
+            signed(Payload::Transfer(Transfer {
+                nonce,
+                to,
+                amount: Amount(1),
+            }))
+        };
+        let mut junk = vec![
+            (
+                Kind::EvidenceBytes,
+                Evidence {
+                    kind: EvidenceKind::LedgerNonce,
+                    first: rng.bytes(JUNK_EVIDENCE_BYTES),
+                    second: rng.bytes(JUNK_EVIDENCE_BYTES),
+                },
+            ),
+            (
+                Kind::EvidenceNonces,
+                Evidence {
+                    kind: EvidenceKind::LedgerNonce,
+                    first: transfer(1),
+                    second: transfer(2),
+                },
+            ),
+        ];
+        if let Some(t) = genesis.topics.first()
+            && let Some(epoch) = t.spec.epoch_at(now_ms)
+        {
+            let bundle = |inference| {
+                signed(Payload::WorkerBundle(WorkerBundle {
+                    topic: t.id,
+                    epoch,
+                    inference: Some(inference),
+                    forecasts: vec![],
+                }))
+            };
+            junk.push((
+                Kind::EvidenceUnregistered,
+                Evidence {
+                    kind: EvidenceKind::WorkerBundle,
+                    first: bundle(1.0),
+                    second: bundle(2.0),
+                },
+            ));
+        }
+        for (kind, e) in junk {
+            out.push(seal(kind, &key, genesis, Payload::Evidence(e))?);
         }
     }
     Ok(out)
