@@ -65,6 +65,19 @@ fn a_validator_with_a_fast_clock_passes_up_its_turns_and_changes_nothing_else() 
 }
 
 #[test]
+fn a_validator_claiming_far_ahead_heights_pins_nobody() {
+    // Each of its votes is followed by a validly signed vote 1 000 heights up: honest nodes
+    // may ask it for those heights (catch-up rotates over the peers claiming to be ahead) but
+    // never stall, fork or lose entries.
+    let c = config(Some(ValidatorAttack::ForgedAhead));
+    for seed in 0..3 {
+        let r = run_seed(&c, seed);
+        clean(&r);
+        assert!(r.stats.forged_ahead > 0, "{}", r.line());
+    }
+}
+
+#[test]
 fn a_bad_root_proposer_never_gets_its_root_finalized() {
     // Proposers are drawn by stake from (height, round): which validator is byzantine
     // decides whether it proposes at all in a short run; over these seeds it does.

@@ -207,6 +207,8 @@ pub struct SimStats {
     pub reconciles: u64,
     /// Turns to propose passed up by replicas whose clock is off from their peers'.
     pub clock_off_passes: u64,
+    /// Votes sent for heights far above the sender's (claims to be ahead nothing backs).
+    pub forged_ahead: u64,
 }
 
 impl std::ops::AddAssign<&SimStats> for SimStats {
@@ -224,6 +226,7 @@ impl std::ops::AddAssign<&SimStats> for SimStats {
         self.garbage_sent += o.garbage_sent;
         self.reconciles += o.reconciles;
         self.clock_off_passes += o.clock_off_passes;
+        self.forged_ahead += o.forged_ahead;
     }
 }
 

@@ -28,6 +28,9 @@ pub enum ValidatorAttack {
     /// Its clock runs 4 × `max_clock_skew_ms` ahead: it must notice from its peers' answers and
     /// pass up its turns to propose (only with `--attack fast-clock`; never drawn).
     FastClock,
+    /// Follows each of its votes with one for a height 1 000 above, validly signed: a claim
+    /// to be far ahead that nothing backs (only with `--attack forged-ahead`; not drawn yet).
+    ForgedAhead,
 }
 
 /// A simulation run (every seed runs the same configuration).

@@ -361,7 +361,7 @@ impl Summary {
         line(
             &mut out,
             format!(
-                "messages: {} sent, {} lost, {} relayed, {} rejected, {} penalties; forged {} votes, {} proposals; {} garbage; hostile changes refused {}/{} by windows, {} in {} sync messages to replicas, none held",
+                "messages: {} sent, {} lost, {} relayed, {} rejected, {} penalties; forged {} votes, {} proposals, {} votes far ahead; {} garbage; hostile changes refused {}/{} by windows, {} in {} sync messages to replicas, none held",
                 m.sent,
                 m.lost,
                 m.relayed,
@@ -369,6 +369,7 @@ impl Summary {
                 m.penalized,
                 m.forged_votes,
                 m.forged_proposals,
+                m.forged_ahead,
                 m.garbage_sent,
                 self.hostile_changes.1,
                 self.hostile_changes.0,

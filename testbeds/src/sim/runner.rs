@@ -284,6 +284,7 @@ impl<'a> Runner<'a> {
                 roles.bad_root_proposers.clear();
                 roles.garbage_peers.clear();
                 roles.equivocating_workers.clear();
+                roles.forging_ahead.clear();
             }
         }
     }

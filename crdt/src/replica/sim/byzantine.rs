@@ -14,6 +14,11 @@
 //!   truncation, extension, overwrite); it answers window fetches with the same. None of it
 //!   may crash, stall or corrupt a peer.
 //!
+//! - **Forged "ahead"**: every vote its engine broadcasts is followed by a vote of its own,
+//!   validly signed, for [`FORGED_AHEAD`] heights above. Peers must not be pinned by the claim:
+//!   catch-up requests rotate over the peers that claim to be ahead, and a claim is only a
+//!   reason to ask, never a height.
+//!
 //! Equivocating workers are in [`super::roles`]; colluding equivocators (one key, two
 //! engines) are [`Sim::add_twin`] with [`Sim::set_links`]; hostile automerge authors craft
 //! sync messages outside the sim and send them with [`Sim::inject_sync`].
@@ -33,6 +38,8 @@ use crate::checkpoint::value::CheckpointValue;
 use crate::checkpoint::{Checkpoint, CheckpointId, ConsensusMessage};
 use crate::window::WindowKey;
 
+/// How far above its real height a forging validator claims to vote.
+pub const FORGED_AHEAD: u64 = 1_000;
 /// Interval between two bursts of a garbage peer (virtual ms).
 pub const GARBAGE_EVERY_MS: u64 = 250;
 /// Real messages a garbage peer keeps to mutate (the most recent ones).
@@ -73,13 +80,19 @@ impl Sim {
         let me = self.nodes[i].key.public();
         let equivocate = self.roles.equivocating_validators.contains(&i);
         let bad_root = self.roles.bad_root_proposers.contains(&i);
+        let ahead = self.roles.forging_ahead.contains(&i);
         let mut primary = bytes;
         let mut alternative = None;
-        if equivocate || bad_root {
+        let mut extra = None;
+        if equivocate || bad_root || ahead {
             match ConsensusMessage::decode(&primary) {
                 Ok(ConsensusMessage::Vote(v)) if equivocate && v.vote.validator.0 == me => {
                     alternative = Some(self.conflicting_vote(i, &v));
                     self.stats.forged_votes += 1;
+                }
+                Ok(ConsensusMessage::Vote(v)) if ahead && v.vote.validator.0 == me => {
+                    extra = Some(self.vote_ahead(i, &v));
+                    self.stats.forged_ahead += 1;
                 }
                 Ok(ConsensusMessage::Proposal(p)) if bad_root && p.proposal.proposer.0 == me => {
                     primary = self.bad_root_proposal(i, &p);
@@ -117,7 +130,28 @@ impl Sim {
                 i,
                 j,
             );
+            if let Some(bytes) = &extra {
+                self.send(
+                    Delivery::Gossip {
+                        to: j,
+                        from: i,
+                        channel: ChannelKind::Consensus,
+                        bytes: bytes.clone(),
+                    },
+                    i,
+                    j,
+                );
+            }
         }
+    }
+
+    /// Node `i`'s vote moved [`FORGED_AHEAD`] heights up, signed with its key.
+    fn vote_ahead(&mut self, i: usize, v: &VoteMessage) -> Vec<u8> {
+        let mut vote = v.vote.clone();
+        vote.height = crate::checkpoint::context::CheckpointHeight(vote.height.0 + FORGED_AHEAD);
+        vote.value = NilOrVal::Nil;
+        let signature = sign_vote(&self.nodes[i].key, &self.network, &vote);
+        ConsensusMessage::Vote(VoteMessage { vote, signature }).to_bytes()
     }
 
     /// The conflicting twin of one of node `i`'s votes, signed with its key.

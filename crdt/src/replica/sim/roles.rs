@@ -33,6 +33,10 @@ pub struct SimRoles {
     /// Nodes that send garbage and mutated copies of real messages on every channel, and
     /// answer window fetches with garbage (byzantine).
     pub garbage_peers: BTreeSet<usize>,
+    /// Validators that follow each of their votes with a vote of their own, validly signed,
+    /// for a height [`super::byzantine::FORGED_AHEAD`] above it: a claim to be far ahead that
+    /// nothing backs (byzantine).
+    pub forging_ahead: BTreeSet<usize>,
 }
 
 impl SimRoles {
@@ -42,6 +46,7 @@ impl SimRoles {
             || self.equivocating_validators.contains(&i)
             || self.bad_root_proposers.contains(&i)
             || self.garbage_peers.contains(&i)
+            || self.forging_ahead.contains(&i)
     }
 }
 
