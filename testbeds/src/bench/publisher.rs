@@ -149,8 +149,6 @@ pub struct Finalized {
     /// Bundles of each `(topic, epoch)` worker window asked about (0 for a window no
     /// certificate names).
     pub bundles: BTreeMap<(u64, u64), u32>,
-    /// Certificates stored, and the highest height.
-    pub heights: u64,
     /// Highest height.
     pub last_height: u64,
     /// Most entries one height finalized (every window it closes), and that height.
@@ -176,7 +174,6 @@ pub fn finalized_bundles(
             by_window.insert(w.window, w.entries);
             entries += u64::from(w.entries);
         }
-        out.heights += 1;
         out.last_height = out.last_height.max(h);
         if entries > out.max_height_entries.0 {
             out.max_height_entries = (entries, h);

@@ -23,6 +23,7 @@ use chorus_node::store::schema::{CERTIFICATES, LEDGER, WAL};
 use clap::Args;
 use redb::{ReadableTable, TableHandle};
 
+use super::wait_for;
 use crate::procs::cluster::{Cluster, RunDir, chorus_bin, loopback_endpoints};
 use crate::procs::plan::{NetSpec, write_data};
 use crate::report::Report;
@@ -85,14 +86,10 @@ async fn min_height(cluster: &Cluster, n: usize) -> u64 {
 }
 
 async fn wait_heights(cluster: &Cluster, n: usize, at_least: u64, within: Duration) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < within {
-        if min_height(cluster, n).await >= at_least {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
+    wait_for(within, || async {
+        min_height(cluster, n).await >= at_least
+    })
+    .await
 }
 
 async fn run_inner(args: CorruptArgs, report: &mut Report) -> anyhow::Result<()> {

@@ -29,7 +29,7 @@ use chorus_node::api::client::metric_sum;
 use clap::Args;
 
 use crate::bench::footprint::{publish_epochs, start};
-use crate::bench::publisher::{Publisher, finalized_bundles};
+use crate::bench::publisher::{Finalized, Publisher, finalized_bundles};
 use crate::procs::plan::now_ms;
 use crate::report::Report;
 
@@ -150,35 +150,7 @@ async fn run_inner(args: ScaleArgs, report: &mut Report) -> anyhow::Result<()> {
             topics,
             first..=last,
         )?;
-        let short: Vec<String> = f
-            .bundles
-            .iter()
-            .filter(|(_, n)| u64::from(**n) != workers)
-            .map(|((t, e), n)| format!("topic {t} epoch {e}: {n}"))
-            .collect();
-        report.check_none(
-            &format!("{name}: every bundle finalized"),
-            &short,
-            format!(
-                "{} worker windows × {workers} bundles, each finalized whole",
-                f.bundles.len()
-            ),
-        );
-        report.check(
-            &format!("{name}: one height finalized a whole epoch"),
-            f.max_height_entries.0 >= topics * workers,
-            format!(
-                "height {} finalized {} entries (an epoch is {})",
-                f.max_height_entries.1,
-                f.max_height_entries.0,
-                topics * workers
-            ),
-        );
-        report.metric(
-            &format!("{name}_max_height_entries"),
-            f.max_height_entries.0,
-        );
-        report.metric(&format!("{name}_last_height"), f.last_height);
+        check_store(report, name, &f, topics, workers);
         last_heights.push(f.last_height);
     }
     report.check(
@@ -196,4 +168,37 @@ async fn run_inner(args: ScaleArgs, report: &mut Report) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// One stopped node's certificates: every worker window whole, one height holding an epoch.
+fn check_store(report: &mut Report, name: &str, f: &Finalized, topics: u64, workers: u64) {
+    let short: Vec<String> = f
+        .bundles
+        .iter()
+        .filter(|(_, n)| u64::from(**n) != workers)
+        .map(|((t, e), n)| format!("topic {t} epoch {e}: {n}"))
+        .collect();
+    report.check_none(
+        &format!("{name}: every bundle finalized"),
+        &short,
+        format!(
+            "{} worker windows × {workers} bundles, each finalized whole",
+            f.bundles.len()
+        ),
+    );
+    report.check(
+        &format!("{name}: one height finalized a whole epoch"),
+        f.max_height_entries.0 >= topics * workers,
+        format!(
+            "height {} finalized {} entries (an epoch is {})",
+            f.max_height_entries.1,
+            f.max_height_entries.0,
+            topics * workers
+        ),
+    );
+    report.metric(
+        &format!("{name}_max_height_entries"),
+        f.max_height_entries.0,
+    );
+    report.metric(&format!("{name}_last_height"), f.last_height);
 }
