@@ -102,3 +102,90 @@ impl Output {
         }
     }
 }
+
+/// A one-line progress bar with an ETA on stderr, redrawn in place at most every 200 ms:
+/// `replay [##########··········]  2450/4998 epochs  49%  12.3 s  ETA 12.8 s`. Hidden (`show`
+/// false) when stderr is not a terminal or the output is JSON.
+pub struct Progress {
+    label: &'static str,
+    total: u64,
+    unit: &'static str,
+    show: bool,
+    drawn: Option<std::time::Duration>,
+}
+
+impl Progress {
+    /// A bar for `total` items of `unit`.
+    pub fn new(label: &'static str, total: u64, unit: &'static str, show: bool) -> Self {
+        Progress {
+            label,
+            total,
+            unit,
+            show,
+            drawn: None,
+        }
+    }
+
+    /// The bar's text after `done` items in `elapsed`.
+    pub fn text(&self, done: u64, elapsed: std::time::Duration) -> String {
+        const WIDTH: u64 = 20;
+        let total = self.total.max(1);
+        let done = done.min(total);
+        let filled = (done * WIDTH / total) as usize;
+        let bar = "#".repeat(filled) + &"·".repeat(WIDTH as usize - filled);
+        let secs = elapsed.as_secs_f64();
+        let eta = if done == 0 {
+            "ETA ?".to_string()
+        } else {
+            format!("ETA {:.1} s", secs * (total - done) as f64 / done as f64)
+        };
+        format!(
+            "{} [{bar}] {done:>6}/{total} {} {:>3}%  {secs:.1} s  {eta}",
+            self.label,
+            self.unit,
+            done * 100 / total
+        )
+    }
+
+    /// Redraw after `done` items (at most every 200 ms).
+    pub fn set(&mut self, done: u64, elapsed: std::time::Duration) {
+        if !self.show {
+            return;
+        }
+        if self
+            .drawn
+            .is_some_and(|t| elapsed.saturating_sub(t) < std::time::Duration::from_millis(200))
+        {
+            return;
+        }
+        self.drawn = Some(elapsed);
+        eprint!("\r{}", self.text(done, elapsed));
+    }
+
+    /// Draw the full bar and end its line.
+    pub fn finish(&mut self, elapsed: std::time::Duration) {
+        if self.show {
+            eprintln!("\r{}", self.text(self.total, elapsed));
+        }
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::Progress;
+    use std::time::Duration;
+
+    #[test]
+    fn the_bar_shows_the_share_done_and_the_time_left() {
+        let p = Progress::new("replay", 200, "epochs", false);
+        assert_eq!(
+            p.text(50, Duration::from_secs(10)),
+            "replay [#####···············]     50/200 epochs  25%  10.0 s  ETA 30.0 s"
+        );
+        assert!(p.text(0, Duration::ZERO).ends_with("ETA ?"));
+        assert!(
+            p.text(500, Duration::from_secs(1))
+                .contains("200/200 epochs 100%")
+        );
+    }
+}

@@ -137,6 +137,48 @@ impl WorkerTask {
     }
 }
 
+impl WorkerTask {
+    /// Feeds the model and the forecaster every bar up to and including epoch `epoch`'s (never
+    /// a later one); `observed` counts the bars fed so far.
+    pub fn feed_bars(&mut self, epoch: u64, observed: &mut usize) {
+        let Some(bars) = &self.bars else {
+            return;
+        };
+        let upto = usize::try_from(epoch)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        while *observed < upto.min(bars.len()) {
+            if let Some(bar) = bars.get(*observed) {
+                if let Some(m) = self.model.as_mut() {
+                    m.observe(bar);
+                }
+                if let Some(f) = self.forecaster.as_mut() {
+                    f.observe_bar(bar);
+                }
+            }
+            *observed += 1;
+        }
+    }
+}
+
+/// A forecaster's answer as a bundle's forecast elements: keys that parse as public keys, finite
+/// values, sorted by inferer, at most 12 (Allora's `MaxElementsPerForecast`).
+pub fn forecast_elements(map: BTreeMap<String, f64>) -> Vec<ForecastElement> {
+    let mut forecasts: Vec<ForecastElement> = map
+        .into_iter()
+        .filter_map(|(k, value)| {
+            Some(ForecastElement {
+                inferer: k.parse().ok()?,
+                value,
+            })
+        })
+        .filter(|e| e.value.is_finite())
+        .collect();
+    forecasts.sort_by_key(|e| e.inferer);
+    forecasts.truncate(12);
+    forecasts
+}
+
 /// Deterministic per-(key, epoch) jitter in `[0, max)`.
 fn jitter(me: &PublicKey, epoch: u64, max: u64) -> u64 {
     if max == 0 {
@@ -325,7 +367,7 @@ pub async fn run_worker(
             continue;
         }
         handled = Some(epoch);
-        feed_bars(&mut task, epoch, &mut observed_bars);
+        task.feed_bars(epoch, &mut observed_bars);
         let ctx = EpochContext::of_topic(task.topic.0, &spec, epoch);
         let inference = infer(&task, &ctx, close, &clock, &metrics).await;
         let mut others: Vec<PublicKey> = v
@@ -461,27 +503,6 @@ async fn learn(
         .retain(|e, _| v.pending.contains_key(&(task.topic, *e)));
 }
 
-/// Feeds bars up to and including the epoch's bar (never later ones).
-fn feed_bars(task: &mut WorkerTask, epoch: u64, observed: &mut usize) {
-    let Some(bars) = &task.bars else {
-        return;
-    };
-    let upto = usize::try_from(epoch)
-        .unwrap_or(usize::MAX)
-        .saturating_add(1);
-    while *observed < upto.min(bars.len()) {
-        if let Some(bar) = bars.get(*observed) {
-            if let Some(m) = task.model.as_mut() {
-                m.observe(bar);
-            }
-            if let Some(f) = task.forecaster.as_mut() {
-                f.observe_bar(bar);
-            }
-        }
-        *observed += 1;
-    }
-}
-
 /// The model's inference, retried until the window closes (`Ok(None)`: no model).
 async fn infer(
     task: &WorkerTask,
@@ -527,19 +548,7 @@ async fn forecast(
             other => break other?,
         }
     };
-    let mut forecasts: Vec<ForecastElement> = map
-        .into_iter()
-        .filter_map(|(k, value)| {
-            Some(ForecastElement {
-                inferer: k.parse().ok()?,
-                value,
-            })
-        })
-        .filter(|e| e.value.is_finite())
-        .collect();
-    forecasts.sort_by_key(|e| e.inferer);
-    forecasts.truncate(12);
-    Ok(forecasts)
+    Ok(forecast_elements(map))
 }
 
 /// Run a reputer until the output channel closes.

@@ -9,6 +9,7 @@ use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 pub use crate::math::loss::LossMethod;
+pub use crate::math::mechanism::MechanismVersion;
 use crate::params::ModuleParams;
 
 /// Longest topic name or metadata string (Allora's MaxStringLength).
@@ -91,6 +92,10 @@ pub struct TopicSpec {
     /// outlier-resistant inference (Allora's `InferenceOutlierDetectionThreshold`), > 0.
     #[serde(default = "default_outlier_threshold")]
     pub outlier_threshold: f64,
+    /// Which generation of Allora's synthesis and scoring the topic runs: `"allora-v0.6"`
+    /// (default) or `"allora-mad"` ([`MechanismVersion`]).
+    #[serde(default)]
+    pub mechanism: MechanismVersion,
 }
 
 fn default_outlier_alpha() -> f64 {
@@ -161,6 +166,7 @@ impl TopicSpec {
             allow_negative: false,
             outlier_alpha: default_outlier_alpha(),
             outlier_threshold: default_outlier_threshold(),
+            mechanism: MechanismVersion::default(),
         }
     }
 

@@ -11,6 +11,7 @@ use chorus_crdt::ledger::LedgerEvent;
 use chorus_node::actor::InferenceEvent;
 use chorus_node::models::{Bars, Replay};
 use chorus_protocol::ids::TopicId;
+use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
 use tokio::sync::mpsc;
 
@@ -54,7 +55,7 @@ impl Followed {
     }
 
     /// Add the rewards among `events`.
-    fn add_rewards(&mut self, height: u64, events: &[LedgerEvent]) {
+    pub(super) fn add_rewards(&mut self, height: u64, events: &[LedgerEvent]) {
         self.last_height = self.last_height.max(height);
         for e in events {
             if let LedgerEvent::Reward {
@@ -217,15 +218,31 @@ async fn record(
             return None;
         }
     };
+    Some(epoch_record(plan, epoch, truth, height, &v.bundle))
+}
+
+/// The report row of epoch `epoch` of `plan`'s topic: the finalized bundle `b`, its truth and
+/// the checkpoint that finalized it; log10 squared errors as the losses.
+pub(super) fn epoch_record(
+    plan: &TopicPlan,
+    epoch: u64,
+    truth: f64,
+    height: Option<u64>,
+    b: &NetworkInference,
+) -> EpochRecord {
     let mut rec = EpochRecord::new(epoch, truth);
     rec.checkpoint_height = height;
-    let b = &v.bundle;
     rec.combined = Some(b.combined_value);
     rec.naive = b.naive_value;
     let name = |k: &PublicKey| plan.workers.get(&k.to_hex()).map(|(n, _)| n.clone());
     for (k, x) in &b.inferer_values {
         if let Some(n) = name(k) {
             rec.inferences.insert(n, *x);
+        }
+    }
+    for (k, x) in &b.forecaster_values {
+        if let Some(n) = name(k) {
+            rec.forecast_implied.insert(n, *x);
         }
     }
     let total: f64 = b.inferer_weights.values().sum();
@@ -246,7 +263,7 @@ async fn record(
     if let Some(c) = rec.naive {
         rec.losses.insert("naive".into(), loss(c));
     }
-    Some(rec)
+    rec
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod network;
 mod observe;
 mod plan;
 mod procs;
+mod replay;
 pub mod report;
 mod results;
 #[cfg(test)]
@@ -29,6 +30,7 @@ use std::time::Instant;
 use anyhow::Context;
 use chorus_node::models::{Bars, Target};
 use chorus_protocol::ids::TopicId;
+use chorus_protocol::topic::MechanismVersion;
 use clap::{Args, ValueEnum};
 
 use crate::output::{BadInput, Output};
@@ -124,6 +126,13 @@ pub struct DevnetArgs {
     /// Epochs excluded from the scores at the start (the mechanism learns meanwhile).
     #[arg(long, default_value_t = WARMUP)]
     warmup: u64,
+    /// The topics' mechanism version: `allora-v0.6` or `allora-mad` (docs/mechanism.md).
+    #[arg(long, default_value = "allora-v0.6")]
+    mechanism: MechanismVersion,
+    /// No network: run the same plan through the nodes' ledger code one checkpoint per epoch,
+    /// every bundle on time (deterministic and CPU-bound; see `docs/devnet.md`).
+    #[arg(long, conflicts_with_all = ["processes", "keep"])]
+    replay: bool,
 }
 
 fn now_ms() -> u64 {
@@ -210,6 +219,9 @@ fn inputs(args: &DevnetArgs) -> anyhow::Result<Inputs> {
 }
 
 async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Result<()> {
+    if args.replay {
+        return run_replay(args, out, inputs).await;
+    }
     let t_start = Instant::now();
     let Inputs {
         dir,
@@ -252,19 +264,21 @@ async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Re
     let epochs_paced = (epochs * args.epoch_ms) as f64 / 1000.0;
     let running = t_epochs_done.duration_since(t_up).as_secs_f64();
     let summary = Summary {
+        mode: "network",
+        mechanism: args.mechanism.name(),
         epochs,
         checkpoints_finalized,
         supply_conserved: checks.supply_conserved,
         warmup_epochs: args.warmup,
         nodes_agree: checks.nodes_agree,
         seconds,
-        timing: Timing {
+        timing: Some(Timing {
             start: t_up.duration_since(t_start).as_secs_f64(),
             until_genesis,
             epochs_paced,
             finality_tail: (running - until_genesis - epochs_paced).max(0.0),
             report: t_epochs_done.elapsed().as_secs_f64(),
-        },
+        }),
         topics: files.summaries.clone(),
         report: files
             .paths()
@@ -283,3 +297,88 @@ async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Re
     }
     checks.verdict()
 }
+
+/// `--replay`: the plan through the ledger code without a network ([`replay`]).
+async fn run_replay(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Result<()> {
+    let t_start = Instant::now();
+    let Inputs {
+        dir,
+        data,
+        bars,
+        epochs,
+        targets,
+    } = inputs;
+    // a fixed genesis time: the replay never reads the clock, so its report is reproducible
+    let plan = DevnetPlan::new(&args, &data, &targets, REPLAY_GENESIS_MS, dir.join("nodes"))?;
+    if !out.json {
+        outln!(
+            "devnet replay: no network; {} inferers, 2 forecasters, 3 reputers, {} topic(s) ({}), {epochs} epochs; output in {}",
+            plan.inferers,
+            plan.topics.len(),
+            args.mechanism,
+            dir.display()
+        )?;
+    }
+    let replayed = replay::run(&plan, &bars, epochs, out.json).await?;
+    let t_replayed = Instant::now();
+    let mut seen = replayed.seen;
+    let runs: Vec<_> = plan
+        .topics
+        .iter()
+        .map(|p| {
+            let ema = replayed
+                .ledger
+                .topics
+                .get(&p.id)
+                .map(|t| {
+                    let e = &t.mechanism.ema;
+                    e.inferer
+                        .iter()
+                        .chain(&e.forecaster)
+                        .map(|(k, v)| (k.clone(), *v))
+                        .collect()
+                })
+                .unwrap_or_default();
+            results::topic_run(p, &mut seen, &ema)
+        })
+        .collect();
+    let files = write_report(&dir.join("report"), &runs, args.warmup)?;
+    let supply_conserved = replayed.ledger.check_supply().is_ok();
+    let summary = Summary {
+        mode: "replay",
+        mechanism: args.mechanism.name(),
+        epochs,
+        checkpoints_finalized: replayed.ledger.next_height,
+        supply_conserved,
+        nodes_agree: true,
+        warmup_epochs: args.warmup,
+        seconds: t_start.elapsed().as_secs_f64(),
+        timing: None,
+        topics: files.summaries.clone(),
+        report: files
+            .paths()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+    };
+    results::print_replay(out, &summary, &files, t_replayed.duration_since(t_start))?;
+    if !supply_conserved {
+        anyhow::bail!("supply was not conserved");
+    }
+    // every bundle was on time: every epoch must have finalized every worker and settled
+    for (p, s) in plan.topics.iter().zip(&summary.topics) {
+        let settled = replayed.settled.get(&p.id).copied().unwrap_or(0);
+        if settled != epochs || s.complete_epochs != s.scored_epochs {
+            anyhow::bail!(
+                "{}: {settled} of {epochs} epochs settled, {} of {} scored epochs complete",
+                p.name,
+                s.complete_epochs,
+                s.scored_epochs
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The replay's genesis time (ms): any fixed value; epochs are counted from it.
+const REPLAY_GENESIS_MS: u64 = 1_700_000_000_000;

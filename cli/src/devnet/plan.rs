@@ -236,6 +236,7 @@ fn topic_spec(name: &str, start: u64, args: &DevnetArgs) -> TopicSpec {
         metadata: "replayed hourly bars, one bar per epoch".into(),
         p_norm: args.p_norm,
         alpha_regret: args.alpha_regret,
+        mechanism: args.mechanism,
         ..TopicSpec::new(
             name,
             LossMethod::Mse,

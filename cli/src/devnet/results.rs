@@ -20,13 +20,19 @@ use crate::output::Output;
 /// The `--json` summary.
 #[derive(Serialize)]
 pub(super) struct Summary {
+    /// `network` (real nodes) or `replay` (`--replay`: the ledger code, no network).
+    pub mode: &'static str,
+    /// The topics' mechanism version.
+    pub mechanism: &'static str,
     pub epochs: u64,
     pub checkpoints_finalized: u64,
     pub supply_conserved: bool,
     pub nodes_agree: bool,
     pub warmup_epochs: u64,
     pub seconds: f64,
-    pub timing: Timing,
+    /// Where a networked run's time went (absent for a replay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
     pub topics: Vec<report::TopicSummary>,
     pub report: Vec<String>,
 }
@@ -136,38 +142,50 @@ pub(super) async fn topic_runs(
 ) -> Vec<TopicRun> {
     let mut runs = vec![];
     for p in topics {
-        let mut run = TopicRun {
-            name: p.name.clone(),
-            target: p.target.name().into(),
-            workers: p
-                .workers
-                .values()
-                .map(|(name, model)| WorkerInfo::new(name.clone(), model.clone()))
-                .collect(),
-            records: vec![],
-            score_ema: BTreeMap::new(),
-            token_decimals: 18,
-        };
+        let mut ema = BTreeMap::new();
         if let Ok(s) = node0.scores(p.id).await {
-            for (k, v) in s.inferers.iter().chain(&s.forecasters) {
-                if let Some((name, _)) = p.workers.get(k) {
-                    run.score_ema.insert(name.clone(), *v);
-                }
-            }
+            ema.extend(s.inferers.into_iter().chain(s.forecasters));
         }
-        for (epoch, mut rec) in seen.records.remove(&p.id).unwrap_or_default() {
-            if let Some(r) = seen.rewards.get(&(p.id, epoch)) {
-                for (k, amount) in r {
-                    if let Some((name, _)) = p.workers.get(k) {
-                        rec.rewards.insert(name.clone(), *amount);
-                    }
-                }
-            }
-            run.records.push(rec);
-        }
-        runs.push(run);
+        runs.push(topic_run(p, &mut seen, &ema));
     }
     runs
+}
+
+/// The report input of topic `p`: its rows in `seen` with their rewards, and the score EMAs
+/// `ema` (by hex key) of its workers.
+pub(super) fn topic_run(
+    p: &TopicPlan,
+    seen: &mut Followed,
+    ema: &BTreeMap<String, f64>,
+) -> TopicRun {
+    let mut run = TopicRun {
+        name: p.name.clone(),
+        target: p.target.name().into(),
+        workers: p
+            .workers
+            .values()
+            .map(|(name, model)| WorkerInfo::new(name.clone(), model.clone()))
+            .collect(),
+        records: vec![],
+        score_ema: BTreeMap::new(),
+        token_decimals: 18,
+    };
+    for (k, v) in ema {
+        if let Some((name, _)) = p.workers.get(k) {
+            run.score_ema.insert(name.clone(), *v);
+        }
+    }
+    for (epoch, mut rec) in seen.records.remove(&p.id).unwrap_or_default() {
+        if let Some(r) = seen.rewards.get(&(p.id, epoch)) {
+            for (k, amount) in r {
+                if let Some((name, _)) = p.workers.get(k) {
+                    rec.rewards.insert(name.clone(), *amount);
+                }
+            }
+        }
+        run.records.push(rec);
+    }
+    run
 }
 
 /// Print the summary: one JSON object with `--json`, else the tables, the checks, the timing
@@ -210,7 +228,44 @@ pub(super) fn print(
         summary.checkpoints_finalized,
         summary.seconds
     )?;
-    outln!("{}", summary.timing.line())?;
+    if let Some(t) = &summary.timing {
+        outln!("{}", t.line())?;
+    }
+    outln!("report files:")?;
+    for p in files.paths() {
+        outln!("  {}", p.display())?;
+    }
+    Ok(())
+}
+
+/// Print a replay's summary: one JSON object with `--json`, else the tables, the supply check
+/// and the report's paths.
+pub(super) fn print_replay(
+    out: &Output,
+    summary: &Summary,
+    files: &ReportFiles,
+    replay: std::time::Duration,
+) -> anyhow::Result<()> {
+    if out.json {
+        outln!("{}", serde_json::to_string_pretty(summary)?)?;
+        return Ok(());
+    }
+    outln!()?;
+    outln!("{}", files.tables())?;
+    outln!(
+        "supply check: {}",
+        if summary.supply_conserved {
+            "conserved"
+        } else {
+            "BROKEN"
+        }
+    )?;
+    outln!(
+        "heights applied: {}; replay {:.1} s, report {:.1} s",
+        summary.checkpoints_finalized,
+        replay.as_secs_f64(),
+        (summary.seconds - replay.as_secs_f64()).max(0.0)
+    )?;
     outln!("report files:")?;
     for p in files.paths() {
         outln!("  {}", p.display())?;

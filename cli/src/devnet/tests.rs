@@ -22,6 +22,8 @@ fn args(epoch_ms: u64) -> DevnetArgs {
         keep: false,
         processes: true,
         warmup: WARMUP,
+        mechanism: MechanismVersion::AlloraV06,
+        replay: false,
     }
 }
 

@@ -2,15 +2,17 @@
 //! window is finalized, and the settlement (network losses, regrets, reputer consensus, scores,
 //! rewards, payouts) when the reputer window of that epoch is finalized.
 //!
-//! All the mathematics is `chorus_protocol::math` (Allora v0.6); this module only chooses the
-//! inputs from the ledger and applies the outputs. Workers are keyed by the lowercase hex of
+//! All the mathematics is `chorus_protocol::math` (Allora v0.6, or the topic's
+//! [`MechanismVersion`]); this module only chooses the inputs from the ledger and applies the
+//! outputs. Workers are keyed by the lowercase hex of
 //! their public key (hex order = key order).
 //!
 //! Rules that are ours (Allora has blocks and a chain; we have windows and checkpoints):
 //! - an entry counts only if its author is registered for the role when the window is
 //!   finalized, and pays the data-sending fee (an author who cannot pay is left out);
 //! - at most `max_top_inferers_to_reward` inferers (and forecasters) count per epoch, ranked by
-//!   their EMA score, newcomers at the topic's last score quantile, ties by key;
+//!   their EMA score, newcomers at the topic's last score quantile (`allora-mad`: at the lowest
+//!   candidate EMA − 2σ, returning actors penalised for missed epochs), ties by key;
 //! - reputers count if their stake authority is at least `required_minimum_stake`; at most
 //!   `max_top_reputers_to_reward`, ranked by stake;
 //! - the topic reward of an epoch is the topic's reward pool divided by the number of its epochs
@@ -24,6 +26,7 @@ use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::keys::PublicKey;
 use chorus_protocol::math::losses::ValueBundle as MathBundle;
+use chorus_protocol::math::mechanism::MechanismVersion;
 use chorus_protocol::math::outliers::OutlierMetrics;
 use chorus_protocol::math::payout::{RemainderPolicy, delegator_split, split_amount};
 use chorus_protocol::math::regrets::{
@@ -31,6 +34,7 @@ use chorus_protocol::math::regrets::{
 };
 use chorus_protocol::math::reputer::ReputerParams;
 use chorus_protocol::math::rewards::RewardParams;
+use chorus_protocol::math::scores::{initial_ema_score, liveness_penalty};
 use chorus_protocol::math::settle_io::{
     PayoutsOut, SettleJsonInput, SettleJsonOutput, SettleParams, TaskMaps, settle,
 };
@@ -101,6 +105,77 @@ pub struct Mechanism {
     /// Median and EMA'd MAD of the inferences, for the outlier-resistant inference.
     #[serde(default)]
     pub outliers: OutlierMetrics,
+    /// `allora-mad`: the last epoch each actor was scored in (liveness penalties).
+    #[serde(default)]
+    pub last_scored: ScoredEpochs,
+}
+
+/// The last epoch each actor was scored in, per task (`allora-mad` only; empty for v0.6).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoredEpochs {
+    /// Inferers.
+    pub inferer: BTreeMap<String, u64>,
+    /// Forecasters.
+    pub forecaster: BTreeMap<String, u64>,
+    /// Reputers.
+    pub reputer: BTreeMap<String, u64>,
+}
+
+/// How a topic ranks its actors by EMA score for merit sortition: `allora-v0.6` ranks a
+/// newcomer at the topic's last score quantile; `allora-mad` ranks it at the lowest candidate's
+/// EMA score minus two standard deviations of the candidates' EMA scores, and pulls a returning
+/// actor's EMA toward that score for every epoch it missed.
+struct Ranking<'a> {
+    ema: &'a BTreeMap<String, f64>,
+    /// `allora-mad`: last scored epochs and the epoch being ranked.
+    liveness: Option<(&'a BTreeMap<String, u64>, u64)>,
+    alpha: f64,
+    newcomer: f64,
+}
+
+impl<'a> Ranking<'a> {
+    fn new<'c>(
+        t: &'a TopicState,
+        ema: &'a BTreeMap<String, f64>,
+        last: &'a BTreeMap<String, u64>,
+        candidates: impl Iterator<Item = &'c String>,
+        epoch: u64,
+    ) -> Self {
+        let alpha = t.spec.merit_sortition_alpha;
+        match t.spec.mechanism {
+            MechanismVersion::AlloraV06 => Ranking {
+                ema,
+                liveness: None,
+                alpha,
+                newcomer: t.mechanism.inferer_quantile_score,
+            },
+            MechanismVersion::AlloraMad => {
+                let known: Vec<f64> = candidates.filter_map(|k| ema.get(k).copied()).collect();
+                Ranking {
+                    ema,
+                    liveness: Some((last, epoch)),
+                    alpha,
+                    newcomer: initial_ema_score(&known),
+                }
+            }
+        }
+    }
+
+    /// The EMA score `k` is ranked by in this epoch.
+    fn score(&self, k: &String) -> f64 {
+        let Some(&s) = self.ema.get(k) else {
+            return self.newcomer;
+        };
+        match self.liveness {
+            None => s,
+            Some((last, epoch)) => {
+                let missed = last
+                    .get(k)
+                    .map_or(0, |&l| epoch.saturating_sub(l.saturating_add(1)));
+                liveness_penalty(self.alpha, self.newcomer, s, missed)
+            }
+        }
+    }
 }
 
 /// Epochs of finalized worker windows kept waiting for their reputer window.
@@ -269,7 +344,7 @@ impl Ledger {
                 return;
             }
         };
-        update_mechanism(t, &params, &out);
+        update_mechanism(t, &params, &out, epoch);
         events.push(LedgerEvent::Scored {
             topic,
             epoch,
@@ -481,17 +556,19 @@ fn counted_workers(
         })
         .collect();
     bundles.sort_by_key(|(a, _)| **a);
-    let inferers = bundles
+    let inferers: Vec<(String, f64)> = bundles
         .iter()
         .filter_map(|(a, b)| b.inference.map(|v| (hex(a), v)))
         .collect();
-    let inferers = keep_top(
-        inferers,
-        cap(params.max_top_inferers_to_reward),
+    let rank = Ranking::new(
+        t,
         &mech.ema.inferer,
-        mech.inferer_quantile_score,
+        &mech.last_scored.inferer,
+        inferers.iter().map(|(k, _)| k),
+        epoch,
     );
-    let forecasters = bundles
+    let inferers = keep_top(inferers, cap(params.max_top_inferers_to_reward), &rank);
+    let forecasters: Vec<(String, BTreeMap<String, f64>)> = bundles
         .iter()
         .filter(|(_, b)| !b.forecasts.is_empty())
         .map(|(a, b)| {
@@ -503,11 +580,17 @@ fn counted_workers(
             (hex(a), forecasts)
         })
         .collect();
+    let rank = Ranking::new(
+        t,
+        &mech.ema.forecaster,
+        &mech.last_scored.forecaster,
+        forecasters.iter().map(|(k, _)| k),
+        epoch,
+    );
     let forecasters = keep_top(
         forecasters,
         cap(params.max_top_forecasters_to_reward),
-        &mech.ema.forecaster,
-        mech.inferer_quantile_score,
+        &rank,
     );
     let keys = bundles
         .iter()
@@ -537,6 +620,7 @@ fn synthesis_input(
             c_norm: params.c_norm,
             epsilon: t.spec.epsilon,
             epsilon_safe_div: params.epsilon_safe_div,
+            mechanism: t.spec.mechanism,
         },
         initial_regret: t.mechanism.initial_regret,
         previous_network_loss: t.mechanism.previous_network_loss,
@@ -546,16 +630,15 @@ fn synthesis_input(
     }
 }
 
-/// At most `cap` workers, the best by EMA score first (a newcomer ranks at `newcomer`), ties
-/// by key; the list is left as it is when it fits.
+/// At most `cap` workers, the best by [`Ranking`] first, ties by key; the list is left as it
+/// is when it fits.
 fn keep_top<V>(
     mut workers: Vec<(String, V)>,
     cap: usize,
-    ema: &BTreeMap<String, f64>,
-    newcomer: f64,
+    ranking: &Ranking<'_>,
 ) -> Vec<(String, V)> {
     if workers.len() > cap {
-        let rank = |k: &String| ema.get(k).copied().unwrap_or(newcomer);
+        let rank = |k: &String| ranking.score(k);
         workers.sort_by(|a, b| rank(&b.0).total_cmp(&rank(&a.0)).then(a.0.cmp(&b.0)));
         workers.truncate(cap);
     }
@@ -681,9 +764,9 @@ fn settle_input(
 }
 
 /// Carry a settlement's outputs into the topic's mechanism: regrets and the initial regret,
-/// network loss, listening coefficients, score histories, smoothed fractions, EMA scores and
-/// the newcomers' quantile.
-fn update_mechanism(t: &mut TopicState, params: &ModuleParams, out: &SettleJsonOutput) {
+/// network loss, listening coefficients, score histories, smoothed fractions, EMA scores (with
+/// `allora-mad`'s liveness penalties) and the newcomers' quantile.
+fn update_mechanism(t: &mut TopicState, params: &ModuleParams, out: &SettleJsonOutput, epoch: u64) {
     let spec = &t.spec;
     let irp = InitialRegretParams {
         quantile: params.initial_regret_quantile,
@@ -718,6 +801,30 @@ fn update_mechanism(t: &mut TopicState, params: &ModuleParams, out: &SettleJsonO
     m.smoothed = out.smoothed_fractions.clone();
     m.forecaster_score_ratio = out.forecaster_score_ratio;
     let alpha = spec.merit_sortition_alpha;
+    if spec.mechanism == MechanismVersion::AlloraMad {
+        let last = &mut m.last_scored;
+        penalize_missed(
+            &mut m.ema.inferer,
+            &mut last.inferer,
+            &out.inferer_scores,
+            alpha,
+            epoch,
+        );
+        penalize_missed(
+            &mut m.ema.forecaster,
+            &mut last.forecaster,
+            &out.forecaster_scores,
+            alpha,
+            epoch,
+        );
+        penalize_missed(
+            &mut m.ema.reputer,
+            &mut last.reputer,
+            &out.reputer_scores,
+            alpha,
+            epoch,
+        );
+    }
     update_ema(&mut m.ema.inferer, &out.inferer_scores, alpha);
     update_ema(&mut m.ema.forecaster, &out.forecaster_scores, alpha);
     update_ema(&mut m.ema.reputer, &out.reputer_scores, alpha);
@@ -736,6 +843,30 @@ fn prepend_scores(new: &BTreeMap<String, f64>, history: &mut Vec<f64>, keep: usi
     v.append(history);
     v.truncate(keep);
     *history = v;
+}
+
+/// `allora-mad`: before this epoch's scores enter the EMAs, pull the EMA of every scored actor
+/// that missed epochs since its last score toward the newcomer score of the scored actors
+/// ([`liveness_penalty`]), and record this epoch as their last.
+fn penalize_missed(
+    ema: &mut BTreeMap<String, f64>,
+    last: &mut BTreeMap<String, u64>,
+    scores: &BTreeMap<String, f64>,
+    alpha: f64,
+    epoch: u64,
+) {
+    let known: Vec<f64> = scores.keys().filter_map(|k| ema.get(k).copied()).collect();
+    let asymptote = initial_ema_score(&known);
+    for k in scores.keys() {
+        if let (Some(s), Some(&l)) = (ema.get_mut(k), last.get(k)) {
+            let missed = epoch.saturating_sub(l.saturating_add(1));
+            let penalized = liveness_penalty(alpha, asymptote, *s, missed);
+            if penalized.is_finite() {
+                *s = penalized;
+            }
+        }
+        last.insert(k.clone(), epoch);
+    }
 }
 
 /// EMA of scores with weight `alpha` on the new score; a first score is taken as it is; a

@@ -25,6 +25,7 @@ pub mod error;
 pub mod json;
 pub mod loss;
 pub mod losses;
+pub mod mechanism;
 pub mod outliers;
 pub mod payout;
 pub mod regrets;

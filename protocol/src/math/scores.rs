@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::MathError;
 use super::losses::ValueBundle;
-use super::util::{cmp_f64, ema, quantile};
+use super::mechanism::LAMBDA_INITIAL_SCORE;
+use super::util::{cmp_f64, ema, quantile, std_dev};
 
 /// `GenerateInferenceScores`: `T_ij = L⁻_{ji} − L_i` (one-out loss minus combined loss) for every
 /// inferer with a one-out value; with exactly one inferer value in the bundle its score is 0.
@@ -143,6 +144,30 @@ pub fn sortition_epoch<K: Ord + Clone>(
         quantile: qv,
         ema: ema_map,
     })
+}
+
+/// `CalculateTopicInitialEmaScore` (`allora-mad`): the EMA score a newcomer starts from, the
+/// lowest of `scores` minus λ = 2 sample standard deviations of them; 0 without scores, the
+/// score itself for one.
+pub fn initial_ema_score(scores: &[f64]) -> f64 {
+    let Some(min) = scores.iter().copied().reduce(f64::min) else {
+        return 0.0;
+    };
+    min - LAMBDA_INITIAL_SCORE * std_dev(scores)
+}
+
+/// `NCalcEma` of the liveness penalty (`allora-mad`, `CalculateLivenessPenaltyTo*`): an actor
+/// that missed `missed` epochs has its EMA score pulled toward `asymptote` (the newcomer score)
+/// as if it had scored `asymptote` in each: `(1 − α)ⁿ · score + (1 − (1 − α)ⁿ) · asymptote`.
+/// No missed epoch, or a score already at the asymptote, leaves it unchanged.
+pub fn liveness_penalty(alpha: f64, asymptote: f64, score: f64, missed: u64) -> f64 {
+    if missed == 0 || score == asymptote {
+        return score;
+    }
+    // saturating: 2³¹ missed epochs pull any score to the asymptote
+    let n = i32::try_from(missed).unwrap_or(i32::MAX);
+    let keep = libm::pow(1.0 - alpha, f64::from(n));
+    keep * score + (1.0 - keep) * asymptote
 }
 
 #[cfg(test)]

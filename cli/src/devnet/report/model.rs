@@ -46,6 +46,10 @@ pub struct EpochRecord {
     pub truth: f64,
     /// Worker name -> inference; a worker missing here skipped the epoch.
     pub inferences: BTreeMap<String, f64>,
+    /// Forecaster name -> its forecast-implied inference in the finalized bundle; a
+    /// forecaster missing here had no forecast counted this epoch.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub forecast_implied: BTreeMap<String, f64>,
     /// Network combined inference.
     pub combined: Option<f64>,
     /// Network naive inference (combined without forecasters).
@@ -78,6 +82,11 @@ impl EpochRecord {
     /// The inference of `worker` if it submitted a finite one.
     pub fn inference(&self, worker: &str) -> Option<f64> {
         self.inferences.get(worker).copied().and_then(finite)
+    }
+
+    /// Whether `worker` took part: an inference, or a forecast-implied inference.
+    pub fn took_part(&self, worker: &str) -> bool {
+        self.inference(worker).is_some() || self.forecast_implied.contains_key(worker)
     }
 
     /// The network combined inference if present and finite.

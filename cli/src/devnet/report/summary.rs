@@ -87,8 +87,9 @@ pub struct TopicSummary {
     pub naive_epochs: u64,
     /// Scored epochs with at least one inference (behind `average_mse`).
     pub average_epochs: u64,
-    /// Scored epochs in which every worker of the roster has an inference in the finalized
-    /// network inference (the rest lost a bundle to timing or a failure).
+    /// Scored epochs in which every worker of the roster took part in the finalized network
+    /// inference: an inference, or a forecast-implied inference for a forecaster (the rest
+    /// lost a bundle to timing or a failure).
     #[serde(default)]
     pub complete_epochs: u64,
     /// Scored epochs whose settlement paid the workers (their losses were reported in time).
@@ -176,7 +177,7 @@ pub fn summarize(run: &TopicRun, warmup: u64) -> Result<TopicSummary, ReportErro
     let mut settled_epochs = 0u64;
     for (r, truth) in p.scored() {
         scored_epochs += 1;
-        if p.roster.iter().all(|w| r.inference(&w.name).is_some()) {
+        if p.roster.iter().all(|w| r.took_part(&w.name)) {
             complete_epochs += 1;
         }
         if !r.rewards.is_empty() {
@@ -482,7 +483,7 @@ pub fn render_table(s: &TopicSummary) -> String {
     );
     let _ = writeln!(
         out,
-        "  of {} scored epochs: {} with every worker's inference finalized, {} settled with rewards.",
+        "  of {} scored epochs: {} with every worker's bundle finalized, {} settled with rewards.",
         s.scored_epochs, s.complete_epochs, s.settled_epochs
     );
     let (num, den) = BEST_WORKER_MIN_PARTICIPATION;

@@ -67,6 +67,19 @@ fn exact_worker_has_zero_mse_and_is_best() {
     assert!(close(off.network_vs_worker.unwrap(), 0.25));
 }
 
+/// A forecaster has no inference: its forecast-implied inference makes its bundle count.
+#[test]
+fn a_forecaster_takes_part_through_its_forecast_implied_inference() {
+    let mut run = synthetic(20);
+    run.workers.push(WorkerInfo::new("f0", "ema-loss"));
+    assert_eq!(summarize(&run, 0).unwrap().complete_epochs, 0);
+    for r in run.records.iter_mut().take(12) {
+        r.forecast_implied.insert("f0".into(), 1.0);
+    }
+    // w_rare is in every other epoch: 6 of the first 12 have both
+    assert_eq!(summarize(&run, 0).unwrap().complete_epochs, 6);
+}
+
 #[test]
 fn the_report_counts_complete_and_settled_epochs() {
     // w_rare is in every other epoch: 10 of 20 complete; epochs 1–5 paid no rewards.
@@ -81,7 +94,7 @@ fn the_report_counts_complete_and_settled_epochs() {
     );
     assert!(
         render_table(&s).contains(
-            "of 20 scored epochs: 10 with every worker's inference finalized, 15 settled with rewards."
+            "of 20 scored epochs: 10 with every worker's bundle finalized, 15 settled with rewards."
         ),
         "{}",
         render_table(&s)

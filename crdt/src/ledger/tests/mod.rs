@@ -6,7 +6,7 @@ use chorus_protocol::ids::{Amount, Hash32, TopicId};
 use chorus_protocol::keys::{Keypair, PublicKey};
 use chorus_protocol::messages::*;
 use chorus_protocol::params::ModuleParams;
-use chorus_protocol::topic::{LossMethod, TopicSpec};
+use chorus_protocol::topic::{LossMethod, MechanismVersion, TopicSpec};
 
 use super::*;
 
@@ -579,7 +579,12 @@ mod settlement {
     use chorus_protocol::genesis::{GenesisRegistration, GenesisStake};
 
     fn world() -> (Ledger, Vec<Keypair>, Vec<Keypair>) {
+        world_with(MechanismVersion::AlloraV06)
+    }
+
+    fn world_with(mechanism: MechanismVersion) -> (Ledger, Vec<Keypair>, Vec<Keypair>) {
         let mut g = genesis();
+        g.topics[0].spec.mechanism = mechanism;
         let workers: Vec<Keypair> = (10..13).map(kp).collect();
         let reputers: Vec<Keypair> = (20..22).map(kp).collect();
         for w in &workers {
@@ -895,6 +900,85 @@ mod settlement {
         };
         let (best, worst) = (by(kp(10).public()), by(kp(12).public()));
         assert!(best > worst, "best {best} worst {worst}");
+    }
+
+    /// An `allora-mad` topic weighs with its own rule (the best worker weighs exactly 1) and
+    /// pulls the EMA score of a worker that skipped epochs toward the newcomer score by exactly
+    /// `liveness_penalty` before its returning score enters the EMA.
+    #[test]
+    fn an_allora_mad_topic_weighs_its_own_way_and_penalises_absence() {
+        use chorus_protocol::math::scores::{initial_ema_score, liveness_penalty};
+        let (mut l, ws, rs) = world_with(MechanismVersion::AlloraMad);
+        let (v06, _) = run(14);
+        let absent = ws[0].public();
+        let (away, back) = (4..8, 8);
+        let alpha = l.topics[&TopicId(1)].spec.merit_sortition_alpha;
+        let mut checked = 0;
+        for h in 0..14 {
+            let mut input = HeightInput::default();
+            for key in l.windows_due() {
+                if let WindowKey::Topic { epoch, phase, .. } = key {
+                    let mut entries = match phase {
+                        Phase::Workers => worker_entries(&l, &ws, epoch),
+                        Phase::Reputers => reputer_entries(&l, &rs, epoch),
+                    };
+                    if phase == Phase::Workers && away.contains(&epoch) {
+                        entries.retain(|e| e.author != absent);
+                    }
+                    input.windows.insert(key, entries);
+                }
+            }
+            let before = l.topics[&TopicId(1)].mechanism.clone();
+            let events = l.apply(h, &input, &NoConsensusEvidence).unwrap();
+            for e in &events {
+                assert!(!matches!(e, LedgerEvent::MechanismError { .. }), "{e:?}");
+                let LedgerEvent::Scored { epoch, actors, .. } = e else {
+                    continue;
+                };
+                let weights: Vec<f64> = actors.iter().filter_map(|a| a.weight).collect();
+                if weights.len() > 1 && before.previous_network_loss.is_some() {
+                    let best = weights.iter().copied().fold(f64::MIN, f64::max);
+                    assert_eq!(best, 1.0, "epoch {epoch}: {weights:?}");
+                }
+                if *epoch != back {
+                    continue;
+                }
+                let hexed = absent.to_hex();
+                let me = actors
+                    .iter()
+                    .find(|a| a.who == absent && a.role == "inferer")
+                    .expect("the returning worker is scored");
+                assert_eq!(before.last_scored.inferer[&hexed], away.start - 1);
+                let known: Vec<f64> = actors
+                    .iter()
+                    .filter(|a| a.role == "inferer")
+                    .filter_map(|a| before.ema.inferer.get(&a.who.to_hex()).copied())
+                    .collect();
+                let missed = back - away.start;
+                let penalized = liveness_penalty(
+                    alpha,
+                    initial_ema_score(&known),
+                    before.ema.inferer[&hexed],
+                    missed,
+                );
+                assert_ne!(penalized, before.ema.inferer[&hexed]);
+                let want = alpha * me.score + (1.0 - alpha) * penalized;
+                assert_eq!(me.ema_score, want);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 1, "the returning epoch was settled once");
+        let m = &l.topics[&TopicId(1)].mechanism;
+        assert!(m.last_scored.inferer.len() == 3 && m.last_scored.reputer.len() == 2);
+        let v06 = &v06.topics[&TopicId(1)].mechanism;
+        assert!(
+            v06.last_scored.inferer.is_empty(),
+            "v0.6 keeps no liveness state"
+        );
+        assert_ne!(
+            m.last_inference.as_ref().map(|(_, b)| b.combined_value),
+            v06.last_inference.as_ref().map(|(_, b)| b.combined_value)
+        );
     }
 
     #[test]

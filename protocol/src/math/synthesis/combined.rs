@@ -32,7 +32,7 @@ pub(super) fn weighted_value(
     values: Vec<Option<f64>>,
     n_inferers: usize,
 ) -> Result<Combo, MathError> {
-    let rw = regret_weights(regrets, p.params.p_norm, p.params.c_norm, p.params.epsilon)?;
+    let rw = regret_weights(regrets, &p.rule)?;
     let mut acc = WeightedSum::default();
     if p.all_new {
         for v in values.iter().take(n_inferers).flatten() {

@@ -40,7 +40,7 @@ pub(super) fn forecast_implied_reference(
         .filter(|&(j, _)| Some(j) != withheld)
         .collect();
     let regrets: Vec<f64> = kept.iter().map(|&(_, r)| r).collect();
-    let rw = regret_weights(&regrets, p.params.p_norm, p.params.c_norm, p.params.epsilon).ok()?;
+    let rw = regret_weights(&regrets, &p.rule).ok()?;
     let mut acc = WeightedSum::default();
     for (i, &(j, _)) in kept.iter().enumerate() {
         acc.add(rw.weights[i], p.values[j]);
@@ -56,7 +56,7 @@ pub(super) fn forecast_implied_full(
     fast: bool,
 ) -> Option<f64> {
     let e = &p.elems[fk];
-    if !fast || p.all_new || e.len() <= EXACT_SIGMA_MAX_ELEMENTS {
+    if !fast || !p.v06_kernels() || p.all_new || e.len() <= EXACT_SIGMA_MAX_ELEMENTS {
         return forecast_implied_reference(p, fk, None);
     }
     let rs: Vec<f64> = e.iter().map(|&(_, r)| r).collect();
@@ -299,7 +299,9 @@ pub(super) fn one_out_forecast_implied_fast(
 
 /// Forecast-implied inferences I_ik (`CalcForecastImpliedInferences`) for all inferers.
 ///
-/// `previous_network_loss` is L_{i−1} (forecasted regrets R_ijk = L_{i−1} − L_ijk); with
+/// `previous_network_loss` is L_{i−1} (forecasted regrets R_ijk = L_{i−1} − L_ijk; `allora-mad`
+/// scales each forecast by the MAD of its own regrets, as allora-chain does without a stored
+/// network scale); with
 /// `all_inferers_new` the value is the median of the forecast's inferers. Forecasters without
 /// any element on an inferer that has an inference, or whose weights sum to 0, get no value.
 pub fn forecast_implied_inferences<K: Ord + Clone>(
@@ -321,7 +323,9 @@ pub fn forecast_implied_inferences<K: Ord + Clone>(
         return Ok(BTreeMap::new());
     }
     validate(&input)?;
-    let p = prepare(&input, previous_network_loss);
+    let mut p = prepare(&input, Some(previous_network_loss));
+    // no network regrets here: `allora-mad` scales each forecast's own regrets
+    p.rule.network_scale = 0.0;
     Ok((0..p.forecasters.len())
         .filter_map(|fk| {
             forecast_implied_reference(&p, fk, None).map(|v| (p.forecasters[fk].clone(), v))

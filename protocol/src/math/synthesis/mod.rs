@@ -24,7 +24,8 @@
 //!   machine.
 //!
 //! Special cases (spec §1.2, §7): one inference → combined = that value, no weights; no previous
-//! network loss → combined = median of the inferences, no forecaster/one-out/one-in values;
+//! network loss → combined = median of the inferences, no forecaster/one-out/one-in values
+//! (`allora-mad`: the inferences weighted without forecasters);
 //! `initial_regret == 0` → "all inferers new": the combined, naive and one-out values are plain
 //! means of the inferers and forecast-implied inferences are medians.
 
@@ -33,9 +34,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::{MathError, finite};
+use super::mechanism::MechanismVersion;
 use super::regrets::NetworkRegrets;
 use super::util::median;
-use super::weights::WeightFunction;
+use super::weights::{WeightFunction, WeightRule, mad_regret_scale};
 
 mod combined;
 mod forecast_implied;
@@ -62,6 +64,9 @@ pub struct SynthesisParams {
     pub epsilon: f64,
     /// ε_safe (module `EpsilonSafeDiv`, default 1e-7, ≥ 0).
     pub epsilon_safe_div: f64,
+    /// Which generation of the weights ([`MechanismVersion`]; `allora-v0.6` when absent).
+    #[serde(default)]
+    pub mechanism: MechanismVersion,
 }
 
 impl Default for SynthesisParams {
@@ -72,6 +77,7 @@ impl Default for SynthesisParams {
             c_norm: 0.75,
             epsilon: 0.01,
             epsilon_safe_div: 1e-7,
+            mechanism: MechanismVersion::AlloraV06,
         }
     }
 }
@@ -157,7 +163,7 @@ pub struct NetworkInferences<K> {
     pub case: SynthesisCase,
     /// I_i.
     pub combined_value: f64,
-    /// I⁻_i; `None` iff there is no previous network loss.
+    /// I⁻_i; `None` in the median case (and for one inference without a previous network loss).
     pub naive_value: Option<f64>,
     /// I_ij (the inputs).
     pub inferer_values: BTreeMap<K, f64>,
@@ -218,7 +224,10 @@ fn lookup_sorted<K: Ord>(
 
 struct Prepared<'a, K> {
     params: SynthesisParams,
+    /// The v0.6 weight function (the exact and large-forecast kernels).
     wf: WeightFunction,
+    /// Regrets → weights, with the epoch's network scale for `allora-mad`.
+    rule: WeightRule,
     initial_regret: f64,
     all_new: bool,
     inferers: Vec<&'a K>,
@@ -260,45 +269,98 @@ where
     Ok(())
 }
 
-fn prepare<K: Ord>(input: &SynthesisInput<K>, l_prev: f64) -> Prepared<'_, K> {
+impl<K> Prepared<'_, K> {
+    /// Whether the shared one-out kernels apply: they reuse σ and the v0.6 weight function
+    /// across recomputations; `allora-mad` recomputes each one from its definition.
+    fn v06_kernels(&self) -> bool {
+        self.rule.version == MechanismVersion::AlloraV06
+    }
+}
+
+/// Keys to indices. Without `l_prev` (no network loss yet) forecasters take no part.
+fn prepare<K: Ord>(input: &SynthesisInput<K>, l_prev: Option<f64>) -> Prepared<'_, K> {
     let inferers: Vec<&K> = input.inferences.keys().collect();
     let values: Vec<f64> = input.inferences.values().copied().collect();
     let all_new = input.initial_regret == 0.0;
     let mut forecasters = Vec::new();
     let mut elems = Vec::new();
-    for (k, f) in &input.forecasts {
-        // merge walk of the forecast's elements with the sorted inferers
-        let mut e = Vec::new();
-        let mut it = f.iter().peekable();
-        for (idx, j) in inferers.iter().enumerate() {
-            while let Some((fj, fv)) = it.peek() {
-                match (*fj).cmp(*j) {
-                    std::cmp::Ordering::Less => {
-                        it.next();
+    // without a network loss there are no forecasted regrets
+    if let Some(l_prev) = l_prev {
+        for (k, f) in &input.forecasts {
+            // merge walk of the forecast's elements with the sorted inferers
+            let mut e = Vec::new();
+            let mut it = f.iter().peekable();
+            for (idx, j) in inferers.iter().enumerate() {
+                while let Some((fj, fv)) = it.peek() {
+                    match (*fj).cmp(*j) {
+                        std::cmp::Ordering::Less => {
+                            it.next();
+                        }
+                        std::cmp::Ordering::Equal => {
+                            e.push((idx, l_prev - **fv));
+                            it.next();
+                            break;
+                        }
+                        std::cmp::Ordering::Greater => break,
                     }
-                    std::cmp::Ordering::Equal => {
-                        e.push((idx, l_prev - **fv));
-                        it.next();
-                        break;
-                    }
-                    std::cmp::Ordering::Greater => break,
                 }
             }
+            if !e.is_empty() {
+                forecasters.push(k);
+                elems.push(e);
+            }
         }
-        if !e.is_empty() {
-            forecasters.push(k);
-            elems.push(e);
-        }
+    }
+    let mut rule = WeightRule {
+        version: input.params.mechanism,
+        p: input.params.p_norm,
+        c: input.params.c_norm,
+        epsilon: input.params.epsilon,
+        network_scale: 0.0,
+    };
+    if rule.version == MechanismVersion::AlloraMad {
+        // one scale for the epoch: the stored network regrets of everyone taking part (a
+        // missing regret reads as the initial regret), as allora-chain stores it at the last
+        // reputer close and reuses it for every weighting
+        let mut regrets = Vec::with_capacity(inferers.len() + forecasters.len());
+        lookup_sorted(
+            &inferers,
+            Some(&input.regrets.inferer),
+            input.initial_regret,
+            &mut regrets,
+        );
+        lookup_sorted(
+            &forecasters,
+            Some(&input.regrets.forecaster),
+            input.initial_regret,
+            &mut regrets,
+        );
+        rule.network_scale = mad_regret_scale(&regrets, input.params.epsilon);
     }
     Prepared {
         params: input.params,
         wf: WeightFunction::new(input.params.p_norm, input.params.c_norm),
+        rule,
         initial_regret: input.initial_regret,
         all_new,
         inferers,
         values,
         forecasters,
         elems,
+    }
+}
+
+/// The branches without weights: one inference, or (`allora-v0.6` only) no network loss yet —
+/// `allora-mad` then weights the inferences alone.
+fn unweighted_case<K>(input: &SynthesisInput<K>) -> Option<SynthesisCase> {
+    match (
+        input.inferences.len(),
+        input.previous_network_loss,
+        input.params.mechanism,
+    ) {
+        (1, _, _) => Some(SynthesisCase::Single),
+        (_, None, MechanismVersion::AlloraV06) => Some(SynthesisCase::Median),
+        _ => None,
     }
 }
 
@@ -310,12 +372,7 @@ pub fn synthesize_combined<K: Ord + Clone>(
     input: &SynthesisInput<K>,
 ) -> Result<CombinedInference<K>, MathError> {
     validate(input)?;
-    let (single_or_median, l_prev) = match (input.inferences.len(), input.previous_network_loss) {
-        (1, _) => (Some(SynthesisCase::Single), 0.0),
-        (_, None) => (Some(SynthesisCase::Median), 0.0),
-        (_, Some(l)) => (None, l),
-    };
-    if let Some(case) = single_or_median {
+    if let Some(case) = unweighted_case(input) {
         let vals: Vec<f64> = input.inferences.values().copied().collect();
         return Ok(CombinedInference {
             case,
@@ -329,7 +386,7 @@ pub fn synthesize_combined<K: Ord + Clone>(
             forecaster_weights: BTreeMap::new(),
         });
     }
-    let p = prepare(input, l_prev);
+    let p = prepare(input, input.previous_network_loss);
     let c = combined_parts(&p, input, true)?;
     Ok(combined_inference(&p, &c))
 }
@@ -386,7 +443,7 @@ fn bundle_impl<K: Ord + Clone>(
         out.naive_value = input.previous_network_loss.map(|_| vals[0]);
         return Ok(out);
     }
-    let Some(l_prev) = input.previous_network_loss else {
+    if unweighted_case(input) == Some(SynthesisCase::Median) {
         let combined = median(&vals);
         let pairs: Vec<(f64, f64)> = vals.iter().map(|&v| (v, 1.0)).collect();
         let ci = ci_or_constant(&pairs, combined);
@@ -396,9 +453,9 @@ fn bundle_impl<K: Ord + Clone>(
             combined,
             ci,
         ));
-    };
+    }
 
-    let p = prepare(input, l_prev);
+    let p = prepare(input, input.previous_network_loss);
     let c = combined_parts(&p, input, fast)?;
     let fk_keys: Vec<&K> = c.kept.iter().map(|&fk| p.forecasters[fk]).collect();
     let combined = combined_inference(&p, &c);

@@ -20,7 +20,7 @@ pub(super) struct OneOutImplied {
 }
 
 impl OneOutImplied {
-    /// Recompute with the exact shared kernel (`fast`) or from scratch.
+    /// Recompute with the exact shared kernel (`fast`, `allora-v0.6`) or from scratch.
     pub(super) fn new<K: Ord>(p: &Prepared<'_, K>, c: &CombinedParts, fast: bool) -> Self {
         let (ni, nf) = (p.inferers.len(), c.kept.len());
         let mut values: Vec<Option<f64>> = Vec::with_capacity(ni * nf);
@@ -28,7 +28,7 @@ impl OneOutImplied {
             values.extend(c.fi.iter().copied());
         }
         for (f, &fk) in c.kept.iter().enumerate() {
-            if fast {
+            if fast && p.v06_kernels() {
                 one_out_forecast_implied_fast(p, fk, |j, v| values[j * nf + f] = v);
             } else {
                 for &(j, _) in &p.elems[fk] {
