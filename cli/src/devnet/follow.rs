@@ -245,6 +245,15 @@ pub(super) fn epoch_record(
             rec.forecast_implied.insert(n, *x);
         }
     }
+    for (k, x) in b
+        .one_out_inferer_values
+        .iter()
+        .chain(&b.one_out_forecaster_values)
+    {
+        if let Some(n) = name(k) {
+            rec.one_out.insert(n, *x);
+        }
+    }
     let total: f64 = b.inferer_weights.values().sum();
     for (k, w) in &b.inferer_weights {
         if let Some(n) = name(k)

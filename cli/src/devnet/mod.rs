@@ -130,7 +130,7 @@ pub struct DevnetArgs {
     #[arg(long, default_value = "allora-v0.6")]
     mechanism: MechanismVersion,
     /// No network: run the same plan through the nodes' ledger code one checkpoint per epoch,
-    /// every bundle on time (deterministic and CPU-bound; see `docs/devnet.md`).
+    /// every bundle on time (deterministic and CPU-bound; README, "The devnet").
     #[arg(long, conflicts_with_all = ["processes", "keep"])]
     replay: bool,
 }

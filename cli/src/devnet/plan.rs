@@ -155,7 +155,13 @@ fn topic(
     data: &Path,
     genesis_time_ms: u64,
 ) -> anyhow::Result<(LocalTopic, TopicPlan)> {
-    let name = format!("EUR/USD 1h {}", t.name());
+    let series = match &args.data {
+        None => "EUR/USD 1h".to_string(),
+        Some(p) => p
+            .file_stem()
+            .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned()),
+    };
+    let name = format!("{series} {}", t.name());
     let truth = TruthSpec::Csv {
         path: data.to_path_buf(),
         target: t.target(),

@@ -9,6 +9,7 @@
 //! [`summary`]; plot conventions in [`plots`]; CSV columns in [`csv`].
 
 pub mod csv;
+pub mod mix;
 pub mod model;
 pub mod plots;
 pub mod summary;

@@ -50,6 +50,9 @@ pub struct EpochRecord {
     /// forecaster missing here had no forecast counted this epoch.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub forecast_implied: BTreeMap<String, f64>,
+    /// Worker name -> the network inference without it (one-out inferer or forecaster value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub one_out: BTreeMap<String, f64>,
     /// Network combined inference.
     pub combined: Option<f64>,
     /// Network naive inference (combined without forecasters).

@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::ReportError;
+use super::mix;
 use super::model::{Prepared, TopicRun};
 
 /// Share of the scored epochs a worker must have submitted in to be eligible as best
@@ -52,6 +53,14 @@ pub struct WorkerSummary {
     /// both exist (< 1: the network was better). `None` without such epochs or if the
     /// worker's MSE there is 0.
     pub network_vs_worker: Option<f64>,
+    /// One-out contribution: the MSE of the network inference without this worker over the
+    /// network's MSE, minus 1, on the scored epochs with both (0.02: the network is 2 % worse
+    /// without it; negative: better without it).
+    #[serde(default)]
+    pub one_out_contribution: Option<f64>,
+    /// Its share of the rewards paid to the topic's workers over the run.
+    #[serde(default)]
+    pub reward_share: Option<f64>,
 }
 
 /// Accuracy summary of one topic. Serializes to the devnet's `--json` shape:
@@ -107,6 +116,23 @@ pub struct TopicSummary {
     /// Network combined MSE / naive MSE over the scored epochs where both exist
     /// (< 1: the forecasters helped).
     pub network_vs_naive: Option<f64>,
+    /// The best convex mix of the inferers in hindsight (weights fixed over the run, chosen
+    /// knowing every truth) over the scored epochs in which every inferer has an inference:
+    /// its MSE, its weights, and those epochs' count ([`super::mix`]).
+    #[serde(default)]
+    pub best_mix_mse: Option<f64>,
+    /// Weights of that mix by worker name.
+    #[serde(default)]
+    pub best_mix_weights: BTreeMap<String, f64>,
+    /// Epochs behind the mix.
+    #[serde(default)]
+    pub best_mix_epochs: u64,
+    /// Best mix MSE / best worker MSE over those epochs (the limit of any fixed weighting).
+    #[serde(default)]
+    pub best_mix_vs_best: Option<f64>,
+    /// Network MSE / best mix MSE over those epochs (1: the network reached the limit).
+    #[serde(default)]
+    pub network_vs_best_mix: Option<f64>,
     /// Total rewards paid to the topic's workers over the run, base units.
     #[serde(with = "u128_string")]
     pub total_rewards: u128,
@@ -172,6 +198,7 @@ pub fn summarize(run: &TopicRun, warmup: u64) -> Result<TopicSummary, ReportErro
     let mut net_vs_naive = Paired::default();
     let mut workers: Vec<Mse> = vec![Mse::default(); p.roster.len()];
     let mut net_vs_worker: Vec<Paired> = vec![Paired::default(); p.roster.len()];
+    let mut one_out: Vec<Paired> = vec![Paired::default(); p.roster.len()];
 
     let mut complete_epochs = 0u64;
     let mut settled_epochs = 0u64;
@@ -201,6 +228,11 @@ pub fn summarize(run: &TopicRun, warmup: u64) -> Result<TopicSummary, ReportErro
             }
         }
         for (i, w) in p.roster.iter().enumerate() {
+            if let (Some(o), Some(c)) = (r.one_out.get(&w.name).copied(), combined)
+                && o.is_finite()
+            {
+                one_out[i].add(o, c, truth);
+            }
             if let Some(v) = r.inference(&w.name) {
                 workers[i].add(v - truth);
                 if let Some(c) = combined {
@@ -244,7 +276,8 @@ pub fn summarize(run: &TopicRun, warmup: u64) -> Result<TopicSummary, ReportErro
         .iter()
         .zip(&workers)
         .zip(&net_vs_worker)
-        .map(|((w, mse), paired)| WorkerSummary {
+        .zip(&one_out)
+        .map(|(((w, mse), paired), without)| WorkerSummary {
             name: w.name.clone(),
             model: w.model.clone(),
             mse: mse.value(),
@@ -255,6 +288,10 @@ pub fn summarize(run: &TopicRun, warmup: u64) -> Result<TopicSummary, ReportErro
                     >= u128::from(scored_epochs) * u128::from(num),
             score_ema: run.score_ema.get(&w.name).copied(),
             network_vs_worker: paired.ratio(),
+            one_out_contribution: without.ratio().map(|r| r - 1.0),
+            reward_share: (total_rewards > 0).then(|| {
+                rewards.get(w.name.as_str()).copied().unwrap_or(0) as f64 / total_rewards as f64
+            }),
         })
         .collect();
 
@@ -268,6 +305,7 @@ pub fn summarize(run: &TopicRun, warmup: u64) -> Result<TopicSummary, ReportErro
                 .then_with(|| summaries[*i].name.cmp(&summaries[*j].name))
         });
     let best_pair = best.map(|(i, _)| net_vs_worker[i]).unwrap_or_default();
+    let mix = hindsight_mix(p, &workers, best.map(|(i, _)| i));
 
     Ok(TopicSummary {
         name: run.name.clone(),
@@ -291,9 +329,71 @@ pub fn summarize(run: &TopicRun, warmup: u64) -> Result<TopicSummary, ReportErro
         network_beats_best_share: best_pair.a_win_share(),
         network_vs_average: net_vs_avg.ratio(),
         network_vs_naive: net_vs_naive.ratio(),
+        best_mix_mse: mix.as_ref().map(|m| m.mse),
+        best_mix_weights: mix.as_ref().map(|m| m.weights.clone()).unwrap_or_default(),
+        best_mix_epochs: mix.as_ref().map_or(0, |m| m.epochs),
+        best_mix_vs_best: mix.as_ref().and_then(|m| m.vs_best),
+        network_vs_best_mix: mix.as_ref().and_then(|m| m.network_vs_mix),
         total_rewards,
         token_decimals: run.token_decimals,
     })
+}
+
+/// The best fixed mix of a run and how the best worker and the network compare with it.
+struct HindsightMix {
+    mse: f64,
+    weights: BTreeMap<String, f64>,
+    epochs: u64,
+    vs_best: Option<f64>,
+    network_vs_mix: Option<f64>,
+}
+
+/// The best fixed mix of the roster's inferers (those with an inference in some scored epoch)
+/// over the scored epochs where each has one; `best` indexes the best worker in the roster.
+fn hindsight_mix(p: &Prepared<'_>, workers: &[Mse], best: Option<usize>) -> Option<HindsightMix> {
+    let inferers: Vec<usize> = (0..p.roster.len()).filter(|i| workers[*i].n > 0).collect();
+    let mut rows = vec![];
+    let (mut best_mse, mut network) = (Mse::default(), Mse::default());
+    for (r, truth) in p.scored() {
+        let x: Option<Vec<f64>> = inferers
+            .iter()
+            .map(|i| r.inference(&p.roster[*i].name))
+            .collect();
+        let Some(x) = x else { continue };
+        if let Some(b) = best.and_then(|b| r.inference(&p.roster[b].name)) {
+            best_mse.add(b - truth);
+        }
+        if let Some(c) = r.combined_value() {
+            network.add(c - truth);
+        }
+        rows.push((x, truth));
+    }
+    let (w, mse) = mix::best_fixed_mix(&rows)?;
+    let network_vs_mix = if network.n == rows.len() as u64 && mse > 0.0 {
+        network.value().map(|n| n / mse)
+    } else {
+        None
+    };
+    Some(HindsightMix {
+        mse,
+        weights: inferers
+            .iter()
+            .zip(w)
+            .map(|(i, w)| (p.roster[*i].name.clone(), w))
+            .collect(),
+        epochs: rows.len() as u64,
+        vs_best: best_mse.value().filter(|b| *b > 0.0).map(|b| mse / b),
+        network_vs_mix,
+    })
+}
+
+/// `x` as a percentage with one decimal (`+` for positive values when `signed`), `-` for none.
+fn format_percent(x: Option<f64>, signed: bool) -> String {
+    match x {
+        Some(v) if signed => format!("{:+.1}%", 100.0 * v),
+        Some(v) => format!("{:.1}%", 100.0 * v),
+        None => "-".into(),
+    }
 }
 
 /// Serde helpers writing a `u128` as a decimal string (JSON numbers lose precision
@@ -402,11 +502,13 @@ pub fn render_table(s: &TopicSummary) -> String {
         "epochs",
         "net/this",
         "score EMA",
+        "1-out",
         "rewards",
+        "share",
     ];
     let mut workers: Vec<&WorkerSummary> = s.workers.iter().collect();
     workers.sort_by(|a, b| cmp_mse(a.mse, b.mse).then_with(|| a.name.cmp(&b.name)));
-    let mut rows: Vec<[String; 8]> = workers
+    let mut rows: Vec<[String; 10]> = workers
         .iter()
         .map(|w| {
             let mark = if w.eligible_for_best { "" } else { "*" };
@@ -418,7 +520,9 @@ pub fn render_table(s: &TopicSummary) -> String {
                 w.submitted_epochs.to_string(),
                 format_ratio(w.network_vs_worker),
                 format_sig4(w.score_ema),
+                format_percent(w.one_out_contribution, true),
                 format_tokens(w.rewards, s.token_decimals),
+                format_percent(w.reward_share, false),
             ]
         })
         .collect();
@@ -438,6 +542,8 @@ pub fn render_table(s: &TopicSummary) -> String {
             String::new(),
             "-".into(),
             String::new(),
+            String::new(),
+            String::new(),
         ]);
     }
 
@@ -448,7 +554,7 @@ pub fn render_table(s: &TopicSummary) -> String {
         }
     }
     // Text columns left-aligned, numbers right-aligned.
-    let line = |cells: &[String; 8]| {
+    let line = |cells: &[String; 10]| {
         let mut l = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
             if i < 2 {
@@ -474,7 +580,7 @@ pub fn render_table(s: &TopicSummary) -> String {
     );
     let _ = writeln!(
         out,
-        "  net/this: network MSE / worker MSE on the epochs both exist; rewards: whole tokens over the run."
+        "  net/this: network MSE / worker MSE on the epochs both exist; 1-out: how much worse the network's MSE is\n  without the worker (its one-out inference); rewards: whole tokens over the run, share: of all paid."
     );
     let _ = writeln!(
         out,
@@ -515,6 +621,15 @@ pub fn render_table(s: &TopicSummary) -> String {
         format_ratio(s.network_vs_average),
         format_ratio(s.network_vs_naive)
     );
+    if s.best_mix_mse.is_some() {
+        let _ = writeln!(
+            out,
+            "  best fixed mix in hindsight ({} epochs with every inferer): MSE ratio {} of the best worker; network / that mix: {}.",
+            s.best_mix_epochs,
+            format_ratio(s.best_mix_vs_best),
+            format_ratio(s.network_vs_best_mix)
+        );
+    }
     out
 }
 

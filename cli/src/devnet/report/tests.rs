@@ -278,6 +278,11 @@ fn json_has_exactly_the_expected_keys() {
         "network_beats_best_share",
         "network_vs_average",
         "network_vs_naive",
+        "best_mix_mse",
+        "best_mix_weights",
+        "best_mix_epochs",
+        "best_mix_vs_best",
+        "network_vs_best_mix",
         "total_rewards",
         "token_decimals",
     ];
@@ -303,6 +308,8 @@ fn json_has_exactly_the_expected_keys() {
             "mse",
             "name",
             "network_vs_worker",
+            "one_out_contribution",
+            "reward_share",
             "rewards",
             "score_ema",
             "submitted_epochs"
@@ -713,4 +720,33 @@ fn one_bad_worker_does_not_flatten_the_error_plot() {
     assert!(!svg.contains("w_off (ar3-rls) (off scale)"));
     assert!(svg.contains(r#"clip-path="url(#plot-area)""#));
     assert_well_formed(&svg);
+}
+
+/// Each worker's one-out contribution and reward share, and the hindsight mix, are exact.
+#[test]
+fn one_out_contribution_reward_share_and_the_hindsight_mix() {
+    let mut run = synthetic(20);
+    for r in &mut run.records {
+        // without w_exact the network is off by 0.1 instead of 0.05: MSE × 4
+        r.one_out.insert("w_exact".into(), r.truth + 0.1);
+        r.one_out.insert("w_off".into(), r.truth - 0.05);
+    }
+    let s = summarize(&run, 0).unwrap();
+    let w = |n: &str| s.workers.iter().find(|w| w.name == n).unwrap().clone();
+    assert!((w("w_exact").one_out_contribution.unwrap() - 3.0).abs() < 1e-9);
+    assert!(w("w_off").one_out_contribution.unwrap().abs() < 1e-9);
+    assert_eq!(w("w_rare").one_out_contribution, None);
+    assert!((w("w_exact").reward_share.unwrap() - 1_500_000.0 / 1_750_000.0).abs() < 1e-12);
+    assert_eq!(w("w_rare").reward_share, Some(0.0));
+    let table = render_table(&s);
+    assert!(
+        table.contains("+300.0%") && table.contains("85.7%"),
+        "{table}"
+    );
+    // the mix is over the 10 epochs with every inferer (w_rare: even epochs); an exact worker
+    // is in it, so the mix is exact
+    assert_eq!(s.best_mix_epochs, 10);
+    assert!(s.best_mix_mse.unwrap() < 1e-20, "{:?}", s.best_mix_mse);
+    let total: f64 = s.best_mix_weights.values().sum();
+    assert!((total - 1.0).abs() < 1e-12);
 }
