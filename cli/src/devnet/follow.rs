@@ -6,6 +6,8 @@ use crate::output::outln;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use std::io::IsTerminal;
+
 use anyhow::bail;
 use chorus_crdt::ledger::LedgerEvent;
 use chorus_node::actor::InferenceEvent;
@@ -19,6 +21,7 @@ use super::network::Network;
 use super::observe::{Observed, Source};
 use super::plan::{DevnetPlan, TopicPlan};
 use super::report::EpochRecord;
+use crate::output::Progress;
 
 /// The run fails only if finalization stalls this long, or [`STALL_EPOCHS`] epochs if that
 /// is longer (a loaded machine just makes it slower).
@@ -78,7 +81,8 @@ impl Followed {
 }
 
 /// Follow node 0 until the first `epochs` epochs of every topic of `plan` are finalized,
-/// printing a line per epoch unless `quiet`.
+/// showing a progress bar with an ETA on a terminal unless `quiet` (a line per finalized epoch
+/// instead with `CHORUS_DEVNET_DEBUG`).
 pub(super) async fn epochs(
     net: &mut Network,
     observed: &mut mpsc::Receiver<Observed>,
@@ -94,6 +98,9 @@ pub(super) async fn epochs(
         replay.insert(p.id, Replay::new(bars.clone(), p.target.target())?);
     }
     let debug = std::env::var_os("CHORUS_DEVNET_DEBUG").is_some();
+    let show = !quiet && !debug && std::io::stderr().is_terminal();
+    let mut progress = Progress::new("devnet", epochs, "epochs", show);
+    let started = Instant::now();
     let mut seen = Followed::default();
     let mut last_progress = Instant::now() + FIRST_EPOCH_GRACE;
     while !seen.done(topics, epochs) {
@@ -123,9 +130,15 @@ pub(super) async fn epochs(
                 };
                 let truth = replay.get(&ev.topic).and_then(|r| r.truth(ev.epoch));
                 let rec = record(net.node0(), plan, ev.epoch, truth, ev.checkpoint_height).await;
-                if !quiet {
+                if !quiet && debug {
                     print_epoch(plan, &ev, truth);
                 }
+                let slowest = topics
+                    .iter()
+                    .map(|p| seen.highest.get(&p.id).map_or(0, |e| e + 1))
+                    .min()
+                    .unwrap_or(0);
+                progress.set(slowest, started.elapsed());
                 if let Some(rec) = rec {
                     seen.records
                         .entry(ev.topic)
@@ -144,6 +157,7 @@ pub(super) async fn epochs(
             Observed::Closed(why) => bail!("{why}"),
         }
     }
+    progress.finish(started.elapsed());
     Ok(seen)
 }
 
