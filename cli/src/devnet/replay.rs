@@ -5,7 +5,8 @@
 //! per epoch with **every bundle on time**:
 //!
 //! - before height `e` (which finalizes epoch `e`'s worker window), every worker has seen bars
-//!   `0..=e` and every forecaster has learned the truth of every finalized epoch before `e`;
+//!   `0..=e` and every forecaster has learned the truth of every finalized epoch whose reputer
+//!   window opened by epoch `e`'s start (with the devnet's lag of one epoch: every earlier one);
 //! - every reputer reports the losses of every finalized bundle in its reputer window.
 //!
 //! No sockets, no clock, no randomness: the same inputs give byte-identical reports on any
@@ -88,9 +89,19 @@ pub(super) async fn run(
     let show = !quiet && std::io::stderr().is_terminal();
     let mut progress = Progress::new("replay", epochs, "epochs", show);
     let started = Instant::now();
-    // height e finalizes epoch e's worker window and settles epoch e − 2: two more heights
-    // settle the last epoch
-    for height in 0..epochs + 3 {
+    // height e finalizes epoch e's worker window; epoch e settles when its reputer window,
+    // which closes lag + one epoch after the epoch's start, is finalized
+    let tail = topics
+        .iter()
+        .map(|t| {
+            t.spec
+                .ground_truth_lag_ms
+                .div_ceil(t.spec.epoch_length_ms.max(1))
+                + 2
+        })
+        .max()
+        .unwrap_or(0);
+    for height in 0..epochs + tail {
         if ledger.next_height != height {
             bail!(
                 "the ledger is at height {}, expected {height}",
@@ -224,7 +235,8 @@ fn signed(ledger: &Ledger, key: &Keypair, payload: Payload) -> SignedEntry {
     }
 }
 
-/// The worker bundles of `epoch`: forecasters first learn every finalized epoch before it, then
+/// The worker bundles of `epoch`: forecasters first learn every finalized epoch whose reputer
+/// window has opened by the epoch's start (when a node's forecaster asks for its truth), then
 /// every worker sees the epoch's bar and answers.
 async fn worker_entries(ledger: &Ledger, t: &mut TopicActors, epoch: u64) -> Vec<SignedEntry> {
     let pending: Vec<(u64, BTreeMap<String, f64>)> = ledger
@@ -234,7 +246,9 @@ async fn worker_entries(ledger: &Ledger, t: &mut TopicActors, epoch: u64) -> Vec
             s.mechanism
                 .pending
                 .iter()
-                .filter(|(e, _)| **e < epoch)
+                // as a node's forecaster: an epoch's truth is asked for from its reputer
+                // window's open
+                .filter(|(e, _)| t.spec.reputer_window(**e).0 <= t.spec.epoch_start(epoch))
                 .filter_map(|(e, r)| {
                     let b = r.bundle.as_ref()?;
                     let values = b
