@@ -291,6 +291,43 @@ pub(crate) mod tests {
         )
     }
 
+    /// A stranger's topic naming a mechanism version that does not exist is refused at
+    /// decoding: the version is one byte of the topic's encoding and only known values decode.
+    #[test]
+    fn an_unknown_mechanism_version_does_not_decode() {
+        use crate::codec;
+        use crate::ids::Amount;
+        use crate::messages::{CreateTopic, Payload};
+        let message = |mechanism| {
+            Payload::CreateTopic(CreateTopic {
+                nonce: 1,
+                spec: TopicSpec {
+                    mechanism,
+                    ..spec()
+                },
+                fee: Amount(7),
+            })
+        };
+        let v06 = codec::encode(&message(MechanismVersion::AlloraV06));
+        let mad = codec::encode(&message(MechanismVersion::AlloraMad));
+        assert_eq!(v06.len(), mad.len());
+        let at: Vec<usize> = (0..v06.len()).filter(|i| v06[*i] != mad[*i]).collect();
+        assert_eq!(at.len(), 1, "one byte names the version");
+        assert_eq!((v06[at[0]], mad[at[0]]), (0, 1));
+        assert_eq!(
+            codec::decode::<Payload>(&mad).unwrap(),
+            message(MechanismVersion::AlloraMad)
+        );
+        for unknown in [2u8, 0x7f, 0xff] {
+            let mut bytes = mad.clone();
+            bytes[at[0]] = unknown;
+            assert!(
+                codec::decode::<Payload>(&bytes).is_err(),
+                "version byte {unknown}"
+            );
+        }
+    }
+
     #[test]
     fn schedule() {
         let s = spec();
