@@ -280,11 +280,7 @@ async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Re
             report: t_epochs_done.elapsed().as_secs_f64(),
         }),
         topics: files.summaries.clone(),
-        report: files
-            .paths()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
+        report: files.path_texts(),
     };
     results::print(out, &summary, &files, &checks)?;
     if args.keep {
@@ -355,11 +351,7 @@ async fn run_replay(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::R
         seconds: t_start.elapsed().as_secs_f64(),
         timing: None,
         topics: files.summaries.clone(),
-        report: files
-            .paths()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
+        report: files.path_texts(),
     };
     results::print_replay(out, &summary, &files, t_replayed.duration_since(t_start))?;
     if !supply_conserved {

@@ -151,8 +151,6 @@ pub(super) async fn run(
                         let rec = epoch_record(p, *epoch, truth, Some(height), b);
                         seen.records.entry(*topic).or_default().insert(*epoch, rec);
                     }
-                    let highest = seen.highest.entry(*topic).or_default();
-                    *highest = (*highest).max(*epoch);
                 }
                 LedgerEvent::Scored { topic, epoch, .. } if *epoch < epochs => {
                     *settled.entry(*topic).or_default() += 1;

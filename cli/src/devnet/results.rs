@@ -231,11 +231,7 @@ pub(super) fn print(
     if let Some(t) = &summary.timing {
         outln!("{}", t.line())?;
     }
-    outln!("report files:")?;
-    for p in files.paths() {
-        outln!("  {}", p.display())?;
-    }
-    Ok(())
+    print_paths(files)
 }
 
 /// Print a replay's summary: one JSON object with `--json`, else the tables, the supply check
@@ -266,6 +262,11 @@ pub(super) fn print_replay(
         replay.as_secs_f64(),
         (summary.seconds - replay.as_secs_f64()).max(0.0)
     )?;
+    print_paths(files)
+}
+
+/// The report's paths, one per line.
+fn print_paths(files: &ReportFiles) -> anyhow::Result<()> {
     outln!("report files:")?;
     for p in files.paths() {
         outln!("  {}", p.display())?;

@@ -37,7 +37,7 @@ use chorus_protocol::params::ModuleParams;
 use serde::{Deserialize, Serialize};
 
 pub use error::{LedgerError, TxError};
-pub use settle::{CountedWorkers, EmaScores, EpochRecord, Mechanism};
+pub use settle::{CountedWorkers, EmaScores, EpochRecord, Mechanism, PerTask, ScoredEpochs};
 pub use state::{
     Account, Proposal, ProposalOutcome, Release, ReputerStake, Supply, TopicState, Validator,
 };

@@ -113,6 +113,14 @@ impl ReportFiles {
         out
     }
 
+    /// [`ReportFiles::paths`] as text (the summary's `report` list).
+    pub fn path_texts(&self) -> Vec<String> {
+        self.paths()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect()
+    }
+
     /// The tables of all topics, as in `summary.txt`.
     pub fn tables(&self) -> String {
         tables(&self.summaries)

@@ -574,6 +574,13 @@ pub fn render_table(s: &TopicSummary) -> String {
         let _ = writeln!(out, "{}", line(row));
     }
 
+    write_notes(&mut out, s);
+    out
+}
+
+/// The lines under a topic's table: what the columns mean, the epoch counts and the
+/// network against the best worker, the average and the hindsight mix.
+fn write_notes(out: &mut String, s: &TopicSummary) {
     let _ = writeln!(
         out,
         "  MSE: mean squared error over the scored epochs each submitted in; /best: MSE / best worker's MSE;"
@@ -630,7 +637,6 @@ pub fn render_table(s: &TopicSummary) -> String {
             format_ratio(s.network_vs_best_mix)
         );
     }
-    out
 }
 
 #[cfg(test)]

@@ -65,16 +65,32 @@ pub struct EpochRecord {
     pub forecasters: Vec<String>,
 }
 
-/// EMA scores per task.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct EmaScores {
+/// One value per actor (by hex key) of each task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PerTask<V> {
     /// Inferers.
-    pub inferer: BTreeMap<String, f64>,
+    pub inferer: BTreeMap<String, V>,
     /// Forecasters.
-    pub forecaster: BTreeMap<String, f64>,
+    pub forecaster: BTreeMap<String, V>,
     /// Reputers.
-    pub reputer: BTreeMap<String, f64>,
+    pub reputer: BTreeMap<String, V>,
 }
+
+impl<V> Default for PerTask<V> {
+    fn default() -> Self {
+        PerTask {
+            inferer: BTreeMap::new(),
+            forecaster: BTreeMap::new(),
+            reputer: BTreeMap::new(),
+        }
+    }
+}
+
+/// EMA scores per task.
+pub type EmaScores = PerTask<f64>;
+
+/// The last epoch each actor was scored in, per task (`allora-mad` only; empty for v0.6).
+pub type ScoredEpochs = PerTask<u64>;
 
 /// The evolving state of a topic's mechanism.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -113,17 +129,6 @@ pub struct Mechanism {
     /// `allora-mad`: the last epoch each actor was scored in (liveness penalties).
     #[serde(default)]
     pub last_scored: ScoredEpochs,
-}
-
-/// The last epoch each actor was scored in, per task (`allora-mad` only; empty for v0.6).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ScoredEpochs {
-    /// Inferers.
-    pub inferer: BTreeMap<String, u64>,
-    /// Forecasters.
-    pub forecaster: BTreeMap<String, u64>,
-    /// Reputers.
-    pub reputer: BTreeMap<String, u64>,
 }
 
 /// Epochs of finalized worker windows kept waiting for their reputer window.
