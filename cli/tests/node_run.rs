@@ -405,8 +405,8 @@ fn governance_worked_example() {
     stop(child);
 }
 
-/// `chorus store export` then `import` on a stopped node's store: the history goes out and
-/// comes back (every height already held: skipped); a running node's store, an existing output
+/// `chorus store export`, `stats`, then `import` on a stopped node's store: the history goes
+/// out and comes back (every height already held: skipped); a running node's store, an existing output
 /// file and a file that is not an archive are refused with exit code 2.
 #[test]
 fn store_export_and_import_from_the_command_line() {
@@ -456,6 +456,30 @@ fn store_export_and_import_from_the_command_line() {
         Some(2),
         "an existing file is overwritten"
     );
+    // Where the bytes go: one row per certificate exported, and the tables plus the
+    // remainder are the file.
+    let st = ok_json(&["store", "stats", "--config", config]);
+    let tables = st["tables"].as_array().unwrap();
+    let table = |name: &str| tables.iter().find(|t| t["table"] == name).unwrap().clone();
+    assert_eq!(
+        table("certificates")["rows"].as_u64(),
+        Some(heights),
+        "{st}"
+    );
+    let file = std::fs::metadata(st["file"].as_str().unwrap())
+        .unwrap()
+        .len();
+    assert_eq!(st["file_bytes"].as_u64(), Some(file));
+    let total: u64 = tables
+        .iter()
+        .map(|t| {
+            ["stored_bytes", "metadata_bytes", "fragmented_bytes"]
+                .iter()
+                .map(|k| t[*k].as_u64().unwrap())
+                .sum::<u64>()
+        })
+        .sum();
+    assert_eq!(total + st["other_bytes"].as_u64().unwrap(), file, "{st}");
     let back = ok_json(&["store", "import", "--config", config, archive_s]);
     assert_eq!(back["imported"]["heights"].as_u64(), Some(heights));
     assert_eq!(back["imported"]["skipped"].as_u64(), Some(heights));

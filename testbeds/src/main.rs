@@ -51,6 +51,10 @@ enum Command {
     /// A validator's store damaged one record at a time (WAL, certificate, ledger snapshot):
     /// the process refuses to start and names it; undamaged, it catches up.
     Corrupt(scenarios::corrupt::CorruptArgs),
+    /// A stranger joins a running network with one address and the network id (`chorus join`),
+    /// is funded, registers as a worker, bonds, signs checkpoints and is counted in the network
+    /// inference.
+    Join(scenarios::join::JoinArgs),
     /// Benchmarks (BENCHMARKS.md, section Testbeds).
     Bench(bench::BenchArgs),
     /// The attacker of `flood` (started by it, in its own process).
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
         Command::Relay(a) => block_on(scenarios::relay::run(a)),
         Command::Scale(a) => block_on(scenarios::scale::run(a)),
         Command::Corrupt(a) => block_on(scenarios::corrupt::run(a)),
+        Command::Join(a) => block_on(scenarios::join::run(a)),
         Command::Bench(a) => block_on(bench::run(a)),
         Command::FloodAttacker(a) => block_on(scenarios::attacker::run(a)),
     }

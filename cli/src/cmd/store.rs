@@ -1,5 +1,6 @@
-//! `chorus store export|import`: a node's finalized history to and from a portable archive
-//! (`chorus_node::store::archive`), with the node stopped.
+//! `chorus store export|import|stats`: a node's finalized history to and from a portable
+//! archive (`chorus_node::store::archive`), and where its store's bytes go
+//! (`chorus_node::store::stats`), with the node stopped.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,16 @@ pub enum StoreCommand {
     /// Read an archive into the node's store: every certificate is checked against the
     /// validator sets this node recorded, every envelope against its certified head list.
     Import(ImportArgs),
+    /// Rows and bytes per table of the node's store, against the bytes of its envelopes.
+    Stats(StatsArgs),
+}
+
+/// `chorus store stats` flags.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The node's TOML config (its data directory and genesis).
+    #[arg(long, short)]
+    config: PathBuf,
 }
 
 /// `chorus store export` flags.
@@ -78,7 +89,76 @@ pub fn run(cmd: StoreCommand, out: &Output) -> anyhow::Result<()> {
     match cmd {
         StoreCommand::Export(a) => export(&a, out),
         StoreCommand::Import(a) => import(&a, out),
+        StoreCommand::Stats(a) => stats(&a, out),
     }
+}
+
+/// Bytes in KiB with one decimal.
+fn kib(b: u64) -> String {
+    format!("{:.1}", b as f64 / 1024.0)
+}
+
+fn stats(a: &StatsArgs, out: &Output) -> anyhow::Result<()> {
+    let cfg = super::node::load(&a.config)?;
+    let (db, _) = open_store(&cfg)?;
+    let path = cfg.node.data_dir.join("node.redb");
+    let file_bytes = std::fs::metadata(&path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    let u = chorus_node::store::stats::usage_of(&db, file_bytes)?;
+    let envelopes = u.rows("envelopes");
+    let per = |b: u64| {
+        if envelopes == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.0}", b as f64 / envelopes as f64)
+        }
+    };
+    let mut text = format!(
+        "{:<15} {:>10} {:>12} {:>12} {:>12} {:>10}\n",
+        "table", "rows", "stored KiB", "btree KiB", "unused KiB", "B/envelope"
+    );
+    for t in &u.tables {
+        text.push_str(&format!(
+            "{:<15} {:>10} {:>12} {:>12} {:>12} {:>10}\n",
+            t.table,
+            t.rows,
+            kib(t.stored_bytes),
+            kib(t.metadata_bytes),
+            kib(t.fragmented_bytes),
+            per(t.total())
+        ));
+    }
+    text.push_str(&format!(
+        "{:<15} {:>10} {:>12} {:>12} {:>12} {:>10}\n",
+        "free/other",
+        "",
+        "",
+        "",
+        kib(u.other_bytes()),
+        per(u.other_bytes())
+    ));
+    let ratio = if u.envelope_bytes == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.2}", file_bytes as f64 / u.envelope_bytes as f64)
+    };
+    text.push_str(&format!(
+        "file {} KiB for {envelopes} envelopes of {} KiB: {} B per envelope, {ratio}× the envelopes",
+        kib(file_bytes),
+        kib(u.envelope_bytes),
+        per(file_bytes),
+    ));
+    out.print(
+        &text,
+        &serde_json::json!({
+            "file": path.display().to_string(),
+            "file_bytes": file_bytes,
+            "envelope_bytes": u.envelope_bytes,
+            "other_bytes": u.other_bytes(),
+            "tables": u.tables,
+        }),
+    )
 }
 
 fn export(a: &ExportArgs, out: &Output) -> anyhow::Result<()> {

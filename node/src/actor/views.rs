@@ -365,6 +365,12 @@ pub fn latest_checkpoint(replica: &Replica) -> Result<types::LatestCheckpoint, Q
         windows: cp.windows.len(),
         entries: cp.windows.iter().map(|w| w.entries as usize).sum(),
         signers: d.certificate.signatures.len(),
+        signed_by: d
+            .certificate
+            .signatures
+            .iter()
+            .map(|s| s.validator)
+            .collect(),
     })
 }
 

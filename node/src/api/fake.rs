@@ -150,6 +150,7 @@ pub fn canned(q: &Query) -> Result<Answer, QueryError> {
             windows: 4,
             entries: 31,
             signers: 4,
+            signed_by: vec![],
         }),
     })
 }

@@ -303,6 +303,9 @@ pub struct LatestCheckpoint {
     pub entries: usize,
     /// Validator signatures on its certificate.
     pub signers: usize,
+    /// The validators whose signatures are on its certificate (ascending).
+    #[serde(default)]
+    pub signed_by: Vec<PublicKey>,
 }
 
 /// `POST /v1/submit`: the node's decision on a submitted envelope.

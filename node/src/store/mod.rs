@@ -12,6 +12,7 @@ pub mod archive;
 pub mod ops;
 pub mod prune;
 pub mod schema;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;

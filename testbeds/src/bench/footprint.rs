@@ -65,6 +65,28 @@ pub struct Footprint {
     pub bundles_finalized: u64,
     /// `bundles_finalized / published`.
     pub bundle_share: f64,
+    /// Where the follower's store bytes go, per table (`chorus store stats`).
+    pub follower_tables: Vec<chorus_node::store::stats::TableUsage>,
+    /// The follower's file bytes no table occupies (free pages, allocator state).
+    pub follower_other_bytes: u64,
+}
+
+/// The largest parts of a store, in bytes per envelope: `"inferences 535, envelopes 170, …"`.
+pub fn where_bytes_go(f: &Footprint) -> String {
+    let per = |b: u64| (b as f64 / f.envelopes.max(1) as f64).round();
+    let mut parts: Vec<(String, f64)> = f
+        .follower_tables
+        .iter()
+        .map(|t| (t.table.to_string(), per(t.total())))
+        .chain([("free".to_string(), per(f.follower_other_bytes))])
+        .filter(|(_, b)| *b >= 1.0)
+        .collect();
+    parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+    parts
+        .iter()
+        .map(|(t, b)| format!("{t} {b}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Publish one bundle per key, topic and epoch of `epochs`, each epoch's paced over the first
@@ -182,6 +204,10 @@ pub async fn measure(
         .map(|i| crate::scenarios::file_size(&cluster.nodes[i].store_path()))
         .collect();
     let (envelopes, raw) = store_contents(&cluster.nodes[1].store_path())?;
+    let usage = {
+        let db = redb::Database::open(cluster.nodes[1].store_path())?;
+        chorus_node::store::stats::usage_of(&db, stores[1])?
+    };
     let finalized: u64 = finalized_bundles(
         &cluster.nodes[1].store_path(),
         &network,
@@ -209,6 +235,8 @@ pub async fn measure(
         finalized_share: (counted as f64 / asked.max(1) as f64 * 1000.0).round() / 1000.0,
         bundles_finalized: finalized,
         bundle_share: (finalized as f64 / published.max(1) as f64 * 1000.0).round() / 1000.0,
+        follower_other_bytes: usage.other_bytes(),
+        follower_tables: usage.tables,
     })
 }
 

@@ -286,7 +286,8 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
             "{t} topics × {w} workers, {e} epochs: RSS validator {} MiB (peak {}), \
              follower {} MiB (peak {}); {} B per stored entry = {}× the raw envelope ({} \
              envelopes); {:.1} % of the bundles published finalized ({} not published); \
-             {:.1} % of the top inferers in the finalized inferences",
+             {:.1} % of the top inferers in the finalized inferences; the follower's B per \
+             envelope by table: {}",
             f.rss_end_mib[0],
             f.rss_peak_mib[0],
             f.rss_end_mib[1],
@@ -296,7 +297,8 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
             f.envelopes,
             round1(f.bundle_share * 100.0),
             f.unpublished,
-            round1(f.finalized_share * 100.0)
+            round1(f.finalized_share * 100.0),
+            footprint::where_bytes_go(&f)
         ),
     );
     Ok(())

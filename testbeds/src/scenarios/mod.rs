@@ -9,7 +9,9 @@
 //! 6. [`catchup`]: a node offline for many epochs catches up;
 //! 7. [`relay`]: hostile consensus messages enter a line of honest nodes at one end;
 //! 8. [`scale`]: one height finalizes every bundle of 10 topics × 1 000 workers;
-//! 9. [`corrupt`]: a damaged WAL record, certificate or ledger snapshot stops the start.
+//! 9. [`corrupt`]: a damaged WAL record, certificate or ledger snapshot stops the start;
+//! 10. [`join`]: a stranger joins a running network with one address and becomes a worker and
+//!     a validator through the command line.
 //!
 //! Shared here: CPU pinning, child processes of this binary, metric reading and inference-event
 //! logs of in-process networks.
@@ -20,6 +22,7 @@ pub mod corrupt;
 pub mod crash;
 pub mod equivocation;
 pub mod flood;
+pub mod join;
 pub mod netns;
 pub mod partition;
 pub mod relay;
