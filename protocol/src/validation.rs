@@ -10,7 +10,9 @@
 //! rules. Nothing is relayed before `Accept`.
 //!
 //! A second, different, validly signed message for a slot that already holds one is
-//! `Ignore(Equivocation)`; the caller keeps both as evidence (see [`Verdict::Ignore`]).
+//! `Ignore(Equivocation)` when it passes the semantic checks too (a NaN or empty second
+//! bundle is rejected like any other); the caller keeps both as evidence (see
+//! [`Verdict::Ignore`]).
 //!
 //! [`validate`] is the gossip entry point. Entries that reach a window another way (sync,
 //! fetch, evidence) run the same steps after decoding through [`admit`], with
@@ -519,10 +521,16 @@ pub fn admit(
         if held == id {
             return Ignore(IgnoreReason::Duplicate, None);
         }
-        return match verify_in(&envelope, view) {
-            Ok(()) => Ignore(IgnoreReason::Equivocation, Some(Box::new(envelope))),
-            Err(_) => Reject(RejectReason::BadSignature),
-        };
+        if verify_in(&envelope, view).is_err() {
+            return Reject(RejectReason::BadSignature);
+        }
+        // A second message for a held slot is an equivocation only if it is valid itself: a
+        // provably invalid one (a NaN, an empty bundle) is rejected like any other, never
+        // kept as a conflict.
+        if let Some(v) = check_semantics(&payload, &author, view, params) {
+            return v;
+        }
+        return Ignore(IgnoreReason::Equivocation, Some(Box::new(envelope)));
     }
     // 7. signature
     if verify_in(&envelope, view).is_err() {

@@ -55,6 +55,10 @@ enum Command {
     /// is funded, registers as a worker, bonds, signs checkpoints and is counted in the network
     /// inference.
     Join(scenarios::join::JoinArgs),
+    /// Validly signed junk from strangers (unfunded ledger spam, equivocating pairs, junk
+    /// evidence, a NaN bundle and unregistered bundles by sync): finality keeps its pace and
+    /// nothing of it is stored.
+    Junk(scenarios::junk::JunkArgs),
     /// Benchmarks (BENCHMARKS.md, section Testbeds).
     Bench(bench::BenchArgs),
     /// The attacker of `flood` (started by it, in its own process).
@@ -143,6 +147,7 @@ fn main() -> ExitCode {
         Command::Scale(a) => block_on(scenarios::scale::run(a)),
         Command::Corrupt(a) => block_on(scenarios::corrupt::run(a)),
         Command::Join(a) => block_on(scenarios::join::run(a)),
+        Command::Junk(a) => block_on(scenarios::junk::run(a)),
         Command::Bench(a) => block_on(bench::run(a)),
         Command::FloodAttacker(a) => block_on(scenarios::attacker::run(a)),
     }

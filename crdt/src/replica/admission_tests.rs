@@ -370,6 +370,28 @@ fn evidence_brings_only_admissible_bundles_into_their_window() {
 }
 
 #[test]
+fn a_non_finite_second_bundle_for_a_held_slot_is_rejected_not_kept_as_a_conflict() {
+    // A registered worker whose valid bundle is held sends a NaN bundle for the same slot:
+    // a conflict is evidence only when both messages are valid. Found by `chorus-testbeds
+    // junk`: the NaN was kept (and stored by every node) as a visible conflict.
+    let mut f = fixture();
+    let w = f.keys[1].clone();
+    let first = f.bundle(&w, 2, 1.0);
+    assert_eq!(f.gossip(&first, LIVE), (Outcome::Accept, ""));
+    let nan = f.bundle(&w, 2, f64::NAN);
+    let penalty = invalid(1, RejectReason::NonFinite);
+    assert_eq!(f.sync(2, &[&nan], LATE), penalty.clone());
+    assert_eq!(f.fetch(2, &[&nan], LATE), penalty);
+    let mut g = fixture();
+    assert_eq!(g.gossip(&first, LIVE), (Outcome::Accept, ""));
+    assert_eq!(
+        g.gossip(&nan, LIVE),
+        (Outcome::Reject, RejectReason::NonFinite.as_str())
+    );
+    assert!(f.holds(2, &first) && !f.holds(2, &nan) && !g.holds(2, &nan));
+}
+
+#[test]
 fn a_conflict_found_by_sync_is_kept_and_reported_once() {
     let mut f = fixture();
     let w = f.keys[1].clone();

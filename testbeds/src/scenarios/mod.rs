@@ -11,7 +11,9 @@
 //! 8. [`scale`]: one height finalizes every bundle of 10 topics × 1 000 workers;
 //! 9. [`corrupt`]: a damaged WAL record, certificate or ledger snapshot stops the start;
 //! 10. [`join`]: a stranger joins a running network with one address and becomes a worker and
-//!     a validator through the command line.
+//!     a validator through the command line;
+//! 11. [`junk`]: validly signed junk from strangers by gossip and sync: finality keeps its pace,
+//!     nothing of it is stored.
 //!
 //! Shared here: CPU pinning, child processes of this binary, metric reading and inference-event
 //! logs of in-process networks.
@@ -23,6 +25,7 @@ pub mod crash;
 pub mod equivocation;
 pub mod flood;
 pub mod join;
+pub mod junk;
 pub mod netns;
 pub mod partition;
 pub mod relay;
@@ -201,14 +204,18 @@ pub fn consensus_swarm(
     key: &Keypair,
     network: NetworkId,
 ) -> anyhow::Result<(Swarm<Behaviour>, IdentTopic)> {
+    channel_swarm(key, network, ChannelKind::Consensus)
+}
+
+/// A libp2p peer of `key` (the node's own swarm builder) subscribed to one of `network`'s
+/// gossip channels, and that channel.
+pub fn channel_swarm(
+    key: &Keypair,
+    network: NetworkId,
+    kind: ChannelKind,
+) -> anyhow::Result<(Swarm<Behaviour>, IdentTopic)> {
     let mut swarm = chorus_node::net::build_swarm(key, &Default::default())?;
-    let topic = IdentTopic::new(
-        Channel {
-            network,
-            kind: ChannelKind::Consensus,
-        }
-        .name(),
-    );
+    let topic = IdentTopic::new(Channel { network, kind }.name());
     swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
     Ok((swarm, topic))
 }
