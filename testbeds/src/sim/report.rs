@@ -382,12 +382,13 @@ impl Summary {
             &mut out,
             format!(
                 "spam from fresh keys: {} unfunded ledger messages, {} unregistered bundles and {} \
-                 junk evidence messages gossiped to every honest replica, {} bundles in {} sync \
-                 messages; none held",
+                 junk evidence messages gossiped to every honest replica, {} bundles and {} NaN \
+                 bundles of a registered worker in {} sync messages; none held",
                 sp.unfunded_ledger,
                 sp.unregistered_bundles,
                 sp.junk_evidence,
                 sp.sync_changes,
+                sp.nan_by_sync,
                 sp.sync_messages
             ),
         );

@@ -359,19 +359,27 @@ impl<'a> Runner<'a> {
         let Some((from, targets)) = self.attacker_and_targets() else {
             return;
         };
-        let burst = match spam::burst(&self.s.genesis, self.sim.now, &mut self.rng) {
-            Ok(b) => b,
-            Err(e) => {
-                self.violations.push(Violation {
-                    invariant: "hostile-author",
-                    at_ms: self.sim.now - GENESIS_MS,
-                    detail: format!("could not build spam: {e}"),
-                });
-                return;
-            }
-        };
+        let own = self.sim.nodes[from].key.clone();
+        let burst =
+            match spam::burst(&self.s.genesis, self.sim.now, &mut self.rng).and_then(|mut b| {
+                b.extend(spam::non_finite(&self.s.genesis, &own, self.sim.now)?);
+                Ok(b)
+            }) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.violations.push(Violation {
+                        invariant: "hostile-author",
+                        at_ms: self.sim.now - GENESIS_MS,
+                        detail: format!("could not build spam: {e}"),
+                    });
+                    return;
+                }
+            };
         for m in &burst {
             self.hostile_hashes.insert(m.change, m.kind.name().into());
+            if m.kind == spam::Kind::NonFinite {
+                continue; // by sync only
+            }
             for &to in &targets {
                 self.sim.inject_gossip(from, to, m.channel, m.bytes.clone());
             }
@@ -381,14 +389,18 @@ impl<'a> Runner<'a> {
                 spam::Kind::EvidenceBytes
                 | spam::Kind::EvidenceNonces
                 | spam::Kind::EvidenceUnregistered => self.spam.junk_evidence += 1,
+                spam::Kind::NonFinite => {}
             }
         }
         // The bundles again, by sync, to one replica holding their window.
         let to = targets[self.rng.range(0, targets.len() as u64 - 1) as usize];
-        let mut by_window: BTreeMap<WindowKey, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut by_window: BTreeMap<WindowKey, Vec<(spam::Kind, Vec<u8>)>> = BTreeMap::new();
         for m in &burst {
             if let Some(key) = m.window {
-                by_window.entry(key).or_default().push(m.raw_change.clone());
+                by_window
+                    .entry(key)
+                    .or_default()
+                    .push((m.kind, m.raw_change.clone()));
             }
         }
         for (key, changes) in by_window {
@@ -399,11 +411,17 @@ impl<'a> Runner<'a> {
             else {
                 continue;
             };
-            let n = changes.len() as u64;
-            match hostile::sync_message_carrying(w, changes) {
+            let nan = changes
+                .iter()
+                .filter(|(k, _)| *k == spam::Kind::NonFinite)
+                .count() as u64;
+            let n = changes.len() as u64 - nan;
+            let raw = changes.into_iter().map(|(_, c)| c).collect();
+            match hostile::sync_message_carrying(w, raw) {
                 Ok(bytes) => {
                     self.spam.sync_messages += 1;
                     self.spam.sync_changes += n;
+                    self.spam.nan_by_sync += nan;
                     self.sim.inject_sync(from, to, key, bytes);
                 }
                 Err(e) => self.violations.push(Violation {

@@ -12,6 +12,11 @@
 //!   first topic's open epoch signed by itself (a key registered nowhere has no slot to
 //!   equivocate in), gossiped to every honest running replica.
 //!
+//! The byzantine node also signs, with its own key (a registered worker), a bundle whose
+//! inference is NaN for the open and the previous epoch of every topic ([`non_finite`]), sent
+//! by sync to one honest replica: it must be rejected (its slot may hold the node's valid
+//! bundle already; a second message is an equivocation only when it is valid itself).
+//!
 //! The runner remembers the change each message would be in a window; none may ever be held in
 //! a window or named by a finalized head, and the honest network must keep every liveness
 //! invariant while it arrives.
@@ -47,6 +52,8 @@ pub enum Kind {
     EvidenceNonces,
     /// Evidence of the key's own two bundles for one epoch (it is registered nowhere).
     EvidenceUnregistered,
+    /// A registered worker's bundle with a NaN inference, carried by sync.
+    NonFinite,
 }
 
 impl Kind {
@@ -58,6 +65,7 @@ impl Kind {
             Kind::EvidenceBytes => "evidence of random bytes",
             Kind::EvidenceNonces => "evidence of two nonces",
             Kind::EvidenceUnregistered => "evidence against an unregistered key",
+            Kind::NonFinite => "NaN bundle of a registered worker",
         }
     }
 }
@@ -92,6 +100,8 @@ pub struct SpamReport {
     pub sync_messages: u64,
     /// Changes in them.
     pub sync_changes: u64,
+    /// NaN bundles of a registered worker carried by sync.
+    pub nan_by_sync: u64,
 }
 
 impl std::ops::AddAssign for SpamReport {
@@ -101,6 +111,7 @@ impl std::ops::AddAssign for SpamReport {
         self.junk_evidence += o.junk_evidence;
         self.sync_messages += o.sync_messages;
         self.sync_changes += o.sync_changes;
+        self.nan_by_sync += o.nan_by_sync;
     }
 }
 
@@ -207,6 +218,27 @@ pub fn burst(genesis: &Genesis, now_ms: u64, rng: &mut SimRng) -> Result<Vec<Spa
         }
         for (kind, e) in junk {
             out.push(seal(kind, &key, genesis, Payload::Evidence(e))?);
+        }
+    }
+    Ok(out)
+}
+
+/// NaN bundles signed by `key` (the byzantine node's own, a registered worker) for the open and
+/// the previous epoch of every topic at `now_ms`.
+pub fn non_finite(genesis: &Genesis, key: &Keypair, now_ms: u64) -> Result<Vec<Spam>, String> {
+    let mut out = vec![];
+    for t in &genesis.topics {
+        let Some(open) = t.spec.epoch_at(now_ms) else {
+            continue;
+        };
+        for epoch in open.saturating_sub(1)..=open {
+            let payload = Payload::WorkerBundle(WorkerBundle {
+                topic: t.id,
+                epoch,
+                inference: Some(f64::NAN),
+                forecasts: vec![],
+            });
+            out.push(seal(Kind::NonFinite, key, genesis, payload)?);
         }
     }
     Ok(out)
