@@ -9,6 +9,7 @@
 //! [`redb::Database`], tested directly.
 
 pub mod archive;
+pub mod migrate;
 pub mod ops;
 pub mod prune;
 pub mod schema;
@@ -32,8 +33,8 @@ pub enum StoreError {
     /// redb failed.
     #[error("storage: {0}")]
     Redb(#[from] redb::Error),
-    /// The file belongs to another schema version.
-    #[error("store {path} has schema version {found}, this build uses {expected}")]
+    /// The file belongs to a schema version this build cannot migrate from.
+    #[error("store {path} has schema version {found}, this build uses {expected}: {why}")]
     SchemaMismatch {
         /// File.
         path: PathBuf,
@@ -41,6 +42,8 @@ pub enum StoreError {
         found: u64,
         /// Expected.
         expected: u64,
+        /// Why it cannot be migrated.
+        why: String,
     },
     /// The file belongs to another network.
     #[error("store {path} belongs to network {found}, not {expected}")]

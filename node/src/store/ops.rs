@@ -41,7 +41,8 @@ pub(super) fn meta_u64(
 }
 
 /// Open or create the database with the default page cache ([`DEFAULT_CACHE_BYTES`]), create
-/// every table, check schema version and network.
+/// every table, check the network and the schema version (an older one is migrated in place,
+/// [`super::migrate`]).
 pub fn open(path: &Path, network: &NetworkId) -> Result<Database, StoreError> {
     open_with_cache(path, network, DEFAULT_CACHE_BYTES)
 }
@@ -72,13 +73,6 @@ pub fn open_with_cache(
                         reason: "schema_version is not 8 bytes".into(),
                     }
                 })?);
-                if found != SCHEMA_VERSION {
-                    return Err(StoreError::SchemaMismatch {
-                        path: path.to_path_buf(),
-                        found,
-                        expected: SCHEMA_VERSION,
-                    });
-                }
                 let stored = meta
                     .get("network_id")?
                     .map(|v| v.value().to_vec())
@@ -90,12 +84,40 @@ pub fn open_with_cache(
                         expected: network.to_hex(),
                     });
                 }
+                if found != SCHEMA_VERSION {
+                    let mismatch = |why: String| StoreError::SchemaMismatch {
+                        path: path.to_path_buf(),
+                        found,
+                        expected: SCHEMA_VERSION,
+                        why,
+                    };
+                    match super::migrate::migrate(&tx, found)? {
+                        Ok(steps) => {
+                            for what in steps {
+                                tracing::info!(path = %path.display(), "store migration: {what}");
+                            }
+                            meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())?;
+                        }
+                        Err(super::migrate::Unmigratable::Newer) => {
+                            return Err(mismatch(
+                                "written by a newer chorus; run that version or a later one".into(),
+                            ));
+                        }
+                        Err(super::migrate::Unmigratable::TooOld) => {
+                            return Err(mismatch(format!(
+                                "no migration from it (the oldest this build migrates is \
+                                 {}): its checkpoints use an older wire format; move the \
+                                 file away and let the node catch up from its peers",
+                                super::migrate::oldest_migratable()
+                            )));
+                        }
+                    }
+                }
             }
         }
         tx.open_table(ENVELOPES)?;
         tx.open_table(WINDOW_ENTRIES)?;
         tx.open_table(WINDOW_KEYS)?;
-        tx.open_table(SNAPSHOTS)?;
         tx.open_table(CERTIFICATES)?;
         tx.open_table(HEADS)?;
         tx.open_table(WAL)?;
@@ -253,22 +275,6 @@ pub fn window_keys(db: &Database) -> Result<Vec<WindowKey>, StoreError> {
         })?);
     }
     Ok(out)
-}
-
-/// Store the automerge document of a closed window.
-pub fn put_snapshot(db: &Database, window: &Hash32, bytes: &[u8]) -> Result<(), StoreError> {
-    let tx = durable_write(db, false)?;
-    tx.open_table(SNAPSHOTS)?
-        .insert(window.0.as_slice(), bytes)?;
-    tx.commit()?;
-    Ok(())
-}
-
-/// The stored document of a closed window.
-pub fn snapshot(db: &Database, window: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
-    let tx = db.begin_read()?;
-    let t = tx.open_table(SNAPSHOTS)?;
-    Ok(t.get(window.0.as_slice())?.map(|v| v.value().to_vec()))
 }
 
 /// Store a decided checkpoint with its certificate.

@@ -196,7 +196,6 @@ pub fn prune(
         let mut envs = tx.open_table(ENVELOPES)?;
         let mut index = tx.open_table(WINDOW_ENTRIES)?;
         let mut keys = tx.open_table(WINDOW_KEYS)?;
-        let mut snapshots = tx.open_table(SNAPSHOTS)?;
         let mut head_lists = tx.open_table(HEADS)?;
         for (key, finalized) in &lists {
             let wid = key.id();
@@ -225,7 +224,6 @@ pub fn prune(
                 }
             }
             keys.remove(wid.0.as_slice())?;
-            snapshots.remove(wid.0.as_slice())?;
             head_lists.remove(wid.0.as_slice())?;
             pruned.windows += 1;
         }

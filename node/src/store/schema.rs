@@ -6,7 +6,6 @@
 //! | `envelopes` | message id (32 B) | canonical envelope bytes |
 //! | `window_entries` | (window id, message id) | `()` |
 //! | `window_keys` | window id | canonical `WindowKey` |
-//! | `snapshots` | window id | automerge `save()` of a closed window |
 //! | `certificates` | height | canonical (checkpoint, commit certificate) |
 //! | `heads` | window id | the finalized change hashes of the window (32 B each, ascending): the list a checkpoint names by root |
 //! | `wal` | sequence number | canonical consensus WAL record |
@@ -16,8 +15,8 @@
 //! | `statements` | (address, topic, epoch) | the account's statement lines of that epoch: JSON |
 //! | `validator_sets` | checkpoint height `h` | the set of height `h + 1` when it differs from the row before (0: genesis): JSON |
 //!
-//! Signed envelopes are the source of truth: windows can be rebuilt from `envelopes` +
-//! `window_entries`; snapshots and ledger snapshots are caches that make restarts fast.
+//! Signed envelopes are the source of truth: windows are rebuilt from `envelopes` +
+//! `window_entries`; ledger snapshots are caches that make restarts fast.
 
 use redb::TableDefinition;
 
@@ -29,7 +28,9 @@ use redb::TableDefinition;
 /// name each window's heads by root and count (stored certificates and WAL records of version
 /// 3 no longer decode), the `heads` table holds the lists, and the never-written `evidence`
 /// table is gone (evidence lives as envelopes of the ledger windows, offences in the ledger).
-pub const SCHEMA_VERSION: u64 = 4;
+/// 5: the `snapshots` table (closed windows' automerge documents, no longer written) is gone;
+/// a version-4 store is migrated in place ([`super::migrate`]).
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// Names → bytes.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -40,8 +41,6 @@ pub const WINDOW_ENTRIES: TableDefinition<(&[u8], &[u8]), ()> =
     TableDefinition::new("window_entries");
 /// Window id → window key.
 pub const WINDOW_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("window_keys");
-/// Window id → automerge document bytes.
-pub const SNAPSHOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots");
 /// Window id → finalized change hashes (32 B each, ascending).
 pub const HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("heads");
 /// Height → checkpoint and certificate.

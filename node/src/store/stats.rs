@@ -88,12 +88,11 @@ fn leak_name(name: &str) -> &'static str {
 }
 
 /// Every table of the schema, by name.
-pub const TABLE_NAMES: [&str; 13] = [
+pub const TABLE_NAMES: [&str; 12] = [
     "meta",
     "envelopes",
     "window_entries",
     "window_keys",
-    "snapshots",
     "heads",
     "certificates",
     "wal",
@@ -113,7 +112,6 @@ pub fn usage_of(db: &Database, file_bytes: u64) -> Result<Usage, StoreError> {
         usage(&tx, ENVELOPES)?,
         usage(&tx, WINDOW_ENTRIES)?,
         usage(&tx, WINDOW_KEYS)?,
-        usage(&tx, SNAPSHOTS)?,
         usage(&tx, HEADS)?,
         usage(&tx, CERTIFICATES)?,
         usage(&tx, WAL)?,
