@@ -480,6 +480,9 @@ fn store_export_and_import_from_the_command_line() {
         })
         .sum();
     assert_eq!(total + st["other_bytes"].as_u64().unwrap(), file, "{st}");
+    let c = ok_json(&["store", "compact", "--config", config]);
+    assert_eq!(c["bytes_before"].as_u64(), Some(file), "{c}");
+    assert!(c["bytes_after"].as_u64().unwrap() <= file, "{c}");
     let back = ok_json(&["store", "import", "--config", config, archive_s]);
     assert_eq!(back["imported"]["heights"].as_u64(), Some(heights));
     assert_eq!(back["imported"]["skipped"].as_u64(), Some(heights));

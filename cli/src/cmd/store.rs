@@ -1,6 +1,6 @@
-//! `chorus store export|import|stats`: a node's finalized history to and from a portable
-//! archive (`chorus_node::store::archive`), and where its store's bytes go
-//! (`chorus_node::store::stats`), with the node stopped.
+//! `chorus store export|import|stats|compact`: a node's finalized history to and from a
+//! portable archive (`chorus_node::store::archive`), where its store's bytes go and giving its
+//! free pages back (`chorus_node::store::stats`), with the node stopped.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,8 @@ pub enum StoreCommand {
     Import(ImportArgs),
     /// Rows and bytes per table of the node's store, against the bytes of its envelopes.
     Stats(StatsArgs),
+    /// Give the store's free pages back to the file system (after pruning, or to measure).
+    Compact(StatsArgs),
 }
 
 /// `chorus store stats` flags.
@@ -90,12 +92,38 @@ pub fn run(cmd: StoreCommand, out: &Output) -> anyhow::Result<()> {
         StoreCommand::Export(a) => export(&a, out),
         StoreCommand::Import(a) => import(&a, out),
         StoreCommand::Stats(a) => stats(&a, out),
+        StoreCommand::Compact(a) => compact(&a, out),
     }
 }
 
 /// Bytes in KiB with one decimal.
 fn kib(b: u64) -> String {
     format!("{:.1}", b as f64 / 1024.0)
+}
+
+fn compact(a: &StatsArgs, out: &Output) -> anyhow::Result<()> {
+    let cfg = super::node::load(&a.config)?;
+    let (mut db, _) = open_store(&cfg)?;
+    let path = cfg.node.data_dir.join("node.redb");
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let passes = chorus_node::store::stats::compact(&mut db)?;
+    drop(db);
+    let after = size();
+    out.print(
+        &format!(
+            "{}: {} KiB -> {} KiB ({passes} passes)",
+            path.display(),
+            kib(before),
+            kib(after)
+        ),
+        &serde_json::json!({
+            "file": path.display().to_string(),
+            "bytes_before": before,
+            "bytes_after": after,
+            "passes": passes,
+        }),
+    )
 }
 
 fn stats(a: &StatsArgs, out: &Output) -> anyhow::Result<()> {

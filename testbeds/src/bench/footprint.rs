@@ -69,6 +69,8 @@ pub struct Footprint {
     pub follower_tables: Vec<chorus_node::store::stats::TableUsage>,
     /// The follower's file bytes no table occupies (free pages, allocator state).
     pub follower_other_bytes: u64,
+    /// Store bytes per stored envelope after `chorus store compact` (a copy of the follower's).
+    pub compacted_bytes_per_entry: f64,
 }
 
 /// The largest parts of a store, in bytes per envelope: `"inferences 535, envelopes 170, …"`.
@@ -208,6 +210,14 @@ pub async fn measure(
         let db = redb::Database::open(cluster.nodes[1].store_path())?;
         chorus_node::store::stats::usage_of(&db, stores[1])?
     };
+    let compacted = {
+        let copy = cluster.dir.join("follower-compacted.redb");
+        std::fs::copy(cluster.nodes[1].store_path(), &copy)?;
+        let mut db = redb::Database::open(&copy)?;
+        chorus_node::store::stats::compact(&mut db)?;
+        drop(db);
+        crate::scenarios::file_size(&copy)
+    };
     let finalized: u64 = finalized_bundles(
         &cluster.nodes[1].store_path(),
         &network,
@@ -236,6 +246,7 @@ pub async fn measure(
         bundles_finalized: finalized,
         bundle_share: (finalized as f64 / published.max(1) as f64 * 1000.0).round() / 1000.0,
         follower_other_bytes: usage.other_bytes(),
+        compacted_bytes_per_entry: (compacted as f64 / envelopes.max(1) as f64).round(),
         follower_tables: usage.tables,
     })
 }

@@ -287,7 +287,7 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
              follower {} MiB (peak {}); {} B per stored entry = {}× the raw envelope ({} \
              envelopes); {:.1} % of the bundles published finalized ({} not published); \
              {:.1} % of the top inferers in the finalized inferences; the follower's B per \
-             envelope by table: {}",
+             envelope by table: {}; {} B per entry after compaction",
             f.rss_end_mib[0],
             f.rss_peak_mib[0],
             f.rss_end_mib[1],
@@ -298,7 +298,8 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
             round1(f.bundle_share * 100.0),
             f.unpublished,
             round1(f.finalized_share * 100.0),
-            footprint::where_bytes_go(&f)
+            footprint::where_bytes_go(&f),
+            f.compacted_bytes_per_entry
         ),
     );
     Ok(())
