@@ -381,14 +381,47 @@ async fn run_inner(args: JoinArgs, report: &mut Report) -> anyhow::Result<()> {
     )
     .await?;
 
+    check_signing(report, &node0, &me, bond_height, args.sign_within).await;
+    check_counted(report, &node0, &me).await;
+    check_agreement(report, &cluster, &newcomer).await;
+
+    report.check(
+        "the newcomer's node kept running",
+        child.running(),
+        "its process is alive at the end",
+    );
+    if !report.passing() {
+        report.note(format!(
+            "the run directory (configs, stores, node logs; the newcomer's in newcomer/) is \
+             kept: {}; the newcomer's log ends: {}",
+            cluster.keep_dir().display(),
+            tail(&log)
+        ));
+    }
+    drop(child);
+    for i in 0..n {
+        cluster.terminate(i, Duration::from_secs(20))?;
+    }
+    Ok(())
+}
+
+/// Its signature on the certificates (`signed_by` on `node0`) within `sign_within` heights of
+/// the checkpoint that applied its bond.
+async fn check_signing(
+    report: &mut Report,
+    node0: &Node,
+    me: &PublicKey,
+    bond_height: Option<u64>,
+    sign_within: u64,
+) {
     // In the validator set: its signature on the certificates.
     let mut first_signed = None;
     let mut last_seen = 0;
-    let deadline = Instant::now() + Duration::from_secs((args.sign_within + 10) * 3);
+    let deadline = Instant::now() + Duration::from_secs((sign_within + 10) * 3);
     while bond_height.is_some() && first_signed.is_none() && Instant::now() < deadline {
         if let Ok(cp) = get::<LatestCheckpoint>(&node0.api, "/v1/checkpoints/latest").await {
             last_seen = cp.height;
-            if cp.signed_by.contains(&me) {
+            if cp.signed_by.contains(me) {
                 first_signed = Some(cp.height);
             }
         }
@@ -399,13 +432,13 @@ async fn run_inner(args: JoinArgs, report: &mut Report) -> anyhow::Result<()> {
     report.metric("first_signed_height", first_signed.unwrap_or(0));
     report.check(
         "it signs checkpoints",
-        first_signed.is_some_and(|h| h <= bond_height + args.sign_within),
+        first_signed.is_some_and(|h| h <= bond_height + sign_within),
         match first_signed {
             Some(h) => format!(
                 "its signature on the certificate of height {h}, {} after its bond \
                  (applied at height {bond_height}; allowed {})",
                 h.saturating_sub(bond_height),
-                args.sign_within
+                sign_within
             ),
             None => format!(
                 "not on any certificate up to height {last_seen} (bond applied at \
@@ -413,14 +446,17 @@ async fn run_inner(args: JoinArgs, report: &mut Report) -> anyhow::Result<()> {
             ),
         },
     );
+}
 
+/// A finalized network inference of topic 1 on `node0` counts its value.
+async fn check_counted(report: &mut Report, node0: &Node, me: &PublicKey) {
     // Its inferences in the network inference (finalized, on another node).
     let mut counted = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     while counted.is_none() && Instant::now() < deadline {
         if let Ok(inf) = get::<Inference>(&node0.api, "/v1/topics/1/inference").await
             && inf.finalized
-            && inf.bundle.inferer_values.contains_key(&me)
+            && inf.bundle.inferer_values.contains_key(me)
         {
             counted = Some((inf.epoch, inf.bundle.inferer_values.len()));
         }
@@ -437,7 +473,11 @@ async fn run_inner(args: JoinArgs, report: &mut Report) -> anyhow::Result<()> {
             None => "no finalized inference of topic 1 on node 0 counted it within 60 s".into(),
         },
     );
+}
 
+/// Every node of `cluster` and the newcomer at one height with one checkpoint id and root.
+async fn check_agreement(report: &mut Report, cluster: &Cluster, newcomer: &Node) {
+    let n = cluster.nodes.len();
     // Agreement: every node, the newcomer included, at one height with one id and root.
     let mut agreed = None;
     let mut last = vec![];
@@ -470,25 +510,6 @@ async fn run_inner(args: JoinArgs, report: &mut Report) -> anyhow::Result<()> {
             None => format!("no common (height, id, root) in 40 polls; last: {last:?}"),
         },
     );
-
-    report.check(
-        "the newcomer's node kept running",
-        child.running(),
-        "its process is alive at the end",
-    );
-    if !report.passing() {
-        report.note(format!(
-            "the run directory (configs, stores, node logs; the newcomer's in newcomer/) is \
-             kept: {}; the newcomer's log ends: {}",
-            cluster.keep_dir().display(),
-            tail(&log)
-        ));
-    }
-    drop(child);
-    for i in 0..n {
-        cluster.terminate(i, Duration::from_secs(20))?;
-    }
-    Ok(())
 }
 
 /// The last line of a log file, without terminal colour codes.

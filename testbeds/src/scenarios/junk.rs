@@ -304,6 +304,67 @@ impl Attacker {
     }
 }
 
+/// Sample every node's height every 100 ms until the sender is used; the task answers each
+/// node's longest time between two new heights, in ms (a node stuck at the end counts too).
+fn height_gaps(
+    handles: Vec<chorus_node::actor::NodeHandle>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Vec<u128>>,
+) {
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        // Per node: (last height, when it last changed, longest gap in ms).
+        let mut seen: Vec<(u64, Instant, u128)> = vec![(0, Instant::now(), 0); handles.len()];
+        loop {
+            for (i, h) in handles.iter().enumerate() {
+                if let Ok(s) = h.status().await {
+                    let (last, at, gap) = &mut seen[i];
+                    if s.height != *last {
+                        if *last != 0 {
+                            *gap = (*gap).max(at.elapsed().as_millis());
+                        }
+                        *last = s.height;
+                        *at = Instant::now();
+                    }
+                }
+            }
+            tokio::select! {
+                _ = &mut stop_rx => break,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        // A node stuck at the end counts too.
+        seen.iter()
+            .map(|(_, at, gap)| (*gap).max(at.elapsed().as_millis()))
+            .collect::<Vec<u128>>()
+    });
+    (stop_tx, task)
+}
+
+/// Per node (stores under `root/node-<i>`), the junk envelopes of `ids` it holds, by kind.
+fn junk_held(
+    root: &std::path::Path,
+    n: usize,
+    network: &NetworkId,
+    ids: &[(Hash32, &'static str)],
+) -> anyhow::Result<Vec<BTreeMap<&'static str, usize>>> {
+    let mut stored = vec![];
+    for i in 0..n {
+        let path = root.join(format!("node-{i}")).join("node.redb");
+        let db = chorus_node::store::ops::open(&path, network)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let mut held: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for (id, kind) in ids {
+            if chorus_node::store::ops::envelope(&db, id)?.is_some() {
+                *held.entry(*kind).or_default() += 1;
+            }
+        }
+        stored.push(held);
+    }
+    Ok(stored)
+}
+
 async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
     if !(4..=16).contains(&args.nodes)
         || args.unfunded_keys > 64
@@ -354,37 +415,7 @@ async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
     let before: Vec<String> = (0..n).map(|i| metrics_of(&net, i)).collect();
 
     // Heights of every node, sampled until told to stop.
-    let sampler = {
-        let handles: Vec<_> = (0..n).filter_map(|i| net.handle(i).cloned()).collect();
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            // Per node: (last height, when it last changed, longest gap in ms).
-            let mut seen: Vec<(u64, Instant, u128)> = vec![(0, Instant::now(), 0); handles.len()];
-            loop {
-                for (i, h) in handles.iter().enumerate() {
-                    if let Ok(s) = h.status().await {
-                        let (last, at, gap) = &mut seen[i];
-                        if s.height != *last {
-                            if *last != 0 {
-                                *gap = (*gap).max(at.elapsed().as_millis());
-                            }
-                            *last = s.height;
-                            *at = Instant::now();
-                        }
-                    }
-                }
-                tokio::select! {
-                    _ = &mut stop_rx => break,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                }
-            }
-            // A node stuck at the end counts too.
-            seen.iter()
-                .map(|(_, at, gap)| (*gap).max(at.elapsed().as_millis()))
-                .collect::<Vec<u128>>()
-        });
-        (stop_tx, task)
-    };
+    let sampler = height_gaps((0..n).filter_map(|i| net.handle(i).cloned()).collect());
 
     let attack_start_ms = now_ms();
     let target = net.addrs[0].clone().context("node 0 has no address")?;
@@ -574,19 +605,7 @@ async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
     net.shutdown().await;
 
     // Nothing of the junk stored.
-    let mut stored = vec![];
-    for i in 0..n {
-        let path = dir.path.join(format!("node-{i}")).join("node.redb");
-        let db = chorus_node::store::ops::open(&path, &network)
-            .with_context(|| format!("opening {}", path.display()))?;
-        let mut held: BTreeMap<&str, usize> = BTreeMap::new();
-        for (id, kind) in &junk.ids {
-            if chorus_node::store::ops::envelope(&db, id)?.is_some() {
-                *held.entry(kind).or_default() += 1;
-            }
-        }
-        stored.push(held);
-    }
+    let stored = junk_held(&dir.path, n, &network, &junk.ids)?;
     report.check(
         "none of the junk is stored",
         stored.iter().all(BTreeMap::is_empty),
