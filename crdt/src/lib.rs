@@ -11,6 +11,8 @@
 //!
 //! - [`checkpoint`]: stake-weighted checkpoint consensus over Malachite's sans-IO Tendermint
 //!   core (effects as data, WAL, catch-up, evidence).
+//! - [`proof`] and [`state_proof`]: what a checkpoint certificate vouches for, checked
+//!   offline: one network inference, or a whole ledger snapshot (certified state sync).
 //! - [`replica`]: one peer's whole replicated state as a pure state machine (windows + ledger +
 //!   consensus), driven by the node and by the simulator.
 //!
@@ -20,4 +22,5 @@ pub mod checkpoint;
 pub mod ledger;
 pub mod proof;
 pub mod replica;
+pub mod state_proof;
 pub mod window;

@@ -210,7 +210,7 @@ pub fn set_entries(set: &ValidatorSet) -> Vec<ProofValidator> {
         .collect()
 }
 
-fn set_from_entries(entries: &[ProofValidator]) -> Result<ValidatorSet, ProofError> {
+pub(crate) fn set_from_entries(entries: &[ProofValidator]) -> Result<ValidatorSet, ProofError> {
     ValidatorSet::from_powers(entries.iter().map(|v| (v.key, v.power)))
         .map_err(|e| ProofError::Malformed(format!("validator set: {e}")))
 }
@@ -342,13 +342,27 @@ pub enum ProofError {
     /// The trusted checkpoint does not match the proof.
     #[error("trusted checkpoint: {0}")]
     Untrusted(String),
+    /// A ledger snapshot whose root is not the one its checkpoint certifies.
+    #[error(
+        "the snapshot's root {} is not the root {} checkpoint {height} certifies",
+        found.to_hex(),
+        certified.to_hex()
+    )]
+    StateMismatch {
+        /// Height of the checkpoint.
+        height: u64,
+        /// The snapshot's root.
+        found: Hash32,
+        /// The certified root.
+        certified: Hash32,
+    },
 }
 
 fn unhex(field: &str, s: &str) -> Result<Vec<u8>, ProofError> {
     hex::decode(s).map_err(|e| ProofError::Malformed(format!("{field}: not hex: {e}")))
 }
 
-fn decode_wire<T: Wire>(field: &str, s: &str) -> Result<T, ProofError> {
+pub(crate) fn decode_wire<T: Wire>(field: &str, s: &str) -> Result<T, ProofError> {
     codec::decode::<T>(&unhex(field, s)?)
         .map_err(|e| ProofError::Malformed(format!("{field}: {e}")))
 }
@@ -392,9 +406,6 @@ pub fn verify(proof: &InferenceProof, trust: &Trust) -> Result<Verified, ProofEr
             proof.format
         )));
     }
-    if proof.validator_changes.len() > MAX_LINKS {
-        return Err(ProofError::Malformed("too many validator changes".into()));
-    }
     let network = proof.network;
     let DecidedCheckpoint {
         checkpoint,
@@ -432,19 +443,43 @@ pub fn verify(proof: &InferenceProof, trust: &Trust) -> Result<Verified, ProofEr
         }
     }
 
-    // What the proof says, once its signatures check (zero power: the trusted checkpoint).
-    let verified = Verified {
+    let (signed_power, total_power) = follow_chain(
+        network,
+        trust,
+        proof.anchor.as_ref(),
+        &proof.validator_changes,
+        &checkpoint,
+        &certificate,
+    )?;
+    Ok(Verified {
         topic,
         epoch: proof.epoch,
         variant: proof.variant,
         bundle,
         height: checkpoint.height,
         checkpoint: checkpoint.id(),
-        signed_power: 0,
-        total_power: 0,
-        changes: 0,
-    };
-    // The set that signed the checkpoint, from the anchor through the listed changes.
+        signed_power,
+        total_power,
+        changes: proof.validator_changes.len(),
+    })
+}
+
+/// Check that `certificate` certifies `checkpoint` with > 2/3 of the power of the set that
+/// signed its height, that set following from `trust` through `anchor` (needed when trusting
+/// a checkpoint older than `checkpoint`) and the listed validator-set `changes`, each
+/// certified by the set before it. Returns the signed and the total power (both 0 when
+/// `checkpoint` is the trusted one itself).
+pub fn follow_chain(
+    network: Hash32,
+    trust: &Trust,
+    anchor: Option<&Anchor>,
+    changes: &[SetChange],
+    checkpoint: &Checkpoint,
+    certificate: &CommitCertificate,
+) -> Result<(u64, u64), ProofError> {
+    if changes.len() > MAX_LINKS {
+        return Err(ProofError::Malformed("too many validator changes".into()));
+    }
     let (mut set, after) = match trust {
         Trust::Genesis {
             network: expected,
@@ -466,7 +501,7 @@ pub fn verify(proof: &InferenceProof, trust: &Trust) -> Result<Verified, ProofEr
                         checkpoint.id().0
                     )));
                 }
-                return Ok(verified);
+                return Ok((0, 0));
             }
             if *height > checkpoint.height {
                 return Err(ProofError::Untrusted(format!(
@@ -475,7 +510,7 @@ pub fn verify(proof: &InferenceProof, trust: &Trust) -> Result<Verified, ProofEr
                     checkpoint.height
                 )));
             }
-            let anchor = proof.anchor.as_ref().ok_or_else(|| {
+            let anchor = anchor.ok_or_else(|| {
                 ProofError::Untrusted(format!(
                     "the proof carries no anchor; fetch it with &trusted={height}"
                 ))
@@ -496,7 +531,7 @@ pub fn verify(proof: &InferenceProof, trust: &Trust) -> Result<Verified, ProofEr
         }
     };
     let mut last = after;
-    for change in &proof.validator_changes {
+    for change in changes {
         let DecidedCheckpoint {
             checkpoint: cp,
             certificate: cert,
@@ -515,13 +550,8 @@ pub fn verify(proof: &InferenceProof, trust: &Trust) -> Result<Verified, ProofEr
         set = next;
         last = cp.height;
     }
-    let signed_power = check_certified(&network, &checkpoint, &certificate, &set)?;
-    Ok(Verified {
-        signed_power,
-        total_power: set.total_power(),
-        changes: proof.validator_changes.len(),
-        ..verified
-    })
+    let signed_power = check_certified(&network, checkpoint, certificate, &set)?;
+    Ok((signed_power, set.total_power()))
 }
 
 #[cfg(test)]

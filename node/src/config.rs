@@ -769,7 +769,7 @@ impl NetworkSection {
 }
 
 /// `"<height>:<64 hex>"` → (height, checkpoint id).
-fn parse_trusted_checkpoint(s: &str) -> Option<(u64, chorus_protocol::ids::Hash32)> {
+pub fn parse_trusted_checkpoint(s: &str) -> Option<(u64, chorus_protocol::ids::Hash32)> {
     let (h, id) = s.split_once(':')?;
     let height = h.trim().parse().ok()?;
     let bytes: [u8; 32] = hex::decode(id.trim()).ok()?.try_into().ok()?;

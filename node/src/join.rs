@@ -71,14 +71,15 @@ pub enum JoinError {
     },
 }
 
-/// Ask `bootstrap` (which must end in `/p2p/<peer id>`) for the genesis of network `network`,
-/// connecting as `key`; give up after `timeout`.
-pub async fn fetch_genesis(
+/// Send `request` to `bootstrap` (which must end in `/p2p/<peer id>`), connecting as `key`;
+/// its answer, or why there is none within `timeout` (`what`: what was asked, for the error).
+pub async fn ask(
     bootstrap: &Multiaddr,
-    network: NetworkId,
     key: &Keypair,
+    request: Request,
     timeout: Duration,
-) -> Result<Genesis, JoinError> {
+    what: &str,
+) -> Result<(PeerId, Response), JoinError> {
     let peer = match bootstrap.iter().last() {
         Some(Protocol::P2p(peer)) => peer,
         _ => return Err(JoinError::NoPeerId(bootstrap.clone())),
@@ -88,14 +89,14 @@ pub async fn fetch_genesis(
     swarm
         .dial(bootstrap.clone())
         .map_err(|e| unreachable(e.to_string()))?;
+    let mut request = Some(request);
     let exchange = async {
         loop {
             match swarm.select_next_some().await {
                 SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => {
-                    swarm
-                        .behaviour_mut()
-                        .rpc
-                        .send_request(&peer, Request::Genesis);
+                    if let Some(r) = request.take() {
+                        swarm.behaviour_mut().rpc.send_request(&peer, r);
+                    }
                 }
                 SwarmEvent::OutgoingConnectionError { error, .. } => {
                     return Err(unreachable(error.to_string()));
@@ -115,7 +116,19 @@ pub async fn fetch_genesis(
     };
     let response = tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| unreachable(format!("no genesis within {} s", timeout.as_secs())))??;
+        .map_err(|_| unreachable(format!("no {what} within {} s", timeout.as_secs())))??;
+    Ok((peer, response))
+}
+
+/// Ask `bootstrap` (which must end in `/p2p/<peer id>`) for the genesis of network `network`,
+/// connecting as `key`; give up after `timeout`.
+pub async fn fetch_genesis(
+    bootstrap: &Multiaddr,
+    network: NetworkId,
+    key: &Keypair,
+    timeout: Duration,
+) -> Result<Genesis, JoinError> {
+    let (peer, response) = ask(bootstrap, key, Request::Genesis, timeout, "genesis").await?;
     let bytes = match response {
         Response::Genesis(bytes) => bytes,
         Response::Refused(reason) => return Err(JoinError::Refused { peer, reason }),
@@ -142,7 +155,7 @@ pub async fn fetch_genesis(
     Ok(genesis)
 }
 
-fn response_name(r: &Response) -> &'static str {
+pub(crate) fn response_name(r: &Response) -> &'static str {
     match r {
         Response::Roots(_) => "roots",
         Response::Sync(_) => "sync",
@@ -154,5 +167,6 @@ fn response_name(r: &Response) -> &'static str {
         Response::Heads(_) => "heads",
         Response::EnvelopePage { .. } => "envelope page",
         Response::Time(_) => "time",
+        Response::State { .. } => "state",
     }
 }

@@ -48,4 +48,5 @@ pub mod models;
 pub mod net;
 pub mod roles;
 pub mod setup;
+pub mod state_sync;
 pub mod store;

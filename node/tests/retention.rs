@@ -11,52 +11,18 @@ use std::time::{Duration, Instant};
 use chorus_crdt::checkpoint::DecidedCheckpoint;
 use chorus_crdt::window::WindowKey;
 use chorus_node::config::StoreSection;
-use chorus_node::localnet::{LocalNet, LocalPlan, LocalReputer, LocalTopic, LocalWorker};
-use chorus_node::models::{BuiltinSpec, ModelSpec, Target, TruthSpec};
+use chorus_node::localnet::{LocalNet, LocalPlan};
 use chorus_node::store::{archive, ops, prune};
 use chorus_protocol::codec;
-use chorus_protocol::ids::{Amount, TopicId};
-use chorus_protocol::topic::{LossMethod, TopicSpec};
 
 mod net_common;
-
-use net_common::{data, now_ms};
 
 /// Checkpoint period and epoch: short, so 100 heights pass in about 15 s.
 const PERIOD_MS: u64 = 150;
 const KEEP: u64 = 64;
 
 fn plan(root: PathBuf) -> LocalPlan {
-    let start = now_ms() + 1_500;
-    let truth = TruthSpec::Csv {
-        path: data(),
-        target: Target::Range,
-    };
-    let topic = LocalTopic {
-        id: TopicId(1),
-        spec: TopicSpec::new("range", LossMethod::Mse, start, PERIOD_MS, 75, PERIOD_MS),
-        workers: vec![LocalWorker {
-            node: 0,
-            name: "last".into(),
-            model: Some(ModelSpec::Builtin(BuiltinSpec {
-                target: Target::Range,
-                model: serde_json::from_value(serde_json::json!({ "model": "last" })).unwrap(),
-            })),
-            forecaster: None,
-            data: Some(data()),
-            truth: Some(truth.clone()),
-        }],
-        reputers: vec![LocalReputer {
-            node: 0,
-            stake: Amount(50_000),
-            truth,
-        }],
-    };
-    let mut p = net_common::plan("node-retention", 5, 1, vec![0], vec![topic], start, root);
-    p.params.checkpoint_period_ms = PERIOD_MS;
-    p.params.max_clock_skew_ms = 20;
-    p.replica.propose_grace_ms = 20;
-    p.replica.timeouts = chorus_crdt::replica::sim::replica_config().timeouts;
+    let mut p = net_common::fast_plan("node-retention", 5, 1, PERIOD_MS, root);
     p.store = StoreSection {
         retention_heights: Some(KEEP),
         ..StoreSection::default()

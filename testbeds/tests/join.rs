@@ -11,6 +11,7 @@ fn a_stranger_joins_with_one_address_and_becomes_worker_and_validator() {
     let checks = s["checks"].as_array().expect("checks");
     for name in [
         "chorus join fetched the network's genesis",
+        "chorus join installed the peer's certified state",
         "the newcomer caught up",
         "it bonded as a validator (chorus bond)",
         "it signs checkpoints",
@@ -26,4 +27,7 @@ fn a_stranger_joins_with_one_address_and_becomes_worker_and_validator() {
     let bond = s["metrics"]["bond_applied_height"].as_u64().unwrap_or(0);
     let signed = s["metrics"]["first_signed_height"].as_u64().unwrap_or(0);
     assert!(bond > 15 && signed > bond && signed <= bond + 5, "{s}");
+    // Node 0's newest snapshot when the newcomer joined (one every 16 heights, and height 1).
+    let state = s["metrics"]["state_height"].as_u64().unwrap_or(0);
+    assert!(state == 1 || (state > 0 && state.is_multiple_of(16)), "{s}");
 }

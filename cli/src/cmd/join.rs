@@ -1,6 +1,9 @@
 //! `chorus join`: everything a newcomer needs from one address and the network id: the genesis
-//! (fetched from that peer and checked against the id, `chorus_node::join`), a new key and a
-//! node config that bootstraps from the peer. Nothing is written unless all of it checks out.
+//! (fetched from that peer and checked against the id, `chorus_node::join`), the peer's newest
+//! ledger state with the certificate chain that vouches for it (`chorus_node::state_sync`:
+//! verified from the genesis validators or a trusted checkpoint, so the node starts there
+//! instead of replaying every window), a new key and a node config that bootstraps from the
+//! peer. Nothing is written unless all of it checks out.
 
 use std::fs;
 use std::path::PathBuf;
@@ -8,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chorus_node::join::{JoinError, Multiaddr, fetch_genesis};
+use chorus_node::state_sync::{SyncError, fetch_state, install};
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::ids::NetworkId;
 use chorus_protocol::keyfile::write_key_file;
@@ -41,6 +45,15 @@ pub struct JoinArgs {
     /// Give up on the peer after this many seconds.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub timeout_secs: u64,
+    /// Do not fetch the peer's newest certified state: the node replays every window from
+    /// genesis (slower; keeps the whole history of windows).
+    #[arg(long)]
+    pub from_genesis: bool,
+    /// Verify the fetched state from this checkpoint (`<height>:<checkpoint id>`, as
+    /// `GET /v1/checkpoints/latest` of a node you trust shows it) instead of from the genesis
+    /// validators; written to the config as `[node] trusted_checkpoint`.
+    #[arg(long, value_name = "HEIGHT:ID")]
+    pub trusted_checkpoint: Option<String>,
 }
 
 const FILES: [&str; 3] = ["genesis.toml", "node.key", "node.toml"];
@@ -55,6 +68,7 @@ fn config_text(args: &JoinArgs, genesis: &Genesis) -> String {
          data_dir = \"data\"\n\
          key = \"node.key\"\n\
          genesis = \"genesis.toml\"\n\
+         {trusted}\
          \n\
          [network]\n\
          listen = [\"{listen}\"]\n\
@@ -67,6 +81,11 @@ fn config_text(args: &JoinArgs, genesis: &Genesis) -> String {
         listen = args.listen,
         bootstrap = args.bootstrap,
         api = args.api,
+        trusted = args
+            .trusted_checkpoint
+            .as_ref()
+            .map(|t| format!("trusted_checkpoint = \"{t}\"\n"))
+            .unwrap_or_default(),
     )
 }
 
@@ -94,6 +113,45 @@ pub fn run(args: &JoinArgs, out: &Output) -> anyhow::Result<()> {
             JoinError::NoPeerId(_) => anyhow::Error::from(BadInput(e.to_string())),
             e => e.into(),
         })?;
+    let trusted = match &args.trusted_checkpoint {
+        None => None,
+        Some(t) => Some(
+            chorus_node::config::parse_trusted_checkpoint(t).ok_or_else(|| {
+                BadInput(format!(
+                    "--trusted-checkpoint {t:?}: expected <height>:<64 hex digits>"
+                ))
+            })?,
+        ),
+    };
+    // The newest certified state, verified before anything is written.
+    let fetched = if args.from_genesis {
+        None
+    } else {
+        match runtime.block_on(fetch_state(
+            &args.bootstrap,
+            &genesis,
+            trusted,
+            &key,
+            Duration::from_secs(args.timeout_secs),
+        )) {
+            Ok(f) => Some(f),
+            // No state to give (nothing finalized yet, or too large for one answer): the node
+            // replays from genesis, which is only slower.
+            Err(SyncError::Join(e)) if matches!(*e, JoinError::Refused { .. }) => {
+                let reason = e.to_string();
+                eprintln!(
+                    "note: the peer has no state to give ({reason}): the node will replay from \
+                     genesis"
+                );
+                None
+            }
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(
+                    "nothing was written; try another --bootstrap, or --from-genesis to replay",
+                ));
+            }
+        }
+    };
     // The file must give the same id when the node reads it back.
     let toml = genesis.to_toml_string()?;
     let reread = Genesis::from_toml_str(&toml)?;
@@ -106,11 +164,41 @@ pub fn run(args: &JoinArgs, out: &Output) -> anyhow::Result<()> {
     fs::write(args.out.join("genesis.toml"), &toml)?;
     write_key_file(&args.out.join("node.key"), &key)?;
     fs::write(&config, config_text(args, &genesis))?;
-    chorus_node::config::Config::load(&config)
+    let cfg = chorus_node::config::Config::load(&config)
         .with_context(|| format!("the written {} does not load", config.display()))?;
+    let synced =
+        match &fetched {
+            Some(f) => {
+                let path = cfg.node.data_dir.join("node.redb");
+                std::fs::create_dir_all(&cfg.node.data_dir)?;
+                Some(install(&path, &genesis, f).with_context(|| {
+                    format!("installing the fetched state into {}", path.display())
+                })?)
+            }
+            None => None,
+        };
+    let state_line = match &synced {
+        Some(s) => format!(
+            "state of height {} (checkpoint {}, {} KiB) verified from {} ({} validator-set \
+             changes, {}/{} of the power signed) and installed\n",
+            s.height,
+            &s.checkpoint[..16],
+            s.snapshot_bytes / 1024,
+            if trusted.is_some() {
+                "the trusted checkpoint"
+            } else {
+                "the genesis"
+            },
+            s.changes,
+            s.signed_power,
+            s.total_power
+        ),
+        None => "no state fetched: the node replays from genesis\n".into(),
+    };
     let address = key.public().to_hex();
     let text = format!(
         "joined \"{name}\" ({id}): genesis checked against the id, from {bootstrap}\n\
+         {state_line}\
          wrote {dir}/genesis.toml, {dir}/node.key (address {address}), {dir}/node.toml\n\
          next:\n  \
            chorus node run --config {dir}/node.toml\n  \
@@ -132,6 +220,7 @@ pub fn run(args: &JoinArgs, out: &Output) -> anyhow::Result<()> {
             "address": address,
             "dir": args.out,
             "config": config,
+            "state": synced,
         }),
     )
 }

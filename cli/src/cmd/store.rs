@@ -25,6 +25,24 @@ pub enum StoreCommand {
     Stats(StatsArgs),
     /// Give the store's free pages back to the file system (after pruning, or to measure).
     Compact(StatsArgs),
+    /// Fetch a peer's newest ledger state with the certificate chain that vouches for it,
+    /// verify it from the genesis (or `[node] trusted_checkpoint`) and install it, so a node
+    /// that was away starts there instead of replaying every window (the node must be stopped).
+    Sync(SyncArgs),
+}
+
+/// `chorus store sync` flags.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The node's TOML config (its data directory, genesis, bootstrap peers, trusted checkpoint).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Peers to ask (default: the config's `[network] bootstrap`), in turn.
+    #[arg(long = "from", value_name = "MULTIADDR")]
+    from: Vec<chorus_node::join::Multiaddr>,
+    /// Give up on a peer after this many seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    timeout_secs: u64,
 }
 
 /// `chorus store stats` flags.
@@ -93,7 +111,82 @@ pub fn run(cmd: StoreCommand, out: &Output) -> anyhow::Result<()> {
         StoreCommand::Import(a) => import(&a, out),
         StoreCommand::Stats(a) => stats(&a, out),
         StoreCommand::Compact(a) => compact(&a, out),
+        StoreCommand::Sync(a) => sync(&a, out),
     }
+}
+
+fn sync(a: &SyncArgs, out: &Output) -> anyhow::Result<()> {
+    let cfg = super::node::load(&a.config)?;
+    let text = std::fs::read_to_string(&cfg.node.genesis)
+        .with_context(|| format!("reading {}", cfg.node.genesis.display()))?;
+    let genesis = Genesis::from_toml_str(&text)
+        .map_err(|e| BadInput(format!("{}: {e}", cfg.node.genesis.display())))?;
+    let peers = if a.from.is_empty() {
+        cfg.network
+            .bootstrap
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|e| BadInput(format!("[network] bootstrap {s:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        a.from.clone()
+    };
+    if peers.is_empty() {
+        return Err(BadInput("no peer to ask: give --from or [network] bootstrap".into()).into());
+    }
+    // Only a connection identity: the node's own key stays where it is.
+    let key = super::key::generate()?;
+    std::fs::create_dir_all(&cfg.node.data_dir)
+        .with_context(|| format!("creating {}", cfg.node.data_dir.display()))?;
+    let path = cfg.node.data_dir.join("node.redb");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let started = std::time::Instant::now();
+    let synced = runtime
+        .block_on(chorus_node::state_sync::sync_store(
+            &path,
+            &genesis,
+            &peers,
+            cfg.trusted_checkpoint(),
+            &key,
+            std::time::Duration::from_secs(a.timeout_secs),
+        ))
+        .map_err(|errors| {
+            let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!(
+                "no peer gave a state that verifies (nothing was written): {}",
+                all.join("; ")
+            )
+        })?;
+    let verdict = if synced.installed {
+        format!(
+            "installed (the store was at height {})",
+            synced.previous_height
+        )
+    } else {
+        format!(
+            "not installed: the store is already at height {}",
+            synced.previous_height
+        )
+    };
+    out.print(
+        &format!(
+            "state of height {} from {}: checkpoint {}, {} KiB, {} validator-set changes, \
+             {}/{} of the power signed; {verdict} in {:.1} s",
+            synced.height,
+            synced.peer,
+            synced.checkpoint,
+            synced.snapshot_bytes / 1024,
+            synced.changes,
+            synced.signed_power,
+            synced.total_power,
+            started.elapsed().as_secs_f64()
+        ),
+        &synced,
+    )
 }
 
 /// Bytes in KiB with one decimal.

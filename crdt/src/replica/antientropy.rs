@@ -39,7 +39,7 @@ use super::wire::{
     InboundId, MAX_CATCHUP, MAX_FETCH, MAX_HEAD_LISTS, MAX_HEADS_PER_RESPONSE, MAX_RESPONSE,
     MAX_ROOTS, Request, RequestId, Response, StoreQuery,
 };
-use super::{Effect, PeerKey, Replica, ReplicaEvent};
+use super::{Effect, PeerKey, Replica, ReplicaEvent, STATE_SERVE_INTERVAL_MS};
 use crate::ledger::WindowState;
 use crate::window::WindowKey;
 
@@ -662,6 +662,22 @@ impl Replica {
             }
             Request::Genesis => Response::Refused("the genesis is larger than a response".into()),
             Request::Time => Response::Time(now_ms),
+            Request::State { trusted } => {
+                let busy = self
+                    .state_served_ms
+                    .is_some_and(|t| now_ms < t.saturating_add(STATE_SERVE_INTERVAL_MS));
+                if busy {
+                    Response::Refused(format!(
+                        "busy: one state proof per {STATE_SERVE_INTERVAL_MS} ms, ask again"
+                    ))
+                } else {
+                    self.state_served_ms = Some(now_ms);
+                    return out.push(Effect::Serve {
+                        id,
+                        query: StoreQuery::State { trusted },
+                    });
+                }
+            }
         };
         out.push(Effect::Respond { id, response });
     }

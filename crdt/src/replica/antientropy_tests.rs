@@ -529,3 +529,36 @@ fn one_peer_cannot_take_every_sync_session() {
     assert!(!f.r.sync_sessions.contains_key(&(hostile, ledger(1))));
     assert!(f.r.sync_sessions.contains_key(&(honest, ledger(0))));
 }
+
+/// A state proof is a store read of a whole snapshot: one per
+/// [`STATE_SERVE_INTERVAL_MS`](super::STATE_SERVE_INTERVAL_MS), whoever asks; the others are
+/// told to come back.
+#[test]
+fn state_requests_are_served_one_per_interval() {
+    let mut f = fixture();
+    let (a, b) = (f.peer(1), f.peer(2));
+    let ask = |f: &mut F, from, id, now| {
+        f.r.handle(
+            Input::Request {
+                from,
+                id: InboundId(id),
+                request: Request::State { trusted: Some(3) },
+            },
+            now,
+        )
+    };
+    let served = |e: &[Effect], id| {
+        e.iter().any(|e| matches!(e,
+            Effect::Serve { id: i, query: StoreQuery::State { trusted: Some(3) } } if *i == InboundId(id)))
+    };
+    let busy = |e: &[Effect], id| {
+        e.iter().any(|e| matches!(e,
+            Effect::Respond { id: i, response: Response::Refused(r) } if *i == InboundId(id) && r.starts_with("busy")))
+    };
+    let e = ask(&mut f, a, 1, LATE);
+    assert!(served(&e, 1));
+    let e = ask(&mut f, b, 2, LATE + super::STATE_SERVE_INTERVAL_MS - 1);
+    assert!(busy(&e, 2) && !served(&e, 2));
+    let e = ask(&mut f, a, 3, LATE + super::STATE_SERVE_INTERVAL_MS);
+    assert!(served(&e, 3));
+}

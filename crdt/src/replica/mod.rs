@@ -119,6 +119,9 @@ const MAX_HEAD_LIST_HASHES: usize = 1 << 20;
 /// Bound on proposals validated or built but not yet decided (each holds a ledger copy).
 const MAX_PREPARED: usize = 8;
 
+/// Least time between two state proofs served (`Request::State`), whoever asks.
+pub const STATE_SERVE_INTERVAL_MS: u64 = 500;
+
 /// A reconciliation asked for before a late proposal.
 #[derive(Debug)]
 struct Reconciliation {
@@ -144,6 +147,10 @@ pub struct Replica {
     network: NetworkId,
     /// The genesis's canonical encoding (served to newcomers, `Request::Genesis`).
     genesis: std::sync::Arc<[u8]>,
+    /// When a state proof was last handed to the store to serve (`Request::State`): one per
+    /// [`STATE_SERVE_INTERVAL_MS`], whoever asks, so newcomers cannot make it read snapshots
+    /// without pause.
+    state_served_ms: Option<u64>,
     key: Keypair,
     config: ReplicaConfig,
     ledger: Ledger,
@@ -294,6 +301,7 @@ impl Replica {
         let mut r = Replica {
             network,
             genesis: chorus_protocol::codec::encode(genesis).into(),
+            state_served_ms: None,
             key,
             config,
             ledger,

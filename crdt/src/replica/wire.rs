@@ -67,6 +67,13 @@ pub enum Request {
     Heads(Vec<(Hash32, Hash32)>),
     /// Your clock, unix ms (clock-offset estimation, [`super::clock`]).
     Time,
+    /// Your newest ledger snapshot and the certificate chain that vouches for it (certified
+    /// state sync, [`crate::state_proof`]), the validator changes listed from genesis or, with
+    /// `trusted`, from the checkpoint of that height.
+    State {
+        /// The height of the asker's trusted checkpoint, if it has one.
+        trusted: Option<u64>,
+    },
 }
 
 /// A response.
@@ -98,6 +105,13 @@ pub enum Response {
     },
     /// The answering replica's clock when it answered, unix ms.
     Time(u64),
+    /// A ledger snapshot and its proof (checked by the asker, [`crate::state_proof::verify_state`]).
+    State {
+        /// The JSON of a [`crate::state_proof::StateProof`].
+        proof: Vec<u8>,
+        /// The snapshot ([`crate::ledger::Ledger::to_snapshot`]).
+        snapshot: Vec<u8>,
+    },
 }
 
 impl Wire for Request {
@@ -143,5 +157,11 @@ pub enum StoreQuery {
         from: u64,
         /// At most this many.
         max: u32,
+    },
+    /// The newest stored ledger snapshot with its [`crate::state_proof::StateProof`], the
+    /// validator changes listed after `trusted` (or genesis) → [`Response::State`].
+    State {
+        /// The asker's trusted height.
+        trusted: Option<u64>,
     },
 }

@@ -217,6 +217,14 @@ fn restore_from_store(store: &Store, network: NetworkId) -> Result<Restore, Stor
             }
             d.check_integrity(&network)
                 .map_err(|e| corrupt("certificates", format!("height {h}: {e}")))?;
+            // History before a gap is not the engine's: a certified state installed over an
+            // older store (`state_sync`) leaves the heights in between out.
+            if decided
+                .last()
+                .is_some_and(|p: &DecidedCheckpoint| p.height() + 1 != h)
+            {
+                decided.clear();
+            }
             decided.push(d);
         }
         if let Some((h, l)) = &ledger

@@ -9,6 +9,7 @@ use chorus_crdt::ledger::Ledger;
 use chorus_crdt::proof::{
     self, Anchor, Finalized, InferenceProof, PROOF_FORMAT, ProofValidator, SetChange, Variant,
 };
+use chorus_crdt::state_proof::{STATE_PROOF_FORMAT, StateProof};
 use chorus_protocol::codec;
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::ids::{Hash32, TopicId};
@@ -114,44 +115,16 @@ pub(super) fn build(
         );
         return Ok(Err(QueryError::Unavailable));
     }
-    let (anchor, after) = match trusted {
-        None => (None, 0),
-        Some(h) if h > height => {
-            return Ok(Err(QueryError::Invalid(format!(
-                "the trusted checkpoint ({h}) is newer than the one that finalized this \
-                 inference ({height}); trust an older one or the genesis"
-            ))));
-        }
-        Some(h) if h == height => (None, h),
-        Some(h) => {
-            let Some((d, _)) = decided_at(db, h)? else {
-                return Ok(not_found(format!("checkpoint {h} is not stored here")));
-            };
-            let Some(validators) = ops::validator_set_at(db, h)?.and_then(|(_, b)| set_of(&b))
-            else {
-                return Ok(not_found(format!(
-                    "the validator set of height {h} is not stored"
-                )));
-            };
-            let anchor = Anchor {
-                checkpoint: hex::encode(d.checkpoint.to_bytes()),
-                validators,
-            };
-            (Some(anchor), h)
-        }
-    };
-    let mut validator_changes = vec![];
-    if after + 1 < height {
-        for (k, bytes) in ops::validator_sets(db, after + 1..=height - 1)? {
-            let (Some((_, d)), Some(validators)) = (decided_at(db, k)?, set_of(&bytes)) else {
-                return Ok(not_found(format!("checkpoint {k} is not stored here")));
-            };
-            validator_changes.push(SetChange {
-                decided: hex::encode(d),
-                validators,
-            });
-        }
+    if let Some(h) = trusted.filter(|h| *h > height) {
+        return Ok(Err(QueryError::Invalid(format!(
+            "the trusted checkpoint ({h}) is newer than the one that finalized this \
+             inference ({height}); trust an older one or the genesis"
+        ))));
     }
+    let (anchor, validator_changes) = match chain_to(db, height, trusted)? {
+        Ok(chain) => chain,
+        Err(e) => return Ok(Err(e)),
+    };
     Ok(Ok(InferenceProof {
         format: PROOF_FORMAT.into(),
         network,
@@ -167,4 +140,93 @@ pub(super) fn build(
         anchor,
         validator_changes,
     }))
+}
+
+/// A proof's anchor and validator-set changes.
+type Chain = (Option<Anchor>, Vec<SetChange>);
+
+/// The chain a proof of the checkpoint at `height` lists: the anchor (the checkpoint at
+/// `trusted` with the set it commits to; none from genesis or when `trusted` is `height`) and
+/// every validator-set change after it and before `height`. `trusted` must not exceed `height`.
+fn chain_to(
+    db: &Database,
+    height: u64,
+    trusted: Option<u64>,
+) -> Result<Result<Chain, QueryError>, StoreError> {
+    let (anchor, after) = match trusted {
+        None => (None, 0),
+        Some(h) if h >= height => (None, h),
+        Some(h) => {
+            let Some((d, _)) = decided_at(db, h)? else {
+                return Ok(Err(QueryError::NotFound(format!(
+                    "checkpoint {h} is not stored here"
+                ))));
+            };
+            let Some(validators) = ops::validator_set_at(db, h)?.and_then(|(_, b)| set_of(&b))
+            else {
+                return Ok(Err(QueryError::NotFound(format!(
+                    "the validator set of height {h} is not stored"
+                ))));
+            };
+            let anchor = Anchor {
+                checkpoint: hex::encode(d.checkpoint.to_bytes()),
+                validators,
+            };
+            (Some(anchor), h)
+        }
+    };
+    let mut changes = vec![];
+    if after + 1 < height {
+        for (k, bytes) in ops::validator_sets(db, after + 1..=height - 1)? {
+            let (Some((_, d)), Some(validators)) = (decided_at(db, k)?, set_of(&bytes)) else {
+                return Ok(Err(QueryError::NotFound(format!(
+                    "checkpoint {k} is not stored here"
+                ))));
+            };
+            changes.push(SetChange {
+                decided: hex::encode(d),
+                validators,
+            });
+        }
+    }
+    Ok(Ok((anchor, changes)))
+}
+
+/// The newest stored ledger snapshot and the [`StateProof`] that vouches for it, the chain
+/// listed from `trusted` (or genesis). The outer error is the store's; the inner one is the
+/// answer's.
+pub(super) fn build_state(
+    db: &Database,
+    network: Hash32,
+    trusted: Option<u64>,
+) -> Result<Result<(StateProof, Vec<u8>), QueryError>, StoreError> {
+    let Some((height, snapshot)) = ops::latest_ledger(db)? else {
+        return Ok(Err(QueryError::NotFound(
+            "no ledger snapshot yet (nothing finalized)".into(),
+        )));
+    };
+    if let Some(h) = trusted.filter(|h| *h > height) {
+        return Ok(Err(QueryError::Invalid(format!(
+            "the trusted checkpoint ({h}) is newer than this node's state ({height})"
+        ))));
+    }
+    let Some((_, decided)) = decided_at(db, height)? else {
+        return Ok(Err(QueryError::NotFound(format!(
+            "the certificate of height {height} is not stored here"
+        ))));
+    };
+    let (anchor, validator_changes) = match chain_to(db, height, trusted)? {
+        Ok(chain) => chain,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok((
+        StateProof {
+            format: STATE_PROOF_FORMAT.into(),
+            network,
+            decided: hex::encode(decided),
+            anchor,
+            validator_changes,
+        },
+        snapshot,
+    )))
 }

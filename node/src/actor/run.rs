@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chorus_crdt::checkpoint::{ConsensusMessage, TimerId, TimerKind, WalRecord};
 use chorus_crdt::proof::Variant;
-use chorus_crdt::replica::wire::{MAX_PAGE_BYTES, Request, RequestId, Response, StoreQuery};
+use chorus_crdt::replica::wire::{
+    MAX_PAGE_BYTES, MAX_RESPONSE, Request, RequestId, Response, StoreQuery,
+};
 use chorus_crdt::replica::{Effect, Input, Replica, ReplicaEvent};
 use chorus_crdt::window::{Phase, WindowKey};
 use chorus_protocol::codec;
@@ -430,8 +432,36 @@ impl Actor {
                         v.into_iter().take(max as usize).map(|(_, b)| b).collect(),
                     )
                 }),
+            StoreQuery::State { trusted } => {
+                let network = self.p.replica.network();
+                self.p
+                    .store
+                    .call(move |db| super::proofs::build_state(db, network, trusted))
+                    .await
+                    .map(Self::state_answer)
+            }
         };
         answer.unwrap_or_else(|e| Response::Refused(e.to_string()))
+    }
+
+    /// The answer to a state request: the proof as JSON beside the snapshot, or why not (one
+    /// that would not fit a response is refused: the asker catches up by replay instead).
+    fn state_answer(
+        built: Result<(chorus_crdt::state_proof::StateProof, Vec<u8>), super::handle::QueryError>,
+    ) -> Response {
+        match built {
+            Ok((proof, snapshot)) => match serde_json::to_vec(&proof) {
+                Ok(proof) if proof.len() + snapshot.len() + 64 <= MAX_RESPONSE => {
+                    Response::State { proof, snapshot }
+                }
+                Ok(proof) => Response::Refused(format!(
+                    "the state ({} bytes) does not fit one response ({MAX_RESPONSE}): catch up instead",
+                    proof.len() + snapshot.len()
+                )),
+                Err(e) => Response::Refused(format!("state proof: {e}")),
+            },
+            Err(e) => Response::Refused(e.to_string()),
+        }
     }
 
     /// One page of a window's stored envelopes as an answer: the last page as `Envelopes`, an

@@ -542,6 +542,34 @@ pub fn put_ledger(db: &Database, height: u64, bytes: &[u8]) -> Result<(), StoreE
     Ok(())
 }
 
+/// Install a verified state (certified state sync, [`crate::state_sync`]) in one durable
+/// transaction: the ledger snapshot of `height`, the checkpoint and certificate of that height,
+/// and the validator-set changes the proof listed (`sets`: the checkpoint height that committed
+/// each, and the set as the `validator_sets` table holds it). A store whose state is already at
+/// `height` or later is left as it is (returns `false`).
+pub fn install_state(
+    db: &Database,
+    height: u64,
+    decided: &[u8],
+    snapshot: &[u8],
+    sets: &[(u64, Vec<u8>)],
+) -> Result<bool, StoreError> {
+    if latest_ledger(db)?.is_some_and(|(h, _)| h >= height) {
+        return Ok(false);
+    }
+    let tx = durable_write(db, false)?;
+    tx.open_table(LEDGER)?.insert(height, snapshot)?;
+    tx.open_table(CERTIFICATES)?.insert(height, decided)?;
+    {
+        let mut t = tx.open_table(VALIDATOR_SETS)?;
+        for (h, bytes) in sets {
+            t.insert(*h, bytes.as_slice())?;
+        }
+    }
+    tx.commit()?;
+    Ok(true)
+}
+
 /// The newest ledger snapshot.
 pub fn latest_ledger(db: &Database) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
     let tx = db.begin_read()?;

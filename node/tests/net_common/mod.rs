@@ -76,3 +76,51 @@ pub fn plan(
         line: false,
     }
 }
+
+/// `nodes` nodes (node 0 the one validator, the worker "last" and the reputer of a range
+/// topic) with checkpoints and epochs every `period_ms`, starting in 1.5 s: many heights in
+/// a few seconds (the simulator's consensus timeouts).
+pub fn fast_plan(name: &str, seed: u64, nodes: usize, period_ms: u64, root: PathBuf) -> LocalPlan {
+    use chorus_node::localnet::{LocalReputer, LocalWorker};
+    use chorus_node::models::{BuiltinSpec, ModelSpec, Target, TruthSpec};
+    use chorus_protocol::ids::TopicId;
+    use chorus_protocol::topic::{LossMethod, TopicSpec};
+    let start = now_ms() + 1_500;
+    let truth = TruthSpec::Csv {
+        path: data(),
+        target: Target::Range,
+    };
+    let topic = LocalTopic {
+        id: TopicId(1),
+        spec: TopicSpec::new(
+            "range",
+            LossMethod::Mse,
+            start,
+            period_ms,
+            period_ms / 2,
+            period_ms,
+        ),
+        workers: vec![LocalWorker {
+            node: 0,
+            name: "last".into(),
+            model: Some(ModelSpec::Builtin(BuiltinSpec {
+                target: Target::Range,
+                model: serde_json::from_value(serde_json::json!({ "model": "last" })).unwrap(),
+            })),
+            forecaster: None,
+            data: Some(data()),
+            truth: Some(truth.clone()),
+        }],
+        reputers: vec![LocalReputer {
+            node: 0,
+            stake: Amount(50_000),
+            truth,
+        }],
+    };
+    let mut p = plan(name, seed, nodes, vec![0], vec![topic], start, root);
+    p.params.checkpoint_period_ms = period_ms;
+    p.params.max_clock_skew_ms = 20;
+    p.replica.propose_grace_ms = 20;
+    p.replica.timeouts = chorus_crdt::replica::sim::replica_config().timeouts;
+    p
+}

@@ -6,11 +6,14 @@
 //! would (README, "Join a network"):
 //!
 //! 1. `chorus join --bootstrap <one node's address> --network-id <id> --out newcomer`: the
-//!    genesis comes from that peer and is kept only if it hashes to the id; a key and a
-//!    `node.toml` are written;
+//!    genesis comes from that peer and is kept only if it hashes to the id; so is the peer's
+//!    newest ledger state, kept only if its certificate chain verifies from the genesis
+//!    validators and its root is the certified one (`--from-genesis`: not asked for); a key
+//!    and a `node.toml` are written;
 //! 2. the operator adds roles to `node.toml` (a `[[worker]]` of topic 1 with a built-in model,
 //!    `[validator] enabled = true`, the network's consensus timeouts) and starts
-//!    `chorus node run --config newcomer/node.toml`; the node catches up from genesis;
+//!    `chorus node run --config newcomer/node.toml`; the node catches up from that state (or
+//!    from genesis);
 //! 3. a funded account sends it tokens: `chorus transfer <address> <amount> --wait` (against
 //!    node 0, with node 0's key);
 //! 4. the newcomer registers and bonds through its own node: `chorus register 1 worker --wait`
@@ -59,6 +62,10 @@ pub struct JoinArgs {
     /// The newcomer's validator bond (the genesis validators hold 100 000 each).
     #[arg(long, default_value_t = 100_000)]
     pub bond: u128,
+    /// The newcomer replays every window from genesis (`chorus join --from-genesis`) instead
+    /// of installing the peer's certified state.
+    #[arg(long)]
+    pub from_genesis: bool,
     /// Keep the run directory (configs, stores, logs) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -248,26 +255,33 @@ async fn run_inner(args: JoinArgs, report: &mut Report) -> anyhow::Result<()> {
     let status0 = cluster.status(0).await?;
     let newcomer_dir = cluster.dir.join("newcomer");
     let ports = chorus_node::localnet::free_loopback_ports(2)?;
+    let mut join_args: Vec<String> = vec!["--json".into(), "join".into()];
+    if args.from_genesis {
+        join_args.push("--from-genesis".into());
+    }
     let (ok, stdout, stderr) = chorus(
         &bin,
-        vec![
-            "--json".into(),
-            "join".into(),
-            "--bootstrap".into(),
-            cluster.nodes[0].p2p_addr(),
-            "--network-id".into(),
-            status0.network_id.to_hex(),
-            "--out".into(),
-            newcomer_dir.display().to_string(),
-            "--listen".into(),
-            format!("/ip4/127.0.0.1/tcp/{}", ports[0]),
-            "--api".into(),
-            format!("127.0.0.1:{}", ports[1]),
-            "--timeout-secs".into(),
-            "20".into(),
-        ],
+        join_args
+            .into_iter()
+            .chain([
+                "--bootstrap".into(),
+                cluster.nodes[0].p2p_addr(),
+                "--network-id".into(),
+                status0.network_id.to_hex(),
+                "--out".into(),
+                newcomer_dir.display().to_string(),
+                "--listen".into(),
+                format!("/ip4/127.0.0.1/tcp/{}", ports[0]),
+                "--api".into(),
+                format!("127.0.0.1:{}", ports[1]),
+                "--timeout-secs".into(),
+                "20".into(),
+            ])
+            .collect(),
     )
     .await?;
+    let said: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
+    let state_height = said["state"]["height"].as_u64();
     let genesis_ok = std::fs::read_to_string(newcomer_dir.join("genesis.toml"))
         .ok()
         .and_then(|t| chorus_protocol::genesis::Genesis::from_toml_str(&t).ok())
@@ -276,7 +290,6 @@ async fn run_inner(args: JoinArgs, report: &mut Report) -> anyhow::Result<()> {
         "chorus join fetched the network's genesis",
         ok && genesis_ok,
         if ok {
-            let said: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
             format!(
                 "wrote genesis.toml, node.key and node.toml for address {} (network {})",
                 said["address"].as_str().unwrap_or("?"),
@@ -289,8 +302,31 @@ async fn run_inner(args: JoinArgs, report: &mut Report) -> anyhow::Result<()> {
         cluster.keep_dir();
         return Ok(());
     }
+    // Node 0 keeps a ledger snapshot every 16 heights: the state is at most that far behind.
+    if let Some(h) = state_height {
+        report.metric("state_height", h);
+    }
+    let state_ok = match state_height {
+        None => args.from_genesis,
+        Some(h) => !args.from_genesis && h + 16 > height_at_join && h <= status0.height + 16,
+    };
+    report.check(
+        "chorus join installed the peer's certified state",
+        state_ok,
+        match state_height {
+            Some(h) => format!(
+                "height {h} (network at {height_at_join} when it joined), {} KiB, {}/{} of the \
+                 power signed",
+                said["state"]["snapshot_bytes"].as_u64().unwrap_or(0) / 1024,
+                said["state"]["signed_power"],
+                said["state"]["total_power"]
+            ),
+            None if args.from_genesis => "--from-genesis: none asked for".into(),
+            None => format!("no state: {stderr}"),
+        },
+    );
 
-    // 2. Roles, then the node: it catches up from genesis.
+    // 2. Roles, then the node: it catches up from its state (or from genesis).
     let node_toml = newcomer_dir.join("node.toml");
     add_roles(&node_toml, &data, &cluster.config_of(0, "warn")?)?;
     let log = newcomer_dir.join("node.log");
@@ -333,8 +369,12 @@ async fn run_inner(args: JoinArgs, report: &mut Report) -> anyhow::Result<()> {
         "the newcomer caught up",
         caught_up,
         format!(
-            "from genesis to height {target} in {catchup_s:.1} s ({:.0} heights/s)",
-            target as f64 / catchup_s.max(1e-3)
+            "from {} to height {target} in {catchup_s:.1} s ({:.0} heights/s)",
+            match state_height {
+                Some(h) => format!("the installed state of height {h}"),
+                None => "genesis".into(),
+            },
+            target.saturating_sub(state_height.unwrap_or(0)) as f64 / catchup_s.max(1e-3)
         ),
     );
 

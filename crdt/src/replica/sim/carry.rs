@@ -181,6 +181,9 @@ impl Sim {
                     .map(|(_, d)| chorus_protocol::codec::encode(d))
                     .collect(),
             ),
+            // Certified state sync runs before a node starts (`chorus join`, `chorus store
+            // sync`), never between running replicas.
+            StoreQuery::State { .. } => Response::Refused("no state sync in the simulator".into()),
         }
     }
 

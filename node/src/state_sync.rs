@@ -1,0 +1,241 @@
+//! Certified state sync for a node's store: instead of replaying every window since genesis
+//! (or since it went away), a node asks a peer for its newest ledger snapshot and the
+//! certificate chain that vouches for it (`Request::State`), checks both with
+//! [`chorus_crdt::state_proof::verify_state`] from the genesis or from its trusted checkpoint,
+//! and writes the snapshot, its certificate and the validator-set changes into its store in one
+//! transaction. The node then starts from that height the way it restarts after a stop (the
+//! restore path checks the snapshot's root against the certificate again) and follows the
+//! network live by catch-up.
+//!
+//! The peer is a stranger: nothing it sends is kept unless it verifies, and a store already at
+//! that height or later is left as it is. Entries of windows finalized before the snapshot are
+//! not fetched: their effects are in the ledger.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chorus_crdt::checkpoint::CheckpointId;
+use chorus_crdt::ledger::Ledger;
+use chorus_crdt::proof::{ProofError, Trust, set_entries};
+use chorus_crdt::replica::wire::{Request, Response};
+use chorus_crdt::state_proof::{StateProof, VerifiedState, verify_state};
+use chorus_protocol::codec;
+use chorus_protocol::genesis::Genesis;
+use chorus_protocol::ids::Hash32;
+use chorus_protocol::keys::Keypair;
+use libp2p::{Multiaddr, PeerId};
+
+use crate::join::{JoinError, ask, response_name};
+use crate::store::{StoreError, ops};
+
+/// How often a peer that answers "busy" is asked again.
+const BUSY_RETRIES: usize = 8;
+
+/// Why no state was installed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The peer could not be asked, refused or answered something else.
+    #[error(transparent)]
+    Join(Box<JoinError>),
+    /// The peer's snapshot or certificate chain does not verify.
+    #[error("{peer} served a state that does not verify: {error} (nothing was written)")]
+    BadState {
+        /// The peer (its id).
+        peer: String,
+        /// What failed.
+        error: ProofError,
+    },
+    /// The genesis's own validator set does not build.
+    #[error("the genesis: {0}")]
+    Genesis(String),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The installing task did not finish.
+    #[error("installing the state: {0}")]
+    Task(String),
+}
+
+impl From<JoinError> for SyncError {
+    fn from(e: JoinError) -> Self {
+        SyncError::Join(Box::new(e))
+    }
+}
+
+/// A state fetched and verified (not yet installed).
+#[derive(Debug)]
+pub struct Fetched {
+    /// The peer that served it.
+    pub peer: PeerId,
+    /// The verified state.
+    pub state: VerifiedState,
+    /// The snapshot's bytes (what is stored).
+    pub snapshot: Vec<u8>,
+}
+
+/// What [`sync_store`] did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Synced {
+    /// The peer whose state was taken.
+    pub peer: String,
+    /// The snapshot's height.
+    pub height: u64,
+    /// The checkpoint of that height.
+    pub checkpoint: String,
+    /// Its ledger root (the snapshot's).
+    pub ledger_root: String,
+    /// Power that signed its certificate, and the set's total (0 and 0: the trusted one).
+    pub signed_power: u64,
+    /// Total power of that set.
+    pub total_power: u64,
+    /// Validator-set changes followed from the anchor.
+    pub changes: usize,
+    /// Bytes of the snapshot.
+    pub snapshot_bytes: usize,
+    /// The store's height before (0: empty).
+    pub previous_height: u64,
+    /// Whether it was written (false: the store was already at that height or later).
+    pub installed: bool,
+}
+
+/// What the asker trusts: the genesis's validators, or a checkpoint by height and id.
+pub fn trust_of(genesis: &Genesis, trusted: Option<(u64, Hash32)>) -> Result<Trust, SyncError> {
+    Ok(match trusted {
+        Some((height, id)) => Trust::Checkpoint { height, id },
+        None => {
+            let ledger =
+                Ledger::from_genesis(genesis).map_err(|e| SyncError::Genesis(e.to_string()))?;
+            Trust::Genesis {
+                network: genesis.network_id(),
+                validators: chorus_crdt::replica::validator_set(&ledger)
+                    .map_err(|e| SyncError::Genesis(e.to_string()))?,
+            }
+        }
+    })
+}
+
+/// Ask `bootstrap` for its newest state and verify it from the genesis or `trusted` (a peer
+/// answering "busy" is asked again a few times).
+pub async fn fetch_state(
+    bootstrap: &Multiaddr,
+    genesis: &Genesis,
+    trusted: Option<(u64, Hash32)>,
+    key: &Keypair,
+    timeout: Duration,
+) -> Result<Fetched, SyncError> {
+    let trust = trust_of(genesis, trusted)?;
+    let request = Request::State {
+        trusted: trusted.map(|(h, _)| h),
+    };
+    let mut attempt = 0;
+    let (peer, proof, snapshot) = loop {
+        let (peer, response) = ask(bootstrap, key, request.clone(), timeout, "state").await?;
+        match response {
+            Response::State { proof, snapshot } => break (peer, proof, snapshot),
+            Response::Refused(reason) if reason.starts_with("busy") && attempt < BUSY_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(
+                    chorus_crdt::replica::STATE_SERVE_INTERVAL_MS + 100,
+                ))
+                .await;
+            }
+            Response::Refused(reason) => {
+                return Err(JoinError::Refused { peer, reason }.into());
+            }
+            other => {
+                return Err(JoinError::Malformed {
+                    peer,
+                    reason: format!("a {} answer to a state request", response_name(&other)),
+                }
+                .into());
+            }
+        }
+    };
+    let bad = |error: ProofError| SyncError::BadState {
+        peer: peer.to_string(),
+        error,
+    };
+    let proof: StateProof = serde_json::from_slice(&proof)
+        .map_err(|e| bad(ProofError::Malformed(format!("state proof: {e}"))))?;
+    let network = genesis.network_id();
+    if proof.network != network {
+        return Err(bad(ProofError::WrongNetwork {
+            expected: network,
+            found: proof.network,
+        }));
+    }
+    let state = verify_state(&proof, &snapshot, &trust).map_err(bad)?;
+    Ok(Fetched {
+        peer,
+        state,
+        snapshot,
+    })
+}
+
+/// Write a verified state into the store at `path` (created if missing): nothing if the store
+/// is already at its height or later.
+pub fn install(path: &Path, genesis: &Genesis, fetched: &Fetched) -> Result<Synced, SyncError> {
+    let db = ops::open(path, &genesis.network_id())?;
+    let previous_height = ops::latest_ledger(&db)?.map_or(0, |(h, _)| h);
+    let state = &fetched.state;
+    let sets: Vec<(u64, Vec<u8>)> = state
+        .changes
+        .iter()
+        .filter_map(|(h, set)| {
+            serde_json::to_vec(&set_entries(set))
+                .ok()
+                .map(|json| (*h, json))
+        })
+        .collect();
+    let installed = ops::install_state(
+        &db,
+        state.height(),
+        &codec::encode(&state.decided),
+        &fetched.snapshot,
+        &sets,
+    )?;
+    let checkpoint: CheckpointId = state.decided.id();
+    Ok(Synced {
+        peer: fetched.peer.to_string(),
+        height: state.height(),
+        checkpoint: checkpoint.0.to_hex(),
+        ledger_root: state.decided.checkpoint.ledger_root.to_hex(),
+        signed_power: state.signed_power,
+        total_power: state.total_power,
+        changes: state.changes.len(),
+        snapshot_bytes: fetched.snapshot.len(),
+        previous_height,
+        installed,
+    })
+}
+
+/// Fetch the newest state from the first of `bootstraps` that serves one that verifies, and
+/// install it in the store at `path`. The errors of every peer tried are in the last error.
+pub async fn sync_store(
+    path: &Path,
+    genesis: &Genesis,
+    bootstraps: &[Multiaddr],
+    trusted: Option<(u64, Hash32)>,
+    key: &Keypair,
+    timeout: Duration,
+) -> Result<Synced, Vec<SyncError>> {
+    let mut errors = vec![];
+    for addr in bootstraps {
+        match fetch_state(addr, genesis, trusted, key, timeout).await {
+            Ok(fetched) => {
+                let path = path.to_path_buf();
+                let genesis = genesis.clone();
+                let done =
+                    tokio::task::spawn_blocking(move || install(&path, &genesis, &fetched)).await;
+                match done {
+                    Ok(Ok(synced)) => return Ok(synced),
+                    Ok(Err(e)) => errors.push(e),
+                    Err(e) => errors.push(SyncError::Task(e.to_string())),
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    Err(errors)
+}
