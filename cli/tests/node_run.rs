@@ -150,6 +150,14 @@ fn a_newcomer_joins_with_one_address_and_the_network_id() {
     let g = chorus_protocol::genesis::Genesis::from_toml_str(&written).unwrap();
     assert_eq!(g.network_id().to_hex(), id);
     assert!(newcomer.join("node.key").exists());
+    // The peer's certified state, when it had one, is installed in the new data directory.
+    if said["state"].is_object() {
+        assert_eq!(said["state"]["installed"], true, "{said}");
+        assert!(said["state"]["height"].as_u64().unwrap() >= 1, "{said}");
+        assert!(newcomer.join("data/node.redb").exists());
+    } else {
+        assert!(!newcomer.join("data/node.redb").exists());
+    }
     // Joining into the same directory again: refused, exit 2.
     let again = join(&newcomer, &id, &bootstrap);
     assert_eq!(
@@ -482,6 +490,16 @@ fn store_export_and_import_from_the_command_line() {
     assert_eq!(total + st["other_bytes"].as_u64().unwrap(), file, "{st}");
     let c = ok_json(&["store", "compact", "--config", config]);
     assert_eq!(c["bytes_before"].as_u64(), Some(file), "{c}");
+    // A state sync with nobody to ask is refused before anything is opened.
+    let lonely = chorus()
+        .args(["store", "sync", "--config", config])
+        .output()
+        .unwrap();
+    assert_eq!(lonely.status.code(), Some(2), "{lonely:?}");
+    assert!(
+        String::from_utf8_lossy(&lonely.stderr).contains("no peer to ask"),
+        "{lonely:?}"
+    );
     assert!(c["bytes_after"].as_u64().unwrap() <= file, "{c}");
     let back = ok_json(&["store", "import", "--config", config, archive_s]);
     assert_eq!(back["imported"]["heights"].as_u64(), Some(heights));
