@@ -738,3 +738,69 @@ impl Drop for Procs {
         }
     }
 }
+
+/// `chorus node run` far behind its bootstrap peer (`[node] state_sync_heights`): a node
+/// joined `--from-genesis` with no store starts from the peer's certified state, not height 0.
+#[test]
+fn a_node_far_behind_its_peer_starts_from_a_certified_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (config, _) = one_validator(dir.path(), port, |g| {
+        g.replace("checkpoint_period_ms = 60000", "checkpoint_period_ms = 500")
+    });
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let validator = run_node(&config);
+    let url = format!("http://127.0.0.1:{port}");
+    let t0 = Instant::now();
+    let status = loop {
+        let s = wait_status(&url, Duration::from_secs(30));
+        if s["height"].as_u64().unwrap() >= 20 {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no 20 heights");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let bootstrap = format!(
+        "{}/p2p/{}",
+        status["listen"][0].as_str().unwrap(),
+        status["peer_id"].as_str().unwrap()
+    );
+    let follower = dir.path().join("follower");
+    let port2 = free_port();
+    let joined = chorus()
+        .args(["join", "--from-genesis", "--bootstrap", &bootstrap])
+        .args(["--network-id", status["network_id"].as_str().unwrap()])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--api", &format!("127.0.0.1:{port2}"), "--out"])
+        .arg(&follower)
+        .output()
+        .unwrap();
+    assert!(joined.status.success(), "{joined:?}");
+    assert!(!follower.join("data/node.redb").exists());
+    let node_toml = follower.join("node.toml");
+    let text = std::fs::read_to_string(&node_toml).unwrap().replace(
+        "genesis = \"genesis.toml\"\n",
+        "genesis = \"genesis.toml\"\nstate_sync_heights = 8\n",
+    );
+    std::fs::write(&node_toml, text).unwrap();
+    let log = std::fs::File::create(follower.join("node.log")).unwrap();
+    let child = chorus()
+        .args(["node", "run", "--config", node_toml.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Its first answer is already past the snapshot the validator had (one every 16 heights).
+    let first = wait_status(
+        &format!("http://127.0.0.1:{port2}"),
+        Duration::from_secs(30),
+    );
+    stop(child);
+    stop(validator);
+    let text = std::fs::read_to_string(follower.join("node.log")).unwrap();
+    assert!(text.contains("certified state installed"), "{text}");
+    assert!(first["height"].as_u64().unwrap() >= 16, "{first}");
+}

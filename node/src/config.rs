@@ -68,6 +68,10 @@ pub const MAX_STORE_CACHE_MB: u64 = 65_536;
 /// too late to matter.
 pub const MAX_ANTI_ENTROPY_MS: u64 = 600_000;
 
+/// Default `[node] state_sync_heights`: replaying a few hundred heights takes seconds; further
+/// behind, a certified state is faster (and does not need peers that kept every window).
+pub const DEFAULT_STATE_SYNC_HEIGHTS: u64 = 256;
+
 /// `[node]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -91,6 +95,10 @@ pub struct NodeSection {
     /// for the genesis, keeps it only if it hashes to this id, and writes it there; with a
     /// file, the file must be this network's.
     pub network_id: Option<String>,
+    /// At start, when a bootstrap peer has finalized this many heights more than the store
+    /// holds, `node run` installs the peer's certified ledger state (verified from the genesis
+    /// or `trusted_checkpoint`) instead of replaying every window it missed; 0: never.
+    pub state_sync_heights: u64,
 }
 
 impl Default for NodeSection {
@@ -104,6 +112,7 @@ impl Default for NodeSection {
             store_cache_mb: (crate::store::ops::DEFAULT_CACHE_BYTES >> 20) as u64,
             trusted_checkpoint: None,
             network_id: None,
+            state_sync_heights: DEFAULT_STATE_SYNC_HEIGHTS,
         }
     }
 }

@@ -229,6 +229,7 @@ impl LocalPlan {
                 store_cache_mb: (self.store_cache_bytes >> 20) as u64,
                 trusted_checkpoint: None,
                 network_id: None,
+                state_sync_heights: crate::config::DEFAULT_STATE_SYNC_HEIGHTS,
             },
             network: NetworkSection {
                 listen: vec![listen],

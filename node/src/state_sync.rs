@@ -239,3 +239,76 @@ pub async fn sync_store(
     }
     Err(errors)
 }
+
+/// Whether `bootstrap` holds a decided checkpoint at `height` or later (one cheap
+/// `Request::CatchUp` for one certificate, not a snapshot).
+pub async fn peer_reaches(
+    bootstrap: &Multiaddr,
+    key: &Keypair,
+    height: u64,
+    timeout: Duration,
+) -> Result<bool, SyncError> {
+    let (peer, response) = ask(
+        bootstrap,
+        key,
+        Request::CatchUp {
+            from: height,
+            max: 1,
+        },
+        timeout,
+        "checkpoint",
+    )
+    .await?;
+    match response {
+        Response::Checkpoints(list) => Ok(!list.is_empty()),
+        Response::Refused(reason) => Err(JoinError::Refused { peer, reason }.into()),
+        other => Err(JoinError::Malformed {
+            peer,
+            reason: format!("a {} answer to a catch-up request", response_name(&other)),
+        }
+        .into()),
+    }
+}
+
+/// The height of the newest ledger snapshot in the store at `path` (0: none, or no store).
+pub fn stored_height(path: &Path, genesis: &Genesis) -> Result<u64, StoreError> {
+    if !path.exists() {
+        return Ok(0);
+    }
+    let db = ops::open(path, &genesis.network_id())?;
+    Ok(ops::latest_ledger(&db)?.map_or(0, |(h, _)| h))
+}
+
+/// At a node's start: if one of `bootstraps` is `min_heights` or more ahead of the store at
+/// `path`, install its certified state (the first that verifies); `Ok(None)` when no peer is
+/// that far ahead (the node replays the few heights it missed).
+pub async fn sync_if_behind(
+    path: &Path,
+    genesis: &Genesis,
+    bootstraps: &[Multiaddr],
+    trusted: Option<(u64, Hash32)>,
+    key: &Keypair,
+    min_heights: u64,
+    timeout: Duration,
+) -> Result<Option<Synced>, Vec<SyncError>> {
+    let local = stored_height(path, genesis).map_err(|e| vec![e.into()])?;
+    let mut ahead = vec![];
+    let mut errors = vec![];
+    for addr in bootstraps {
+        match peer_reaches(addr, key, local.saturating_add(min_heights), timeout).await {
+            Ok(true) => ahead.push(addr.clone()),
+            Ok(false) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    if ahead.is_empty() {
+        return if errors.len() == bootstraps.len() && !errors.is_empty() {
+            Err(errors)
+        } else {
+            Ok(None)
+        };
+    }
+    sync_store(path, genesis, &ahead, trusted, key, timeout)
+        .await
+        .map(Some)
+}

@@ -16,7 +16,7 @@ use chorus_node::join::{JoinError, ask};
 use chorus_node::localnet::{LocalNet, LocalPlan};
 use chorus_node::net::behaviour::BehaviourEvent;
 use chorus_node::net::{NetOptions, build_swarm};
-use chorus_node::state_sync::{SyncError, fetch_state, sync_store};
+use chorus_node::state_sync::{SyncError, fetch_state, sync_if_behind, sync_store};
 use chorus_node::store::ops;
 use chorus_protocol::codec;
 use chorus_protocol::keys::Keypair;
@@ -201,6 +201,42 @@ async fn a_node_that_was_away_installs_a_certified_state_and_follows_the_network
         matches!(refused, Err(SyncError::BadState { .. })),
         "{refused:?}"
     );
+
+    // At a start (`node run`, `[node] state_sync_heights`): a store further behind than the
+    // threshold takes the state; one the peer is not that far ahead of is left alone (and a
+    // missing one is not even created).
+    let fresh_far = dir.path().join("far").join("node.redb");
+    std::fs::create_dir_all(fresh_far.parent().unwrap()).unwrap();
+    let synced = sync_if_behind(
+        &fresh_far,
+        &genesis,
+        std::slice::from_ref(&addr0),
+        None,
+        &key,
+        10,
+        TIMEOUT,
+    )
+    .await
+    .unwrap()
+    .expect("node 0 is more than 10 heights ahead of an empty store");
+    assert!(synced.installed && synced.previous_height == 0 && synced.height >= 16);
+    tokio::time::sleep(Duration::from_millis(
+        chorus_crdt::replica::STATE_SERVE_INTERVAL_MS + 100,
+    ))
+    .await;
+    let near = dir.path().join("near").join("node.redb");
+    let none = sync_if_behind(
+        &near,
+        &genesis,
+        std::slice::from_ref(&addr0),
+        None,
+        &key,
+        1_000_000,
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert!(none.is_none() && !near.exists());
 
     // A genuine answer, to tamper with (after the node's pause between two state answers).
     tokio::time::sleep(Duration::from_millis(

@@ -121,6 +121,59 @@ async fn fetch_genesis(cfg: &Config, key: &chorus_protocol::keys::Keypair) -> an
     )
 }
 
+/// Far behind a bootstrap peer (`[node] state_sync_heights`): install its certified state
+/// before starting. A peer that cannot be asked or serves nothing that verifies is logged and
+/// the node starts from its own store (it then replays); a store that cannot be read stops it.
+async fn state_sync_at_start(cfg: &Config, genesis: &Genesis) -> anyhow::Result<()> {
+    let mut peers = vec![];
+    for addr in &cfg.network.bootstrap {
+        peers.push(
+            addr.parse::<chorus_node::join::Multiaddr>()
+                .map_err(|e| BadInput(format!("[network] bootstrap {addr:?}: {e}")))?,
+        );
+    }
+    // Only a connection identity: the node's own key is for the node.
+    let key = super::key::generate()?;
+    let path = cfg.node.data_dir.join("node.redb");
+    std::fs::create_dir_all(&cfg.node.data_dir)
+        .with_context(|| format!("creating {}", cfg.node.data_dir.display()))?;
+    let started = std::time::Instant::now();
+    match chorus_node::state_sync::sync_if_behind(
+        &path,
+        genesis,
+        &peers,
+        cfg.trusted_checkpoint(),
+        &key,
+        cfg.node.state_sync_heights,
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(None) => {}
+        Ok(Some(s)) => tracing::info!(
+            peer = %s.peer,
+            height = s.height,
+            previous = s.previous_height,
+            bytes = s.snapshot_bytes,
+            installed = s.installed,
+            ms = started.elapsed().as_millis() as u64,
+            "certified state installed (state sync)"
+        ),
+        Err(errors) => {
+            if let Some(store) = errors.iter().find_map(|e| match e {
+                chorus_node::state_sync::SyncError::Store(s) => Some(s.to_string()),
+                _ => None,
+            }) {
+                anyhow::bail!("{}: {store}", path.display());
+            }
+            for e in &errors {
+                tracing::warn!(error = %e, "state sync at start: replaying instead");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Run a node command.
 pub fn node(cmd: NodeCommand) -> anyhow::Result<()> {
     let NodeCommand::Run(args) = cmd;
@@ -140,6 +193,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&cfg.node.genesis)
         .with_context(|| format!("reading {}", cfg.node.genesis.display()))?;
     let genesis = Genesis::from_toml_str(&text)?;
+    if cfg.node.state_sync_heights > 0 && !cfg.network.bootstrap.is_empty() {
+        state_sync_at_start(&cfg, &genesis).await?;
+    }
     let setup = NodeSetup::from_config(&cfg, genesis, key, Clock::system())?;
     let mut node = spawn(setup).await?;
     tracing::info!(peer = %node.peer_id, listen = ?node.listen, "node started");

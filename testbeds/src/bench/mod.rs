@@ -237,6 +237,7 @@ async fn catchup(
             workers: w,
             epoch_ms: 1_000,
             timeout: 1_800,
+            state_sync: false,
             json: false,
         },
         &mut sub,

@@ -5,7 +5,9 @@
 //! reputers per topic, plus one more node with no role that is stopped after the first
 //! checkpoints and stays down for `--epochs` epochs. Then it restarts from its own store and
 //! catches up: certificates (verified against each height's validator set), the windows they
-//! finalize (fetched from peers), and the ledger replayed from them.
+//! finalize (fetched from peers), and the ledger replayed from them. With `--state-sync` its
+//! store first takes node 0's newest certified ledger state (`chorus store sync`), so only
+//! the heights after that snapshot are replayed.
 //!
 //! Pass: the node reaches the height the others had when it restarted, then agrees with them
 //! (same height, ledger root and checkpoint chain head), and returns the same finalized
@@ -48,6 +50,10 @@ pub struct CatchupArgs {
     /// Longest catch-up allowed before the run fails (s).
     #[arg(long, default_value_t = 1_800)]
     pub timeout: u64,
+    /// Before the restart, install node 0's certified state in the node's store (what
+    /// `chorus store sync` does) instead of replaying every missed window.
+    #[arg(long)]
+    pub state_sync: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -172,10 +178,15 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
     report.metric("network_lag_max_periods", lag_max);
     report.metric("offline_seconds", t_down.elapsed().as_secs());
     let target = head(&net, 0).await.context("node 0")?;
+    let t_up = Instant::now();
+    let h_restart = if args.state_sync {
+        install_state(&net, &store, report).await?
+    } else {
+        h_stop
+    };
     net.start_node(offline)
         .await
         .context("restarting the node")?;
-    let t_up = Instant::now();
     let caught = wait_for(Duration::from_secs(args.timeout), || {
         let net = &net;
         let want = target.height;
@@ -183,7 +194,6 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
     })
     .await;
     let catch_up_s = t_up.elapsed().as_secs_f64();
-    let h_restart = h_stop;
     report.metric("height_at_stop", h_stop);
     report.metric("height_to_reach", target.height);
     report.metric("catch_up_seconds", (catch_up_s * 100.0).round() / 100.0);
@@ -192,11 +202,16 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
         caught,
         if caught {
             format!(
-                "{} heights ({}..{}) in {catch_up_s:.1} s: {:.1} heights/s",
-                target.height - h_restart,
-                h_restart,
+                "{} heights ({}..{}) in {catch_up_s:.1} s{}: {:.1} heights/s",
+                target.height - h_stop,
+                h_stop,
                 target.height,
-                (target.height - h_restart) as f64 / catch_up_s.max(1e-9)
+                if args.state_sync {
+                    format!(", from the installed state of height {h_restart}")
+                } else {
+                    String::new()
+                },
+                (target.height - h_stop) as f64 / catch_up_s.max(1e-9)
             )
         } else {
             format!("not at height {} after {} s", target.height, args.timeout)
@@ -230,13 +245,57 @@ pub async fn run_inner(args: CatchupArgs, report: &mut Report) -> anyhow::Result
     );
     report.metric(
         "heights_per_second",
-        ((target.height - h_restart) as f64 / catch_up_s.max(1e-9) * 10.0).round() / 10.0,
+        ((target.height - h_stop) as f64 / catch_up_s.max(1e-9) * 10.0).round() / 10.0,
     );
     report.note(
         "entries_fetched counts every envelope the node stored after its restart, including \
          the few live epochs between reaching the target height and the stop",
     );
     Ok(())
+}
+
+/// Install node 0's newest certified state in the stopped node's store
+/// ([`chorus_node::state_sync::sync_store`], as `chorus store sync`); its height.
+async fn install_state(
+    net: &LocalNet,
+    store: &std::path::Path,
+    report: &mut Report,
+) -> anyhow::Result<u64> {
+    let addr = net.addrs[0].clone().context("node 0's address")?;
+    let key = chorus_protocol::keys::Keypair::from_seed(&[0xc5; 32]);
+    let t0 = Instant::now();
+    let synced = chorus_node::state_sync::sync_store(
+        store,
+        &net.genesis,
+        &[addr],
+        None,
+        &key,
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|errors| {
+        let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("state sync failed: {}", all.join("; "))
+    })?;
+    let seconds = t0.elapsed().as_secs_f64();
+    report.metric("state_height", synced.height);
+    report.metric("state_bytes", synced.snapshot_bytes as u64);
+    report.metric("state_sync_seconds", (seconds * 1000.0).round() / 1000.0);
+    report.check(
+        "the node's store takes node 0's certified state",
+        synced.installed,
+        format!(
+            "height {} ({} KiB, {}/{} of the power signed, {} validator-set changes) in {seconds:.2} s; \
+             the store was at {}",
+            synced.height,
+            synced.snapshot_bytes / 1024,
+            synced.signed_power,
+            synced.total_power,
+            synced.changes,
+            synced.previous_height
+        ),
+    );
+    Ok(synced.height)
 }
 
 /// Finalized inferences of the last missed epochs, every topic: the same on node 0 and the
