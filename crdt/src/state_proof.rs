@@ -316,4 +316,82 @@ mod tests {
             ProofError::Untrusted(_)
         ));
     }
+
+    /// The long-range fork: the genesis validators (keys 0..4) hand over to a new set (key 4
+    /// alone) at checkpoint 2 and unbond; later they sign another history from genesis, in
+    /// which they never left, up to a state of their choosing. From the genesis that forged
+    /// chain verifies — which is why a genesis older than the unbonding period is no anchor
+    /// (`chorus_node::state_sync::trust_of`); from a trusted checkpoint of the real chain it
+    /// does not.
+    #[test]
+    fn a_long_range_fork_verifies_from_genesis_but_not_from_a_trusted_checkpoint() {
+        let k = keys();
+        let genesis = sim_genesis("long-range", &k[..4], &[100_000; 4], |_| false);
+        let network = genesis.network_id();
+        let ledger = Ledger::from_genesis(&genesis).unwrap();
+        let old = crate::replica::validator_set(&ledger).unwrap();
+        let new = ValidatorSet::from_powers([(k[4].public(), 100_000)]).unwrap();
+        let none = proof::root(&[]);
+        let cp = |height: u64, previous: Hash32, root: Hash32, validators: Hash32| Checkpoint {
+            height,
+            previous,
+            windows: vec![],
+            ledger_root: root,
+            inferences: none,
+            validators,
+        };
+        let elsewhere = Hash32::of_parts("long-range/ledger", &[b"real"]);
+        // The real chain: 1 (old set), 2 commits the new set, 3 signed by it.
+        let real1 = cp(1, network, elsewhere, old.digest());
+        let real2 = cp(2, real1.id().0, elsewhere, new.digest());
+        // The fork, all signed by the old keys: it never hands over, and its height 3 carries
+        // a state the old validators chose.
+        let mut forged_state = ledger.clone();
+        forged_state.next_height = 3;
+        let f1 = cp(1, network, elsewhere, old.digest());
+        let f2 = cp(2, f1.id().0, elsewhere, old.digest());
+        let f3 = cp(3, f2.id().0, forged_state.root(), old.digest());
+        let old_keys: Vec<&Keypair> = k[..4].iter().collect();
+        let forged = StateProof {
+            format: STATE_PROOF_FORMAT.into(),
+            network,
+            decided: decided(&network, f3, &old_keys),
+            anchor: None,
+            validator_changes: vec![],
+        };
+        let snapshot = forged_state.to_snapshot().unwrap();
+        let from_genesis = Trust::Genesis {
+            network,
+            validators: old.clone(),
+        };
+        assert!(
+            verify_state(&forged, &snapshot, &from_genesis).is_ok(),
+            "the old keys' fork verifies from genesis: only a trusted checkpoint tells"
+        );
+        // Trusting the real checkpoint 2: the fork must start from it (its anchor commits the
+        // new set), and the old keys' signatures are then worthless.
+        let trusted = Trust::Checkpoint {
+            height: 2,
+            id: real2.id().0,
+        };
+        let mut anchored = forged.clone();
+        anchored.anchor = Some(Anchor {
+            checkpoint: hex::encode(real2.to_bytes()),
+            validators: set_entries(&new),
+        });
+        assert!(matches!(
+            refused(&anchored, &snapshot, &trusted),
+            ProofError::Certificate { height: 3, .. }
+        ));
+        // Or it names its own checkpoint 2 as the anchor: not the trusted one.
+        let mut own = forged.clone();
+        own.anchor = Some(Anchor {
+            checkpoint: hex::encode(cp(2, f1.id().0, elsewhere, old.digest()).to_bytes()),
+            validators: set_entries(&old),
+        });
+        assert!(matches!(
+            refused(&own, &snapshot, &trusted),
+            ProofError::Untrusted(_)
+        ));
+    }
 }

@@ -52,6 +52,21 @@ pub enum SyncError {
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The genesis is older than the validator unbonding period and no trusted checkpoint was
+    /// given: a chain verified from the genesis validators proves nothing then.
+    #[error(
+        "the genesis is {age_ms} ms old, older than the validator unbonding period \
+         ({unbonding_ms} ms): validators that have since unbonded could sign another history. \
+         Give a trusted checkpoint (\"<height>:<checkpoint id>\" from `GET \
+         /v1/checkpoints/latest` of a node you trust: --trusted-checkpoint, or [node] \
+         trusted_checkpoint)"
+    )]
+    NeedsTrustedCheckpoint {
+        /// Age of the genesis.
+        age_ms: u64,
+        /// The unbonding period.
+        unbonding_ms: u64,
+    },
     /// The installing task did not finish.
     #[error("installing the state: {0}")]
     Task(String),
@@ -99,11 +114,26 @@ pub struct Synced {
     pub installed: bool,
 }
 
-/// What the asker trusts: the genesis's validators, or a checkpoint by height and id.
-pub fn trust_of(genesis: &Genesis, trusted: Option<(u64, Hash32)>) -> Result<Trust, SyncError> {
+/// What the asker trusts at `now_ms`: a checkpoint by height and id, or the genesis's
+/// validators — only while the genesis is younger than the validator unbonding period: after
+/// that, validators that have since unbonded could sign another history at no cost (a
+/// long-range fork), and only a checkpoint from outside tells the real chain from theirs.
+pub fn trust_of(
+    genesis: &Genesis,
+    trusted: Option<(u64, Hash32)>,
+    now_ms: u64,
+) -> Result<Trust, SyncError> {
     Ok(match trusted {
         Some((height, id)) => Trust::Checkpoint { height, id },
         None => {
+            let age_ms = now_ms.saturating_sub(genesis.genesis_time_ms);
+            let unbonding_ms = genesis.params.validator_unbonding_ms;
+            if age_ms > unbonding_ms {
+                return Err(SyncError::NeedsTrustedCheckpoint {
+                    age_ms,
+                    unbonding_ms,
+                });
+            }
             let ledger =
                 Ledger::from_genesis(genesis).map_err(|e| SyncError::Genesis(e.to_string()))?;
             Trust::Genesis {
@@ -124,7 +154,7 @@ pub async fn fetch_state(
     key: &Keypair,
     timeout: Duration,
 ) -> Result<Fetched, SyncError> {
-    let trust = trust_of(genesis, trusted)?;
+    let trust = trust_of(genesis, trusted, crate::clock::Clock::system().now_ms())?;
     let request = Request::State {
         trusted: trusted.map(|(h, _)| h),
     };
@@ -279,9 +309,40 @@ pub fn stored_height(path: &Path, genesis: &Genesis) -> Result<u64, StoreError> 
     Ok(ops::latest_ledger(&db)?.map_or(0, |(h, _)| h))
 }
 
+/// The store's own newest checkpoint as a trust anchor: its height and id, if the store holds a
+/// ledger snapshot with its certificate and that state is younger than the validator unbonding
+/// period at `now_ms` (then the validators that signed it cannot have unbonded and signed
+/// another history since). A node that was away a few days anchors its state sync there, even
+/// when the genesis is too old to be an anchor.
+pub fn own_anchor(
+    path: &Path,
+    genesis: &Genesis,
+    now_ms: u64,
+) -> Result<Option<(u64, Hash32)>, StoreError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let db = ops::open(path, &genesis.network_id())?;
+    let Some((height, bytes)) = ops::latest_ledger(&db)? else {
+        return Ok(None);
+    };
+    let Ok(ledger) = Ledger::from_snapshot(&bytes) else {
+        return Ok(None);
+    };
+    let age_ms = now_ms.saturating_sub(ledger.period_start(ledger.next_height));
+    if age_ms > ledger.params.validator_unbonding_ms {
+        return Ok(None);
+    }
+    let decided = ops::certificate(&db, height)?
+        .and_then(|b| codec::decode::<chorus_crdt::checkpoint::DecidedCheckpoint>(&b).ok());
+    Ok(decided.map(|d| (height, d.id().0)))
+}
+
 /// At a node's start: if one of `bootstraps` is `min_heights` or more ahead of the store at
 /// `path`, install its certified state (the first that verifies); `Ok(None)` when no peer is
-/// that far ahead (the node replays the few heights it missed).
+/// that far ahead (the node replays the few heights it missed). Without a `trusted`
+/// checkpoint the chain is verified from the store's own newest checkpoint when it is young
+/// enough ([`own_anchor`]), else from the genesis.
 pub async fn sync_if_behind(
     path: &Path,
     genesis: &Genesis,
@@ -292,6 +353,11 @@ pub async fn sync_if_behind(
     timeout: Duration,
 ) -> Result<Option<Synced>, Vec<SyncError>> {
     let local = stored_height(path, genesis).map_err(|e| vec![e.into()])?;
+    let trusted = match trusted {
+        Some(t) => Some(t),
+        None => own_anchor(path, genesis, crate::clock::Clock::system().now_ms())
+            .map_err(|e| vec![e.into()])?,
+    };
     let mut ahead = vec![];
     let mut errors = vec![];
     for addr in bootstraps {

@@ -10,13 +10,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chorus_crdt::ledger::Ledger;
+use chorus_crdt::proof::Trust;
 use chorus_crdt::replica::wire::{Request, Response};
 use chorus_crdt::state_proof::StateProof;
 use chorus_node::join::{JoinError, ask};
 use chorus_node::localnet::{LocalNet, LocalPlan};
 use chorus_node::net::behaviour::BehaviourEvent;
 use chorus_node::net::{NetOptions, build_swarm};
-use chorus_node::state_sync::{SyncError, fetch_state, sync_if_behind, sync_store};
+use chorus_node::state_sync::{
+    SyncError, fetch_state, own_anchor, sync_if_behind, sync_store, trust_of,
+};
 use chorus_node::store::ops;
 use chorus_protocol::codec;
 use chorus_protocol::keys::Keypair;
@@ -220,6 +223,18 @@ async fn a_node_that_was_away_installs_a_certified_state_and_follows_the_network
     .unwrap()
     .expect("node 0 is more than 10 heights ahead of an empty store");
     assert!(synced.installed && synced.previous_height == 0 && synced.height >= 16);
+    // That store's own newest checkpoint anchors its next state sync while it is young.
+    let now = chorus_node::clock::Clock::system().now_ms();
+    let anchor = own_anchor(&fresh_far, &genesis, now).unwrap();
+    assert_eq!(
+        anchor.map(|(h, id)| (h, id.to_hex())),
+        Some((synced.height, synced.checkpoint.clone()))
+    );
+    let unbonding = genesis.params.validator_unbonding_ms;
+    assert_eq!(
+        own_anchor(&fresh_far, &genesis, now + unbonding + 60_000).unwrap(),
+        None
+    );
     tokio::time::sleep(Duration::from_millis(
         chorus_crdt::replica::STATE_SERVE_INTERVAL_MS + 100,
     ))
@@ -333,4 +348,29 @@ async fn a_node_that_was_away_installs_a_certified_state_and_follows_the_network
     ));
     // Nothing was written: not even an empty store.
     assert!(!fresh.exists(), "{} was created", fresh.display());
+}
+
+/// Weak subjectivity: past the validator unbonding period, the genesis validators vouch for
+/// nothing (they may have unbonded and signed another history), so a state is only verified
+/// from a trusted checkpoint.
+#[test]
+fn a_genesis_older_than_the_unbonding_period_needs_a_trusted_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = plan(dir.path().to_path_buf()).genesis();
+    let unbonding = genesis.params.validator_unbonding_ms;
+    let born = genesis.genesis_time_ms;
+    assert!(matches!(
+        trust_of(&genesis, None, born + unbonding),
+        Ok(Trust::Genesis { .. })
+    ));
+    let old = trust_of(&genesis, None, born + unbonding + 1);
+    assert!(
+        matches!(old, Err(SyncError::NeedsTrustedCheckpoint { age_ms, .. }) if age_ms == unbonding + 1),
+        "{old:?}"
+    );
+    let id = chorus_protocol::ids::Hash32([3; 32]);
+    assert!(matches!(
+        trust_of(&genesis, Some((40, id)), born + 10 * unbonding),
+        Ok(Trust::Checkpoint { height: 40, .. })
+    ));
 }
