@@ -213,118 +213,23 @@ async fn run_inner(args: JoinArgs, report: &mut Report) -> anyhow::Result<()> {
              --bond > 0 and --fund ≥ bond + 1000 (fees)"
         );
     }
-    let n = args.validators;
-    let dir = RunDir::new(args.out.clone(), "chorus-join-")?;
-    let data = write_data(&dir.path)?;
-    let spec = NetSpec::new("chorus-join", n, Duration::from_secs(4));
-    let mut plan = spec.plan(&data, dir.path.clone());
-    // Bonds of whole tokens are the default; this network's token has no decimals.
-    plan.params.min_validator_bond = Amount(1_000);
-    let bin = chorus_bin(args.chorus_bin.as_deref())?;
-    let mut cluster = Cluster::create(plan, loopback_endpoints(n)?, bin.clone(), dir, "warn")?;
-    cluster.start_all()?;
-    for i in 0..n {
-        cluster.wait_ready(i, Duration::from_secs(60)).await?;
-    }
-
+    let (mut cluster, data, bin) = start_network(&args).await?;
     // The network runs.
-    let t_run = Instant::now();
-    let ran = wait_for(Duration::from_secs(args.epochs * 3 + 60), || async {
-        cluster
-            .status(0)
-            .await
-            .is_ok_and(|s| s.height > args.epochs)
-    })
-    .await;
-    let height_at_join = cluster.status(0).await.map_or(0, |s| s.height);
-    report.metric("network_height_at_join", height_at_join);
-    if !report.check(
-        "the network ran",
-        ran,
-        format!(
-            "node 0 at height {height_at_join} after {:.0} s (wanted > {})",
-            t_run.elapsed().as_secs_f64(),
-            args.epochs
-        ),
-    ) {
+    let Some(height_at_join) = network_runs(&args, report, &cluster).await else {
         cluster.keep_dir();
         return Ok(());
-    }
+    };
 
     // 1. chorus join.
-    let status0 = cluster.status(0).await?;
-    let newcomer_dir = cluster.dir.join("newcomer");
-    let ports = chorus_node::localnet::free_loopback_ports(2)?;
-    let mut join_args: Vec<String> = vec!["--json".into(), "join".into()];
-    if args.from_genesis {
-        join_args.push("--from-genesis".into());
-    }
-    let (ok, stdout, stderr) = chorus(
-        &bin,
-        join_args
-            .into_iter()
-            .chain([
-                "--bootstrap".into(),
-                cluster.nodes[0].p2p_addr(),
-                "--network-id".into(),
-                status0.network_id.to_hex(),
-                "--out".into(),
-                newcomer_dir.display().to_string(),
-                "--listen".into(),
-                format!("/ip4/127.0.0.1/tcp/{}", ports[0]),
-                "--api".into(),
-                format!("127.0.0.1:{}", ports[1]),
-                "--timeout-secs".into(),
-                "20".into(),
-            ])
-            .collect(),
-    )
-    .await?;
-    let said: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
-    let state_height = said["state"]["height"].as_u64();
-    let genesis_ok = std::fs::read_to_string(newcomer_dir.join("genesis.toml"))
-        .ok()
-        .and_then(|t| chorus_protocol::genesis::Genesis::from_toml_str(&t).ok())
-        .is_some_and(|g| g.network_id() == status0.network_id);
-    if !report.check(
-        "chorus join fetched the network's genesis",
-        ok && genesis_ok,
-        if ok {
-            format!(
-                "wrote genesis.toml, node.key and node.toml for address {} (network {})",
-                said["address"].as_str().unwrap_or("?"),
-                said["network_id"].as_str().unwrap_or("?")
-            )
-        } else {
-            format!("chorus join failed: {stderr}")
-        },
-    ) {
+    let Some(Joined {
+        dir: newcomer_dir,
+        ports,
+        state_height,
+    }) = join_step(&args, report, &cluster, &bin, height_at_join).await?
+    else {
         cluster.keep_dir();
         return Ok(());
-    }
-    // Node 0 keeps a ledger snapshot every 16 heights: the state is at most that far behind.
-    if let Some(h) = state_height {
-        report.metric("state_height", h);
-    }
-    let state_ok = match state_height {
-        None => args.from_genesis,
-        Some(h) => !args.from_genesis && h + 16 > height_at_join && h <= status0.height + 16,
     };
-    report.check(
-        "chorus join installed the peer's certified state",
-        state_ok,
-        match state_height {
-            Some(h) => format!(
-                "height {h} (network at {height_at_join} when it joined), {} KiB, {}/{} of the \
-                 power signed",
-                said["state"]["snapshot_bytes"].as_u64().unwrap_or(0) / 1024,
-                said["state"]["signed_power"],
-                said["state"]["total_power"]
-            ),
-            None if args.from_genesis => "--from-genesis: none asked for".into(),
-            None => format!("no state: {stderr}"),
-        },
-    );
 
     // 2. Roles, then the node: it catches up from its state (or from genesis).
     let node_toml = newcomer_dir.join("node.toml");
@@ -439,10 +344,152 @@ async fn run_inner(args: JoinArgs, report: &mut Report) -> anyhow::Result<()> {
         ));
     }
     drop(child);
-    for i in 0..n {
+    for i in 0..args.validators {
         cluster.terminate(i, Duration::from_secs(20))?;
     }
     Ok(())
+}
+
+/// `--validators` node processes of a one-topic network, started and ready; the bars file and
+/// the `chorus` binary.
+async fn start_network(args: &JoinArgs) -> anyhow::Result<(Cluster, PathBuf, PathBuf)> {
+    let n = args.validators;
+    let dir = RunDir::new(args.out.clone(), "chorus-join-")?;
+    let data = write_data(&dir.path)?;
+    let spec = NetSpec::new("chorus-join", n, Duration::from_secs(4));
+    let mut plan = spec.plan(&data, dir.path.clone());
+    // Bonds of whole tokens are the default; this network's token has no decimals.
+    plan.params.min_validator_bond = Amount(1_000);
+    let bin = chorus_bin(args.chorus_bin.as_deref())?;
+    let mut cluster = Cluster::create(plan, loopback_endpoints(n)?, bin.clone(), dir, "warn")?;
+    cluster.start_all()?;
+    for i in 0..n {
+        cluster.wait_ready(i, Duration::from_secs(60)).await?;
+    }
+    Ok((cluster, data, bin))
+}
+
+/// Wait until the network finalized `--epochs` heights; its height then (`None`: it did not,
+/// reported).
+async fn network_runs(args: &JoinArgs, report: &mut Report, cluster: &Cluster) -> Option<u64> {
+    let t_run = Instant::now();
+    let ran = wait_for(Duration::from_secs(args.epochs * 3 + 60), || async {
+        cluster
+            .status(0)
+            .await
+            .is_ok_and(|s| s.height > args.epochs)
+    })
+    .await;
+    let height_at_join = cluster.status(0).await.map_or(0, |s| s.height);
+    report.metric("network_height_at_join", height_at_join);
+    report
+        .check(
+            "the network ran",
+            ran,
+            format!(
+                "node 0 at height {height_at_join} after {:.0} s (wanted > {})",
+                t_run.elapsed().as_secs_f64(),
+                args.epochs
+            ),
+        )
+        .then_some(height_at_join)
+}
+
+/// Step 1, `chorus join` from node 0's address: the genesis and the certified state it
+/// wrote (checked). `None`: the join failed (reported).
+async fn join_step(
+    args: &JoinArgs,
+    report: &mut Report,
+    cluster: &Cluster,
+    bin: &Path,
+    height_at_join: u64,
+) -> anyhow::Result<Option<Joined>> {
+    let status0 = cluster.status(0).await?;
+    let newcomer_dir = cluster.dir.join("newcomer");
+    let ports = chorus_node::localnet::free_loopback_ports(2)?;
+    let mut join_args: Vec<String> = vec!["--json".into(), "join".into()];
+    if args.from_genesis {
+        join_args.push("--from-genesis".into());
+    }
+    let (ok, stdout, stderr) = chorus(
+        bin,
+        join_args
+            .into_iter()
+            .chain([
+                "--bootstrap".into(),
+                cluster.nodes[0].p2p_addr(),
+                "--network-id".into(),
+                status0.network_id.to_hex(),
+                "--out".into(),
+                newcomer_dir.display().to_string(),
+                "--listen".into(),
+                format!("/ip4/127.0.0.1/tcp/{}", ports[0]),
+                "--api".into(),
+                format!("127.0.0.1:{}", ports[1]),
+                "--timeout-secs".into(),
+                "20".into(),
+            ])
+            .collect(),
+    )
+    .await?;
+    let said: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
+    let state_height = said["state"]["height"].as_u64();
+    let genesis_ok = std::fs::read_to_string(newcomer_dir.join("genesis.toml"))
+        .ok()
+        .and_then(|t| chorus_protocol::genesis::Genesis::from_toml_str(&t).ok())
+        .is_some_and(|g| g.network_id() == status0.network_id);
+    if !report.check(
+        "chorus join fetched the network's genesis",
+        ok && genesis_ok,
+        if ok {
+            format!(
+                "wrote genesis.toml, node.key and node.toml for address {} (network {})",
+                said["address"].as_str().unwrap_or("?"),
+                said["network_id"].as_str().unwrap_or("?")
+            )
+        } else {
+            format!("chorus join failed: {stderr}")
+        },
+    ) {
+        return Ok(None);
+    }
+    // Node 0 keeps a ledger snapshot every 16 heights: the state is at most that far behind.
+    if let Some(h) = state_height {
+        report.metric("state_height", h);
+    }
+    let state_ok = match state_height {
+        None => args.from_genesis,
+        Some(h) => !args.from_genesis && h + 16 > height_at_join && h <= status0.height + 16,
+    };
+    report.check(
+        "chorus join installed the peer's certified state",
+        state_ok,
+        match state_height {
+            Some(h) => format!(
+                "height {h} (network at {height_at_join} when it joined), {} KiB, {}/{} of the \
+                 power signed",
+                said["state"]["snapshot_bytes"].as_u64().unwrap_or(0) / 1024,
+                said["state"]["signed_power"],
+                said["state"]["total_power"]
+            ),
+            None if args.from_genesis => "--from-genesis: none asked for".into(),
+            None => format!("no state: {stderr}"),
+        },
+    );
+
+    Ok(Some(Joined {
+        dir: newcomer_dir,
+        ports,
+        state_height,
+    }))
+}
+
+/// What step 1 wrote: the newcomer's directory, its two ports (p2p, API), the height of the
+/// state it installed.
+struct Joined {
+    dir: PathBuf,
+    ports: Vec<u16>,
+    state_height: Option<u64>,
 }
 
 /// Its signature on the certificates (`signed_by` on `node0`) within `sign_within` heights of
