@@ -425,13 +425,9 @@ impl Actor {
             StoreQuery::Certificates { from, max } => self
                 .p
                 .store
-                .call(move |db| ops::certificates_from(db, from))
+                .call(move |db| ops::certificates_page(db, from, max as usize))
                 .await
-                .map(|v| {
-                    Response::Checkpoints(
-                        v.into_iter().take(max as usize).map(|(_, b)| b).collect(),
-                    )
-                }),
+                .map(|v| Response::Checkpoints(v.into_iter().map(|(_, b)| b).collect())),
             StoreQuery::State { trusted } => {
                 let network = self.p.replica.network();
                 self.p

@@ -466,10 +466,20 @@ pub fn validator_set_at(db: &Database, height: u64) -> Result<Option<(u64, Vec<u
 
 /// Every stored certificate from `from` on, in height order.
 pub fn certificates_from(db: &Database, from: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    certificates_page(db, from, usize::MAX)
+}
+
+/// At most `max` stored certificates from `from` on, in height order (a peer's catch-up
+/// request reads no more than it is answered).
+pub fn certificates_page(
+    db: &Database,
+    from: u64,
+    max: usize,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     let tx = db.begin_read()?;
     let t = tx.open_table(CERTIFICATES)?;
     let mut out = vec![];
-    for item in t.range(from..)? {
+    for item in t.range(from..)?.take(max) {
         let (k, v) = item?;
         out.push((k.value(), v.value().to_vec()));
     }
@@ -749,6 +759,40 @@ mod tests {
         assert!(
             matches!(&e, StoreError::Corrupt { table: "heads", .. }),
             "{e}"
+        );
+    }
+
+    /// A catch-up answer reads only the certificates it sends; installing a state puts the
+    /// snapshot, its certificate and the set changes in, and leaves a store already at that
+    /// height alone.
+    #[test]
+    fn certificate_pages_and_state_installs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir.path().join("node.redb"), &Hash32([1; 32])).unwrap();
+        for h in 1..=5u64 {
+            put_certificate(&db, h, &[h as u8]).unwrap();
+        }
+        let heights = |v: Vec<(u64, Vec<u8>)>| v.into_iter().map(|(h, _)| h).collect::<Vec<_>>();
+        assert_eq!(heights(certificates_page(&db, 2, 2).unwrap()), vec![2, 3]);
+        assert_eq!(heights(certificates_page(&db, 4, 10).unwrap()), vec![4, 5]);
+        assert!(certificates_page(&db, 6, 1).unwrap().is_empty());
+        assert!(
+            install_state(&db, 32, b"cert-32", b"ledger-32", &[(20, b"set".to_vec())]).unwrap()
+        );
+        assert_eq!(
+            latest_ledger(&db).unwrap(),
+            Some((32, b"ledger-32".to_vec()))
+        );
+        assert_eq!(certificate(&db, 32).unwrap(), Some(b"cert-32".to_vec()));
+        assert_eq!(
+            validator_set_at(&db, 31).unwrap(),
+            Some((20, b"set".to_vec()))
+        );
+        assert!(!install_state(&db, 32, b"other", b"other", &[]).unwrap());
+        assert!(!install_state(&db, 16, b"other", b"other", &[]).unwrap());
+        assert_eq!(
+            latest_ledger(&db).unwrap(),
+            Some((32, b"ledger-32".to_vec()))
         );
     }
 
