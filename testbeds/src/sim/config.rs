@@ -29,7 +29,7 @@ pub enum ValidatorAttack {
     /// pass up its turns to propose (only with `--attack fast-clock`; never drawn).
     FastClock,
     /// Follows each of its votes with one for a height 1 000 above, validly signed: a claim
-    /// to be far ahead that nothing backs (only with `--attack forged-ahead`; not drawn yet).
+    /// to be far ahead that nothing backs (drawn like the others).
     ForgedAhead,
 }
 

@@ -265,11 +265,10 @@ impl Scenario {
     fn draw_attacks(&mut self, config: &SimConfig, rng: &mut SimRng, byzantine: &[usize]) {
         let fork = !config.safety_claimed();
         for &i in byzantine {
-            // `forged-ahead` is not drawn yet: drawn, seed 968 of 1000 lost an honest entry
-            // (issue 14, open); `--attack forged-ahead` runs it.
-            let drawn = match rng.range(0, 2) {
+            let drawn = match rng.range(0, 3) {
                 0 => ValidatorAttack::Equivocate,
                 1 => ValidatorAttack::BadRoot,
+                2 => ValidatorAttack::ForgedAhead,
                 _ if config.partition_secs > 0 => ValidatorAttack::Twin,
                 _ => ValidatorAttack::Equivocate,
             };
