@@ -166,8 +166,15 @@ async fn state_sync_at_start(cfg: &Config, genesis: &Genesis) -> anyhow::Result<
             }) {
                 anyhow::bail!("{}: {store}", path.display());
             }
+            // A peer that serves a state that does not verify is worth a warning; one that is
+            // not up yet (a network starting together) is not.
             for e in &errors {
-                tracing::warn!(error = %e, "state sync at start: replaying instead");
+                match e {
+                    chorus_node::state_sync::SyncError::BadState { .. } => {
+                        tracing::warn!(error = %e, "state sync at start: replaying instead");
+                    }
+                    _ => tracing::info!(error = %e, "state sync at start: replaying instead"),
+                }
             }
         }
     }
