@@ -358,10 +358,18 @@ pub async fn sync_if_behind(
         None => own_anchor(path, genesis, crate::clock::Clock::system().now_ms())
             .map_err(|e| vec![e.into()])?,
     };
+    // All peers at once: one that does not answer costs `timeout` once, not once per peer.
+    let wanted = local.saturating_add(min_heights);
+    let answers = futures::future::join_all(
+        bootstraps
+            .iter()
+            .map(|addr| peer_reaches(addr, key, wanted, timeout)),
+    )
+    .await;
     let mut ahead = vec![];
     let mut errors = vec![];
-    for addr in bootstraps {
-        match peer_reaches(addr, key, local.saturating_add(min_heights), timeout).await {
+    for (addr, answer) in bootstraps.iter().zip(answers) {
+        match answer {
             Ok(true) => ahead.push(addr.clone()),
             Ok(false) => {}
             Err(e) => errors.push(e),
