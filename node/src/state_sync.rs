@@ -114,6 +114,30 @@ pub struct Synced {
     pub installed: bool,
 }
 
+/// Weak subjectivity: a state (the ledger's, or the genesis when there is none) older than
+/// the validator unbonding period at `now_ms` proves nothing by its validators' signatures,
+/// who may have unbonded and signed another history since. `Some((age_ms, unbonding_ms))` when
+/// it is that old. The one rule a node start, a state sync's genesis anchor and a store's own
+/// anchor follow.
+pub fn older_than_unbonding(
+    genesis: &Genesis,
+    ledger: Option<&Ledger>,
+    now_ms: u64,
+) -> Option<(u64, u64)> {
+    let (state_ms, unbonding_ms) = match ledger {
+        Some(l) => (
+            l.period_start(l.next_height),
+            l.params.validator_unbonding_ms,
+        ),
+        None => (
+            genesis.genesis_time_ms,
+            genesis.params.validator_unbonding_ms,
+        ),
+    };
+    let age_ms = now_ms.saturating_sub(state_ms);
+    (age_ms > unbonding_ms).then_some((age_ms, unbonding_ms))
+}
+
 /// What the asker trusts at `now_ms`: a checkpoint by height and id, or the genesis's
 /// validators — only while the genesis is younger than the validator unbonding period: after
 /// that, validators that have since unbonded could sign another history at no cost (a
@@ -126,9 +150,7 @@ pub fn trust_of(
     Ok(match trusted {
         Some((height, id)) => Trust::Checkpoint { height, id },
         None => {
-            let age_ms = now_ms.saturating_sub(genesis.genesis_time_ms);
-            let unbonding_ms = genesis.params.validator_unbonding_ms;
-            if age_ms > unbonding_ms {
+            if let Some((age_ms, unbonding_ms)) = older_than_unbonding(genesis, None, now_ms) {
                 return Err(SyncError::NeedsTrustedCheckpoint {
                     age_ms,
                     unbonding_ms,
@@ -300,42 +322,41 @@ pub async fn peer_reaches(
     }
 }
 
-/// The height of the newest ledger snapshot in the store at `path` (0: none, or no store).
-pub fn stored_height(path: &Path, genesis: &Genesis) -> Result<u64, StoreError> {
-    if !path.exists() {
-        return Ok(0);
-    }
-    let db = ops::open(path, &genesis.network_id())?;
-    Ok(ops::latest_ledger(&db)?.map_or(0, |(h, _)| h))
-}
-
 /// The store's own newest checkpoint as a trust anchor: its height and id, if the store holds a
-/// ledger snapshot with its certificate and that state is younger than the validator unbonding
-/// period at `now_ms` (then the validators that signed it cannot have unbonded and signed
-/// another history since). A node that was away a few days anchors its state sync there, even
-/// when the genesis is too old to be an anchor.
+/// ledger snapshot with its certificate and that state is not older than the validator
+/// unbonding period at `now_ms` ([`older_than_unbonding`]). A node that was away a few days
+/// anchors its state sync there, even when the genesis is too old to be an anchor.
 pub fn own_anchor(
     path: &Path,
     genesis: &Genesis,
     now_ms: u64,
 ) -> Result<Option<(u64, Hash32)>, StoreError> {
+    Ok(read_store(path, genesis, now_ms)?.1)
+}
+
+/// What a start needs of the store at `path`, in one read: the height of its newest ledger
+/// snapshot (0: none, or no store; a missing store is not created) and its [`own_anchor`].
+fn read_store(
+    path: &Path,
+    genesis: &Genesis,
+    now_ms: u64,
+) -> Result<(u64, Option<(u64, Hash32)>), StoreError> {
     if !path.exists() {
-        return Ok(None);
+        return Ok((0, None));
     }
     let db = ops::open(path, &genesis.network_id())?;
     let Some((height, bytes)) = ops::latest_ledger(&db)? else {
-        return Ok(None);
+        return Ok((0, None));
     };
-    let Ok(ledger) = Ledger::from_snapshot(&bytes) else {
-        return Ok(None);
+    let young = Ledger::from_snapshot(&bytes)
+        .is_ok_and(|l| older_than_unbonding(genesis, Some(&l), now_ms).is_none());
+    let decided = if young {
+        ops::certificate(&db, height)?
+            .and_then(|b| codec::decode::<chorus_crdt::checkpoint::DecidedCheckpoint>(&b).ok())
+    } else {
+        None
     };
-    let age_ms = now_ms.saturating_sub(ledger.period_start(ledger.next_height));
-    if age_ms > ledger.params.validator_unbonding_ms {
-        return Ok(None);
-    }
-    let decided = ops::certificate(&db, height)?
-        .and_then(|b| codec::decode::<chorus_crdt::checkpoint::DecidedCheckpoint>(&b).ok());
-    Ok(decided.map(|d| (height, d.id().0)))
+    Ok((height, decided.map(|d| (height, d.id().0))))
 }
 
 /// At a node's start: if one of `bootstraps` is `min_heights` or more ahead of the store at
@@ -352,12 +373,9 @@ pub async fn sync_if_behind(
     min_heights: u64,
     timeout: Duration,
 ) -> Result<Option<Synced>, Vec<SyncError>> {
-    let local = stored_height(path, genesis).map_err(|e| vec![e.into()])?;
-    let trusted = match trusted {
-        Some(t) => Some(t),
-        None => own_anchor(path, genesis, crate::clock::Clock::system().now_ms())
-            .map_err(|e| vec![e.into()])?,
-    };
+    let (local, anchor) = read_store(path, genesis, crate::clock::Clock::system().now_ms())
+        .map_err(|e| vec![e.into()])?;
+    let trusted = trusted.or(anchor);
     // All peers at once: one that does not answer costs `timeout` once, not once per peer.
     let wanted = local.saturating_add(min_heights);
     let answers = futures::future::join_all(

@@ -162,21 +162,13 @@ pub enum StartError {
 /// another history at no cost, so a node whose state is that old must be told which chain is
 /// real (`[node] trusted_checkpoint`).
 fn too_old(genesis: &Genesis, restore: &Restore, now_ms: u64) -> Option<StartError> {
-    let (state_ms, unbonding_ms) = match &restore.ledger {
-        Some((_, l)) => (
-            l.period_start(l.next_height),
-            l.params.validator_unbonding_ms,
-        ),
-        None => (
-            genesis.genesis_time_ms,
-            genesis.params.validator_unbonding_ms,
-        ),
-    };
-    let age_ms = now_ms.saturating_sub(state_ms);
-    (age_ms > unbonding_ms).then_some(StartError::NeedsTrustedCheckpoint {
-        age_ms,
-        unbonding_ms,
-    })
+    let ledger = restore.ledger.as_ref().map(|(_, l)| l);
+    crate::state_sync::older_than_unbonding(genesis, ledger, now_ms).map(
+        |(age_ms, unbonding_ms)| StartError::NeedsTrustedCheckpoint {
+            age_ms,
+            unbonding_ms,
+        },
+    )
 }
 
 /// A seed from the operating system (the clock's nanoseconds if it has none).
