@@ -110,7 +110,7 @@ pub struct LocalPlan {
 pub const LOCAL_ANTI_ENTROPY_MS: u64 = 500;
 
 /// Workers spread their submissions over the first quarter of the submission window.
-fn worker_jitter_ms(spec: &TopicSpec) -> u64 {
+pub fn worker_jitter_ms(spec: &TopicSpec) -> u64 {
     spec.submission_window_ms / 4
 }
 
@@ -328,14 +328,10 @@ impl LocalPlan {
         i: usize,
         genesis: &Genesis,
         bootstrap: &[Multiaddr],
+        clock: Clock,
     ) -> Result<NodeSetup, SetupError> {
         let cfg = self.in_process_config(i, bootstrap)?;
-        NodeSetup::from_config(
-            &cfg,
-            genesis.clone(),
-            node_key(self.seed, i),
-            Clock::system(),
-        )
+        NodeSetup::from_config(&cfg, genesis.clone(), node_key(self.seed, i), clock)
     }
 }
 
@@ -371,11 +367,19 @@ pub struct LocalNet {
     pub nodes: Vec<Option<RunningNode>>,
     /// Each node's address with its `/p2p/` suffix.
     pub addrs: Vec<Option<Multiaddr>>,
+    /// The clock every node (re)started here runs on.
+    clock: Clock,
 }
 
 impl LocalNet {
     /// Check every node's config ([`LocalPlan::validate`]), then start every node.
     pub async fn start(plan: LocalPlan) -> Result<LocalNet, LocalNetError> {
+        LocalNet::start_on(plan, Clock::system()).await
+    }
+
+    /// [`LocalNet::start`] with every node on `clock` (a [`Clock::stepped`] one makes the
+    /// network's time whatever its driver sets).
+    pub async fn start_on(plan: LocalPlan, clock: Clock) -> Result<LocalNet, LocalNetError> {
         plan.validate()?;
         let genesis = plan.genesis();
         let mut net = LocalNet {
@@ -383,6 +387,7 @@ impl LocalNet {
             addrs: vec![None; plan.nodes],
             plan,
             genesis,
+            clock,
         };
         for i in 0..net.plan.nodes {
             net.start_node(i).await?;
@@ -403,7 +408,7 @@ impl LocalNet {
             .collect();
         let setup = self
             .plan
-            .setup(i, &self.genesis, &bootstrap)
+            .setup(i, &self.genesis, &bootstrap, self.clock.clone())
             .map_err(|source| LocalNetError::Setup { node: i, source })?;
         let started = |source| LocalNetError::Start { node: i, source };
         let node = spawn(setup).await.map_err(started)?;

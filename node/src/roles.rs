@@ -190,10 +190,6 @@ fn jitter(me: &PublicKey, epoch: u64, max: u64) -> u64 {
     u64::from_le_bytes(b) % max
 }
 
-async fn sleep_ms(ms: u64) {
-    tokio::time::sleep(Duration::from_millis(ms.clamp(1, 60_000))).await;
-}
-
 /// A failed model, forecaster or truth call.
 trait Failure: std::fmt::Display {
     /// Its metrics label.
@@ -257,7 +253,7 @@ impl Retry {
             return false;
         }
         tracing::debug!(reason = e.reason(), wait_ms = wait, error = %e, "retrying");
-        sleep_ms(wait).await;
+        clock.sleep_ms(wait).await;
         true
     }
 }
@@ -316,7 +312,7 @@ pub async fn run_worker(
         let Some(spec) = v.topics.get(&task.topic).cloned() else {
             tokio::select! {
                 _ = view.changed() => {},
-                _ = sleep_ms(500) => {},
+                _ = clock.sleep_ms(500) => {},
             }
             continue;
         };
@@ -330,7 +326,7 @@ pub async fn run_worker(
         .await;
         let now = clock.now_ms();
         let Some(epoch) = spec.epoch_at(now) else {
-            sleep_ms(spec.start_ms.saturating_sub(now)).await;
+            clock.sleep_ms(spec.start_ms.saturating_sub(now)).await;
             continue;
         };
         let (open, close) = spec.worker_window(epoch);
@@ -356,14 +352,14 @@ pub async fn run_worker(
         if handled == Some(epoch) || now >= close {
             let next = spec.worker_window(epoch + 1).0;
             tokio::select! {
-                _ = sleep_ms(next.saturating_sub(now)) => {},
+                _ = clock.sleep_ms(next.saturating_sub(now)) => {},
                 _ = view.changed() => {},
             }
             continue;
         }
         let at = open + jitter(&task.me, epoch, task.jitter_ms.min((close - open) / 2));
         if now < at {
-            sleep_ms(at - now).await;
+            clock.sleep_ms(at - now).await;
             continue;
         }
         handled = Some(epoch);
@@ -399,6 +395,20 @@ pub async fn run_worker(
         let inference = inference.ok().flatten();
         let forecasts = forecasts.unwrap_or_default();
         if inference.is_none() && forecasts.is_empty() {
+            // Nothing to say (a forecaster that has learned nothing yet): the epoch is
+            // missed, and said so once.
+            if failure.is_none()
+                && skipped(
+                    &out,
+                    &metrics,
+                    (task.topic, epoch, "worker_bundle"),
+                    "no_forecasts",
+                )
+                .await
+                .is_err()
+            {
+                return;
+            }
             continue;
         }
         tracing::debug!(
@@ -675,7 +685,7 @@ pub async fn run_reputer(
         }
         tokio::select! {
             r = view.changed() => if r.is_err() { return },
-            _ = sleep_ms(250) => {},
+            _ = clock.sleep_ms(250) => {},
         }
     }
 }

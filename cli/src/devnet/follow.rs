@@ -34,6 +34,12 @@ const STALL_EPOCHS: u32 = 10;
 /// Extra patience before the first finalized epoch (the nodes start and connect).
 const FIRST_EPOCH_GRACE: Duration = Duration::from_secs(30);
 
+/// How long the run waits for finalized epochs after the stepped clock ended.
+const STEPPER_ENDED_GRACE: Duration = Duration::from_secs(5);
+
+/// The stepped clock's task.
+pub(super) type StepperTask = tokio::task::JoinHandle<anyhow::Result<super::stepped::Stepped>>;
+
 /// What the run saw of the network.
 #[derive(Default)]
 pub(super) struct Followed {
@@ -90,9 +96,15 @@ pub(super) async fn epochs(
     bars: &Bars,
     epochs: u64,
     quiet: bool,
+    stepper: Option<&StepperTask>,
 ) -> anyhow::Result<Followed> {
     let topics = &plan.topics[..];
-    let stall = STALL.max(Duration::from_millis(plan.epoch_ms) * STALL_EPOCHS);
+    // On the stepped clock epochs take what the CPU needs, not their length.
+    let stall = match stepper {
+        Some(_) => STALL,
+        None => STALL.max(Duration::from_millis(plan.epoch_ms) * STALL_EPOCHS),
+    };
+    let mut stepper_ended: Option<Instant> = None;
     let mut replay: BTreeMap<TopicId, Replay> = BTreeMap::new();
     for p in topics {
         replay.insert(p.id, Replay::new(bars.clone(), p.target.target())?);
@@ -112,6 +124,16 @@ pub(super) async fn epochs(
             );
         }
         net.check_alive()?;
+        if let Some(task) = stepper
+            && task.is_finished()
+        {
+            // Past its end the stepped clock no longer moves: what is not finalized by now
+            // never will be (a moment for the last events to arrive).
+            let ended = *stepper_ended.get_or_insert_with(Instant::now);
+            if ended.elapsed() > STEPPER_ENDED_GRACE {
+                bail!("the stepped clock ended before every epoch was finalized");
+            }
+        }
         let next = match tokio::time::timeout(Duration::from_secs(1), observed.recv()).await {
             Err(_) => continue,
             Ok(None) => bail!("node 0 stopped"),
@@ -169,6 +191,12 @@ pub(super) async fn finality_tail(
     epoch_ms: u64,
 ) {
     tokio::time::sleep(Duration::from_millis(epoch_ms * 3)).await;
+    drain(seen, observed);
+}
+
+/// Take the ledger records that arrived since the epochs were followed (the stepped clock
+/// has stepped through the tail by now).
+pub(super) fn drain(seen: &mut Followed, observed: &mut mpsc::Receiver<Observed>) {
     while let Ok(o) = observed.try_recv() {
         if let Observed::Ledger { height, events } = o {
             seen.add_rewards(height, &events);

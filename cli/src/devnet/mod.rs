@@ -20,6 +20,7 @@ mod procs;
 mod replay;
 pub mod report;
 mod results;
+mod stepped;
 #[cfg(test)]
 mod tests;
 
@@ -34,10 +35,12 @@ use chorus_protocol::topic::MechanismVersion;
 use clap::{Args, ValueEnum};
 
 use crate::output::{BadInput, Output};
+use chorus_node::clock::Clock;
 use network::Network;
 use plan::DevnetPlan;
 use report::write_report;
 use results::{Checks, Summary, Timing};
+use stepped::{Schedule, Stepper};
 
 /// The shipped data: hourly EUR/USD bars (provenance: `data/README.md`).
 const EURUSD: &str = include_str!("../../../data/eurusd_1h.csv");
@@ -106,9 +109,11 @@ pub struct DevnetArgs {
     /// most 9 models); the first 4 are validators.
     #[arg(long, default_value_t = 14)]
     nodes: usize,
-    /// Epoch length in milliseconds of real time (50 to 600000).
-    #[arg(long, default_value_t = 200)]
-    epoch_ms: u64,
+    /// Run on the wall clock with epochs of this many milliseconds of real time (50 to
+    /// 600000). Without it the network runs on a stepped clock (see the module doc); with
+    /// `--processes` or `--keep` the default is 200.
+    #[arg(long)]
+    epoch_ms: Option<u64>,
     /// Seed of the node keys.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -133,6 +138,34 @@ pub struct DevnetArgs {
     /// every bundle on time (deterministic and CPU-bound; README, "The devnet").
     #[arg(long, conflicts_with_all = ["processes", "keep"])]
     replay: bool,
+}
+
+/// Wall-clock epoch length when `--processes` or `--keep` runs without `--epoch-ms`, and of
+/// the replay (its results do not depend on it).
+pub const WALL_EPOCH_MS: u64 = 200;
+
+/// Epoch length of the stepped clock (ms of its time, not real time): like a real topic's
+/// minute, so every timeout and the anti-entropy period fit well within a step.
+pub const STEPPED_EPOCH_MS: u64 = 60_000;
+
+/// The stepped run's genesis time (ms of its clock): any fixed value, so checkpoint ids repeat.
+const STEPPED_GENESIS_MS: u64 = 1_700_000_000_000;
+
+impl DevnetArgs {
+    /// Whether the network runs on the stepped clock: in-process, no `--epoch-ms`, no
+    /// `--keep` (a kept network runs on by itself).
+    fn stepped(&self) -> bool {
+        self.epoch_ms.is_none() && !self.processes && !self.keep && !self.replay
+    }
+
+    /// The topics' epoch length (and checkpoint period), ms.
+    fn epoch_length_ms(&self) -> u64 {
+        match self.epoch_ms {
+            Some(ms) => ms,
+            None if self.stepped() => STEPPED_EPOCH_MS,
+            None => WALL_EPOCH_MS,
+        }
+    }
 }
 
 fn now_ms() -> u64 {
@@ -169,10 +202,11 @@ fn inputs(args: &DevnetArgs) -> anyhow::Result<Inputs> {
     if args.nodes < 8 || args.nodes > 64 {
         return Err(BadInput(format!("--nodes must be in 8..=64, got {}", args.nodes)).into());
     }
-    if !(MIN_EPOCH_MS..=MAX_EPOCH_MS).contains(&args.epoch_ms) {
+    if let Some(ms) = args.epoch_ms
+        && !(MIN_EPOCH_MS..=MAX_EPOCH_MS).contains(&ms)
+    {
         return Err(BadInput(format!(
-            "--epoch-ms must be in {MIN_EPOCH_MS}..={MAX_EPOCH_MS} (50 ms to 10 minutes), got {}",
-            args.epoch_ms
+            "--epoch-ms must be in {MIN_EPOCH_MS}..={MAX_EPOCH_MS} (50 ms to 10 minutes), got {ms}"
         ))
         .into());
     }
@@ -230,12 +264,29 @@ async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Re
         epochs,
         targets,
     } = inputs;
-    // Time to start every node and let them connect before epoch 0 (processes take longer).
-    let genesis_time = now_ms() + if args.processes { 10_000 } else { 4_000 };
+    let stepped = args.stepped();
+    let (clock, driver) = match stepped {
+        true => {
+            let (clock, driver) = Clock::stepped(STEPPED_GENESIS_MS - 1);
+            (clock, Some(driver))
+        }
+        false => (Clock::system(), None),
+    };
+    // On the wall clock: time to start every node and let them connect before epoch 0
+    // (processes take longer). A stepped clock waits for them instead.
+    let genesis_time = match stepped {
+        true => STEPPED_GENESIS_MS,
+        false => now_ms() + if args.processes { 10_000 } else { 4_000 },
+    };
     let plan = DevnetPlan::new(&args, &data, &targets, genesis_time, plan::data_root(&dir))?;
     if !out.json {
+        let pace = match stepped {
+            true => "on a stepped clock (each step as soon as every node holds what it needs)"
+                .to_string(),
+            false => format!("of {} ms", plan.epoch_ms),
+        };
         outln!(
-            "devnet: {} nodes{} (4 validators, {} inferers, 2 forecasters, 3 reputers), {} topic(s), {epochs} epochs of {} ms; output in {}",
+            "devnet: {} nodes{} (4 validators, {} inferers, 2 forecasters, 3 reputers), {} topic(s), {epochs} epochs {pace}; output in {}",
             args.nodes,
             if args.processes {
                 ", one OS process each"
@@ -244,25 +295,82 @@ async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Re
             },
             plan.inferers,
             plan.topics.len(),
-            args.epoch_ms,
             dir.display()
         )?;
     }
-    let mut net = Network::start(&plan.local, args.processes, &dir.join("logs")).await?;
+    let mut net = Network::start(&plan.local, args.processes, &dir.join("logs"), clock).await?;
     let t_up = Instant::now();
     let until_genesis = genesis_time.saturating_sub(now_ms()) as f64 / 1000.0;
     let topic_ids: Vec<TopicId> = plan.topics.iter().map(|p| p.id).collect();
     let mut observed = net.node0().watch(&topic_ids).await?;
-    let mut seen = follow::epochs(&mut net, &mut observed, &plan, &bars, epochs, out.json).await?;
+    let stepper = match driver {
+        Some(driver) => {
+            let stepper = Stepper::new(driver, net.local_handles()?, Schedule::of(&plan)?);
+            Some(tokio::spawn(stepper.run(epochs)))
+        }
+        None => None,
+    };
+    let followed = follow::epochs(
+        &mut net,
+        &mut observed,
+        &plan,
+        &bars,
+        epochs,
+        out.json,
+        stepper.as_ref(),
+    )
+    .await;
+    let mut seen = match (followed, stepper.as_ref()) {
+        (Ok(seen), _) => seen,
+        (Err(e), None) => return Err(e),
+        (Err(e), Some(_)) => return Err(stepper_error(e, stepper).await),
+    };
     let t_epochs_done = Instant::now();
-    follow::finality_tail(&mut seen, &mut observed, plan.epoch_ms).await;
+    let steps = match stepper {
+        Some(handle) => {
+            let steps = handle.await.context("the stepped clock")??;
+            follow::drain(&mut seen, &mut observed);
+            Some(steps)
+        }
+        None => {
+            follow::finality_tail(&mut seen, &mut observed, plan.epoch_ms).await;
+            None
+        }
+    };
+    let t_tail_done = Instant::now();
     let checks = Checks::run(&net, &plan.topics).await?;
     let checkpoints_finalized = seen.last_height;
     let runs = results::topic_runs(net.node0(), &plan.topics, seen).await;
     let files = write_report(&dir.join("report"), &runs, args.warmup)?;
     let seconds = t_start.elapsed().as_secs_f64();
-    let epochs_paced = (epochs * args.epoch_ms) as f64 / 1000.0;
-    let running = t_epochs_done.duration_since(t_up).as_secs_f64();
+    let start = t_up.duration_since(t_start).as_secs_f64();
+    let timing = match &steps {
+        Some(steps) => Timing {
+            clock: "stepped",
+            start,
+            until_genesis: steps.connect_seconds,
+            epochs: (t_epochs_done.duration_since(t_up).as_secs_f64() - steps.connect_seconds)
+                .max(0.0),
+            finality_tail: t_tail_done.duration_since(t_epochs_done).as_secs_f64(),
+            report: t_tail_done.elapsed().as_secs_f64(),
+        },
+        None => {
+            let epochs_paced = (epochs * plan.epoch_ms) as f64 / 1000.0;
+            let running = t_epochs_done.duration_since(t_up).as_secs_f64();
+            Timing {
+                clock: "wall",
+                start,
+                until_genesis,
+                epochs: epochs_paced,
+                finality_tail: (t_tail_done.duration_since(t_up).as_secs_f64()
+                    - until_genesis
+                    - epochs_paced)
+                    .max(running - until_genesis - epochs_paced)
+                    .max(0.0),
+                report: t_tail_done.elapsed().as_secs_f64(),
+            }
+        }
+    };
     let summary = Summary {
         mode: "network",
         mechanism: args.mechanism.name(),
@@ -272,13 +380,8 @@ async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Re
         warmup_epochs: args.warmup,
         nodes_agree: checks.nodes_agree,
         seconds,
-        timing: Some(Timing {
-            start: t_up.duration_since(t_start).as_secs_f64(),
-            until_genesis,
-            epochs_paced,
-            finality_tail: (running - until_genesis - epochs_paced).max(0.0),
-            report: t_epochs_done.elapsed().as_secs_f64(),
-        }),
+        timing: Some(timing),
+        stepped: steps,
         topics: files.summaries.clone(),
         report: files.path_texts(),
     };
@@ -291,7 +394,65 @@ async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Re
     if root.starts_with("/dev/shm") {
         let _ = std::fs::remove_dir_all(root);
     }
-    checks.verdict()
+    checks.verdict()?;
+    if let Some(steps) = &summary.stepped {
+        // on a stepped clock nothing may be late: every epoch complete and settled
+        if let Some(first) = steps.expired.first() {
+            anyhow::bail!(
+                "{} step(s) of the stepped clock were given up after {} s (first: {first})",
+                steps.expired.len(),
+                stepped::STEP_BOUND.as_secs()
+            );
+        }
+        every_epoch_complete_and_settled(&plan.topics, &summary.topics, None, epochs)?;
+    }
+    Ok(())
+}
+
+/// The error of a run whose following failed while a stepped clock ran: the clock's own error
+/// if it ended with one (it is the cause), else `e`.
+async fn stepper_error(e: anyhow::Error, stepper: Option<follow::StepperTask>) -> anyhow::Error {
+    let Some(handle) = stepper else {
+        return e;
+    };
+    if !handle.is_finished() {
+        handle.abort();
+        return e;
+    }
+    match handle.await {
+        Ok(Err(cause)) => cause.context("the stepped clock stopped"),
+        _ => e,
+    }
+}
+
+/// An error unless every scored epoch of every topic had every worker's bundle and settled
+/// (and, given `settled` counts per topic, all `epochs` settled).
+fn every_epoch_complete_and_settled(
+    topics: &[plan::TopicPlan],
+    summaries: &[report::TopicSummary],
+    settled: Option<&std::collections::BTreeMap<TopicId, u64>>,
+    epochs: u64,
+) -> anyhow::Result<()> {
+    for (p, s) in topics.iter().zip(summaries) {
+        let all_settled = match settled {
+            Some(settled) => settled.get(&p.id).copied().unwrap_or(0) == epochs,
+            None => s.settled_epochs == s.scored_epochs,
+        };
+        if !all_settled || s.complete_epochs != s.scored_epochs {
+            anyhow::bail!(
+                "{}: {} of {} scored epochs complete, {} settled{}",
+                p.name,
+                s.complete_epochs,
+                s.scored_epochs,
+                s.settled_epochs,
+                settled
+                    .and_then(|m| m.get(&p.id))
+                    .map(|n| format!(" ({n} of {epochs} epochs settled in all)"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `--replay`: the plan through the ledger code without a network ([`replay`]).
@@ -350,6 +511,7 @@ async fn run_replay(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::R
         warmup_epochs: args.warmup,
         seconds: t_start.elapsed().as_secs_f64(),
         timing: None,
+        stepped: None,
         topics: files.summaries.clone(),
         report: files.path_texts(),
     };
@@ -358,18 +520,12 @@ async fn run_replay(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::R
         anyhow::bail!("supply was not conserved");
     }
     // every bundle was on time: every epoch must have finalized every worker and settled
-    for (p, s) in plan.topics.iter().zip(&summary.topics) {
-        let settled = replayed.settled.get(&p.id).copied().unwrap_or(0);
-        if settled != epochs || s.complete_epochs != s.scored_epochs {
-            anyhow::bail!(
-                "{}: {settled} of {epochs} epochs settled, {} of {} scored epochs complete",
-                p.name,
-                s.complete_epochs,
-                s.scored_epochs
-            );
-        }
-    }
-    Ok(())
+    every_epoch_complete_and_settled(
+        &plan.topics,
+        &summary.topics,
+        Some(&replayed.settled),
+        epochs,
+    )
 }
 
 /// The replay's genesis time (ms): any fixed value; epochs are counted from it.

@@ -6,6 +6,7 @@ use crate::output::outln;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chorus_node::clock::Clock;
 use chorus_node::localnet::{LocalNet, LocalPlan};
 
 use super::observe::Source;
@@ -30,6 +31,7 @@ impl Network {
         plan: &LocalPlan,
         processes: bool,
         logs: &std::path::Path,
+        clock: Clock,
     ) -> anyhow::Result<Network> {
         let mut net = Network {
             local: None,
@@ -38,13 +40,17 @@ impl Network {
             last_alive_check: Instant::now(),
         };
         if processes {
+            anyhow::ensure!(
+                !clock.is_stepped(),
+                "node processes run on their own clocks"
+            );
             let bin = std::env::current_exe().context("locating the chorus executable")?;
             let mut p = Procs::start(plan, &bin, logs)?;
             p.wait_ready(Duration::from_secs(60)).await?;
             net.sources = p.clients()?.into_iter().map(Source::Remote).collect();
             net.procs = Some(p);
         } else {
-            let local = LocalNet::start(plan.clone()).await?;
+            let local = LocalNet::start_on(plan.clone(), clock).await?;
             net.sources = (0..plan.nodes)
                 .map(|i| local.handle(i).map(|h| Source::Local(h.clone())))
                 .collect::<Option<Vec<_>>>()
@@ -52,6 +58,17 @@ impl Network {
             net.local = Some(local);
         }
         Ok(net)
+    }
+
+    /// Every in-process node's handle, node 0 first (an error for node processes).
+    pub fn local_handles(&self) -> anyhow::Result<Vec<chorus_node::actor::NodeHandle>> {
+        self.sources
+            .iter()
+            .map(|s| match s {
+                Source::Local(h) => Ok(h.clone()),
+                Source::Remote(_) => anyhow::bail!("node processes are not in this process"),
+            })
+            .collect()
     }
 
     /// Node 0, the one the run follows.

@@ -87,7 +87,7 @@ impl DevnetPlan {
             local_topics.push(local);
             topics.push(plan);
         }
-        let period = args.epoch_ms;
+        let period = args.epoch_length_ms();
         let local = LocalPlan {
             name: "chorus-devnet".into(),
             seed: args.seed,
@@ -235,7 +235,7 @@ fn topic(
 }
 
 fn topic_spec(name: &str, start: u64, args: &DevnetArgs) -> TopicSpec {
-    let epoch_ms = args.epoch_ms;
+    let epoch_ms = args.epoch_length_ms();
     // Most of the epoch to submit: bundles travel through a loaded local network of many
     // nodes.
     TopicSpec {

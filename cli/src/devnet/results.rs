@@ -33,6 +33,9 @@ pub(super) struct Summary {
     /// Where a networked run's time went (absent for a replay).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timing: Option<Timing>,
+    /// What the stepped clock did (absent on the wall clock and for a replay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stepped: Option<super::stepped::Stepped>,
     pub topics: Vec<report::TopicSummary>,
     pub report: Vec<String>,
 }
@@ -40,13 +43,17 @@ pub(super) struct Summary {
 /// Where the wall time of a run went (s).
 #[derive(Serialize)]
 pub(super) struct Timing {
-    /// Keys, genesis, starting the nodes and their connections.
+    /// `stepped` (the devnet moved the nodes' clock) or `wall` (`--epoch-ms`).
+    pub clock: &'static str,
+    /// Keys, genesis, starting the nodes.
     pub start: f64,
-    /// Idle until the genesis time (the nodes' first epoch).
+    /// Until epoch 0: idle until the genesis time on the wall clock; the nodes connecting on
+    /// the stepped clock.
     pub until_genesis: f64,
-    /// The epochs, paced by the clock: `epochs × epoch_ms`.
-    pub epochs_paced: f64,
-    /// Beyond the pacing until the last epoch was finalized (finality and settlement lag).
+    /// The epochs: `epochs × epoch_ms` on the wall clock (paced), the time the nodes took on
+    /// the stepped clock (CPU-bound).
+    pub epochs: f64,
+    /// After the epochs until the last one settled (the wall clock: beyond the pacing).
     pub finality_tail: f64,
     /// Agreement and supply checks, tables, CSV and plots.
     pub report: f64,
@@ -54,10 +61,14 @@ pub(super) struct Timing {
 
 impl Timing {
     fn line(&self) -> String {
+        let (genesis, paced) = match self.clock {
+            "stepped" => ("connecting", "as fast as the nodes went"),
+            _ => ("until genesis", "paced by the clock"),
+        };
         format!(
-            "where the time went: start {:.1} s, until genesis {:.1} s, epochs {:.1} s (paced by \
-             the clock), finality tail {:.1} s, checks and report {:.1} s",
-            self.start, self.until_genesis, self.epochs_paced, self.finality_tail, self.report
+            "where the time went: start {:.1} s, {genesis} {:.1} s, epochs {:.1} s ({paced}), \
+             finality tail {:.1} s, checks and report {:.1} s",
+            self.start, self.until_genesis, self.epochs, self.finality_tail, self.report
         )
     }
 }

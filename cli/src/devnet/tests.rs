@@ -16,7 +16,7 @@ fn args(epoch_ms: u64) -> DevnetArgs {
         alpha_regret: 0.01,
         p_norm: 3.0,
         nodes: 14,
-        epoch_ms,
+        epoch_ms: Some(epoch_ms),
         seed: 1,
         out: None,
         keep: false,

@@ -66,6 +66,8 @@ pub enum Query {
         /// Which bundle.
         variant: chorus_crdt::proof::Variant,
     },
+    /// What a stepped clock waits for ([`NodeHandle::progress`]; no REST route).
+    Progress(Vec<chorus_crdt::window::WindowKey>),
 }
 
 /// Which statement lines to read.
@@ -115,6 +117,20 @@ pub enum Answer {
     Proposal(Box<types::Proposal>),
     /// [`Query::Statements`].
     Statements(Vec<types::Statement>),
+    /// [`Query::Progress`].
+    Progress(Box<Progress>),
+}
+
+/// How far a node is: what `chorus devnet` reads of every node before it moves the stepped
+/// clock on (cheap: no state root, no views).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Progress {
+    /// The ledger's next height (every height below it is applied).
+    pub height: u64,
+    /// Entries held in each asked window, in the order asked (0 for a window not held).
+    pub held: Vec<usize>,
+    /// The last submission (or skipped epoch) per (topic, kind), as in `status`.
+    pub submissions: Vec<types::Submission>,
 }
 
 /// Why a query has no answer.
@@ -289,6 +305,17 @@ impl NodeHandle {
         match self.query(Query::Status).await? {
             Answer::Status(s) => Ok(*s),
             _ => Err(QueryError::WrongAnswer("status")),
+        }
+    }
+
+    /// How far the node is, with the entries it holds in `windows`.
+    pub async fn progress(
+        &self,
+        windows: Vec<chorus_crdt::window::WindowKey>,
+    ) -> Result<Progress, QueryError> {
+        match self.query(Query::Progress(windows)).await? {
+            Answer::Progress(p) => Ok(*p),
+            _ => Err(QueryError::WrongAnswer("progress")),
         }
     }
 

@@ -38,8 +38,8 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 pub use handle::{
-    Answer, Command, InferenceEvent, LedgerLog, LedgerRecord, NodeHandle, Query, QueryError,
-    StatementsQuery, SubmitResult,
+    Answer, Command, InferenceEvent, LedgerLog, LedgerRecord, NodeHandle, Progress, Query,
+    QueryError, StatementsQuery, SubmitResult,
 };
 
 use crate::clock::Clock;
@@ -369,15 +369,27 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
     for w in setup.workers {
         let span = tracing::info_span!(parent: &node_span, "worker", topic = w.topic.0);
         tasks.spawn(
-            run_worker(w, view_rx.clone(), roles_tx.clone(), clock, metrics.clone())
-                .instrument(span),
+            run_worker(
+                w,
+                view_rx.clone(),
+                roles_tx.clone(),
+                clock.clone(),
+                metrics.clone(),
+            )
+            .instrument(span),
         );
     }
     for r in setup.reputers {
         let span = tracing::info_span!(parent: &node_span, "reputer", topic = r.topic.0);
         tasks.spawn(
-            run_reputer(r, view_rx.clone(), roles_tx.clone(), clock, metrics.clone())
-                .instrument(span),
+            run_reputer(
+                r,
+                view_rx.clone(),
+                roles_tx.clone(),
+                clock.clone(),
+                metrics.clone(),
+            )
+            .instrument(span),
         );
     }
     drop(roles_tx);

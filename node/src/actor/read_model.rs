@@ -336,6 +336,14 @@ impl ReadModel {
             Query::Params => Ok(Answer::Params(Box::new(views::params(ledger)))),
             Query::Proposals => Ok(Answer::Proposals(views::proposals(ledger))),
             Query::Proposal(id) => Ok(Answer::Proposal(Box::new(views::proposal(ledger, id)?))),
+            Query::Progress(windows) => Ok(Answer::Progress(Box::new(super::Progress {
+                height: ledger.next_height,
+                held: windows
+                    .iter()
+                    .map(|k| replica.window(k).map_or(0, |w| w.len()))
+                    .collect(),
+                submissions: self.submissions.values().cloned().collect(),
+            }))),
             // Answered from the store by the actor (see `stored_statements`).
             Query::Statements(_) | Query::InferenceProof { .. } => Err(QueryError::Unavailable),
         }

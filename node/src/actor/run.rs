@@ -96,21 +96,19 @@ impl Actor {
         self.publish_view();
         let mut tick = tokio::time::interval(self.p.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // On a stepped clock every step is also a tick: what became due runs at once.
+        let mut steps = self.p.clock.clone();
         loop {
             let next_timer = self.timers.values().min().copied();
             let timer_sleep = async {
                 match next_timer {
-                    Some(at) => {
-                        let now = Clock::system()
-                            .now_ms()
-                            .saturating_add_signed(self.p.clock.offset_ms);
-                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await
-                    }
+                    Some(at) => self.p.clock.sleep_until(at).await,
                     None => futures::future::pending().await,
                 }
             };
             tokio::select! {
                 _ = tick.tick() => self.handle_tick().await,
+                _ = steps.moved() => self.handle_tick().await,
                 _ = timer_sleep => self.handle_timers().await,
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown(done)) => {
