@@ -116,6 +116,11 @@ pub(super) struct Stepped {
     pub expired: Vec<String>,
     /// Real seconds spent waiting for the nodes to connect before the first step.
     pub connect_seconds: f64,
+    /// Real seconds from setting a worker step's time until every node held the bundles.
+    pub worker_steps_seconds: f64,
+    /// Real seconds from setting a ready step's time until every node applied the height and
+    /// held the loss bundles.
+    pub ready_steps_seconds: f64,
 }
 
 /// Periods stepped after the run's last epoch: its loss bundles are finalized and it settles
@@ -207,15 +212,24 @@ impl Stepper {
         self.driver.set(at);
         self.stepped.steps += 1;
         let started = Instant::now();
+        let took = |stepped: &mut Stepped| {
+            let secs = started.elapsed().as_secs_f64();
+            match step {
+                Step::Workers { .. } => stepped.worker_steps_seconds += secs,
+                Step::Ready { .. } => stepped.ready_steps_seconds += secs,
+            }
+        };
         let mut last_move = started;
         let nudge = (self.schedule.epoch_ms / NUDGE_PER_EPOCH).max(1);
         loop {
             let missing = self.missing(step).await?;
             let Some(missing) = missing else {
+                took(&mut self.stepped);
                 return Ok(());
             };
             if started.elapsed() > STEP_BOUND {
                 self.stepped.expired.push(missing);
+                took(&mut self.stepped);
                 return Ok(());
             }
             let next = self.driver.now_ms() + nudge;
