@@ -3,14 +3,16 @@
 //!
 //! One bar is one epoch: at epoch `e` every model has seen bars `0..=e` and predicts the
 //! target of bar `e + 1`; reputers learn that truth one epoch later (the ground-truth lag) and
-//! report losses; checkpoints finalize everything. The clock is the real clock, with epochs of
-//! `--epoch-ms` milliseconds (default 200): hours of market data replayed in minutes.
-
+//! report losses; checkpoints finalize everything. By default the nodes run on one stepped
+//! clock that the devnet moves only when every node holds what the next event needs
+//! ([`stepped`]): a run is reproducible byte for byte and as fast as the CPU allows. With
+//! `--epoch-ms` (and for `--processes` or `--keep`) the clock is the real clock, with epochs of
+//! that many milliseconds: hours of market data replayed in minutes, with whatever timing costs.
 //!
 //! The run, by concern: [`plan`] (who runs what, tunables from the epoch length), [`network`]
-//! (starting the nodes, in this process or as processes), [`follow`] (pacing through the
-//! epochs and the finality tail), [`results`] (checks, report rows, printing), [`report`]
-//! (tables, CSV, plots).
+//! (starting the nodes, in this process or as processes), [`stepped`] (the stepped clock),
+//! [`follow`] (following node 0 through the epochs and the finality tail), [`results`] (checks,
+//! report rows, printing), [`report`] (tables, CSV, plots).
 
 mod follow;
 mod network;
