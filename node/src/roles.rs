@@ -43,6 +43,20 @@ pub struct RoleView {
     pub reputers: BTreeMap<TopicId, BTreeSet<PublicKey>>,
     /// Finalized network inferences awaiting their losses, by (topic, epoch).
     pub pending: BTreeMap<(TopicId, u64), Arc<NetworkInference>>,
+    /// The reputer window of each pending epoch, as the finalized state says (a late
+    /// checkpoint extends it: `TopicState::reputer_window`).
+    pub reputer_windows: BTreeMap<(TopicId, u64), (u64, u64)>,
+}
+
+impl RoleView {
+    /// `[open, close)` of the reputer window of `epoch` in `topic` (the topic's nominal one
+    /// if the state said nothing of it).
+    pub fn reputer_window(&self, topic: TopicId, spec: &TopicSpec, epoch: u64) -> (u64, u64) {
+        self.reputer_windows
+            .get(&(topic, epoch))
+            .copied()
+            .unwrap_or_else(|| spec.reputer_window(epoch))
+    }
 }
 
 /// A payload a role wants published, or an epoch it skipped.
@@ -475,7 +489,7 @@ async fn learn(
         return;
     };
     for ((t, e), bundle) in v.pending.range((task.topic, 0)..=(task.topic, u64::MAX)) {
-        let (open, close) = spec.reputer_window(*e);
+        let (open, close) = v.reputer_window(task.topic, spec, *e);
         if *t != task.topic
             || state.done.contains(e)
             || now < open
@@ -593,7 +607,7 @@ pub async fn run_reputer(
         if let Some(spec) = v.topics.get(&task.topic) {
             let now = clock.now_ms();
             for ((t, e), bundle) in v.pending.range((task.topic, 0)..=(task.topic, u64::MAX)) {
-                let (open, close) = spec.reputer_window(*e);
+                let (open, close) = v.reputer_window(task.topic, spec, *e);
                 if *t != task.topic || done.contains(e) || now < open {
                     continue;
                 }

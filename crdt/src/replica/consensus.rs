@@ -621,6 +621,16 @@ impl Replica {
         }
         self.head_lists
             .retain(|(w, _), _| !finalized.contains_key(w));
+        for e in &events {
+            if let LedgerEvent::NetworkInference { topic, epoch, .. } = e {
+                self.bundles_applied_at.insert((*topic, *epoch), now_ms);
+            }
+        }
+        self.bundles_applied_at.retain(|(topic, epoch), _| {
+            next.topics
+                .get(topic)
+                .is_some_and(|t| t.mechanism.pending.contains_key(epoch))
+        });
         self.ledger = next;
         self.tip = d.id().0;
         self.prepared

@@ -197,6 +197,9 @@ pub struct Replica {
     offences: evidence::Offences,
     /// Peers' clock offsets ([`clock`]).
     clock: clock::ClockOffsets,
+    /// When this replica applied the checkpoint that finalized each pending epoch's bundle
+    /// (`now_ms`), for [`Replica::reputer_window`]; kept while the epoch is pending.
+    bundles_applied_at: BTreeMap<(TopicId, u64), u64>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -326,6 +329,7 @@ impl Replica {
             reported_conflicts: BTreeMap::new(),
             offences: Default::default(),
             clock: Default::default(),
+            bundles_applied_at: BTreeMap::new(),
         };
         // Registered workers and reputers sign every epoch: decompress their keys once.
         r.keys.admit(
@@ -402,6 +406,24 @@ impl Replica {
     /// that differs from what > 2/3 of the stake certified; restore a backup or resync).
     pub fn stalled(&self) -> Option<(u64, &str)> {
         self.stalled.as_ref().map(|(h, r)| (*h, r.as_str()))
+    }
+
+    /// `[open, close)` of the reputer window of `epoch` in `topic` for reports arriving here
+    /// live: the topic's own window, closing an epoch after this replica applied the
+    /// checkpoint that finalized the epoch's bundle if that is later. Reputers can report only
+    /// once they have the finalized bundle; when checkpoints run late (load, a partition that
+    /// healed), a fixed close would refuse every report of the epochs they finalized late, and
+    /// those epochs would never be scored or paid. What this replica admits is its own call
+    /// (it need not agree with its peers): what is finalized is what a checkpoint names, and
+    /// the height that finalizes the window still comes when the topic says.
+    pub fn reputer_window(&self, topic: TopicId, epoch: u64) -> Option<(u64, u64)> {
+        let t = self.ledger.topics.get(&topic)?;
+        let (open, close) = t.spec.reputer_window(epoch);
+        let close = match self.bundles_applied_at.get(&(topic, epoch)) {
+            Some(at) => close.max(at.saturating_add(t.spec.epoch_length_ms)),
+            None => close,
+        };
+        Some((open, close))
     }
 
     /// Everything finalized so far.

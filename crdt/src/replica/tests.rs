@@ -781,3 +781,35 @@ fn a_validator_whose_clock_is_off_passes_up_its_turns_to_propose() {
         s.stats.clock_off_passes
     );
 }
+
+/// Checkpoints that run late must not cost the epochs they finalize late their settlement:
+/// validators split 2/2 for 8 s (nothing finalizes), then heal, and the stalled heights are
+/// decided in a burst. The reputers' reports of the epochs finalized after their nominal
+/// reputer window closed are still admitted for an epoch after each bundle was applied
+/// ([`super::Replica::reputer_window`]), so every worker is paid in as many epochs as in the
+/// same run without the partition (34 of the 37 epochs whose reputer window was finalized;
+/// with the topic's fixed close, 24: ten epochs lost).
+#[test]
+fn epochs_finalized_late_still_settle() {
+    let run = |partition: bool| {
+        let k = keys(6);
+        let mut s = Sim::new(genesis(&k), k, roles(), NetConfig::default(), config(), 3).unwrap();
+        s.run_until(1_000_000 + 4_000);
+        if partition {
+            s.partition(&[0, 0, 1, 1, 0, 1]);
+        }
+        s.run_until(1_000_000 + 12_000);
+        s.heal();
+        s.run_until(1_000_000 + 40_000);
+        assert!(s.faults.is_empty(), "{:?}", s.faults);
+        let l = s.nodes[0].replica.as_ref().unwrap().ledger();
+        let t = &l.topics[&TOPIC];
+        let paid: Vec<u64> = t.mechanism.inferer_inclusions.values().copied().collect();
+        (paid, t.next_reputer_epoch)
+    };
+    let (calm, calm_windows) = run(false);
+    let (split, split_windows) = run(true);
+    assert_eq!(calm, vec![34; 4]);
+    assert_eq!((split_windows, calm_windows), (37, 37));
+    assert_eq!(split, calm, "the partition cost settlements");
+}

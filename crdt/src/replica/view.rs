@@ -23,6 +23,10 @@ impl ValidationView for Replica {
         self.ledger.topics.get(&id).map(|t| &t.spec)
     }
 
+    fn reputer_window(&self, topic: TopicId, epoch: u64) -> Option<(u64, u64)> {
+        Replica::reputer_window(self, topic, epoch)
+    }
+
     fn is_registered(&self, topic: TopicId, role: Role, key: &PublicKey) -> bool {
         self.ledger.topics.get(&topic).is_some_and(|t| match role {
             Role::Worker => t.workers.contains(key),

@@ -151,6 +151,9 @@ impl Actor {
             for (e, rec) in &t.mechanism.pending {
                 if let Some(b) = &rec.bundle {
                     v.pending.insert((*id, *e), Arc::new(b.clone()));
+                    if let Some(w) = self.p.replica.reputer_window(*id, *e) {
+                        v.reputer_windows.insert((*id, *e), w);
+                    }
                 }
             }
         }

@@ -171,6 +171,12 @@ pub trait ValidationView {
     fn params(&self) -> &ModuleParams;
     /// A known topic.
     fn topic(&self, id: TopicId) -> Option<&TopicSpec>;
+    /// `[open, close)` of the reputer window of `epoch` in `topic` (a state that knows when the
+    /// epoch's worker window was finalized extends the close; `TopicState::reputer_window` in
+    /// the ledger). The topic's nominal window by default.
+    fn reputer_window(&self, topic: TopicId, epoch: u64) -> Option<(u64, u64)> {
+        self.topic(topic).map(|s| s.reputer_window(epoch))
+    }
     /// Whether `key` is registered for `role` in `topic`.
     fn is_registered(&self, topic: TopicId, role: Role, key: &PublicKey) -> bool;
     /// The reputer's stake authority in `topic` (own + delegated).
@@ -443,10 +449,10 @@ fn check_timing_and_standing(
             None
         }
         Payload::ReputerBundle(b) => {
-            let Some(spec) = view.topic(b.topic) else {
+            let Some(window) = view.reputer_window(b.topic, b.epoch) else {
                 return Some(Ignore(IgnoreReason::UnknownTopic, None));
             };
-            if let Some(v) = in_window(spec.reputer_window(b.epoch)) {
+            if let Some(v) = in_window(window) {
                 return Some(v);
             }
             if !view.is_registered(b.topic, Role::Reputer, author) {

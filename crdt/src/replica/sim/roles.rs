@@ -110,7 +110,9 @@ impl Sim {
                     continue;
                 }
                 for (e, rec) in &t.mechanism.pending {
-                    let (open, close) = t.spec.reputer_window(*e);
+                    let Some((open, close)) = r.reputer_window(*id, *e) else {
+                        continue;
+                    };
                     if now < open || now >= close {
                         continue;
                     }
