@@ -10,6 +10,12 @@
 //! window in the decided chain. Byzantine nodes' entries are not tracked; honest entries
 //! that were not eligible are counted, and usually finalized too.
 //!
+//! Only entries submitted before their window's (nominal) close are eligible: a replica also
+//! admits loss reports for a while after the close when the checkpoint that finalized their
+//! epoch's bundle came late (`Replica::reputer_window`), but the height that finalizes the
+//! window still comes when the topic says, so such late reports are best effort (counted in
+//! `late`).
+//!
 //! One exception, a limit of the protocol rather than of the run: a checkpoint carries the
 //! heads its proposer chose, and validators accept any set of heads they can verify, so a
 //! byzantine proposer can leave honest entries out of a window (here: typically one that was
@@ -49,6 +55,9 @@ pub struct LivenessStats {
     pub submitted: u64,
     /// Of these, submitted while the node was well connected.
     pub eligible: u64,
+    /// Of the submitted, those sent after their window's nominal close (a reputer's grace
+    /// after a late checkpoint): never eligible.
+    pub late: u64,
     /// Honest entries finalized (eligible or not).
     pub finalized: u64,
     /// Eligible entries finalized.
@@ -113,13 +122,15 @@ impl Liveness {
         self.submissions.push(s);
     }
 
-    /// Whether `s`'s node was good throughout `[s.at_ms, s.close_ms + SETTLE_MS]`.
+    /// Whether `s` was submitted before its window closed and its node was good throughout
+    /// `[s.at_ms, s.close_ms + SETTLE_MS]`.
     pub fn eligible(&self, s: &Submission) -> bool {
         let (from, to) = (s.at_ms, s.close_ms + SETTLE_MS);
-        self.bad.get(s.node).is_none_or(|iv| {
-            iv.iter()
-                .all(|(a, b)| *a > to || b.is_some_and(|b| b <= from))
-        })
+        from < s.close_ms
+            && self.bad.get(s.node).is_none_or(|iv| {
+                iv.iter()
+                    .all(|(a, b)| *a > to || b.is_some_and(|b| b <= from))
+            })
     }
 
     /// At the end (`now`: ms since genesis, for the report): which entries were finalized,
@@ -127,6 +138,9 @@ impl Liveness {
     pub fn finish(&mut self, finalized: &Finalized, first_applied: &BTreeMap<u64, u64>, now: u64) {
         let submissions = std::mem::take(&mut self.submissions);
         for s in &submissions {
+            if s.at_ms >= s.close_ms {
+                self.stats.late += 1;
+            }
             let eligible = self.eligible(s);
             if eligible {
                 self.stats.eligible += 1;
@@ -195,6 +209,15 @@ mod tests {
         assert!(!l.eligible(&sub(0, 1_500)));
         assert!(l.eligible(&sub(0, 2_000)));
         assert!(l.eligible(&sub(1, 1_500)));
+        let late = Submission {
+            at_ms: 2_100,
+            close_ms: 2_100,
+            ..sub(1, 0)
+        };
+        assert!(
+            !l.eligible(&late),
+            "sent at its window's close: best effort"
+        );
     }
 
     #[test]
