@@ -366,6 +366,60 @@ fn junk_held(
 }
 
 async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
+    check_bounds(&args)?;
+    let n = args.nodes;
+    let mut dir = RunDir::new(args.out.clone(), "chorus-junk-")?;
+    let data = write_data(&dir.path)?;
+    let spec = NetSpec::new("chorus-junk", n, Duration::from_millis(3_000));
+    let topic = spec.topic_spec(0);
+    let net = start(spec.plan(&data, dir.path.clone())).await?;
+    let log = InferenceLog::start(
+        (0..n)
+            .filter_map(|i| net.handle(i).map(|h| (i, h.clone())))
+            .collect(),
+    );
+    let mut rng = SplitMix64::seeded(0x7A11);
+    let t_build = Instant::now();
+    let mut junk = build_gossip_junk(&args, &net.genesis.network_id(), &mut rng);
+    report.metric("junk_built_seconds", t_build.elapsed().as_secs());
+    let before: Vec<String> = (0..n).map(|i| metrics_of(&net, i)).collect();
+    // Heights of every node, sampled until told to stop.
+    let (stop_sampling, sampler) =
+        height_gaps((0..n).filter_map(|i| net.handle(i).cloned()).collect());
+    let attack = attack(&net, &spec, &args, &mut junk, &mut rng).await?;
+    attack.record(report, &junk);
+    // Let 5 s pass, then stop sampling.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let _ = stop_sampling.send(());
+    let gaps = sampler.await.unwrap_or_default();
+    let after: Vec<String> = (0..n).map(|i| metrics_of(&net, i)).collect();
+    judge_arrival(report, &attack, &junk, &before[0], &after[0]);
+    judge_pace(report, &gaps, n, spec.epoch_ms);
+    judge_epochs(report, &net, &log, &topic, &attack).await;
+    judge_blame(report, &before, &after);
+    let network = net.genesis.network_id();
+    net.shutdown().await;
+    // Nothing of the junk stored.
+    let stored = junk_held(&dir.path, n, &network, &junk.ids)?;
+    report.check(
+        "none of the junk is stored",
+        stored.iter().all(BTreeMap::is_empty),
+        format!(
+            "{} junk envelopes looked up in every store; held per node: {stored:?}",
+            junk.ids.len()
+        ),
+    );
+    if !report.passing() {
+        report.note(format!(
+            "the run directory is kept: {}",
+            dir.keep().display()
+        ));
+    }
+    Ok(())
+}
+
+/// The flags' bounds (the attack is bounded in count, like every flood in the testbeds).
+fn check_bounds(args: &JunkArgs) -> anyhow::Result<()> {
     if !(4..=16).contains(&args.nodes)
         || args.unfunded_keys > 64
         || args.nonces > 4_096
@@ -378,22 +432,14 @@ async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
              --evidence ≤ 200, --unregistered ≤ 5000"
         );
     }
-    let n = args.nodes;
-    let mut dir = RunDir::new(args.out.clone(), "chorus-junk-")?;
-    let data = write_data(&dir.path)?;
-    let spec = NetSpec::new("chorus-junk", n, Duration::from_millis(3_000));
-    let plan = spec.plan(&data, dir.path.clone());
-    let topic = spec.topic_spec(0);
-    let period = spec.epoch_ms;
+    Ok(())
+}
+
+/// Start the honest network and wait until every node finalized 3 heights.
+async fn start(plan: chorus_node::localnet::LocalPlan) -> anyhow::Result<LocalNet> {
     let net = LocalNet::start(plan)
         .await
         .context("starting the network")?;
-    let network = net.genesis.network_id();
-    let log = InferenceLog::start(
-        (0..n)
-            .filter_map(|i| net.handle(i).map(|h| (i, h.clone())))
-            .collect(),
-    );
     let ready = wait_for(Duration::from_secs(40), || {
         let net = &net;
         async move {
@@ -408,41 +454,104 @@ async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
     if !ready {
         bail!("the network did not finalize 3 heights within 40 s");
     }
-    let mut rng = SplitMix64::seeded(0x7A11);
-    let t_build = Instant::now();
-    let mut junk = build_gossip_junk(&args, &network, &mut rng);
-    report.metric("junk_built_seconds", t_build.elapsed().as_secs());
-    let before: Vec<String> = (0..n).map(|i| metrics_of(&net, i)).collect();
+    Ok(net)
+}
 
-    // Heights of every node, sampled until told to stop.
-    let sampler = height_gaps((0..n).filter_map(|i| net.handle(i).cloned()).collect());
+/// What the attack sent and got.
+struct Attack {
+    /// Unix ms at its start and end.
+    start_ms: u64,
+    end_ms: u64,
+    /// The epoch open when the sync junk was built.
+    open: u64,
+    /// Unfunded and equivocating transfers (all ignorable).
+    ignorable: usize,
+    /// How long publishing the unfunded transfers took (ms).
+    unfunded_published_ms: u64,
+    /// Publish errors of the first peer (gossip junk) and of the second (evidence).
+    spammer_errors: usize,
+    accuser_errors: usize,
+    /// Sync requests sent, answered, refused.
+    sync_sent: usize,
+    answers: usize,
+    failures: usize,
+}
 
-    let attack_start_ms = now_ms();
+impl Attack {
+    fn record(&self, report: &mut Report, junk: &Junk) {
+        report.metric("unfunded_published_ms", self.unfunded_published_ms);
+        report.metric("attack_seconds", (self.end_ms - self.start_ms) / 1_000);
+        for (k, v) in &junk.counts {
+            report.metric(&format!("sent_{k}"), *v);
+        }
+        report.metric("sent_sync_requests", self.sync_sent);
+        report.metric("sync_answers", self.answers);
+        report.metric("sync_refused", self.failures);
+        report.metric("publish_errors", [self.spammer_errors, self.accuser_errors]);
+    }
+}
+
+/// Send the junk to node 0: 1–2 from one peer (the unfunded transfers within one period), 3
+/// from another, 4 (sync) from a third.
+async fn attack(
+    net: &LocalNet,
+    spec: &NetSpec,
+    args: &JunkArgs,
+    junk: &mut Junk,
+    rng: &mut SplitMix64,
+) -> anyhow::Result<Attack> {
+    let network = net.genesis.network_id();
+    let start_ms = now_ms();
     let target = net.addrs[0].clone().context("node 0 has no address")?;
-    // 1–2 from one peer (the unfunded transfers within one period), 3 from another.
     let unfunded = junk.counts.get("unfunded").copied().unwrap_or(0);
     let ignorable = unfunded + junk.counts.get("equivocating").copied().unwrap_or(0);
-    let per_tick = (unfunded * 20 / period as usize).max(1) + 1;
+    let per_tick = (unfunded * 20 / spec.epoch_ms as usize).max(1) + 1;
     let mut spammer = Attacker::connect(network, target.clone(), 0xE1).await?;
     let t_gossip = Instant::now();
     spammer.publish(&junk.ledger[..unfunded], per_tick).await;
-    report.metric(
-        "unfunded_published_ms",
-        t_gossip.elapsed().as_millis() as u64,
-    );
+    let unfunded_published_ms = t_gossip.elapsed().as_millis() as u64;
     spammer.publish(&junk.ledger[unfunded..ignorable], 10).await;
     spammer.drive(Duration::from_secs(1)).await;
     let mut accuser = Attacker::connect(network, target.clone(), 0xE2).await?;
     accuser.publish(&junk.ledger[ignorable..], 2).await;
     accuser.drive(Duration::from_secs(1)).await;
     let mut attacker = Attacker::connect(network, target, 0xE3).await?;
+    let (open, requests) = sync_junk(spec, args, &network, junk, rng)?;
+    let sync_sent = requests.len();
+    for r in requests {
+        attacker.request(r);
+        attacker.drive(Duration::from_millis(100)).await;
+    }
+    attacker.drive(Duration::from_secs(3)).await;
+    Ok(Attack {
+        start_ms,
+        end_ms: now_ms(),
+        open,
+        ignorable,
+        unfunded_published_ms,
+        spammer_errors: spammer.publish_errors,
+        accuser_errors: accuser.publish_errors,
+        sync_sent,
+        answers: attacker.answers,
+        failures: attacker.failures,
+    })
+}
 
-    // 4: sync. A NaN bundle of a closed window signed by a registered worker (node 1), then
-    // bundles of the open epoch from keys registered nowhere.
-    // The NaN bundle goes to the last three epochs' windows: whichever is closed but not yet
-    // finalized judges it (a finalized one admits nothing, whoever offers it).
-    let now = now_ms();
-    let open = topic.epoch_at(now).context("no open epoch")?;
+/// 4: the sync requests, and the epoch open when they were built. A NaN bundle of a closed
+/// window signed by a registered worker (node 1), then bundles of the open epoch from keys
+/// registered nowhere. The NaN bundle goes to the last three epochs' windows: whichever is
+/// closed but not yet finalized judges it (a finalized one admits nothing, whoever offers it).
+fn sync_junk(
+    spec: &NetSpec,
+    args: &JunkArgs,
+    network: &NetworkId,
+    junk: &mut Junk,
+    rng: &mut SplitMix64,
+) -> anyhow::Result<(u64, Vec<Request>)> {
+    let open = spec
+        .topic_spec(0)
+        .epoch_at(now_ms())
+        .context("no open epoch")?;
     let worker_key = node_key(spec.seed, 1);
     let key_of = |epoch| WindowKey::Topic {
         topic: TopicId(1),
@@ -458,7 +567,7 @@ async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
             forecasts: vec![],
         };
         requests.extend(sync_requests(
-            &network,
+            network,
             key_of(epoch),
             &[(worker_key.clone(), nan)],
             1,
@@ -469,7 +578,7 @@ async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
     let strangers: Vec<(Keypair, WorkerBundle)> = (0..args.unregistered)
         .map(|k| {
             (
-                fresh(&mut rng),
+                fresh(rng),
                 WorkerBundle {
                     topic: TopicId(1),
                     epoch: open,
@@ -480,63 +589,47 @@ async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
         })
         .collect();
     requests.extend(sync_requests(
-        &network,
+        network,
         key_of(open),
         &strangers,
         250,
         "unregistered",
         &mut junk.ids,
     )?);
-    let sync_sent = requests.len();
-    for r in requests {
-        attacker.request(r);
-        attacker.drive(Duration::from_millis(100)).await;
-    }
-    attacker.drive(Duration::from_secs(3)).await;
-    let attack_end_ms = now_ms();
-    report.metric("attack_seconds", (attack_end_ms - attack_start_ms) / 1_000);
-    for (k, v) in &junk.counts {
-        report.metric(&format!("sent_{k}"), *v);
-    }
-    report.metric("sent_sync_requests", sync_sent);
-    report.metric("sync_answers", attacker.answers);
-    report.metric("sync_refused", attacker.failures);
-    report.metric(
-        "publish_errors",
-        [spammer.publish_errors, accuser.publish_errors],
-    );
+    Ok((open, requests))
+}
 
-    // Let 5 s pass, then stop sampling.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let (stop_tx, task) = sampler;
-    let _ = stop_tx.send(());
-    let gaps = task.await.unwrap_or_default();
-    let after: Vec<String> = (0..n).map(|i| metrics_of(&net, i)).collect();
-
-    // The junk arrived: node 0 judged every message the first peer sent (all of them can be
-    // ignored, none penalised), at least one junk evidence before it cut the second peer off,
-    // and the sync requests reached it.
-    let seen0 = validated(&after[0], "ledger") - validated(&before[0], "ledger");
-    let evidence_sent = junk.ledger.len() - ignorable - accuser.publish_errors;
+/// The junk arrived: node 0 judged every message the first peer sent (all of them can be
+/// ignored, none penalised), at least one junk evidence before it cut the second peer off, and
+/// the sync requests reached it.
+fn judge_arrival(report: &mut Report, a: &Attack, junk: &Junk, before: &str, after: &str) {
+    let seen0 = validated(after, "ledger") - validated(before, "ledger");
+    let evidence_sent = junk.ledger.len() - a.ignorable - a.accuser_errors;
     report.metric("node0_ledger_verdicts", seen0);
     report.check(
         "the junk reached node 0",
-        spammer.publish_errors == 0
-            && seen0 >= (ignorable + 1) as f64
+        a.spammer_errors == 0
+            && seen0 >= (a.ignorable + 1) as f64
             && evidence_sent >= 1
-            && attacker.answers + attacker.failures == sync_sent
-            && attacker.answers >= 1,
+            && a.answers + a.failures == a.sync_sent
+            && a.answers >= 1,
         format!(
-            "node 0 gave {seen0} verdicts on the ledger channel: {ignorable} unfunded and \
+            "node 0 gave {seen0} verdicts on the ledger channel: {} unfunded and \
              equivocating transfers sent ({} publish errors), then {evidence_sent} of {} junk \
-             evidence messages before the second peer was cut off; {} of {sync_sent} sync \
+             evidence messages before the second peer was cut off; {} of {} sync \
              requests answered, {} refused",
-            spammer.publish_errors,
-            junk.ledger.len() - ignorable,
-            attacker.answers,
-            attacker.failures
+            a.ignorable,
+            a.spammer_errors,
+            junk.ledger.len() - a.ignorable,
+            a.answers,
+            a.sync_sent,
+            a.failures
         ),
     );
+}
+
+/// The chain kept its pace: no gap between two heights longer than 3 periods on any node.
+fn judge_pace(report: &mut Report, gaps: &[u128], n: usize, period: u64) {
     let worst = gaps.iter().copied().max().unwrap_or(u128::MAX);
     report.metric("longest_height_gap_ms", worst as u64);
     report.check(
@@ -548,9 +641,20 @@ async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
             3 * period
         ),
     );
-    // Every epoch that closed in the attack has a finalized inference everywhere.
-    let first = topic.epoch_at(attack_start_ms).unwrap_or(0) + 1;
-    let last = topic.epoch_at(attack_end_ms).unwrap_or(0);
+}
+
+/// Every epoch that closed in the attack has a finalized inference everywhere; no node stalled
+/// and nobody was slashed.
+async fn judge_epochs(
+    report: &mut Report,
+    net: &LocalNet,
+    log: &InferenceLog,
+    topic: &chorus_protocol::topic::TopicSpec,
+    a: &Attack,
+) {
+    let n = net.nodes.len();
+    let first = topic.epoch_at(a.start_ms).unwrap_or(0) + 1;
+    let last = topic.epoch_at(a.end_ms).unwrap_or(0);
     let events = log.snapshot();
     let mut missing = vec![];
     for e in first..=last {
@@ -579,9 +683,10 @@ async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
         "every epoch finalized on every node, none stalled",
         missing.is_empty() && stalled.is_empty() && last >= first,
         format!(
-            "epochs {first}..={last} (NaN bundles for {}..={open}): missing (node, epoch) \
+            "epochs {first}..={last} (NaN bundles for {}..={}): missing (node, epoch) \
              {missing:?}; stalled nodes {stalled:?}",
-            open.saturating_sub(2)
+            a.open.saturating_sub(2),
+            a.open
         ),
     );
     report.check(
@@ -589,8 +694,15 @@ async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
         slashed.len() == n && slashed.iter().all(|s| *s == 0),
         format!("slashed per node's ledger: {slashed:?}"),
     );
-    let pen: Vec<f64> = (0..n)
-        .map(|i| penalties(&after[i]) - penalties(&before[i]))
+}
+
+/// Node 0 penalised the NaN's peer and graylisted the evidence spammer; nobody else blamed
+/// anyone.
+fn judge_blame(report: &mut Report, before: &[String], after: &[String]) {
+    let pen: Vec<f64> = before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| penalties(a) - penalties(b))
         .collect();
     let gray: Vec<f64> = after.iter().map(|p| graylisted(p)).collect();
     report.check(
@@ -602,23 +714,4 @@ async fn run_inner(args: JunkArgs, report: &mut Report) -> anyhow::Result<()> {
             && gray[1..].iter().all(|g| *g == 0.0),
         format!("penalties per node {pen:?}; graylisted per node {gray:?}"),
     );
-    net.shutdown().await;
-
-    // Nothing of the junk stored.
-    let stored = junk_held(&dir.path, n, &network, &junk.ids)?;
-    report.check(
-        "none of the junk is stored",
-        stored.iter().all(BTreeMap::is_empty),
-        format!(
-            "{} junk envelopes looked up in every store; held per node: {stored:?}",
-            junk.ids.len()
-        ),
-    );
-    if !report.passing() {
-        report.note(format!(
-            "the run directory is kept: {}",
-            dir.keep().display()
-        ));
-    }
-    Ok(())
 }
