@@ -216,6 +216,7 @@ impl Summary {
         for r in reports {
             entries.submitted += r.liveness.submitted;
             entries.eligible += r.liveness.eligible;
+            entries.late += r.liveness.late;
             entries.finalized += r.liveness.finalized;
             entries.eligible_finalized += r.liveness.eligible_finalized;
             entries.censored += r.liveness.censored;
@@ -353,8 +354,8 @@ impl Summary {
         line(
             &mut out,
             format!(
-                "honest entries: {} submitted, {} finalized; {} eligible, {} of them finalized, {} censored by byzantine proposers",
-                e.submitted, e.finalized, e.eligible, e.eligible_finalized, e.censored
+                "honest entries: {} submitted, {} finalized; {} eligible, {} of them finalized, {} censored by byzantine proposers; {} sent after their window's close (best effort)",
+                e.submitted, e.finalized, e.eligible, e.eligible_finalized, e.censored, e.late
             ),
         );
         let m = &self.messages;
