@@ -804,3 +804,127 @@ fn a_node_far_behind_its_peer_starts_from_a_certified_state() {
     assert!(text.contains("certified state installed"), "{text}");
     assert!(first["height"].as_u64().unwrap() >= 16, "{first}");
 }
+
+/// The height `url` reports.
+fn height_of(url: &str) -> u64 {
+    wait_status(url, Duration::from_secs(30))["height"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A running node that falls far behind (suspended while its only peer went 90 heights on and
+/// pruned the windows it would have replayed) restarts from the peer's certified state: its log
+/// says so, and it reaches the peer's height again. Without the check while running it could
+/// only replay, and the windows are gone.
+#[test]
+fn a_running_node_far_behind_restarts_from_a_certified_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (config, _) = one_validator(dir.path(), port, |g| {
+        g.replace("checkpoint_period_ms = 60000", "checkpoint_period_ms = 250")
+    });
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n");
+    text.push_str("[store]\nretention_heights = 64\n");
+    std::fs::write(&config, text).unwrap();
+    let validator = run_node(&config);
+    let url = format!("http://127.0.0.1:{port}");
+    let t0 = Instant::now();
+    let status = loop {
+        let s = wait_status(&url, Duration::from_secs(30));
+        if s["height"].as_u64().unwrap() >= 12 {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no 12 heights");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let bootstrap = format!(
+        "{}/p2p/{}",
+        status["listen"][0].as_str().unwrap(),
+        status["peer_id"].as_str().unwrap()
+    );
+    let follower = dir.path().join("follower");
+    let port2 = free_port();
+    let joined = chorus()
+        .args(["join", "--from-genesis", "--bootstrap", &bootstrap])
+        .args(["--network-id", status["network_id"].as_str().unwrap()])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--api", &format!("127.0.0.1:{port2}"), "--out"])
+        .arg(&follower)
+        .output()
+        .unwrap();
+    assert!(joined.status.success(), "{joined:?}");
+    let node_toml = follower.join("node.toml");
+    let text = std::fs::read_to_string(&node_toml).unwrap().replace(
+        "genesis = \"genesis.toml\"\n",
+        "genesis = \"genesis.toml\"\nstate_sync_heights = 8\n",
+    );
+    std::fs::write(&node_toml, text).unwrap();
+    let log = std::fs::File::create(follower.join("node.log")).unwrap();
+    let child = chorus()
+        .args(["node", "run", "--config", node_toml.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let url2 = format!("http://127.0.0.1:{port2}");
+    // It follows; then it is suspended while the validator goes 90 heights on.
+    let t1 = Instant::now();
+    while height_of(&url2) + 2 < height_of(&url) {
+        assert!(
+            t1.elapsed() < Duration::from_secs(60),
+            "the follower never caught up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = child.id().to_string();
+    let suspended_at = height_of(&url2);
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t2 = Instant::now();
+    while height_of(&url) < suspended_at + 90 {
+        assert!(
+            t2.elapsed() < Duration::from_secs(120),
+            "the validator stalled"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let resumed_at = height_of(&url);
+    let t3 = Instant::now();
+    let reached = loop {
+        let h = height_of(&url2);
+        if h >= resumed_at {
+            break h;
+        }
+        assert!(
+            t3.elapsed() < Duration::from_secs(90),
+            "the follower stayed at {h} (the validator resumed it at {resumed_at}): {}",
+            std::fs::read_to_string(follower.join("node.log")).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    stop(child);
+    stop(validator);
+    let text = std::fs::read_to_string(follower.join("node.log")).unwrap();
+    assert!(
+        text.contains("far behind a bootstrap peer while running"),
+        "reached {reached} without the check: {text}"
+    );
+    assert!(
+        text.matches("certified state installed").count() >= 2,
+        "one install at start, one while running: {text}"
+    );
+}

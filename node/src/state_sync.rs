@@ -359,6 +359,33 @@ fn read_store(
     Ok((height, decided.map(|d| (height, d.id().0))))
 }
 
+/// Which of `bootstraps` have a certified checkpoint at `height` ([`peer_reaches`]), and the
+/// errors of those that could not be asked. All peers at once: one that does not answer
+/// costs `timeout` once, not once per peer.
+pub async fn peers_reaching(
+    bootstraps: &[Multiaddr],
+    key: &Keypair,
+    height: u64,
+    timeout: Duration,
+) -> (Vec<Multiaddr>, Vec<SyncError>) {
+    let answers = futures::future::join_all(
+        bootstraps
+            .iter()
+            .map(|addr| peer_reaches(addr, key, height, timeout)),
+    )
+    .await;
+    let mut ahead = vec![];
+    let mut errors = vec![];
+    for (addr, answer) in bootstraps.iter().zip(answers) {
+        match answer {
+            Ok(true) => ahead.push(addr.clone()),
+            Ok(false) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    (ahead, errors)
+}
+
 /// At a node's start: if one of `bootstraps` is `min_heights` or more ahead of the store at
 /// `path`, install its certified state (the first that verifies); `Ok(None)` when no peer is
 /// that far ahead (the node replays the few heights it missed). Without a `trusted`
@@ -375,24 +402,8 @@ pub async fn sync_if_behind(
 ) -> Result<Option<Synced>, Vec<SyncError>> {
     let (local, anchor) = read_store(path, genesis, crate::clock::Clock::system().now_ms())
         .map_err(|e| vec![e.into()])?;
-    let trusted = trusted.or(anchor);
-    // All peers at once: one that does not answer costs `timeout` once, not once per peer.
     let wanted = local.saturating_add(min_heights);
-    let answers = futures::future::join_all(
-        bootstraps
-            .iter()
-            .map(|addr| peer_reaches(addr, key, wanted, timeout)),
-    )
-    .await;
-    let mut ahead = vec![];
-    let mut errors = vec![];
-    for (addr, answer) in bootstraps.iter().zip(answers) {
-        match answer {
-            Ok(true) => ahead.push(addr.clone()),
-            Ok(false) => {}
-            Err(e) => errors.push(e),
-        }
-    }
+    let (ahead, errors) = peers_reaching(bootstraps, key, wanted, timeout).await;
     if ahead.is_empty() {
         return if errors.len() == bootstraps.len() && !errors.is_empty() {
             Err(errors)
@@ -400,7 +411,23 @@ pub async fn sync_if_behind(
             Ok(None)
         };
     }
-    sync_store(path, genesis, &ahead, trusted, key, timeout)
-        .await
-        .map(Some)
+    match sync_store(path, genesis, &ahead, trusted.or(anchor), key, timeout).await {
+        Ok(synced) => Ok(Some(synced)),
+        // The store's own anchor is older than what the peers keep (they pruned its
+        // certificate): verify from the genesis instead, which `trust_of` allows only while
+        // the genesis is younger than the unbonding period. A configured trusted checkpoint is
+        // never replaced.
+        Err(errors)
+            if trusted.is_none()
+                && anchor.is_some()
+                && errors.iter().all(
+                    |e| matches!(e, SyncError::Join(j) if matches!(**j, JoinError::Refused { .. })),
+                ) =>
+        {
+            sync_store(path, genesis, &ahead, None, key, timeout)
+                .await
+                .map(Some)
+        }
+        Err(errors) => Err(errors),
+    }
 }

@@ -200,38 +200,97 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&cfg.node.genesis)
         .with_context(|| format!("reading {}", cfg.node.genesis.display()))?;
     let genesis = Genesis::from_toml_str(&text)?;
-    if cfg.node.state_sync_heights > 0 && !cfg.network.bootstrap.is_empty() {
-        state_sync_at_start(&cfg, &genesis).await?;
-    }
-    let setup = NodeSetup::from_config(&cfg, genesis, key, Clock::system())?;
-    let mut node = spawn(setup).await?;
-    tracing::info!(peer = %node.peer_id, listen = ?node.listen, "node started");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let api_task = if cfg.api.enabled {
-        let token = api::auth::load_or_create_token(&cfg.api.admin_token_file)
-            .with_context(|| format!("admin token {}", cfg.api.admin_token_file.display()))?;
-        let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
-            .await
-            .with_context(|| format!("binding the API to {}", cfg.api.listen))?;
-        tracing::info!(addr = %cfg.api.listen, "REST API listening");
-        let router = api::router(node.handle.clone(), token);
-        Some(tokio::spawn(api::serve(listener, router, async move {
-            let _ = stop_rx.await;
-        })))
-    } else {
-        None
-    };
+    let state_sync = cfg.node.state_sync_heights > 0 && !cfg.network.bootstrap.is_empty();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-        _ = node.tasks.join_next() => tracing::error!("a node task ended unexpectedly"),
+    loop {
+        if state_sync {
+            state_sync_at_start(&cfg, &genesis).await?;
+        }
+        let setup = NodeSetup::from_config(&cfg, genesis.clone(), key.clone(), Clock::system())?;
+        let mut node = spawn(setup).await?;
+        tracing::info!(peer = %node.peer_id, listen = ?node.listen, "node started");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let api_task = if cfg.api.enabled {
+            let token = api::auth::load_or_create_token(&cfg.api.admin_token_file)
+                .with_context(|| format!("admin token {}", cfg.api.admin_token_file.display()))?;
+            let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
+                .await
+                .with_context(|| format!("binding the API to {}", cfg.api.listen))?;
+            tracing::info!(addr = %cfg.api.listen, "REST API listening");
+            let router = api::router(node.handle.clone(), token);
+            Some(tokio::spawn(api::serve(listener, router, async move {
+                let _ = stop_rx.await;
+            })))
+        } else {
+            None
+        };
+        let behind = far_behind(&cfg, &genesis, &node.handle, state_sync);
+        let resync = tokio::select! {
+            _ = tokio::signal::ctrl_c() => false,
+            _ = term.recv() => false,
+            _ = node.tasks.join_next() => {
+                tracing::error!("a node task ended unexpectedly");
+                false
+            }
+            _ = behind => true,
+        };
+        tracing::info!("stopping");
+        let _ = stop_tx.send(());
+        if let Some(t) = api_task {
+            let _ = t.await;
+        }
+        node.stop().await;
+        if !resync {
+            return Ok(());
+        }
+        tracing::warn!(
+            heights = cfg.node.state_sync_heights,
+            "far behind a bootstrap peer while running: restarting from its certified state"
+        );
     }
-    tracing::info!("stopping");
-    let _ = stop_tx.send(());
-    if let Some(t) = api_task {
-        let _ = t.await;
+}
+
+/// Resolves once a bootstrap peer is `[node] state_sync_heights` ahead of the running node
+/// (asked every [`behind_check_every`]); never when state sync is off. A node that was
+/// suspended or cut off for long then restarts from a peer's certified state instead of
+/// replaying every window, which may no longer be possible once peers pruned them.
+async fn far_behind(
+    cfg: &Config,
+    genesis: &Genesis,
+    node: &chorus_node::actor::NodeHandle,
+    state_sync: bool,
+) {
+    if !state_sync {
+        return std::future::pending().await;
     }
-    node.stop().await;
-    Ok(())
+    let peers: Vec<chorus_node::join::Multiaddr> = cfg
+        .network
+        .bootstrap
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    // Only a connection identity: the node's own key is for the node.
+    let Ok(key) = super::key::generate() else {
+        return std::future::pending().await;
+    };
+    let every = behind_check_every(genesis.params.checkpoint_period_ms);
+    loop {
+        tokio::time::sleep(every).await;
+        let Ok(p) = node.progress(vec![]).await else {
+            continue;
+        };
+        let wanted = p.height.saturating_add(cfg.node.state_sync_heights);
+        let timeout = std::time::Duration::from_secs(10);
+        let (ahead, _) =
+            chorus_node::state_sync::peers_reaching(&peers, &key, wanted, timeout).await;
+        if !ahead.is_empty() {
+            return;
+        }
+    }
+}
+
+/// How often a running node asks whether a peer is far ahead: every 8 checkpoint periods, at
+/// least every 5 s and at most every 10 minutes.
+fn behind_check_every(checkpoint_period_ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(checkpoint_period_ms.saturating_mul(8).clamp(5_000, 600_000))
 }

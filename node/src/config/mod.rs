@@ -96,7 +96,9 @@ pub struct NodeSection {
     pub network_id: Option<String>,
     /// At start, when a bootstrap peer has finalized this many heights more than the store
     /// holds, `node run` installs the peer's certified ledger state (verified from the genesis
-    /// or `trusted_checkpoint`) instead of replaying every window it missed; 0: never.
+    /// or `trusted_checkpoint`) instead of replaying every window it missed; while running it
+    /// asks again every 8 checkpoint periods and, that far behind, restarts from such a state;
+    /// 0: never.
     pub state_sync_heights: u64,
 }
 
