@@ -251,7 +251,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 }
 
 /// Resolves once a bootstrap peer is `[node] state_sync_heights` ahead of the running node
-/// (asked every [`behind_check_every`]); never when state sync is off. A node that was
+/// (one peer asked in turn every [`behind_check_every`]); never when state sync is off. A node that was
 /// suspended or cut off for long then restarts from a peer's certified state instead of
 /// replaying every window, which may no longer be possible once peers pruned them.
 async fn far_behind(
@@ -274,19 +274,21 @@ async fn far_behind(
         return std::future::pending().await;
     };
     let every = behind_check_every(genesis.params.checkpoint_period_ms);
-    loop {
+    // One peer per check, in turn: a check is a connection, and a network of many nodes
+    // should not open one to every bootstrap peer every few seconds.
+    for peer in peers.iter().cycle() {
         tokio::time::sleep(every).await;
         let Ok(p) = node.progress(vec![]).await else {
             continue;
         };
         let wanted = p.height.saturating_add(cfg.node.state_sync_heights);
         let timeout = std::time::Duration::from_secs(10);
-        let (ahead, _) =
-            chorus_node::state_sync::peers_reaching(&peers, &key, wanted, timeout).await;
-        if !ahead.is_empty() {
+        let reached = chorus_node::state_sync::peer_reaches(peer, &key, wanted, timeout).await;
+        if matches!(reached, Ok(true)) {
             return;
         }
     }
+    std::future::pending().await
 }
 
 /// How often a running node asks whether a peer is far ahead: every 8 checkpoint periods, at
