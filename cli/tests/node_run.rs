@@ -739,27 +739,45 @@ impl Drop for Procs {
     }
 }
 
-/// `chorus node run` far behind its bootstrap peer (`[node] state_sync_heights`): a node
-/// joined `--from-genesis` with no store starts from the peer's certified state, not height 0.
-#[test]
-fn a_node_far_behind_its_peer_starts_from_a_certified_state() {
-    let dir = tempfile::tempdir().unwrap();
+/// A one-validator network of `period_ms` checkpoint periods (`validator_toml` appended to its
+/// config) at height `at_least` or more, and a follower `chorus join --from-genesis`ed to it with
+/// `state_sync_heights = 8`, not started: (validator, its URL, follower dir, its node.toml, its
+/// URL).
+fn validator_and_follower(
+    dir: &std::path::Path,
+    period_ms: u64,
+    validator_toml: &str,
+    at_least: u64,
+) -> (
+    Child,
+    String,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    String,
+) {
     let port = free_port();
-    let (config, _) = one_validator(dir.path(), port, |g| {
-        g.replace("checkpoint_period_ms = 60000", "checkpoint_period_ms = 500")
+    let (config, _) = one_validator(dir, port, |g| {
+        g.replace(
+            "checkpoint_period_ms = 60000",
+            &format!("checkpoint_period_ms = {period_ms}"),
+        )
     });
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n");
+    text.push_str(validator_toml);
     std::fs::write(&config, text).unwrap();
     let validator = run_node(&config);
     let url = format!("http://127.0.0.1:{port}");
     let t0 = Instant::now();
     let status = loop {
         let s = wait_status(&url, Duration::from_secs(30));
-        if s["height"].as_u64().unwrap() >= 20 {
+        if s["height"].as_u64().unwrap() >= at_least {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "no 20 heights");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no {at_least} heights"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let bootstrap = format!(
@@ -767,7 +785,7 @@ fn a_node_far_behind_its_peer_starts_from_a_certified_state() {
         status["listen"][0].as_str().unwrap(),
         status["peer_id"].as_str().unwrap()
     );
-    let follower = dir.path().join("follower");
+    let follower = dir.join("follower");
     let port2 = free_port();
     let joined = chorus()
         .args(["join", "--from-genesis", "--bootstrap", &bootstrap])
@@ -785,19 +803,31 @@ fn a_node_far_behind_its_peer_starts_from_a_certified_state() {
         "genesis = \"genesis.toml\"\nstate_sync_heights = 8\n",
     );
     std::fs::write(&node_toml, text).unwrap();
+    let url2 = format!("http://127.0.0.1:{port2}");
+    (validator, url, follower, node_toml, url2)
+}
+
+/// `chorus node run --config node_toml`, its log (`RUST_LOG=info`) in `<follower>/node.log`.
+fn run_logged(follower: &std::path::Path, node_toml: &std::path::Path) -> Child {
     let log = std::fs::File::create(follower.join("node.log")).unwrap();
-    let child = chorus()
+    chorus()
         .args(["node", "run", "--config", node_toml.to_str().unwrap()])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// `chorus node run` far behind its bootstrap peer (`[node] state_sync_heights`): a node
+/// joined `--from-genesis` with no store starts from the peer's certified state, not height 0.
+#[test]
+fn a_node_far_behind_its_peer_starts_from_a_certified_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (validator, _, follower, node_toml, url2) = validator_and_follower(dir.path(), 500, "", 20);
+    let child = run_logged(&follower, &node_toml);
     // Its first answer is already past the snapshot the validator had (one every 16 heights).
-    let first = wait_status(
-        &format!("http://127.0.0.1:{port2}"),
-        Duration::from_secs(30),
-    );
+    let first = wait_status(&url2, Duration::from_secs(30));
     stop(child);
     stop(validator);
     let text = std::fs::read_to_string(follower.join("node.log")).unwrap();
@@ -819,56 +849,9 @@ fn height_of(url: &str) -> u64 {
 #[test]
 fn a_running_node_far_behind_restarts_from_a_certified_state() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (config, _) = one_validator(dir.path(), port, |g| {
-        g.replace("checkpoint_period_ms = 60000", "checkpoint_period_ms = 250")
-    });
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n");
-    text.push_str("[store]\nretention_heights = 64\n");
-    std::fs::write(&config, text).unwrap();
-    let validator = run_node(&config);
-    let url = format!("http://127.0.0.1:{port}");
-    let t0 = Instant::now();
-    let status = loop {
-        let s = wait_status(&url, Duration::from_secs(30));
-        if s["height"].as_u64().unwrap() >= 12 {
-            break s;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(60), "no 12 heights");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let bootstrap = format!(
-        "{}/p2p/{}",
-        status["listen"][0].as_str().unwrap(),
-        status["peer_id"].as_str().unwrap()
-    );
-    let follower = dir.path().join("follower");
-    let port2 = free_port();
-    let joined = chorus()
-        .args(["join", "--from-genesis", "--bootstrap", &bootstrap])
-        .args(["--network-id", status["network_id"].as_str().unwrap()])
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
-        .args(["--api", &format!("127.0.0.1:{port2}"), "--out"])
-        .arg(&follower)
-        .output()
-        .unwrap();
-    assert!(joined.status.success(), "{joined:?}");
-    let node_toml = follower.join("node.toml");
-    let text = std::fs::read_to_string(&node_toml).unwrap().replace(
-        "genesis = \"genesis.toml\"\n",
-        "genesis = \"genesis.toml\"\nstate_sync_heights = 8\n",
-    );
-    std::fs::write(&node_toml, text).unwrap();
-    let log = std::fs::File::create(follower.join("node.log")).unwrap();
-    let child = chorus()
-        .args(["node", "run", "--config", node_toml.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let url2 = format!("http://127.0.0.1:{port2}");
+    let (validator, url, follower, node_toml, url2) =
+        validator_and_follower(dir.path(), 250, "[store]\nretention_heights = 64\n", 12);
+    let child = run_logged(&follower, &node_toml);
     // It follows; then it is suspended while the validator goes 90 heights on.
     let t1 = Instant::now();
     while height_of(&url2) + 2 < height_of(&url) {

@@ -368,28 +368,16 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         .collect();
     for w in setup.workers {
         let span = tracing::info_span!(parent: &node_span, "worker", topic = w.topic.0);
+        let c = clock.clone();
         tasks.spawn(
-            run_worker(
-                w,
-                view_rx.clone(),
-                roles_tx.clone(),
-                clock.clone(),
-                metrics.clone(),
-            )
-            .instrument(span),
+            run_worker(w, view_rx.clone(), roles_tx.clone(), c, metrics.clone()).instrument(span),
         );
     }
     for r in setup.reputers {
         let span = tracing::info_span!(parent: &node_span, "reputer", topic = r.topic.0);
+        let c = clock.clone();
         tasks.spawn(
-            run_reputer(
-                r,
-                view_rx.clone(),
-                roles_tx.clone(),
-                clock.clone(),
-                metrics.clone(),
-            )
-            .instrument(span),
+            run_reputer(r, view_rx.clone(), roles_tx.clone(), c, metrics.clone()).instrument(span),
         );
     }
     drop(roles_tx);
