@@ -126,6 +126,129 @@ fn a_short_devnet_is_reproducible_byte_for_byte_agrees_conserves_supply_and_repo
     assert!(checked >= 30, "only {checked} inferences of {name} checked");
 }
 
+/// A short stepped devnet of the close topic with a copycat (`extra` flags added): its
+/// `--json` summary and the report's per-epoch rows (header, rows).
+fn copycat_devnet(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (
+    serde_json::Value,
+    Vec<std::collections::BTreeMap<String, String>>,
+) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args([
+            "--json",
+            "devnet",
+            "--epochs",
+            "40",
+            "--nodes",
+            "8",
+            "--target",
+            "close",
+            "--warmup",
+            "10",
+            "--copycat",
+            "--out",
+        ])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "devnet {extra:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rdr = csv::Reader::from_path(dir.join("report/eurusd-1h-close.csv")).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    let rows = rdr
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect();
+    (serde_json::from_slice(&out.stdout).unwrap(), rows)
+}
+
+/// Per epoch the copycat took part in: (its inference is one the other inferers published this
+/// epoch and none of the two before — a fresh copy; it is one published the epoch before).
+fn copies(rows: &[std::collections::BTreeMap<String, String>]) -> Vec<(bool, bool)> {
+    let values = |row: &std::collections::BTreeMap<String, String>| -> Vec<f64> {
+        row.iter()
+            .filter(|(k, _)| k.starts_with("inference_w"))
+            .filter_map(|(_, v)| v.parse().ok())
+            .collect()
+    };
+    (2..rows.len())
+        .filter_map(|e| {
+            let copy: f64 = rows[e]["inference_copycat"].parse().ok()?;
+            let now = values(&rows[e]).contains(&copy);
+            let before = values(&rows[e - 1]).contains(&copy);
+            let earlier = values(&rows[e - 2]).contains(&copy);
+            Some((now && !before && !earlier, before))
+        })
+        .collect()
+}
+
+/// Issue 18 item 6: a copycat reads the window of its own node. With bundles in the clear it
+/// publishes the best-scoring worker's inference of the same epoch; under commit-reveal the
+/// window holds only commitments while it can submit, so it can only copy the previous epoch's
+/// revealed values. Both runs settle every scored epoch with every worker (the copycat
+/// included) and lose no step.
+#[test]
+fn a_copycat_copies_live_inferences_unless_the_topic_runs_commit_reveal() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let open = tempfile::tempdir().unwrap();
+    let sealed = tempfile::tempdir().unwrap();
+    let (summary, rows) = copycat_devnet(open.path(), &[]);
+    let (cr_summary, cr_rows) = copycat_devnet(sealed.path(), &["--commit-reveal"]);
+    for (s, steps_per_period) in [(&summary, 3), (&cr_summary, 4)] {
+        let stepped = &s["stepped"];
+        assert_eq!(stepped["expired"], serde_json::json!([]), "{stepped}");
+        // workers, copycat (and reveals) per period, a ready step for each but the first
+        assert_eq!(
+            stepped["steps"],
+            steps_per_period * (40 + 4) - 1,
+            "{stepped}"
+        );
+        let topic = &s["topics"][0];
+        assert_eq!(topic["scored_epochs"], 30);
+        assert_eq!(topic["complete_epochs"], 30);
+        assert_eq!(topic["settled_epochs"], 30);
+        assert_eq!(s["nodes_agree"], true);
+    }
+    let plain = copies(&rows);
+    let fresh = plain.iter().filter(|(fresh, _)| *fresh).count();
+    assert!(
+        plain.len() >= 30,
+        "the copycat took part in {} epochs",
+        plain.len()
+    );
+    assert!(
+        fresh * 10 >= plain.len() * 9,
+        "in the clear: {fresh} fresh copies of {}",
+        plain.len()
+    );
+    let sealed_copies = copies(&cr_rows);
+    let stale = sealed_copies.iter().filter(|(_, before)| *before).count();
+    assert!(sealed_copies.len() >= 30);
+    assert_eq!(
+        sealed_copies.iter().filter(|(fresh, _)| *fresh).count(),
+        0,
+        "a fresh copy under commit-reveal"
+    );
+    assert!(
+        stale * 10 >= sealed_copies.len() * 9,
+        "under commit-reveal: {stale} copies of the epoch before of {}",
+        sealed_copies.len()
+    );
+}
+
 /// `--processes`: every node is a `chorus node run` child process with a generated config, and
 /// the devnet observes node 0 through its REST API (inference streams, `/v1/events` for
 /// rewards). The nodes must agree, conserve supply, pay rewards the report sees, and leave

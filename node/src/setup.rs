@@ -74,6 +74,7 @@ impl NodeSetup {
                     w.truth.as_ref(),
                     w.jitter_ms,
                 )
+                .map(|t| t.with_salt_key(key.seed().as_slice()))
             })
             .collect::<Result<_, _>>()?;
         let reputers = cfg

@@ -86,6 +86,51 @@ pub struct WorkerBundle {
     pub forecasts: Vec<ForecastElement>,
 }
 
+impl Wire for WorkerBundle {
+    const MAX_SIZE: usize = MAX_WORKER_PAYLOAD;
+    const NAME: &'static str = "WorkerBundle";
+}
+
+/// A commitment to a worker bundle, published inside the submission window of a
+/// commit-reveal topic ([`TopicSpec::reveal_window_ms`](crate::topic::TopicSpec)): nobody can
+/// read (and copy) the inference before the window closes.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct WorkerCommit {
+    /// The topic.
+    pub topic: TopicId,
+    /// The epoch.
+    pub epoch: u64,
+    /// [`WorkerReveal::commitment`] of the bundle to be revealed.
+    pub commitment: Hash32,
+}
+
+/// The bundle behind a [`WorkerCommit`], published in the reveal phase. It counts only if
+/// the same worker's finalized commitment for the epoch equals [`WorkerReveal::commitment`].
+#[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize, Deserialize)]
+pub struct WorkerReveal {
+    /// The bundle.
+    pub bundle: WorkerBundle,
+    /// The secret salt committed with it (fresh random bytes per epoch: without it, anyone
+    /// could test guesses of the inference against the commitment).
+    pub salt: Hash32,
+}
+
+impl WorkerReveal {
+    /// blake3 over the bundle's canonical encoding and the salt (domain
+    /// `chorus/commit/v1`).
+    pub fn commitment(&self) -> Hash32 {
+        commitment_of(&self.bundle, &self.salt)
+    }
+}
+
+/// The commitment to `bundle` with `salt` (see [`WorkerReveal::commitment`]).
+pub fn commitment_of(bundle: &WorkerBundle, salt: &Hash32) -> Hash32 {
+    Hash32::of_parts(
+        "chorus/commit/v1",
+        &[&crate::codec::encode(bundle), &salt.0],
+    )
+}
+
 /// A (worker, log10 loss) entry of a loss bundle.
 #[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize, Deserialize)]
 pub struct WorkerValue {
@@ -364,6 +409,10 @@ pub enum Payload {
     Evidence(Evidence),
     /// Name or hand over the owner of a worker's or reputer's key.
     SetOwner(SetOwner),
+    /// Commitment to a worker bundle (commit-reveal topics).
+    WorkerCommit(WorkerCommit),
+    /// The committed worker bundle and its salt (commit-reveal topics).
+    WorkerReveal(WorkerReveal),
 }
 
 /// Coarse kind of a payload, which decides its channel and window.
@@ -381,9 +430,22 @@ impl Payload {
     /// Which window family this payload belongs to.
     pub fn class(&self) -> PayloadClass {
         match self {
-            Payload::WorkerBundle(_) => PayloadClass::Worker,
+            Payload::WorkerBundle(_) | Payload::WorkerCommit(_) | Payload::WorkerReveal(_) => {
+                PayloadClass::Worker
+            }
             Payload::ReputerBundle(_) => PayloadClass::Reputer,
             _ => PayloadClass::Ledger,
+        }
+    }
+
+    /// The worker bundle's (topic, epoch) for bundles, commitments and reveals.
+    pub fn worker_epoch(&self) -> Option<(TopicId, u64)> {
+        match self {
+            Payload::WorkerBundle(b) | Payload::WorkerReveal(WorkerReveal { bundle: b, .. }) => {
+                Some((b.topic, b.epoch))
+            }
+            Payload::WorkerCommit(c) => Some((c.topic, c.epoch)),
+            _ => None,
         }
     }
 
@@ -392,7 +454,11 @@ impl Payload {
         match self {
             Payload::CreateTopic(m) => Some(m.nonce),
             Payload::Register(m) | Payload::Unregister(m) => Some(m.nonce),
-            Payload::WorkerBundle(_) | Payload::ReputerBundle(_) | Payload::Evidence(_) => None,
+            Payload::WorkerBundle(_)
+            | Payload::WorkerCommit(_)
+            | Payload::WorkerReveal(_)
+            | Payload::ReputerBundle(_)
+            | Payload::Evidence(_) => None,
             Payload::Transfer(m) => Some(m.nonce),
             Payload::FundTopic(m) => Some(m.nonce),
             Payload::Stake(m) | Payload::Unstake(m) => Some(m.nonce),
@@ -406,7 +472,9 @@ impl Payload {
     /// Largest accepted encoding of this kind.
     pub fn max_size(&self) -> usize {
         match self {
-            Payload::WorkerBundle(_) => MAX_WORKER_PAYLOAD,
+            Payload::WorkerBundle(_) | Payload::WorkerCommit(_) | Payload::WorkerReveal(_) => {
+                MAX_WORKER_PAYLOAD
+            }
             Payload::ReputerBundle(_) => MAX_REPUTER_PAYLOAD,
             Payload::Evidence(_) => MAX_EVIDENCE_PAYLOAD,
             _ => MAX_LEDGER_PAYLOAD,
@@ -431,6 +499,8 @@ impl Payload {
             Payload::Vote(_) => "vote",
             Payload::Evidence(_) => "evidence",
             Payload::SetOwner(_) => "set_owner",
+            Payload::WorkerCommit(_) => "worker_commit",
+            Payload::WorkerReveal(_) => "worker_reveal",
         }
     }
 }

@@ -4,6 +4,13 @@
 //! Workers submit in `[start(e), start(e) + submission_window_ms)`; reputers submit losses in
 //! `[start(e) + lag, start(e) + lag + epoch_length)` (Allora closes the reputer nonce at
 //! `nonce + lag + EpochLength`). Validation widens both by the network's clock-skew allowance.
+//!
+//! A topic with `reveal_window_ms > 0` runs **commit-reveal**: inside the submission window a
+//! worker publishes only a commitment ([`WorkerCommit`](crate::messages::WorkerCommit), blake3 of
+//! its bundle and a salt); in the reveal phase `[close, close + reveal_window_ms)` it publishes
+//! the bundle with the salt ([`WorkerReveal`](crate::messages::WorkerReveal)). The worker window
+//! (what a checkpoint finalizes) then spans both phases, and only reveals matching a finalized
+//! commitment count.
 
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -96,6 +103,13 @@ pub struct TopicSpec {
     /// (default) or `"allora-mad"` ([`MechanismVersion`]).
     #[serde(default)]
     pub mechanism: MechanismVersion,
+    /// Length of the reveal phase after the submission window (ms); `0` (default): no
+    /// commit-reveal, workers publish their bundles directly. When set, the submission and
+    /// reveal windows together fit in the epoch, and the reveal window is longer than twice
+    /// the network's `max_clock_skew_ms` (workers reveal an allowance after the phase opens).
+    /// Part of the schedule: governance cannot change it.
+    #[serde(default)]
+    pub reveal_window_ms: u64,
 }
 
 fn default_outlier_alpha() -> f64 {
@@ -167,6 +181,7 @@ impl TopicSpec {
             outlier_alpha: default_outlier_alpha(),
             outlier_threshold: default_outlier_threshold(),
             mechanism: MechanismVersion::default(),
+            reveal_window_ms: 0,
         }
     }
 
@@ -192,6 +207,26 @@ impl TopicSpec {
             return Err(invalid(
                 "submission_window_ms",
                 "must be in (0, epoch_length_ms]",
+            ));
+        }
+        if self
+            .submission_window_ms
+            .saturating_add(self.reveal_window_ms)
+            > self.epoch_length_ms
+        {
+            return Err(invalid(
+                "reveal_window_ms",
+                "submission_window_ms + reveal_window_ms must be ≤ epoch_length_ms",
+            ));
+        }
+        if self.commit_reveal() && self.reveal_window_ms <= 2 * params.max_clock_skew_ms {
+            return Err(invalid(
+                "reveal_window_ms",
+                format!(
+                    "must be longer than twice the clock-skew allowance ({} ms): reveals wait \
+                     that long after the submission window",
+                    params.max_clock_skew_ms
+                ),
             ));
         }
         let max_lag = self
@@ -260,10 +295,32 @@ impl TopicSpec {
         Some((now_ms - self.start_ms) / self.epoch_length_ms)
     }
 
-    /// `[open, close)` of the worker submission window of epoch `e` (no skew).
+    /// Whether workers commit first and reveal after the submission window.
+    pub fn commit_reveal(&self) -> bool {
+        self.reveal_window_ms > 0
+    }
+
+    /// `[open, close)` of the worker window of epoch `e` (no skew): what one checkpoint
+    /// finalizes. The submission window, followed by the reveal phase when the topic runs
+    /// commit-reveal.
     pub fn worker_window(&self, epoch: u64) -> (u64, u64) {
+        let (open, close) = self.submission_window(epoch);
+        (open, close.saturating_add(self.reveal_window_ms))
+    }
+
+    /// `[open, close)` in which workers publish bundles (or, under commit-reveal, commitments)
+    /// for epoch `e` (no skew).
+    pub fn submission_window(&self, epoch: u64) -> (u64, u64) {
         let open = self.epoch_start(epoch);
         (open, open.saturating_add(self.submission_window_ms))
+    }
+
+    /// `[open, close)` of the reveal phase of epoch `e` (no skew); `None` without
+    /// commit-reveal.
+    pub fn reveal_window(&self, epoch: u64) -> Option<(u64, u64)> {
+        let close = self.submission_window(epoch).1;
+        self.commit_reveal()
+            .then(|| (close, close.saturating_add(self.reveal_window_ms)))
     }
 
     /// `[open, close)` of the reputer window of epoch `e` (no skew).
@@ -336,6 +393,55 @@ pub(crate) mod tests {
         assert_eq!(s.epoch_at(999_999), None);
         assert_eq!(s.worker_window(1), (1_060_000, 1_090_000));
         assert_eq!(s.reputer_window(1), (1_120_000, 1_180_000));
+        assert_eq!(s.submission_window(1), s.worker_window(1));
+        assert_eq!(s.reveal_window(1), None);
+        let cr = TopicSpec {
+            reveal_window_ms: 20_000,
+            ..spec()
+        };
+        assert!(cr.commit_reveal());
+        assert_eq!(cr.submission_window(1), (1_060_000, 1_090_000));
+        assert_eq!(cr.reveal_window(1), Some((1_090_000, 1_110_000)));
+        assert_eq!(cr.worker_window(1), (1_060_000, 1_110_000));
+    }
+
+    #[test]
+    fn the_reveal_phase_must_fit_in_the_epoch() {
+        let p = ModuleParams::default();
+        let fits = TopicSpec {
+            reveal_window_ms: 30_000,
+            ..spec()
+        };
+        assert!(fits.validate(&p).is_ok());
+        let over = TopicSpec {
+            reveal_window_ms: 30_001,
+            ..spec()
+        };
+        let short = TopicSpec {
+            reveal_window_ms: 2 * p.max_clock_skew_ms,
+            ..spec()
+        };
+        for bad in [over, short] {
+            assert!(matches!(
+                bad.validate(&p),
+                Err(TopicError::Invalid {
+                    field: "reveal_window_ms",
+                    ..
+                })
+            ));
+        }
+        // Without the field (older topic files) there is no commit-reveal.
+        let text = toml::to_string(&spec()).unwrap();
+        let stripped: String = text
+            .lines()
+            .filter(|l| !l.starts_with("reveal_window_ms"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            !toml::from_str::<TopicSpec>(&stripped)
+                .unwrap()
+                .commit_reveal()
+        );
     }
 
     #[test]

@@ -762,6 +762,127 @@ fn cases() -> Vec<Case> {
         seal_raw(&key(1), bad_payload),
         Some(Err(R::Malformed)),
     ));
+    v.extend(commit_reveal_cases());
+    v
+}
+
+/// Topic 1 under commit-reveal: commitments in the submission window `[S, S + 30 s)`, reveals
+/// in the reveal phase `[S + 30 s, S + 50 s)` (epoch 2: S = 1 120 000).
+fn commit_reveal_cases() -> Vec<Case> {
+    use IgnoreReason as I;
+    use RejectReason as R;
+    let w = key(11);
+    let cr_state = || {
+        let mut st = base_state();
+        st.topics.insert(
+            1,
+            chorus_protocol::topic::TopicSpec {
+                reveal_window_ms: 20_000,
+                ..spec()
+            },
+        );
+        st
+    };
+    let Payload::WorkerBundle(b2) = bundle(2, Some(0.0031), &[12, 13]) else {
+        unreachable!()
+    };
+    let salt = Hash32([9; 32]);
+    let commit = |epoch, topic| {
+        Payload::WorkerCommit(WorkerCommit {
+            topic: TopicId(topic),
+            epoch,
+            commitment: commitment_of(&b2, &salt),
+        })
+    };
+    let reveal = |inference: f64| {
+        Payload::WorkerReveal(WorkerReveal {
+            bundle: WorkerBundle {
+                inference: Some(inference),
+                ..b2.clone()
+            },
+            salt,
+        })
+    };
+    let in_reveal_phase = 1_120_000 + 35_000;
+    let mut v = vec![];
+    let mut push = |name, description, channel, bytes, now_ms: Option<u64>, expect| {
+        let mut c = case(name, description, channel, bytes, expect);
+        c.state = cr_state();
+        c.now_ms = now_ms.unwrap_or(NOW);
+        v.push(c);
+    };
+    push(
+        "accept-worker-commit",
+        "a commitment inside the submission window of a commit-reveal topic",
+        workers(1),
+        seal(&w, &commit(2, 1)),
+        None,
+        None,
+    );
+    push(
+        "accept-worker-reveal",
+        "a reveal inside the reveal phase of a commit-reveal topic",
+        workers(1),
+        seal(&w, &reveal(0.0031)),
+        Some(in_reveal_phase),
+        None,
+    );
+    push(
+        "ignore-plain-bundle-under-commit-reveal",
+        "a plain bundle in a commit-reveal topic (anyone could copy it)",
+        workers(1),
+        seal(&w, &bundle(2, Some(0.0031), &[])),
+        None,
+        Some(Ok(I::WrongPhase)),
+    );
+    push(
+        "ignore-reveal-during-submission",
+        "a reveal before the submission window closed",
+        workers(1),
+        seal(&w, &reveal(0.0031)),
+        None,
+        Some(Ok(I::TooEarly)),
+    );
+    push(
+        "ignore-reveal-after-phase",
+        "a reveal after the reveal phase closed (and the clock-skew allowance)",
+        workers(1),
+        seal(&w, &reveal(0.0031)),
+        Some(1_120_000 + 50_000 + 1_001),
+        Some(Ok(I::TooLate)),
+    );
+    push(
+        "ignore-commit-after-submission",
+        "a commitment in the reveal phase",
+        workers(1),
+        seal(&w, &commit(2, 1)),
+        Some(in_reveal_phase),
+        Some(Ok(I::TooLate)),
+    );
+    push(
+        "ignore-commit-without-commit-reveal",
+        "a commitment in a topic without commit-reveal",
+        workers(2),
+        seal(&w, &commit(2, 2)),
+        None,
+        Some(Ok(I::WrongPhase)),
+    );
+    push(
+        "reject-reveal-non-finite",
+        "a reveal whose bundle holds a NaN",
+        workers(1),
+        seal(&w, &reveal(f64::NAN)),
+        Some(in_reveal_phase),
+        Some(Err(R::NonFinite)),
+    );
+    push(
+        "reject-commit-wrong-channel",
+        "a commitment on the reputer channel",
+        reputers(1),
+        seal(&w, &commit(2, 1)),
+        None,
+        Some(Err(R::WrongChannel)),
+    );
     v
 }
 

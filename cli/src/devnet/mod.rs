@@ -140,6 +140,14 @@ pub struct DevnetArgs {
     /// every bundle on time (deterministic and CPU-bound; README, "The devnet").
     #[arg(long, conflicts_with_all = ["processes", "keep"])]
     replay: bool,
+    /// The topics run commit-reveal: workers publish a commitment in the first quarter of each
+    /// epoch and reveal their bundle in the next half (README, "Commit-reveal").
+    #[arg(long, conflicts_with = "replay")]
+    commit_reveal: bool,
+    /// Add a copycat worker on its own node: it publishes the latest inference it can see
+    /// from the best-scoring inferer (README, "Commit-reveal").
+    #[arg(long, conflicts_with = "replay")]
+    copycat: bool,
 }
 
 /// Wall-clock epoch length when `--processes` or `--keep` runs without `--epoch-ms`, and of
@@ -288,15 +296,21 @@ async fn run_async(args: DevnetArgs, out: &Output, inputs: Inputs) -> anyhow::Re
             false => format!("of {} ms", plan.epoch_ms),
         };
         outln!(
-            "devnet: {} nodes{} (4 validators, {} inferers, 2 forecasters, 3 reputers), {} topic(s), {epochs} epochs {pace}; output in {}",
-            args.nodes,
+            "devnet: {} nodes{} (4 validators, {} inferers, 2 forecasters, 3 reputers{}), {} topic(s){}, {epochs} epochs {pace}; output in {}",
+            plan.local.nodes,
             if args.processes {
                 ", one OS process each"
             } else {
                 ""
             },
             plan.inferers,
+            if args.copycat { ", a copycat" } else { "" },
             plan.topics.len(),
+            if args.commit_reveal {
+                " with commit-reveal"
+            } else {
+                ""
+            },
             dir.display()
         )?;
     }

@@ -12,7 +12,9 @@ use anyhow::Context;
 use chorus_crdt::checkpoint::TimeoutConfig;
 use chorus_crdt::replica::ReplicaConfig;
 use chorus_node::localnet::{LocalPlan, LocalReputer, LocalTopic, LocalWorker, node_key};
-use chorus_node::models::{BuiltinSpec, ForecasterSpec, ModelSpec, TruthSpec, default_set};
+use chorus_node::models::{
+    BuiltinSpec, CopycatSpec, ForecasterSpec, ModelSpec, TruthSpec, default_set,
+};
 use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::params::ModuleParams;
 use chorus_protocol::topic::{LossMethod, TopicSpec};
@@ -48,16 +50,23 @@ struct Roles {
     inferers: Vec<usize>,
     forecasters: [usize; 2],
     reputers: [usize; 3],
+    /// The copycat's node (one more than `--nodes`), with `--copycat`.
+    copycat: Option<usize>,
 }
 
 impl Roles {
-    fn of(nodes: usize) -> Roles {
+    fn of(nodes: usize, copycat: bool) -> Roles {
         let n = nodes;
         Roles {
             inferers: (0..(n - 5).min(9)).collect(),
             forecasters: [n - 5, n - 4],
             reputers: [n - 3, n - 2, n - 1],
+            copycat: copycat.then_some(n),
         }
+    }
+
+    fn nodes(&self) -> usize {
+        self.reputers[2] + 1 + usize::from(self.copycat.is_some())
     }
 }
 
@@ -72,7 +81,7 @@ impl DevnetPlan {
         genesis_time_ms: u64,
         data_root: PathBuf,
     ) -> anyhow::Result<DevnetPlan> {
-        let roles = Roles::of(args.nodes);
+        let roles = Roles::of(args.nodes, args.copycat);
         let mut local_topics = vec![];
         let mut topics = vec![];
         for (i, t) in targets.iter().enumerate() {
@@ -91,7 +100,7 @@ impl DevnetPlan {
         let local = LocalPlan {
             name: "chorus-devnet".into(),
             seed: args.seed,
-            nodes: args.nodes,
+            nodes: roles.nodes(),
             validators: (0..4.min(args.nodes)).collect(),
             topics: local_topics,
             params: ModuleParams {
@@ -208,6 +217,19 @@ fn topic(
             truth: Some(truth.clone()),
         });
     }
+    if let Some(node) = roles.copycat {
+        name_worker(node, "copycat".into(), "copycat".into());
+        workers.push(LocalWorker {
+            node,
+            name: "copycat".into(),
+            // It looks at two fifths of the submission window: after every honest worker
+            // published (in its first quarter), before the submission window closes.
+            model: Some(ModelSpec::Copycat(CopycatSpec::default())),
+            forecaster: None,
+            data: None,
+            truth: None,
+        });
+    }
     let unit = 10u128.pow(u32::from(DECIMALS));
     let reputers = roles
         .reputers
@@ -237,20 +259,21 @@ fn topic(
 fn topic_spec(name: &str, start: u64, args: &DevnetArgs) -> TopicSpec {
     let epoch_ms = args.epoch_length_ms();
     // Most of the epoch to submit: bundles travel through a loaded local network of many
-    // nodes.
+    // nodes. Under commit-reveal the same three quarters are split: a quarter to commit, half
+    // to reveal (a reveal phase must be longer than twice the clock-skew allowance, a fifth of
+    // the epoch here).
+    let (submission, reveal) = if args.commit_reveal {
+        (epoch_ms / 4, epoch_ms / 2)
+    } else {
+        (epoch_ms * 3 / 4, 0)
+    };
     TopicSpec {
         metadata: "replayed hourly bars, one bar per epoch".into(),
         p_norm: args.p_norm,
         alpha_regret: args.alpha_regret,
         mechanism: args.mechanism,
-        ..TopicSpec::new(
-            name,
-            LossMethod::Mse,
-            start,
-            epoch_ms,
-            epoch_ms * 3 / 4,
-            epoch_ms,
-        )
+        reveal_window_ms: reveal,
+        ..TopicSpec::new(name, LossMethod::Mse, start, epoch_ms, submission, epoch_ms)
     }
 }
 

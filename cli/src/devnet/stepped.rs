@@ -11,6 +11,11 @@
 //!              handled epoch p − 1 and every node holds every loss bundle
 //! ```
 //!
+//! With `--copycat`, the copycat is released at `S + copycat` (after the workers, before
+//! `ready`) and waited for like a worker; under `--commit-reveal` the workers step waits for
+//! commitments, and a reveals step at `S + reveals` (the reveal phase's open plus the largest
+//! jitter) waits until every worker that committed has revealed and every node holds it.
+//!
 //! Real libp2p nodes, real gossip, real checkpoints: only time is controlled, so a run does
 //! the same whatever the machine's load (and runs as fast as the CPU allows instead of
 //! sleeping through epochs). When a step's condition is not met within [`PATIENCE`], time is
@@ -54,6 +59,10 @@ pub(super) struct Schedule {
     pub epoch_ms: u64,
     /// Every worker has been released (its jitter is below this), ms after the epoch start.
     pub workers_ms: u64,
+    /// The copycat looks, ms after the epoch start (with `--copycat`).
+    pub copycat_ms: Option<u64>,
+    /// Every worker has revealed (commit-reveal topics), ms after the epoch start.
+    pub reveals_ms: Option<u64>,
     /// The previous period's height may be proposed, ms after the epoch start.
     pub ready_ms: u64,
     /// Each topic's worker and reputer nodes.
@@ -67,6 +76,8 @@ pub(super) struct TopicRoles {
     pub id: TopicId,
     /// Worker node indices (inferers and forecasters).
     pub workers: Vec<usize>,
+    /// The copycat's node, if any.
+    pub copycats: Vec<usize>,
     /// Reputer node indices.
     pub reputers: Vec<usize>,
 }
@@ -78,30 +89,128 @@ impl Schedule {
         let first = local.topics.first().context("a devnet without topics")?;
         let spec = &first.spec;
         let ready_ms = local.params.max_clock_skew_ms + local.replica.propose_grace_ms;
-        let workers_ms = chorus_node::localnet::worker_jitter_ms(spec);
+        let jitter = chorus_node::localnet::worker_jitter_ms(spec);
+        let workers_ms = jitter;
+        let copycat = |w: &chorus_node::localnet::LocalWorker| {
+            matches!(w.model, Some(chorus_node::models::ModelSpec::Copycat(_)))
+        };
+        let copycat_ms =
+            local
+                .topics
+                .iter()
+                .flat_map(|t| &t.workers)
+                .find_map(|w| match &w.model {
+                    Some(chorus_node::models::ModelSpec::Copycat(c)) => Some(
+                        chorus_node::models::Copycat::new(c).after_ms(spec.submission_window_ms),
+                    ),
+                    _ => None,
+                });
+        // A reveal waits for the phase's open plus the skew allowance, plus the worker's jitter
+        // (at most half of what is left: the worker's rule).
+        let skew = local.params.max_clock_skew_ms;
+        let reveals_ms = spec.reveal_window(0).map(|(open, close)| {
+            let earliest = open + skew.min((close - open) / 2);
+            earliest - spec.start_ms + jitter.min((close - earliest) / 2)
+        });
+        let same_schedule = local.topics.iter().all(|t| {
+            t.spec.start_ms == spec.start_ms
+                && t.spec.epoch_length_ms == spec.epoch_length_ms
+                && t.spec.submission_window_ms == spec.submission_window_ms
+                && t.spec.reveal_window_ms == spec.reveal_window_ms
+        });
         anyhow::ensure!(
-            spec.start_ms == local.genesis_time_ms
+            same_schedule
+                && spec.start_ms == local.genesis_time_ms
                 && spec.epoch_length_ms == local.params.checkpoint_period_ms
                 && workers_ms < ready_ms
+                && copycat_ms.is_none_or(|c| workers_ms < c && c < ready_ms)
+                && copycat_ms.is_none_or(|c| c < spec.submission_window_ms)
+                && reveals_ms.is_none_or(|r| ready_ms < r && r < spec.epoch_length_ms)
                 && ready_ms < spec.epoch_length_ms,
-            "the stepped clock needs epochs that are checkpoint periods from the genesis, \
-             workers released before a period's height is ready"
+            "the stepped clock needs topics on one schedule, epochs that are checkpoint \
+             periods from the genesis, workers (then the copycat) released before a period's \
+             height is ready, and reveals after it"
         );
         Ok(Schedule {
             genesis_ms: local.genesis_time_ms,
             epoch_ms: spec.epoch_length_ms,
             workers_ms,
+            copycat_ms,
+            reveals_ms,
             ready_ms,
             topics: local
                 .topics
                 .iter()
                 .map(|t| TopicRoles {
                     id: t.id,
-                    workers: t.workers.iter().map(|w| w.node).collect(),
+                    workers: t
+                        .workers
+                        .iter()
+                        .filter(|w| !copycat(w))
+                        .map(|w| w.node)
+                        .collect(),
+                    copycats: t
+                        .workers
+                        .iter()
+                        .filter(|w| copycat(w))
+                        .map(|w| w.node)
+                        .collect(),
                     reputers: t.reputers.iter().map(|r| r.node).collect(),
                 })
                 .collect(),
         })
+    }
+
+    /// The kind of message workers publish in the submission window.
+    fn submission_kind(&self) -> &'static str {
+        match self.reveals_ms {
+            Some(_) => "worker_commit",
+            None => "worker_bundle",
+        }
+    }
+
+    /// The events of epoch `p` of a run of `epochs` epochs in time order, with the time each
+    /// must come before (the next event, or the next epoch's start).
+    pub(super) fn events(&self, p: u64, epochs: u64) -> Vec<(u64, Step, u64)> {
+        let start = self.genesis_ms + p * self.epoch_ms;
+        let bundles = p < epochs;
+        let mut at: Vec<(u64, Step)> = vec![(
+            self.workers_ms,
+            Step::Workers {
+                epoch: p,
+                bundles,
+                who: Who::Workers,
+            },
+        )];
+        if let Some(c) = self.copycat_ms {
+            let who = Who::Copycats;
+            at.push((
+                c,
+                Step::Workers {
+                    epoch: p,
+                    bundles,
+                    who,
+                },
+            ));
+        }
+        if let Some(r) = self.reveals_ms {
+            at.push((r, Step::Reveals { epoch: p, bundles }));
+        }
+        if p > 0 {
+            let bundles = p - 1 < epochs;
+            at.push((self.ready_ms, Step::Ready { period: p, bundles }));
+        }
+        at.sort_by_key(|(ms, _)| *ms);
+        let ends: Vec<u64> = at
+            .iter()
+            .skip(1)
+            .map(|(ms, _)| start + ms)
+            .chain([start + self.epoch_ms])
+            .collect();
+        at.into_iter()
+            .zip(ends)
+            .map(|((ms, step), before)| (start + ms, step, before))
+            .collect()
     }
 }
 
@@ -116,7 +225,8 @@ pub(super) struct Stepped {
     pub expired: Vec<String>,
     /// Real seconds spent waiting for the nodes to connect before the first step.
     pub connect_seconds: f64,
-    /// Real seconds from setting a worker step's time until every node held the bundles.
+    /// Real seconds from setting a worker step's time (workers, copycat, reveals) until every
+    /// node held the bundles.
     pub worker_steps_seconds: f64,
     /// Real seconds from setting a ready step's time until every node applied the height and
     /// held the loss bundles.
@@ -127,11 +237,22 @@ pub(super) struct Stepped {
 /// three heights after its own, and its rewards are seen one later.
 pub const TAIL: u64 = 4;
 
+/// Which workers a workers step releases.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Who {
+    /// Inferers and forecasters.
+    Workers,
+    /// The copycat (after them).
+    Copycats,
+}
+
 /// One event to wait at.
 #[derive(Clone, Copy, Debug)]
-enum Step {
-    /// Every worker released for `epoch`; wait for their bundles if `bundles`.
-    Workers { epoch: u64, bundles: bool },
+pub(super) enum Step {
+    /// `who` released for `epoch`; wait for their bundles (or commitments) if `bundles`.
+    Workers { epoch: u64, bundles: bool, who: Who },
+    /// The reveal phase of `epoch` under way: wait for the reveals if `bundles`.
+    Reveals { epoch: u64, bundles: bool },
     /// The height of `period − 1` is ready: wait until every node applied it, and for the
     /// loss bundles of epoch `period − 1` if `bundles`.
     Ready { period: u64, bundles: bool },
@@ -163,21 +284,9 @@ impl Stepper {
         let t = Instant::now();
         self.connect().await?;
         self.stepped.connect_seconds = t.elapsed().as_secs_f64();
-        let s = &self.schedule;
-        let (genesis, epoch, workers, ready) = (s.genesis_ms, s.epoch_ms, s.workers_ms, s.ready_ms);
         for p in 0..epochs + TAIL {
-            let start = genesis + p * epoch;
-            let step = Step::Workers {
-                epoch: p,
-                bundles: p < epochs,
-            };
-            self.step(start + workers, step, start + ready).await?;
-            if p > 0 {
-                let step = Step::Ready {
-                    period: p,
-                    bundles: p - 1 < epochs,
-                };
-                self.step(start + ready, step, start + epoch).await?;
+            for (at, step, before) in self.schedule.events(p, epochs) {
+                self.step(at, step, before).await?;
             }
         }
         Ok(self.stepped)
@@ -215,7 +324,7 @@ impl Stepper {
         let took = |stepped: &mut Stepped| {
             let secs = started.elapsed().as_secs_f64();
             match step {
-                Step::Workers { .. } => stepped.worker_steps_seconds += secs,
+                Step::Workers { .. } | Step::Reveals { .. } => stepped.worker_steps_seconds += secs,
                 Step::Ready { .. } => stepped.ready_steps_seconds += secs,
             }
         };
@@ -244,17 +353,11 @@ impl Stepper {
 
     /// What `step` still waits for (`None`: met).
     async fn missing(&self, step: Step) -> anyhow::Result<Option<String>> {
-        let (epoch, phase, kind, height, bundles) = match step {
-            Step::Workers { epoch, bundles } => {
-                (epoch, Phase::Workers, "worker_bundle", 0, bundles)
+        let (epoch, phase, height, bundles) = match step {
+            Step::Workers { epoch, bundles, .. } | Step::Reveals { epoch, bundles } => {
+                (epoch, Phase::Workers, 0, bundles)
             }
-            Step::Ready { period, bundles } => (
-                period - 1,
-                Phase::Reputers,
-                "reputer_bundle",
-                period,
-                bundles,
-            ),
+            Step::Ready { period, bundles } => (period - 1, Phase::Reputers, period, bundles),
         };
         let keys: Vec<WindowKey> = match bundles {
             false => vec![],
@@ -289,37 +392,75 @@ impl Stepper {
             return Ok(None);
         }
         for (k, t) in self.schedule.topics.iter().enumerate() {
-            let actors = match phase {
-                Phase::Workers => &t.workers,
-                Phase::Reputers => &t.reputers,
+            let held = match self.published(step, t, epoch, &seen) {
+                Ok(held) => held,
+                Err(missing) => return Ok(Some(missing)),
             };
-            let mut published = 0;
-            for a in actors {
-                let last = seen[*a]
-                    .submissions
-                    .iter()
-                    .find(|s| s.topic == Some(t.id.0) && s.kind == kind);
-                match last {
-                    Some(s) if s.epoch.is_some_and(|e| e >= epoch) => {
-                        published += usize::from(s.epoch == Some(epoch) && s.accepted);
-                    }
-                    _ => {
-                        return Ok(Some(format!(
-                            "epoch {epoch}: node {a} has not handled its {kind} of topic {}",
-                            t.id
-                        )));
-                    }
-                }
-            }
             for (i, p) in seen.iter().enumerate() {
-                if p.held[k] != published {
+                if p.held[k] != held {
                     return Ok(Some(format!(
-                        "epoch {epoch}: node {i} holds {} of the {published} {kind}s of topic {}",
+                        "epoch {epoch}: node {i} holds {} of the {held} messages of its window \
+                         in topic {}",
                         p.held[k], t.id
                     )));
                 }
             }
         }
         Ok(None)
+    }
+
+    /// How many messages of `epoch`'s window of topic `t` the nodes must hold at `step`: every
+    /// message published and accepted so far (bundles or commitments, the copycat's, reveals).
+    /// `Err` names an actor that has not handled what `step` released yet.
+    fn published(
+        &self,
+        step: Step,
+        t: &TopicRoles,
+        epoch: u64,
+        seen: &[Progress],
+    ) -> Result<usize, String> {
+        let last = |a: usize, kind: &str| {
+            seen[a]
+                .submissions
+                .iter()
+                .find(|s| s.topic == Some(t.id.0) && s.kind == kind)
+                .map(|s| (s.epoch, s.accepted))
+        };
+        let accepted = |actors: &[usize], kind: &str| -> Vec<usize> {
+            actors
+                .iter()
+                .copied()
+                .filter(|a| last(*a, kind) == Some((Some(epoch), true)))
+                .collect()
+        };
+        let handled = |actors: &[usize], kind: &str| -> Result<Vec<usize>, String> {
+            for a in actors {
+                let reached = last(*a, kind)
+                    .and_then(|(e, _)| e)
+                    .is_some_and(|e| e >= epoch);
+                if !reached {
+                    return Err(format!(
+                        "epoch {epoch}: node {a} has not handled its {kind} of topic {}",
+                        t.id
+                    ));
+                }
+            }
+            Ok(accepted(actors, kind))
+        };
+        let submission = self.schedule.submission_kind();
+        Ok(match step {
+            Step::Workers {
+                who: Who::Workers, ..
+            } => handled(&t.workers, submission)?.len(),
+            Step::Workers {
+                who: Who::Copycats, ..
+            } => accepted(&t.workers, submission).len() + handled(&t.copycats, submission)?.len(),
+            Step::Reveals { .. } => {
+                let all: Vec<usize> = t.workers.iter().chain(&t.copycats).copied().collect();
+                let committed = accepted(&all, submission);
+                committed.len() + handled(&committed, "worker_reveal")?.len()
+            }
+            Step::Ready { .. } => handled(&t.reputers, "reputer_bundle")?.len(),
+        })
     }
 }

@@ -24,7 +24,63 @@ fn args(epoch_ms: u64) -> DevnetArgs {
         warmup: WARMUP,
         mechanism: MechanismVersion::AlloraV06,
         replay: false,
+        commit_reveal: false,
+        copycat: false,
     }
+}
+
+/// `--commit-reveal --copycat` on the stepped clock: the copycat gets a 15th node, the topics a
+/// reveal phase, every node config is valid, and the stepped clock's events of an epoch come in
+/// the order the design needs: workers commit, the copycat looks, the last height is ready,
+/// reveals.
+#[test]
+fn commit_reveal_and_the_copycat_plan_a_stepped_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("eurusd_1h.csv");
+    std::fs::write(&data, EURUSD).unwrap();
+    let a = DevnetArgs {
+        epoch_ms: None,
+        processes: false,
+        commit_reveal: true,
+        copycat: true,
+        ..args(0)
+    };
+    let plan = DevnetPlan::new(
+        &a,
+        &data,
+        &[TargetArg::Range],
+        1_700_000_000_000,
+        dir.path().join("nodes"),
+    )
+    .unwrap();
+    assert_eq!(plan.local.nodes, 15);
+    let spec = &plan.local.topics[0].spec;
+    assert_eq!(
+        (spec.submission_window_ms, spec.reveal_window_ms),
+        (15_000, 30_000)
+    );
+    let copycat = plan.local.topics[0].workers.last().unwrap();
+    assert_eq!((copycat.node, copycat.name.as_str()), (14, "copycat"));
+    let ports: Vec<u16> = (0..30).map(|p| 20_000 + p).collect();
+    for node in write_run_dir(&plan.local, &ports).unwrap() {
+        Config::load(&node.config).unwrap().validate().unwrap();
+    }
+    let schedule = stepped::Schedule::of(&plan).unwrap();
+    assert_eq!(schedule.topics[0].copycats, vec![14]);
+    assert_eq!(schedule.topics[0].workers.len(), 11);
+    let offsets: Vec<u64> = schedule
+        .events(1, 10)
+        .iter()
+        .map(|(at, _, _)| at - 1_700_000_000_000 - 60_000)
+        .collect();
+    assert_eq!(offsets, vec![3_750, 6_000, 24_000, 30_750]);
+    let names: Vec<String> = schedule
+        .events(1, 10)
+        .iter()
+        .map(|(_, step, _)| format!("{step:?}"))
+        .map(|s| s.split_whitespace().next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["Workers", "Workers", "Ready", "Reveals"]);
 }
 
 /// Issue 19: the timeouts derived from the epoch length exceeded the fixed `max_ms` above

@@ -135,6 +135,7 @@ impl Ledger {
                 next.validate(&params).map_err(|e| e.to_string())?;
                 if next.start_ms != t.spec.start_ms
                     || next.epoch_length_ms != t.spec.epoch_length_ms
+                    || next.reveal_window_ms != t.spec.reveal_window_ms
                 {
                     return Err("a topic's schedule cannot change".into());
                 }

@@ -135,10 +135,15 @@ fn envelope_offence(
         return None;
     }
     let (tag, parts): (&str, Vec<Vec<u8>>) = match &slot {
-        Slot::Worker { topic, epoch, .. } if ev.kind == EvidenceKind::WorkerBundle => (
-            "chorus/offence/worker/v1",
-            vec![topic.0.to_le_bytes().to_vec(), epoch.to_le_bytes().to_vec()],
-        ),
+        // A commitment and a reveal are the same offence as a bundle: one per (topic, epoch).
+        Slot::Worker { topic, epoch, .. } | Slot::Reveal { topic, epoch, .. }
+            if ev.kind == EvidenceKind::WorkerBundle =>
+        {
+            (
+                "chorus/offence/worker/v1",
+                vec![topic.0.to_le_bytes().to_vec(), epoch.to_le_bytes().to_vec()],
+            )
+        }
         Slot::Reputer { topic, epoch, .. } if ev.kind == EvidenceKind::ReputerBundle => (
             "chorus/offence/reputer/v1",
             vec![topic.0.to_le_bytes().to_vec(), epoch.to_le_bytes().to_vec()],

@@ -82,9 +82,11 @@ impl Ledger {
             Payload::Propose(m) => self.propose(who, e.id, m),
             Payload::Vote(m) => self.vote(who, m),
             Payload::SetOwner(m) => self.set_owner(who, m),
-            Payload::WorkerBundle(_) | Payload::ReputerBundle(_) | Payload::Evidence(_) => {
-                Err(TxError::NotALedgerMessage)
-            }
+            Payload::WorkerBundle(_)
+            | Payload::WorkerCommit(_)
+            | Payload::WorkerReveal(_)
+            | Payload::ReputerBundle(_)
+            | Payload::Evidence(_) => Err(TxError::NotALedgerMessage),
         }
     }
 

@@ -120,12 +120,12 @@ impl Replica {
         }
         let arrival = match route {
             Route::Live => Arrival::Live(now_ms),
-            Route::Into(_) | Route::Evidence => Arrival::Reconciled,
+            Route::Into(_) | Route::Evidence => Arrival::Reconciled(now_ms),
         };
         // The very same message admitted before, held in another window (a ledger message
         // a peer placed in an earlier or later period than we did): judged already, so it
         // joins this window too when a peer offers it there.
-        if arrival == Arrival::Reconciled
+        if matches!(arrival, Arrival::Reconciled(_))
             && self.slots.get(&Slot::of(envelope.signer, &payload)) == Some(&Hash32::of(bytes))
         {
             return entry_from_parts(&key, envelope, bytes.to_vec(), payload)

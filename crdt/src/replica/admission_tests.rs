@@ -599,3 +599,74 @@ fn consensus_gossip_is_relayed_only_when_it_verifies() {
     assert!(matches!(penalties[..], [Offence::MalformedConsensus(_)]));
     assert_eq!(send(ahead), ((Outcome::Ignore, "height_ahead"), vec![]));
 }
+
+/// Commit-reveal (epoch 2: commitments in `[1 002 000, 1 002 500)`, reveals in
+/// `[1 002 500, 1 002 800)`, skew 100): sync and fetch admit a commitment only until the
+/// submission window (and the skew) closed, whatever the peer says, since by then reveals can
+/// be seen and a late commitment could copy one; reveals are reconciled as usual; a plain
+/// bundle is not taken by any path.
+#[test]
+fn a_late_commitment_is_refused_on_every_path() {
+    use chorus_protocol::messages::{WorkerCommit, WorkerReveal, commitment_of};
+    let keys = keys(6);
+    let mut g = genesis(&keys);
+    g.topics[0].spec.reveal_window_ms = 300;
+    let (replica, _) =
+        Replica::new(&g, keys[5].clone(), config(), Restore::default(), LIVE).unwrap();
+    let mut f = Fixture {
+        replica,
+        keys,
+        network: g.network_id(),
+    };
+    let bundle = |value| WorkerBundle {
+        topic: TOPIC,
+        epoch: 2,
+        inference: Some(value),
+        forecasts: vec![],
+    };
+    let salt = Hash32([3; 32]);
+    let seal = |f: &Fixture, author: usize, payload: Payload| {
+        Envelope::seal(&f.keys[author], &f.network, &payload).to_bytes()
+    };
+    let commit = |f: &Fixture, author: usize, value| {
+        let payload = Payload::WorkerCommit(WorkerCommit {
+            topic: TOPIC,
+            epoch: 2,
+            commitment: commitment_of(&bundle(value), &salt),
+        });
+        seal(f, author, payload)
+    };
+    let reveal = |f: &Fixture, author: usize, value| {
+        let payload = Payload::WorkerReveal(WorkerReveal {
+            bundle: bundle(value),
+            salt,
+        });
+        seal(f, author, payload)
+    };
+    let in_time = commit(&f, 0, 1.0);
+    assert_eq!(f.sync(2, &[&in_time], LIVE), None);
+    assert!(f.holds(2, &in_time));
+    // After the submission window and the skew: refused by sync and fetch, not penalised (it
+    // may have been gossiped in time to the peer).
+    let after_close = 1_002_600;
+    let late = commit(&f, 1, 2.0);
+    assert_eq!(f.sync(2, &[&late], after_close), None);
+    assert_eq!(f.fetch(2, &[&late], after_close), None);
+    assert!(!f.holds(2, &late));
+    // Still inside the skew allowance: taken.
+    let just = commit(&f, 2, 3.0);
+    assert_eq!(f.sync(2, &[&just], after_close - 1), None);
+    assert!(f.holds(2, &just));
+    // Reveals are reconciled in the reveal phase and after it, until the window is finalized.
+    let opened = reveal(&f, 0, 1.0);
+    assert_eq!(f.sync(2, &[&opened], 1_002_850), None);
+    assert!(f.holds(2, &opened));
+    // A plain bundle belongs to no path of a commit-reveal topic.
+    let plain = f.bundle(&f.keys[4], 2, 4.0);
+    assert_eq!(
+        f.gossip(&plain, LIVE),
+        (Outcome::Ignore, IgnoreReason::WrongPhase.as_str())
+    );
+    assert_eq!(f.sync(2, &[&plain], LIVE), None);
+    assert!(!f.holds(2, &plain));
+}

@@ -15,8 +15,10 @@ use crate::window::{Insert, Phase, WindowKey, entry_from_parts};
 
 /// The gossip channel of a payload.
 pub fn channel_of(payload: &Payload) -> ChannelKind {
+    if let Some((topic, _)) = payload.worker_epoch() {
+        return ChannelKind::Workers(topic);
+    }
     match payload {
-        Payload::WorkerBundle(b) => ChannelKind::Workers(b.topic),
         Payload::ReputerBundle(b) => ChannelKind::Reputers(b.topic),
         _ => ChannelKind::Ledger,
     }

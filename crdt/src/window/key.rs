@@ -54,8 +54,8 @@ impl WindowKey {
                     epoch,
                     phase: Phase::Workers,
                 },
-                Payload::WorkerBundle(b),
-            ) => b.topic == *topic && b.epoch == *epoch,
+                p,
+            ) if p.class() == PayloadClass::Worker => p.worker_epoch() == Some((*topic, *epoch)),
             (
                 WindowKey::Topic {
                     topic,
@@ -71,12 +71,14 @@ impl WindowKey {
 
     /// The window of a payload (ledger payloads go to the given current period).
     pub fn of(payload: &Payload, ledger_period: u64) -> WindowKey {
-        match payload {
-            Payload::WorkerBundle(b) => WindowKey::Topic {
-                topic: b.topic,
-                epoch: b.epoch,
+        if let Some((topic, epoch)) = payload.worker_epoch() {
+            return WindowKey::Topic {
+                topic,
+                epoch,
                 phase: Phase::Workers,
-            },
+            };
+        }
+        match payload {
             Payload::ReputerBundle(b) => WindowKey::Topic {
                 topic: b.topic,
                 epoch: b.epoch,
@@ -90,10 +92,14 @@ impl WindowKey {
 }
 
 /// The map key of an entry: the author's hex key in topic windows; author and nonce in ledger
-/// windows (`<hex>:<nonce>`); `evidence:<content hash>:<reporter hex>` for evidence.
+/// windows (`<hex>:<nonce>`); `<hex>:reveal` for a commit-reveal topic's reveal (its commitment
+/// has the author's slot); `evidence:<content hash>:<reporter hex>` for evidence.
 pub fn slot_key(author: &PublicKey, payload: &Payload) -> String {
     match payload {
-        Payload::WorkerBundle(_) | Payload::ReputerBundle(_) => author.to_hex(),
+        Payload::WorkerBundle(_) | Payload::WorkerCommit(_) | Payload::ReputerBundle(_) => {
+            author.to_hex()
+        }
+        Payload::WorkerReveal(_) => format!("{}:reveal", author.to_hex()),
         Payload::Evidence(_) => match chorus_protocol::validation::Slot::of(*author, payload) {
             chorus_protocol::validation::Slot::Evidence { content, author } => {
                 format!("evidence:{content}:{}", author.to_hex())

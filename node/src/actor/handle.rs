@@ -47,6 +47,13 @@ pub enum Query {
     LatestCheckpoint,
     /// `GET /v1/topics/{id}/window`.
     Window(TopicId),
+    /// `GET /v1/topics/{id}/bundles[?epoch=E]`.
+    Bundles {
+        /// The topic.
+        topic: TopicId,
+        /// The epoch (the current one if `None`).
+        epoch: Option<u64>,
+    },
     /// `GET /v1/params`.
     Params,
     /// `GET /v1/proposals`.
@@ -109,6 +116,8 @@ pub enum Answer {
     LatestCheckpoint(types::LatestCheckpoint),
     /// [`Query::Window`].
     Window(types::Window),
+    /// [`Query::Bundles`].
+    Bundles(Box<types::WindowBundles>),
     /// [`Query::Params`].
     Params(Box<types::Params>),
     /// [`Query::Proposals`].
@@ -415,6 +424,18 @@ impl NodeHandle {
         match self.query(Query::Window(topic)).await? {
             Answer::Window(w) => Ok(w),
             _ => Err(QueryError::WrongAnswer("window")),
+        }
+    }
+
+    /// `GET /v1/topics/{id}/bundles[?epoch=E]`.
+    pub async fn bundles(
+        &self,
+        topic: TopicId,
+        epoch: Option<u64>,
+    ) -> Result<types::WindowBundles, QueryError> {
+        match self.query(Query::Bundles { topic, epoch }).await? {
+            Answer::Bundles(b) => Ok(*b),
+            _ => Err(QueryError::WrongAnswer("bundles")),
         }
     }
 

@@ -366,7 +366,8 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         .map(|w| (w.topic.0, "worker"))
         .chain(setup.reputers.iter().map(|r| (r.topic.0, "reputer")))
         .collect();
-    for w in setup.workers {
+    for mut w in setup.workers {
+        w.attach(&handle);
         let span = tracing::info_span!(parent: &node_span, "worker", topic = w.topic.0);
         let c = clock.clone();
         tasks.spawn(

@@ -333,6 +333,9 @@ impl ReadModel {
                 Ok(Answer::LatestCheckpoint(views::latest_checkpoint(replica)?))
             }
             Query::Window(id) => Ok(Answer::Window(views::window(ledger, id, now_ms)?)),
+            Query::Bundles { topic, epoch } => Ok(Answer::Bundles(Box::new(views::bundles(
+                replica, topic, epoch, now_ms,
+            )?))),
             Query::Params => Ok(Answer::Params(Box::new(views::params(ledger)))),
             Query::Proposals => Ok(Answer::Proposals(views::proposals(ledger))),
             Query::Proposal(id) => Ok(Answer::Proposal(Box::new(views::proposal(ledger, id)?))),

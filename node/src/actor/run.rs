@@ -143,7 +143,10 @@ impl Actor {
 
     fn publish_view(&mut self) {
         let ledger = self.p.replica.ledger();
-        let mut v = RoleView::default();
+        let mut v = RoleView {
+            max_clock_skew_ms: ledger.params.max_clock_skew_ms,
+            ..RoleView::default()
+        };
         for (id, t) in &ledger.topics {
             v.topics.insert(*id, t.spec.clone());
             v.workers.insert(*id, t.workers.clone());
@@ -644,9 +647,10 @@ impl Actor {
             RoleOutput::Publish(payload) => {
                 let payload = *payload;
                 let (topic, epoch) = match &payload {
-                    Payload::WorkerBundle(b) => (Some(b.topic.0), Some(b.epoch)),
                     Payload::ReputerBundle(b) => (Some(b.topic.0), Some(b.epoch)),
-                    _ => (None, None),
+                    p => p
+                        .worker_epoch()
+                        .map_or((None, None), |(t, e)| (Some(t.0), Some(e))),
                 };
                 let kind = payload.kind_name();
                 let now = self.now();
@@ -662,7 +666,9 @@ impl Actor {
                         tracing::info!(?topic, ?epoch, kind, "submission published");
                         if let Some(t) = topic {
                             match kind {
-                                "worker_bundle" => self.p.metrics.inference_published(TopicId(t)),
+                                "worker_bundle" | "worker_reveal" => {
+                                    self.p.metrics.inference_published(TopicId(t))
+                                }
                                 "reputer_bundle" => self.p.metrics.losses_published(TopicId(t)),
                                 _ => {}
                             }

@@ -452,6 +452,60 @@ pub fn proposal(ledger: &Ledger, id: Hash32) -> Result<types::Proposal, QueryErr
         .ok_or_else(|| QueryError::NotFound(format!("proposal {id}")))
 }
 
+/// `GET /v1/topics/{id}/bundles[?epoch=E]` (the current epoch if `epoch` is `None`).
+pub fn bundles(
+    replica: &Replica,
+    id: TopicId,
+    epoch: Option<u64>,
+    now_ms: u64,
+) -> Result<types::WindowBundles, QueryError> {
+    use chorus_crdt::window::{Phase, WindowKey};
+    use chorus_protocol::messages::Payload;
+    let spec = &topic_of(replica.ledger(), id)?.spec;
+    let epoch = epoch
+        .or_else(|| spec.epoch_at(now_ms))
+        .ok_or_else(|| QueryError::NotFound(format!("topic {id} has not started: no epoch yet")))?;
+    let window = replica.window(&WindowKey::Topic {
+        topic: id,
+        epoch,
+        phase: Phase::Workers,
+    });
+    let mut bundles: Vec<types::HeldBundle> = window
+        .into_iter()
+        .flat_map(|w| w.entries())
+        .filter_map(|e| {
+            let worker = e.envelope.signer.to_hex();
+            let held = |kind: &str,
+                        b: Option<&chorus_protocol::messages::WorkerBundle>,
+                        c: Option<Hash32>| {
+                types::HeldBundle {
+                    worker: worker.clone(),
+                    kind: kind.into(),
+                    inference: b.and_then(|b| b.inference),
+                    forecasts: b.map_or(0, |b| b.forecasts.len()),
+                    commitment: c.map(|c| c.to_string()),
+                }
+            };
+            match &e.payload {
+                Payload::WorkerBundle(b) => Some(held("bundle", Some(b), None)),
+                Payload::WorkerCommit(c) => Some(held("commit", None, Some(c.commitment))),
+                Payload::WorkerReveal(r) => {
+                    Some(held("reveal", Some(&r.bundle), Some(r.commitment())))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    bundles.sort_by(|a, b| (&a.worker, &a.kind).cmp(&(&b.worker, &b.kind)));
+    Ok(types::WindowBundles {
+        topic: id.0,
+        epoch,
+        commit_reveal: spec.commit_reveal(),
+        held: window.is_some(),
+        bundles,
+    })
+}
+
 /// `GET /v1/topics/{id}/window`.
 pub fn window(ledger: &Ledger, id: TopicId, now_ms: u64) -> Result<types::Window, QueryError> {
     let spec = &topic_of(ledger, id)?.spec;
@@ -474,8 +528,9 @@ pub fn window_of(id: TopicId, spec: &TopicSpec, now_ms: u64) -> types::Window {
     types::Window {
         topic: id.0,
         now_ms,
-        worker: current.map(|e| at(e, spec.worker_window(e))),
-        next_worker_open_ms: spec.worker_window(current.map_or(0, |e| e + 1)).0,
+        worker: current.map(|e| at(e, spec.submission_window(e))),
+        reveal: current.and_then(|e| spec.reveal_window(e).map(|w| at(e, w))),
+        next_worker_open_ms: spec.submission_window(current.map_or(0, |e| e + 1)).0,
         reputer,
     }
 }

@@ -116,6 +116,32 @@ pub fn canned(q: &Query) -> Result<Answer, QueryError> {
             let now = spec.epoch_start(FAKE_LATEST_EPOCH + 2) + 1;
             Answer::Window(crate::actor::views::window_of(*t, &spec, now))
         }
+        Query::Bundles { topic, epoch } => {
+            known(topic)?;
+            // The window open now: the latest epoch's inferers, in the clear.
+            let open = FAKE_LATEST_EPOCH + 2;
+            let epoch = epoch.unwrap_or(open);
+            let bundles = inference(*topic, FAKE_LATEST_EPOCH)
+                .bundle
+                .inferer_values
+                .iter()
+                .filter(|_| epoch == open)
+                .map(|(k, v)| types::HeldBundle {
+                    worker: k.to_hex(),
+                    kind: "bundle".into(),
+                    inference: Some(*v),
+                    forecasts: 0,
+                    commitment: None,
+                })
+                .collect();
+            Answer::Bundles(Box::new(types::WindowBundles {
+                topic: topic.0,
+                epoch,
+                commit_reveal: false,
+                held: epoch == open,
+                bundles,
+            }))
+        }
         Query::Params => Answer::Params(Box::default()),
         Query::Statements(q) => Answer::Statements(
             (0..=FAKE_LATEST_EPOCH)

@@ -99,6 +99,7 @@ pub fn router(handle: NodeHandle, admin_token: String) -> Router {
         .route("/v1/accounts/{address}", get(routes::account))
         .route("/v1/accounts/{address}/statements", get(routes::statements))
         .route("/v1/topics/{id}/window", get(routes::window))
+        .route("/v1/topics/{id}/bundles", get(routes::bundles))
         .route("/v1/params", get(routes::params))
         .route("/v1/proposals", get(routes::proposals))
         .route("/v1/proposals/{id}", get(routes::proposal))

@@ -173,6 +173,35 @@ pub(super) async fn window(
     ask(&state, Query::Window(topic_id(id)?)).await
 }
 
+/// The query string of `GET /v1/topics/{id}/bundles`.
+#[derive(Debug, Deserialize)]
+pub(super) struct BundlesParams {
+    epoch: Option<u64>,
+}
+
+/// `GET /v1/topics/{id}/bundles[?epoch=E]`.
+pub(super) async fn bundles(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+    params: Result<QueryParams<BundlesParams>, QueryRejection>,
+) -> JsonAnswer {
+    let topic = topic_id(id)?;
+    let QueryParams(params) = params.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "bad query: {} (expected ?epoch=<integer>)",
+            e.body_text()
+        ))
+    })?;
+    ask(
+        &state,
+        Query::Bundles {
+            topic,
+            epoch: params.epoch,
+        },
+    )
+    .await
+}
+
 /// `GET /v1/params`.
 pub(super) async fn params(State(state): State<ApiState>) -> JsonAnswer {
     ask(&state, Query::Params).await

@@ -391,6 +391,39 @@ pub struct SubmissionWindow {
     pub open: bool,
 }
 
+/// `GET /v1/topics/{id}/bundles[?epoch=E]`: the worker messages this node holds for one
+/// epoch of a topic — what anyone who follows the topic's gossip sees while the window is
+/// open. In a commit-reveal topic only commitments are there until the reveal phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowBundles {
+    /// Topic id.
+    pub topic: u64,
+    /// The epoch (the current one unless asked).
+    pub epoch: u64,
+    /// Whether the topic runs commit-reveal.
+    pub commit_reveal: bool,
+    /// Whether this node holds the epoch's worker window (a finalized window is dropped
+    /// from memory: its counted inferences are in `GET /v1/topics/{id}/inference?epoch=E`).
+    pub held: bool,
+    /// The messages, by worker then kind.
+    pub bundles: Vec<HeldBundle>,
+}
+
+/// One worker message held in a window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeldBundle {
+    /// The worker's key (hex).
+    pub worker: String,
+    /// `bundle`, `commit` or `reveal`.
+    pub kind: String,
+    /// The inference (bundles and reveals).
+    pub inference: Option<f64>,
+    /// How many forecast elements (bundles and reveals).
+    pub forecasts: usize,
+    /// The commitment (commits: the committed hash; reveals: the hash they open).
+    pub commitment: Option<String>,
+}
+
 /// `GET /v1/topics/{id}/window`: the topic's submission windows now (Allora's
 /// unfulfilled-nonce queries, with times instead of block heights). Validation accepts
 /// submissions up to the network's clock-skew allowance (`max_clock_skew_ms`) outside them.
@@ -400,8 +433,12 @@ pub struct Window {
     pub topic: u64,
     /// The node's clock, unix ms.
     pub now_ms: u64,
-    /// The worker window of the current epoch (none before the topic starts).
+    /// The worker submission window of the current epoch (none before the topic starts);
+    /// in a commit-reveal topic, where commitments are taken.
     pub worker: Option<SubmissionWindow>,
+    /// The reveal phase of the current epoch (commit-reveal topics only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reveal: Option<SubmissionWindow>,
     /// When the next epoch's worker window opens, unix ms.
     pub next_worker_open_ms: u64,
     /// The reputer window open now, for the epoch whose ground truth is due (none before

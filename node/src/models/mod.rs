@@ -7,6 +7,7 @@
 //! - [`http`], [`command`]: external models reached over HTTP or HTTPS (rustls) or run as
 //!   local programs, with Allora-compatible templates ([`template`]) and response formats
 //!   ([`value`]);
+//! - [`copycat`]: a worker copying the best-scoring inferer (the attack commit-reveal stops);
 //! - [`loss_service`]: an Allora loss-function service for reputers;
 //! - [`truth`]: ground-truth sources (CSV replay, synthetic random walk, HTTP);
 //! - [`spec`]: serde config enums and the runnable objects built from them.
@@ -17,6 +18,7 @@
 pub mod bars;
 pub mod builtin;
 pub mod command;
+pub mod copycat;
 pub mod forecasters;
 pub mod http;
 mod kernels;
@@ -32,6 +34,7 @@ pub use builtin::{
     BuiltinInferer, BuiltinModel, Model, ModelConfigError, default_set, predict_series,
 };
 pub use command::{CommandError, CommandModel, CommandOptions};
+pub use copycat::{Copied, Copycat, CopycatSpec};
 pub use forecasters::{
     EmaLossForecaster, Regime, RegimeLossForecaster, VolRegime, log10_loss, squared_error,
 };

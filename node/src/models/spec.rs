@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::bars::{Bar, BarsError, Target};
 use super::builtin::{BuiltinInferer, BuiltinModel, Model, ModelConfigError};
 use super::command::{CommandError, CommandModel, CommandOptions, DEFAULT_MAX_STDOUT_BYTES};
+use super::copycat::Copycat;
 use super::forecasters::{
     DEFAULT_FORECASTER_ALPHA, DEFAULT_LOSS_FLOOR, EmaLossForecaster, ForecasterConfigError, Regime,
     RegimeLossForecaster, VolRegime,
@@ -187,13 +188,16 @@ pub enum ModelSpec {
     Http(HttpSpec),
     /// A local program.
     Command(CommandSpec),
+    /// No model: copy the best-scoring inferer (a demonstration attacker, see
+    /// [`Copycat`](super::copycat::Copycat)).
+    Copycat(super::copycat::CopycatSpec),
 }
 
 impl ModelSpec {
     /// Whether the model's requests take the topic's token.
     pub fn needs_topic_token(&self) -> bool {
         match self {
-            ModelSpec::Builtin(_) => false,
+            ModelSpec::Builtin(_) | ModelSpec::Copycat(_) => false,
             ModelSpec::Http(h) => h.needs_topic_token(),
             ModelSpec::Command(c) => c.needs_topic_token(),
         }
@@ -411,6 +415,8 @@ pub enum Inferer {
     Http(HttpModel),
     /// A command model.
     Command(CommandModel),
+    /// A copycat (answers only inside a node, through [`Copycat::copy`]).
+    Copycat(Copycat),
 }
 
 impl Inferer {
@@ -428,6 +434,7 @@ impl Inferer {
             Inferer::Builtin(m) => m.predict().ok_or(ModelError::NotReady)?,
             Inferer::Http(m) => m.infer(ctx).await?,
             Inferer::Command(m) => m.infer(ctx).await?,
+            Inferer::Copycat(m) => m.copy(ctx).await?.value,
         };
         // The adapters already reject non-finite values; keep the guarantee in one place.
         if value.is_finite() {
@@ -525,6 +532,7 @@ pub fn build_model(spec: &ModelSpec) -> Result<Inferer, SpecError> {
         ModelSpec::Command(c) => {
             Inferer::Command(CommandModel::new(&c.program, &c.args, &c.options())?)
         }
+        ModelSpec::Copycat(c) => Inferer::Copycat(Copycat::new(c)),
     })
 }
 

@@ -23,7 +23,7 @@ use crate::codec::{self, DecodeError};
 use crate::envelope::{Envelope, MAX_ENVELOPE_SIZE};
 use crate::ids::{Amount, Hash32, MessageId, NetworkId, TopicId};
 use crate::keys::{KeyError, PublicKey};
-use crate::messages::{Payload, Role};
+use crate::messages::{Payload, PayloadClass, Role};
 use crate::params::ModuleParams;
 use crate::topic::TopicSpec;
 
@@ -103,6 +103,16 @@ pub enum Slot {
         /// Author.
         author: PublicKey,
     },
+    /// One reveal per (topic, epoch, author) in a commit-reveal topic (the commitment takes
+    /// the [`Slot::Worker`] slot).
+    Reveal {
+        /// Topic.
+        topic: TopicId,
+        /// Epoch.
+        epoch: u64,
+        /// Author.
+        author: PublicKey,
+    },
     /// One reputer bundle per (topic, epoch, author).
     Reputer {
         /// Topic.
@@ -136,6 +146,16 @@ impl Slot {
             Payload::WorkerBundle(b) => Slot::Worker {
                 topic: b.topic,
                 epoch: b.epoch,
+                author,
+            },
+            Payload::WorkerCommit(c) => Slot::Worker {
+                topic: c.topic,
+                epoch: c.epoch,
+                author,
+            },
+            Payload::WorkerReveal(r) => Slot::Reveal {
+                topic: r.bundle.topic,
+                epoch: r.bundle.epoch,
                 author,
             },
             Payload::ReputerBundle(b) => Slot::Reputer {
@@ -224,6 +244,8 @@ pub fn ledger_spend(payload: &Payload, params: &ModuleParams) -> Amount {
         | Payload::Vote(_)
         | Payload::SetOwner(_)
         | Payload::WorkerBundle(_)
+        | Payload::WorkerCommit(_)
+        | Payload::WorkerReveal(_)
         | Payload::ReputerBundle(_)
         | Payload::Evidence(_) => Amount::ZERO,
     }
@@ -315,10 +337,13 @@ pub fn window_timing((open, close): (u64, u64), now_ms: u64, skew_ms: u64) -> Wi
 pub enum Arrival {
     /// Gossip or a local publication at this time (ms): it must fall inside its window.
     Live(u64),
-    /// Reconciliation (sync, fetch, evidence): the caller established that the entry's window
-    /// has opened and is not finalized. Only the entry is judged, not when it arrives: it may
-    /// have been gossiped in time to the peer that passes it on.
-    Reconciled,
+    /// Reconciliation (sync, fetch, evidence) at this time (ms): the caller established that
+    /// the entry's window has opened and is not finalized. Only the entry is judged, not when
+    /// it arrives: it may have been gossiped in time to the peer that passes it on. One
+    /// exception: a commit-reveal topic's commitment is never admitted after its submission
+    /// window (and the skew allowance) closed, since reveals may be seen by then and a late
+    /// commitment could be a copy of one.
+    Reconciled(u64),
 }
 
 /// Validate one gossip message. Pure: no clock (`now_ms` is given), no IO.
@@ -359,9 +384,11 @@ pub fn decode(bytes: &[u8]) -> Result<(Envelope, Payload), RejectReason> {
 /// Whether a payload belongs on a gossip channel.
 pub fn channel_carries(kind: ChannelKind, payload: &Payload) -> bool {
     match (payload, kind) {
-        (Payload::WorkerBundle(b), ChannelKind::Workers(t)) => b.topic == t,
         (Payload::ReputerBundle(b), ChannelKind::Reputers(t)) => b.topic == t,
-        (Payload::WorkerBundle(_) | Payload::ReputerBundle(_), _) => false,
+        (Payload::ReputerBundle(_), _) => false,
+        (p, kind) if p.class() == PayloadClass::Worker => {
+            p.worker_epoch().map(|(t, _)| ChannelKind::Workers(t)) == Some(kind)
+        }
         (_, kind) => kind == ChannelKind::Ledger,
     }
 }
@@ -436,14 +463,29 @@ fn check_timing_and_standing(
         }
     };
     match payload {
-        Payload::WorkerBundle(b) => {
-            let Some(spec) = view.topic(b.topic) else {
+        Payload::WorkerBundle(_) | Payload::WorkerCommit(_) | Payload::WorkerReveal(_) => {
+            let (topic, epoch) = payload.worker_epoch()?;
+            let Some(spec) = view.topic(topic) else {
                 return Some(Ignore(IgnoreReason::UnknownTopic, None));
             };
-            if let Some(v) = in_window(spec.worker_window(b.epoch)) {
+            // Commit-reveal topics take commitments in the submission window and reveals in
+            // the reveal phase; the others take bundles in the submission window.
+            let window = match (payload, spec.reveal_window(epoch)) {
+                (Payload::WorkerBundle(_), None) | (Payload::WorkerCommit(_), Some(_)) => {
+                    spec.submission_window(epoch)
+                }
+                (Payload::WorkerReveal(_), Some(reveal)) => reveal,
+                _ => return Some(Ignore(IgnoreReason::WrongPhase, None)),
+            };
+            if let Some(v) = in_window(window) {
                 return Some(v);
             }
-            if !view.is_registered(b.topic, Role::Worker, author) {
+            if let (Payload::WorkerCommit(_), Arrival::Reconciled(now_ms)) = (payload, arrival)
+                && window_timing(window, now_ms, params.max_clock_skew_ms) == WindowTiming::Closed
+            {
+                return Some(Ignore(IgnoreReason::TooLate, None));
+            }
+            if !view.is_registered(topic, Role::Worker, author) {
                 return Some(Ignore(IgnoreReason::NotRegistered, None));
             }
             None

@@ -39,6 +39,9 @@ pub enum IgnoreReason {
     /// Evidence against a key with nothing at stake where it offended (a worker or reputer
     /// not registered in the topic, an account holding nothing; maybe not finalized yet).
     OffenderHoldsNothing,
+    /// A worker message of the wrong kind for its topic: a plain bundle in a commit-reveal
+    /// topic, a commitment or reveal in a topic without commit-reveal.
+    WrongPhase,
 }
 
 /// Why a message was rejected (provably invalid; the relayer is penalised).
@@ -118,6 +121,7 @@ reason_names!(IgnoreReason {
     NotCertified => "not_certified",
     WindowFull => "window_full",
     OffenderHoldsNothing => "offender_holds_nothing",
+    WrongPhase => "wrong_phase",
 });
 
 reason_names!(RejectReason {

@@ -6,8 +6,8 @@ use crate::envelope::Envelope;
 use crate::ids::{Amount, TopicId};
 use crate::keys::PublicKey;
 use crate::messages::{
-    EvidenceKind, MAX_BUNDLE_VALUES, MAX_BUNDLE_WORKERS, MAX_FORECAST_ELEMENTS, Payload, Role,
-    ValueBundle, WorkerValue,
+    EvidenceKind, MAX_BUNDLE_VALUES, MAX_BUNDLE_WORKERS, MAX_FORECAST_ELEMENTS, Payload,
+    PayloadClass, Role, ValueBundle, WorkerReveal, WorkerValue,
 };
 use crate::params::ModuleParams;
 
@@ -65,7 +65,8 @@ pub(super) fn check_semantics(
     use Verdict::{Ignore, Reject};
     let reject = |r| Some(Reject(r));
     match payload {
-        Payload::WorkerBundle(b) => {
+        Payload::WorkerCommit(_) => None,
+        Payload::WorkerBundle(b) | Payload::WorkerReveal(WorkerReveal { bundle: b, .. }) => {
             if b.inference.is_none() && b.forecasts.is_empty() {
                 return reject(RejectReason::EmptyBundle);
             }
@@ -185,7 +186,9 @@ pub(super) fn evidence_standing(
     let offender = &first.signer;
     let registered = |topic, role| view.is_registered(topic, role, offender);
     let standing = match (e.kind, &payload) {
-        (EvidenceKind::WorkerBundle, Payload::WorkerBundle(b)) => registered(b.topic, Role::Worker),
+        (EvidenceKind::WorkerBundle, p) if p.class() == PayloadClass::Worker => p
+            .worker_epoch()
+            .is_some_and(|(topic, _)| registered(topic, Role::Worker)),
         (EvidenceKind::ReputerBundle, Payload::ReputerBundle(b)) => {
             registered(b.topic, Role::Reputer)
         }
@@ -224,7 +227,7 @@ fn check_evidence(e: &crate::messages::Evidence, view: &impl ValidationView) -> 
         return bad;
     };
     let kind_ok = match e.kind {
-        EvidenceKind::WorkerBundle => matches!(pa, Payload::WorkerBundle(_)),
+        EvidenceKind::WorkerBundle => pa.class() == PayloadClass::Worker,
         EvidenceKind::ReputerBundle => matches!(pa, Payload::ReputerBundle(_)),
         EvidenceKind::LedgerNonce => pa.nonce().is_some(),
         EvidenceKind::ConsensusVote => false,

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chorus_protocol::ids::TopicId;
+use chorus_protocol::ids::{Hash32, TopicId};
 use chorus_protocol::keys::PublicKey;
 use chorus_protocol::math::mechanism::MechanismVersion;
 use chorus_protocol::math::scores::{initial_ema_score, liveness_penalty};
@@ -137,6 +137,48 @@ impl Ledger {
     }
 }
 
+/// The bundles of `(topic, epoch)` among a worker window's `entries`, by author. Without
+/// commit-reveal, the plain bundles; with it, each revealed bundle whose author's commitment
+/// among the same entries equals the reveal's: a reveal without a commitment, or not
+/// matching it, does not count (the epoch is missed), and plain bundles never count.
+pub fn worker_bundles(
+    entries: &[SignedEntry],
+    topic: TopicId,
+    epoch: u64,
+    commit_reveal: bool,
+) -> Vec<(&PublicKey, &WorkerBundle)> {
+    let here = |b: &WorkerBundle| b.topic == topic && b.epoch == epoch;
+    if !commit_reveal {
+        return entries
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::WorkerBundle(b) if here(b) => Some((&e.author, b)),
+                _ => None,
+            })
+            .collect();
+    }
+    let commitments: BTreeMap<&PublicKey, &Hash32> = entries
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::WorkerCommit(c) if c.topic == topic && c.epoch == epoch => {
+                Some((&e.author, &c.commitment))
+            }
+            _ => None,
+        })
+        .collect();
+    entries
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::WorkerReveal(r)
+                if here(&r.bundle) && commitments.get(&e.author) == Some(&&r.commitment()) =>
+            {
+                Some((&e.author, &r.bundle))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The workers of `(topic, epoch)` that count: registered authors with a bundle; at most
 /// `max_top_inferers_to_reward` inferers and `max_top_forecasters_to_reward` forecasters.
 fn counted_workers(
@@ -149,16 +191,11 @@ fn counted_workers(
     let cap = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let mech = &t.mechanism;
     // Candidates: registered authors with a bundle, in key order.
-    let mut bundles: Vec<(&PublicKey, &WorkerBundle)> = entries
-        .iter()
-        .filter(|e| t.workers.contains(&e.author))
-        .filter_map(|e| match &e.payload {
-            Payload::WorkerBundle(b) if b.topic == topic && b.epoch == epoch => {
-                Some((&e.author, b))
-            }
-            _ => None,
-        })
-        .collect();
+    let mut bundles: Vec<(&PublicKey, &WorkerBundle)> =
+        worker_bundles(entries, topic, epoch, t.spec.commit_reveal())
+            .into_iter()
+            .filter(|(a, _)| t.workers.contains(a))
+            .collect();
     bundles.sort_by_key(|(a, _)| **a);
     let inferers: Vec<(String, f64)> = bundles
         .iter()

@@ -750,6 +750,70 @@ mod settlement {
         (l, all)
     }
 
+    /// Commit-reveal: a reveal counts only when its author's commitment among the window's
+    /// entries matches it; a plain bundle never counts in such a topic, and commitments and
+    /// reveals never count in a topic without it.
+    #[test]
+    fn under_commit_reveal_only_reveals_matching_their_commitment_count() {
+        let (mut l, ws, _) = world();
+        let plain = worker_entries(&l, &ws, 0);
+        let mut entries = vec![];
+        for (i, (w, e)) in ws.iter().zip(&plain).enumerate() {
+            let Payload::WorkerBundle(b) = &e.payload else {
+                unreachable!()
+            };
+            let salt = Hash32([i as u8 + 1; 32]);
+            let commitment = commitment_of(b, &salt);
+            let commit = WorkerCommit {
+                topic: TopicId(1),
+                epoch: 0,
+                commitment,
+            };
+            let mut revealed = b.clone();
+            if i == 1 {
+                // Worker 1 reveals another value than it committed to, and also sends the
+                // plain bundle.
+                revealed.inference = revealed.inference.map(|v| v + 1.0);
+                entries.push(e.clone());
+            }
+            entries.push(entry(&l, w, Payload::WorkerCommit(commit)));
+            let reveal = WorkerReveal {
+                bundle: revealed,
+                salt,
+            };
+            assert_eq!(reveal.commitment() == commitment, i != 1);
+            entries.push(entry(&l, w, Payload::WorkerReveal(reveal)));
+        }
+        let keys = |l: &Ledger, entries: &[SignedEntry]| -> Vec<PublicKey> {
+            let counted = l.counted_workers(TopicId(1), 0, entries).unwrap();
+            counted.keys.values().copied().collect()
+        };
+        let sorted = |mut v: Vec<PublicKey>| {
+            v.sort();
+            v
+        };
+        let all = sorted(ws.iter().map(|w| w.public()).collect());
+        assert_eq!(
+            keys(&l, &plain),
+            all,
+            "without commit-reveal plain bundles count"
+        );
+        let expected = sorted(vec![ws[0].public(), ws[2].public()]);
+        l.topics.get_mut(&TopicId(1)).unwrap().spec.reveal_window_ms = 300;
+        assert_eq!(keys(&l, &entries), expected);
+        assert_eq!(keys(&l, &plain), vec![], "plain bundles never count");
+        // Reveals without their commitments count nothing.
+        let reveals_only: Vec<SignedEntry> = entries
+            .iter()
+            .filter(|e| matches!(e.payload, Payload::WorkerReveal(_)))
+            .cloned()
+            .collect();
+        assert_eq!(keys(&l, &reveals_only), vec![]);
+        // The same entries in a topic without commit-reveal: only worker 1's plain bundle.
+        l.topics.get_mut(&TopicId(1)).unwrap().spec.reveal_window_ms = 0;
+        assert_eq!(keys(&l, &entries), vec![ws[1].public()]);
+    }
+
     /// Allora's outlier-resistant inference: an inference far beyond 11 MADs of the epoch's
     /// median is left out of a second bundle; epochs without outliers keep one bundle.
     #[test]

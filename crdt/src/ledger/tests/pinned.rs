@@ -160,15 +160,16 @@ fn a_fixed_message_history_keeps_its_root_and_events() {
     // event carries it), `rewards_paid` and `owners`; both again when topics gained the
     // outlier parameters (in the created topic's event) and their mechanism the outlier metrics;
     // both when the parameters gained `min_validator_bond` (a new network id reorders the two
-    // nonce-10 transfers); both when topics gained `mechanism` (in the created topic's event).
+    // nonce-10 transfers); both when topics gained `mechanism` (in the created topic's event);
+    // both when topics gained `reveal_window_ms` (in the created topic's event).
     let (l, events) = message_history();
     assert_eq!(
         l.root().to_hex(),
-        "e61daa2bcf4bf6f7452cb17b4d4c71a299f29f6a50eb4ef0c5cb7d0b75c80ed8"
+        "6d7611169853b00283a5492edb5932570c56928878d75cc7475500d1ed11340c"
     );
     assert_eq!(
         events_digest(&events),
-        "9b191cb20ee8cc5a9a27736ea74e654afc93ecb2522a9fbdb4a46fa9c8cc848a"
+        "171a900bb4fb16dcf238846bd9be0435ba6fdbfa6eeb33477d1504a3e29e94f7"
     );
 }
 
@@ -179,11 +180,12 @@ fn a_fixed_settlement_history_keeps_its_root_and_events() {
     // (the events did not change: nothing in this history is an outlier); the events when
     // `Scored` gained the epoch's ground truth and network loss; the root when the parameters
     // gained `min_validator_bond`; the root (not the events: v0.6 settles as before) when
-    // topics gained `mechanism` and their mechanism state `last_scored`.
+    // topics gained `mechanism` and their mechanism state `last_scored`; the root when topics
+    // gained `reveal_window_ms`.
     let (l, events) = super::settlement::run(12);
     assert_eq!(
         l.root().to_hex(),
-        "2a783d05543d1a5bff034cae7bb77aca6f68195e016ea33a4eb0c2effd4221be"
+        "a6da8567eaae11b764013bac3ecae4dc266dc87fc0d9738684b414cc70882407"
     );
     assert_eq!(
         events_digest(&events),

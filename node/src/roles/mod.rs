@@ -24,6 +24,8 @@ use chorus_protocol::messages::{
 use chorus_protocol::topic::TopicSpec;
 use tokio::sync::{mpsc, watch};
 
+mod reveal;
+
 use crate::clock::Clock;
 use crate::metrics::NodeMetrics;
 use crate::models::{
@@ -46,6 +48,9 @@ pub struct RoleView {
     /// The reputer window of each pending epoch, as the finalized state says (a late
     /// checkpoint extends it: `TopicState::reputer_window`).
     pub reputer_windows: BTreeMap<(TopicId, u64), (u64, u64)>,
+    /// The network's clock-skew allowance (`ModuleParams::max_clock_skew_ms`): reveals wait
+    /// for it after the submission window closes.
+    pub max_clock_skew_ms: u64,
 }
 
 impl RoleView {
@@ -93,6 +98,9 @@ pub struct WorkerTask {
     pub truth: Option<TruthSource>,
     /// Largest random delay after the window opens.
     pub jitter_ms: u64,
+    /// Key of the salts of commit-reveal commitments ([`reveal::salt`]): random unless
+    /// [`WorkerTask::with_salt_key`] derives it from the node key.
+    pub salt_key: [u8; 32],
 }
 
 /// A reputer role ready to run.
@@ -147,7 +155,22 @@ impl WorkerTask {
             bars,
             truth: truth.map(build_truth).transpose().map_err(|e| err(&e))?,
             jitter_ms,
+            salt_key: reveal::random_salt_key(),
         })
+    }
+
+    /// Salts derived from `seed` (the node key's seed): the same commitments after a restart,
+    /// and runs that repeat byte for byte.
+    pub fn with_salt_key(mut self, seed: &[u8]) -> WorkerTask {
+        self.salt_key = blake3::derive_key("chorus worker commit salt v1", seed);
+        self
+    }
+
+    /// Read through `handle` when the model needs its node (a copycat).
+    pub fn attach(&mut self, handle: &crate::actor::NodeHandle) {
+        if let Some(Inferer::Copycat(c)) = self.model.as_mut() {
+            c.attach(handle.clone(), self.me);
+        }
     }
 }
 
@@ -321,6 +344,8 @@ pub async fn run_worker(
     // The last epoch this worker served, or counted as missed because it was not registered.
     let mut handled: Option<u64> = None;
     let mut was_registered = None;
+    // A bundle committed to and not revealed yet (commit-reveal topics).
+    let mut sealed: Option<reveal::Sealed> = None;
     loop {
         let v = view.borrow_and_update().clone();
         let Some(spec) = v.topics.get(&task.topic).cloned() else {
@@ -330,6 +355,27 @@ pub async fn run_worker(
             }
             continue;
         };
+        if let Some(s) = &sealed {
+            let epoch = s.epoch;
+            match reveal::due(&spec, &task, s, (clock.now_ms(), v.max_clock_skew_ms)) {
+                reveal::Due::Wait(ms) => clock.sleep_ms(ms).await,
+                reveal::Due::Reveal(payload) => {
+                    sealed = None;
+                    if out.send(RoleOutput::Publish(payload)).await.is_err() {
+                        return;
+                    }
+                }
+                reveal::Due::Missed => {
+                    sealed = None;
+                    tracing::warn!(topic = %task.topic, epoch, "the reveal phase ended before the bundle was revealed: epoch missed");
+                    let kind = (task.topic, epoch, "worker_reveal");
+                    if skipped(&out, &metrics, kind, "reveal_late").await.is_err() {
+                        return;
+                    }
+                }
+            }
+            continue;
+        }
         learn(
             &mut task,
             &v,
@@ -343,7 +389,13 @@ pub async fn run_worker(
             clock.sleep_ms(spec.start_ms.saturating_sub(now)).await;
             continue;
         };
-        let (open, close) = spec.worker_window(epoch);
+        let (open, close) = spec.submission_window(epoch);
+        // What a skipped epoch is recorded as: the message not sent.
+        let kind = if spec.commit_reveal() {
+            "worker_commit"
+        } else {
+            "worker_bundle"
+        };
         let registered = v
             .workers
             .get(&task.topic)
@@ -351,27 +403,27 @@ pub async fn run_worker(
         note_registration(&mut was_registered, registered, task.topic, "worker");
         if handled != Some(epoch) && now < close && !registered {
             handled = Some(epoch);
-            if skipped(
-                &out,
-                &metrics,
-                (task.topic, epoch, "worker_bundle"),
-                "not_registered",
-            )
-            .await
-            .is_err()
+            if skipped(&out, &metrics, (task.topic, epoch, kind), "not_registered")
+                .await
+                .is_err()
             {
                 return;
             }
         }
         if handled == Some(epoch) || now >= close {
-            let next = spec.worker_window(epoch + 1).0;
+            let next = spec.submission_window(epoch + 1).0;
             tokio::select! {
                 _ = clock.sleep_ms(next.saturating_sub(now)) => {},
                 _ = view.changed() => {},
             }
             continue;
         }
-        let at = open + jitter(&task.me, epoch, task.jitter_ms.min((close - open) / 2));
+        let delay = match &task.model {
+            // A copycat looks later than the others, to find something to copy.
+            Some(Inferer::Copycat(c)) => c.after_ms(close - open),
+            _ => jitter(&task.me, epoch, task.jitter_ms.min((close - open) / 2)),
+        };
+        let at = open + delay;
         if now < at {
             clock.sleep_ms(at - now).await;
             continue;
@@ -399,7 +451,7 @@ pub async fn run_worker(
             if let Some(e) = error {
                 tracing::info!(topic = %task.topic, epoch, reason, error = %e, "worker duty skipped");
             }
-            if skipped(&out, &metrics, (task.topic, epoch, "worker_bundle"), reason)
+            if skipped(&out, &metrics, (task.topic, epoch, kind), reason)
                 .await
                 .is_err()
             {
@@ -412,14 +464,9 @@ pub async fn run_worker(
             // Nothing to say (a forecaster that has learned nothing yet): the epoch is
             // missed, and said so once.
             if failure.is_none()
-                && skipped(
-                    &out,
-                    &metrics,
-                    (task.topic, epoch, "worker_bundle"),
-                    "no_forecasts",
-                )
-                .await
-                .is_err()
+                && skipped(&out, &metrics, (task.topic, epoch, kind), "no_forecasts")
+                    .await
+                    .is_err()
             {
                 return;
             }
@@ -431,12 +478,19 @@ pub async fn run_worker(
             after_open_ms = clock.now_ms().saturating_sub(open),
             "worker bundle ready"
         );
-        let payload = Payload::WorkerBundle(WorkerBundle {
+        let bundle = WorkerBundle {
             topic: task.topic,
             epoch,
             inference,
             forecasts,
-        });
+        };
+        let payload = if spec.commit_reveal() {
+            let (commit, s) = reveal::seal(&task, bundle);
+            sealed = Some(s);
+            commit
+        } else {
+            Payload::WorkerBundle(bundle)
+        };
         if out
             .send(RoleOutput::Publish(Box::new(payload)))
             .await
