@@ -55,6 +55,10 @@ enum Command {
     /// is funded, registers as a worker, bonds, signs checkpoints and is counted in the network
     /// inference.
     Join(scenarios::join::JoinArgs),
+    /// Two histories from one genesis (the genesis validators sign a fork): a newcomer that
+    /// trusts a checkpoint of the real chain refuses the fork and follows the real chain; one
+    /// that trusts nothing refuses a genesis older than the unbonding period.
+    Longrange(scenarios::longrange::LongRangeArgs),
     /// Validly signed junk from strangers (unfunded ledger spam, equivocating pairs, junk
     /// evidence, a NaN bundle and unregistered bundles by sync): finality keeps its pace and
     /// nothing of it is stored.
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
         Command::Scale(a) => block_on(scenarios::scale::run(a)),
         Command::Corrupt(a) => block_on(scenarios::corrupt::run(a)),
         Command::Join(a) => block_on(scenarios::join::run(a)),
+        Command::Longrange(a) => block_on(scenarios::longrange::run(a)),
         Command::Junk(a) => block_on(scenarios::junk::run(a)),
         Command::Bench(a) => block_on(bench::run(a)),
         Command::FloodAttacker(a) => block_on(scenarios::attacker::run(a)),

@@ -595,12 +595,17 @@ fn duty(
         let w = window_of(id, &t.spec, now_ms);
         if worker { w.worker } else { w.reputer }
     });
-    let kind = if worker {
-        "worker_bundle"
-    } else {
-        "reputer_bundle"
+    // A commit-reveal worker's last submission is its commitment or, once sent, its reveal.
+    let kinds: &[&'static str] = match (worker, t.is_some_and(|t| t.spec.commit_reveal())) {
+        (false, _) => &["reputer_bundle"],
+        (true, false) => &["worker_bundle"],
+        (true, true) => &["worker_commit", "worker_reveal"],
     };
-    let last = facts.submissions.get(&(topic, kind)).cloned();
+    let last = kinds
+        .iter()
+        .filter_map(|k| facts.submissions.get(&(topic, *k)))
+        .max_by_key(|s| s.epoch)
+        .cloned();
     let counted = match (&last, worker) {
         (Some(s), true) if s.accepted => s.epoch.and_then(|e| {
             let held = facts.history.get(&id)?.get(&e)?;
@@ -725,4 +730,55 @@ pub fn statements_of(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chorus_crdt::replica::sim::sim_genesis;
+    use chorus_protocol::keys::Keypair;
+
+    /// A commit-reveal worker's duty shows its latest commitment or reveal, whichever is for
+    /// the later epoch (the reveal when both are); a plain topic's, its bundle.
+    #[test]
+    fn a_commit_reveal_worker_duty_shows_its_latest_commitment_or_reveal() {
+        let keys: Vec<Keypair> = (1..=3u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
+        let mut g = sim_genesis("views-test", &keys, &[1_000, 0, 0], |i| i == 2);
+        let me = keys[1].public();
+        let submission = |kind: &str, epoch| types::Submission {
+            topic: Some(1),
+            epoch: Some(epoch),
+            kind: kind.into(),
+            accepted: true,
+            reason: None,
+            time_ms: 0,
+        };
+        let configured = BTreeSet::from([(1u64, "worker")]);
+        let duty_with = |g: &chorus_protocol::genesis::Genesis, subs: &[(&'static str, u64)]| {
+            let ledger = Ledger::from_genesis(g).unwrap();
+            let submissions = subs
+                .iter()
+                .map(|(k, e)| ((1u64, *k), submission(k, *e)))
+                .collect();
+            let facts = DutyFacts {
+                configured: &configured,
+                submissions: &submissions,
+                history: &BTreeMap::new(),
+                rewards: &BTreeMap::new(),
+            };
+            let d = duties(&ledger, &me, &facts, 0).remove(0);
+            d.last.map(|s| (s.kind, s.epoch.unwrap()))
+        };
+        let both = [
+            ("worker_commit", 7),
+            ("worker_reveal", 6),
+            ("worker_bundle", 3),
+        ];
+        assert_eq!(duty_with(&g, &both), Some(("worker_bundle".into(), 3)));
+        g.topics[0].spec.reveal_window_ms = g.topics[0].spec.submission_window_ms / 2;
+        assert_eq!(duty_with(&g, &both), Some(("worker_commit".into(), 7)));
+        let revealed = [("worker_commit", 7), ("worker_reveal", 7)];
+        assert_eq!(duty_with(&g, &revealed), Some(("worker_reveal".into(), 7)));
+    }
 }

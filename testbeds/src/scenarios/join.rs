@@ -84,7 +84,10 @@ pub async fn run(args: JoinArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `chorus <args>` to completion (off the runtime's threads): exit success, stdout, stderr.
-async fn chorus(bin: &Path, args: Vec<String>) -> anyhow::Result<(bool, String, String)> {
+pub(super) async fn chorus(
+    bin: &Path,
+    args: Vec<String>,
+) -> anyhow::Result<(bool, String, String)> {
     let bin = bin.to_path_buf();
     let shown = args.join(" ");
     let out = tokio::task::spawn_blocking(move || {
@@ -131,7 +134,7 @@ fn add_roles(node_toml: &Path, data: &Path, timeouts: &Config) -> anyhow::Result
 }
 
 /// Start `chorus node run --config <config>`, its stderr appended to `log`.
-fn start_node(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<ChildGuard> {
+pub(super) fn start_node(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<ChildGuard> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -600,7 +603,7 @@ async fn check_agreement(report: &mut Report, cluster: &Cluster, newcomer: &Node
 }
 
 /// The last line of a log file, without terminal colour codes.
-fn tail(log: &Path) -> String {
+pub(super) fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let line = text.lines().last().unwrap_or("(empty)");
     let mut out = String::with_capacity(line.len());

@@ -13,7 +13,9 @@
 //! 10. [`join`]: a stranger joins a running network with one address and becomes a worker and
 //!     a validator through the command line;
 //! 11. [`junk`]: validly signed junk from strangers by gossip and sync: finality keeps its pace,
-//!     nothing of it is stored.
+//!     nothing of it is stored;
+//! 12. [`longrange`]: the genesis validators sign a second history: a newcomer with a trusted
+//!     checkpoint follows the real chain, one without refuses an old genesis.
 //!
 //! Shared here: CPU pinning, child processes of this binary, metric reading and inference-event
 //! logs of in-process networks.
@@ -26,6 +28,7 @@ pub mod equivocation;
 pub mod flood;
 pub mod join;
 pub mod junk;
+pub mod longrange;
 pub mod netns;
 pub mod partition;
 pub mod relay;
