@@ -18,8 +18,9 @@
 //!
 //! Not covered here: a real chain whose genesis validators have actually unbonded (the fork
 //! is signed by the current validators of both networks, which is the case a trusted checkpoint
-//! must handle anyway), and a forged "ahead" height (`node/tests/state_sync.rs` tests a hostile
-//! peer claiming one).
+//! must handle anyway), and a forged "ahead" height (the unit test
+//! `checkpoint::catchup::tests::catch_up_rotates_over_the_peers_ahead` and the simulator's
+//! votes far ahead cover it).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
