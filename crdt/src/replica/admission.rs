@@ -35,9 +35,14 @@ pub enum Route {
     /// Gossip or a publication: the window follows from the payload, and the arrival time
     /// must fall inside it.
     Live,
-    /// A peer offered it for this window (sync, fetch): it must belong there; it is judged
+    /// A peer offered it for this window (sync): it must belong there; it is judged
     /// whenever it arrives, as long as the window has opened and is not finalized.
     Into(WindowKey),
+    /// Fetched for this window because a proposal or a decided checkpoint names its content:
+    /// as [`Route::Into`], but a commit-reveal commitment is taken after its submission window
+    /// too (the proposer held it in time by its clock; refusing it would leave the proposal
+    /// unverifiable and stall finality, see [`Arrival::Named`]).
+    Fetched(WindowKey),
     /// One of the two messages inside evidence of an equivocation.
     Evidence,
 }
@@ -82,10 +87,10 @@ impl Replica {
         now_ms: u64,
     ) -> Result<Admitted, Refusal> {
         let key = match route {
-            Route::Into(key) if !key.accepts(&payload) => {
+            Route::Into(key) | Route::Fetched(key) if !key.accepts(&payload) => {
                 return Err(Refusal::Reject(RejectReason::WrongWindow));
             }
-            Route::Into(key) => key,
+            Route::Into(key) | Route::Fetched(key) => key,
             Route::Live | Route::Evidence => self.live_window(&payload, now_ms),
         };
         if let Some(certified) = self.certified_heads(&key) {
@@ -103,7 +108,7 @@ impl Replica {
         // that filled here with others. A proposal lists at most the cap.
         let cap = match route {
             Route::Live => MAX_WINDOW_ENTRIES,
-            Route::Into(_) | Route::Evidence => 2 * MAX_WINDOW_ENTRIES,
+            Route::Into(_) | Route::Fetched(_) | Route::Evidence => 2 * MAX_WINDOW_ENTRIES,
         };
         if self
             .windows
@@ -120,12 +125,13 @@ impl Replica {
         }
         let arrival = match route {
             Route::Live => Arrival::Live(now_ms),
+            Route::Fetched(_) => Arrival::Named,
             Route::Into(_) | Route::Evidence => Arrival::Reconciled(now_ms),
         };
         // The very same message admitted before, held in another window (a ledger message
         // a peer placed in an earlier or later period than we did): judged already, so it
         // joins this window too when a peer offers it there.
-        if matches!(arrival, Arrival::Reconciled(_))
+        if matches!(arrival, Arrival::Reconciled(_) | Arrival::Named)
             && self.slots.get(&Slot::of(envelope.signer, &payload)) == Some(&Hash32::of(bytes))
         {
             return entry_from_parts(&key, envelope, bytes.to_vec(), payload)

@@ -601,12 +601,14 @@ fn consensus_gossip_is_relayed_only_when_it_verifies() {
 }
 
 /// Commit-reveal (epoch 2: commitments in `[1 002 000, 1 002 500)`, reveals in
-/// `[1 002 500, 1 002 800)`, skew 100): sync and fetch admit a commitment only until the
-/// submission window (and the skew) closed, whatever the peer says, since by then reveals can
-/// be seen and a late commitment could copy one; reveals are reconciled as usual; a plain
-/// bundle is not taken by any path.
+/// `[1 002 500, 1 002 800)`, skew 100): sync admits a commitment only until the submission
+/// window (and the skew) closed, whatever the peer says, since by then reveals can be seen and
+/// a late commitment could copy one. A fetch (asked because a proposal or a decided
+/// checkpoint names the window's content) takes it: refusing it left proposals unverifiable
+/// and stalled finality (the devnet on the wall clock stalled at height 15). Reveals are
+/// reconciled as usual; a plain bundle is not taken by any path.
 #[test]
-fn a_late_commitment_is_refused_on_every_path() {
+fn a_late_commitment_is_refused_by_sync_and_taken_when_a_proposal_names_it() {
     use chorus_protocol::messages::{WorkerCommit, WorkerReveal, commitment_of};
     let keys = keys(6);
     let mut g = genesis(&keys);
@@ -651,8 +653,9 @@ fn a_late_commitment_is_refused_on_every_path() {
     let after_close = 1_002_600;
     let late = commit(&f, 1, 2.0);
     assert_eq!(f.sync(2, &[&late], after_close), None);
-    assert_eq!(f.fetch(2, &[&late], after_close), None);
     assert!(!f.holds(2, &late));
+    assert_eq!(f.fetch(2, &[&late], after_close), None);
+    assert!(f.holds(2, &late), "a fetched commitment a proposal names");
     // Still inside the skew allowance: taken.
     let just = commit(&f, 2, 3.0);
     assert_eq!(f.sync(2, &[&just], after_close - 1), None);

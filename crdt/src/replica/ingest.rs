@@ -158,7 +158,7 @@ impl Replica {
         let mut bad = 0usize;
         for bytes in envelopes {
             if let Err(Refusal::Reject(r)) =
-                self.admit(&bytes, Route::Into(window), now_ms, &mut persist, out)
+                self.admit(&bytes, Route::Fetched(window), now_ms, &mut persist, out)
             {
                 bad += 1;
                 rejected.get_or_insert(r);

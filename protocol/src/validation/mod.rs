@@ -344,6 +344,11 @@ pub enum Arrival {
     /// window (and the skew allowance) closed, since reveals may be seen by then and a late
     /// commitment could be a copy of one.
     Reconciled(u64),
+    /// Fetched because a proposal or a decided checkpoint names the content of its window:
+    /// judged as [`Arrival::Reconciled`], without the exception: a commitment the proposer
+    /// held in time by its clock is taken, or the proposal could never be verified and
+    /// finality would stall (a late commitment then needs a proposer that lets it in).
+    Named,
 }
 
 /// Validate one gossip message. Pure: no clock (`now_ms` is given), no IO.
