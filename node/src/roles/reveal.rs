@@ -10,7 +10,11 @@ use chorus_protocol::ids::{Hash32, TopicId};
 use chorus_protocol::messages::{Payload, WorkerBundle, WorkerCommit, WorkerReveal};
 use chorus_protocol::topic::TopicSpec;
 
-use super::{WorkerTask, jitter};
+use tokio::sync::mpsc;
+
+use super::{RoleOutput, WorkerTask, jitter, skipped};
+use crate::clock::Clock;
+use crate::metrics::NodeMetrics;
 
 /// A fresh random salt key (the time if the OS has no randomness: still unknown to peers
 /// before the commitment is published, which is all a salt needs to be).
@@ -86,6 +90,41 @@ pub(super) fn due(
         Due::Reveal(Box::new(Payload::WorkerReveal(sealed.reveal.clone())))
     } else {
         Due::Wait(at - now_ms)
+    }
+}
+
+/// Wait for, publish or give up the bundle in `sealed` (emptied once published or missed):
+/// one step of the worker's loop. `Err` when the actor is gone.
+pub(super) async fn handle(
+    sealed: &mut Option<Sealed>,
+    (spec, task): (&TopicSpec, &WorkerTask),
+    now: (u64, u64),
+    clock: &Clock,
+    (out, metrics): (&mpsc::Sender<RoleOutput>, &NodeMetrics),
+) -> Result<(), ()> {
+    let Some(s) = sealed.as_ref() else {
+        return Ok(());
+    };
+    let epoch = s.epoch;
+    match due(spec, task, s, now) {
+        Due::Wait(ms) => {
+            clock.sleep_ms(ms).await;
+            Ok(())
+        }
+        Due::Reveal(payload) => {
+            *sealed = None;
+            out.send(RoleOutput::Publish(payload)).await.map_err(|_| ())
+        }
+        Due::Missed => {
+            *sealed = None;
+            tracing::warn!(
+                topic = %task.topic,
+                epoch,
+                "the reveal phase ended before the bundle was revealed: epoch missed"
+            );
+            let kind = (task.topic, epoch, "worker_reveal");
+            skipped(out, metrics, kind, "reveal_late").await
+        }
     }
 }
 

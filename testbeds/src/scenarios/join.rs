@@ -151,15 +151,15 @@ pub(super) fn start_node(bin: &Path, config: &Path, log: &Path) -> anyhow::Resul
 }
 
 /// Everything the scenario needs to reach one node.
-struct Node {
-    api: String,
-    key: PathBuf,
-    token: PathBuf,
+pub(super) struct Node {
+    pub(super) api: String,
+    pub(super) key: PathBuf,
+    pub(super) token: PathBuf,
 }
 
 impl Node {
     /// `--key K --node URL --token-file T --wait`.
-    fn tx_flags(&self) -> Vec<String> {
+    pub(super) fn tx_flags(&self) -> Vec<String> {
         vec![
             "--key".into(),
             self.key.display().to_string(),

@@ -121,17 +121,12 @@ async fn start(args: &LongRangeArgs) -> anyhow::Result<Networks> {
 /// `--key K --node URL --token-file T --wait` for node 0 of `c`.
 fn tx_flags(c: &Cluster) -> Vec<String> {
     let n = &c.nodes[0];
-    vec![
-        "--key".into(),
-        n.dir.join("node.key").display().to_string(),
-        "--node".into(),
-        format!("http://{}", n.api()),
-        "--token-file".into(),
-        n.dir.join("admin.token").display().to_string(),
-        "--wait".into(),
-        "--wait-timeout".into(),
-        "60".into(),
-    ]
+    super::join::Node {
+        api: n.api(),
+        key: n.dir.join("node.key"),
+        token: n.dir.join("admin.token"),
+    }
+    .tx_flags()
 }
 
 /// `chorus join` against `bootstrap` into `out` (with `trusted` if given): (success, what it
