@@ -12,6 +12,10 @@ use crate::ids::Amount;
 /// Allora's nominal block time, used only to convert block-count defaults into milliseconds.
 pub const ALLORA_BLOCK_MS: u64 = 5_000;
 
+/// The largest validator set any network may have (`max_validators` is at most this): what
+/// certificates, the consensus input queues and vote tracking are sized for.
+pub const MAX_VALIDATOR_SET: u64 = 1_024;
+
 /// Every network-wide parameter. Missing fields in a genesis file take these defaults.
 #[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -108,8 +112,12 @@ pub struct ModuleParams {
     /// Delay before unbonded validator stake is released (ms).
     pub validator_unbonding_ms: u64,
     /// Smallest validator bond (a bond is zero or at least this): dust bonds would only grow
-    /// the ledger. The validator set is the largest bonds, at most 1024.
+    /// the ledger.
     pub min_validator_bond: Amount,
+    /// Most validators in the set (Cosmos staking's `MaxValidators`, default 100; at most
+    /// [`MAX_VALIDATOR_SET`]): the largest bonds, ties by key. Other bonded accounts wait
+    /// outside the set: their bond can be slashed and unbonded but neither votes nor earns.
+    pub max_validators: u64,
     /// Voting period of governance proposals, in checkpoint periods.
     pub governance_voting_periods: u64,
 }
@@ -167,6 +175,8 @@ impl Default for ModuleParams {
             validator_unbonding_ms: 21 * 24 * 3_600_000,
             // One whole token (18 decimals).
             min_validator_bond: Amount(10u128.pow(18)),
+            // Cosmos staking's default.
+            max_validators: 100,
             governance_voting_periods: 60,
         }
     }
@@ -285,6 +295,12 @@ impl ModuleParams {
                 });
             }
         }
+        if !(1..=MAX_VALIDATOR_SET).contains(&self.max_validators) {
+            return Err(ParamsError {
+                field: "max_validators",
+                reason: "must be in 1..=1024",
+            });
+        }
         if self.slash_fraction_ppm > 1_000_000 {
             return Err(ParamsError {
                 field: "slash_fraction_ppm",
@@ -328,5 +344,17 @@ mod tests {
             ..ModuleParams::default()
         };
         assert!(p.validate().is_err());
+        for max_validators in [0, MAX_VALIDATOR_SET + 1] {
+            let p = ModuleParams {
+                max_validators,
+                ..ModuleParams::default()
+            };
+            assert_eq!(p.validate().unwrap_err().field, "max_validators");
+        }
+        let p = ModuleParams {
+            max_validators: MAX_VALIDATOR_SET,
+            ..ModuleParams::default()
+        };
+        p.validate().unwrap();
     }
 }

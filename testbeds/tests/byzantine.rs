@@ -222,3 +222,37 @@ fn negative_control_twins_with_0_4_of_the_stake_fork_and_the_checker_sees_it() {
     // Not claimed, so not a failure of the run; supply still holds on every node.
     assert!(summary.passed(), "{}", summary.text());
 }
+
+#[test]
+fn validator_churn_beyond_the_cap_keeps_every_invariant() {
+    // The default faults (partition, crashes, byzantine validators and authors) plus churn:
+    // honest non-validators bond below the set (the cap is the 4 genesis validators), one
+    // enters it and leaves again. Seed 2 partitions the entering node away while it bonds:
+    // it applied heights late and, before each height waited for its own validator set, ran
+    // the height the set changed at with the old set and the network stalled there.
+    let c = SimConfig {
+        churn: Some(true),
+        ..SimConfig::default()
+    };
+    let reports: Vec<SeedReport> = (0..6).map(|s| run_seed(&c, s)).collect();
+    let mut entered = 0;
+    for r in &reports {
+        assert!(r.violations.is_empty(), "{}", r.line());
+        assert!(r.height >= 25, "{}", r.line());
+        let ch = &r.churn;
+        if ch.unbonds > 0 {
+            // In and out again: at least two changes, and the churner voted in between
+            // (it held a third of the power, so nothing finalized without it).
+            assert!(ch.set_changes >= 2, "{}: {ch:?}", r.line());
+            assert!(ch.churner_in_set_heights > 0, "{}: {ch:?}", r.line());
+            entered += 1;
+        }
+        if ch.bonds > 0 {
+            assert!(ch.beyond_cap_heights > 0, "{}: {ch:?}", r.line());
+        }
+    }
+    assert!(
+        entered >= 3,
+        "churn entered the set in {entered} of 6 seeds"
+    );
+}

@@ -51,4 +51,11 @@ fn one_hundred_seeds_keep_every_invariant() {
     assert!(sp.sync_changes <= sp.unregistered_bundles, "{text}");
     // The byzantine worker's NaN bundles went by sync (none held: the seeds passed).
     assert!(sp.nan_by_sync > 0, "{text}");
+    // Validator churn beyond the cap happened (drawn in about half of the seeds): bonds
+    // waited outside the set, churners entered it and left it.
+    let ch = &summary.churn;
+    assert!(summary.churn_seeds > 10, "{text}");
+    assert!(ch.bonds > 0 && ch.unbonds > 0, "{text}");
+    assert!(ch.beyond_cap_heights > 0 && ch.set_changes > 0, "{text}");
+    assert!(ch.churner_in_set_heights > 0, "{text}");
 }

@@ -461,7 +461,7 @@ pub async fn account(
             let mut text = pairs(&[
                 ("address", who),
                 ("balance", a.balance.to_string()),
-                ("bond", a.bond.to_string()),
+                ("bond", bond_text(&a)),
                 ("rewards", a.rewards.to_string()),
                 ("nonce", format!("{} (next {})", a.nonce, a.next_nonce)),
             ]);
@@ -638,6 +638,20 @@ fn inference_line(ev: &Value) -> String {
     )
 }
 
+/// An account's bond, and whether it is in the validator set.
+fn bond_text(a: &types::Account) -> String {
+    if a.bond.0 == 0 {
+        "0".into()
+    } else if a.in_validator_set {
+        format!("{} (in the validator set)", a.bond)
+    } else {
+        format!(
+            "{} (waiting outside the validator set: it holds the `max_validators` largest bonds)",
+            a.bond
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -664,5 +678,18 @@ mod tests {
             inference_line(&ev),
             "epoch 41  combined 0.0012  local  checkpoint -"
         );
+    }
+
+    #[test]
+    fn a_bond_says_whether_it_is_in_the_validator_set() {
+        let json = serde_json::json!({"address": "00".repeat(32), "balance": "5", "nonce": 0,
+            "next_nonce": 1, "rewards": "0", "bond": "7", "stakes": []});
+        // An older node's answer has no `in_validator_set`: taken as outside.
+        let mut a: types::Account = serde_json::from_value(json).unwrap();
+        assert!(bond_text(&a).starts_with("7 (waiting outside the validator set"));
+        a.in_validator_set = true;
+        assert_eq!(bond_text(&a), "7 (in the validator set)");
+        a.bond = chorus_protocol::ids::Amount(0);
+        assert_eq!(bond_text(&a), "0");
     }
 }

@@ -88,6 +88,14 @@ pub struct EngineConfig {
     pub catch_up_grace_ms: u64,
     /// When heights may start (`None`: as soon as the previous one is decided).
     pub start_schedule: Option<StartSchedule>,
+    /// The host supplies the validator set of every height (the replica: applying height `h`
+    /// supplies the set of `h + 2`, changed or not), so a height waits to start until its own
+    /// set has been supplied, instead of running with the newest older one. Without it a node
+    /// that decides heights faster than it applies them (catch-up) would start a height with
+    /// the set of an earlier one, and stall or verify with the wrong validators when the set
+    /// changed meanwhile. Default `false`: the set in force is the newest supplied at or below
+    /// the height (hosts that supply sets only when they change).
+    pub await_each_set: bool,
 }
 
 impl EngineConfig {
@@ -101,6 +109,7 @@ impl EngineConfig {
             catch_up_retry_ms: 1_000,
             catch_up_grace_ms: 1_000,
             start_schedule: None,
+            await_each_set: false,
         }
     }
 

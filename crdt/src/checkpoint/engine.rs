@@ -443,7 +443,7 @@ impl Engine {
             Input::ValidatorSet { from_height, set } => {
                 self.core.valsets.insert(from_height, set);
                 if let Some(h) = self.core.awaiting_valset
-                    && valset_for(&self.core.valsets, h).is_some()
+                    && self.valset_known(h)
                 {
                     self.start_height(h, false);
                 }
@@ -551,12 +551,30 @@ impl Engine {
         self.start_height(height, is_restart);
     }
 
+    /// Whether the validator set of `height` is known: one was supplied at or below it, and
+    /// with [`EngineConfig::await_each_set`] one was supplied for it or a later height.
+    fn valset_known(&self, height: u64) -> bool {
+        valset_ref(&self.core.valsets, height).is_some()
+            && (!self.core.config.await_each_set
+                || self
+                    .core
+                    .valsets
+                    .keys()
+                    .next_back()
+                    .is_some_and(|&newest| newest >= height))
+    }
+
     fn start_height(&mut self, height: u64, is_restart: bool) {
         let Some(set) = valset_for(&self.core.valsets, height) else {
             self.core.awaiting_valset = Some(height);
             self.core.fault(EngineFault::NoValidatorSet(height));
             return;
         };
+        if !self.valset_known(height) {
+            // Its own set comes when the height two below is applied: wait for it.
+            self.core.awaiting_valset = Some(height);
+            return;
+        }
         self.core.awaiting_valset = None;
         if height != self.core.height {
             self.end_replay();

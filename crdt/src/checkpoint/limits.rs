@@ -20,8 +20,9 @@ pub const MAX_WINDOWS: usize = 1024;
 /// more (`window_full`).
 pub const MAX_WINDOW_ENTRIES: usize = 65_536;
 
-/// Most validators in one set. Bounds certificate sizes (96 bytes per signature).
-pub const MAX_VALIDATORS: usize = 1024;
+/// Most validators in one set (a network's `max_validators` is at most this). Bounds
+/// certificate sizes (96 bytes per signature).
+pub const MAX_VALIDATORS: usize = chorus_protocol::params::MAX_VALIDATOR_SET as usize;
 
 /// Largest encoded checkpoint: the window heads plus varints and four hashes.
 pub const MAX_CHECKPOINT_SIZE: usize = MAX_WINDOWS * 72 + 256;

@@ -2,8 +2,8 @@
 //!
 //! Each period mints `emission_per_period` and distributes it together with the fees the
 //! treasury collected (Allora's ecosystem account): `validators_vs_allora_percent_reward` of it
-//! to validators by bond (liquid), the rest to active topics by weight into their reward pools,
-//! paid out when their epochs settle. Integer remainders stay in the treasury for the next
+//! to the validator set by bond (liquid; `Ledger::active_bonds`), the rest to active topics by
+//! weight into their reward pools, paid out when their epochs settle. Integer remainders stay in the treasury for the next
 //! period, so no token is created or lost.
 //!
 //! Topic weight (Allora §3.7): `ŵ = S^μ · (C / epoch_length)^ν` with S the topic's stake and C
@@ -50,14 +50,14 @@ impl Ledger {
         let budget = self.treasury.0 + minted.0;
         self.treasury = Amount::ZERO;
 
-        // Validators by bond.
+        // The validator set by bond (bonded accounts waiting outside the set earn nothing).
         let to_validators =
             (budget as f64 * self.params.validators_vs_allora_percent_reward) as u128;
         let to_validators = to_validators.min(budget);
         let bonds: BTreeMap<_, f64> = self
-            .validators
-            .iter()
-            .map(|(k, v)| (*k, v.bond.0 as f64))
+            .active_bonds()
+            .into_iter()
+            .map(|(k, b)| (k, b.0 as f64))
             .collect();
         let (shares, rest_v) = split(to_validators, &bonds);
         let paid_v: u128 = shares.values().sum();

@@ -229,9 +229,10 @@ pub struct Ledger {
     pub evidence: BTreeSet<Hash32>,
     /// Supply accounting.
     pub supply: Supply,
-    /// Validator bonds as they were before the last applied height: they define the
-    /// validator set of consensus height `next_height + 1` (bonds take effect two heights
-    /// after the height that changed them), which a node restarting from this state needs.
+    /// The validator set's bonds ([`Ledger::active_bonds`]) as they were before the last
+    /// applied height: they define the validator set of consensus height `next_height + 1`
+    /// (bonds take effect two heights after the height that changed them), which a node
+    /// restarting from this state needs.
     #[serde(default)]
     pub bonds_before_last: Vec<(PublicKey, Amount)>,
     /// Owners of worker and reputer keys (`SetOwner`): an owner receives the liquid rewards
@@ -373,7 +374,7 @@ impl Ledger {
         if let Some(k) = input.windows.keys().find(|k| !due.contains(k)) {
             return Err(LedgerError::UnexpectedWindow(*k));
         }
-        self.bonds_before_last = self.bonds();
+        self.bonds_before_last = self.active_bonds();
         let mut events = vec![];
         let now = self.period_end(height);
         self.apply_ledger_messages(&input.ledger, now, verifier, &mut events);
@@ -505,13 +506,31 @@ impl Ledger {
             .unwrap_or_default()
     }
 
-    /// Validator bonds (for the consensus validator set).
+    /// Every bonded account's bond, by key (in the validator set or waiting outside it).
     pub fn bonds(&self) -> Vec<(PublicKey, Amount)> {
         self.validators
             .iter()
             .filter(|(_, v)| v.bond.0 > 0)
             .map(|(k, v)| (*k, v.bond))
             .collect()
+    }
+
+    /// The validator set's bonds, by key: the `max_validators` largest bonds (ties by key;
+    /// never more than [`MAX_VALIDATOR_SET`](chorus_protocol::params::MAX_VALIDATOR_SET)).
+    /// Any number of accounts may bond; the others wait outside the set, where their bond can
+    /// be slashed and unbonded but neither votes nor earns the validators' emission.
+    pub fn active_bonds(&self) -> Vec<(PublicKey, Amount)> {
+        let cap = self
+            .params
+            .max_validators
+            .min(chorus_protocol::params::MAX_VALIDATOR_SET);
+        let mut bonds = self.bonds();
+        if bonds.len() as u64 > cap {
+            bonds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            bonds.truncate(cap as usize);
+            bonds.sort_by_key(|b| b.0);
+        }
+        bonds
     }
 
     fn credit(&mut self, who: PublicKey, amount: Amount) {

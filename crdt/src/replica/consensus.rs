@@ -691,16 +691,6 @@ impl Replica {
         }
         // Validator sets change two heights after the bonds that define them.
         let next_set = validator_set(&self.ledger);
-        if let Ok(set) = &next_set {
-            let effects = self.engine.handle(
-                checkpoint::Input::ValidatorSet {
-                    from_height: height + 2,
-                    set: set.clone(),
-                },
-                now_ms,
-            );
-            self.engine_effects(effects, now_ms, out);
-        }
         match self.ledger.to_snapshot() {
             Ok(bytes) => out.push(Effect::PersistLedger { height, bytes }),
             // The previous snapshot stays; the heights since re-apply from the store.
@@ -710,7 +700,8 @@ impl Replica {
         }
         let (bundles, outlier_bundles) = finalized_bundles(&self.ledger, &events);
         let next_validators = next_set
-            .map(|s| crate::proof::set_entries(&s))
+            .as_ref()
+            .map(crate::proof::set_entries)
             .unwrap_or_default();
         out.push(Effect::Event(ReplicaEvent::Finalized {
             height,
@@ -721,6 +712,18 @@ impl Replica {
             outlier_bundles,
             next_validators,
         }));
+        // Only now, with this height's snapshot and event out: the set may start a height
+        // that waited for it, whose effects can apply the next decided height at once.
+        if let Ok(set) = next_set {
+            let effects = self.engine.handle(
+                checkpoint::Input::ValidatorSet {
+                    from_height: height + 2,
+                    set,
+                },
+                now_ms,
+            );
+            self.engine_effects(effects, now_ms, out);
+        }
         // A proposal request may have been waiting for this ledger.
         self.try_propose(now_ms, out);
         self.retry_validations(now_ms, out);

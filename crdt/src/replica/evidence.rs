@@ -94,7 +94,12 @@ impl Replica {
         let order = |k: &chorus_protocol::keys::PublicKey| {
             Hash32::of_parts("chorus/evidence/reporter/v1", &[&id.0, k.as_bytes()])
         };
-        let mut keys: Vec<_> = self.ledger.bonds().into_iter().map(|(k, _)| k).collect();
+        let mut keys: Vec<_> = self
+            .ledger
+            .active_bonds()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         keys.sort_by_key(order);
         let rank = keys.iter().position(|k| *k == me).unwrap_or(keys.len());
         (rank as u64).min(MAX_EVIDENCE_RANK)

@@ -214,14 +214,11 @@ impl std::fmt::Debug for Replica {
 
 /// The validator set the ledger's bonds give.
 ///
-/// At most [`MAX_VALIDATORS`](crate::checkpoint::limits::MAX_VALIDATORS) validators take part:
-/// the largest bonds, ties by key. Any number of accounts may bond; the others wait outside the
-/// set (their bond still counts for slashing and unbonding), so bonding never freezes the set.
+/// The network's `max_validators` largest bonds take part ([`Ledger::active_bonds`]); any
+/// number of accounts may bond, the others wait outside the set, so bonding never freezes it.
 pub fn validator_set(ledger: &Ledger) -> Result<ValidatorSet, ReplicaError> {
-    let mut bonds = ledger.bonds();
-    bonds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    bonds.truncate(crate::checkpoint::limits::MAX_VALIDATORS);
-    ValidatorSet::from_bonds(&bonds).map_err(|e| ReplicaError::ValidatorSet(e.to_string()))
+    ValidatorSet::from_bonds(&ledger.active_bonds())
+        .map_err(|e| ReplicaError::ValidatorSet(e.to_string()))
 }
 
 impl Replica {
@@ -274,6 +271,8 @@ impl Replica {
                     .saturating_add(config.propose_grace_ms),
                 period_ms: params.checkpoint_period_ms,
             }),
+            // `finish_height` supplies the set of every height two ahead.
+            await_each_set: true,
             ..EngineConfig::new(network, network)
         };
         let applied = ledger.next_height; // consensus heights 1..=applied are applied

@@ -562,6 +562,33 @@ impl Sim {
         );
     }
 
+    /// Node `i` signs `payload` with its key and publishes it through its replica, as a node
+    /// publishes what its user submits (a ledger message, say). Whether the replica took it
+    /// (`false` when the node is down or its replica refused the message).
+    pub fn publish(&mut self, i: usize, payload: &chorus_protocol::messages::Payload) -> bool {
+        let Some(node) = self.nodes.get(i) else {
+            return false;
+        };
+        if node.replica.is_none() {
+            return false;
+        }
+        let bytes =
+            chorus_protocol::envelope::Envelope::seal(&node.key, &self.network, payload).to_bytes();
+        let now = self.local_now(i);
+        let Some(r) = self.nodes[i].replica.as_mut() else {
+            return false;
+        };
+        let effects = r.handle(super::Input::PublishSigned(bytes), now);
+        let taken = effects.iter().any(|e| {
+            matches!(
+                e,
+                super::Effect::Event(super::ReplicaEvent::Submitted { refused: None, .. })
+            )
+        });
+        self.carry_out(i, effects);
+        taken
+    }
+
     /// What happened since the last call.
     pub fn take_events(&mut self) -> Vec<SimEvent> {
         std::mem::take(&mut self.events)

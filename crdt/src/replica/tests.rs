@@ -382,7 +382,7 @@ fn restart_after_slash(s: &mut Sim) -> usize {
             continue;
         };
         let l = r.ledger();
-        let changed = !l.bonds_before_last.is_empty() && l.bonds_before_last != l.bonds();
+        let changed = !l.bonds_before_last.is_empty() && l.bonds_before_last != l.active_bonds();
         if !changed || r.consensus_height() != l.next_height + 1 {
             continue;
         }
@@ -620,6 +620,7 @@ fn the_validator_set_is_the_largest_bonds_up_to_its_cap() {
 
     let keys = keys(6);
     let mut l = Ledger::from_genesis(&genesis(&keys)).unwrap();
+    l.params.max_validators = MAX_VALIDATORS as u64;
     let extra = MAX_VALIDATORS + 76;
     for i in 0..extra {
         let key = Keypair::from_seed(&Hash32::of(&(i as u64).to_le_bytes()).0).public();

@@ -269,6 +269,7 @@ pub fn account(replica: &Replica, who: &PublicKey, next_nonce: u64) -> types::Ac
         next_nonce: next_nonce.max(a.nonce + 1),
         rewards: a.rewards,
         bond: bond(ledger, who),
+        in_validator_set: ledger.active_bonds().iter().any(|(k, _)| k == who),
         stakes,
         owner: ledger.owners.get(who).copied(),
         operators: ledger

@@ -381,6 +381,7 @@ fn account(address: PublicKey) -> types::Account {
         next_nonce: FAKE_NEXT_NONCE,
         rewards: Amount(12),
         bond: Amount(0),
+        in_validator_set: false,
         stakes: vec![types::Stake {
             topic: FAKE_TOPIC,
             reputer: address,

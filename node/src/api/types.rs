@@ -265,6 +265,10 @@ pub struct Account {
     pub rewards: Amount,
     /// Validator bond ("0" if none).
     pub bond: Amount,
+    /// Whether the bond puts it in the validator set (the `max_validators` largest bonds);
+    /// a bond outside it waits, neither voting nor earning.
+    #[serde(default)]
+    pub in_validator_set: bool,
     /// Its stakes, own and delegated.
     pub stakes: Vec<Stake>,
     /// The owner its liquid rewards go to (`chorus set-owner`), if not itself.

@@ -65,6 +65,9 @@ pub struct SimConfig {
     pub equivocating_worker: Option<bool>,
     /// A garbage peer (a non-validator): always, never, or with probability 1/2 (default).
     pub garbage_peer: Option<bool>,
+    /// Validator churn beyond the cap (honest non-validators bond, enter and leave the set,
+    /// [`super::churn`]): always, never, or with probability 1/2 (default).
+    pub churn: Option<bool>,
 }
 
 impl Default for SimConfig {
@@ -84,6 +87,7 @@ impl Default for SimConfig {
             attack: None,
             equivocating_worker: None,
             garbage_peer: None,
+            churn: None,
         }
     }
 }
@@ -162,6 +166,9 @@ pub struct SimArgs {
     /// A garbage peer in every seed (`true`) or none (`false`); default: 1/2.
     #[arg(long)]
     pub garbage_peer: Option<bool>,
+    /// Validator churn beyond the cap in every seed (`true`) or none (`false`); default: 1/2.
+    #[arg(long)]
+    pub churn: Option<bool>,
     /// Worker threads (default: available cores).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -194,6 +201,7 @@ impl SimArgs {
             attack: self.attack,
             equivocating_worker: self.equivocating_worker,
             garbage_peer: self.garbage_peer,
+            churn: self.churn,
         };
         c.validate()?;
         Ok(c)

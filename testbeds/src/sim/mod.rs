@@ -13,6 +13,7 @@
 //! Reproduce a seed: `cargo run --release -p chorus-testbeds -- sim --first-seed S --seeds 1`
 //! with the same other flags; the trace digest is the same on every run.
 
+pub mod churn;
 pub mod cli;
 pub mod config;
 pub mod hostile;

@@ -4,6 +4,7 @@
 use chorus_crdt::replica::sim::SimStats;
 use serde::Serialize;
 
+use super::churn::ChurnReport;
 use super::config::SimConfig;
 use super::hostile::HostileReport;
 use super::invariants::Violation;
@@ -41,6 +42,8 @@ pub struct SeedReport {
     pub hostile: HostileReport,
     /// Spam from fresh keys (unfunded ledger messages, unregistered bundles).
     pub spam: SpamReport,
+    /// Validator churn beyond the cap.
+    pub churn: ChurnReport,
     /// Simulator steps.
     pub steps: u64,
     /// What the seed drew.
@@ -71,6 +74,7 @@ impl SeedReport {
             stats: SimStats::default(),
             hostile: HostileReport::default(),
             spam: SpamReport::default(),
+            churn: ChurnReport::default(),
             steps: 0,
             description: vec![],
             wall_ms: 0.0,
@@ -190,6 +194,10 @@ pub struct Summary {
     pub hostile_sync: (u64, u64),
     /// Spam from fresh keys, summed over seeds (none of it may be held anywhere).
     pub spam: SpamReport,
+    /// Validator churn beyond the cap, summed over seeds.
+    pub churn: ChurnReport,
+    /// Seeds that ran churn.
+    pub churn_seeds: u64,
     /// The simulator's counters summed over seeds.
     pub messages: SimStats,
     /// Slowest convergence after the drain (ms).
@@ -212,6 +220,8 @@ impl Summary {
         let mut hostile = (0, 0);
         let mut hostile_sync = (0, 0);
         let mut spam = SpamReport::default();
+        let mut churn = ChurnReport::default();
+        let mut churn_seeds = 0;
         let mut first_violations = vec![];
         for r in reports {
             entries.submitted += r.liveness.submitted;
@@ -226,6 +236,8 @@ impl Summary {
             hostile_sync.0 += r.hostile.sync_messages;
             hostile_sync.1 += r.hostile.sync_changes;
             spam += r.spam;
+            churn += r.churn;
+            churn_seeds += u64::from(r.churn.bonds + r.churn.unbonds + r.churn.not_sent > 0);
             for v in &r.violations {
                 if first_violations.len() < 20 {
                     first_violations.push(SeedViolation {
@@ -272,6 +284,8 @@ impl Summary {
             hostile_changes: hostile,
             hostile_sync,
             spam,
+            churn,
+            churn_seeds,
             messages,
             max_convergence_ms: reports
                 .iter()
@@ -391,6 +405,22 @@ impl Summary {
                 sp.sync_changes,
                 sp.nan_by_sync,
                 sp.sync_messages
+            ),
+        );
+        let ch = &self.churn;
+        line(
+            &mut out,
+            format!(
+                "validator churn in {} seeds: {} bonds and {} unbonds published ({} not sent: \
+                 node down); the set changed {} times, bonded accounts waited outside it after \
+                 {} heights, a churner was in it after {}",
+                self.churn_seeds,
+                ch.bonds,
+                ch.unbonds,
+                ch.not_sent,
+                ch.set_changes,
+                ch.beyond_cap_heights,
+                ch.churner_in_set_heights
             ),
         );
         line(

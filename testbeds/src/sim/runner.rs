@@ -10,6 +10,7 @@ use chorus_crdt::replica::sim::{Sim, SimEvent, SimRng};
 use chorus_crdt::window::{Phase, WindowKey};
 use chorus_protocol::ids::Hash32;
 
+use super::churn::{self, ChurnReport};
 use super::config::SimConfig;
 use super::hostile::{self, HostileReport};
 use super::invariants::Violation;
@@ -93,6 +94,10 @@ struct Runner<'a> {
     hostile_sent: (u64, u64),
     /// What the spammers sent.
     spam: SpamReport,
+    /// What the churners did and the validator set went through.
+    churn: ChurnReport,
+    /// The validator set after the last height seen applied.
+    last_set: Option<Vec<chorus_protocol::keys::PublicKey>>,
     rng: SimRng,
     next_convergence_check: u64,
     steps: u64,
@@ -136,6 +141,8 @@ impl<'a> Runner<'a> {
             hostile_hashes: BTreeMap::new(),
             hostile_sent: (0, 0),
             spam: SpamReport::default(),
+            churn: ChurnReport::default(),
+            last_set: None,
             rng: SimRng::seeded(seed ^ 0x5EED_4057),
             next_convergence_check: s.converge_from_ms,
             steps: 0,
@@ -195,6 +202,9 @@ impl<'a> Runner<'a> {
                     if let Some(r) = self.sim.nodes[node].replica.as_ref() {
                         self.supply
                             .check(node, r.ledger(), self.genesis_supply, at_ms);
+                    }
+                    if !self.first_applied.contains_key(&height) {
+                        self.observe_set(node);
                     }
                     let first = self.first_applied.entry(height).or_insert(at_ms);
                     *first = (*first).min(at_ms);
@@ -275,6 +285,16 @@ impl<'a> Runner<'a> {
             }
             Action::HostileSync => self.hostile_sync(),
             Action::Spam => self.spam(),
+            Action::Churn(node, step) => {
+                let payload = step.payload();
+                if !self.sim.publish(node, &payload) {
+                    self.churn.not_sent += 1;
+                } else if matches!(step, churn::Step::Leave) {
+                    self.churn.unbonds += 1;
+                } else {
+                    self.churn.bonds += 1;
+                }
+            }
             Action::PauseRoles => {
                 // Drain: nobody submits, and the attackers stop too, so that every node can
                 // reach the same state (including the open windows).
@@ -287,6 +307,31 @@ impl<'a> Runner<'a> {
                 roles.forging_ahead.clear();
             }
         }
+    }
+
+    /// Count what the validator set went through, from the ledger of `node`, the first to
+    /// apply a height ([`churn`]).
+    fn observe_set(&mut self, node: usize) {
+        let Some(r) = self.sim.nodes[node].replica.as_ref() else {
+            return;
+        };
+        let ledger = r.ledger();
+        let set: Vec<_> = ledger.active_bonds().into_iter().map(|(k, _)| k).collect();
+        if ledger.bonds().len() > set.len() {
+            self.churn.beyond_cap_heights += 1;
+        }
+        if self
+            .s
+            .churners
+            .iter()
+            .any(|&c| set.contains(&self.s.keys[c].public()))
+        {
+            self.churn.churner_in_set_heights += 1;
+        }
+        if self.last_set.as_ref().is_some_and(|last| *last != set) {
+            self.churn.set_changes += 1;
+        }
+        self.last_set = Some(set);
     }
 
     /// A random byzantine node, and the honest checked replicas that run; `None` when either
@@ -664,6 +709,7 @@ impl<'a> Runner<'a> {
             stats: self.sim.stats.clone(),
             hostile,
             spam: self.spam,
+            churn: self.churn,
             steps: self.steps,
             description: self.s.description.clone(),
             wall_ms: 0.0,

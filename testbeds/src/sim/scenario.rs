@@ -76,6 +76,8 @@ pub enum Action {
     /// A byzantine node gossips validly signed spam from fresh keys (unfunded ledger messages,
     /// unregistered worker bundles) to every honest replica, and syncs the bundles to one.
     Spam,
+    /// An honest non-validator publishes a bond or unbond ([`super::churn`]).
+    Churn(usize, super::churn::Step),
 }
 
 /// Interval between two hostile sync messages during the fault phase (ms).
@@ -114,6 +116,8 @@ pub struct Scenario {
     pub converge_by_ms: u64,
     /// What the seed drew, for reports.
     pub description: Vec<String>,
+    /// Honest non-validators that bond during the fault phase ([`super::churn`]).
+    pub churners: Vec<usize>,
 }
 
 /// The key of node `i` (the same in every seed).
@@ -209,6 +213,7 @@ impl Scenario {
             converge_from_ms,
             converge_by_ms: converge_from_ms + CONVERGE_MS,
             description: vec![],
+            churners: vec![],
         };
         s.plan.push((faults_end_ms, Action::EndFaults));
         s.plan.push((drain_ms, Action::PauseRoles));
@@ -221,6 +226,7 @@ impl Scenario {
         s.draw_partition(config, &mut rng);
         s.draw_crashes(&mut rng);
         s.draw_authors(config, &mut rng);
+        s.draw_churn(config, &mut rng);
         if !s.byzantine.is_empty() {
             let mut t = GENESIS_MS + WARMUP_MS;
             while t < s.faults_end_ms {
@@ -424,6 +430,49 @@ impl Scenario {
                 self.roles.garbage_peers.insert(g);
                 self.byzantine.insert(g);
                 self.description.push(format!("garbage peer {g}"));
+            }
+        }
+    }
+}
+
+impl Scenario {
+    /// Churn ([`super::churn`]), drawn last so that it changes no earlier draw: every honest
+    /// non-validator bonds below the set at a random time of the first two seconds of the
+    /// fault phase; the first raises its bond 3 s later (entering the set) and unbonds 3–6 s
+    /// after that. Steps past the fault phase are dropped. Only where safety is claimed (an
+    /// honest churner entering the set never raises the byzantine share of it).
+    fn draw_churn(&mut self, config: &SimConfig, rng: &mut SimRng) {
+        use super::churn::Step;
+        let drawn = rng.chance(0.5);
+        if !config.churn.unwrap_or(drawn) || !config.safety_claimed() {
+            return;
+        }
+        let n = self.keys.len();
+        self.churners = (0..n)
+            .filter(|i| !self.byzantine.contains(i) && self.bonds[*i] == 0)
+            .collect();
+        let fault_start = GENESIS_MS + WARMUP_MS;
+        for (k, &c) in self.churners.iter().enumerate() {
+            let wait = rng.range(fault_start, fault_start + 2_000);
+            let mut steps = vec![(wait, Step::Wait)];
+            if k == 0 {
+                let enter = wait + 3_000;
+                steps.push((enter, Step::Enter));
+                steps.push((enter + rng.range(3_000, 6_000), Step::Leave));
+            }
+            let steps: Vec<(u64, Step)> = steps
+                .into_iter()
+                .filter(|(t, _)| *t < self.faults_end_ms)
+                .collect();
+            self.description.push(format!(
+                "churn node {c}: {:?}",
+                steps
+                    .iter()
+                    .map(|(t, s)| format!("{s:?} at {} ms", t - GENESIS_MS))
+                    .collect::<Vec<_>>()
+            ));
+            for (t, step) in steps {
+                self.plan.push((t, Action::Churn(c, step)));
             }
         }
     }

@@ -1189,3 +1189,61 @@ fn bonds_below_the_minimum_are_refused() {
     assert!(refused(&apply(&mut l, vec![all])).is_empty());
     assert!(!l.validators.contains_key(&pk(2)));
 }
+
+/// With `max_validators = 2` and three bonded accounts, the smallest bond waits outside the
+/// set: it earns none of the validators' emission and is not in the set a restarting node
+/// rebuilds (`bonds_before_last`); a larger bond enters and evicts the smallest, unbonding
+/// brings the evicted one back.
+#[test]
+fn bonds_beyond_max_validators_wait_outside_the_set() {
+    let mut g = genesis();
+    g.params.max_validators = 2;
+    let mut l = Ledger::from_genesis(&g).unwrap();
+    let bond = |nonce, amount| {
+        Payload::Bond(BondChange {
+            nonce,
+            amount: Amount(amount),
+        })
+    };
+    let keys = |b: Vec<(PublicKey, Amount)>| b.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    let sorted = |mut v: Vec<PublicKey>| {
+        v.sort();
+        v
+    };
+    // pk(3) bonds 60 < pk(2)'s 100: bonded, outside the set.
+    let e = entry(&l, &kp(3), bond(1, 60));
+    assert!(refused(&apply(&mut l, vec![e])).is_empty());
+    assert_eq!(l.bonds().len(), 3);
+    assert_eq!(keys(l.active_bonds()), sorted(vec![pk(1), pk(2)]));
+    let paid = |l: &Ledger, i| l.accounts.get(&pk(i)).map_or(0, |a| a.rewards.0);
+    let waiting = paid(&l, 3);
+    let (p1, p2) = (paid(&l, 1), paid(&l, 2));
+    apply(&mut l, vec![]);
+    assert_eq!(paid(&l, 3), waiting, "a bond outside the set earns nothing");
+    assert!(paid(&l, 1) > p1 && paid(&l, 2) > p2);
+    assert_eq!(
+        keys(l.bonds_before_last.clone()),
+        sorted(vec![pk(1), pk(2)])
+    );
+    // pk(3) raises its bond to 160 > 100: it enters, pk(2) waits.
+    let e = entry(&l, &kp(3), bond(2, 100));
+    assert!(refused(&apply(&mut l, vec![e])).is_empty());
+    assert_eq!(keys(l.active_bonds()), sorted(vec![pk(1), pk(3)]));
+    let set = crate::replica::validator_set(&l).unwrap();
+    assert!(set.get(&pk(2)).is_none() && set.get(&pk(3)).is_some());
+    // pk(3) unbonds everything: pk(2) is back.
+    let e = entry(
+        &l,
+        &kp(3),
+        Payload::Unbond(BondChange {
+            nonce: 3,
+            amount: Amount(160),
+        }),
+    );
+    assert!(refused(&apply(&mut l, vec![e])).is_empty());
+    assert_eq!(keys(l.active_bonds()), sorted(vec![pk(1), pk(2)]));
+    assert_eq!(
+        keys(l.bonds_before_last.clone()),
+        sorted(vec![pk(1), pk(3)])
+    );
+}

@@ -140,7 +140,9 @@ fn every_refusal_reason_of_a_fixed_history() {
             "unknown topic 99",
             "not registered",
             // Two transfers with nonce 10 apply in message-id order; ids depend on the
-            // network id (so on the genesis parameters): here the transfer of 5 comes first.
+            // network id (so on the genesis parameters): here the transfer of more than the
+            // account holds comes first (refused, its nonce consumed), then the other is stale.
+            "insufficient balance: has 919790, needs 1000000000000",
             "stale nonce 10 (last 10)",
             "only 100 bonded",
             "no delegation on that reputer",
@@ -161,15 +163,16 @@ fn a_fixed_message_history_keeps_its_root_and_events() {
     // outlier parameters (in the created topic's event) and their mechanism the outlier metrics;
     // both when the parameters gained `min_validator_bond` (a new network id reorders the two
     // nonce-10 transfers); both when topics gained `mechanism` (in the created topic's event);
-    // both when topics gained `reveal_window_ms` (in the created topic's event).
+    // both when topics gained `reveal_window_ms` (in the created topic's event); both when the
+    // parameters gained `max_validators` (the nonce-10 transfers swapped order again).
     let (l, events) = message_history();
     assert_eq!(
         l.root().to_hex(),
-        "6d7611169853b00283a5492edb5932570c56928878d75cc7475500d1ed11340c"
+        "60614adb68782120e10cb3dc7b7d28f0a7c78c2bd19233f19a6df74fe2c46bb9"
     );
     assert_eq!(
         events_digest(&events),
-        "171a900bb4fb16dcf238846bd9be0435ba6fdbfa6eeb33477d1504a3e29e94f7"
+        "a38a313388834d31eba5028a0268374c116f21c421a3339440c256cf385cb778"
     );
 }
 
@@ -181,11 +184,11 @@ fn a_fixed_settlement_history_keeps_its_root_and_events() {
     // `Scored` gained the epoch's ground truth and network loss; the root when the parameters
     // gained `min_validator_bond`; the root (not the events: v0.6 settles as before) when
     // topics gained `mechanism` and their mechanism state `last_scored`; the root when topics
-    // gained `reveal_window_ms`.
+    // gained `reveal_window_ms`; the root when the parameters gained `max_validators`.
     let (l, events) = super::settlement::run(12);
     assert_eq!(
         l.root().to_hex(),
-        "a6da8567eaae11b764013bac3ecae4dc266dc87fc0d9738684b414cc70882407"
+        "df0837c05ea0616d6d4e59a5db2724c89c4057810796d0cf9d4e9ca450708ff3"
     );
     assert_eq!(
         events_digest(&events),

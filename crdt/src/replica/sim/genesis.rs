@@ -21,7 +21,8 @@ pub const SIM_MAX_CLOCK_SKEW_MS: u64 = 100;
 pub const SIM_TOPIC: TopicId = TopicId(1);
 
 /// A network named `network`: every key holds 1 000 000; key `i` is a validator bonded with
-/// `bonds[i]` if that is > 0; topic [`SIM_TOPIC`] ("sim", MSE, epochs of [`SIM_PERIOD_MS`]) has
+/// `bonds[i]` if that is > 0, and the validator set holds at most that many (bonds of at least
+/// 1 000); topic [`SIM_TOPIC`] ("sim", MSE, epochs of [`SIM_PERIOD_MS`]) has
 /// key `i` registered as a reputer staked 50 000 if `reputer(i)`, else as a worker.
 pub fn sim_genesis(
     network: &str,
@@ -35,6 +36,10 @@ pub fn sim_genesis(
         max_clock_skew_ms: SIM_MAX_CLOCK_SKEW_MS,
         emission_per_period: Amount(1_000_000),
         min_topic_weight: 0.0,
+        // Bonds of a few thousand may enter and leave; the set holds the genesis validators'
+        // number, so any other bond waits outside it or evicts one of them.
+        min_validator_bond: Amount(1_000),
+        max_validators: bonds.iter().filter(|b| **b > 0).count().max(1) as u64,
         ..ModuleParams::default()
     };
     let spec = TopicSpec::new(
