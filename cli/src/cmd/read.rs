@@ -458,13 +458,21 @@ pub async fn account(
     let text = match view {
         AccountView::Rewards => pairs(&[("address", who), ("rewards", a.rewards.to_string())]),
         AccountView::Balance => {
-            let mut text = pairs(&[
+            let mut items = vec![
                 ("address", who),
                 ("balance", a.balance.to_string()),
                 ("bond", bond_text(&a)),
                 ("rewards", a.rewards.to_string()),
                 ("nonce", format!("{} (next {})", a.nonce, a.next_nonce)),
-            ]);
+            ];
+            // Unbonded or unstaked, not back yet.
+            items.extend(a.pending_releases.iter().map(|r| {
+                (
+                    "pending release",
+                    format!("{} at {} (unix ms)", r.amount, r.at_ms),
+                )
+            }));
+            let mut text = pairs(&items);
             if !a.stakes.is_empty() {
                 let rows: Vec<Vec<String>> = a
                     .stakes

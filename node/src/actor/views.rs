@@ -271,6 +271,15 @@ pub fn account(replica: &Replica, who: &PublicKey, next_nonce: u64) -> types::Ac
         bond: bond(ledger, who),
         in_validator_set: ledger.active_bonds().iter().any(|(k, _)| k == who),
         stakes,
+        pending_releases: ledger
+            .releases
+            .iter()
+            .filter(|r| r.owner == *who)
+            .map(|r| types::PendingRelease {
+                amount: r.amount,
+                at_ms: r.at_ms,
+            })
+            .collect(),
         owner: ledger.owners.get(who).copied(),
         operators: ledger
             .owners

@@ -382,6 +382,7 @@ fn account(address: PublicKey) -> types::Account {
         rewards: Amount(12),
         bond: Amount(0),
         in_validator_set: false,
+        pending_releases: vec![],
         stakes: vec![types::Stake {
             topic: FAKE_TOPIC,
             reputer: address,

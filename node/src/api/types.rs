@@ -271,12 +271,25 @@ pub struct Account {
     pub in_validator_set: bool,
     /// Its stakes, own and delegated.
     pub stakes: Vec<Stake>,
+    /// What it unbonded or unstaked and has not got back yet, in order of release.
+    #[serde(default)]
+    pub pending_releases: Vec<PendingRelease>,
     /// The owner its liquid rewards go to (`chorus set-owner`), if not itself.
     #[serde(default)]
     pub owner: Option<PublicKey>,
     /// The keys it owns.
     #[serde(default)]
     pub operators: Vec<PublicKey>,
+}
+
+/// Unbonded or unstaked tokens on their way back to an account's balance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingRelease {
+    /// Amount.
+    pub amount: Amount,
+    /// When it becomes liquid (unix ms, checkpoint clock: released by the first checkpoint
+    /// whose period ends after it).
+    pub at_ms: u64,
 }
 
 /// One stake of an account.

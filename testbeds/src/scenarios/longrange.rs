@@ -1,24 +1,28 @@
-//! `chorus-testbeds longrange`: a second history signed by the genesis validators, and what a
-//! newcomer does with it (issue 14, test 4; README, "Join a network").
+//! `chorus-testbeds longrange`: the genesis validators unbond on the real chain, then sign
+//! another history from the same genesis, and what a newcomer does with it (issue 14, test 4;
+//! README, "Join a network").
 //!
 //! Two networks start from **one genesis** (same validators, same keys, same time): the real
-//! one and a fork. On the fork a transfer happens that never happens on the real one, so from
-//! then on the fork's checkpoints, validly signed by the genesis validators, certify another
-//! history. The validator unbonding period is `--unbonding-secs`; both networks run until the
-//! genesis is older than that (the genesis validators could by then have unbonded on the real
-//! chain and sign anything at no risk). Then three newcomers join with `chorus join`:
+//! one and a fork. On the real chain a successor (a funded node that is no validator at
+//! genesis) bonds more than the genesis validators together, then every genesis validator
+//! unbonds all of its bond: the successor alone signs the real chain from then on, and once
+//! the unbonding period (`--unbonding-secs`) has passed the genesis validators hold their
+//! stake again, liquid — they can sign anything at no risk. On the fork they do: a transfer
+//! happens there that never happens on the real chain, and the fork's checkpoints, validly
+//! signed by the genesis validators, certify that other history. Both run until the genesis
+//! and the unbonds are older than the unbonding period. Then three newcomers join with
+//! `chorus join`:
 //!
 //! 1. bootstrap on the fork, trusting the real chain's latest checkpoint
 //!    (`--trusted-checkpoint <height>:<id>`): refused, nothing written but the key;
 //! 2. bootstrap on the real chain with no trusted checkpoint: refused, the genesis being older
 //!    than the unbonding period (its validators' signatures prove nothing any more);
 //! 3. bootstrap on the real chain, trusting its checkpoint: joins, and its node
-//!    (`chorus node run`) follows the real chain: the same checkpoint id and ledger root as the
-//!    real network at one height, and the transfer made on the fork absent.
+//!    (`chorus node run`) follows the real chain through the change of validators: the same
+//!    checkpoint id and ledger root as the real network at one height, and the transfer made
+//!    on the fork absent.
 //!
-//! Not covered here: a real chain whose genesis validators have actually unbonded (the fork
-//! is signed by the current validators of both networks, which is the case a trusted checkpoint
-//! must handle anyway), and a forged "ahead" height (the unit test
+//! Not covered here: a forged "ahead" height (the unit test
 //! `checkpoint::catchup::tests::catch_up_rotates_over_the_peers_ahead` and the simulator's
 //! votes far ahead cover it).
 
@@ -83,9 +87,14 @@ async fn start(args: &LongRangeArgs) -> anyhow::Result<Networks> {
     let n = args.validators;
     let real_dir = RunDir::new(args.out.clone(), "chorus-longrange-")?;
     let data = write_data(&real_dir.path)?;
-    let spec = NetSpec::new("chorus-longrange", n, Duration::from_secs(6));
+    // The validators and the successor (node `n`): every node runs as a validator, the
+    // successor with no bond at genesis (removed from the genesis below).
+    let mut spec = NetSpec::new("chorus-longrange", n + 1, Duration::from_secs(6));
+    spec.validators = n + 1;
     let mut plan = spec.plan(&data, real_dir.path.clone());
     plan.params.validator_unbonding_ms = args.unbonding_secs * 1_000;
+    // The plan's token has no decimals: bonds of 100 000 are whole bonds here.
+    plan.params.min_validator_bond = chorus_protocol::ids::Amount(1_000);
     let fork_path = real_dir.path.join("fork");
     std::fs::create_dir_all(&fork_path)?;
     let fork_dir = RunDir::new(Some(fork_path.clone()), "chorus-longrange-fork-")?;
@@ -93,23 +102,38 @@ async fn start(args: &LongRangeArgs) -> anyhow::Result<Networks> {
     fork_plan.data_root = fork_path;
     let bin = chorus_bin(args.chorus_bin.as_deref())?;
     let genesis_ms = plan.genesis_time_ms;
-    let mut real = Cluster::create(plan, loopback_endpoints(n)?, bin.clone(), real_dir, "warn")?;
+    let mut real = Cluster::create(
+        plan,
+        loopback_endpoints(n + 1)?,
+        bin.clone(),
+        real_dir,
+        "warn",
+    )?;
     let mut fork = Cluster::create(
         fork_plan,
-        loopback_endpoints(n)?,
+        loopback_endpoints(n + 1)?,
         bin.clone(),
         fork_dir,
         "warn",
     )?;
+    let successor = real.nodes[n].key.public();
+    let mut genesis = real.genesis.clone();
+    genesis.validators.retain(|v| v.address != successor);
+    real.replace_genesis(genesis.clone())?;
+    fork.replace_genesis(genesis)?;
     if real.genesis.network_id() != fork.genesis.network_id() {
         bail!("the fork's genesis differs from the real network's");
     }
+    // The fork is the genesis validators' alone: its successor node never starts.
     real.start_all()?;
-    fork.start_all()?;
+    for i in 0..n {
+        fork.start(i)?;
+    }
     for i in 0..n {
         real.wait_ready(i, Duration::from_secs(60)).await?;
         fork.wait_ready(i, Duration::from_secs(60)).await?;
     }
+    real.wait_ready(n, Duration::from_secs(60)).await?;
     Ok(Networks {
         real,
         fork,
@@ -118,9 +142,9 @@ async fn start(args: &LongRangeArgs) -> anyhow::Result<Networks> {
     })
 }
 
-/// `--key K --node URL --token-file T --wait` for node 0 of `c`.
-fn tx_flags(c: &Cluster) -> Vec<String> {
-    let n = &c.nodes[0];
+/// `--key K --node URL --token-file T --wait` for node `i` of `c`.
+fn tx_flags(c: &Cluster, i: usize) -> Vec<String> {
+    let n = &c.nodes[i];
     super::join::Node {
         api: n.api(),
         key: n.dir.join("node.key"),
@@ -185,7 +209,7 @@ async fn run_inner(args: LongRangeArgs, report: &mut Report) -> anyhow::Result<(
     .await;
     let outsider = Keypair::from_seed(&[0x5a; 32]).public();
     let mut a = vec!["transfer".into(), outsider.to_string(), "777".into()];
-    a.extend(tx_flags(&fork));
+    a.extend(tx_flags(&fork, 0));
     let (sent, stdout, stderr) = chorus(&bin, a).await?;
     report.check(
         "the fork made its own history",
@@ -196,8 +220,12 @@ async fn run_inner(args: LongRangeArgs, report: &mut Report) -> anyhow::Result<(
         ),
     );
 
-    // Both run past --heights and until the genesis is older than the unbonding period.
-    let old_at = genesis_ms + args.unbonding_secs * 1_000 + 2_000;
+    // On the real chain the genesis validators hand over to the successor and unbond.
+    let unbonded_at = hand_over(report, &real, &bin, args.validators).await?;
+
+    // Both run past --heights and until the genesis and the unbonds are older than the
+    // unbonding period.
+    let old_at = genesis_ms.max(unbonded_at) + args.unbonding_secs * 1_000 + 2_000;
     let t0 = Instant::now();
     let ran = wait_for(
         Duration::from_secs(args.heights * 3 + args.unbonding_secs + 60),
@@ -221,6 +249,12 @@ async fn run_inner(args: LongRangeArgs, report: &mut Report) -> anyhow::Result<(
         }
     };
     let (on_real, on_fork) = (on(&real).await, on(&fork).await);
+    let (back, seen) = releases(&real, args.validators, false).await;
+    report.check(
+        "their stake was released before they signed the fork",
+        back,
+        format!("on the real chain after the unbonding period: {seen}"),
+    );
     report.check(
         "two histories from one genesis",
         ran && on_real == 0 && on_fork == 777,
@@ -298,7 +332,103 @@ async fn run_inner(args: LongRangeArgs, report: &mut Report) -> anyhow::Result<(
         real.terminate(i, Duration::from_secs(20))?;
         fork.terminate(i, Duration::from_secs(20))?;
     }
+    real.terminate(args.validators, Duration::from_secs(20))?;
     Ok(())
+}
+
+/// On the real chain: the successor (node `n`) bonds more than the `n` genesis validators
+/// together, then each of them unbonds all of its bond, through its own node. Returns when
+/// (unix ms) the last unbond was applied.
+async fn hand_over(
+    report: &mut Report,
+    real: &Cluster,
+    bin: &Path,
+    n: usize,
+) -> anyhow::Result<u64> {
+    let genesis_bond = real.genesis.validators.first().map_or(0, |v| v.bond.0);
+    let successor_bond = genesis_bond * (n as u128 + 1);
+    let successor = real.status(n).await?.address;
+    let mut a = vec!["bond".into(), successor_bond.to_string()];
+    a.extend(tx_flags(real, n));
+    let (ok, stdout, stderr) = chorus(bin, a).await?;
+    report.check(
+        "the successor bonded on the real chain",
+        ok,
+        format!(
+            "{successor} bonded {successor_bond} (the {n} genesis validators hold {genesis_bond} each): {}",
+            if ok { stdout } else { stderr }
+        ),
+    );
+    let mut said = vec![];
+    let mut all = ok;
+    for i in 0..n {
+        let mut a = vec!["unbond".into(), genesis_bond.to_string()];
+        a.extend(tx_flags(real, i));
+        let (ok, stdout, stderr) = chorus(bin, a).await?;
+        all &= ok;
+        said.push(format!(
+            "node {i}: {}",
+            if ok { stdout } else { stderr }
+                .lines()
+                .last()
+                .unwrap_or("")
+        ));
+    }
+    let unbonded_at = now_ms();
+    let api = real.nodes[0].api();
+    let account = |k: chorus_protocol::keys::PublicKey| {
+        let api = api.clone();
+        async move { get::<Account>(&api, &format!("/v1/accounts/{k}")).await }
+    };
+    let mut set = vec![];
+    for i in 0..=n {
+        let k = real.status(i).await?.address;
+        if account(k).await.is_ok_and(|a| a.in_validator_set) {
+            set.push(i);
+        }
+    }
+    let (pending, seen) = releases(real, n, true).await;
+    report.check(
+        "the genesis validators unbonded on the real chain",
+        all && set == [n] && pending,
+        format!(
+            "each unbonded {genesis_bond} ({}); the validator set is now nodes {set:?}; {seen}",
+            said.join("; ")
+        ),
+    );
+    Ok(unbonded_at)
+}
+
+/// The genesis validators' unbonded stake: pending on the real chain right after the unbonds
+/// (`before`), paid back into their balances after the unbonding period (`!before`): no bond
+/// and nothing pending. What each account shows, and whether all are as expected.
+async fn releases(real: &Cluster, n: usize, before: bool) -> (bool, String) {
+    let api = real.nodes[0].api();
+    let mut seen = vec![];
+    let mut all = true;
+    for i in 0..n {
+        let genesis_bond = real.genesis.validators.get(i).map_or(0, |v| v.bond.0);
+        let account = match real.status(i).await {
+            Ok(s) => get::<Account>(&api, &format!("/v1/accounts/{}", s.address)).await,
+            Err(e) => Err(e),
+        };
+        all &= account.as_ref().is_ok_and(|a| {
+            let pending: Vec<u128> = a.pending_releases.iter().map(|r| r.amount.0).collect();
+            a.bond.0 == 0 && pending == if before { vec![genesis_bond] } else { vec![] }
+        });
+        seen.push(match account {
+            Ok(a) => format!(
+                "node {i}: bond {}, pending {:?}",
+                a.bond,
+                a.pending_releases
+                    .iter()
+                    .map(|r| r.amount.0)
+                    .collect::<Vec<_>>()
+            ),
+            Err(e) => format!("node {i}: {e}"),
+        });
+    }
+    (all, seen.join(", "))
 }
 
 /// Give the node `chorus join` wrote in `dir` the network's timings (the defaults suit
