@@ -6,7 +6,7 @@
 //! data_dir = "data"            # redb file and state live here
 //! key = "node.key"             # ed25519 key file (mode 0600)
 //! genesis = "genesis.toml"
-//! store_cache_mb = 64          # redb page cache (it fills with what the node writes)
+//! store_cache_mb = 16          # redb page cache (it fills with what the node writes)
 //! # network_id = "9f2c…"       # with no genesis file: fetched from the bootstrap peers, checked
 //!
 //! [network]

@@ -157,8 +157,9 @@ fn the_store_cache_is_configurable_and_bounded() {
         c.store_cache_bytes(),
         crate::store::ops::DEFAULT_CACHE_BYTES
     );
-    let c = Config::parse("[node]\nstore_cache_mb = 16", std::iter::empty()).unwrap();
-    assert_eq!(c.store_cache_bytes(), 16 << 20);
+    assert_eq!(crate::store::ops::DEFAULT_CACHE_BYTES, 16 << 20);
+    let c = Config::parse("[node]\nstore_cache_mb = 64", std::iter::empty()).unwrap();
+    assert_eq!(c.store_cache_bytes(), 64 << 20);
     let c = Config::parse("[node]\nstore_cache_mb = 100000", std::iter::empty()).unwrap();
     let err = c.validate().unwrap_err();
     assert!(
