@@ -713,17 +713,28 @@ impl Replica {
             next_validators,
         }));
         // Only now, with this height's snapshot and event out: the set may start a height
-        // that waited for it, whose effects can apply the next decided height at once.
-        if let Ok(set) = next_set {
-            let effects = self.engine.handle(
-                checkpoint::Input::ValidatorSet {
-                    from_height: height + 2,
-                    set,
-                },
-                now_ms,
-            );
-            self.engine_effects(effects, now_ms, out);
-        }
+        // that waited for it, whose effects can apply the next decided height at once. A
+        // ledger that gives no valid set (no bond with power left) keeps the running one: the
+        // engine waits for a set for every height, so one must come.
+        let set = match next_set {
+            Ok(set) => set,
+            Err(e) => {
+                out.push(Effect::Event(ReplicaEvent::Fault(format!(
+                    "the ledger of height {height} gives no validator set ({e}); height {} \
+                     keeps the running one",
+                    height + 2
+                ))));
+                self.engine.validator_set().clone()
+            }
+        };
+        let effects = self.engine.handle(
+            checkpoint::Input::ValidatorSet {
+                from_height: height + 2,
+                set,
+            },
+            now_ms,
+        );
+        self.engine_effects(effects, now_ms, out);
         // A proposal request may have been waiting for this ledger.
         self.try_propose(now_ms, out);
         self.retry_validations(now_ms, out);

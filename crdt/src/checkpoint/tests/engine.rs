@@ -197,12 +197,14 @@ fn a_checkpoint_on_another_chain_is_refused_without_asking_the_app() {
     );
 }
 
-#[test]
-fn four_engines_decide_and_the_certificate_verifies() {
-    let f = Fixture::new(4);
+/// Run `engines` (of fixture `f`) until each decides height 1 on checkpoint `cp`: the
+/// decisions.
+fn decide_height_one(
+    f: &Fixture,
+    engines: &mut [Engine],
+    cp: &Checkpoint,
+) -> Vec<Option<DecidedCheckpoint>> {
     let p = f.proposer(1, 0);
-    let cp = f.checkpoint(3);
-    let mut engines: Vec<Engine> = (0..4).map(|i| f.engine(i).0).collect();
     // Round 0: the proposal reaches everyone, everyone validates it.
     let mut inbox: Vec<(usize, ConsensusMessage)> = Vec::new();
     let mut outbox = engines[p].handle(
@@ -257,6 +259,15 @@ fn four_engines_decide_and_the_certificate_verifies() {
             }
         }
     }
+    decided
+}
+
+#[test]
+fn four_engines_decide_and_the_certificate_verifies() {
+    let f = Fixture::new(4);
+    let cp = f.checkpoint(3);
+    let mut engines: Vec<Engine> = (0..4).map(|i| f.engine(i).0).collect();
+    let decided = decide_height_one(&f, &mut engines, &cp);
     for (i, d) in decided.iter().enumerate() {
         let d = d.as_ref().expect("decided");
         assert_eq!(d.checkpoint, cp);
@@ -663,4 +674,32 @@ fn restore_rejects_a_broken_history() {
     )
     .unwrap_err();
     assert_eq!(err, EngineError::BrokenHistory(2));
+}
+
+/// With `await_each_set` (the replica's setting) a decided height's successor waits for its
+/// own validator set instead of running with the newest older one; without it, it starts at
+/// once with the set of height 1.
+#[test]
+fn a_height_waits_for_its_own_validator_set_when_asked_to() {
+    for await_each_set in [false, true] {
+        let mut f = Fixture::new(4);
+        f.config.await_each_set = await_each_set;
+        let cp = f.checkpoint(3);
+        let mut engines: Vec<Engine> = (0..4).map(|i| f.engine(i).0).collect();
+        let decided = decide_height_one(&f, &mut engines, &cp);
+        assert!(decided.iter().all(Option::is_some));
+        for e in &mut engines {
+            if await_each_set {
+                assert_eq!(e.height(), 1, "height 2 started without its set");
+                e.handle(
+                    Input::ValidatorSet {
+                        from_height: 2,
+                        set: f.set.clone(),
+                    },
+                    1_000,
+                );
+            }
+            assert_eq!(e.height(), 2);
+        }
+    }
 }
