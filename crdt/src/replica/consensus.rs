@@ -10,12 +10,13 @@ use chorus_protocol::inference::NetworkInference;
 use chorus_protocol::validation::ChannelKind;
 
 use super::{
-    Certified, Effect, MAX_PREPARED, Offence, Outcome, PeerKey, Replica, ReplicaEvent,
-    validator_set,
+    Certified, Effect, MAX_PREPARED, Offence, Outcome, PeerKey, Replica, ReplicaError,
+    ReplicaEvent, validator_set,
 };
 use crate::checkpoint::limits::MAX_WINDOW_ENTRIES;
 use crate::checkpoint::{
-    self, Checkpoint, CheckpointId, ConsensusMessage, DecidedCheckpoint, PeerId, Screen, WindowHead,
+    self, Checkpoint, CheckpointId, ConsensusMessage, DecidedCheckpoint, PeerId, Screen,
+    ValidatorSet, WindowHead,
 };
 use crate::ledger::settle::EpochRecord;
 use crate::ledger::{HeightInput, Ledger, LedgerEvent, SignedEntry};
@@ -713,9 +714,23 @@ impl Replica {
             next_validators,
         }));
         // Only now, with this height's snapshot and event out: the set may start a height
-        // that waited for it, whose effects can apply the next decided height at once. A
-        // ledger that gives no valid set (no bond with power left) keeps the running one: the
-        // engine waits for a set for every height, so one must come.
+        // that waited for it, whose effects can apply the next decided height at once.
+        self.hand_over_set(height, next_set, now_ms, out);
+        // A proposal request may have been waiting for this ledger.
+        self.try_propose(now_ms, out);
+        self.retry_validations(now_ms, out);
+    }
+
+    /// Give the engine the validator set of height `height + 2` (the ledger of `height`
+    /// defines it). A ledger that gives no valid set (no bond with power left) keeps the
+    /// running one: the engine waits for a set for every height, so one must come.
+    fn hand_over_set(
+        &mut self,
+        height: u64,
+        next_set: Result<ValidatorSet, ReplicaError>,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
         let set = match next_set {
             Ok(set) => set,
             Err(e) => {
@@ -735,9 +750,6 @@ impl Replica {
             now_ms,
         );
         self.engine_effects(effects, now_ms, out);
-        // A proposal request may have been waiting for this ledger.
-        self.try_propose(now_ms, out);
-        self.retry_validations(now_ms, out);
     }
 }
 

@@ -569,16 +569,11 @@ impl Sim {
         let Some(node) = self.nodes.get(i) else {
             return false;
         };
-        if node.replica.is_none() {
-            return false;
-        }
         let bytes =
             chorus_protocol::envelope::Envelope::seal(&node.key, &self.network, payload).to_bytes();
-        let now = self.local_now(i);
-        let Some(r) = self.nodes[i].replica.as_mut() else {
+        let Some(effects) = self.handle_now(i, super::Input::PublishSigned(bytes)) else {
             return false;
         };
-        let effects = r.handle(super::Input::PublishSigned(bytes), now);
         let taken = effects.iter().any(|e| {
             matches!(
                 e,

@@ -375,15 +375,9 @@ async fn hand_over(
         ));
     }
     let unbonded_at = now_ms();
-    let api = real.nodes[0].api();
-    let account = |k: chorus_protocol::keys::PublicKey| {
-        let api = api.clone();
-        async move { get::<Account>(&api, &format!("/v1/accounts/{k}")).await }
-    };
     let mut set = vec![];
     for i in 0..=n {
-        let k = real.status(i).await?.address;
-        if account(k).await.is_ok_and(|a| a.in_validator_set) {
+        if account_of(real, i).await.is_ok_and(|a| a.in_validator_set) {
             set.push(i);
         }
     }
@@ -399,19 +393,21 @@ async fn hand_over(
     Ok(unbonded_at)
 }
 
+/// Node `i`'s account as node 0 of `c` sees it.
+async fn account_of(c: &Cluster, i: usize) -> anyhow::Result<Account> {
+    let address = c.status(i).await?.address;
+    get(&c.nodes[0].api(), &format!("/v1/accounts/{address}")).await
+}
+
 /// The genesis validators' unbonded stake: pending on the real chain right after the unbonds
 /// (`before`), paid back into their balances after the unbonding period (`!before`): no bond
 /// and nothing pending. What each account shows, and whether all are as expected.
 async fn releases(real: &Cluster, n: usize, before: bool) -> (bool, String) {
-    let api = real.nodes[0].api();
     let mut seen = vec![];
     let mut all = true;
     for i in 0..n {
         let genesis_bond = real.genesis.validators.get(i).map_or(0, |v| v.bond.0);
-        let account = match real.status(i).await {
-            Ok(s) => get::<Account>(&api, &format!("/v1/accounts/{}", s.address)).await,
-            Err(e) => Err(e),
-        };
+        let account = account_of(real, i).await;
         all &= account.as_ref().is_ok_and(|a| {
             let pending: Vec<u128> = a.pending_releases.iter().map(|r| r.amount.0).collect();
             a.bond.0 == 0 && pending == if before { vec![genesis_bond] } else { vec![] }

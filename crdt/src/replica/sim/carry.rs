@@ -12,12 +12,15 @@ use crate::checkpoint::{ConsensusMessage, TimerKind};
 impl Sim {
     /// Hand node `i` one input now and carry out what it does.
     pub(crate) fn input(&mut self, i: usize, input: Input) {
+        if let Some(effects) = self.handle_now(i, input) {
+            self.carry_out(i, effects);
+        }
+    }
+
+    /// Node `i`'s replica's effects of one input now (`None` when it is down); not carried out.
+    pub(super) fn handle_now(&mut self, i: usize, input: Input) -> Option<Vec<Effect>> {
         let now = self.local_now(i);
-        let Some(r) = self.nodes[i].replica.as_mut() else {
-            return;
-        };
-        let effects = r.handle(input, now);
-        self.carry_out(i, effects);
+        Some(self.nodes.get_mut(i)?.replica.as_mut()?.handle(input, now))
     }
 
     pub(super) fn carry_out(&mut self, i: usize, effects: Vec<Effect>) {
