@@ -31,6 +31,8 @@ FLAGS = [
     "--remote-debugging-pipe",
 ]
 WAIT_S = 90
+# How long the page and the API may differ on an epoch (a local value being finalized).
+AGREE_S = 10
 
 
 class Browser:
@@ -162,15 +164,30 @@ def check(out, url, name, width, height, mobile):
             time.sleep(0.5)
         else:
             fail.append(f"{name}: the page never showed live data: {state}")
-        # The value shown, against the API for the epoch the page names.
+        # The value shown, against the API for the epoch the page names. The page may show an
+        # epoch's local inference (computed at the window's close) while the API already
+        # answers with the finalized one, which differs when a bundle reached this node late;
+        # the page then follows the finalized event. So: read both again until they agree, and
+        # fail if they never do within AGREE_S.
         if state.get("value") and state.get("epoch"):
-            api = f"{url.rstrip('/')}/v1/topics/1/inference?epoch={state['epoch']}"
-            with urllib.request.urlopen(api) as r:
-                shown = json.load(r)["combined_value"]
-            if float(state["value"]) != shown:
-                fail.append(f"{name}: page {state['value']} vs API {shown} (epoch {state['epoch']})")
-            else:
-                print(f"   {name}: epoch {state['epoch']}, page and API agree on {shown}")
+            agree_by = time.time() + AGREE_S
+            mismatches = []
+            while True:
+                api = f"{url.rstrip('/')}/v1/topics/1/inference?epoch={state['epoch']}"
+                with urllib.request.urlopen(api) as r:
+                    shown = json.load(r)["combined_value"]
+                if float(state["value"]) == shown:
+                    print(
+                        f"   {name}: epoch {state['epoch']}, page and API agree on {shown}"
+                        + (f" (after {len(mismatches)} differing reads)" if mismatches else "")
+                    )
+                    break
+                mismatches.append(f"page {state['value']} vs API {shown} (epoch {state['epoch']})")
+                if time.time() > agree_by:
+                    fail.append(f"{name}: never agreed within {AGREE_S} s: {mismatches[-3:]}")
+                    break
+                time.sleep(0.5)
+                state = browser.eval(STATE) or state
         print(
             f"   {name}: {state.get('chart')} points in the inference chart, "
             f"{state.get('loss')} in the loss chart, {state.get('leaderboard')} leaderboard rows"
