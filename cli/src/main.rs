@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod devnet;
+mod malloc;
 mod output;
 
 /// Chorus: a peer-to-peer, self-improving inference network (Allora's mechanism, no chain).
@@ -70,6 +71,7 @@ fn init_default_logs() {
 }
 
 fn main() -> ExitCode {
+    malloc::configure();
     let cli = Cli::parse();
     // Logs go to stderr; `RUST_LOG` chooses what (default: warnings and errors). A node
     // configures its own logging from its config file.

@@ -203,18 +203,27 @@ pub struct NodeHandle {
     ledger: Option<LedgerLog>,
 }
 
-/// The ledger events of applied heights: a broadcast for live subscribers, and the last
-/// [`LEDGER_EVENTS`] heights for subscribers that resume (`/v1/events` with `Last-Event-ID`).
+/// The ledger events of applied heights: a broadcast for live subscribers (at most
+/// [`LEDGER_LIVE`] heights queued for one), and the newest heights for subscribers that resume
+/// (`/v1/events` with `Last-Event-ID`): at most [`LEDGER_EVENTS`] heights and
+/// [`LEDGER_EVENTS_HELD`] events between them.
 #[derive(Clone, Debug)]
 pub struct LedgerLog {
     tx: broadcast::Sender<LedgerRecord>,
-    recent: Arc<std::sync::Mutex<std::collections::VecDeque<LedgerRecord>>>,
+    recent: Arc<std::sync::Mutex<Recent>>,
+}
+
+/// The held heights and the events they hold ([`LedgerRecord::weight`]).
+#[derive(Debug, Default)]
+struct Recent {
+    records: std::collections::VecDeque<LedgerRecord>,
+    events: usize,
 }
 
 impl Default for LedgerLog {
     fn default() -> Self {
         LedgerLog {
-            tx: broadcast::channel(LEDGER_EVENTS).0,
+            tx: broadcast::channel(LEDGER_LIVE).0,
             recent: Arc::default(),
         }
     }
@@ -224,9 +233,14 @@ impl LedgerLog {
     /// Keep `rec` among the recent heights and send it to live subscribers.
     pub fn publish(&self, rec: LedgerRecord) {
         if let Ok(mut recent) = self.recent.lock() {
-            recent.push_back(rec.clone());
-            while recent.len() > LEDGER_EVENTS {
-                recent.pop_front();
+            recent.events += rec.weight();
+            recent.records.push_back(rec.clone());
+            while recent.records.len() > LEDGER_EVENTS
+                || (recent.events > LEDGER_EVENTS_HELD && recent.records.len() > 1)
+            {
+                if let Some(old) = recent.records.pop_front() {
+                    recent.events = recent.events.saturating_sub(old.weight());
+                }
             }
         }
         let _ = self.tx.send(rec);
@@ -243,6 +257,7 @@ impl LedgerLog {
             return (vec![], 0);
         };
         let held: Vec<LedgerRecord> = recent
+            .records
             .iter()
             .filter(|r| r.height > height)
             .cloned()
@@ -254,10 +269,18 @@ impl LedgerLog {
     }
 }
 
-/// Heights of ledger events buffered for subscribers (`/v1/events`); a subscriber further
-/// behind is told how many it missed. Every buffered height holds all its events (a reward per
-/// paid participant), so this bounds the node's memory, not just the subscribers'.
+/// Most heights of ledger events held for subscribers that resume (`/v1/events`); a
+/// subscriber further behind is told how many it missed.
 pub const LEDGER_EVENTS: usize = 1_024;
+
+/// Most events held across those heights (the newest height is always held). A height holds
+/// a reward per paid participant and a score per scored one: some 2 500 events (300 KiB) at 10
+/// topics × 100 workers, where 1 024 heights held ~300 MiB. At ~130 B an event, this is ~4 MiB.
+pub const LEDGER_EVENTS_HELD: usize = 32_768;
+
+/// Heights queued for one live subscriber before it lags (skips ahead, told how many): a
+/// subscriber that stops reading holds at most these.
+pub const LEDGER_LIVE: usize = 64;
 
 /// What the ledger did at one checkpoint height (for observers such as the devnet report).
 #[derive(Clone, Debug, PartialEq)]
@@ -266,6 +289,20 @@ pub struct LedgerRecord {
     pub height: u64,
     /// The events.
     pub events: Arc<Vec<chorus_crdt::ledger::LedgerEvent>>,
+}
+
+impl LedgerRecord {
+    /// What it weighs against [`LEDGER_EVENTS_HELD`]: its events, and each scored actor.
+    fn weight(&self) -> usize {
+        use chorus_crdt::ledger::LedgerEvent;
+        self.events
+            .iter()
+            .map(|e| match e {
+                LedgerEvent::Scored { actors, .. } => 1 + actors.len(),
+                _ => 1,
+            })
+            .sum()
+    }
 }
 
 impl NodeHandle {
@@ -500,5 +537,50 @@ impl NodeHandle {
     /// The metrics.
     pub fn metrics(&self) -> &NodeMetrics {
         &self.metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chorus_crdt::ledger::LedgerEvent;
+    use chorus_protocol::ids::Hash32;
+
+    fn record(height: u64, events: usize) -> LedgerRecord {
+        let e = LedgerEvent::Tallied {
+            proposal: Hash32::default(),
+            passed: true,
+        };
+        LedgerRecord {
+            height,
+            events: Arc::new(vec![e; events]),
+        }
+    }
+
+    /// The resume buffer holds the newest heights up to [`LEDGER_EVENTS_HELD`] events (the
+    /// newest one whatever its size) and says how many heights a resumer missed.
+    #[test]
+    fn the_resume_buffer_is_bounded_by_events_not_only_heights() {
+        let log = LedgerLog::default();
+        for h in 1..=100 {
+            log.publish(record(h, 1_000));
+        }
+        let (held, missed) = log.since(0);
+        let heights: Vec<u64> = held.iter().map(|r| r.height).collect();
+        assert_eq!(heights, (69..=100).collect::<Vec<_>>());
+        assert_eq!(missed, 68);
+        assert_eq!(log.since(90).0.len(), 10);
+        assert_eq!(log.since(90).1, 0);
+        // One height above the bound is still held, alone.
+        log.publish(record(101, LEDGER_EVENTS_HELD + 1));
+        let (held, missed) = log.since(0);
+        assert_eq!(held.iter().map(|r| r.height).collect::<Vec<_>>(), [101]);
+        assert_eq!(missed, 100);
+        // Small heights: the height bound.
+        for h in 102..=(102 + LEDGER_EVENTS as u64) {
+            log.publish(record(h, 1));
+        }
+        assert_eq!(log.since(0).0.len(), LEDGER_EVENTS);
     }
 }

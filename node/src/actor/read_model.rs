@@ -28,6 +28,19 @@ const SUBMISSIONS_KEPT: usize = 64;
 /// A finalized inference waiting to be stored: (topic, epoch, JSON of [`StoredInference`]).
 pub(super) type PendingInference = (u64, u64, Vec<u8>);
 
+/// Drop the oldest epochs of one topic's history beyond [`INFERENCE_HISTORY`], except the
+/// newest finalized one: while checkpoints stall, local inferences keep coming and the latest
+/// finalized inference must still be answered from memory.
+fn trim(h: &mut BTreeMap<u64, StoredInference>) {
+    let keep = views::latest_finalized(h).map(|(e, _)| e);
+    while h.len() > INFERENCE_HISTORY {
+        let Some(oldest) = h.keys().copied().find(|e| Some(*e) != keep) else {
+            return;
+        };
+        h.remove(&oldest);
+    }
+}
+
 /// The API's read-side state.
 pub(super) struct ReadModel {
     /// The newest network inferences per topic (at most [`INFERENCE_HISTORY`] epochs).
@@ -122,6 +135,7 @@ impl ReadModel {
                     outlier_resistant: None,
                 },
             );
+            trim(h);
         }
     }
 
@@ -147,9 +161,7 @@ impl ReadModel {
         }
         let h = self.history.entry(topic).or_default();
         h.insert(epoch, stored);
-        while h.len() > INFERENCE_HISTORY {
-            h.pop_first();
-        }
+        trim(h);
     }
 
     /// The validator set checkpoint `height` commits to (recorded where it changes).
@@ -350,5 +362,64 @@ impl ReadModel {
             // Answered from the store by the actor (see `stored_statements`).
             Query::Statements(_) | Query::InferenceProof { .. } => Err(QueryError::Unavailable),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn bundle(value: f64) -> NetworkInference {
+        NetworkInference {
+            combined_value: value,
+            confidence_interval_values: None,
+            forecaster_values: BTreeMap::new(),
+            forecaster_weights: BTreeMap::new(),
+            inferer_values: BTreeMap::new(),
+            inferer_weights: BTreeMap::new(),
+            naive_value: None,
+            one_in_forecaster_values: BTreeMap::new(),
+            one_out_forecaster_values: BTreeMap::new(),
+            one_out_inferer_forecaster_values: BTreeMap::new(),
+            one_out_inferer_values: BTreeMap::new(),
+        }
+    }
+
+    fn inference_query(epoch: u64) -> Query {
+        Query::Inference {
+            topic: TopicId(1),
+            epoch: Some(epoch),
+            variant: Variant::Regular,
+        }
+    }
+
+    /// Memory holds the newest [`INFERENCE_HISTORY`] epochs of a topic and its newest
+    /// finalized one, however long checkpoints stall; older epochs go to the store.
+    #[test]
+    fn memory_keeps_the_newest_epochs_and_the_last_finalized_one() {
+        let topic = TopicId(1);
+        let mut m = ReadModel::new(0);
+        for e in 1..=40u64 {
+            m.finalized_inference(topic, e, e, bundle(e as f64), None, None);
+        }
+        let held: Vec<u64> = m.history[&topic].keys().copied().collect();
+        assert_eq!(held, (25..=40).collect::<Vec<_>>());
+        // Every finalized one was queued for the store, and older epochs are read from it.
+        assert_eq!(m.pending_inferences.len(), 40);
+        assert_eq!(
+            m.needs_store(&inference_query(24)),
+            Some((topic, 24, Variant::Regular))
+        );
+        assert_eq!(m.needs_store(&inference_query(25)), None);
+        // A stall: 100 epochs of local inferences after the last finalized one (40).
+        for e in 41..=140u64 {
+            m.local_inference(topic, e, bundle(e as f64));
+        }
+        let h = &m.history[&topic];
+        assert_eq!(h.len(), INFERENCE_HISTORY);
+        assert_eq!(views::latest_finalized(h).map(|(e, _)| e), Some(40));
+        let newest: Vec<u64> = h.keys().copied().skip(1).collect();
+        assert_eq!(newest, (126..=140).collect::<Vec<_>>());
     }
 }

@@ -15,10 +15,13 @@ use chorus_protocol::topic::TopicSpec;
 use super::handle::QueryError;
 use crate::api::types;
 
-/// Network inferences kept in memory per topic (the newest epochs). Finalized ones are also
-/// stored (`inferences` table), and older `?epoch=` queries are answered from the store: a
-/// bundle of 20 workers takes ~14 KB in memory, so a long history per topic must not live here.
-pub const INFERENCE_HISTORY: usize = 128;
+/// Network inferences kept in memory per topic (the newest epochs, and always the newest
+/// finalized one). Finalized ones are also stored (`inferences` table), and older `?epoch=`
+/// queries are answered from the store: a bundle holds a value, a weight and a one-out value
+/// per worker (some 15 KB in memory at 100 workers, twice that with an outlier-resistant
+/// variant), so at 128 epochs 10 such topics held 20–40 MiB of a node's memory for answers the
+/// store gives as well.
+pub const INFERENCE_HISTORY: usize = 16;
 
 /// A finalized (or local) network inference with where it came from.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
