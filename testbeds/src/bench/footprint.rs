@@ -38,6 +38,8 @@ pub struct Footprint {
     pub workers: usize,
     /// Epochs run.
     pub epochs: u64,
+    /// Epoch length (ms).
+    pub epoch_ms: u64,
     /// Bundles published.
     pub published: u64,
     /// Bundles the publisher could not hand to gossipsub before their window closed.
@@ -148,16 +150,19 @@ fn store_contents(path: &std::path::Path) -> anyhow::Result<(u64, u64)> {
 
 /// Run the measurement.
 pub async fn measure(
-    topics: usize,
-    workers: usize,
-    epochs: u64,
+    (topics, workers, epochs): (usize, usize, u64),
+    epoch_length_ms: Option<u64>,
     bin: Option<&std::path::Path>,
 ) -> anyhow::Result<Footprint> {
     if topics == 0 || topics > 64 || workers == 0 || workers > 1_000 || epochs < 12 {
         bail!("topics in 1..=64, workers in 1..=1000, epochs ≥ 12");
     }
-    let (mut cluster, spec, keys, pids) =
-        start(topics, workers, epoch_ms(topics, workers), bin).await?;
+    let least = epoch_ms(topics, workers);
+    let length = epoch_length_ms.unwrap_or(least);
+    if length < least || length > 600_000 {
+        bail!("--footprint-epoch-ms in {least}..=600000 at {topics} × {workers}");
+    }
+    let (mut cluster, spec, keys, pids) = start(topics, workers, length, bin).await?;
     let network = cluster.genesis.network_id();
     let targets = cluster.p2p_addrs();
     let mut publisher = Publisher::new(network, topics as u64, &targets)?;
@@ -232,6 +237,7 @@ pub async fn measure(
         topics,
         workers,
         epochs,
+        epoch_ms: spec.epoch_ms,
         published,
         unpublished: publisher.dropped,
         rss_end_mib: [mib(end[0]), mib(end[1])],

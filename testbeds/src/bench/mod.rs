@@ -73,6 +73,11 @@ pub struct BenchArgs {
     /// Footprint: topics, workers per topic, epochs.
     #[arg(long, value_delimiter = ',', default_value = "10,100,120")]
     pub footprint: Vec<u64>,
+    /// Footprint: epoch length in ms (default and least: 1 s, 0.6 ms per bundle beyond 1 666
+    /// bundles an epoch). Gossipsub keeps per-message records for two minutes, so the message
+    /// rate, not only the size, sets part of the memory.
+    #[arg(long)]
+    pub footprint_epoch_ms: Option<u64>,
     /// The `chorus` binary (footprint; default: the one next to this executable).
     #[arg(long)]
     pub chorus_bin: Option<std::path::PathBuf>,
@@ -278,17 +283,23 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
         [t, w, e] => (*t as usize, *w as usize, *e),
         _ => anyhow::bail!("--footprint TOPICS,WORKERS,EPOCHS"),
     };
-    let f = footprint::measure(t, w, e, args.chorus_bin.as_deref()).await?;
+    let f = footprint::measure(
+        (t, w, e),
+        args.footprint_epoch_ms,
+        args.chorus_bin.as_deref(),
+    )
+    .await?;
     report.metric("footprint", serde_json::to_value(&f)?);
     report.check(
         "footprint measured",
         f.finalized_share > 0.9 && f.unpublished == 0 && f.bundle_share >= 0.99,
         format!(
-            "{t} topics × {w} workers, {e} epochs: RSS validator {} MiB (peak {}), \
+            "{t} topics × {w} workers, {e} epochs of {} ms: RSS validator {} MiB (peak {}), \
              follower {} MiB (peak {}); {} B per stored entry = {}× the raw envelope ({} \
              envelopes); {:.1} % of the bundles published finalized ({} not published); \
              {:.1} % of the top inferers in the finalized inferences; the follower's B per \
              envelope by table: {}; {} B per entry after compaction",
+            f.epoch_ms,
             f.rss_end_mib[0],
             f.rss_peak_mib[0],
             f.rss_end_mib[1],
