@@ -73,6 +73,9 @@ pub struct Footprint {
     pub follower_other_bytes: u64,
     /// Store bytes per stored envelope after `chorus store compact` (a copy of the follower's).
     pub compacted_bytes_per_entry: f64,
+    /// How long that compaction took (s): what a background compaction would hold the
+    /// storage thread for.
+    pub compact_seconds: f64,
 }
 
 /// The largest parts of a store, in bytes per envelope: `"inferences 535, envelopes 170, …"`.
@@ -215,13 +218,15 @@ pub async fn measure(
         let db = redb::Database::open(cluster.nodes[1].store_path())?;
         chorus_node::store::stats::usage_of(&db, stores[1])?
     };
-    let compacted = {
+    let (compacted, compact_seconds) = {
         let copy = cluster.dir.join("follower-compacted.redb");
         std::fs::copy(cluster.nodes[1].store_path(), &copy)?;
         let mut db = redb::Database::open(&copy)?;
+        let started = Instant::now();
         chorus_node::store::stats::compact(&mut db)?;
+        let seconds = started.elapsed().as_secs_f64();
         drop(db);
-        crate::scenarios::file_size(&copy)
+        (crate::scenarios::file_size(&copy), seconds)
     };
     let finalized: u64 = finalized_bundles(
         &cluster.nodes[1].store_path(),
@@ -253,6 +258,7 @@ pub async fn measure(
         bundle_share: (finalized as f64 / published.max(1) as f64 * 1000.0).round() / 1000.0,
         follower_other_bytes: usage.other_bytes(),
         compacted_bytes_per_entry: (compacted as f64 / envelopes.max(1) as f64).round(),
+        compact_seconds: (compact_seconds * 100.0).round() / 100.0,
         follower_tables: usage.tables,
     })
 }

@@ -298,7 +298,7 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
              follower {} MiB (peak {}); {} B per stored entry = {}× the raw envelope ({} \
              envelopes); {:.1} % of the bundles published finalized ({} not published); \
              {:.1} % of the top inferers in the finalized inferences; the follower's B per \
-             envelope by table: {}; {} B per entry after compaction",
+             envelope by table: {}; {} B per entry after compaction ({} s)",
             f.epoch_ms,
             f.rss_end_mib[0],
             f.rss_peak_mib[0],
@@ -311,7 +311,8 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
             f.unpublished,
             round1(f.finalized_share * 100.0),
             footprint::where_bytes_go(&f),
-            f.compacted_bytes_per_entry
+            f.compacted_bytes_per_entry,
+            f.compact_seconds
         ),
     );
     Ok(())
