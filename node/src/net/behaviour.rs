@@ -104,13 +104,14 @@ fn gossipsub_config(opts: &NetOptions) -> Result<gossipsub::Config, BuildError> 
         .publish_queue_duration(Duration::from_secs(10))
         // A message comes back only from a peer's message cache (5 heartbeats, 3.5 s) or a
         // re-publish; a message id seen is remembered for a minute. The cache costs some 80 B
-        // per message (9.5 MiB at 120 s in `bench footprint`, 1 000 bundles per second).
+        // per message (9.5 MiB at 60 s in `bench footprint`, 1 000 bundles per second).
         .duplicate_cache_time(Duration::from_secs(60))
         // IDONTWANT (gossipsub v1.2) for every message, not only above 1 000 bytes: on
         // receipt a node tells its mesh peers not to forward the message back. Ours are
         // small (~200 B with framing, the id 32 B) but numerous, and each duplicate costs a
         // decode, a hash and, in libp2p's peer scoring, a set of the peers that delivered it,
-        // kept 120 s: some 40 MiB at 1 000 messages per second (`bench footprint`).
+        // kept 120 s: peer scoring's records at the heap peak went from 72–75 to 56–63 MiB at
+        // 1 000 messages per second (`bench footprint`, BENCHMARKS.md).
         .idontwant_message_size_threshold(0)
         .build()
         .map_err(|e| BuildError(e.to_string()))
