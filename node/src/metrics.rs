@@ -29,8 +29,12 @@
 //! | `chorus_clock_offset_ms` | gauge | | peers' median clock minus this node's (ms; 0 until 3 peers answered); beyond `max_clock_skew_ms` the node does not propose |
 //! | `chorus_proposals_passed_total` | counter | | turns to propose passed up because this node's clock is off by more than `max_clock_skew_ms` |
 //! | `chorus_stalled_height` | gauge | | 0, or the decided height this node cannot apply (it is stuck before it; `/v1/status` `stalled` says why) |
-//! | `chorus_store_size_bytes` | gauge | | size of the redb file |
+//! | `chorus_store_size_bytes` | gauge | | size of the redb file (updated every 10 s) |
+//! | `chorus_store_envelope_bytes` | gauge | | bytes of the signed envelopes in the store (the source of truth; the file holds them, indexes, derived rows and free pages) |
 //! | `chorus_store_envelopes` | gauge | | signed envelopes in the store |
+//! | `chorus_store_compactions_total` | counter | | background compactions of the store file (`[store] compact_growth_percent`) |
+//! | `chorus_store_compacted_bytes_total` | counter | | bytes those compactions gave back to the file system |
+//! | `chorus_store_compaction_seconds` | histogram | | how long each compaction held the storage thread (writes wait meanwhile) |
 //! | `chorus_store_pruned_total` | counter | `kind` | finalized history deleted by the retention (`[store]`), by kind: `windows`, `envelopes`, `certificates`, `inferences`, `statements` |
 //! | `chorus_connected_peers` | gauge | | connected libp2p peers |
 //!
@@ -63,6 +67,8 @@ const SYNC_BUCKETS: (f64, f64, u16) = (0.01, 2.0, 16);
 /// Finality buckets: 100 ms doubling 16 times (up to ~55 min): checkpoint periods are seconds
 /// to minutes; finality waits longer while less than 2/3 of stake is reachable.
 const FINALITY_BUCKETS: (f64, f64, u16) = (0.1, 2.0, 16);
+/// Compaction buckets: 1 ms doubling 16 times (up to ~33 s): 0.13 s for a 135 MB store.
+const COMPACTION_BUCKETS: (f64, f64, u16) = (0.001, 2.0, 16);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChannelLabels {
@@ -132,7 +138,11 @@ pub struct NodeMetrics {
     clock_offset: Gauge,
     proposals_passed: Counter,
     store_bytes: Gauge,
+    store_envelope_bytes: Gauge,
     store_envelopes: Gauge,
+    store_compactions: Counter,
+    store_compacted_bytes: Counter,
+    store_compaction: Histogram,
     connected_peers: Gauge,
 }
 
@@ -175,7 +185,11 @@ impl NodeMetrics {
             clock_offset: Gauge::default(),
             proposals_passed: Counter::default(),
             store_bytes: Gauge::default(),
+            store_envelope_bytes: Gauge::default(),
             store_envelopes: Gauge::default(),
+            store_compactions: Counter::default(),
+            store_compacted_bytes: Counter::default(),
+            store_compaction: histogram(COMPACTION_BUCKETS),
             connected_peers: Gauge::default(),
         };
         {
@@ -251,6 +265,11 @@ impl NodeMetrics {
                     "Delay from a window's close to the checkpoint that finalized it",
                     &m.finality_latency,
                 ),
+                (
+                    "store_compaction",
+                    "How long each background compaction held the storage thread",
+                    &m.store_compaction,
+                ),
             ] {
                 r.register_with_unit(name, help, Unit::Seconds, histogram.clone());
             }
@@ -280,10 +299,27 @@ impl NodeMetrics {
                 Unit::Bytes,
                 m.store_bytes.clone(),
             );
+            r.register_with_unit(
+                "store_envelope",
+                "Bytes of the signed envelopes in the store",
+                Unit::Bytes,
+                m.store_envelope_bytes.clone(),
+            );
             r.register(
                 "store_envelopes",
                 "Signed envelopes in the store",
                 m.store_envelopes.clone(),
+            );
+            r.register(
+                "store_compactions",
+                "Background compactions of the store file",
+                m.store_compactions.clone(),
+            );
+            r.register_with_unit(
+                "store_compacted",
+                "Bytes background compactions gave back to the file system",
+                Unit::Bytes,
+                m.store_compacted_bytes.clone(),
             );
             r.register(
                 "connected_peers",
@@ -453,10 +489,20 @@ impl NodeMetrics {
         self.checkpoint_height.set(gauge_value(height));
     }
 
-    /// The store's file size and envelope count.
-    pub fn set_store_size(&self, bytes: u64, envelopes: u64) {
-        self.store_bytes.set(gauge_value(bytes));
+    /// The store's file size, and its envelopes' bytes and count.
+    pub fn set_store_size(&self, file_bytes: u64, envelope_bytes: u64, envelopes: u64) {
+        self.store_bytes.set(gauge_value(file_bytes));
+        self.store_envelope_bytes.set(gauge_value(envelope_bytes));
         self.store_envelopes.set(gauge_value(envelopes));
+    }
+
+    /// A background compaction took the file from `before` to `after` bytes in `took`.
+    pub fn compacted(&self, before: u64, after: u64, took: Duration) {
+        self.store_compactions.inc();
+        self.store_compacted_bytes
+            .inc_by(before.saturating_sub(after));
+        self.store_compaction.observe(took.as_secs_f64());
+        self.store_bytes.set(gauge_value(after));
     }
 
     /// The number of connected peers.
@@ -489,7 +535,8 @@ mod tests {
         m.sync_latency(Duration::from_millis(200));
         m.finality_latency(Duration::from_secs(4));
         m.checkpoint(42);
-        m.set_store_size(4096, 17);
+        m.set_store_size(4096, 2295, 17);
+        m.compacted(10_000, 4096, Duration::from_millis(130));
         m.set_connected_peers(5);
         let text = m.encode();
         for line in [
@@ -507,7 +554,11 @@ mod tests {
             "chorus_finality_latency_seconds_count 1",
             "chorus_checkpoint_height 42",
             "chorus_store_size_bytes 4096",
+            "chorus_store_envelope_bytes 2295",
             "chorus_store_envelopes 17",
+            "chorus_store_compactions_total 1",
+            "chorus_store_compacted_bytes_total 5904",
+            "chorus_store_compaction_seconds_count 1",
             "chorus_connected_peers 5",
             "# EOF",
         ] {

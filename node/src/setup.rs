@@ -127,6 +127,7 @@ impl NodeSetup {
             },
             tick: cfg.tick(),
             retention,
+            compaction: cfg.store.compaction(),
             workers,
             reputers,
             clock,

@@ -1,6 +1,7 @@
 //! Retention: a node keeping 64 heights runs past them, prunes finalized windows, their
-//! envelopes and old certificates in bounded passes (the metrics count what went), keeps what
-//! it needs, and restarts from the pruned store and goes on. Archives: history exported from
+//! envelopes and old certificates in bounded passes (the metrics count what went), compacts
+//! its file in the background while it runs, keeps what it needs, and restarts from the
+//! pruned, compacted store and goes on. Archives: history exported from
 //! a store imports back into one that pruned it; forged files are refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -25,6 +26,9 @@ fn plan(root: PathBuf) -> LocalPlan {
     let mut p = net_common::fast_plan("node-retention", 5, 1, PERIOD_MS, root);
     p.store = StoreSection {
         retention_heights: Some(KEEP),
+        // Compact from the first pass on (a store of this test stays far below the 16 MiB
+        // default).
+        compact_min_mb: 0,
         ..StoreSection::default()
     };
     p
@@ -67,6 +71,20 @@ async fn a_node_prunes_history_older_than_its_retention_and_restarts_from_it() {
         windows > 0 && envelopes > 0 && certificates > 0,
         "{windows} {envelopes} {certificates}"
     );
+    let compactions = metric(&text, "chorus_store_compactions_total");
+    let given_back = metric(&text, "chorus_store_compacted_bytes_total");
+    let seconds = metric(&text, "chorus_store_compaction_seconds_count");
+    assert!(
+        compactions >= 2 && given_back > 0 && seconds == compactions,
+        "{compactions} compactions gave back {given_back} bytes ({seconds} timed)"
+    );
+    // The file's size, not its envelopes' bytes (which it holds with indexes and more).
+    let file = metric(&text, "chorus_store_size_bytes");
+    let envelope_bytes = metric(&text, "chorus_store_envelope_bytes");
+    assert!(
+        file > envelope_bytes && envelope_bytes > 0,
+        "{file} {envelope_bytes}"
+    );
     net.stop_node(0).await;
     let db = dir.path().join("node-0").join("node.redb");
     let network = net.genesis.network_id();
@@ -79,7 +97,8 @@ async fn a_node_prunes_history_older_than_its_retention_and_restarts_from_it() {
     };
     println!(
         "height {height}: pruned {windows} windows, {envelopes} envelopes, {certificates} \
-         certificates; left {windows_left} windows, {} envelopes, certificates {oldest}..={height}",
+         certificates; left {windows_left} windows, {} envelopes, certificates {oldest}..={height}; \
+         {compactions} compactions gave back {given_back} bytes",
         stats.envelopes
     );
     // Certificates below the cutoff of the last pass are gone, the recent ones all there.

@@ -75,6 +75,8 @@ pub struct NodeSetup {
     pub tick: Duration,
     /// How long finalized history is kept.
     pub retention: crate::store::prune::Retention,
+    /// When the store is compacted in the background.
+    pub compaction: crate::store::stats::CompactPolicy,
     /// Worker roles.
     pub workers: Vec<WorkerTask>,
     /// Reputer roles.
@@ -405,6 +407,7 @@ pub async fn spawn(setup: NodeSetup) -> Result<RunningNode, StartError> {
         network_name: setup.genesis.network.clone(),
         configured,
         retention: setup.retention,
+        compaction: setup.compaction,
     });
     let span = tracing::info_span!(parent: &node_span, "actor");
     tasks.spawn(

@@ -4,6 +4,11 @@
 //! ([`crate::store::prune`]). Bounded work per pass; the pages sweep the whole table in turn.
 //! The same pass deletes finalized inferences and statement lines of epochs older than the
 //! history retention ([`prune::prune_history`]), also a bounded batch.
+//!
+//! Compaction passes, at the same cadence and on archive nodes too: once the file has grown by
+//! `[store] compact_growth_percent` since the last compaction, the storage thread compacts it
+//! ([`stats::compact_if_due`]): the pages that copy-on-write and pruning left free go back to
+//! the file system.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +18,7 @@ use chorus_protocol::topic::TopicSpec;
 
 use super::run::Actor;
 use crate::store::prune::{self, Retention};
+use crate::store::stats::{self, CompactPolicy};
 
 /// A pass runs after this many more heights were applied.
 pub(super) const PRUNE_EVERY_HEIGHTS: u64 = 8;
@@ -22,8 +28,8 @@ pub(super) const PRUNE_EVERY_HEIGHTS: u64 = 8;
 /// windows per height are pruned as fast as they finalize.
 pub(super) const PAGE: usize = 4_096;
 
-/// Where the sweep is.
-#[derive(Debug, Default)]
+/// Where the sweep is, and when the next compaction is due.
+#[derive(Debug)]
 pub(super) struct PruneState {
     /// The last window id of the previous page (`None`: start over).
     cursor: Option<Hash32>,
@@ -31,6 +37,26 @@ pub(super) struct PruneState {
     last_height: u64,
     /// Where the statement sweep goes on (`None`: from the start).
     statements: Option<crate::store::ops::StatementKey>,
+    /// When to compact.
+    compaction: CompactPolicy,
+    /// The file size at which the next compaction is due (`None`: never).
+    compact_due: Option<u64>,
+    /// The applied height of the last compaction check.
+    compact_height: u64,
+}
+
+impl PruneState {
+    pub(super) fn new(compaction: CompactPolicy) -> Self {
+        PruneState {
+            cursor: None,
+            last_height: 0,
+            statements: None,
+            compaction,
+            // A store that grew under an older build is compacted at the first pass.
+            compact_due: compaction.due_after(0),
+            compact_height: 0,
+        }
+    }
 }
 
 impl Actor {
@@ -101,6 +127,55 @@ impl Actor {
             Err(e) => tracing::warn!(error = %e, "retention: pruning failed"),
         }
         self.prune_history(applied, history_ms).await;
+    }
+
+    /// One compaction check, if due: the storage thread compacts the file once it reached
+    /// the size the last compaction set.
+    pub(super) async fn compact_pass(&mut self) {
+        let Some(due) = self.prune.compact_due else {
+            return;
+        };
+        let applied = self.p.replica.ledger().next_height;
+        if applied
+            < self
+                .prune
+                .compact_height
+                .saturating_add(PRUNE_EVERY_HEIGHTS)
+        {
+            return;
+        }
+        self.prune.compact_height = applied;
+        let path = self.p.store.path().to_owned();
+        match self
+            .p
+            .store
+            .call_mut(move |db| stats::compact_if_due(db, &path, due))
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(c)) => {
+                self.prune.compact_due = self.prune.compaction.due_after(c.after_bytes);
+                self.p.metrics.compacted(
+                    c.before_bytes,
+                    c.after_bytes,
+                    std::time::Duration::from_secs_f64(c.seconds),
+                );
+                tracing::debug!(
+                    before = c.before_bytes,
+                    after = c.after_bytes,
+                    passes = c.passes,
+                    seconds = c.seconds,
+                    "store compacted"
+                );
+            }
+            Err(e) => {
+                // Not again before the file grows further.
+                self.prune.compact_due = due
+                    .checked_add(1)
+                    .and_then(|d| self.prune.compaction.due_after(d));
+                tracing::warn!(error = %e, "compacting the store failed");
+            }
+        }
     }
 
     /// Inferences and statement lines of epochs that started `history_ms` before the applied

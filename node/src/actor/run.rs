@@ -48,6 +48,8 @@ pub(super) struct ActorParts {
     pub configured: Vec<(u64, &'static str)>,
     /// How long finalized history is kept.
     pub retention: crate::store::prune::Retention,
+    /// When the store is compacted in the background.
+    pub compaction: crate::store::stats::CompactPolicy,
 }
 
 pub(super) struct Actor {
@@ -75,7 +77,7 @@ impl Actor {
             submit_waiters: vec![],
             dirty: false,
             next_store_stats: now,
-            prune: Default::default(),
+            prune: super::prune::PruneState::new(p.compaction),
             p,
         }
     }
@@ -177,10 +179,16 @@ impl Actor {
         self.p.net.redial(now);
         if now >= self.next_store_stats {
             self.next_store_stats = now + 10_000;
-            if let Ok(st) = self.p.store.call(ops::stats).await {
+            let path = self.p.store.path().to_owned();
+            let stats = self
+                .p
+                .store
+                .call(move |db| Ok((ops::stats(db)?, std::fs::metadata(&path).map(|m| m.len()))))
+                .await;
+            if let Ok((st, Ok(file_bytes))) = stats {
                 self.p
                     .metrics
-                    .set_store_size(st.envelope_bytes, st.envelopes);
+                    .set_store_size(file_bytes, st.envelope_bytes, st.envelopes);
             }
         }
         self.p.metrics.set_connected_peers(self.p.net.peer_count());
@@ -188,6 +196,7 @@ impl Actor {
             .metrics
             .clock_offset(self.p.replica.clock_offset_ms().unwrap_or(0));
         self.prune_pass().await;
+        self.compact_pass().await;
     }
 
     async fn handle_timers(&mut self) {

@@ -38,6 +38,8 @@
 //! retention_days = 30          # else finalized windows and certificates older are pruned
 //! # retention_heights = 5000   # or count in checkpoint heights (at least 64)
 //! history_days = 365           # finalized inferences and account statements: kept this long
+//! compact_growth_percent = 25  # give free pages back each time the file grew this much (0: never)
+//! compact_min_mb = 16          # ... once it is at least this large
 //! ```
 //!
 //! Relative paths are relative to the config file's directory. Any value can be overridden
@@ -364,6 +366,12 @@ pub struct StoreSection {
     /// Finalized network inferences and account statement lines (small; what consumers and
     /// `chorus rewards --history` ask for) are kept this many days (unless `archive`).
     pub history_days: u64,
+    /// The file is compacted in the background (free pages given back to the file system)
+    /// each time it has grown this many percent since the last compaction (0: never; archive
+    /// nodes too).
+    pub compact_growth_percent: u64,
+    /// ... once it is at least this many MiB.
+    pub compact_min_mb: u64,
 }
 
 impl Default for StoreSection {
@@ -373,6 +381,8 @@ impl Default for StoreSection {
             retention_days: 30,
             retention_heights: None,
             history_days: 365,
+            compact_growth_percent: 25,
+            compact_min_mb: 16,
         }
     }
 }
@@ -390,6 +400,14 @@ impl StoreSection {
         Retention::Prune {
             heights: heights.max(MIN_RETENTION_HEIGHTS),
             history_ms: self.history_days.saturating_mul(86_400_000),
+        }
+    }
+
+    /// When the store is compacted in the background.
+    pub fn compaction(&self) -> crate::store::stats::CompactPolicy {
+        crate::store::stats::CompactPolicy {
+            growth_percent: self.compact_growth_percent,
+            min_bytes: self.compact_min_mb.saturating_mul(1 << 20),
         }
     }
 

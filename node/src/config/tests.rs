@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 use super::check::transport_problem;
 use super::*;
+use crate::store::stats::CompactPolicy;
 use libp2p::Multiaddr;
 
 #[test]
@@ -191,6 +192,19 @@ fn retention_is_days_heights_or_archive() {
     );
     let c = Config::parse("[store]\narchive = true", std::iter::empty()).unwrap();
     assert_eq!(c.store.retention(period), Retention::Archive);
+    // Compaction: every 25 % of growth from 16 MiB on by default, archive nodes too.
+    let policy = |growth_percent, mib: u64| CompactPolicy {
+        growth_percent,
+        min_bytes: mib << 20,
+    };
+    assert_eq!(c.store.compaction(), policy(25, 16));
+    let c = Config::parse(
+        "[store]\ncompact_growth_percent = 0\ncompact_min_mb = 64",
+        std::iter::empty(),
+    )
+    .unwrap();
+    assert_eq!(c.store.compaction(), policy(0, 64));
+    assert_eq!(c.store.compaction().due_after(1 << 30), None);
     // A day of hour-long checkpoints is less than the floor: the floor.
     let c = Config::parse("[store]\nretention_days = 1", std::iter::empty()).unwrap();
     assert_eq!(c.store.retention(3_600_000), prune(64, year));

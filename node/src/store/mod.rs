@@ -16,6 +16,7 @@ pub mod schema;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use chorus_protocol::ids::NetworkId;
@@ -85,12 +86,15 @@ from_redb!(
     redb::CommitError
 );
 
-type Job = Box<dyn FnOnce(&Database) + Send>;
+/// A job owns the database while it runs: between jobs no transaction is open, so a job may
+/// also compact the file ([`Store::call_mut`]).
+type Job = Box<dyn FnOnce(&mut Database) + Send>;
 
 /// A handle to the storage thread. Cloneable; the thread stops when every handle is dropped.
 #[derive(Clone, Debug)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
+    path: Arc<Path>,
 }
 
 /// The storage thread; join it after dropping every [`Store`] to be sure all writes landed.
@@ -113,20 +117,29 @@ impl Store {
         network: &NetworkId,
         cache_bytes: usize,
     ) -> Result<(Store, StoreThread), StoreError> {
-        let db = ops::open_with_cache(path, network, cache_bytes)?;
+        let mut db = ops::open_with_cache(path, network, cache_bytes)?;
         let (tx, mut rx) = mpsc::channel::<Job>(STORE_QUEUE);
         let thread = std::thread::Builder::new()
             .name("chorus-store".into())
             .spawn(move || {
                 while let Some(job) = rx.blocking_recv() {
-                    job(&db);
+                    job(&mut db);
                 }
             })
             .map_err(|e| StoreError::Corrupt {
                 table: "-",
                 reason: format!("cannot start the storage thread: {e}"),
             })?;
-        Ok((Store { jobs: tx }, StoreThread(thread)))
+        let store = Store {
+            jobs: tx,
+            path: Arc::from(path),
+        };
+        Ok((store, StoreThread(thread)))
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Run `f` on the storage thread and wait for its result.
@@ -134,6 +147,16 @@ impl Store {
     where
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.call_mut(move |db| f(db)).await
+    }
+
+    /// Run `f` on the storage thread with the database to itself (no transaction open, e.g.
+    /// to compact it; [`stats::compact_if_grown`]) and wait for its result.
+    pub async fn call_mut<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Database) -> Result<T, StoreError> + Send + 'static,
     {
         let (job, rx) = with_reply(f);
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
@@ -147,7 +170,7 @@ impl Store {
         F: FnOnce(&Database) -> Result<(), StoreError> + Send + 'static,
     {
         let job: Job = Box::new(move |db| {
-            if let Err(e) = f(db) {
+            if let Err(e) = f(&*db) {
                 tracing::error!(error = %e, what, "storage write failed");
             }
         });
@@ -160,7 +183,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     {
-        let (job, rx) = with_reply(f);
+        let (job, rx) = with_reply(move |db: &mut Database| f(db));
         self.jobs
             .blocking_send(job)
             .map_err(|_| StoreError::Closed)?;
@@ -172,7 +195,7 @@ impl Store {
 fn with_reply<T, F>(f: F) -> (Job, oneshot::Receiver<Result<T, StoreError>>)
 where
     T: Send + 'static,
-    F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    F: FnOnce(&mut Database) -> Result<T, StoreError> + Send + 'static,
 {
     let (reply, rx) = oneshot::channel();
     let job: Job = Box::new(move |db| {

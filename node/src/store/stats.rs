@@ -146,6 +146,84 @@ pub fn compact(db: &mut Database) -> Result<usize, StoreError> {
     Ok(passes)
 }
 
+/// When a running node compacts its store in the background (`[store]
+/// compact_growth_percent` and `compact_min_mb`): copy-on-write leaves the pages of every
+/// replaced row behind, redb only reuses them, so the file keeps the largest size it ever
+/// needed until it is compacted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactPolicy {
+    /// Compact once the file has grown this many percent over its size after the last
+    /// compaction (0: never).
+    pub growth_percent: u64,
+    /// ... and only once it is at least this large.
+    pub min_bytes: u64,
+}
+
+impl CompactPolicy {
+    /// Never compact.
+    pub const NEVER: CompactPolicy = CompactPolicy {
+        growth_percent: 0,
+        min_bytes: 0,
+    };
+
+    /// The file size at which the next compaction is due, after the last one left `len` bytes
+    /// (`None`: never).
+    pub fn due_after(&self, len: u64) -> Option<u64> {
+        if self.growth_percent == 0 {
+            return None;
+        }
+        let more = u128::from(len) * u128::from(self.growth_percent) / 100;
+        let grown = len.saturating_add(u64::try_from(more).unwrap_or(u64::MAX));
+        Some(grown.max(self.min_bytes).max(1))
+    }
+}
+
+/// What one background compaction did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Compaction {
+    /// File size before.
+    pub before_bytes: u64,
+    /// File size after.
+    pub after_bytes: u64,
+    /// Passes that changed the file.
+    pub passes: usize,
+    /// How long the storage thread was busy with it.
+    pub seconds: f64,
+}
+
+/// Compact `db`, whose file is `path`, if the file has reached `due` bytes; `None` when it
+/// has not. Runs on the storage thread between jobs ([`super::Store::call_mut`]): no
+/// transaction is open there, and writes wait meanwhile.
+///
+/// # Errors
+/// redb's, or the file's size cannot be read.
+pub fn compact_if_due(
+    db: &mut Database,
+    path: &std::path::Path,
+    due: u64,
+) -> Result<Option<Compaction>, StoreError> {
+    let size = |when: &str| {
+        std::fs::metadata(path)
+            .map(|m| m.len())
+            .map_err(|e| StoreError::Corrupt {
+                table: "-",
+                reason: format!("cannot read the size of {} {when}: {e}", path.display()),
+            })
+    };
+    let before_bytes = size("before compacting")?;
+    if before_bytes < due {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    let passes = compact(db)?;
+    Ok(Some(Compaction {
+        before_bytes,
+        after_bytes: size("after compacting")?,
+        passes,
+        seconds: started.elapsed().as_secs_f64(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -190,23 +268,28 @@ mod tests {
         assert_eq!(tables + u.other_bytes(), file);
     }
 
-    /// Free pages left by deleted rows go back to the file system, and every kept row stays.
-    #[test]
-    fn compaction_shrinks_the_file_and_keeps_the_rows() {
+    /// A store of 200 certificates of 8 KiB of which the last 10 are left: most of its file is
+    /// free pages.
+    fn store_with_free_pages() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.redb");
-        let mut db = ops::open(&path, &Hash32([1; 32])).unwrap();
+        let db = ops::open(&dir.path().join("node.redb"), &Hash32([1; 32])).unwrap();
         for h in 1..=200u64 {
             ops::put_certificate(&db, h, &[h as u8; 8192]).unwrap();
         }
-        {
-            let tx = db.begin_write().unwrap();
-            tx.open_table(CERTIFICATES)
-                .unwrap()
-                .retain(|h, _| h > 190)
-                .unwrap();
-            tx.commit().unwrap();
-        }
+        let tx = db.begin_write().unwrap();
+        tx.open_table(CERTIFICATES)
+            .unwrap()
+            .retain(|h, _| h > 190)
+            .unwrap();
+        tx.commit().unwrap();
+        (dir, db)
+    }
+
+    /// Free pages left by deleted rows go back to the file system, and every kept row stays.
+    #[test]
+    fn compaction_shrinks_the_file_and_keeps_the_rows() {
+        let (dir, mut db) = store_with_free_pages();
+        let path = dir.path().join("node.redb");
         let before = std::fs::metadata(&path).unwrap().len();
         let passes = compact(&mut db).unwrap();
         let after = std::fs::metadata(&path).unwrap().len();
@@ -217,5 +300,31 @@ mod tests {
         assert_eq!(ops::last_certificate_height(&db).unwrap(), 200);
         assert_eq!(ops::certificate(&db, 191).unwrap(), Some(vec![191; 8192]));
         assert_eq!(ops::certificate(&db, 190).unwrap(), None);
+    }
+
+    /// The background compaction runs only once the file reached the size it is due at, gives
+    /// the free pages back and keeps every row; the policy's next size grows from what is left.
+    #[test]
+    fn compaction_waits_for_the_file_to_grow_then_gives_pages_back() {
+        let (dir, mut db) = store_with_free_pages();
+        let path = dir.path().join("node.redb");
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(compact_if_due(&mut db, &path, len + 1).unwrap(), None);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+        let done = compact_if_due(&mut db, &path, len).unwrap().unwrap();
+        assert_eq!(done.before_bytes, len);
+        assert_eq!(done.after_bytes, std::fs::metadata(&path).unwrap().len());
+        assert!(done.after_bytes * 4 < len, "{done:?}");
+        assert!(done.passes >= 1);
+        assert_eq!(ops::last_certificate_height(&db).unwrap(), 200);
+        assert_eq!(ops::certificate(&db, 195).unwrap(), Some(vec![195; 8192]));
+
+        let policy = CompactPolicy {
+            growth_percent: 25,
+            min_bytes: 1 << 20,
+        };
+        assert_eq!(policy.due_after(8 << 20), Some(10 << 20));
+        assert_eq!(policy.due_after(100), Some(1 << 20));
+        assert_eq!(CompactPolicy::NEVER.due_after(8 << 20), None);
     }
 }
