@@ -29,10 +29,11 @@
 //! | `chorus_clock_offset_ms` | gauge | | peers' median clock minus this node's (ms; 0 until 3 peers answered); beyond `max_clock_skew_ms` the node does not propose |
 //! | `chorus_proposals_passed_total` | counter | | turns to propose passed up because this node's clock is off by more than `max_clock_skew_ms` |
 //! | `chorus_stalled_height` | gauge | | 0, or the decided height this node cannot apply (it is stuck before it; `/v1/status` `stalled` says why) |
-//! | `chorus_store_size_bytes` | gauge | | size of the redb file (updated every 10 s) |
+//! | `chorus_store_size_bytes` | gauge | | bytes the redb file occupies on disk (its allocated blocks; updated every 10 s and after a compaction) |
 //! | `chorus_store_envelope_bytes` | gauge | | bytes of the signed envelopes in the store (the source of truth; the file holds them, indexes, derived rows and free pages) |
 //! | `chorus_store_envelopes` | gauge | | signed envelopes in the store |
-//! | `chorus_store_compactions_total` | counter | | background compactions of the store file (`[store] compact_growth_percent`) |
+//! | `chorus_store_free_bytes` | gauge | | bytes of free pages in the store file at the last compaction check (`[store] compact_check_secs`) |
+//! | `chorus_store_compactions_total` | counter | | background compactions of the store file (`[store] compact_free_percent`) |
 //! | `chorus_store_compacted_bytes_total` | counter | | bytes those compactions gave back to the file system |
 //! | `chorus_store_compaction_seconds` | histogram | | how long each compaction held the storage thread (writes wait meanwhile) |
 //! | `chorus_store_pruned_total` | counter | `kind` | finalized history deleted by the retention (`[store]`), by kind: `windows`, `envelopes`, `certificates`, `inferences`, `statements` |
@@ -140,6 +141,7 @@ pub struct NodeMetrics {
     store_bytes: Gauge,
     store_envelope_bytes: Gauge,
     store_envelopes: Gauge,
+    store_free_bytes: Gauge,
     store_compactions: Counter,
     store_compacted_bytes: Counter,
     store_compaction: Histogram,
@@ -187,6 +189,7 @@ impl NodeMetrics {
             store_bytes: Gauge::default(),
             store_envelope_bytes: Gauge::default(),
             store_envelopes: Gauge::default(),
+            store_free_bytes: Gauge::default(),
             store_compactions: Counter::default(),
             store_compacted_bytes: Counter::default(),
             store_compaction: histogram(COMPACTION_BUCKETS),
@@ -295,7 +298,7 @@ impl NodeMetrics {
             );
             r.register_with_unit(
                 "store_size",
-                "Size of the store file",
+                "Bytes the store file occupies on disk",
                 Unit::Bytes,
                 m.store_bytes.clone(),
             );
@@ -309,6 +312,12 @@ impl NodeMetrics {
                 "store_envelopes",
                 "Signed envelopes in the store",
                 m.store_envelopes.clone(),
+            );
+            r.register_with_unit(
+                "store_free",
+                "Bytes of free pages in the store file at the last compaction check",
+                Unit::Bytes,
+                m.store_free_bytes.clone(),
             );
             r.register(
                 "store_compactions",
@@ -496,6 +505,11 @@ impl NodeMetrics {
         self.store_envelopes.set(gauge_value(envelopes));
     }
 
+    /// A compaction check found `bytes` of free pages.
+    pub fn free_pages(&self, bytes: u64) {
+        self.store_free_bytes.set(gauge_value(bytes));
+    }
+
     /// A background compaction took the file from `before` to `after` bytes in `took`.
     pub fn compacted(&self, before: u64, after: u64, took: Duration) {
         self.store_compactions.inc();
@@ -536,6 +550,7 @@ mod tests {
         m.finality_latency(Duration::from_secs(4));
         m.checkpoint(42);
         m.set_store_size(4096, 2295, 17);
+        m.free_pages(5000);
         m.compacted(10_000, 4096, Duration::from_millis(130));
         m.set_connected_peers(5);
         let text = m.encode();
@@ -556,6 +571,7 @@ mod tests {
             "chorus_store_size_bytes 4096",
             "chorus_store_envelope_bytes 2295",
             "chorus_store_envelopes 17",
+            "chorus_store_free_bytes 5000",
             "chorus_store_compactions_total 1",
             "chorus_store_compacted_bytes_total 5904",
             "chorus_store_compaction_seconds_count 1",

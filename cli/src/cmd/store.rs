@@ -198,7 +198,7 @@ fn compact(a: &StatsArgs, out: &Output) -> anyhow::Result<()> {
     let cfg = super::node::load(&a.config)?;
     let (mut db, _) = open_store(&cfg)?;
     let path = cfg.node.data_dir.join("node.redb");
-    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let size = || std::fs::metadata(&path).map_or(0, |m| chorus_node::store::stats::disk_bytes(&m));
     let before = size();
     let passes = chorus_node::store::stats::compact(&mut db)?;
     drop(db);
@@ -223,9 +223,9 @@ fn stats(a: &StatsArgs, out: &Output) -> anyhow::Result<()> {
     let cfg = super::node::load(&a.config)?;
     let (db, _) = open_store(&cfg)?;
     let path = cfg.node.data_dir.join("node.redb");
-    let file_bytes = std::fs::metadata(&path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
+    let meta = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+    // What the file occupies on disk: redb extends it by doubling its length, sparsely.
+    let (file_bytes, length) = (chorus_node::store::stats::disk_bytes(&meta), meta.len());
     let u = chorus_node::store::stats::usage_of(&db, file_bytes)?;
     let envelopes = u.rows("envelopes");
     let per = |b: u64| {
@@ -265,8 +265,10 @@ fn stats(a: &StatsArgs, out: &Output) -> anyhow::Result<()> {
         format!("{:.2}", file_bytes as f64 / u.envelope_bytes as f64)
     };
     text.push_str(&format!(
-        "file {} KiB for {envelopes} envelopes of {} KiB: {} B per envelope, {ratio}× the envelopes",
+        "file {} KiB on disk (length {} KiB) for {envelopes} envelopes of {} KiB: {} B per \
+         envelope, {ratio}× the envelopes",
         kib(file_bytes),
+        kib(length),
         kib(u.envelope_bytes),
         per(file_bytes),
     ));
@@ -275,6 +277,7 @@ fn stats(a: &StatsArgs, out: &Output) -> anyhow::Result<()> {
         &serde_json::json!({
             "file": path.display().to_string(),
             "file_bytes": file_bytes,
+            "file_length": length,
             "envelope_bytes": u.envelope_bytes,
             "other_bytes": u.other_bytes(),
             "tables": u.tables,

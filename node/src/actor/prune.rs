@@ -5,10 +5,11 @@
 //! The same pass deletes finalized inferences and statement lines of epochs older than the
 //! history retention ([`prune::prune_history`]), also a bounded batch.
 //!
-//! Compaction passes, at the same cadence and on archive nodes too: once the file has grown by
-//! `[store] compact_growth_percent` since the last compaction, the storage thread compacts it
-//! ([`stats::compact_if_due`]): the pages that copy-on-write and pruning left free go back to
-//! the file system.
+//! Compaction checks, every `[store] compact_check_secs` and on archive nodes too: the storage
+//! thread counts the file's free pages and compacts it when they are worth it
+//! ([`stats::compact_if_worth`]), giving back what pruning and copy-on-write left free. The
+//! actor does not wait for it: the check runs as its own task and the next pass reads its
+//! result (the storage thread is busy meanwhile, so writes queue up behind it).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,8 @@ use chorus_protocol::topic::TopicSpec;
 
 use super::run::Actor;
 use crate::store::prune::{self, Retention};
+use futures::FutureExt;
+
 use crate::store::stats::{self, CompactPolicy};
 
 /// A pass runs after this many more heights were applied.
@@ -39,22 +42,22 @@ pub(super) struct PruneState {
     statements: Option<crate::store::ops::StatementKey>,
     /// When to compact.
     compaction: CompactPolicy,
-    /// The file size at which the next compaction is due (`None`: never).
-    compact_due: Option<u64>,
-    /// The applied height of the last compaction check.
-    compact_height: u64,
+    /// The clock time of the next check.
+    next_check_ms: u64,
+    /// A check running on the storage thread.
+    check: Option<tokio::task::JoinHandle<Result<stats::CompactCheck, crate::store::StoreError>>>,
 }
 
 impl PruneState {
-    pub(super) fn new(compaction: CompactPolicy) -> Self {
+    pub(super) fn new(compaction: CompactPolicy, now_ms: u64) -> Self {
         PruneState {
             cursor: None,
             last_height: 0,
             statements: None,
             compaction,
-            // A store that grew under an older build is compacted at the first pass.
-            compact_due: compaction.due_after(0),
-            compact_height: 0,
+            // A store that grew under an older build is checked at the first pass.
+            next_check_ms: now_ms,
+            check: None,
         }
     }
 }
@@ -129,53 +132,51 @@ impl Actor {
         self.prune_history(applied, history_ms).await;
     }
 
-    /// One compaction check, if due: the storage thread compacts the file once it reached
-    /// the size the last compaction set.
-    pub(super) async fn compact_pass(&mut self) {
-        let Some(due) = self.prune.compact_due else {
+    /// Start a compaction check when one is due, and take the result of the last one when it
+    /// has ended.
+    pub(super) fn compact_pass(&mut self) {
+        if let Some(check) = self.prune.check.take_if(|c| c.is_finished()) {
+            match check.now_or_never() {
+                Some(Ok(Ok(done))) => self.checked(&done),
+                Some(Ok(Err(e))) => tracing::warn!(error = %e, "compacting the store failed"),
+                Some(Err(e)) => tracing::warn!(error = %e, "the compaction check ended abnormally"),
+                None => {}
+            }
+        }
+        let policy = self.prune.compaction;
+        let now = self.now();
+        if policy.free_percent == 0 || self.prune.check.is_some() || now < self.prune.next_check_ms
+        {
+            return;
+        }
+        self.prune.next_check_ms = now.saturating_add(policy.check_every_ms);
+        let store = self.p.store.clone();
+        let path = store.path().to_owned();
+        self.prune.check = Some(tokio::spawn(async move {
+            store
+                .call_mut(move |db| stats::compact_if_worth(db, &path, &policy))
+                .await
+        }));
+    }
+
+    fn checked(&self, done: &stats::CompactCheck) {
+        self.p.metrics.free_pages(done.free_bytes);
+        let Some(c) = done.compaction else {
             return;
         };
-        let applied = self.p.replica.ledger().next_height;
-        if applied
-            < self
-                .prune
-                .compact_height
-                .saturating_add(PRUNE_EVERY_HEIGHTS)
-        {
-            return;
-        }
-        self.prune.compact_height = applied;
-        let path = self.p.store.path().to_owned();
-        match self
-            .p
-            .store
-            .call_mut(move |db| stats::compact_if_due(db, &path, due))
-            .await
-        {
-            Ok(None) => {}
-            Ok(Some(c)) => {
-                self.prune.compact_due = self.prune.compaction.due_after(c.after_bytes);
-                self.p.metrics.compacted(
-                    c.before_bytes,
-                    c.after_bytes,
-                    std::time::Duration::from_secs_f64(c.seconds),
-                );
-                tracing::debug!(
-                    before = c.before_bytes,
-                    after = c.after_bytes,
-                    passes = c.passes,
-                    seconds = c.seconds,
-                    "store compacted"
-                );
-            }
-            Err(e) => {
-                // Not again before the file grows further.
-                self.prune.compact_due = due
-                    .checked_add(1)
-                    .and_then(|d| self.prune.compaction.due_after(d));
-                tracing::warn!(error = %e, "compacting the store failed");
-            }
-        }
+        self.p.metrics.compacted(
+            done.disk_bytes,
+            c.after_bytes,
+            std::time::Duration::from_secs_f64(c.seconds),
+        );
+        tracing::info!(
+            before = done.disk_bytes,
+            free = done.free_bytes,
+            after = c.after_bytes,
+            passes = c.passes,
+            seconds = c.seconds,
+            "store compacted"
+        );
     }
 
     /// Inferences and statement lines of epochs that started `history_ms` before the applied

@@ -27,7 +27,7 @@ use crate::api::types::Submission;
 use crate::clock::Clock;
 use crate::metrics::NodeMetrics;
 use crate::roles::{RoleOutput, RoleView};
-use crate::store::{Store, ops};
+use crate::store::{Store, ops, stats};
 
 /// Ledger snapshots are written every this many heights (and at height 1).
 const LEDGER_SNAPSHOT_EVERY: u64 = 16;
@@ -77,7 +77,7 @@ impl Actor {
             submit_waiters: vec![],
             dirty: false,
             next_store_stats: now,
-            prune: super::prune::PruneState::new(p.compaction),
+            prune: super::prune::PruneState::new(p.compaction, now),
             p,
         }
     }
@@ -183,7 +183,10 @@ impl Actor {
             let stats = self
                 .p
                 .store
-                .call(move |db| Ok((ops::stats(db)?, std::fs::metadata(&path).map(|m| m.len()))))
+                .call(move |db| {
+                    let disk = std::fs::metadata(&path).map(|m| stats::disk_bytes(&m));
+                    Ok((ops::stats(db)?, disk))
+                })
                 .await;
             if let Ok((st, Ok(file_bytes))) = stats {
                 self.p
@@ -196,7 +199,7 @@ impl Actor {
             .metrics
             .clock_offset(self.p.replica.clock_offset_ms().unwrap_or(0));
         self.prune_pass().await;
-        self.compact_pass().await;
+        self.compact_pass();
     }
 
     async fn handle_timers(&mut self) {

@@ -38,8 +38,9 @@
 //! retention_days = 30          # else finalized windows and certificates older are pruned
 //! # retention_heights = 5000   # or count in checkpoint heights (at least 64)
 //! history_days = 365           # finalized inferences and account statements: kept this long
-//! compact_growth_percent = 25  # give free pages back each time the file grew this much (0: never)
-//! compact_min_mb = 16          # ... once it is at least this large
+//! compact_free_percent = 25    # give free pages back once they are this share of the file (0: never)
+//! compact_min_mb = 16          # ... and the file is at least this large
+//! compact_check_secs = 600     # how often the free pages are counted
 //! ```
 //!
 //! Relative paths are relative to the config file's directory. Any value can be overridden
@@ -367,11 +368,13 @@ pub struct StoreSection {
     /// `chorus rewards --history` ask for) are kept this many days (unless `archive`).
     pub history_days: u64,
     /// The file is compacted in the background (free pages given back to the file system)
-    /// each time it has grown this many percent since the last compaction (0: never; archive
-    /// nodes too).
-    pub compact_growth_percent: u64,
-    /// ... once it is at least this many MiB.
+    /// when its free pages are at least this many percent of its bytes on disk (0: never;
+    /// archive nodes too).
+    pub compact_free_percent: u64,
+    /// ... and it occupies at least this many MiB.
     pub compact_min_mb: u64,
+    /// The free pages are counted this often (seconds; it reads every table).
+    pub compact_check_secs: u64,
 }
 
 impl Default for StoreSection {
@@ -381,8 +384,9 @@ impl Default for StoreSection {
             retention_days: 30,
             retention_heights: None,
             history_days: 365,
-            compact_growth_percent: 25,
+            compact_free_percent: 25,
             compact_min_mb: 16,
+            compact_check_secs: 600,
         }
     }
 }
@@ -406,8 +410,9 @@ impl StoreSection {
     /// When the store is compacted in the background.
     pub fn compaction(&self) -> crate::store::stats::CompactPolicy {
         crate::store::stats::CompactPolicy {
-            growth_percent: self.compact_growth_percent,
+            free_percent: self.compact_free_percent,
             min_bytes: self.compact_min_mb.saturating_mul(1 << 20),
+            check_every_ms: self.compact_check_secs.saturating_mul(1_000),
         }
     }
 
@@ -422,6 +427,12 @@ impl StoreSection {
                 "[store] retention_days must be at least 1 (or set archive = true to keep all)"
                     .into(),
             );
+        }
+        if self.compact_free_percent > 100 {
+            problems.push("[store] compact_free_percent must be at most 100 (0: never)".into());
+        }
+        if self.compact_check_secs == 0 {
+            problems.push("[store] compact_check_secs must be at least 1".into());
         }
         if self.history_days == 0 {
             problems.push(

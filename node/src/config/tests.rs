@@ -192,19 +192,21 @@ fn retention_is_days_heights_or_archive() {
     );
     let c = Config::parse("[store]\narchive = true", std::iter::empty()).unwrap();
     assert_eq!(c.store.retention(period), Retention::Archive);
-    // Compaction: every 25 % of growth from 16 MiB on by default, archive nodes too.
-    let policy = |growth_percent, mib: u64| CompactPolicy {
-        growth_percent,
+    // Compaction: at 25 % free pages from 16 MiB on, counted every 10 minutes, archive
+    // nodes too.
+    let policy = |free_percent, mib: u64, secs: u64| CompactPolicy {
+        free_percent,
         min_bytes: mib << 20,
+        check_every_ms: secs * 1_000,
     };
-    assert_eq!(c.store.compaction(), policy(25, 16));
+    assert_eq!(c.store.compaction(), policy(25, 16, 600));
     let c = Config::parse(
-        "[store]\ncompact_growth_percent = 0\ncompact_min_mb = 64",
+        "[store]\ncompact_free_percent = 0\ncompact_min_mb = 64\ncompact_check_secs = 5",
         std::iter::empty(),
     )
     .unwrap();
-    assert_eq!(c.store.compaction(), policy(0, 64));
-    assert_eq!(c.store.compaction().due_after(1 << 30), None);
+    assert_eq!(c.store.compaction(), policy(0, 64, 5));
+    assert!(!c.store.compaction().worth(1 << 40, 1 << 40));
     // A day of hour-long checkpoints is less than the floor: the floor.
     let c = Config::parse("[store]\nretention_days = 1", std::iter::empty()).unwrap();
     assert_eq!(c.store.retention(3_600_000), prune(64, year));
@@ -212,6 +214,8 @@ fn retention_is_days_heights_or_archive() {
         "retention_heights = 10",
         "retention_days = 0",
         "history_days = 0",
+        "compact_free_percent = 101",
+        "compact_check_secs = 0",
     ] {
         let c = Config::parse(&format!("[store]\n{bad}"), std::iter::empty()).unwrap();
         let err = c.validate_values().unwrap_err();

@@ -146,44 +146,43 @@ pub fn compact(db: &mut Database) -> Result<usize, StoreError> {
     Ok(passes)
 }
 
-/// When a running node compacts its store in the background (`[store]
-/// compact_growth_percent` and `compact_min_mb`): copy-on-write leaves the pages of every
-/// replaced row behind, redb only reuses them, so the file keeps the largest size it ever
-/// needed until it is compacted.
+/// When a running node compacts its store in the background (`[store] compact_free_percent`,
+/// `compact_min_mb`, `compact_check_secs`). redb writes copy-on-write and reuses the pages a
+/// commit frees, so in a steady state (retention deleting as much as arrives) the file stops
+/// growing by itself; what it never does is give pages back, so after the history shrinks
+/// (a first pruning, a shorter retention) the file keeps its largest size. Counting the free
+/// pages walks every table (some 40 ms for a 48 MB store), so it is done rarely.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompactPolicy {
-    /// Compact once the file has grown this many percent over its size after the last
-    /// compaction (0: never).
-    pub growth_percent: u64,
-    /// ... and only once it is at least this large.
+    /// Compact when free pages are at least this many percent of the bytes on disk (0: never).
+    pub free_percent: u64,
+    /// ... and the file occupies at least this much on disk.
     pub min_bytes: u64,
+    /// Count the free pages this often (ms of the node's clock).
+    pub check_every_ms: u64,
 }
 
 impl CompactPolicy {
     /// Never compact.
     pub const NEVER: CompactPolicy = CompactPolicy {
-        growth_percent: 0,
+        free_percent: 0,
         min_bytes: 0,
+        check_every_ms: u64::MAX,
     };
 
-    /// The file size at which the next compaction is due, after the last one left `len` bytes
-    /// (`None`: never).
-    pub fn due_after(&self, len: u64) -> Option<u64> {
-        if self.growth_percent == 0 {
-            return None;
-        }
-        let more = u128::from(len) * u128::from(self.growth_percent) / 100;
-        let grown = len.saturating_add(u64::try_from(more).unwrap_or(u64::MAX));
-        Some(grown.max(self.min_bytes).max(1))
+    /// Whether a file of `disk` bytes on disk with `free` of them in free pages is worth
+    /// compacting.
+    pub fn worth(&self, disk: u64, free: u64) -> bool {
+        self.free_percent > 0
+            && disk >= self.min_bytes
+            && u128::from(free) * 100 >= u128::from(disk) * u128::from(self.free_percent)
     }
 }
 
 /// What one background compaction did.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Compaction {
-    /// File size before.
-    pub before_bytes: u64,
-    /// File size after.
+    /// Bytes on disk after.
     pub after_bytes: u64,
     /// Passes that changed the file.
     pub passes: usize,
@@ -191,37 +190,74 @@ pub struct Compaction {
     pub seconds: f64,
 }
 
-/// Compact `db`, whose file is `path`, if the file has reached `due` bytes; `None` when it
-/// has not. Runs on the storage thread between jobs ([`super::Store::call_mut`]): no
+/// What one check found, and the compaction it ran.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CompactCheck {
+    /// Bytes the file occupied on disk ([`disk_bytes`]).
+    pub disk_bytes: u64,
+    /// Of which free pages (given back by a compaction).
+    pub free_bytes: u64,
+    /// The compaction, if the free pages were worth it.
+    pub compaction: Option<Compaction>,
+}
+
+/// The bytes a file occupies on disk: its allocated blocks. redb grows its file by doubling
+/// its length (a sparse extension the file system does not allocate until pages are
+/// written), so the length overstates what the store uses.
+pub fn disk_bytes(meta: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.blocks().saturating_mul(512)
+    }
+    #[cfg(not(unix))]
+    {
+        meta.len()
+    }
+}
+
+/// Count the free pages of `db`, whose file is `path`, and compact it if `policy` finds them
+/// worth it. Runs on the storage thread between jobs ([`super::Store::call_mut`]): no
 /// transaction is open there, and writes wait meanwhile.
 ///
 /// # Errors
 /// redb's, or the file's size cannot be read.
-pub fn compact_if_due(
+pub fn compact_if_worth(
     db: &mut Database,
     path: &std::path::Path,
-    due: u64,
-) -> Result<Option<Compaction>, StoreError> {
-    let size = |when: &str| {
+    policy: &CompactPolicy,
+) -> Result<CompactCheck, StoreError> {
+    let on_disk = |when: &str| {
         std::fs::metadata(path)
-            .map(|m| m.len())
+            .map(|m| disk_bytes(&m))
             .map_err(|e| StoreError::Corrupt {
                 table: "-",
                 reason: format!("cannot read the size of {} {when}: {e}", path.display()),
             })
     };
-    let before_bytes = size("before compacting")?;
-    if before_bytes < due {
-        return Ok(None);
-    }
-    let started = std::time::Instant::now();
-    let passes = compact(db)?;
-    Ok(Some(Compaction {
-        before_bytes,
-        after_bytes: size("after compacting")?,
-        passes,
-        seconds: started.elapsed().as_secs_f64(),
-    }))
+    let disk = on_disk("before compacting")?;
+    let tx = db.begin_write()?;
+    let s = tx.stats()?;
+    tx.abort()?;
+    let used = s.allocated_pages().saturating_mul(s.page_size() as u64);
+    let free = disk.saturating_sub(used);
+    let compaction = match policy.worth(disk, free) {
+        false => None,
+        true => {
+            let started = std::time::Instant::now();
+            let passes = compact(db)?;
+            Some(Compaction {
+                after_bytes: on_disk("after compacting")?,
+                passes,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+    };
+    Ok(CompactCheck {
+        disk_bytes: disk,
+        free_bytes: free,
+        compaction,
+    })
 }
 
 #[cfg(test)]
@@ -302,29 +338,39 @@ mod tests {
         assert_eq!(ops::certificate(&db, 190).unwrap(), None);
     }
 
-    /// The background compaction runs only once the file reached the size it is due at, gives
-    /// the free pages back and keeps every row; the policy's next size grows from what is left.
+    /// The background check compacts only when the free pages are worth it, gives them back
+    /// and keeps every row.
     #[test]
-    fn compaction_waits_for_the_file_to_grow_then_gives_pages_back() {
+    fn compaction_runs_when_free_pages_are_worth_it_and_gives_them_back() {
         let (dir, mut db) = store_with_free_pages();
         let path = dir.path().join("node.redb");
-        let len = std::fs::metadata(&path).unwrap().len();
-        assert_eq!(compact_if_due(&mut db, &path, len + 1).unwrap(), None);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
-        let done = compact_if_due(&mut db, &path, len).unwrap().unwrap();
-        assert_eq!(done.before_bytes, len);
-        assert_eq!(done.after_bytes, std::fs::metadata(&path).unwrap().len());
-        assert!(done.after_bytes * 4 < len, "{done:?}");
-        assert!(done.passes >= 1);
+        let on_disk = || disk_bytes(&std::fs::metadata(&path).unwrap());
+        let disk = on_disk();
+        assert!(disk > 1 << 20, "{disk}");
+        let policy = |free_percent, min_bytes| CompactPolicy {
+            free_percent,
+            min_bytes,
+            check_every_ms: 1,
+        };
+        // 190 of 200 pages of 8 KiB are free: far more than half, but the file is too small.
+        let small = compact_if_worth(&mut db, &path, &policy(50, disk + 1)).unwrap();
+        assert_eq!(small.compaction, None);
+        assert_eq!(small.disk_bytes, disk);
+        assert!(small.free_bytes * 10 > disk * 8, "{small:?}");
+        assert_eq!(on_disk(), disk);
+        // Not enough free pages for 99 %.
+        let few = compact_if_worth(&mut db, &path, &policy(99, 0)).unwrap();
+        assert_eq!(few.compaction, None);
+        let done = compact_if_worth(&mut db, &path, &policy(50, 0)).unwrap();
+        let c = done.compaction.unwrap();
+        assert_eq!(c.after_bytes, on_disk());
+        assert!(c.after_bytes * 4 < disk, "{done:?}");
+        assert!(c.passes >= 1);
         assert_eq!(ops::last_certificate_height(&db).unwrap(), 200);
         assert_eq!(ops::certificate(&db, 195).unwrap(), Some(vec![195; 8192]));
-
-        let policy = CompactPolicy {
-            growth_percent: 25,
-            min_bytes: 1 << 20,
-        };
-        assert_eq!(policy.due_after(8 << 20), Some(10 << 20));
-        assert_eq!(policy.due_after(100), Some(1 << 20));
-        assert_eq!(CompactPolicy::NEVER.due_after(8 << 20), None);
+        // Nothing left to give back.
+        let again = compact_if_worth(&mut db, &path, &policy(50, 0)).unwrap();
+        assert_eq!(again.compaction, None, "{again:?}");
+        assert!(!CompactPolicy::NEVER.worth(u64::MAX, u64::MAX));
     }
 }

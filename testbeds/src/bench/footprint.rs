@@ -16,8 +16,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chorus_node::api::client::metric_sum;
 use chorus_node::api::types::Inference;
 use chorus_node::localnet::node_key;
+use chorus_node::store::stats::disk_bytes;
 use chorus_protocol::genesis::{GenesisBalance, GenesisRegistration};
 use chorus_protocol::ids::{Amount, TopicId};
 use chorus_protocol::keys::Keypair;
@@ -50,8 +52,11 @@ pub struct Footprint {
     pub rss_peak_mib: [f64; 2],
     /// RSS after the first 10 epochs, MiB.
     pub rss_early_mib: [f64; 2],
-    /// Store file bytes (validator, follower).
+    /// Store file bytes (validator, follower): the file's length.
     pub store_bytes: [u64; 2],
+    /// Store bytes on disk (validator, follower): the file's allocated blocks (redb extends
+    /// its file by doubling its length, sparsely).
+    pub disk_bytes: [u64; 2],
     /// Envelopes stored (follower).
     pub envelopes: u64,
     /// Raw bytes of those envelopes.
@@ -60,6 +65,14 @@ pub struct Footprint {
     pub bytes_per_entry: f64,
     /// Store bytes / raw envelope bytes (follower).
     pub overhead: f64,
+    /// Bytes on disk per stored envelope (follower).
+    pub disk_bytes_per_entry: f64,
+    /// Bytes on disk / raw envelope bytes (follower).
+    pub disk_overhead: f64,
+    /// Background compactions while the follower ran (`chorus_store_compactions_total`).
+    pub background_compactions: u64,
+    /// The storage thread's time in them, s (`chorus_store_compaction_seconds_sum`).
+    pub background_compaction_seconds: f64,
     /// Inferers in the finalized inference of the last epochs, over min(workers,
     /// `max_top_inferers_to_reward`) (node 1, topic 1).
     pub finalized_share: f64,
@@ -207,16 +220,22 @@ pub async fn measure(
         // At most `max_top_inferers_to_reward` inferers count per epoch (ranked by score).
         asked += workers.min(spec.params().max_top_inferers_to_reward as usize);
     }
+    let page = procs::api(&api)?.get_text("/metrics").await?;
+    let compactions = metric_sum(&page, "chorus_store_compactions_total", &[]) as u64;
+    let compaction_seconds = metric_sum(&page, "chorus_store_compaction_seconds_sum", &[]);
     for i in 0..2 {
         cluster.terminate(i, Duration::from_secs(20))?;
     }
     let stores: Vec<u64> = (0..2)
         .map(|i| crate::scenarios::file_size(&cluster.nodes[i].store_path()))
         .collect();
+    let disk: Vec<u64> = (0..2)
+        .map(|i| std::fs::metadata(cluster.nodes[i].store_path()).map_or(0, |m| disk_bytes(&m)))
+        .collect();
     let (envelopes, raw) = store_contents(&cluster.nodes[1].store_path())?;
     let usage = {
         let db = redb::Database::open(cluster.nodes[1].store_path())?;
-        chorus_node::store::stats::usage_of(&db, stores[1])?
+        chorus_node::store::stats::usage_of(&db, disk[1])?
     };
     let (compacted, compact_seconds) = {
         let copy = cluster.dir.join("follower-compacted.redb");
@@ -249,10 +268,15 @@ pub async fn measure(
         rss_peak_mib: [mib(peak[0]), mib(peak[1])],
         rss_early_mib: [mib(early[0]), mib(early[1])],
         store_bytes: [stores[0], stores[1]],
+        disk_bytes: [disk[0], disk[1]],
         envelopes,
         raw_bytes: raw,
         bytes_per_entry: (stores[1] as f64 / envelopes.max(1) as f64).round(),
         overhead: ((stores[1] as f64 / raw.max(1) as f64) * 100.0).round() / 100.0,
+        disk_bytes_per_entry: (disk[1] as f64 / envelopes.max(1) as f64).round(),
+        disk_overhead: ((disk[1] as f64 / raw.max(1) as f64) * 100.0).round() / 100.0,
+        background_compactions: compactions,
+        background_compaction_seconds: (compaction_seconds * 100.0).round() / 100.0,
         finalized_share: (counted as f64 / asked.max(1) as f64 * 1000.0).round() / 1000.0,
         bundles_finalized: finalized,
         bundle_share: (finalized as f64 / published.max(1) as f64 * 1000.0).round() / 1000.0,

@@ -295,8 +295,9 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
         f.finalized_share > 0.9 && f.unpublished == 0 && f.bundle_share >= 0.99,
         format!(
             "{t} topics × {w} workers, {e} epochs of {} ms: RSS validator {} MiB (peak {}), \
-             follower {} MiB (peak {}); {} B per stored entry = {}× the raw envelope ({} \
-             envelopes); {:.1} % of the bundles published finalized ({} not published); \
+             follower {} MiB (peak {}); {} B on disk per stored entry = {}× the raw envelope \
+             ({} envelopes; file length {} B per entry = {}×; {} background compactions took \
+             {} s); {:.1} % of the bundles published finalized ({} not published); \
              {:.1} % of the top inferers in the finalized inferences; the follower's B per \
              envelope by table: {}; {} B per entry after compaction ({} s)",
             f.epoch_ms,
@@ -304,9 +305,13 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
             f.rss_peak_mib[0],
             f.rss_end_mib[1],
             f.rss_peak_mib[1],
+            f.disk_bytes_per_entry,
+            f.disk_overhead,
+            f.envelopes,
             f.bytes_per_entry,
             f.overhead,
-            f.envelopes,
+            f.background_compactions,
+            f.background_compaction_seconds,
             round1(f.bundle_share * 100.0),
             f.unpublished,
             round1(f.finalized_share * 100.0),
