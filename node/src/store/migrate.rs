@@ -16,10 +16,10 @@
 //! version, and add a test that builds a store of the previous layout by hand and checks what
 //! the step did (see the tests below).
 
-use redb::{TableHandle, WriteTransaction};
+use redb::{ReadableTable, TableHandle, WriteTransaction};
 
 use super::StoreError;
-use super::schema::SCHEMA_VERSION;
+use super::schema::{INFERENCES, SCHEMA_VERSION, STATEMENTS};
 
 /// One step: a store of version `from` becomes version `from + 1`.
 pub struct Migration {
@@ -32,12 +32,23 @@ pub struct Migration {
 }
 
 /// Every migration, in order; the last one ends at [`SCHEMA_VERSION`].
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    from: 4,
-    what: "drop the `snapshots` table (closed windows' automerge documents; no longer \
-           written: windows are rebuilt from their envelopes)",
-    run: drop_window_snapshots,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        from: 4,
+        what: "drop the `snapshots` table (closed windows' automerge documents; no longer \
+               written: windows are rebuilt from their envelopes)",
+        run: drop_window_snapshots,
+    },
+    Migration {
+        from: 5,
+        what: "pack the stored inferences and statement lines (JSON → zlib with the rows \
+               dictionary)",
+        run: pack_derived_rows,
+    },
+];
+
+/// Rows re-encoded per batch by [`pack_derived_rows`] (what it holds in memory at once).
+const PACK_BATCH: usize = 1_024;
 
 /// The oldest version [`migrate`] can start from.
 pub fn oldest_migratable() -> u64 {
@@ -85,6 +96,75 @@ fn drop_window_snapshots(tx: &WriteTransaction) -> Result<(), StoreError> {
         tx.delete_table(snapshots)?;
     }
     Ok(())
+}
+
+/// 5 → 6: every row of `inferences` and `statements` packed ([`super::rows`]), a batch at a
+/// time.
+fn pack_derived_rows(tx: &WriteTransaction) -> Result<(), StoreError> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let mut t = tx.open_table(INFERENCES)?;
+    in_batches(
+        &mut t,
+        |t, after: Option<&(u64, u64)>| {
+            let rows = match after {
+                None => t.range::<(u64, u64)>(..)?,
+                Some(k) => t.range((Excluded(*k), Unbounded))?,
+            };
+            packed(rows.map(|r| r.map(|(k, v)| (k.value(), v))))
+        },
+        |t, k, v| Ok(t.insert(k, v).map(drop)?),
+    )?;
+    let mut t = tx.open_table(STATEMENTS)?;
+    in_batches(
+        &mut t,
+        |t, after: Option<&(Vec<u8>, u64, u64)>| {
+            let rows = match after {
+                None => t.range::<(&[u8], u64, u64)>(..)?,
+                Some((who, topic, epoch)) => {
+                    t.range((Excluded((who.as_slice(), *topic, *epoch)), Unbounded))?
+                }
+            };
+            packed(rows.map(|r| {
+                r.map(|(k, v)| {
+                    let (who, topic, epoch) = k.value();
+                    ((who.to_vec(), topic, epoch), v)
+                })
+            }))
+        },
+        |t, (who, topic, epoch), v| Ok(t.insert((who.as_slice(), *topic, *epoch), v).map(drop)?),
+    )
+}
+
+/// The first [`PACK_BATCH`] rows of `rows`, their values packed.
+fn packed<'a, O>(
+    rows: impl Iterator<Item = Result<(O, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>>,
+) -> Result<Vec<(O, Vec<u8>)>, StoreError> {
+    rows.take(PACK_BATCH)
+        .map(|row| {
+            let (k, v) = row?;
+            Ok((k, super::rows::pack(v.value())))
+        })
+        .collect()
+}
+
+/// Rewrite table `t` a batch at a time: `next(t, after)` reads the batch after key `after`
+/// (`None`: from the start), `put` writes one row back; ends at an empty batch.
+fn in_batches<T, O>(
+    t: &mut T,
+    next: impl Fn(&T, Option<&O>) -> Result<Vec<(O, Vec<u8>)>, StoreError>,
+    put: impl Fn(&mut T, &O, &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut after: Option<O> = None;
+    loop {
+        let batch = next(t, after.as_ref())?;
+        for (k, v) in &batch {
+            put(t, k, v)?;
+        }
+        match batch.into_iter().last() {
+            Some((k, _)) => after = Some(k),
+            None => return Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +246,64 @@ mod tests {
         let db = ops::open(&path, &NET).unwrap();
         assert_eq!(version(&db), SCHEMA_VERSION);
         assert_eq!(ops::certificate(&db, 7).unwrap(), Some(b"cert".to_vec()));
+    }
+
+    /// 5 → 6: inference and statement rows written as JSON by a version-5 build read back
+    /// the same JSON, stored packed; more rows than one batch; the other tables untouched.
+    #[test]
+    fn a_version_5_store_has_its_inference_and_statement_rows_packed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        old_store(&path, 5);
+        let line = |e: u64| {
+            format!(
+                r#"[{{"topic":1,"epoch":{e},"height":{},"role":"inferer","score":0.0041,"ema_score":-0.0012,"weight":0.73,"reward_fraction":0.0103,"payout":"51699582093718000"}}]"#,
+                e + 3
+            )
+            .into_bytes()
+        };
+        let inference = |e: u64| {
+            format!(r#"{{"bundle":{{"combined_value":{e}.5}},"finalized":true,"height":{e}}}"#)
+                .into_bytes()
+        };
+        let n = PACK_BATCH as u64 + 10;
+        {
+            let db = redb::Database::open(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut inf = tx.open_table(INFERENCES).unwrap();
+                let mut st = tx.open_table(STATEMENTS).unwrap();
+                for e in 0..n {
+                    inf.insert((1, e), inference(e).as_slice()).unwrap();
+                    for who in [[1u8; 32], [2u8; 32]] {
+                        st.insert((who.as_slice(), 1, e), line(e).as_slice())
+                            .unwrap();
+                    }
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let db = ops::open(&path, &NET).unwrap();
+        assert_eq!(version(&db), SCHEMA_VERSION);
+        for e in [0, PACK_BATCH as u64 - 1, PACK_BATCH as u64, n - 1] {
+            assert_eq!(ops::inference(&db, 1, e).unwrap(), Some(inference(e)));
+        }
+        let lines = ops::statements(&db, &[2; 32], (1, 1), (0, u64::MAX), 10_000).unwrap();
+        assert_eq!(lines, (0..n).map(line).collect::<Vec<_>>());
+        {
+            let tx = db.begin_read().unwrap();
+            let st = tx.open_table(STATEMENTS).unwrap();
+            let raw = st.get(([1u8; 32].as_slice(), 1, n - 1)).unwrap().unwrap();
+            assert!(raw.value().len() * 10 < line(n - 1).len() * 7, "not packed");
+        }
+        assert_eq!(ops::certificate(&db, 7).unwrap(), Some(b"cert".to_vec()));
+        drop(db);
+        // Opening again changes nothing (the rows are not packed twice).
+        let db = ops::open(&path, &NET).unwrap();
+        assert_eq!(
+            ops::inference(&db, 1, n - 1).unwrap(),
+            Some(inference(n - 1))
+        );
     }
 
     /// Too old, and newer than this build: refused with the reason, nothing changed (the

@@ -12,6 +12,7 @@ pub mod archive;
 pub mod migrate;
 pub mod ops;
 pub mod prune;
+pub mod rows;
 pub mod schema;
 pub mod stats;
 

@@ -7,8 +7,8 @@ use chorus_protocol::codec;
 use chorus_protocol::ids::{Hash32, NetworkId};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::StoreError;
 use super::schema::*;
+use super::{StoreError, rows};
 
 /// Ledger snapshots kept (older ones are deleted in the transaction that writes a new one).
 /// Only the newest is ever read (restart, state sync served to peers); each is a few MB at
@@ -348,7 +348,7 @@ pub fn last_certificate_height(db: &Database) -> Result<u64, StoreError> {
     Ok(t.last()?.map_or(0, |(k, _)| k.value()))
 }
 
-/// Store finalized network inferences ((topic, epoch) → JSON), write-behind: they are derived
+/// Store finalized network inferences ((topic, epoch) → JSON, stored packed: [`rows`]), write-behind: they are derived
 /// from finalized windows and reach disk with the next durable commit.
 pub fn put_inferences(db: &Database, items: &[(u64, u64, Vec<u8>)]) -> Result<(), StoreError> {
     if items.is_empty() {
@@ -359,7 +359,7 @@ pub fn put_inferences(db: &Database, items: &[(u64, u64, Vec<u8>)]) -> Result<()
     {
         let mut t = tx.open_table(INFERENCES)?;
         for (topic, epoch, bytes) in items {
-            t.insert((*topic, *epoch), bytes.as_slice())?;
+            t.insert((*topic, *epoch), rows::pack(bytes).as_slice())?;
         }
     }
     tx.commit()?;
@@ -369,7 +369,7 @@ pub fn put_inferences(db: &Database, items: &[(u64, u64, Vec<u8>)]) -> Result<()
 /// The key of an account's statement lines: (address, topic, epoch).
 pub type StatementKey = ([u8; 32], u64, u64);
 
-/// Store statement lines: (key, JSON list), replacing what a key held.
+/// Store statement lines: (key, JSON list, stored packed: [`rows`]), replacing what a key held.
 pub fn put_statements(db: &Database, items: &[(StatementKey, Vec<u8>)]) -> Result<(), StoreError> {
     if items.is_empty() {
         return Ok(());
@@ -379,7 +379,10 @@ pub fn put_statements(db: &Database, items: &[(StatementKey, Vec<u8>)]) -> Resul
     {
         let mut t = tx.open_table(STATEMENTS)?;
         for ((who, topic, epoch), bytes) in items {
-            t.insert((who.as_slice(), *topic, *epoch), bytes.as_slice())?;
+            t.insert(
+                (who.as_slice(), *topic, *epoch),
+                rows::pack(bytes).as_slice(),
+            )?;
         }
     }
     tx.commit()?;
@@ -410,7 +413,7 @@ pub fn statements(
         let (k, v) = item?;
         let (_, _, epoch) = k.value();
         if (from..=to).contains(&epoch) {
-            out.push(v.value().to_vec());
+            out.push(rows::unpack("statements", v.value())?);
         }
     }
     Ok(out)
@@ -420,7 +423,9 @@ pub fn statements(
 pub fn inference(db: &Database, topic: u64, epoch: u64) -> Result<Option<Vec<u8>>, StoreError> {
     let tx = db.begin_read()?;
     let t = tx.open_table(INFERENCES)?;
-    Ok(t.get((topic, epoch))?.map(|v| v.value().to_vec()))
+    t.get((topic, epoch))?
+        .map(|v| rows::unpack("inferences", v.value()))
+        .transpose()
 }
 
 /// Record the validator set checkpoint `height` commits to (the set of `height + 1`), unless

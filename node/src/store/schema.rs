@@ -11,8 +11,8 @@
 //! | `wal` | sequence number | canonical consensus WAL record |
 //! | `ledger` | height | ledger snapshot after that height (bincode, serde path) |
 //! | `peers` | peer id (text) | last known addresses, newline separated |
-//! | `inferences` | (topic, epoch) | finalized network inference: JSON `{bundle, height}` |
-//! | `statements` | (address, topic, epoch) | the account's statement lines of that epoch: JSON |
+//! | `inferences` | (topic, epoch) | finalized network inference: JSON `{bundle, height}`, packed ([`super::rows`]) |
+//! | `statements` | (address, topic, epoch) | the account's statement lines of that epoch: JSON, packed |
 //! | `validator_sets` | checkpoint height `h` | the set of height `h + 1` when it differs from the row before (0: genesis): JSON |
 //!
 //! Signed envelopes are the source of truth: windows are rebuilt from `envelopes` +
@@ -29,8 +29,10 @@ use redb::TableDefinition;
 /// 3 no longer decode), the `heads` table holds the lists, and the never-written `evidence`
 /// table is gone (evidence lives as envelopes of the ledger windows, offences in the ledger).
 /// 5: the `snapshots` table (closed windows' automerge documents, no longer written) is gone;
-/// a version-4 store is migrated in place ([`super::migrate`]).
-pub const SCHEMA_VERSION: u64 = 5;
+/// a version-4 store is migrated in place ([`super::migrate`]). 6: `inferences` and
+/// `statements` rows are stored packed ([`super::rows`]; a version-5 store's JSON rows are
+/// packed in place).
+pub const SCHEMA_VERSION: u64 = 6;
 
 /// Names → bytes.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
