@@ -68,12 +68,22 @@ impl VerifiedState {
     }
 }
 
-/// Verify `snapshot` and its `proof` from `trust` (see the module docs for what is checked).
-pub fn verify_state(
+/// The height of the state `proof` vouches for, once its certificate chain verifies from
+/// `trust` (what [`verify_state`] checks besides the snapshot): an asker checks it before it
+/// fetches a large snapshot in parts.
+///
+/// # Errors
+/// As [`verify_state`], but never [`ProofError::StateMismatch`].
+pub fn certified_height(proof: &StateProof, trust: &Trust) -> Result<u64, ProofError> {
+    Ok(verified_chain(proof, trust)?.0.height())
+}
+
+/// The proof's checkpoint, with the power that signed it and its set's total, once the chain
+/// verifies from `trust`.
+fn verified_chain(
     proof: &StateProof,
-    snapshot: &[u8],
     trust: &Trust,
-) -> Result<VerifiedState, ProofError> {
+) -> Result<(DecidedCheckpoint, u64, u64), ProofError> {
     if proof.format != STATE_PROOF_FORMAT {
         return Err(ProofError::Malformed(format!(
             "format {:?}, expected {STATE_PROOF_FORMAT:?}",
@@ -93,6 +103,16 @@ pub fn verify_state(
         &decided.checkpoint,
         &decided.certificate,
     )?;
+    Ok((decided, signed_power, total_power))
+}
+
+/// Verify `snapshot` and its `proof` from `trust` (see the module docs for what is checked).
+pub fn verify_state(
+    proof: &StateProof,
+    snapshot: &[u8],
+    trust: &Trust,
+) -> Result<VerifiedState, ProofError> {
+    let (decided, signed_power, total_power) = verified_chain(proof, trust)?;
     let ledger = Ledger::from_snapshot(snapshot)
         .map_err(|e| ProofError::Malformed(format!("snapshot: {e}")))?;
     let found = ledger.root();

@@ -168,5 +168,6 @@ pub(crate) fn response_name(r: &Response) -> &'static str {
         Response::EnvelopePage { .. } => "envelope page",
         Response::Time(_) => "time",
         Response::State { .. } => "state",
+        Response::StatePart(_) => "state part",
     }
 }

@@ -17,8 +17,8 @@ use std::time::Duration;
 use chorus_crdt::checkpoint::CheckpointId;
 use chorus_crdt::ledger::Ledger;
 use chorus_crdt::proof::{ProofError, Trust, set_entries};
-use chorus_crdt::replica::wire::{Request, Response};
-use chorus_crdt::state_proof::{StateProof, VerifiedState, verify_state};
+use chorus_crdt::replica::wire::{MAX_PAGE_BYTES, Request, Response};
+use chorus_crdt::state_proof::{StateProof, VerifiedState, certified_height, verify_state};
 use chorus_protocol::codec;
 use chorus_protocol::genesis::Genesis;
 use chorus_protocol::ids::Hash32;
@@ -30,6 +30,13 @@ use crate::store::{StoreError, ops};
 
 /// How often a peer that answers "busy" is asked again.
 const BUSY_RETRIES: usize = 8;
+
+/// How often a fetch in parts starts again when the peer replaced its snapshot meanwhile.
+const STATE_RESTARTS: usize = 3;
+
+/// The largest ledger snapshot fetched (a peer announcing more is refused before any part is
+/// asked for); 10 topics × 100 workers made a 5.9 MB snapshot (BENCHMARKS.md).
+pub const MAX_STATE_BYTES: usize = 1 << 30;
 
 /// Why no state was installed.
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +175,8 @@ pub fn trust_of(
 }
 
 /// Ask `bootstrap` for its newest state and verify it from the genesis or `trusted` (a peer
-/// answering "busy" is asked again a few times).
+/// answering "busy" is asked again a few times). A snapshot larger than one response comes in
+/// parts, fetched once the certificate chain has verified.
 pub async fn fetch_state(
     bootstrap: &Multiaddr,
     genesis: &Genesis,
@@ -176,33 +184,69 @@ pub async fn fetch_state(
     key: &Keypair,
     timeout: Duration,
 ) -> Result<Fetched, SyncError> {
+    fetch_state_in_parts(bootstrap, genesis, trusted, key, timeout, MAX_PAGE_BYTES).await
+}
+
+/// [`fetch_state`], asking for at most `part` snapshot bytes per answer. A peer that replaced
+/// its snapshot meanwhile (it keeps only the newest) refuses the next part: the fetch starts
+/// again from its new state, a few times.
+pub async fn fetch_state_in_parts(
+    bootstrap: &Multiaddr,
+    genesis: &Genesis,
+    trusted: Option<(u64, Hash32)>,
+    key: &Keypair,
+    timeout: Duration,
+    part: usize,
+) -> Result<Fetched, SyncError> {
+    let mut restarts = 0;
+    loop {
+        match fetch_once(bootstrap, genesis, trusted, key, timeout, part).await {
+            Err(Restart::Replaced(e)) if restarts < STATE_RESTARTS => {
+                restarts += 1;
+                tracing::info!(error = %e, restarts, "the peer's snapshot changed: fetching its new state");
+            }
+            Err(Restart::Replaced(e) | Restart::Failed(e)) => return Err(e),
+            Ok(fetched) => return Ok(fetched),
+        }
+    }
+}
+
+/// Why one fetch ended without a state.
+enum Restart {
+    /// A part was refused (the snapshot was replaced?): worth starting again.
+    Replaced(SyncError),
+    /// Anything else.
+    Failed(SyncError),
+}
+
+impl From<SyncError> for Restart {
+    fn from(e: SyncError) -> Self {
+        Restart::Failed(e)
+    }
+}
+
+async fn fetch_once(
+    bootstrap: &Multiaddr,
+    genesis: &Genesis,
+    trusted: Option<(u64, Hash32)>,
+    key: &Keypair,
+    timeout: Duration,
+    part: usize,
+) -> Result<Fetched, Restart> {
     let trust = trust_of(genesis, trusted, crate::clock::Clock::system().now_ms())?;
+    let part = u32::try_from(part.clamp(1, MAX_PAGE_BYTES)).unwrap_or(u32::MAX);
     let request = Request::State {
         trusted: trusted.map(|(h, _)| h),
+        first: part,
     };
-    let mut attempt = 0;
-    let (peer, proof, snapshot) = loop {
-        let (peer, response) = ask(bootstrap, key, request.clone(), timeout, "state").await?;
-        match response {
-            Response::State { proof, snapshot } => break (peer, proof, snapshot),
-            Response::Refused(reason) if reason.starts_with("busy") && attempt < BUSY_RETRIES => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(
-                    chorus_crdt::replica::STATE_SERVE_INTERVAL_MS + 100,
-                ))
-                .await;
-            }
-            Response::Refused(reason) => {
-                return Err(JoinError::Refused { peer, reason }.into());
-            }
-            other => {
-                return Err(JoinError::Malformed {
-                    peer,
-                    reason: format!("a {} answer to a state request", response_name(&other)),
-                }
-                .into());
-            }
-        }
+    let (peer, response) = ask_until_served(bootstrap, key, request, timeout, "state").await?;
+    let Response::State {
+        proof,
+        mut snapshot,
+        total,
+    } = response
+    else {
+        return Err(unexpected(peer, &response, "a state request").into());
     };
     let bad = |error: ProofError| SyncError::BadState {
         peer: peer.to_string(),
@@ -215,7 +259,46 @@ pub async fn fetch_state(
         return Err(bad(ProofError::WrongNetwork {
             expected: network,
             found: proof.network,
-        }));
+        })
+        .into());
+    }
+    if total > MAX_STATE_BYTES as u64 || snapshot.len() as u64 > total {
+        return Err(bad(ProofError::Malformed(format!(
+            "a snapshot of {total} bytes ({} sent; at most {MAX_STATE_BYTES})",
+            snapshot.len()
+        )))
+        .into());
+    }
+    if (snapshot.len() as u64) < total {
+        // Only a certified state is worth fetching in parts.
+        let height = certified_height(&proof, &trust).map_err(bad)?;
+        while (snapshot.len() as u64) < total {
+            let want = (total - snapshot.len() as u64).min(u64::from(part));
+            let request = Request::StatePart {
+                height,
+                offset: snapshot.len() as u64,
+                max: want as u32,
+            };
+            let (peer, response) =
+                match ask_until_served(bootstrap, key, request, timeout, "state part").await {
+                    Ok(answer) => answer,
+                    Err(e @ SyncError::Join(_)) => return Err(Restart::Replaced(e)),
+                    Err(e) => return Err(e.into()),
+                };
+            match response {
+                Response::StatePart(bytes) if !bytes.is_empty() && bytes.len() as u64 <= want => {
+                    snapshot.extend_from_slice(&bytes);
+                }
+                Response::StatePart(bytes) => {
+                    return Err(bad(ProofError::Malformed(format!(
+                        "a snapshot part of {} bytes where 1 to {want} were asked",
+                        bytes.len()
+                    )))
+                    .into());
+                }
+                other => return Err(unexpected(peer, &other, "a state part request").into()),
+            }
+        }
     }
     let state = verify_state(&proof, &snapshot, &trust).map_err(bad)?;
     Ok(Fetched {
@@ -223,6 +306,40 @@ pub async fn fetch_state(
         state,
         snapshot,
     })
+}
+
+/// Ask `bootstrap`, again a few times while it answers "busy"; a refusal is an error.
+async fn ask_until_served(
+    bootstrap: &Multiaddr,
+    key: &Keypair,
+    request: Request,
+    timeout: Duration,
+    what: &str,
+) -> Result<(PeerId, Response), SyncError> {
+    let mut attempt = 0;
+    loop {
+        let (peer, response) = ask(bootstrap, key, request.clone(), timeout, what).await?;
+        match response {
+            Response::Refused(reason) if reason.starts_with("busy") && attempt < BUSY_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(
+                    chorus_crdt::replica::STATE_SERVE_INTERVAL_MS + 100,
+                ))
+                .await;
+            }
+            Response::Refused(reason) => return Err(JoinError::Refused { peer, reason }.into()),
+            other => return Ok((peer, other)),
+        }
+    }
+}
+
+/// A peer answered `asked` with another kind of answer.
+fn unexpected(peer: PeerId, response: &Response, asked: &str) -> SyncError {
+    JoinError::Malformed {
+        peer,
+        reason: format!("a {} answer to {asked}", response_name(response)),
+    }
+    .into()
 }
 
 /// Write a verified state into the store at `path` (created if missing): nothing if the store

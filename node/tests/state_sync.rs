@@ -18,7 +18,8 @@ use chorus_node::localnet::{LocalNet, LocalPlan};
 use chorus_node::net::behaviour::BehaviourEvent;
 use chorus_node::net::{NetOptions, build_swarm};
 use chorus_node::state_sync::{
-    SyncError, fetch_state, own_anchor, sync_if_behind, sync_store, trust_of,
+    MAX_STATE_BYTES, SyncError, fetch_state, fetch_state_in_parts, own_anchor, sync_if_behind,
+    sync_store, trust_of,
 };
 use chorus_node::store::ops;
 use chorus_protocol::codec;
@@ -56,7 +57,8 @@ async fn wait_height(net: &LocalNet, i: usize, at_least: u64, within: Duration) 
     }
 }
 
-/// A peer on loopback that answers every state request with the next of `answers`.
+/// A peer on loopback that answers every state (or state part) request with the next of
+/// `answers`.
 async fn hostile_peer(answers: Vec<Response>) -> Multiaddr {
     let key = Keypair::from_seed(&[77; 32]);
     let mut swarm = build_swarm(&key, &NetOptions::default()).unwrap();
@@ -75,7 +77,7 @@ async fn hostile_peer(answers: Vec<Response>) -> Multiaddr {
             if let SwarmEvent::Behaviour(BehaviourEvent::Rpc(Event::Message {
                 message:
                     Message::Request {
-                        request: Request::State { .. },
+                        request: Request::State { .. } | Request::StatePart { .. },
                         channel,
                         ..
                     },
@@ -189,6 +191,32 @@ async fn a_node_that_was_away_installs_a_certified_state_and_follows_the_network
     .await
     .unwrap();
     assert!(fetched.state.height() >= status.height);
+    // The same in parts of a third of the snapshot: the parts make a state that verifies.
+    let part = fetched.snapshot.len() / 3 + 1;
+    tokio::time::sleep(Duration::from_millis(
+        chorus_crdt::replica::STATE_SERVE_INTERVAL_MS + 100,
+    ))
+    .await;
+    let paged = fetch_state_in_parts(
+        &addr0,
+        &genesis,
+        Some((status.height, status.tip)),
+        &key,
+        TIMEOUT,
+        part,
+    )
+    .await
+    .unwrap();
+    assert!(paged.state.height() >= fetched.state.height());
+    assert!(
+        paged.snapshot.len() > 2 * part,
+        "{} bytes",
+        paged.snapshot.len()
+    );
+    tokio::time::sleep(Duration::from_millis(
+        chorus_crdt::replica::STATE_SERVE_INTERVAL_MS + 100,
+    ))
+    .await;
     // A trusted checkpoint the peer's chain does not lead from is refused.
     let mut forged = status.tip;
     forged.0[0] ^= 1;
@@ -261,13 +289,19 @@ async fn a_node_that_was_away_installs_a_certified_state_and_follows_the_network
     let (_, genuine) = ask(
         &addr0,
         &key,
-        Request::State { trusted: None },
+        Request::State {
+            trusted: None,
+            first: u32::MAX,
+        },
         TIMEOUT,
         "state",
     )
     .await
     .unwrap();
-    let Response::State { proof, snapshot } = genuine else {
+    let Response::State {
+        proof, snapshot, ..
+    } = genuine
+    else {
         panic!("{genuine:?}");
     };
     net.shutdown().await;
@@ -277,31 +311,50 @@ async fn a_node_that_was_away_installs_a_certified_state_and_follows_the_network
     let wrong_state = ledger.to_snapshot().unwrap();
     let mut other_network: StateProof = serde_json::from_slice(&proof).unwrap();
     other_network.network.0[0] ^= 1;
+    let whole = |proof: &[u8], snapshot: &[u8]| Response::State {
+        proof: proof.to_vec(),
+        snapshot: snapshot.to_vec(),
+        total: snapshot.len() as u64,
+    };
+    let half = snapshot.len() / 2;
+    let first_half = || Response::State {
+        proof: proof.clone(),
+        snapshot: snapshot[..half].to_vec(),
+        total: snapshot.len() as u64,
+    };
+    let mut altered = snapshot[half..].to_vec();
+    altered[0] ^= 1;
     let answers = vec![
         // The certified chain beside another state.
-        Response::State {
-            proof: proof.clone(),
-            snapshot: wrong_state,
-        },
+        whole(&proof, &wrong_state),
         // A proof that is not one.
-        Response::State {
-            proof: b"{}".to_vec(),
-            snapshot: snapshot.clone(),
-        },
+        whole(b"{}", &snapshot),
         // Another network's chain.
-        Response::State {
-            proof: serde_json::to_vec(&other_network).unwrap(),
-            snapshot: snapshot.clone(),
-        },
+        whole(&serde_json::to_vec(&other_network).unwrap(), &snapshot),
         // Another kind of answer.
         Response::Roots(vec![]),
         // A refusal.
         Response::Refused("not today".into()),
+        // A snapshot too large to fetch, announced before a byte of it.
+        Response::State {
+            proof: proof.clone(),
+            snapshot: vec![],
+            total: MAX_STATE_BYTES as u64 + 1,
+        },
+        // Half the snapshot, then a part larger than asked for.
+        first_half(),
+        Response::StatePart(vec![b' '; snapshot.len()]),
+        // Half, then an empty part.
+        first_half(),
+        Response::StatePart(vec![]),
+        // Half, then the rest one bit off.
+        first_half(),
+        Response::StatePart(altered),
     ];
     let hostile = hostile_peer(answers).await;
     let fresh = dir.path().join("newcomer").join("node.redb");
     let mut errors = vec![];
-    for _ in 0..5 {
+    for _ in 0..9 {
         errors.push(
             sync_store(
                 &fresh,
@@ -345,6 +398,24 @@ async fn a_node_that_was_away_installs_a_certified_state_and_follows_the_network
     assert!(matches!(
         &errors[4],
         SyncError::Join(e) if matches!(&**e, JoinError::Refused { reason, .. } if reason == "not today")
+    ));
+    for (i, what) in [(5, "at most"), (6, "were asked"), (7, "were asked")] {
+        assert!(
+            matches!(&errors[i], SyncError::BadState {
+                error: chorus_crdt::proof::ProofError::Malformed(m), ..
+            } if m.contains(what)),
+            "{i}: {:?}",
+            errors[i]
+        );
+    }
+    // The parts are checked as a whole: the certified root does not match.
+    assert!(matches!(
+        &errors[8],
+        SyncError::BadState {
+            error: chorus_crdt::proof::ProofError::StateMismatch { .. }
+                | chorus_crdt::proof::ProofError::Malformed(_),
+            ..
+        }
     ));
     // Nothing was written: not even an empty store.
     assert!(!fresh.exists(), "{} was created", fresh.display());

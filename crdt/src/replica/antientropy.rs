@@ -39,7 +39,9 @@ use super::wire::{
     InboundId, MAX_CATCHUP, MAX_FETCH, MAX_HEAD_LISTS, MAX_HEADS_PER_RESPONSE, MAX_RESPONSE,
     MAX_ROOTS, Request, RequestId, Response, StoreQuery,
 };
-use super::{Effect, PeerKey, Replica, ReplicaEvent, STATE_SERVE_INTERVAL_MS};
+use super::{
+    Effect, PeerKey, Replica, ReplicaEvent, STATE_PARTS_PER_INTERVAL, STATE_SERVE_INTERVAL_MS,
+};
 use crate::ledger::WindowState;
 use crate::window::WindowKey;
 
@@ -662,7 +664,7 @@ impl Replica {
             }
             Request::Genesis => Response::Refused("the genesis is larger than a response".into()),
             Request::Time => Response::Time(now_ms),
-            Request::State { trusted } => {
+            Request::State { trusted, first } => {
                 let busy = self
                     .state_served_ms
                     .is_some_and(|t| now_ms < t.saturating_add(STATE_SERVE_INTERVAL_MS));
@@ -674,7 +676,33 @@ impl Replica {
                     self.state_served_ms = Some(now_ms);
                     return out.push(Effect::Serve {
                         id,
-                        query: StoreQuery::State { trusted },
+                        query: StoreQuery::State { trusted, first },
+                    });
+                }
+            }
+            Request::StatePart {
+                height,
+                offset,
+                max,
+            } => {
+                let (since, served) = &mut self.state_parts;
+                if now_ms >= since.saturating_add(STATE_SERVE_INTERVAL_MS) {
+                    (*since, *served) = (now_ms, 0);
+                }
+                if *served >= STATE_PARTS_PER_INTERVAL {
+                    Response::Refused(format!(
+                        "busy: {STATE_PARTS_PER_INTERVAL} snapshot parts per \
+                         {STATE_SERVE_INTERVAL_MS} ms, ask again"
+                    ))
+                } else {
+                    *served += 1;
+                    return out.push(Effect::Serve {
+                        id,
+                        query: StoreQuery::StatePart {
+                            height,
+                            offset,
+                            max,
+                        },
                     });
                 }
             }

@@ -542,14 +542,17 @@ fn state_requests_are_served_one_per_interval() {
             Input::Request {
                 from,
                 id: InboundId(id),
-                request: Request::State { trusted: Some(3) },
+                request: Request::State {
+                    trusted: Some(3),
+                    first: 1024,
+                },
             },
             now,
         )
     };
     let served = |e: &[Effect], id| {
         e.iter().any(|e| matches!(e,
-            Effect::Serve { id: i, query: StoreQuery::State { trusted: Some(3) } } if *i == InboundId(id)))
+            Effect::Serve { id: i, query: StoreQuery::State { trusted: Some(3), first: 1024 } } if *i == InboundId(id)))
     };
     let busy = |e: &[Effect], id| {
         e.iter().any(|e| matches!(e,
@@ -561,4 +564,47 @@ fn state_requests_are_served_one_per_interval() {
     assert!(busy(&e, 2) && !served(&e, 2));
     let e = ask(&mut f, a, 3, LATE + super::STATE_SERVE_INTERVAL_MS);
     assert!(served(&e, 3));
+}
+
+/// Snapshot parts: at most `STATE_PARTS_PER_INTERVAL` handed to the store per interval,
+/// whoever asks; the next asker is told to come back, and served in the next interval.
+#[test]
+fn state_parts_are_served_a_few_per_interval() {
+    let mut f = fixture();
+    let (a, b) = (f.peer(1), f.peer(2));
+    let ask = |f: &mut F, from, id, now| {
+        f.r.handle(
+            Input::Request {
+                from,
+                id: InboundId(id),
+                request: Request::StatePart {
+                    height: 16,
+                    offset: id * 10,
+                    max: 10,
+                },
+            },
+            now,
+        )
+    };
+    let served = |e: &[Effect], id: u64| {
+        e.iter().any(|e| {
+            matches!(e,
+            Effect::Serve { id: i, query: StoreQuery::StatePart { height: 16, offset, max: 10 } }
+                if *i == InboundId(id) && *offset == id * 10)
+        })
+    };
+    let busy = |e: &[Effect], id| {
+        e.iter().any(|e| matches!(e,
+            Effect::Respond { id: i, response: Response::Refused(r) } if *i == InboundId(id) && r.starts_with("busy")))
+    };
+    let parts = u64::from(super::STATE_PARTS_PER_INTERVAL);
+    for id in 0..parts {
+        let from = if id % 2 == 0 { a } else { b };
+        let e = ask(&mut f, from, id, LATE + id);
+        assert!(served(&e, id), "part {id}");
+    }
+    let e = ask(&mut f, b, parts, LATE + parts);
+    assert!(busy(&e, parts) && !served(&e, parts));
+    let e = ask(&mut f, a, parts + 1, LATE + super::STATE_SERVE_INTERVAL_MS);
+    assert!(served(&e, parts + 1));
 }

@@ -122,6 +122,10 @@ const MAX_PREPARED: usize = 8;
 /// Least time between two state proofs served (`Request::State`), whoever asks.
 pub const STATE_SERVE_INTERVAL_MS: u64 = 500;
 
+/// Most snapshot parts served (`Request::StatePart`, up to `MAX_PAGE_BYTES` each) per
+/// [`STATE_SERVE_INTERVAL_MS`], whoever asks: 64 MiB a second.
+pub const STATE_PARTS_PER_INTERVAL: u32 = 4;
+
 /// A reconciliation asked for before a late proposal.
 #[derive(Debug)]
 struct Reconciliation {
@@ -151,6 +155,8 @@ pub struct Replica {
     /// [`STATE_SERVE_INTERVAL_MS`], whoever asks, so newcomers cannot make it read snapshots
     /// without pause.
     state_served_ms: Option<u64>,
+    /// Snapshot parts handed to the store to serve: (start of the interval, parts in it).
+    state_parts: (u64, u32),
     key: Keypair,
     config: ReplicaConfig,
     ledger: Ledger,
@@ -304,6 +310,7 @@ impl Replica {
             network,
             genesis: chorus_protocol::codec::encode(genesis).into(),
             state_served_ms: None,
+            state_parts: (0, 0),
             key,
             config,
             ledger,

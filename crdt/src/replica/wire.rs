@@ -73,6 +73,19 @@ pub enum Request {
     State {
         /// The height of the asker's trusted checkpoint, if it has one.
         trusted: Option<u64>,
+        /// Most snapshot bytes to send with the proof (at most [`MAX_PAGE_BYTES`]); the rest
+        /// comes by [`Request::StatePart`].
+        first: u32,
+    },
+    /// More of the ledger snapshot of `height` (the one a [`Response::State`] began) →
+    /// [`Response::StatePart`].
+    StatePart {
+        /// Its height (a peer that replaced it since refuses: ask for the state again).
+        height: u64,
+        /// The first byte wanted.
+        offset: u64,
+        /// Most bytes wanted (at most [`MAX_PAGE_BYTES`] are sent).
+        max: u32,
     },
 }
 
@@ -109,9 +122,14 @@ pub enum Response {
     State {
         /// The JSON of a [`crate::state_proof::StateProof`].
         proof: Vec<u8>,
-        /// The snapshot ([`crate::ledger::Ledger::to_snapshot`]).
+        /// The snapshot's first bytes ([`crate::ledger::Ledger::to_snapshot`]).
         snapshot: Vec<u8>,
+        /// The whole snapshot's length: the asker fetches the rest by
+        /// [`Request::StatePart`].
+        total: u64,
     },
+    /// Bytes of a ledger snapshot, from the offset asked.
+    StatePart(Vec<u8>),
 }
 
 impl Wire for Request {
@@ -163,5 +181,16 @@ pub enum StoreQuery {
     State {
         /// The asker's trusted height.
         trusted: Option<u64>,
+        /// Most snapshot bytes in the answer.
+        first: u32,
+    },
+    /// Bytes of the stored ledger snapshot of `height` → [`Response::StatePart`].
+    StatePart {
+        /// Its height.
+        height: u64,
+        /// The first byte.
+        offset: u64,
+        /// Most bytes.
+        max: u32,
     },
 }

@@ -444,32 +444,62 @@ impl Actor {
                 .call(move |db| ops::certificates_page(db, from, max as usize))
                 .await
                 .map(|v| Response::Checkpoints(v.into_iter().map(|(_, b)| b).collect())),
-            StoreQuery::State { trusted } => {
+            StoreQuery::State { trusted, first } => {
                 let network = self.p.replica.network();
                 self.p
                     .store
                     .call(move |db| super::proofs::build_state(db, network, trusted))
                     .await
-                    .map(Self::state_answer)
+                    .map(|built| Self::state_answer(built, first))
+            }
+            StoreQuery::StatePart {
+                height,
+                offset,
+                max,
+            } => {
+                let max = (max as usize).min(MAX_PAGE_BYTES);
+                self.p
+                    .store
+                    .call(move |db| ops::ledger_part(db, height, offset, max))
+                    .await
+                    .map(|part| match part {
+                        Some(bytes) => Response::StatePart(bytes),
+                        None => Response::Refused(format!(
+                            "no snapshot of height {height} from byte {offset} here (replaced \
+                             by a newer one?): ask for the state again"
+                        )),
+                    })
             }
         };
         answer.unwrap_or_else(|e| Response::Refused(e.to_string()))
     }
 
-    /// The answer to a state request: the proof as JSON beside the snapshot, or why not (one
-    /// that would not fit a response is refused: the asker catches up by replay instead).
+    /// The answer to a state request: the proof as JSON beside the snapshot's first `first`
+    /// bytes (at most [`MAX_PAGE_BYTES`]; the asker fetches the rest by `StatePart`), or why
+    /// not.
     fn state_answer(
         built: Result<(chorus_crdt::state_proof::StateProof, Vec<u8>), super::handle::QueryError>,
+        first: u32,
     ) -> Response {
         match built {
-            Ok((proof, snapshot)) => match serde_json::to_vec(&proof) {
-                Ok(proof) if proof.len() + snapshot.len() + 64 <= MAX_RESPONSE => {
-                    Response::State { proof, snapshot }
+            Ok((proof, mut snapshot)) => match serde_json::to_vec(&proof) {
+                Ok(proof) => {
+                    let total = snapshot.len() as u64;
+                    snapshot.truncate((first as usize).min(MAX_PAGE_BYTES));
+                    if proof.len() + snapshot.len() + 64 <= MAX_RESPONSE {
+                        Response::State {
+                            proof,
+                            snapshot,
+                            total,
+                        }
+                    } else {
+                        Response::Refused(format!(
+                            "the state proof ({} bytes) does not fit one response \
+                             ({MAX_RESPONSE}): catch up instead",
+                            proof.len()
+                        ))
+                    }
                 }
-                Ok(proof) => Response::Refused(format!(
-                    "the state ({} bytes) does not fit one response ({MAX_RESPONSE}): catch up instead",
-                    proof.len() + snapshot.len()
-                )),
                 Err(e) => Response::Refused(format!("state proof: {e}")),
             },
             Err(e) => Response::Refused(e.to_string()),

@@ -596,6 +596,30 @@ pub fn latest_ledger(db: &Database) -> Result<Option<(u64, Vec<u8>)>, StoreError
     Ok(t.last()?.map(|(k, v)| (k.value(), v.value().to_vec())))
 }
 
+/// Bytes `offset..offset + max` of the stored ledger snapshot of `height` (fewer at its end),
+/// or `None` when the newest snapshot is of another height (it was replaced) or `offset` is
+/// past its end.
+pub fn ledger_part(
+    db: &Database,
+    height: u64,
+    offset: u64,
+    max: usize,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(LEDGER)?;
+    let Some((h, v)) = t.last()? else {
+        return Ok(None);
+    };
+    if h.value() != height {
+        return Ok(None);
+    }
+    let bytes = v.value();
+    let Some(rest) = usize::try_from(offset).ok().and_then(|o| bytes.get(o..)) else {
+        return Ok(None);
+    };
+    Ok(Some(rest[..rest.len().min(max)].to_vec()))
+}
+
 /// Remember a peer's addresses.
 pub fn put_peer(db: &Database, peer: &str, addrs: &[String]) -> Result<(), StoreError> {
     let tx = durable_write(db, false)?;

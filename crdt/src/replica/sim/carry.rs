@@ -186,7 +186,9 @@ impl Sim {
             ),
             // Certified state sync runs before a node starts (`chorus join`, `chorus store
             // sync`), never between running replicas.
-            StoreQuery::State { .. } => Response::Refused("no state sync in the simulator".into()),
+            StoreQuery::State { .. } | StoreQuery::StatePart { .. } => {
+                Response::Refused("no state sync in the simulator".into())
+            }
         }
     }
 
