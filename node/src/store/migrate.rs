@@ -142,7 +142,7 @@ fn packed<'a, O>(
     rows.take(PACK_BATCH)
         .map(|row| {
             let (k, v) = row?;
-            Ok((k, super::rows::pack(v.value())))
+            Ok((k, super::rows::pack(v.value())?))
         })
         .collect()
 }

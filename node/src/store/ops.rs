@@ -359,7 +359,7 @@ pub fn put_inferences(db: &Database, items: &[(u64, u64, Vec<u8>)]) -> Result<()
     {
         let mut t = tx.open_table(INFERENCES)?;
         for (topic, epoch, bytes) in items {
-            t.insert((*topic, *epoch), rows::pack(bytes).as_slice())?;
+            t.insert((*topic, *epoch), rows::pack(bytes)?.as_slice())?;
         }
     }
     tx.commit()?;
@@ -381,7 +381,7 @@ pub fn put_statements(db: &Database, items: &[(StatementKey, Vec<u8>)]) -> Resul
         for ((who, topic, epoch), bytes) in items {
             t.insert(
                 (who.as_slice(), *topic, *epoch),
-                rows::pack(bytes).as_slice(),
+                rows::pack(bytes)?.as_slice(),
             )?;
         }
     }

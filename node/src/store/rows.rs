@@ -33,20 +33,30 @@ pub const DICTIONARY: &[u8] =
 pub const MAX_ROW_BYTES: usize = 64 << 20;
 
 /// The stored form of `json`.
-pub fn pack(json: &[u8]) -> Vec<u8> {
+///
+/// # Errors
+/// [`StoreError::Corrupt`] if zlib refuses (it does not, for a fresh stream with room to
+/// write; the error keeps a failure from looping).
+pub fn pack(json: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let refused = |e: String| StoreError::Corrupt {
+        table: "-",
+        reason: format!("cannot pack a row: {e}"),
+    };
     let mut c = Compress::new(Compression::default(), true);
-    // A fresh stream takes a dictionary; zlib refuses it only mid-stream.
-    let _ = c.set_dictionary(DICTIONARY);
+    c.set_dictionary(DICTIONARY)
+        .map_err(|e| refused(e.to_string()))?;
     let mut out = Vec::with_capacity(json.len() / 2 + 64);
     loop {
-        let consumed = c.total_in() as usize;
+        let consumed = usize::try_from(c.total_in()).unwrap_or(json.len());
         out.reserve(json.len() / 4 + 64);
-        match c.compress_vec(&json[consumed..], &mut out, FlushCompress::Finish) {
-            Ok(Status::StreamEnd) => return out,
+        match c.compress_vec(
+            &json[consumed.min(json.len())..],
+            &mut out,
+            FlushCompress::Finish,
+        ) {
+            Ok(Status::StreamEnd) => return Ok(out),
             Ok(_) => {}
-            // Not reachable with a fresh stream and room to write; store the JSON as it is
-            // would break `unpack`, so keep trying with more room.
-            Err(_) => out.reserve(json.len() + 64),
+            Err(e) => return Err(refused(e.to_string())),
         }
     }
 }
@@ -104,7 +114,7 @@ mod tests {
     #[test]
     fn rows_come_back_byte_for_byte_and_smaller() {
         let line = br#"[{"topic":3,"epoch":1234,"height":1240,"role":"inferer","score":0.004113712775913846,"ema_score":-0.0012063409185302113,"weight":0.7316239541893113,"reward_fraction":0.0103399164187436,"payout":"51699582093718000"}]"#;
-        let packed = pack(line);
+        let packed = pack(line).unwrap();
         assert_eq!(unpack("statements", &packed).unwrap(), line.to_vec());
         assert!(
             packed.len() * 10 < line.len() * 7,
@@ -113,14 +123,17 @@ mod tests {
             line.len()
         );
         for json in [&b""[..], b"{}", &vec![b'7'; 200_000]] {
-            assert_eq!(unpack("inferences", &pack(json)).unwrap(), json.to_vec());
+            assert_eq!(
+                unpack("inferences", &pack(json).unwrap()).unwrap(),
+                json.to_vec()
+            );
         }
     }
 
     /// A damaged row is an error naming its table, not a panic or a huge allocation.
     #[test]
     fn damaged_rows_are_refused() {
-        let packed = pack(&vec![b'x'; 10_000]);
+        let packed = pack(&vec![b'x'; 10_000]).unwrap();
         for bad in [
             &packed[..packed.len() / 2],
             &[0xff; 16][..],
@@ -132,7 +145,7 @@ mod tests {
             }
         }
         // A bomb: 100 MB of zeros in a few hundred kilobytes.
-        let bomb = pack(&vec![0u8; 100 << 20]);
+        let bomb = pack(&vec![0u8; 100 << 20]).unwrap();
         assert!(matches!(
             unpack("inferences", &bomb),
             Err(StoreError::Corrupt { .. })

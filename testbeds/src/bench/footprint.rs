@@ -89,6 +89,47 @@ pub struct Footprint {
     /// How long that compaction took (s): what a background compaction would hold the
     /// storage thread for.
     pub compact_seconds: f64,
+    /// A newcomer's certified state sync from the validator at the end (in parts past 8 MiB):
+    /// the height, the snapshot's bytes and the seconds it took; `None` if it failed.
+    pub state_sync: Option<StateSyncFigure>,
+}
+
+/// One certified state fetched and verified (not installed).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StateSyncFigure {
+    /// The state's height.
+    pub height: u64,
+    /// Snapshot bytes.
+    pub snapshot_bytes: u64,
+    /// Parts it came in (the first answer included).
+    pub parts: u64,
+    /// Seconds from the first request to the verified state.
+    pub seconds: f64,
+}
+
+/// A newcomer (a fresh key) fetches and verifies `bootstrap`'s certified state.
+async fn state_sync_from(
+    bootstrap: &libp2p::Multiaddr,
+    genesis: &chorus_protocol::genesis::Genesis,
+) -> anyhow::Result<StateSyncFigure> {
+    let key = Keypair::from_seed(&[0x5a; 32]);
+    let started = Instant::now();
+    let fetched = chorus_node::state_sync::fetch_state(
+        bootstrap,
+        genesis,
+        None,
+        &key,
+        Duration::from_secs(120),
+    )
+    .await?;
+    let bytes = fetched.snapshot.len() as u64;
+    let page = chorus_crdt::replica::wire::MAX_PAGE_BYTES as u64;
+    Ok(StateSyncFigure {
+        height: fetched.state.height(),
+        snapshot_bytes: bytes,
+        parts: bytes.div_ceil(page).max(1),
+        seconds: (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+    })
 }
 
 /// The largest parts of a store, in bytes per envelope: `"inferences 535, envelopes 170, …"`.
@@ -220,6 +261,13 @@ pub async fn measure(
         // At most `max_top_inferers_to_reward` inferers count per epoch (ranked by score).
         asked += workers.min(spec.params().max_top_inferers_to_reward as usize);
     }
+    let state_sync = match state_sync_from(&targets[0], &cluster.genesis).await {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("state sync from the validator failed: {e:#}");
+            None
+        }
+    };
     let page = procs::api(&api)?.get_text("/metrics").await?;
     let compactions = metric_sum(&page, "chorus_store_compactions_total", &[]) as u64;
     let compaction_seconds = metric_sum(&page, "chorus_store_compaction_seconds_sum", &[]);
@@ -283,6 +331,7 @@ pub async fn measure(
         follower_other_bytes: usage.other_bytes(),
         compacted_bytes_per_entry: (compacted as f64 / envelopes.max(1) as f64).round(),
         compact_seconds: (compact_seconds * 100.0).round() / 100.0,
+        state_sync,
         follower_tables: usage.tables,
     })
 }

@@ -292,14 +292,18 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
     report.metric("footprint", serde_json::to_value(&f)?);
     report.check(
         "footprint measured",
-        f.finalized_share > 0.9 && f.unpublished == 0 && f.bundle_share >= 0.99,
+        f.finalized_share > 0.9
+            && f.unpublished == 0
+            && f.bundle_share >= 0.99
+            && f.state_sync.is_some(),
         format!(
             "{t} topics × {w} workers, {e} epochs of {} ms: RSS validator {} MiB (peak {}), \
              follower {} MiB (peak {}); {} B on disk per stored entry = {}× the raw envelope \
              ({} envelopes; file length {} B per entry = {}×; {} background compactions took \
              {} s); {:.1} % of the bundles published finalized ({} not published); \
              {:.1} % of the top inferers in the finalized inferences; the follower's B per \
-             envelope by table: {}; {} B per entry after compaction ({} s)",
+             envelope by table: {}; {} B per entry after compaction ({} s); a newcomer's \
+             state sync: {}",
             f.epoch_ms,
             f.rss_end_mib[0],
             f.rss_peak_mib[0],
@@ -317,7 +321,16 @@ async fn footprint(args: &BenchArgs, report: &mut Report) -> anyhow::Result<()> 
             round1(f.finalized_share * 100.0),
             footprint::where_bytes_go(&f),
             f.compacted_bytes_per_entry,
-            f.compact_seconds
+            f.compact_seconds,
+            f.state_sync
+                .as_ref()
+                .map_or("failed".to_string(), |s| format!(
+                    "height {}, {} KiB in {} part(s), {} s",
+                    s.height,
+                    s.snapshot_bytes / 1024,
+                    s.parts,
+                    s.seconds
+                ))
         ),
     );
     Ok(())
