@@ -116,7 +116,12 @@ impl DevnetPlan {
             replica: replica(period),
             tick: Duration::from_millis((period / 8).clamp(10, 50)),
             store_cache_bytes: chorus_node::store::ops::DEFAULT_CACHE_BYTES,
-            store: Default::default(),
+            // The stores live as long as the run: no background compaction (its free-page count
+            // would run every 10 minutes of the stepped clock, i.e. every 10 epochs per node).
+            store: chorus_node::config::StoreSection {
+                compact_free_percent: 0,
+                ..Default::default()
+            },
             decimals: DECIMALS,
             line: false,
         };
