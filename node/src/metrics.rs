@@ -296,40 +296,7 @@ impl NodeMetrics {
                 "Turns to propose passed up because this node's clock is off",
                 m.proposals_passed.clone(),
             );
-            r.register_with_unit(
-                "store_size",
-                "Bytes the store file occupies on disk",
-                Unit::Bytes,
-                m.store_bytes.clone(),
-            );
-            r.register_with_unit(
-                "store_envelope",
-                "Bytes of the signed envelopes in the store",
-                Unit::Bytes,
-                m.store_envelope_bytes.clone(),
-            );
-            r.register(
-                "store_envelopes",
-                "Signed envelopes in the store",
-                m.store_envelopes.clone(),
-            );
-            r.register_with_unit(
-                "store_free",
-                "Bytes of free pages in the store file at the last compaction check",
-                Unit::Bytes,
-                m.store_free_bytes.clone(),
-            );
-            r.register(
-                "store_compactions",
-                "Background compactions of the store file",
-                m.store_compactions.clone(),
-            );
-            r.register_with_unit(
-                "store_compacted",
-                "Bytes background compactions gave back to the file system",
-                Unit::Bytes,
-                m.store_compacted_bytes.clone(),
-            );
+            m.register_store(&mut r);
             r.register(
                 "connected_peers",
                 "Connected libp2p peers",
@@ -337,6 +304,45 @@ impl NodeMetrics {
             );
         }
         m
+    }
+
+    /// The store's metrics (size, envelopes, free pages, compactions) into `r`.
+    fn register_store(&self, r: &mut Registry) {
+        for (name, help, gauge) in [
+            (
+                "store_size",
+                "Bytes the store file occupies on disk",
+                &self.store_bytes,
+            ),
+            (
+                "store_envelope",
+                "Bytes of the signed envelopes in the store",
+                &self.store_envelope_bytes,
+            ),
+            (
+                "store_free",
+                "Bytes of free pages in the store file at the last compaction check",
+                &self.store_free_bytes,
+            ),
+        ] {
+            r.register_with_unit(name, help, Unit::Bytes, gauge.clone());
+        }
+        r.register(
+            "store_envelopes",
+            "Signed envelopes in the store",
+            self.store_envelopes.clone(),
+        );
+        r.register(
+            "store_compactions",
+            "Background compactions of the store file",
+            self.store_compactions.clone(),
+        );
+        r.register_with_unit(
+            "store_compacted",
+            "Bytes background compactions gave back to the file system",
+            Unit::Bytes,
+            self.store_compacted_bytes.clone(),
+        );
     }
 
     /// The registry, to register more metrics (libp2p's). Do not hold the guard across an

@@ -9,6 +9,7 @@ use chorus_crdt::ledger::Ledger;
 use chorus_crdt::proof::{
     self, Anchor, Finalized, InferenceProof, PROOF_FORMAT, ProofValidator, SetChange, Variant,
 };
+use chorus_crdt::replica::wire::{MAX_PAGE_BYTES, MAX_RESPONSE, Response};
 use chorus_crdt::state_proof::{STATE_PROOF_FORMAT, StateProof};
 use chorus_protocol::codec;
 use chorus_protocol::genesis::Genesis;
@@ -229,4 +230,54 @@ pub(super) fn build_state(
         },
         snapshot,
     )))
+}
+
+/// The answer to a state request: the proof as JSON beside the snapshot's first `first`
+/// bytes (at most [`MAX_PAGE_BYTES`]; the asker fetches the rest by `StatePart`), or why
+/// not.
+pub(super) fn state_answer(
+    built: Result<(StateProof, Vec<u8>), QueryError>,
+    first: u32,
+) -> Response {
+    match built {
+        Ok((proof, mut snapshot)) => match serde_json::to_vec(&proof) {
+            Ok(proof) => {
+                let total = snapshot.len() as u64;
+                snapshot.truncate((first as usize).min(MAX_PAGE_BYTES));
+                if proof.len() + snapshot.len() + 64 <= MAX_RESPONSE {
+                    Response::State {
+                        proof,
+                        snapshot,
+                        total,
+                    }
+                } else {
+                    Response::Refused(format!(
+                        "the state proof ({} bytes) does not fit one response \
+                         ({MAX_RESPONSE}): catch up instead",
+                        proof.len()
+                    ))
+                }
+            }
+            Err(e) => Response::Refused(format!("state proof: {e}")),
+        },
+        Err(e) => Response::Refused(e.to_string()),
+    }
+}
+
+/// Bytes `offset..` (at most `max`, at most [`MAX_PAGE_BYTES`]) of the stored snapshot of
+/// `height` as an answer, or a refusal when it was replaced (the asker starts again).
+pub(super) fn state_part(
+    db: &Database,
+    height: u64,
+    offset: u64,
+    max: u32,
+) -> Result<Response, StoreError> {
+    let max = (max as usize).min(MAX_PAGE_BYTES);
+    Ok(match ops::ledger_part(db, height, offset, max)? {
+        Some(bytes) => Response::StatePart(bytes),
+        None => Response::Refused(format!(
+            "no snapshot of height {height} from byte {offset} here (replaced by a newer \
+             one?): ask for the state again"
+        )),
+    })
 }

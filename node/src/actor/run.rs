@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use chorus_crdt::checkpoint::{ConsensusMessage, TimerId, TimerKind, WalRecord};
 use chorus_crdt::proof::Variant;
-use chorus_crdt::replica::wire::{
-    MAX_PAGE_BYTES, MAX_RESPONSE, Request, RequestId, Response, StoreQuery,
-};
+use chorus_crdt::replica::wire::{MAX_PAGE_BYTES, Request, RequestId, Response, StoreQuery};
 use chorus_crdt::replica::{Effect, Input, Replica, ReplicaEvent};
 use chorus_crdt::window::{Phase, WindowKey};
 use chorus_protocol::codec;
@@ -450,60 +448,20 @@ impl Actor {
                     .store
                     .call(move |db| super::proofs::build_state(db, network, trusted))
                     .await
-                    .map(|built| Self::state_answer(built, first))
+                    .map(|built| super::proofs::state_answer(built, first))
             }
             StoreQuery::StatePart {
                 height,
                 offset,
                 max,
             } => {
-                let max = (max as usize).min(MAX_PAGE_BYTES);
                 self.p
                     .store
-                    .call(move |db| ops::ledger_part(db, height, offset, max))
+                    .call(move |db| super::proofs::state_part(db, height, offset, max))
                     .await
-                    .map(|part| match part {
-                        Some(bytes) => Response::StatePart(bytes),
-                        None => Response::Refused(format!(
-                            "no snapshot of height {height} from byte {offset} here (replaced \
-                             by a newer one?): ask for the state again"
-                        )),
-                    })
             }
         };
         answer.unwrap_or_else(|e| Response::Refused(e.to_string()))
-    }
-
-    /// The answer to a state request: the proof as JSON beside the snapshot's first `first`
-    /// bytes (at most [`MAX_PAGE_BYTES`]; the asker fetches the rest by `StatePart`), or why
-    /// not.
-    fn state_answer(
-        built: Result<(chorus_crdt::state_proof::StateProof, Vec<u8>), super::handle::QueryError>,
-        first: u32,
-    ) -> Response {
-        match built {
-            Ok((proof, mut snapshot)) => match serde_json::to_vec(&proof) {
-                Ok(proof) => {
-                    let total = snapshot.len() as u64;
-                    snapshot.truncate((first as usize).min(MAX_PAGE_BYTES));
-                    if proof.len() + snapshot.len() + 64 <= MAX_RESPONSE {
-                        Response::State {
-                            proof,
-                            snapshot,
-                            total,
-                        }
-                    } else {
-                        Response::Refused(format!(
-                            "the state proof ({} bytes) does not fit one response \
-                             ({MAX_RESPONSE}): catch up instead",
-                            proof.len()
-                        ))
-                    }
-                }
-                Err(e) => Response::Refused(format!("state proof: {e}")),
-            },
-            Err(e) => Response::Refused(e.to_string()),
-        }
     }
 
     /// One page of a window's stored envelopes as an answer: the last page as `Envelopes`, an
